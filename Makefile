@@ -1,0 +1,48 @@
+# Local development and CI entry points. `make up` on a fresh Debian 12 machine installs what
+# is missing, builds, and runs the whole stack; `make test` is what CI runs (.ci/run).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON := .venv/bin/python
+STACK := $(PYTHON) infra/local/stack.py
+ADMIN := target/debug/roomrec-admin
+
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: help install build up down credential test lint-template bench-api
+
+help:
+	@echo "make install        apt packages, .venv with moto and cfn-lint (idempotent)"
+	@echo "make build          cargo build --workspace --bins"
+	@echo "make up             run the local stack on ports 5000/1935/3000 (Ctrl-C stops it)"
+	@echo "make down           stop the stack started by make up"
+	@echo "make credential ACCOUNT=name   create an API credential on the running stack"
+	@echo "make test           every test against a stack on free ports (what CI runs)"
+	@echo "make lint-template  cfn-lint template.yaml"
+	@echo "make bench-api      API benchmark against a stack on free ports"
+
+install:
+	bash infra/local/install.sh
+
+build: install
+	cargo build --workspace --bins
+
+up: install build
+	$(STACK) up
+
+down:
+	$(STACK) down
+
+credential:
+	@test -n "$(ACCOUNT)" || { echo "usage: make credential ACCOUNT=name" >&2; exit 2; }
+	@test -f .local/stack.pid -a -f .local/env || { echo "no stack is up: start one with 'make up'" >&2; exit 1; }
+	@set -euo pipefail; . .local/env; $(ADMIN) create-credential --account '$(ACCOUNT)'
+
+test: install build
+	$(STACK) run -- bash infra/local/test.sh
+
+lint-template: install
+	.venv/bin/cfn-lint template.yaml
+
+bench-api: install build
+	$(STACK) run -- bash infra/local/bench-api.sh

@@ -1,0 +1,90 @@
+//! Typed configuration, read once at start-up.
+
+/// Environment variable names; `template.yaml` sets exactly these.
+pub mod env {
+    /// DynamoDB table of API credentials.
+    pub const ACCOUNTS_TABLE: &str = "ROOMREC_ACCOUNTS_TABLE";
+    /// DynamoDB table of apps.
+    pub const APPS_TABLE: &str = "ROOMREC_APPS_TABLE";
+    /// DynamoDB table of record rules.
+    pub const RULES_TABLE: &str = "ROOMREC_RULES_TABLE";
+    /// DynamoDB table of record callbacks.
+    pub const CALLBACKS_TABLE: &str = "ROOMREC_CALLBACKS_TABLE";
+    /// DynamoDB table of room rosters.
+    pub const ROOMS_TABLE: &str = "ROOMREC_ROOMS_TABLE";
+    /// DynamoDB table of recording jobs.
+    pub const JOBS_TABLE: &str = "ROOMREC_JOBS_TABLE";
+    /// SQS queue URL workers take jobs from.
+    pub const JOBS_QUEUE_URL: &str = "ROOMREC_JOBS_QUEUE_URL";
+    /// `true` lets callback URLs name private addresses (local development only).
+    pub const ALLOW_PRIVATE_CALLBACKS: &str = "ROOMREC_ALLOW_PRIVATE_CALLBACKS";
+    /// Shared secret the media server's hook calls must carry; unset disables the hook.
+    pub const HOOK_TOKEN: &str = "ROOMREC_HOOK_TOKEN";
+    /// Base URL workers pull hook-reported streams from, e.g. `rtmp://media.internal:1935`.
+    pub const MEDIA_PULL_BASE: &str = "ROOMREC_MEDIA_PULL_BASE";
+}
+
+/// Physical names of the DynamoDB tables.
+#[derive(Debug, Clone)]
+pub struct Tables {
+    pub accounts: String,
+    pub apps: String,
+    pub rules: String,
+    pub callbacks: String,
+    pub rooms: String,
+    pub jobs: String,
+}
+
+/// The deployment's settings.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub tables: Tables,
+    pub jobs_queue_url: String,
+    pub allow_private_callbacks: bool,
+    pub hook_token: Option<String>,
+    pub media_pull_base: Option<String>,
+}
+
+/// A required setting is missing or unreadable.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The variable is not set.
+    #[error("environment variable {0} is required")]
+    Missing(&'static str),
+    /// The variable is set to something unusable.
+    #[error("environment variable {name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: &'static str },
+}
+
+fn required(name: &'static str) -> Result<String, ConfigError> {
+    std::env::var(name).ok().filter(|v| !v.is_empty()).ok_or(ConfigError::Missing(name))
+}
+
+fn optional(name: &'static str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Config {
+    /// Reads every setting from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let allow_private_callbacks = match optional(env::ALLOW_PRIVATE_CALLBACKS).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(_) => return Err(ConfigError::Invalid { name: env::ALLOW_PRIVATE_CALLBACKS, reason: "use true or false" }),
+        };
+        Ok(Self {
+            tables: Tables {
+                accounts: required(env::ACCOUNTS_TABLE)?,
+                apps: required(env::APPS_TABLE)?,
+                rules: required(env::RULES_TABLE)?,
+                callbacks: required(env::CALLBACKS_TABLE)?,
+                rooms: required(env::ROOMS_TABLE)?,
+                jobs: required(env::JOBS_TABLE)?,
+            },
+            jobs_queue_url: required(env::JOBS_QUEUE_URL)?,
+            allow_private_callbacks,
+            hook_token: optional(env::HOOK_TOKEN),
+            media_pull_base: optional(env::MEDIA_PULL_BASE),
+        })
+    }
+}

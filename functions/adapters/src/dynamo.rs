@@ -1,0 +1,354 @@
+//! The store on DynamoDB. Each entity is one item: its key attributes, the attributes that
+//! conditions and filters need (`version`, `state`, `room_id`, `job_type`, `join_seq`), and
+//! the entity itself as JSON in `doc`. The README's "Table design" section lists the keys.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::Client;
+use roomrec_domain::app::App;
+use roomrec_domain::callback::RecordCallback;
+use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
+use roomrec_domain::job::{Job, JobSpec};
+use roomrec_domain::ports::{Credential, JobFilter, Store, StoreError};
+use roomrec_domain::room::RoomStream;
+use roomrec_domain::rule::RecordRule;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::config::Tables;
+
+type Item = HashMap<String, AttributeValue>;
+
+const DOC: &str = "doc";
+/// The apps table's index by owning account (template.yaml).
+const APPS_BY_ACCOUNT: &str = "by_account";
+
+/// [`Store`] over the tables the template declares.
+#[derive(Debug, Clone)]
+pub struct DynamoStore {
+    client: Client,
+    tables: Tables,
+}
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+    StoreError::Backend(Box::new(err))
+}
+
+/// Maps a failed conditional write to `Conflict`, anything else to `Backend`.
+fn write_error<E, R>(err: SdkError<E, R>, is_condition: impl Fn(&E) -> bool) -> StoreError
+where
+    E: std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match err.as_service_error() {
+        Some(e) if is_condition(e) => StoreError::Conflict,
+        _ => backend(err),
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn n(value: impl ToString) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+fn item<T: Serialize>(value: &T, keys: &[(&str, AttributeValue)]) -> Result<Item, StoreError> {
+    let mut item: Item = keys.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
+    item.insert(DOC.to_owned(), s(serde_json::to_string(value).map_err(backend)?));
+    Ok(item)
+}
+
+fn doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+    let text = item.get(DOC).and_then(|v| v.as_s().ok()).ok_or_else(|| backend(MissingDoc))?;
+    serde_json::from_str(text).map_err(backend)
+}
+
+fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| backend(MissingDoc))
+}
+
+/// An item lacked an attribute every item of its table has.
+#[derive(Debug, thiserror::Error)]
+#[error("item lacks a required attribute")]
+struct MissingDoc;
+
+fn key(parts: &[(&str, &str)]) -> Item {
+    parts.iter().map(|(k, v)| ((*k).to_owned(), s(*v))).collect()
+}
+
+fn rooms_key(app_id: &AppId, room: &RoomId) -> String {
+    format!("{app_id}#{room}")
+}
+
+impl DynamoStore {
+    /// A store over `tables`.
+    pub fn new(client: Client, tables: Tables) -> Self {
+        Self { client, tables }
+    }
+
+    async fn get(&self, table: &str, key: Item) -> Result<Option<Item>, StoreError> {
+        let out = self.client.get_item().table_name(table).set_key(Some(key)).consistent_read(true).send().await;
+        Ok(out.map_err(backend)?.item)
+    }
+
+    async fn put(&self, table: &str, item: Item) -> Result<(), StoreError> {
+        self.client.put_item().table_name(table).set_item(Some(item)).send().await.map_err(backend)?;
+        Ok(())
+    }
+
+    /// Deletes an item; `true` if it existed.
+    async fn delete(&self, table: &str, key: Item) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(out.attributes.is_some_and(|a| !a.is_empty()))
+    }
+
+    /// Every item (of the table or `index`) whose partition key `pk_name` is `pk`, following
+    /// pagination.
+    async fn query(&self, table: &str, index: Option<&str>, pk_name: &str, pk: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(table)
+                .set_index_name(index.map(str::to_owned))
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start.take())
+                // Global secondary indexes cannot be read consistently.
+                .consistent_read(index.is_none())
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(items),
+            }
+        }
+    }
+
+    fn job_item(job: &Job, version: u64) -> Result<Item, StoreError> {
+        let job_type = match job.spec {
+            JobSpec::Individual(_) => "INDIVIDUAL",
+            JobSpec::Mix { .. } => "MIX",
+        };
+        item(
+            job,
+            &[
+                ("app_id", s(job.app_id.as_str())),
+                ("job_id", s(job.job_id.as_str())),
+                ("version", n(version)),
+                ("state", s(job.state.as_str())),
+                ("room_id", s(job.room_id.as_str())),
+                ("job_type", s(job_type)),
+                ("create_time", s(job.create_time.to_string())),
+            ],
+        )
+    }
+
+    fn job_from(item: &Item) -> Result<Job, StoreError> {
+        let mut job: Job = doc(item)?;
+        job.version = number(item, "version")?;
+        Ok(job)
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn get_credential(&self, key_id: &KeyId) -> Result<Option<Credential>, StoreError> {
+        let found = self.get(&self.tables.accounts, key(&[("key_id", key_id.as_str())])).await?;
+        found.map(|i| doc(&i)).transpose()
+    }
+
+    async fn create_credential(&self, credential: &Credential) -> Result<(), StoreError> {
+        let item = item(credential, &[("key_id", s(credential.key_id.as_str()))])?;
+        self.client
+            .put_item()
+            .table_name(&self.tables.accounts)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(key_id)")
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()))?;
+        Ok(())
+    }
+
+    async fn delete_credential(&self, key_id: &KeyId) -> Result<(), StoreError> {
+        self.delete(&self.tables.accounts, key(&[("key_id", key_id.as_str())])).await?;
+        Ok(())
+    }
+
+    async fn get_app(&self, account: &AccountId, app_id: &AppId) -> Result<Option<App>, StoreError> {
+        let found = self.get(&self.tables.apps, key(&[("app_id", app_id.as_str())])).await?;
+        let owned = found.filter(|i| i.get("account_id").and_then(|v| v.as_s().ok()) == Some(&account.to_string()));
+        owned.map(|i| doc(&i)).transpose()
+    }
+
+    async fn find_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError> {
+        let found = self.get(&self.tables.apps, key(&[("app_id", app_id.as_str())])).await?;
+        found.map(|i| doc(&i)).transpose()
+    }
+
+    async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError> {
+        let items = self.query(&self.tables.apps, Some(APPS_BY_ACCOUNT), "account_id", account.as_str()).await?;
+        let mut apps = items.iter().map(doc).collect::<Result<Vec<App>, _>>()?;
+        apps.sort_by_key(|a| a.create_time);
+        Ok(apps)
+    }
+
+    async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError> {
+        let item = item(app, &[("account_id", s(account.as_str())), ("app_id", s(app.app_id.as_str()))])?;
+        self.put(&self.tables.apps, item).await
+    }
+
+    async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.apps)
+            .set_key(Some(key(&[("app_id", app_id.as_str())])))
+            .condition_expression("account_id = :account")
+            .expression_attribute_values(":account", s(account.as_str()))
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    async fn get_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<Option<RecordRule>, StoreError> {
+        let found = self.get(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await?;
+        found.map(|i| doc(&i)).transpose()
+    }
+
+    async fn list_rules(&self, app_id: &AppId) -> Result<Vec<RecordRule>, StoreError> {
+        let items = self.query(&self.tables.rules, None, "app_id", app_id.as_str()).await?;
+        let mut rules = items.iter().map(doc).collect::<Result<Vec<RecordRule>, _>>()?;
+        rules.sort_by_key(|r| r.create_time);
+        Ok(rules)
+    }
+
+    async fn put_rule(&self, rule: &RecordRule) -> Result<(), StoreError> {
+        let item = item(rule, &[("app_id", s(rule.app_id.as_str())), ("rule_id", s(rule.rule_id.as_str()))])?;
+        self.put(&self.tables.rules, item).await
+    }
+
+    async fn delete_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<bool, StoreError> {
+        self.delete(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await
+    }
+
+    async fn get_callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError> {
+        let found = self.get(&self.tables.callbacks, key(&[("app_id", app_id.as_str())])).await?;
+        found.map(|i| doc(&i)).transpose()
+    }
+
+    async fn put_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<(), StoreError> {
+        self.put(&self.tables.callbacks, item(callback, &[("app_id", s(app_id.as_str()))])?).await
+    }
+
+    async fn delete_callback(&self, app_id: &AppId) -> Result<bool, StoreError> {
+        self.delete(&self.tables.callbacks, key(&[("app_id", app_id.as_str())])).await
+    }
+
+    async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError> {
+        let room_key = rooms_key(app_id, room);
+        let found = self.get(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", user.as_str())])).await?;
+        found.map(|i| doc(&i)).transpose()
+    }
+
+    async fn list_streams(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<RoomStream>, StoreError> {
+        let items = self.query(&self.tables.rooms, None, "room_key", &rooms_key(app_id, room)).await?;
+        let mut streams = items.iter().map(doc).collect::<Result<Vec<RoomStream>, _>>()?;
+        streams.sort_by(|a, b| (a.join_seq, &a.user_id).cmp(&(b.join_seq, &b.user_id)));
+        Ok(streams)
+    }
+
+    async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError> {
+        let item = item(
+            stream,
+            &[
+                ("room_key", s(rooms_key(app_id, &stream.room_id))),
+                ("user_id", s(stream.user_id.as_str())),
+                ("join_seq", n(stream.join_seq)),
+            ],
+        )?;
+        self.put(&self.tables.rooms, item).await
+    }
+
+    async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError> {
+        let room_key = rooms_key(app_id, room);
+        self.delete(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", user.as_str())])).await
+    }
+
+    async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError> {
+        let found = self.get(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
+        found.map(|i| Self::job_from(&i)).transpose()
+    }
+
+    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+        let items = self.query(&self.tables.jobs, None, "app_id", app_id.as_str()).await?;
+        let wanted_type = if filter.mix { "MIX" } else { "INDIVIDUAL" };
+        let attr = |i: &Item, name: &str| i.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+        let mut jobs = items
+            .iter()
+            .filter(|i| attr(i, "job_type") == wanted_type)
+            .filter(|i| filter.room_id.as_ref().is_none_or(|r| attr(i, "room_id") == r.as_str()))
+            .filter(|i| filter.state.is_none_or(|st| attr(i, "state") == st.as_str()))
+            .map(Self::job_from)
+            .collect::<Result<Vec<Job>, _>>()?;
+        jobs.sort_by(|a, b| b.create_time.cmp(&a.create_time).then_with(|| a.job_id.cmp(&b.job_id)));
+        Ok(jobs)
+    }
+
+    async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.jobs)
+            .set_item(Some(Self::job_item(job, 1)?))
+            .condition_expression("attribute_not_exists(job_id)")
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()))?;
+        Ok(())
+    }
+
+    async fn save_job(&self, job: &Job) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.jobs)
+            .set_item(Some(Self::job_item(job, job.version + 1)?))
+            .condition_expression("version = :expected")
+            .expression_attribute_values(":expected", n(job.version))
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()))?;
+        Ok(())
+    }
+
+    async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError> {
+        self.delete(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
+        Ok(())
+    }
+}

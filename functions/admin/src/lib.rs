@@ -1,0 +1,69 @@
+//! Fixtures with fixed ids, so the API Gateway events in `events/` can be replayed as they
+//! are (`cargo lambda invoke --data-file`, `sam local invoke -e`, and the replay test).
+
+use roomrec_adapters::Deps;
+use roomrec_domain::app::{App, AppRequest};
+use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
+use roomrec_domain::job::Job;
+use roomrec_domain::ports::StoreError;
+use roomrec_domain::rule::RecordRule;
+use roomrec_domain::time::Timestamp;
+
+/// Key id of the fixture credential (the events' `authorization` header).
+pub const KEY_ID: &str = "0000000000000000e7e7";
+/// Secret of the fixture credential.
+pub const SECRET: &str = "replay-secret-0123456789abcdef0123456789abcdef";
+/// The fixture app: the seeds' own app id.
+pub const APP_ID: &str = "5ff9701f2346968bb306cb43";
+/// The fixture record rule: the seeds' own rule id.
+pub const RULE_ID: &str = "5d0ec2c53a2c15625017adb8bbbcd9ab";
+/// A fixture individual job: the seeds' own job id.
+pub const INDIVIDUAL_JOB_ID: &str = "607f87cf00d861eeefffa6c88054cdab";
+/// A fixture mix job: the seeds' own job id.
+pub const MIX_JOB_ID: &str = "607f9fc100d861eeefff9b300b388dab";
+/// The fixture account.
+pub const ACCOUNT: &str = "replay";
+
+
+fn id<T>(parsed: Option<T>, what: &str) -> anyhow::Result<T> {
+    parsed.ok_or_else(|| anyhow::anyhow!("fixture {what} id is malformed"))
+}
+
+/// Writes the fixture credential, app, rule and jobs; running it again resets them.
+pub async fn seed(deps: &Deps) -> anyhow::Result<()> {
+    let service = &deps.service;
+    let account = AccountId::try_from(ACCOUNT)?;
+    service.register_credential(account.clone(), id(KeyId::parse(KEY_ID), "key")?, SECRET).await?;
+    let store = service.store();
+    let now = Timestamp::now();
+    let mut app = App::create(AppRequest { app_name: Some("replay".to_owned().try_into()?), stream_url_template: None }, now)?;
+    app.app_id = id(AppId::parse(APP_ID), "app")?;
+    store.put_app(&account, &app).await?;
+    let rule_request = serde_json::from_str(r#"{"obs_addr":{"bucket":"obsName","location":"cn-north-4","object":"Record/"},"record_formats":["MP4"]}"#)?;
+    let mut rule = RecordRule::create(app.app_id.clone(), rule_request, now)?;
+    rule.rule_id = id(RuleId::parse(RULE_ID), "rule")?;
+    store.put_rule(&rule).await?;
+    let room = RoomId::try_from("room001")?;
+    for user in ["user001", "user002"] {
+        store.delete_stream(&app.app_id, &room, &UserId::try_from(user)?).await?;
+    }
+    let individual = serde_json::from_str(&format!(
+        r#"{{"room_id":"room001","user_id":"user001","record_param":{{"record_rule_id":"{RULE_ID}"}}}}"#
+    ))?;
+    let mix = serde_json::from_str(&format!(
+        r#"{{"mix_param":{{"room_id":"room001","encode_template":"1920x1080_30_4620"}},"record_param":{{"record_rule_id":"{RULE_ID}"}}}}"#
+    ))?;
+    for (mut job, job_id) in [
+        (Job::individual(app.app_id.clone(), individual, now)?, INDIVIDUAL_JOB_ID),
+        (Job::mix(app.app_id.clone(), mix, now)?, MIX_JOB_ID),
+    ] {
+        job.job_id = id(JobId::parse(job_id), "job")?;
+        job.stream_name = job.stream_name.replacen(&job.stream_name[2..34], job_id, 1);
+        store.delete_job(&job.app_id, &job.job_id).await?;
+        match store.create_job(&job).await {
+            Ok(()) | Err(StoreError::Conflict) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    Ok(())
+}

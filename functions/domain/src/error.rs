@@ -1,0 +1,64 @@
+//! Errors the core reports: a rejected value (naming its field) and what a use case can end in.
+
+use crate::ports::{QueueError, StoreError};
+
+/// A value that failed to parse, with the request field it came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct Invalid {
+    /// Dotted path of the offending field, as the client wrote it (`mp4_config.record_cycle`).
+    pub field: String,
+    /// What is wrong, in words a client can act on.
+    pub reason: String,
+}
+
+impl Invalid {
+    /// A rejection of `field` for `reason`.
+    pub fn new(field: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self { field: field.into(), reason: reason.into() }
+    }
+
+    /// The same rejection, nested under `parent` (`record_cycle` → `mp4_config.record_cycle`).
+    pub fn under(self, parent: &str) -> Self {
+        Self { field: format!("{parent}.{}", self.field), reason: self.reason }
+    }
+}
+
+/// How a use case can fail; the HTTP edge maps each variant to one status and error code.
+#[derive(Debug, thiserror::Error)]
+pub enum UseCaseError {
+    /// The request carried a value the API does not accept.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The named resource does not exist for this caller (foreign ones included).
+    #[error("{field}: {what} not found")]
+    NotFound { field: &'static str, what: &'static str },
+    /// The resource is in a state that forbids the operation.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed; the cause stays in the log, never in a response.
+    #[error("storage failed")]
+    Store(#[source] StoreError),
+    /// The job queue failed.
+    #[error("job queue failed")]
+    Queue(#[source] QueueError),
+}
+
+impl From<StoreError> for UseCaseError {
+    fn from(err: StoreError) -> Self {
+        Self::Store(err)
+    }
+}
+
+impl From<QueueError> for UseCaseError {
+    fn from(err: QueueError) -> Self {
+        Self::Queue(err)
+    }
+}
+
+impl UseCaseError {
+    /// Shorthand for a missing resource named by `field`.
+    pub fn not_found(field: &'static str, what: &'static str) -> Self {
+        Self::NotFound { field, what }
+    }
+}

@@ -1,0 +1,373 @@
+//! Recording jobs and their state machine: INIT → RUNNING → STOPPING → STOPPED, or FAILED.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{AppId, JobId, JobUniqueId, RoomId, RuleId, UserId};
+use crate::mix::{check_max_idle, parse_size, MixParam, MixParamRequest, DEFAULT_MAX_IDLE_SECS};
+use crate::room::VideoType;
+use crate::time::Timestamp;
+use crate::Invalid;
+
+/// Where a job is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobState {
+    /// Created and queued; no worker has claimed it.
+    Init,
+    /// A worker is recording.
+    Running,
+    /// Stop requested; the worker is finalising files.
+    Stopping,
+    /// Ended; `stop_reason` says why.
+    Stopped,
+    /// Ended by an error a worker could not recover from.
+    Failed,
+}
+
+impl JobState {
+    /// The state's API name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Init => "INIT",
+            Self::Running => "RUNNING",
+            Self::Stopping => "STOPPING",
+            Self::Stopped => "STOPPED",
+            Self::Failed => "FAILED",
+        }
+    }
+
+    /// Parses a state name from a query filter.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        serde_json::from_value(serde_json::Value::String(text.to_owned()))
+            .map_err(|_| Invalid::new("state", "must be INIT, RUNNING, STOPPING, STOPPED or FAILED"))
+    }
+
+    /// Whether the job has ended.
+    pub fn is_final(self) -> bool {
+        matches!(self, Self::Stopped | Self::Failed)
+    }
+}
+
+/// Why a job stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StopReason {
+    /// The customer asked.
+    TenantStop,
+    /// No media for `max_idle_time`.
+    ExceedMaxIdleTime,
+    /// The worker hit an error it could not recover from.
+    InternalError,
+}
+
+/// Which kind of job, and its kind's parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "job_type", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum JobSpec {
+    /// One participant's stream to its own files.
+    Individual(IndividualParams),
+    /// The whole room composited into one picture.
+    Mix { mix_param: MixParam },
+}
+
+/// How a requested `resolution` applies to the source's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ResolutionPolicy {
+    /// Scale down to `resolution` only when the source is larger.
+    Downward,
+    /// Scale up to `resolution` only when the source is smaller.
+    Upward,
+    /// Always scale to `resolution`.
+    Fixed,
+}
+
+/// A requested output size written `1280*720` or `1280x720`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Resolution {
+    text: String,
+    pub width: u32,
+    pub height: u32,
+}
+
+impl TryFrom<String> for Resolution {
+    type Error = Invalid;
+    fn try_from(text: String) -> Result<Self, Invalid> {
+        let (width, height) = parse_size(&text).ok_or_else(|| Invalid::new("resolution", "must be WIDTH*HEIGHT, e.g. 1280*720"))?;
+        let ok = (16..=4096).contains(&width) && (16..=4096).contains(&height) && width % 2 == 0 && height % 2 == 0;
+        if !ok {
+            return Err(Invalid::new("resolution", "width and height must be even and between 16 and 4096"));
+        }
+        Ok(Self { text, width, height })
+    }
+}
+
+impl From<Resolution> for String {
+    fn from(value: Resolution) -> String {
+        value.text
+    }
+}
+
+/// The parameters of an individual-stream job, echoed at the top level as in the seed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndividualParams {
+    pub user_id: UserId,
+    pub is_record_audio: bool,
+    pub video_type: VideoType,
+    pub resolution: Option<Resolution>,
+    pub resolution_policy: Option<ResolutionPolicy>,
+    pub max_idle_time: u32,
+}
+
+/// `record_param` of a job: which rule decides storage and files.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordParam {
+    pub record_rule_id: String,
+}
+
+/// `push_param` of the seeds; re-streaming is not offered, so always `{"rtmp_urls": null}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushParam {
+    pub rtmp_urls: Option<Vec<String>>,
+}
+
+/// A finished (or growing) recording file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordFile {
+    pub record_format: String,
+    pub obs_bucket: String,
+    pub obs_object: String,
+    pub file_size: u64,
+    pub record_duration: f64,
+    pub start_time: Timestamp,
+    pub end_time: Timestamp,
+}
+
+/// A recording job as stored and returned.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub app_id: AppId,
+    pub job_id: JobId,
+    pub job_unique_id: JobUniqueId,
+    pub room_id: RoomId,
+    #[serde(flatten)]
+    pub spec: JobSpec,
+    pub record_param: RecordParam,
+    pub push_param: PushParam,
+    pub stream_name: String,
+    pub state: JobState,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_reason: Option<StopReason>,
+    pub record_files: Option<Vec<RecordFile>>,
+    pub create_time: Timestamp,
+    pub start_time: Timestamp,
+    pub stop_time: Timestamp,
+    pub update_time: Timestamp,
+    /// Optimistic-lock version; kept by the store, never shown.
+    #[serde(skip)]
+    pub version: u64,
+}
+
+/// Body of `POST .../individual-stream-jobs` (the seed's fields).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndividualJobRequest {
+    pub room_id: Option<RoomId>,
+    pub user_id: Option<UserId>,
+    pub is_record_audio: Option<bool>,
+    pub video_type: Option<VideoType>,
+    pub resolution: Option<Resolution>,
+    pub resolution_policy: Option<ResolutionPolicy>,
+    pub max_idle_time: Option<u32>,
+    pub record_param: Option<RecordParam>,
+}
+
+/// Body of `POST .../mix-stream-jobs` (the seed's fields).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixJobRequest {
+    pub mix_param: Option<MixParamRequest>,
+    pub record_param: Option<RecordParam>,
+}
+
+/// Body of `PUT .../mix-stream-jobs/{job_id}`: the `mix_param` fields to change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MixUpdateRequest {
+    pub mix_param: MixParamRequest,
+}
+
+/// What a stop request did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopOutcome {
+    /// No worker had the job: it is STOPPED now.
+    StoppedNow,
+    /// A worker has it: it is STOPPING until the worker finalises.
+    Stopping,
+    /// It had already ended or was already stopping; nothing changed.
+    Unchanged,
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, Invalid> {
+    value.ok_or_else(|| Invalid::new(field, "is required"))
+}
+
+impl Job {
+    fn new(app_id: AppId, room_id: RoomId, spec: JobSpec, record_param: RecordParam, now: Timestamp) -> Self {
+        let job_id = JobId::generate();
+        let stream_name = match &spec {
+            JobSpec::Individual(p) => format!("s_{job_id}_{room_id}_{}", p.user_id),
+            JobSpec::Mix { .. } => format!("m_{job_id}_{room_id}"),
+        };
+        Self {
+            app_id,
+            job_id,
+            job_unique_id: JobUniqueId::generate(),
+            room_id,
+            spec,
+            record_param,
+            push_param: PushParam::default(),
+            stream_name,
+            state: JobState::Init,
+            stop_reason: None,
+            record_files: None,
+            create_time: now,
+            start_time: now,
+            stop_time: Timestamp::zero(),
+            update_time: now,
+            version: 0,
+        }
+    }
+
+    /// A new individual job in INIT, from the seed's request body.
+    pub fn individual(app_id: AppId, request: IndividualJobRequest, now: Timestamp) -> Result<Self, Invalid> {
+        let room_id = required(request.room_id, "room_id")?;
+        let params = IndividualParams {
+            user_id: required(request.user_id, "user_id")?,
+            is_record_audio: request.is_record_audio.unwrap_or(true),
+            video_type: request.video_type.unwrap_or_default(),
+            resolution_policy: match (&request.resolution, request.resolution_policy) {
+                (None, Some(_)) => return Err(Invalid::new("resolution_policy", "needs a resolution")),
+                (Some(_), policy) => Some(policy.unwrap_or(ResolutionPolicy::Downward)),
+                (None, None) => None,
+            },
+            resolution: request.resolution,
+            max_idle_time: check_max_idle(request.max_idle_time.unwrap_or(DEFAULT_MAX_IDLE_SECS), "max_idle_time")?,
+        };
+        let record_param = required(request.record_param, "record_param")?;
+        Ok(Self::new(app_id, room_id, JobSpec::Individual(params), record_param, now))
+    }
+
+    /// A new mix job in INIT, from the seed's request body.
+    pub fn mix(app_id: AppId, request: MixJobRequest, now: Timestamp) -> Result<Self, Invalid> {
+        let mix_param = MixParam::create(required(request.mix_param, "mix_param")?)?;
+        let record_param = required(request.record_param, "record_param")?;
+        Ok(Self::new(app_id, mix_param.room_id.clone(), JobSpec::Mix { mix_param }, record_param, now))
+    }
+
+    /// The rule id the job names; checked against the app's rules when the job is created.
+    pub fn rule_id(&self) -> Option<RuleId> {
+        RuleId::parse(&self.record_param.record_rule_id)
+    }
+
+    /// Applies a stop request: INIT stops at once, RUNNING becomes STOPPING, others stay.
+    pub fn request_stop(&mut self, now: Timestamp) -> StopOutcome {
+        match self.state {
+            JobState::Init => {
+                self.state = JobState::Stopped;
+                self.stop_reason = Some(StopReason::TenantStop);
+                self.stop_time = now;
+                self.update_time = now;
+                StopOutcome::StoppedNow
+            }
+            JobState::Running => {
+                self.state = JobState::Stopping;
+                self.stop_reason = Some(StopReason::TenantStop);
+                self.update_time = now;
+                StopOutcome::Stopping
+            }
+            JobState::Stopping | JobState::Stopped | JobState::Failed => StopOutcome::Unchanged,
+        }
+    }
+
+    /// Applies a live layout update to a mix job that has not ended.
+    pub fn update_mix(&mut self, request: MixUpdateRequest, now: Timestamp) -> Result<(), UpdateError> {
+        if self.state.is_final() || self.state == JobState::Stopping {
+            return Err(UpdateError::Ended(self.state));
+        }
+        let JobSpec::Mix { mix_param } = &mut self.spec else { return Err(UpdateError::NotMix) };
+        let mut updated = mix_param.clone();
+        updated.apply(request.mix_param, "mix_param")?;
+        *mix_param = updated;
+        self.update_time = now;
+        Ok(())
+    }
+}
+
+/// Why a mix update was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    /// The body had a bad value.
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
+    /// The job has ended or is ending.
+    #[error("the job is {} and can no longer be updated", .0.as_str())]
+    Ended(JobState),
+    /// Only mix jobs have a layout.
+    #[error("only mix-stream jobs have a layout")]
+    NotMix,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEED: &str = r#"{"room_id":"room001","user_id":"user001","is_record_audio":true,"video_type":"CAMERASTREAM","resolution":"1280*720","resolution_policy":"DOWNWARD","max_idle_time":30,"record_param":{"record_rule_id":"5d0ec2c53a2c15625017adb8bbbcd9ab"}}"#;
+
+    fn seed_job() -> Job {
+        Job::individual(AppId::generate(), serde_json::from_str(SEED).unwrap(), Timestamp::now()).unwrap()
+    }
+
+    #[test]
+    fn individual_jobs_are_named_like_the_seed_and_echo_its_fields() {
+        let job = seed_job();
+        assert_eq!(job.stream_name, format!("s_{}_room001_user001", job.job_id));
+        let json = serde_json::to_value(&job).unwrap();
+        for field in ["app_id", "job_id", "job_unique_id", "resolution", "resolution_policy", "stop_time", "push_param"] {
+            assert!(json.get(field).is_some(), "{field} missing in {json}");
+        }
+        assert_eq!(json["state"], "INIT");
+        assert_eq!(json["resolution"], "1280*720");
+        assert_eq!(json["stop_time"], "0001-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn jobs_round_trip_through_json() {
+        let job = seed_job();
+        let back: Job = serde_json::from_str(&serde_json::to_string(&job).unwrap()).unwrap();
+        assert_eq!(back, job);
+    }
+
+    #[test]
+    fn stop_moves_init_to_stopped_and_running_to_stopping_once() {
+        let mut job = seed_job();
+        assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::StoppedNow);
+        assert_eq!((job.state, job.stop_reason), (JobState::Stopped, Some(StopReason::TenantStop)));
+        assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::Unchanged);
+
+        let mut job = seed_job();
+        job.state = JobState::Running;
+        assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::Stopping);
+        assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::Unchanged);
+        assert_eq!(job.state, JobState::Stopping);
+    }
+
+    #[test]
+    fn max_idle_time_out_of_range_names_the_field() {
+        let body = SEED.replace("\"max_idle_time\":30", "\"max_idle_time\":2");
+        let err = Job::individual(AppId::generate(), serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap_err();
+        assert_eq!(err.field, "max_idle_time");
+    }
+}

@@ -1,0 +1,122 @@
+//! The ports the core needs: a store for its entities and a queue for jobs. Adapters
+//! (`DynamoStore`, `SqsJobQueue`) implement them; unit tests use in-memory fakes.
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::app::App;
+use crate::callback::RecordCallback;
+use crate::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
+use crate::job::{Job, JobState};
+use crate::room::RoomStream;
+use crate::rule::RecordRule;
+use crate::time::Timestamp;
+
+/// A boxed error from an adapter's backend, kept as a source for the log.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the item changed (or existed) since it was read.
+    #[error("the item changed concurrently")]
+    Conflict,
+    /// The backend failed or answered something unreadable.
+    #[error("store backend failed")]
+    Backend(#[source] BackendError),
+}
+
+/// The job queue failed to take a message.
+#[derive(Debug, thiserror::Error)]
+#[error("job queue failed")]
+pub struct QueueError(#[source] pub BackendError);
+
+/// An API credential: the secret is kept only as its SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Credential {
+    pub key_id: KeyId,
+    pub account_id: AccountId,
+    /// Lowercase hex SHA-256 of the secret.
+    pub secret_sha256: String,
+    pub create_time: Timestamp,
+}
+
+/// Which jobs a listing returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub mix: bool,
+    pub room_id: Option<RoomId>,
+    pub state: Option<JobState>,
+}
+
+/// The message a worker receives for a new job.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobMessage {
+    pub app_id: AppId,
+    pub job_id: JobId,
+}
+
+/// Durable state of every entity. Writes that change a job are conditional on its version.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// The credential with this key id.
+    async fn get_credential(&self, key_id: &KeyId) -> Result<Option<Credential>, StoreError>;
+    /// Saves a new credential; `Conflict` if the key id exists.
+    async fn create_credential(&self, credential: &Credential) -> Result<(), StoreError>;
+    /// Removes a credential.
+    async fn delete_credential(&self, key_id: &KeyId) -> Result<(), StoreError>;
+
+    /// An app of `account`; another account's app is `None`.
+    async fn get_app(&self, account: &AccountId, app_id: &AppId) -> Result<Option<App>, StoreError>;
+    /// An app by id alone, for trusted callers (the media hook, workers).
+    async fn find_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError>;
+    /// Every app of `account`, oldest first.
+    async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError>;
+    /// Creates or replaces an app of `account`.
+    async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError>;
+    /// Deletes an app; `false` if there was none.
+    async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError>;
+
+    /// A record rule of an app.
+    async fn get_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<Option<RecordRule>, StoreError>;
+    /// Every rule of an app, oldest first.
+    async fn list_rules(&self, app_id: &AppId) -> Result<Vec<RecordRule>, StoreError>;
+    /// Creates or replaces a rule.
+    async fn put_rule(&self, rule: &RecordRule) -> Result<(), StoreError>;
+    /// Deletes a rule; `false` if there was none.
+    async fn delete_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<bool, StoreError>;
+
+    /// The app's record callback.
+    async fn get_callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError>;
+    /// Creates or replaces the app's record callback.
+    async fn put_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<(), StoreError>;
+    /// Deletes the app's record callback; `false` if there was none.
+    async fn delete_callback(&self, app_id: &AppId) -> Result<bool, StoreError>;
+
+    /// One participant stream of a room.
+    async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError>;
+    /// A room's roster in join order.
+    async fn list_streams(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<RoomStream>, StoreError>;
+    /// Creates or replaces a participant stream.
+    async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError>;
+    /// Removes a participant stream; `false` if there was none.
+    async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError>;
+
+    /// A job of an app, with its stored version.
+    async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError>;
+    /// Jobs of an app matching `filter`, newest first.
+    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+    /// Saves a new job at version 1; `Conflict` if the id exists.
+    async fn create_job(&self, job: &Job) -> Result<(), StoreError>;
+    /// Saves a changed job if its stored version is still `job.version`; bumps the version.
+    async fn save_job(&self, job: &Job) -> Result<(), StoreError>;
+    /// Deletes a job (used to undo a create whose enqueue failed).
+    async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError>;
+}
+
+/// The queue workers take jobs from.
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Sends one job message.
+    async fn enqueue(&self, message: &JobMessage) -> Result<(), QueueError>;
+}

@@ -1,0 +1,52 @@
+//! Rooms: who is in a room and where their media is. The roster is kept in join order.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{RoomId, UserId};
+use crate::time::Timestamp;
+use crate::url::StreamUrl;
+
+/// Which of a participant's streams: the camera or the screen share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum VideoType {
+    /// The main (camera) stream.
+    #[default]
+    Camerastream,
+    /// The auxiliary (screen share) stream.
+    Substream,
+}
+
+/// One participant stream in a room's roster.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoomStream {
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    pub url: StreamUrl,
+    pub video_type: VideoType,
+    pub has_audio: bool,
+    pub has_video: bool,
+    /// When the participant joined; kept across updates, renewed after a leave.
+    pub join_time: Timestamp,
+    /// Join order key: microseconds since the epoch at join.
+    pub join_seq: i64,
+    pub update_time: Timestamp,
+}
+
+/// Body of `PUT .../rooms/{room_id}/streams/{user_id}`. Without `url`, the app's
+/// `stream_url_template` decides it.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StreamRequest {
+    pub url: Option<String>,
+    pub video_type: Option<VideoType>,
+    pub has_audio: Option<bool>,
+    pub has_video: Option<bool>,
+}
+
+/// The roster as returned by `GET .../rooms/{room_id}/streams`.
+#[derive(Debug, Serialize)]
+pub struct Roster {
+    pub room_id: RoomId,
+    pub streams: Vec<RoomStream>,
+}

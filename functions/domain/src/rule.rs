@@ -1,0 +1,302 @@
+//! Record rules: where recordings go (an S3 bucket and prefix), in which formats, and how
+//! files are cut. Field names, ranges and defaults follow SparkRTC's record-rules API.
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::ids::{AppId, RuleId};
+use crate::time::Timestamp;
+use crate::Invalid;
+
+/// Default object-name template, as the seed response echoes it.
+pub const DEFAULT_RECORD_PREFIX: &str =
+    "Record/{publish_domain}/{app}/{record_type}/{record_format}/{stream}_{file_start_time}/{stream}_{file_start_time}";
+/// Variables a `record_prefix` may use (DESIGN §3).
+pub const PREFIX_VARIABLES: &[&str] = &[
+    "app_id", "record_format", "stream", "file_start_time", "publish_domain", "app", "record_type",
+    "room_id", "user_id", "job_id",
+];
+/// Longest `record_prefix` accepted (S3 keys are at most 1024 bytes, the expansion needs room).
+pub const MAX_PREFIX_CHARS: usize = 512;
+/// HLS `record_cycle`: 0 (one file) or this many seconds.
+pub const HLS_RECORD_CYCLE_SECS: std::ops::RangeInclusive<u32> = 60..=43_200;
+/// HLS `record_slice_duration` in seconds.
+pub const HLS_SLICE_SECS: std::ops::RangeInclusive<u32> = 2..=60;
+/// Default HLS `record_slice_duration` in seconds.
+pub const DEFAULT_HLS_SLICE_SECS: u32 = 10;
+/// MP4 `record_cycle` in seconds.
+pub const MP4_RECORD_CYCLE_SECS: std::ops::RangeInclusive<u32> = 60..=10_800;
+/// Default MP4 `record_cycle` in seconds (the seed's 7200).
+pub const DEFAULT_MP4_RECORD_CYCLE_SECS: u32 = 7_200;
+/// `record_max_duration_to_merge_file`: a pause up to this long continues the file (30 days).
+pub const MERGE_SECS: std::ops::RangeInclusive<u32> = 0..=2_592_000;
+
+/// A stored record rule, as returned by the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordRule {
+    pub app_id: AppId,
+    pub rule_id: RuleId,
+    pub obs_addr: ObsAddr,
+    pub record_formats: Vec<RecordFormat>,
+    pub hls_config: HlsConfig,
+    pub mp4_config: Mp4Config,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
+}
+
+/// Recording container formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RecordFormat {
+    #[serde(rename = "HLS")]
+    Hls,
+    #[serde(rename = "MP4")]
+    Mp4,
+}
+
+/// Where files are stored: an S3 bucket (`bucket`), its region (`location`) and key prefix
+/// (`object`). `project_id` is kept for SparkRTC compatibility.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ObsAddr {
+    pub bucket: String,
+    pub location: String,
+    #[serde(default)]
+    pub object: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub project_id: Option<String>,
+}
+
+/// HLS settings with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HlsConfig {
+    pub record_cycle: u32,
+    pub record_slice_duration: u32,
+    pub record_prefix: String,
+    pub record_max_duration_to_merge_file: u32,
+}
+
+/// MP4 settings with every default filled in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mp4Config {
+    pub record_cycle: u32,
+    pub record_prefix: String,
+    pub record_max_duration_to_merge_file: u32,
+}
+
+/// Body of `POST .../record-rules` and `PUT .../record-rules/{rule_id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleRequest {
+    pub obs_addr: Option<ObsAddr>,
+    pub record_formats: Option<Vec<RecordFormat>>,
+    pub hls_config: Option<FormatConfigRequest>,
+    pub mp4_config: Option<FormatConfigRequest>,
+}
+
+/// Either format's settings as a client sends them; all optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FormatConfigRequest {
+    pub record_cycle: Option<u32>,
+    pub record_slice_duration: Option<u32>,
+    pub record_prefix: Option<String>,
+    pub record_max_duration_to_merge_file: Option<u32>,
+}
+
+impl RecordRule {
+    /// A new rule for `app_id`; `obs_addr` and `record_formats` are required.
+    pub fn create(app_id: AppId, request: RuleRequest, now: Timestamp) -> Result<Self, Invalid> {
+        let obs_addr = request.obs_addr.ok_or_else(|| Invalid::new("obs_addr", "is required"))?;
+        let formats = request.record_formats.ok_or_else(|| Invalid::new("record_formats", "is required"))?;
+        Ok(Self {
+            app_id,
+            rule_id: RuleId::generate(),
+            obs_addr: check_obs_addr(obs_addr)?,
+            record_formats: check_formats(formats)?,
+            hls_config: hls_config(request.hls_config.unwrap_or_default(), None)?,
+            mp4_config: mp4_config(request.mp4_config.unwrap_or_default(), None)?,
+            create_time: now,
+            update_time: now,
+        })
+    }
+
+    /// Applies an update: given fields replace the stored ones, absent ones stay.
+    pub fn update(&mut self, request: RuleRequest, now: Timestamp) -> Result<(), Invalid> {
+        if let Some(obs_addr) = request.obs_addr {
+            self.obs_addr = check_obs_addr(obs_addr)?;
+        }
+        if let Some(formats) = request.record_formats {
+            self.record_formats = check_formats(formats)?;
+        }
+        if let Some(hls) = request.hls_config {
+            self.hls_config = hls_config(hls, Some(&self.hls_config))?;
+        }
+        if let Some(mp4) = request.mp4_config {
+            self.mp4_config = mp4_config(mp4, Some(&self.mp4_config))?;
+        }
+        self.update_time = now;
+        Ok(())
+    }
+}
+
+fn check_formats(formats: Vec<RecordFormat>) -> Result<Vec<RecordFormat>, Invalid> {
+    if formats.is_empty() {
+        return Err(Invalid::new("record_formats", "must list HLS, MP4 or both"));
+    }
+    let mut unique = Vec::new();
+    for format in formats {
+        if unique.contains(&format) {
+            return Err(Invalid::new("record_formats", "must not repeat a format"));
+        }
+        unique.push(format);
+    }
+    Ok(unique)
+}
+
+fn check_obs_addr(addr: ObsAddr) -> Result<ObsAddr, Invalid> {
+    if !is_bucket_name(&addr.bucket) {
+        return Err(Invalid::new("obs_addr.bucket", "must be a bucket name of 3 to 63 letters, digits, '.', '-' or '_'"));
+    }
+    let region_ok = !addr.location.is_empty()
+        && addr.location.len() <= 32
+        && addr.location.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !region_ok {
+        return Err(Invalid::new("obs_addr.location", "must be a region name such as eu-west-1"));
+    }
+    if addr.object.len() > 256 || addr.object.starts_with('/') || addr.object.split('/').any(|s| s == "..") {
+        return Err(Invalid::new("obs_addr.object", "must be a relative key prefix of at most 256 characters"));
+    }
+    Ok(addr)
+}
+
+/// Whether `name` can be an S3 bucket: 3–63 characters of letters, digits, '.', '-' and '_'.
+///
+/// Upper case and '_' are legacy S3 (and OBS) names; the seed's own example is `obsName`.
+pub fn is_bucket_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (3..=63).contains(&bytes.len())
+        && bytes.iter().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+        && bytes[0].is_ascii_alphanumeric()
+        && bytes[bytes.len() - 1].is_ascii_alphanumeric()
+}
+
+fn check_prefix(prefix: String, field: &str) -> Result<String, Invalid> {
+    if prefix.is_empty() || prefix.chars().count() > MAX_PREFIX_CHARS {
+        return Err(Invalid::new(field, format!("must be 1 to {MAX_PREFIX_CHARS} characters")));
+    }
+    if prefix.starts_with('/') || prefix.split('/').any(|s| s == "..") || prefix.chars().any(char::is_control) {
+        return Err(Invalid::new(field, "must be a relative key without '..' or control characters"));
+    }
+    let mut rest = prefix.as_str();
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').ok_or_else(|| Invalid::new(field, "has an unclosed '{'"))?;
+        let name = &rest[open + 1..open + close];
+        if !PREFIX_VARIABLES.contains(&name) {
+            return Err(Invalid::new(
+                field,
+                format!("unknown variable {{{name}}}; use {}", PREFIX_VARIABLES.join(", ")),
+            ));
+        }
+        rest = &rest[open + close + 1..];
+    }
+    if rest.contains('}') {
+        return Err(Invalid::new(field, "has a '}' without '{'"));
+    }
+    Ok(prefix)
+}
+
+fn in_range(value: u32, range: std::ops::RangeInclusive<u32>, field: &str, unit: &str) -> Result<u32, Invalid> {
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(Invalid::new(field, format!("must be {} to {} {unit}, got {value}", range.start(), range.end())))
+    }
+}
+
+fn hls_config(req: FormatConfigRequest, old: Option<&HlsConfig>) -> Result<HlsConfig, Invalid> {
+    let cycle = req.record_cycle.or(old.map(|o| o.record_cycle)).unwrap_or(0);
+    if cycle != 0 && !HLS_RECORD_CYCLE_SECS.contains(&cycle) {
+        return Err(Invalid::new(
+            "hls_config.record_cycle",
+            format!("must be 0 (one file) or 60 to 43200 seconds, got {cycle}"),
+        ));
+    }
+    let slice = req.record_slice_duration.or(old.map(|o| o.record_slice_duration)).unwrap_or(DEFAULT_HLS_SLICE_SECS);
+    let prefix = req.record_prefix.or(old.map(|o| o.record_prefix.clone())).unwrap_or_else(|| DEFAULT_RECORD_PREFIX.into());
+    let merge = req.record_max_duration_to_merge_file.or(old.map(|o| o.record_max_duration_to_merge_file)).unwrap_or(0);
+    Ok(HlsConfig {
+        record_cycle: cycle,
+        record_slice_duration: in_range(slice, HLS_SLICE_SECS, "hls_config.record_slice_duration", "seconds")?,
+        record_prefix: check_prefix(prefix, "hls_config.record_prefix")?,
+        record_max_duration_to_merge_file: in_range(merge, MERGE_SECS, "hls_config.record_max_duration_to_merge_file", "seconds")?,
+    })
+}
+
+fn mp4_config(req: FormatConfigRequest, old: Option<&Mp4Config>) -> Result<Mp4Config, Invalid> {
+    if req.record_slice_duration.is_some() {
+        return Err(Invalid::new("mp4_config.record_slice_duration", "applies to HLS only"));
+    }
+    let cycle = req.record_cycle.or(old.map(|o| o.record_cycle)).unwrap_or(DEFAULT_MP4_RECORD_CYCLE_SECS);
+    let prefix = req.record_prefix.or(old.map(|o| o.record_prefix.clone())).unwrap_or_else(|| DEFAULT_RECORD_PREFIX.into());
+    let merge = req.record_max_duration_to_merge_file.or(old.map(|o| o.record_max_duration_to_merge_file)).unwrap_or(0);
+    Ok(Mp4Config {
+        record_cycle: in_range(cycle, MP4_RECORD_CYCLE_SECS, "mp4_config.record_cycle", "seconds")?,
+        record_prefix: check_prefix(prefix, "mp4_config.record_prefix")?,
+        record_max_duration_to_merge_file: in_range(merge, MERGE_SECS, "mp4_config.record_max_duration_to_merge_file", "seconds")?,
+    })
+}
+
+/// Deserialises a field that distinguishes absent (`None`) from `null` (`Some(None)`).
+pub fn nullable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(json: &str) -> RuleRequest {
+        serde_json::from_str(json).unwrap()
+    }
+
+    const SEED: &str = r#"{"obs_addr":{"bucket":"obsName","location":"cn-north-4","object":"Record/","project_id":"01234567890123456789012345678901"},"record_formats":["MP4"],"mp4_config":{}}"#;
+
+    #[test]
+    fn seed_rule_gets_the_seed_defaults() {
+        let rule = RecordRule::create(AppId::generate(), request(SEED), Timestamp::now()).unwrap();
+        assert_eq!(rule.mp4_config.record_cycle, 7200);
+        assert_eq!(rule.mp4_config.record_prefix, DEFAULT_RECORD_PREFIX);
+        assert_eq!(rule.mp4_config.record_max_duration_to_merge_file, 0);
+        assert_eq!(rule.hls_config.record_cycle, 0);
+        assert_eq!(rule.hls_config.record_slice_duration, 10);
+    }
+
+    #[test]
+    fn out_of_range_values_name_their_field() {
+        let cases = [
+            (r#"{"hls_config":{"record_cycle":30}}"#, "hls_config.record_cycle"),
+            (r#"{"hls_config":{"record_slice_duration":1}}"#, "hls_config.record_slice_duration"),
+            (r#"{"mp4_config":{"record_cycle":10801}}"#, "mp4_config.record_cycle"),
+            (r#"{"mp4_config":{"record_prefix":"{nope}/x"}}"#, "mp4_config.record_prefix"),
+            (r#"{"obs_addr":{"bucket":"no spaces","location":"eu-west-1"}}"#, "obs_addr.bucket"),
+            (r#"{"record_formats":[]}"#, "record_formats"),
+        ];
+        for (patch, field) in cases {
+            let mut rule = RecordRule::create(AppId::generate(), request(SEED), Timestamp::now()).unwrap();
+            let err = rule.update(request(patch), Timestamp::now()).unwrap_err();
+            assert_eq!(err.field, field, "{patch}");
+        }
+    }
+
+    #[test]
+    fn update_keeps_fields_it_does_not_name() {
+        let mut rule = RecordRule::create(AppId::generate(), request(SEED), Timestamp::now()).unwrap();
+        rule.update(request(r#"{"mp4_config":{"record_cycle":600}}"#), Timestamp::now()).unwrap();
+        assert_eq!(rule.mp4_config.record_cycle, 600);
+        assert_eq!(rule.mp4_config.record_prefix, DEFAULT_RECORD_PREFIX);
+        assert_eq!(rule.obs_addr.bucket, "obsName");
+    }
+}

@@ -1,0 +1,130 @@
+//! The HTTP edge every API function shares: Basic authentication, JSON bodies parsed with the
+//! failing field named, path and query helpers, and one mapping from errors to responses.
+//!
+//! A handler is `route key → use case`: [`serve`] authenticates, runs it, and turns its
+//! `Result` into a response, so handlers never build error bodies themselves.
+
+mod error;
+
+use std::future::Future;
+
+use base64::Engine;
+use lambda_http::request::RequestContext;
+use lambda_http::{Body, Request, RequestExt, Response};
+use roomrec_domain::ids::{AccountId, RoomId};
+use roomrec_domain::job::{Job, JobState};
+use roomrec_domain::ports::JobFilter;
+use roomrec_domain::{Invalid, Service};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use error::ApiError;
+
+/// A handler's outcome: a status and a JSON body, or an error.
+pub type ApiResult = Result<Response<Body>, ApiError>;
+
+/// The API Gateway route key of the request, e.g. `GET /v2/apps/{app_id}`.
+pub fn route_key(req: &Request) -> &str {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref().unwrap_or(""),
+        _ => "",
+    }
+}
+
+/// A path parameter; the route guarantees it exists, so absence is an unknown route.
+pub fn path<'r>(req: &'r Request, name: &'static str) -> Result<&'r str, ApiError> {
+    req.path_parameters_ref().and_then(|p| p.first(name)).ok_or_else(ApiError::unknown_route)
+}
+
+/// A query-string parameter, if given.
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
+}
+
+/// Parses the JSON body into `T`, naming the failing field on error.
+pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes: &[u8] = match req.body() {
+        Body::Empty => b"",
+        Body::Text(text) => text.as_bytes(),
+        Body::Binary(bytes) => bytes,
+        _ => b"",
+    };
+    error::parse_json(bytes)
+}
+
+/// A JSON response with `status`.
+pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult {
+    let text = serde_json::to_string(value).map_err(|e| ApiError::internal(&e))?;
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::Text(text))
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// An empty 204 response.
+pub fn no_content() -> ApiResult {
+    Response::builder().status(204).body(Body::Empty).map_err(|e| ApiError::internal(&e))
+}
+
+/// The account whose HTTP Basic credentials (`key_id:secret`) the request carries.
+pub async fn authenticate(service: &Service, req: &Request) -> Result<AccountId, ApiError> {
+    let header = req.headers().get("authorization").and_then(|h| h.to_str().ok());
+    let encoded = header.and_then(|h| h.strip_prefix("Basic ")).ok_or_else(ApiError::unauthorized)?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .ok_or_else(ApiError::unauthorized)?;
+    let (key_id, secret) = decoded.split_once(':').ok_or_else(ApiError::unauthorized)?;
+    match service.authenticate(key_id, secret).await {
+        Ok(Some(account)) => Ok(account),
+        Ok(None) => Err(ApiError::unauthorized()),
+        Err(err) => Err(ApiError::from(roomrec_domain::UseCaseError::from(err))),
+    }
+}
+
+/// Authenticates the request, runs `handler` for the caller's account and maps its result.
+/// Errors never escape: the Lambda always answers with a JSON response.
+pub async fn serve<'a, F, Fut>(service: &'a Service, req: &'a Request, handler: F) -> Response<Body>
+where
+    F: FnOnce(AccountId) -> Fut,
+    Fut: Future<Output = ApiResult> + 'a,
+{
+    let result = match authenticate(service, req).await {
+        Ok(account) => handler(account).await,
+        Err(err) => Err(err),
+    };
+    result.unwrap_or_else(|err| err.into_response(route_key(req)))
+}
+
+/// Largest page a job listing returns.
+pub const MAX_PAGE: usize = 100;
+/// Page size when `limit` is not given.
+pub const DEFAULT_PAGE: usize = 20;
+
+/// The job-listing filter from the query string (`room_id`, `state`).
+pub fn job_filter(req: &Request, mix: bool) -> Result<JobFilter, ApiError> {
+    let room_id = query(req, "room_id").map(RoomId::try_from).transpose()?;
+    let state = query(req, "state").map(|s| JobState::parse(&s)).transpose()?;
+    Ok(JobFilter { mix, room_id, state })
+}
+
+/// One page of `jobs` (query `offset`, `limit`), with the total count.
+pub fn job_list(req: &Request, jobs: Vec<Job>) -> ApiResult {
+    let number = |name: &'static str, default: usize, max: usize| -> Result<usize, ApiError> {
+        match query(req, name) {
+            None => Ok(default),
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| Invalid::new(name, format!("must be a whole number from 0 to {max}")).into()),
+        }
+    };
+    let offset = number("offset", 0, usize::MAX)?;
+    let limit = number("limit", DEFAULT_PAGE, MAX_PAGE)?;
+    let total = jobs.len();
+    let page: Vec<Job> = jobs.into_iter().skip(offset).take(limit).collect();
+    json(200, &serde_json::json!({ "total": total, "jobs": page }))
+}

@@ -1,0 +1,31 @@
+//! `/v2/apps/{app_id}/individual-stream-jobs`: record one participant's stream.
+
+use lambda_http::{Body, Request, Response};
+use roomrec_adapters::Deps;
+use roomrec_http_edge::{body, job_filter, job_list, json, path, route_key, serve, ApiError};
+
+/// Answers one request routed to this function.
+pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    let service = &deps.service;
+    let req = &req;
+    serve(service, req, |account| async move {
+        let app_id = path(req, "app_id")?;
+        match route_key(req) {
+            "POST /v2/apps/{app_id}/individual-stream-jobs" => {
+                json(201, &service.create_individual_job(&account, app_id, body(req)?).await?)
+            }
+            "GET /v2/apps/{app_id}/individual-stream-jobs" => {
+                let filter = job_filter(req, false)?;
+                job_list(req, service.list_jobs(&account, app_id, &filter).await?)
+            }
+            "GET /v2/apps/{app_id}/individual-stream-jobs/{job_id}" => {
+                json(200, &service.get_job(&account, app_id, path(req, "job_id")?, false).await?)
+            }
+            "POST /v2/apps/{app_id}/individual-stream-jobs/{job_id}/stop" => {
+                json(200, &service.stop_job(&account, app_id, path(req, "job_id")?, false).await?)
+            }
+            _ => Err(ApiError::unknown_route()),
+        }
+    })
+    .await
+}

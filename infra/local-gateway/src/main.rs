@@ -1,0 +1,165 @@
+//! `roomrec-gateway --template template.yaml --listen 127.0.0.1:3000`: a local API Gateway.
+//! Each request becomes the API Gateway HTTP API (v2) event Lambda would receive, goes through
+//! `lambda_http`'s own conversion, and reaches the function's handler, so local behaviour is
+//! the deployed behaviour.
+
+mod routes;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use lambda_http::Body;
+use roomrec_adapters::{init_tracing, Deps};
+use routes::Route;
+use serde_json::json;
+
+/// Largest request body accepted (API Gateway's own limit is higher; ours are small JSON).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+struct Gateway {
+    deps: Deps,
+    routes: Vec<Route>,
+}
+
+fn arg(args: &[String], name: &str, default: &str) -> String {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned().unwrap_or_else(|| default.to_owned())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    init_tracing();
+    let args: Vec<String> = std::env::args().collect();
+    let template_path = arg(&args, "--template", "template.yaml");
+    let listen: SocketAddr = arg(&args, "--listen", "127.0.0.1:3000").parse().context("--listen")?;
+    let template = std::fs::read_to_string(&template_path).with_context(|| format!("reading {template_path}"))?;
+    let routes = routes::from_template(&template)?;
+    let deps = Deps::from_env().await?;
+    let gateway = Arc::new(Gateway { deps, routes });
+    let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
+    tracing::info!(%listen, routes = gateway.routes.len(), "gateway listening");
+    loop {
+        let (stream, peer) = listener.accept().await?;
+        let gateway = gateway.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |req| {
+                let gateway = gateway.clone();
+                async move { Ok::<_, std::convert::Infallible>(gateway.answer(req, peer).await) }
+            });
+            if let Err(err) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                tracing::debug!(error = %err, "connection closed with an error");
+            }
+        });
+    }
+}
+
+fn plain(status: u16, body: serde_json::Value) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert("content-type", hyper::header::HeaderValue::from_static("application/json"));
+    response
+}
+
+impl Gateway {
+    async fn answer(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+        let method = req.method().as_str().to_owned();
+        let path = req.uri().path().to_owned();
+        let found = self.routes.iter().find_map(|r| (r.method == method).then(|| r.matches(&path)).flatten().map(|p| (r, p)));
+        let Some((route, params)) = found else {
+            // API Gateway's own answer for an unknown route.
+            return plain(404, json!({ "message": "Not Found" }));
+        };
+        let (parts, body) = req.into_parts();
+        let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
+            Ok(collected) => collected.to_bytes(),
+            Err(_) => return plain(413, json!({ "message": "Request Entity Too Large" })),
+        };
+        let event = api_gateway_event(&parts, &route.path, params, &bytes, peer);
+        let request = match lambda_http::request::from_str(&event.to_string()) {
+            Ok(request) => request,
+            Err(err) => {
+                tracing::error!(error = %err, "could not convert the request to a Lambda event");
+                return plain(500, json!({ "message": "Internal Server Error" }));
+            }
+        };
+        let response = (route.handler)(&self.deps, request).await;
+        let (parts, body) = response.into_parts();
+        let bytes = match body {
+            Body::Text(text) => Bytes::from(text),
+            Body::Binary(bytes) => Bytes::from(bytes),
+            _ => Bytes::new(),
+        };
+        hyper::Response::from_parts(parts, Full::new(bytes))
+    }
+}
+
+/// The API Gateway HTTP API (payload 2.0) event for one request.
+fn api_gateway_event(
+    parts: &hyper::http::request::Parts,
+    route_path: &str,
+    params: HashMap<String, String>,
+    body: &[u8],
+    peer: SocketAddr,
+) -> serde_json::Value {
+    let method = parts.method.as_str();
+    let route_key = format!("{method} {route_path}");
+    let mut headers = serde_json::Map::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
+        let joined = match headers.get(name.as_str()).and_then(|v| v.as_str()) {
+            Some(previous) => format!("{previous},{value}"),
+            None => value,
+        };
+        headers.insert(name.as_str().to_owned(), json!(joined));
+    }
+    let raw_query = parts.uri.query().unwrap_or_default();
+    let mut query = serde_json::Map::new();
+    for (key, value) in url::form_urlencoded::parse(raw_query.as_bytes()) {
+        let joined = match query.get(key.as_ref()).and_then(|v| v.as_str()) {
+            Some(previous) => format!("{previous},{value}"),
+            None => value.into_owned(),
+        };
+        query.insert(key.into_owned(), json!(joined));
+    }
+    let (body, encoded) = match std::str::from_utf8(body) {
+        Ok(text) => (text.to_owned(), false),
+        Err(_) => (base64::engine::general_purpose::STANDARD.encode(body), true),
+    };
+    let now = chrono::Utc::now();
+    json!({
+        "version": "2.0",
+        "routeKey": &route_key,
+        "rawPath": parts.uri.path(),
+        "rawQueryString": raw_query,
+        "headers": headers,
+        "queryStringParameters": if query.is_empty() { serde_json::Value::Null } else { query.into() },
+        "pathParameters": if params.is_empty() { serde_json::Value::Null } else { json!(params) },
+        "requestContext": {
+            "accountId": "000000000000",
+            "apiId": "local",
+            "domainName": "localhost",
+            "domainPrefix": "localhost",
+            "http": {
+                "method": method,
+                "path": parts.uri.path(),
+                "protocol": "HTTP/1.1",
+                "sourceIp": peer.ip().to_string(),
+                "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default(),
+            },
+            "requestId": format!("{:016x}", rand::random::<u64>()),
+            "routeKey": route_key.clone(),
+            "stage": "$default",
+            "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),
+            "timeEpoch": now.timestamp_millis(),
+        },
+        "body": if body.is_empty() { serde_json::Value::Null } else { json!(body) },
+        "isBase64Encoded": encoded,
+    })
+}

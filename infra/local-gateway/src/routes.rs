@@ -1,0 +1,123 @@
+//! The HTTP API routes of `template.yaml`, each bound to its function's handler.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+
+use anyhow::{bail, Context};
+use lambda_http::{Body, Request, Response};
+use roomrec_adapters::Deps;
+use serde_yaml::Value;
+
+/// A function's handler, as its Lambda binary runs it.
+pub type Handler = for<'a> fn(&'a Deps, Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
+
+macro_rules! handlers {
+    ($($binary:literal => $krate:ident),* $(,)?) => {
+        /// The handler of the function built as `binary`.
+        fn handler_for(binary: &str) -> Option<Handler> {
+            match binary {
+                $($binary => Some(|deps, req| Box::pin($krate::handle(deps, req))),)*
+                _ => None,
+            }
+        }
+    };
+}
+
+handlers! {
+    "apps-api" => apps_api,
+    "record-rules-api" => record_rules_api,
+    "record-callback-api" => record_callback_api,
+    "rooms-api" => rooms_api,
+    "individual-jobs-api" => individual_jobs_api,
+    "mix-jobs-api" => mix_jobs_api,
+}
+
+/// One `HttpApi` event of a function.
+pub struct Route {
+    pub method: String,
+    /// The template path, e.g. `/v2/apps/{app_id}`; with the method it is the route key.
+    pub path: String,
+    segments: Vec<String>,
+    pub handler: Handler,
+}
+
+impl Route {
+    /// The path parameters if `path` matches this route.
+    pub fn matches(&self, path: &str) -> Option<HashMap<String, String>> {
+        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        if parts.len() != self.segments.len() {
+            return None;
+        }
+        let mut params = HashMap::new();
+        for (pattern, part) in self.segments.iter().zip(parts) {
+            match pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(name) if !part.is_empty() => {
+                    let value = percent_encoding::percent_decode_str(part).decode_utf8().ok()?;
+                    params.insert(name.to_owned(), value.into_owned());
+                }
+                Some(_) => return None,
+                None if pattern == part => {}
+                None => return None,
+            }
+        }
+        Some(params)
+    }
+}
+
+/// Every HttpApi route of every function in the SAM template.
+pub fn from_template(text: &str) -> anyhow::Result<Vec<Route>> {
+    let template: Value = serde_yaml::from_str(text).context("template.yaml is not YAML")?;
+    let resources = template.get("Resources").and_then(Value::as_mapping).context("template has no Resources")?;
+    let mut routes = Vec::new();
+    for (name, resource) in resources {
+        if resource.get("Type").and_then(Value::as_str) != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        let name = name.as_str().unwrap_or_default();
+        let binary = resource
+            .get("Metadata")
+            .and_then(|m| m.get("BuildProperties"))
+            .and_then(|b| b.get("Binary"))
+            .and_then(Value::as_str)
+            .with_context(|| format!("{name} has no Metadata.BuildProperties.Binary"))?;
+        let Some(handler) = handler_for(binary) else { bail!("{name}: no local handler for binary {binary}") };
+        let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
+        for event in events.into_iter().flat_map(|e| e.values()) {
+            if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
+                continue;
+            }
+            let props = event.get("Properties").with_context(|| format!("{name}: HttpApi event without Properties"))?;
+            let path = props.get("Path").and_then(Value::as_str).context("HttpApi event without Path")?;
+            let method = props.get("Method").and_then(Value::as_str).context("HttpApi event without Method")?;
+            routes.push(Route {
+                method: method.to_ascii_uppercase(),
+                path: path.to_owned(),
+                segments: path.split('/').map(str::to_owned).collect(),
+                handler,
+            });
+        }
+    }
+    if routes.is_empty() {
+        bail!("template.yaml declares no HttpApi routes");
+    }
+    Ok(routes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_of_the_template_has_a_handler_and_matches_its_own_path() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
+        let routes = from_template(&text).unwrap();
+        assert!(routes.len() >= 20, "{} routes", routes.len());
+        let route = routes.iter().find(|r| r.path == "/v2/apps/{app_id}/record-rules/{rule_id}").unwrap();
+        let params = route.matches("/v2/apps/abc/record-rules/r%201").unwrap();
+        assert_eq!(params["app_id"], "abc");
+        assert_eq!(params["rule_id"], "r 1");
+        assert!(route.matches("/v2/apps/abc/record-rules").is_none());
+        assert!(route.matches("/v2/apps//record-rules/x").is_none());
+    }
+}

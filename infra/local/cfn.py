@@ -1,0 +1,369 @@
+"""template.yaml for the local stack: loads it with CloudFormation's short tags, creates its
+DynamoDB tables, SQS queues and S3 buckets in moto, and resolves the functions' environment
+(Globals.Function.Environment) against them."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import boto3
+import yaml
+from botocore.config import Config as BotoConfig
+
+REGION = "us-east-1"
+ACCOUNT_ID = "123456789012"  # moto's default account
+DUMMY_KEY = "testing"
+NAME_PREFIX = "roomrec-"
+
+
+class StackError(Exception):
+    """A set-up step failed; the message says which and why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# template.yaml: CloudFormation short tags and intrinsic functions
+# ---------------------------------------------------------------------------------------------
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that turns `!Ref X` and friends into their long JSON forms ({"Ref": "X"})."""
+
+
+CFN_SHORT_TAGS = (
+    "Ref", "GetAtt", "Sub", "Join", "If", "Equals", "Select", "Split", "FindInMap", "Base64",
+    "ImportValue", "GetAZs", "Not", "And", "Or", "Condition", "Cidr", "Transform", "Length",
+    "ToJsonString",
+)
+
+
+def _make_constructor(tag: str):
+    key = tag if tag in ("Ref", "Condition") else f"Fn::{tag}"
+
+    def construct(loader: yaml.SafeLoader, node: yaml.Node):
+        if isinstance(node, yaml.ScalarNode):
+            value = loader.construct_scalar(node)
+            if tag == "GetAtt":
+                # `!GetAtt Res.Attr` (the attribute itself may contain dots).
+                resource, _, attribute = str(value).partition(".")
+                value = [resource, attribute]
+        elif isinstance(node, yaml.SequenceNode):
+            value = loader.construct_sequence(node, deep=True)
+        else:
+            value = loader.construct_mapping(node, deep=True)
+        return {key: value}
+
+    return construct
+
+
+for _tag in CFN_SHORT_TAGS:
+    CfnLoader.add_constructor(f"!{_tag}", _make_constructor(_tag))
+
+
+def load_template(path: Path) -> dict:
+    with path.open() as f:
+        return yaml.load(f, Loader=CfnLoader)
+
+
+class Resolver:
+    """Evaluates intrinsic functions against the local stack's physical resources."""
+
+    NO_VALUE = object()
+
+    def __init__(self, template: dict, parameters: dict[str, str]):
+        self.template = template
+        self.parameters = parameters
+        self.refs: dict[str, str] = {}  # logical id -> what !Ref returns
+        self.attrs: dict[tuple[str, str], str] = {}  # (logical id, attribute) -> !GetAtt value
+        self.on_missing = None  # callback(logical_id) that creates a resource on demand
+
+    def pseudo(self, name: str):
+        values = {
+            "AWS::Region": REGION,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackName": "roomrec",
+            "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/roomrec/local",
+            "AWS::NoValue": self.NO_VALUE,
+        }
+        if name not in values:
+            raise StackError(f"unknown pseudo parameter {name}")
+        return values[name]
+
+    def ref(self, name: str):
+        if name.startswith("AWS::"):
+            return self.pseudo(name)
+        if name in self.parameters:
+            return self.parameters[name]
+        self._ensure(name)
+        if name in self.refs:
+            return self.refs[name]
+        kind = self.template.get("Resources", {}).get(name, {}).get("Type", "unknown")
+        raise StackError(f"!Ref {name} ({kind}) has no local value; the local stack only "
+                         f"creates DynamoDB tables, SQS queues and S3 buckets")
+
+    def get_att(self, name: str, attribute: str):
+        self._ensure(name)
+        if (name, attribute) in self.attrs:
+            return self.attrs[(name, attribute)]
+        raise StackError(f"!GetAtt {name}.{attribute} has no local value")
+
+    def _ensure(self, name: str) -> None:
+        if name not in self.refs and self.on_missing is not None:
+            self.on_missing(name)
+
+    def condition(self, name: str) -> bool:
+        conditions = self.template.get("Conditions", {})
+        if name not in conditions:
+            raise StackError(f"unknown condition {name}")
+        return bool(self.resolve(conditions[name]))
+
+    def resolve(self, value):
+        if isinstance(value, list):
+            items = (self.resolve(v) for v in value)
+            return [v for v in items if v is not self.NO_VALUE]
+        if not isinstance(value, dict):
+            return value
+        if len(value) == 1:
+            (key, arg), = value.items()
+            handler = self._FUNCTIONS.get(key)
+            if handler is not None:
+                return handler(self, arg)
+        out = {}
+        for k, v in value.items():
+            v = self.resolve(v)
+            if v is not self.NO_VALUE:
+                out[k] = v
+        return out
+
+    def _sub(self, arg):
+        if isinstance(arg, list):
+            text, variables = arg[0], {k: self.resolve(v) for k, v in arg[1].items()}
+        else:
+            text, variables = arg, {}
+        out, i = [], 0
+        while i < len(text):
+            if text.startswith("${!", i):
+                out.append("${")
+                i += 3
+            elif text.startswith("${", i):
+                end = text.index("}", i)
+                name = text[i + 2:end]
+                if name in variables:
+                    out.append(str(variables[name]))
+                elif "." in name and not name.startswith("AWS::"):
+                    resource, _, attribute = name.partition(".")
+                    out.append(str(self.get_att(resource, attribute)))
+                else:
+                    out.append(str(self.ref(name)))
+                i = end + 1
+            else:
+                out.append(text[i])
+                i += 1
+        return "".join(out)
+
+    def _find_in_map(self, arg):
+        name, top, second = (self.resolve(a) for a in arg)
+        return self.template["Mappings"][name][top][second]
+
+    def _get_azs(self, _arg):
+        return [f"{REGION}{z}" for z in "abc"]
+
+    def _unsupported(self, what):
+        def fail(_self, arg):
+            raise StackError(f"{what} ({arg!r}) is not supported by the local stack")
+        return fail
+
+    _FUNCTIONS = {
+        "Ref": lambda self, a: self.ref(self.resolve(a)),
+        "Fn::GetAtt": lambda self, a: self.get_att(*(
+            self.resolve(a) if isinstance(a, list) else str(a).split(".", 1))),
+        "Fn::Sub": _sub,
+        "Fn::Join": lambda self, a: str(a[0]).join(str(v) for v in self.resolve(a[1])),
+        "Fn::Select": lambda self, a: self.resolve(a[1])[int(self.resolve(a[0]))],
+        "Fn::Split": lambda self, a: str(self.resolve(a[1])).split(a[0]),
+        "Fn::If": lambda self, a: self.resolve(a[1] if self.condition(a[0]) else a[2]),
+        "Fn::Equals": lambda self, a: self.resolve(a[0]) == self.resolve(a[1]),
+        "Fn::Not": lambda self, a: not self.resolve(a[0]),
+        "Fn::And": lambda self, a: all(self.resolve(v) for v in a),
+        "Fn::Or": lambda self, a: any(self.resolve(v) for v in a),
+        "Condition": lambda self, a: self.condition(a),
+        "Fn::FindInMap": _find_in_map,
+        "Fn::Base64": lambda self, a: base64.b64encode(str(self.resolve(a)).encode()).decode(),
+        "Fn::GetAZs": _get_azs,
+        "Fn::ImportValue": _unsupported(None, "Fn::ImportValue"),
+    }
+
+
+# ---------------------------------------------------------------------------------------------
+# Resources in moto
+# ---------------------------------------------------------------------------------------------
+
+TABLE_TYPES = ("AWS::DynamoDB::Table", "AWS::Serverless::SimpleTable")
+QUEUE_TYPE = "AWS::SQS::Queue"
+BUCKET_TYPE = "AWS::S3::Bucket"
+QUEUE_ATTRIBUTES = (
+    "VisibilityTimeout", "MessageRetentionPeriod", "FifoQueue", "ContentBasedDeduplication",
+    "DelaySeconds", "MaximumMessageSize", "ReceiveMessageWaitTimeSeconds", "RedrivePolicy",
+    "RedriveAllowPolicy", "DeduplicationScope", "FifoThroughputLimit",
+)
+
+
+def boto_client(service: str, aws_port: int):
+    return boto3.client(
+        service,
+        endpoint_url=f"http://127.0.0.1:{aws_port}",
+        region_name=REGION,
+        aws_access_key_id=DUMMY_KEY,
+        aws_secret_access_key=DUMMY_KEY,
+        config=BotoConfig(s3={"addressing_style": "path"}, retries={"max_attempts": 3}),
+    )
+
+
+class ResourceCreator:
+    """Creates the template's tables, queues and buckets in moto, dependencies first."""
+
+    def __init__(self, template: dict, resolver: Resolver, aws_port: int):
+        self.resources = template.get("Resources", {})
+        self.resolver = resolver
+        self.aws_port = aws_port
+        self.in_progress: set[str] = set()
+        self.created: list[str] = []
+        resolver.on_missing = self.ensure
+
+    def create_all(self) -> list[str]:
+        for logical_id in self.resources:
+            self.ensure(logical_id)
+        return self.created
+
+    def ensure(self, logical_id: str) -> None:
+        if logical_id in self.resolver.refs or logical_id not in self.resources:
+            return
+        kind = self.resources[logical_id].get("Type")
+        if kind not in (*TABLE_TYPES, QUEUE_TYPE, BUCKET_TYPE):
+            return
+        if logical_id in self.in_progress:
+            raise StackError(f"circular reference through {logical_id}")
+        self.in_progress.add(logical_id)
+        try:
+            props = self.resolver.resolve(self.resources[logical_id].get("Properties") or {})
+            if kind in TABLE_TYPES:
+                self._table(logical_id, kind, props)
+            elif kind == QUEUE_TYPE:
+                self._queue(logical_id, props)
+            else:
+                self._bucket(logical_id, props)
+        except StackError:
+            raise
+        except Exception as e:  # boto errors: say which resource
+            raise StackError(f"creating {logical_id} ({kind}) in moto failed: {e}") from e
+        finally:
+            self.in_progress.discard(logical_id)
+        self.created.append(f"{kind} {logical_id} -> {self.resolver.refs[logical_id]}")
+
+    def _table(self, logical_id: str, kind: str, props: dict) -> None:
+        ddb = boto_client("dynamodb", self.aws_port)
+        name = props.get("TableName") or f"{NAME_PREFIX}{logical_id}"
+        if kind == "AWS::Serverless::SimpleTable":
+            key = props.get("PrimaryKey") or {"Name": "id", "Type": "String"}
+            attr_type = {"String": "S", "Number": "N", "Binary": "B"}[key.get("Type", "String")]
+            props = {
+                "AttributeDefinitions": [{"AttributeName": key["Name"], "AttributeType": attr_type}],
+                "KeySchema": [{"AttributeName": key["Name"], "KeyType": "HASH"}],
+                "BillingMode": "PAY_PER_REQUEST",
+            }
+        args = {
+            "TableName": name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if args["BillingMode"] == "PROVISIONED":
+            args["ProvisionedThroughput"] = props.get(
+                "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5})
+        for index_kind in ("GlobalSecondaryIndexes", "LocalSecondaryIndexes"):
+            if props.get(index_kind):
+                args[index_kind] = props[index_kind]
+        if props.get("StreamSpecification"):
+            args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
+        description = ddb.create_table(**args)["TableDescription"]
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled", True):
+            ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+                "AttributeName": ttl["AttributeName"], "Enabled": True})
+        self.resolver.refs[logical_id] = name
+        self.resolver.attrs[(logical_id, "Arn")] = description["TableArn"]
+        if description.get("LatestStreamArn"):
+            self.resolver.attrs[(logical_id, "StreamArn")] = description["LatestStreamArn"]
+
+    def _queue(self, logical_id: str, props: dict) -> None:
+        sqs = boto_client("sqs", self.aws_port)
+        name = props.get("QueueName") or f"{NAME_PREFIX}{logical_id}"
+        fifo = str(props.get("FifoQueue", "false")).lower() == "true"
+        if fifo and not name.endswith(".fifo"):
+            name += ".fifo"
+        attributes = {}
+        for key in QUEUE_ATTRIBUTES:
+            if key not in props:
+                continue
+            value = props[key]
+            if isinstance(value, dict):
+                value = json.dumps(value)
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            attributes[key] = str(value)
+        url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        self.resolver.refs[logical_id] = url
+        self.resolver.attrs.update({
+            (logical_id, "Arn"): arn,
+            (logical_id, "QueueName"): name,
+            (logical_id, "QueueUrl"): url,
+        })
+
+    def _bucket(self, logical_id: str, props: dict) -> None:
+        s3 = boto_client("s3", self.aws_port)
+        name = (props.get("BucketName") or f"{NAME_PREFIX}{logical_id}").lower()
+        s3.create_bucket(Bucket=name)
+        self.resolver.refs[logical_id] = name
+        self.resolver.attrs.update({
+            (logical_id, "Arn"): f"arn:aws:s3:::{name}",
+            (logical_id, "DomainName"): f"{name}.s3.amazonaws.com",
+            (logical_id, "RegionalDomainName"): f"{name}.s3.{REGION}.amazonaws.com",
+        })
+
+
+def local_parameters(template: dict, hook_token: str, rtmp_port: int) -> dict[str, str]:
+    overrides = {
+        "AllowPrivateCallbacks": "true",
+        "HookToken": hook_token,
+        "MediaPullBase": f"rtmp://127.0.0.1:{rtmp_port}",
+    }
+    values = {}
+    for name, spec in (template.get("Parameters") or {}).items():
+        if name in overrides:
+            values[name] = overrides[name]
+        elif "Default" in (spec or {}):
+            values[name] = str(spec["Default"])
+        else:
+            raise StackError(f"template parameter {name} has no Default and no local value; "
+                             f"add one to local_parameters() in infra/local/{Path(__file__).name}")
+    return values
+
+
+def function_environment(template: dict, resolver: Resolver) -> dict[str, str]:
+    variables = (((template.get("Globals") or {}).get("Function") or {})
+                 .get("Environment") or {}).get("Variables") or {}
+    env = {}
+    for key, value in variables.items():
+        try:
+            resolved = resolver.resolve(value)
+        except StackError as e:
+            raise StackError(f"Globals.Function.Environment.Variables.{key}: {e}") from e
+        if isinstance(resolved, bool):  # YAML `true` means CloudFormation's "true"
+            env[key] = "true" if resolved else "false"
+        elif resolved is not Resolver.NO_VALUE:
+            env[key] = str(resolved)
+    return env

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Installs what the local stack needs on a fresh Debian 12 machine, and nothing twice:
+# apt packages only when missing, the Python venv only when absent or broken, pip only when
+# the requirements changed. A second run with everything present makes no network call.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+VENV="$ROOT/.venv"
+STAMP="$VENV/.installed"
+
+APT_PACKAGES=(
+  libavcodec-dev libavformat-dev libavutil-dev libavfilter-dev libavdevice-dev
+  libswscale-dev libswresample-dev
+  clang libclang-dev pkg-config
+  nginx libnginx-mod-rtmp ffmpeg
+  python3-venv curl
+)
+
+PIP_REQUIREMENTS=(
+  "moto[server]>=5.0"
+  "cfn-lint>=1.0"
+  "boto3>=1.34"
+  "pyyaml>=6.0"
+)
+
+log() { printf 'install: %s\n' "$*" >&2; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then
+    "$@"
+  elif command -v sudo >/dev/null 2>&1; then
+    sudo "$@"
+  else
+    log "need root (or sudo) to run: $*"
+    exit 1
+  fi
+}
+
+install_apt_packages() {
+  local missing=() pkg
+  for pkg in "${APT_PACKAGES[@]}"; do
+    # `dpkg -s` also lists removed-but-not-purged packages; require the installed state.
+    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+      missing+=("$pkg")
+    fi
+  done
+  if [ "${#missing[@]}" -eq 0 ]; then
+    return
+  fi
+  log "apt packages missing: ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+  # Debian starts the packaged nginx on port 80 when it installs; the stack runs its own.
+  if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet nginx 2>/dev/null; then
+    as_root systemctl disable --now nginx >/dev/null 2>&1 || true
+  fi
+}
+
+# Prints the interpreter to build the venv with: the python3 on PATH (pyenv's shim included)
+# if it can make venvs, else Debian's own, which python3-venv equips.
+venv_python() {
+  local candidate
+  for candidate in "$(command -v python3 || true)" /usr/bin/python3; do
+    [ -n "$candidate" ] && [ -x "$candidate" ] || continue
+    if "$candidate" -c 'import venv, ensurepip' >/dev/null 2>&1; then
+      echo "$candidate"
+      return
+    fi
+  done
+  log "no python3 with the venv and ensurepip modules found"
+  exit 1
+}
+
+ensure_venv() {
+  if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
+    return
+  fi
+  # A venv whose base interpreter is gone (pyenv version removed, repo moved) is rebuilt.
+  rm -rf "$VENV"
+  local python
+  python="$(venv_python)"
+  log "creating $VENV with $python"
+  "$python" -m venv "$VENV"
+}
+
+requirements_hash() {
+  {
+    printf '%s\n' "${PIP_REQUIREMENTS[@]}"
+    "$VENV/bin/python" -c 'import sys; print(sys.version)'
+  } | sha256sum | cut -d' ' -f1
+}
+
+install_pip_packages() {
+  local want
+  want="$(requirements_hash)"
+  if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$want" ]; then
+    return
+  fi
+  log "installing Python packages: ${PIP_REQUIREMENTS[*]}"
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check "${PIP_REQUIREMENTS[@]}"
+  echo "$want" >"$STAMP"
+}
+
+install_apt_packages
+ensure_venv
+install_pip_packages
+log "ok"

@@ -1,0 +1,10 @@
+//! End-to-end tests against the local stack: the gateway over HTTP, moto through the AWS SDK,
+//! nginx-rtmp with ffmpeg-published streams. Run them with `make test`.
+
+mod apps;
+mod bad_input;
+mod callback;
+mod jobs;
+mod replay;
+mod rooms;
+mod rules;
