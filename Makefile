@@ -44,5 +44,7 @@ test: install build
 lint-template: install
 	.venv/bin/cfn-lint template.yaml
 
+# The gateway runs as a release build here, so the figures measure our code, not debug builds.
 bench-api: install build
-	$(STACK) run -- bash infra/local/bench-api.sh
+	cargo build --release -p roomrec-gateway
+	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-api.sh

@@ -13,7 +13,7 @@ APT_PACKAGES=(
   libswscale-dev libswresample-dev
   clang libclang-dev pkg-config
   nginx libnginx-mod-rtmp ffmpeg
-  python3-venv curl
+  python3-venv curl jq
 )
 
 PIP_REQUIREMENTS=(

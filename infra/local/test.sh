@@ -1,10 +1,26 @@
 #!/usr/bin/env bash
-# Every test, run by `make test` inside the local stack's environment (stack.py run).
+# Every test, run by `make test` inside the local stack's environment (stack.py run):
+# unit tests, the API end-to-end tests (no worker running, so jobs stay as the API left
+# them), the worker end-to-end tests against a real roomrec-worker process, cfn-lint.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 : "${ROOMREC_HTTP_URL:?run me through 'make test' (infra/local/stack.py run -- ...)}"
 
-cargo test --workspace --no-fail-fast
-.venv/bin/cfn-lint template.yaml
-echo "cfn-lint: template.yaml ok"
+cargo test --workspace --no-fail-fast --exclude roomrec-tests
+cargo test -p roomrec-tests --test e2e
+
+worker_log="$ROOMREC_STATE_DIR/worker.log"
+ROOMREC_SPOOL_DIR="$ROOMREC_STATE_DIR/spool" target/debug/roomrec-worker >"$worker_log" 2>&1 &
+worker_pid=$!
+stop_worker() { kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true; }
+trap stop_worker EXIT
+if ! cargo test -p roomrec-tests --test worker; then
+  echo "--- worker log (last 60 lines) ---"; tail -n 60 "$worker_log"
+  exit 1
+fi
+stop_worker
+trap - EXIT
+
+.venv/bin/cfn-lint template.yaml infra/worker/worker-service.yaml
+echo "cfn-lint: template.yaml and infra/worker/worker-service.yaml ok"

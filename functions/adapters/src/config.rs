@@ -16,6 +16,10 @@ pub mod env {
     pub const JOBS_TABLE: &str = "ROOMREC_JOBS_TABLE";
     /// SQS queue URL workers take jobs from.
     pub const JOBS_QUEUE_URL: &str = "ROOMREC_JOBS_QUEUE_URL";
+    /// DynamoDB table of job events (the callback outbox).
+    pub const EVENTS_TABLE: &str = "ROOMREC_EVENTS_TABLE";
+    /// SQS queue URL events are queued on for delivery.
+    pub const EVENTS_QUEUE_URL: &str = "ROOMREC_EVENTS_QUEUE_URL";
     /// `true` lets callback URLs name private addresses (local development only).
     pub const ALLOW_PRIVATE_CALLBACKS: &str = "ROOMREC_ALLOW_PRIVATE_CALLBACKS";
     /// Shared secret the media server's hook calls must carry; unset disables the hook.
@@ -33,6 +37,7 @@ pub struct Tables {
     pub callbacks: String,
     pub rooms: String,
     pub jobs: String,
+    pub events: String,
 }
 
 /// The deployment's settings.
@@ -40,6 +45,7 @@ pub struct Tables {
 pub struct Config {
     pub tables: Tables,
     pub jobs_queue_url: String,
+    pub events_queue_url: String,
     pub allow_private_callbacks: bool,
     pub hook_token: Option<String>,
     pub media_pull_base: Option<String>,
@@ -80,8 +86,10 @@ impl Config {
                 callbacks: required(env::CALLBACKS_TABLE)?,
                 rooms: required(env::ROOMS_TABLE)?,
                 jobs: required(env::JOBS_TABLE)?,
+                events: required(env::EVENTS_TABLE)?,
             },
             jobs_queue_url: required(env::JOBS_QUEUE_URL)?,
+            events_queue_url: required(env::EVENTS_QUEUE_URL)?,
             allow_private_callbacks,
             hook_token: optional(env::HOOK_TOKEN),
             media_pull_base: optional(env::MEDIA_PULL_BASE),

@@ -12,6 +12,7 @@ use roomrec_domain::app::App;
 use roomrec_domain::callback::RecordCallback;
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use roomrec_domain::job::{Job, JobSpec};
+use roomrec_domain::lease::Lease;
 use roomrec_domain::ports::{Credential, JobFilter, Store, StoreError};
 use roomrec_domain::room::RoomStream;
 use roomrec_domain::rule::RecordRule;
@@ -151,7 +152,7 @@ impl DynamoStore {
             JobSpec::Individual(_) => "INDIVIDUAL",
             JobSpec::Mix { .. } => "MIX",
         };
-        item(
+        let mut item = item(
             job,
             &[
                 ("app_id", s(job.app_id.as_str())),
@@ -162,12 +163,20 @@ impl DynamoStore {
                 ("job_type", s(job_type)),
                 ("create_time", s(job.create_time.to_string())),
             ],
-        )
+        )?;
+        if let Some(lease) = &job.lease {
+            item.insert("lease_owner".into(), s(lease.owner.as_str()));
+            item.insert("lease_expires_ms".into(), n(lease.expires_at_ms));
+        }
+        Ok(item)
     }
 
     fn job_from(item: &Item) -> Result<Job, StoreError> {
         let mut job: Job = doc(item)?;
         job.version = number(item, "version")?;
+        let owner = item.get("lease_owner").and_then(|v| v.as_s().ok());
+        let expires = item.get("lease_expires_ms").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
+        job.lease = owner.zip(expires).map(|(owner, expires_at_ms)| Lease { owner: owner.clone(), expires_at_ms });
         Ok(job)
     }
 }

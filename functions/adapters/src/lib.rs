@@ -3,12 +3,16 @@
 
 mod config;
 mod dynamo;
+mod events;
+mod s3;
 mod sqs;
 
 use std::sync::Arc;
 
 pub use config::{env, Config, ConfigError, Tables};
 pub use dynamo::DynamoStore;
+pub use events::DynamoEventLog;
+pub use s3::S3Blobs;
 use roomrec_domain::service::Settings;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::Service;

@@ -136,7 +136,7 @@ pub struct PushParam {
 /// A finished (or growing) recording file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecordFile {
-    pub record_format: String,
+    pub record_format: crate::rule::RecordFormat,
     pub obs_bucket: String,
     pub obs_object: String,
     pub file_size: u64,
@@ -168,6 +168,9 @@ pub struct Job {
     /// Optimistic-lock version; kept by the store, never shown.
     #[serde(skip)]
     pub version: u64,
+    /// The worker holding the job; kept by the store, never shown.
+    #[serde(skip)]
+    pub lease: Option<crate::lease::Lease>,
 }
 
 /// Body of `POST .../individual-stream-jobs` (the seed's fields).
@@ -238,6 +241,7 @@ impl Job {
             stop_time: Timestamp::zero(),
             update_time: now,
             version: 0,
+            lease: None,
         }
     }
 

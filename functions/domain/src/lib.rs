@@ -5,8 +5,10 @@
 pub mod app;
 pub mod callback;
 pub mod error;
+pub mod event;
 pub mod ids;
 pub mod job;
+pub mod lease;
 pub mod mix;
 pub mod ports;
 pub mod room;

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::callback::RecordCallback;
+use crate::event::RecordEvent;
 use crate::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use crate::job::{Job, JobState};
 use crate::room::RoomStream;
@@ -112,6 +113,34 @@ pub trait Store: Send + Sync {
     async fn save_job(&self, job: &Job) -> Result<(), StoreError>;
     /// Deletes a job (used to undo a create whose enqueue failed).
     async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError>;
+}
+
+/// The event outbox and the queue that feeds callback delivery.
+#[async_trait]
+pub trait EventLog: Send + Sync {
+    /// The next sequence number of `job_id`'s events (1, 2, …), atomically.
+    async fn next_sequence(&self, job_id: &JobId) -> Result<u64, StoreError>;
+    /// Records an event; `Conflict` if its sequence is taken.
+    async fn append(&self, event: &RecordEvent) -> Result<(), StoreError>;
+    /// A job's events in sequence order.
+    async fn list(&self, job_id: &JobId) -> Result<Vec<RecordEvent>, StoreError>;
+    /// Queues a recorded event for delivery.
+    async fn publish(&self, event: &RecordEvent) -> Result<(), QueueError>;
+}
+
+/// Object storage for recordings.
+#[async_trait]
+pub trait Blobs: Send + Sync {
+    /// Writes a whole object.
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    /// Starts a multipart upload; returns its id.
+    async fn start_multipart(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StoreError>;
+    /// Uploads part `number` (from 1); returns its ETag.
+    async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, number: i32, body: Vec<u8>) -> Result<String, StoreError>;
+    /// Completes a multipart upload from its parts' ETags, in order.
+    async fn complete_multipart(&self, bucket: &str, key: &str, upload_id: &str, etags: &[String]) -> Result<(), StoreError>;
+    /// The size of an object, if it exists.
+    async fn size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StoreError>;
 }
 
 /// The queue workers take jobs from.

@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 //! End-to-end tests against the local stack: the gateway over HTTP, moto through the AWS SDK,
 //! nginx-rtmp with ffmpeg-published streams. Run them with `make test`.
 

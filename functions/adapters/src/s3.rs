@@ -1,0 +1,96 @@
+//! Recordings in S3: whole objects for HLS segments and playlists, multipart uploads for MP4.
+
+use async_trait::async_trait;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::Client;
+use roomrec_domain::ports::{Blobs, StoreError};
+
+/// [`Blobs`] on S3.
+#[derive(Debug, Clone)]
+pub struct S3Blobs {
+    client: Client,
+}
+
+fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+    StoreError::Backend(Box::new(err))
+}
+
+/// An S3 answer lacked a field it always carries.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 answered without {0}")]
+struct MissingField(&'static str);
+
+impl S3Blobs {
+    /// An S3 client for `config`; path-style addressing when an endpoint override is set
+    /// (moto and LocalStack serve buckets by path, not by virtual host).
+    pub fn new(config: &aws_config::SdkConfig) -> Self {
+        let mut builder = aws_sdk_s3::config::Builder::from(config);
+        if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+            builder = builder.force_path_style(true);
+        }
+        Self { client: Client::from_conf(builder.build()) }
+    }
+}
+
+#[async_trait]
+impl Blobs for S3Blobs {
+    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
+        self.client
+            .put_object()
+            .bucket(bucket)
+            .key(key)
+            .content_type(content_type)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn start_multipart(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StoreError> {
+        let out = self.client.create_multipart_upload().bucket(bucket).key(key).content_type(content_type).send().await;
+        out.map_err(backend)?.upload_id.ok_or_else(|| backend(MissingField("an upload id")))
+    }
+
+    async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, number: i32, body: Vec<u8>) -> Result<String, StoreError> {
+        let out = self
+            .client
+            .upload_part()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map_err(backend)?;
+        out.e_tag.ok_or_else(|| backend(MissingField("an ETag")))
+    }
+
+    async fn complete_multipart(&self, bucket: &str, key: &str, upload_id: &str, etags: &[String]) -> Result<(), StoreError> {
+        let parts = etags
+            .iter()
+            .zip(1..)
+            .map(|(etag, number)| CompletedPart::builder().e_tag(etag).part_number(number).build())
+            .collect();
+        self.client
+            .complete_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StoreError> {
+        match self.client.head_object().bucket(bucket).key(key).send().await {
+            Ok(out) => Ok(out.content_length.and_then(|n| u64::try_from(n).ok())),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
+            Err(err) => Err(backend(err)),
+        }
+    }
+}

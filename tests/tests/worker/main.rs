@@ -1,0 +1,7 @@
+//! End-to-end tests of the recording worker: real RTMP publishes through nginx-rtmp, a real
+//! `roomrec-worker` process (started by infra/local/test.sh), recordings checked in moto's S3
+//! with ffprobe, events checked in the outbox. Run them with `make test`.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+mod recording;
+mod support;

@@ -1,0 +1,234 @@
+//! Opening a participant's stream: only allowed protocols, every blocking call bounded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ffmpeg_next::{self as ffmpeg, format, media, Dictionary, Packet};
+
+use crate::{InputSpec, MediaError};
+
+/// Protocols the network schemes need underneath (RTMP over TCP/TLS, RTSP's RTP over TCP or
+/// UDP, SRT, HLS playlists and their possibly encrypted segments over HTTP(S)).
+/// `file`, `concat`, `subfile`, `pipe`, `data`… are never listed: a URL is user input.
+const NETWORK_PROTOCOLS: &str = "rtmp,rtmps,tcp,tls,srt,udp,rtp,rtsp,http,https,hls,crypto";
+
+/// How long `avformat_find_stream_info` may read to learn the streams, in microseconds
+/// (`analyzeduration`, FFmpeg's default is 5 s, too slow for a reconnect).
+const ANALYZE_DURATION_US: i64 = 2_000_000;
+
+/// Extra time an open may take on top of `io_timeout`: probing reads up to
+/// [`ANALYZE_DURATION_US`] of media after the connection is up.
+const OPEN_PROBE_BUDGET: Duration = Duration::from_secs(3);
+
+/// Consecutive corrupt packets after which the input counts as broken.
+const MAX_CORRUPT_PACKETS_IN_A_ROW: u32 = 100;
+
+/// A demuxer that says "try again" is polled this often (bounded by the deadline).
+const EAGAIN_POLL: Duration = Duration::from_millis(10);
+
+/// A URL whose scheme is allowed; the only way to reach [`Source::open`].
+#[derive(Debug, Clone)]
+pub(crate) struct AllowedUrl {
+    url: String,
+    scheme: Scheme,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Rtmp,
+    Rtmps,
+    Srt,
+    Rtsp,
+    Http,
+    Https,
+    File,
+}
+
+impl AllowedUrl {
+    /// Accepts rtmp, rtmps, srt, rtsp, http, https (and `file` when `allow_file`).
+    ///
+    /// libav treats a string without `scheme:` as a local path, and `a+b:` or `subfile,,…:`
+    /// as nested protocols, so anything but an exact allowed scheme is refused.
+    pub(crate) fn parse(url: &str, allow_file: bool) -> Result<Self, MediaError> {
+        let refuse = || MediaError::SchemeNotAllowed(url.to_owned());
+        let (scheme, _) = url.split_once(':').ok_or_else(refuse)?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "rtmp" => Scheme::Rtmp,
+            "rtmps" => Scheme::Rtmps,
+            "srt" => Scheme::Srt,
+            "rtsp" => Scheme::Rtsp,
+            "http" => Scheme::Http,
+            "https" => Scheme::Https,
+            "file" if allow_file => Scheme::File,
+            _ => return Err(refuse()),
+        };
+        if url.contains('\0') {
+            return Err(refuse());
+        }
+        Ok(Self { url: url.to_owned(), scheme })
+    }
+
+    fn options(&self, io_timeout: Duration) -> Dictionary<'static> {
+        let timeout_us = io_timeout.as_micros().to_string();
+        let mut options = Dictionary::new();
+        let whitelist = match self.scheme {
+            Scheme::File => format!("{NETWORK_PROTOCOLS},file"),
+            _ => NETWORK_PROTOCOLS.to_owned(),
+        };
+        options.set("protocol_whitelist", &whitelist);
+        options.set("rw_timeout", &timeout_us);
+        options.set("analyzeduration", &ANALYZE_DURATION_US.to_string());
+        match self.scheme {
+            // Play only a live stream: a recorded one of the same name is not the participant.
+            Scheme::Rtmp | Scheme::Rtmps => options.set("rtmp_live", "live"),
+            Scheme::Rtsp => {
+                // Interleaved TCP passes firewalls and NAT; `timeout` bounds its socket I/O.
+                options.set("rtsp_transport", "tcp");
+                options.set("timeout", &timeout_us);
+            }
+            Scheme::Srt | Scheme::Http | Scheme::Https | Scheme::File => {}
+        }
+        options
+    }
+}
+
+/// A point in time after which FFmpeg's interrupt callback aborts the blocking call in progress.
+///
+/// `rw_timeout` only bounds a single read making no progress; this also bounds connects,
+/// handshakes and probing that trickle along.
+#[derive(Debug, Clone)]
+struct Deadline {
+    epoch: Instant,
+    at_ms: Arc<AtomicU64>,
+}
+
+impl Deadline {
+    fn new() -> Self {
+        Self { epoch: Instant::now(), at_ms: Arc::new(AtomicU64::new(u64::MAX)) }
+    }
+
+    fn arm(&self, within: Duration) {
+        let at = self.epoch.elapsed().saturating_add(within);
+        self.at_ms.store(u64::try_from(at.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    fn expired(&self) -> bool {
+        let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        now > self.at_ms.load(Ordering::Relaxed)
+    }
+}
+
+/// What one read from the source gave.
+pub(crate) enum Read {
+    Packet(Packet),
+    /// The source ended or failed; the text says why (for `Output::Waiting`).
+    End(String),
+}
+
+/// An open input and the streams worth recording in it.
+pub(crate) struct Source {
+    ctx: format::context::Input,
+    deadline: Deadline,
+    io_timeout: Duration,
+    /// Index of the best video stream, if any.
+    pub(crate) video: Option<usize>,
+    /// Index of the best audio stream, if any.
+    pub(crate) audio: Option<usize>,
+}
+
+impl Source {
+    /// Opens `url` and reads enough to know its streams, within `io_timeout` plus a probe budget.
+    pub(crate) fn open(url: &AllowedUrl, spec: &InputSpec) -> Result<Self, ffmpeg::Error> {
+        let deadline = Deadline::new();
+        deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));
+        let watch = deadline.clone();
+        let ctx = format::input_with_interrupt_and_dictionary(
+            &url.url,
+            move || watch.expired(),
+            url.options(spec.io_timeout),
+        )?;
+        let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
+        let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
+        Ok(Self { ctx, deadline, io_timeout: spec.io_timeout, video, audio })
+    }
+
+    /// The demuxer's view of the streams (parameters, time bases, frame rates).
+    pub(crate) fn context(&self) -> &format::context::Input {
+        &self.ctx
+    }
+
+    /// Reads the next packet, skipping corrupt ones; never blocks longer than `io_timeout`.
+    pub(crate) fn read(&mut self) -> Read {
+        let mut corrupt = 0;
+        self.deadline.arm(self.io_timeout);
+        loop {
+            let mut packet = Packet::empty();
+            match packet.read(&mut self.ctx) {
+                Ok(()) => return Read::Packet(packet),
+                Err(ffmpeg::Error::Eof) => return Read::End("the stream ended".to_owned()),
+                Err(ffmpeg::Error::Exit) => {
+                    return Read::End(format!("no media for {:?}", self.io_timeout));
+                }
+                Err(ffmpeg::Error::InvalidData) if corrupt < MAX_CORRUPT_PACKETS_IN_A_ROW => {
+                    corrupt += 1;
+                    tracing::warn!("skipping a corrupt input packet");
+                }
+                Err(ffmpeg::Error::Other { errno: ffmpeg::error::EAGAIN }) => {
+                    if self.deadline.expired() {
+                        return Read::End(format!("no media for {:?}", self.io_timeout));
+                    }
+                    std::thread::sleep(EAGAIN_POLL);
+                }
+                Err(error) => return Read::End(format!("reading the stream failed: {error}")),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(url: &str, allow_file: bool) -> bool {
+        matches!(AllowedUrl::parse(url, allow_file), Err(MediaError::SchemeNotAllowed(_)))
+    }
+
+    #[test]
+    fn network_schemes_are_allowed() {
+        for url in
+            ["rtmp://h/live/k", "RTMPS://h/a/b", "srt://h:9000", "rtsp://h/s", "http://h/p.m3u8", "https://h/p.m3u8"]
+        {
+            assert!(AllowedUrl::parse(url, false).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn other_libav_protocols_and_bare_paths_are_refused() {
+        for url in [
+            "concat:a.ts|b.ts",
+            "subfile,,start,0,end,10,,:/etc/passwd",
+            "ftp://h/x",
+            "/etc/passwd",
+            "hls+http://h/p",
+            "data:x",
+            "pipe:0",
+            "tcp://h:1",
+        ] {
+            assert!(refused(url, true), "{url}");
+        }
+    }
+
+    #[test]
+    fn file_is_allowed_only_when_asked() {
+        assert!(refused("file:/tmp/in.flv", false));
+        assert!(AllowedUrl::parse("file:/tmp/in.flv", true).is_ok());
+    }
+
+    #[test]
+    fn the_whitelist_names_file_only_when_allowed() {
+        let network = AllowedUrl::parse("rtmp://h/live/k", true).map(|u| u.options(Duration::from_secs(1)));
+        let whitelist = network.ok().and_then(|o| o.get("protocol_whitelist").map(str::to_owned));
+        assert_eq!(whitelist.as_deref(), Some(NETWORK_PROTOCOLS));
+    }
+}

@@ -1,0 +1,217 @@
+//! The recorder: one input, its outputs, one thread.
+//!
+//! It alternates between two phases until stopped: *waiting* (no source; retry every
+//! `retry_interval`, close files whose merge window passed) and *streaming* (read, remux or
+//! transcode, write). Each connection's timestamps are shifted to start right where the
+//! written media ends, so a file continued after a pause has no gap and no overlap.
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
+
+use ffmpeg_next as ffmpeg;
+
+use crate::input::{AllowedUrl, Read, Source};
+use crate::mux::Reporter;
+use crate::outputs::Outputs;
+use crate::pipeline::Pipeline;
+use crate::timeline::Link;
+use crate::{Command, InputSpec, MediaError, Output, RecordSpec};
+
+/// `Output::Alive` is sent at most this often while packets arrive.
+const ALIVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Records one participant stream until stopped.
+#[derive(Debug)]
+pub struct Recorder {
+    input: InputSpec,
+    spec: RecordSpec,
+}
+
+/// How a connection to the source ended.
+enum Ended {
+    /// The runner asked to stop.
+    Stopped,
+    /// The source ended or failed; its last media arrived then (`None`: none came at all).
+    Lost { reason: String, last_media: Option<(SystemTime, Instant)> },
+}
+
+/// The source is away: since when, and whether the runner has been told.
+struct Pause {
+    since: SystemTime,
+    at: Instant,
+    announced: bool,
+}
+
+/// An open source and the path its packets take.
+struct Connection {
+    source: Source,
+    pipeline: Pipeline,
+}
+
+impl Recorder {
+    /// A recorder for `input` with `spec`; nothing is opened until [`Recorder::run`].
+    pub fn new(input: InputSpec, spec: RecordSpec) -> Self {
+        Self { input, spec }
+    }
+
+    /// Records on the calling thread until `Command::Stop` or a fatal error; reports to `out`.
+    pub fn run(self, commands: Receiver<Command>, out: SyncSender<Output>) -> Result<(), MediaError> {
+        let url = AllowedUrl::parse(&self.input.url, self.input.allow_file)?;
+        init_ffmpeg()?;
+        std::fs::create_dir_all(&self.spec.spool_dir).map_err(MediaError::Spool)?;
+        let report = Reporter::new(out);
+        let mut outputs = Outputs::new(&self.spec);
+        let recorded = self.record(&url, &commands, &report, &mut outputs);
+        match recorded.and_then(|ended_at| outputs.close(ended_at, &report)) {
+            Ok(()) => report.send(Output::Finished),
+            Err(MediaError::ChannelClosed) => Err(MediaError::ChannelClosed),
+            Err(error) => {
+                tracing::error!(error = &error as &dyn std::error::Error, "recording failed");
+                // Best effort: leave what was recorded playable and announced.
+                if let Err(close) = outputs.close(SystemTime::now(), &report) {
+                    tracing::warn!(
+                        error = &close as &dyn std::error::Error,
+                        "closing the files after a failure failed"
+                    );
+                }
+                let _ = report.send(Output::Finished);
+                Err(error)
+            }
+        }
+    }
+
+    /// Connects, streams, waits, reconnects… until stopped; returns when the media ended.
+    fn record(
+        &self,
+        url: &AllowedUrl,
+        commands: &Receiver<Command>,
+        report: &Reporter,
+        outputs: &mut Outputs,
+    ) -> Result<SystemTime, MediaError> {
+        let mut pause = Pause { since: SystemTime::now(), at: Instant::now(), announced: false };
+        let mut next_attempt = Instant::now();
+        loop {
+            let Some(connection) = self.reconnect(url, commands, report, outputs, &mut pause, next_attempt)? else {
+                return Ok(pause.since);
+            };
+            outputs.resume(connection.pipeline.tracks(), pause.at.elapsed(), pause.since, report)?;
+            match self.stream(connection, commands, report, outputs)? {
+                Ended::Stopped => return Ok(SystemTime::now()),
+                Ended::Lost { reason, last_media: Some((since, at)) } => {
+                    tracing::info!(%reason, "the source stopped");
+                    report.send(Output::Waiting { since, reason })?;
+                    pause = Pause { since, at, announced: true };
+                    next_attempt = Instant::now() + self.input.retry_interval;
+                }
+                // Opened but sent nothing: the pause simply goes on.
+                Ended::Lost { reason, last_media: None } => {
+                    if !pause.announced {
+                        report.send(Output::Waiting { since: pause.since, reason })?;
+                        pause.announced = true;
+                    }
+                    next_attempt = Instant::now() + self.input.retry_interval;
+                }
+            }
+        }
+    }
+
+    /// Waits for the source to come back, closing files whose merge window passes meanwhile.
+    /// `None` when stopped first.
+    fn reconnect(
+        &self,
+        url: &AllowedUrl,
+        commands: &Receiver<Command>,
+        report: &Reporter,
+        outputs: &mut Outputs,
+        pause: &mut Pause,
+        mut next_attempt: Instant,
+    ) -> Result<Option<Connection>, MediaError> {
+        loop {
+            outputs.expire(pause.at.elapsed(), pause.since, report)?;
+            if Instant::now() >= next_attempt {
+                match self.connect(url) {
+                    Ok(connection) => return Ok(Some(connection)),
+                    Err(reason) if !pause.announced => {
+                        tracing::info!(%reason, "waiting for the source");
+                        report.send(Output::Waiting { since: pause.since, reason })?;
+                        pause.announced = true;
+                    }
+                    Err(reason) => tracing::debug!(%reason, "the source is still away"),
+                }
+                next_attempt = Instant::now() + self.input.retry_interval;
+            }
+            let mut wait = next_attempt.saturating_duration_since(Instant::now());
+            if let Some(expiry) = outputs.until_expiry(pause.at.elapsed()) {
+                wait = wait.min(expiry);
+            }
+            match commands.recv_timeout(wait) {
+                // A runner that dropped its sender can no longer stop us: finish cleanly now.
+                Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(None),
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+    }
+
+    fn connect(&self, url: &AllowedUrl) -> Result<Connection, String> {
+        let source = Source::open(url, &self.input).map_err(|error| format!("cannot open the stream: {error}"))?;
+        let pipeline = Pipeline::new(&source, &self.spec).map_err(|error| error.to_string())?;
+        Ok(Connection { source, pipeline })
+    }
+
+    /// Records from `connection` until the source ends or the runner says stop.
+    fn stream(
+        &self,
+        connection: Connection,
+        commands: &Receiver<Command>,
+        report: &Reporter,
+        outputs: &mut Outputs,
+    ) -> Result<Ended, MediaError> {
+        let Connection { mut source, mut pipeline } = connection;
+        let tracks = pipeline.tracks().clone();
+        let mut link = Link::new();
+        let mut batch = Vec::new();
+        let mut last_alive: Option<Instant> = None;
+        let mut last_media = None;
+        loop {
+            match commands.try_recv() {
+                Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
+                    pipeline.drain(&mut batch)?;
+                    link.deliver(&mut batch, &tracks, outputs, report)?;
+                    return Ok(Ended::Stopped);
+                }
+                Err(TryRecvError::Empty) => {}
+            }
+            match source.read() {
+                Read::Packet(packet) => {
+                    let now = Instant::now();
+                    last_media = Some((SystemTime::now(), now));
+                    if last_alive.is_none_or(|last| now - last >= ALIVE_EVERY) {
+                        report.send(Output::Alive)?;
+                        last_alive = Some(now);
+                    }
+                    pipeline.push(packet, &mut batch)?;
+                    link.deliver(&mut batch, &tracks, outputs, report)?;
+                }
+                Read::End(reason) => {
+                    pipeline.drain(&mut batch)?;
+                    link.deliver(&mut batch, &tracks, outputs, report)?;
+                    outputs.pause(report)?;
+                    return Ok(Ended::Lost { reason, last_media });
+                }
+            }
+        }
+    }
+}
+
+/// Initialises libav once per process. Its log goes to stderr, outside `tracing`, so only
+/// errors are let through; what matters is reported through `tracing` here.
+fn init_ffmpeg() -> Result<(), MediaError> {
+    static INIT: OnceLock<Result<(), ffmpeg::Error>> = OnceLock::new();
+    let result = *INIT.get_or_init(|| {
+        ffmpeg::init()?;
+        ffmpeg::log::set_level(ffmpeg::log::Level::Error);
+        Ok(())
+    });
+    result.map_err(|source| MediaError::Ffmpeg { context: "initialise libav", source })
+}

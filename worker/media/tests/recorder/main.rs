@@ -1,0 +1,7 @@
+//! The recorder end to end: real inputs made with the `ffmpeg` program, real outputs checked
+//! with `ffprobe`, and a real nginx-rtmp server for pauses.
+
+mod files;
+mod inputs;
+mod pauses;
+mod support;

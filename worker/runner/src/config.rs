@@ -1,0 +1,62 @@
+//! The worker's settings, read once: the functions' [`Config`] plus its own.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use roomrec_adapters::{Config, ConfigError};
+
+/// Environment variable names the worker adds to the functions' ones.
+pub mod env {
+    /// Unique name of this worker (default: host name and process id).
+    pub const WORKER_ID: &str = "ROOMREC_WORKER_ID";
+    /// Local directory for segments and MP4 files before upload.
+    pub const SPOOL_DIR: &str = "ROOMREC_SPOOL_DIR";
+    /// How many recordings one worker runs at once.
+    pub const MAX_JOBS: &str = "ROOMREC_MAX_JOBS";
+    /// `true` lets jobs read `file:` URLs (tests only).
+    pub const ALLOW_FILE_INPUTS: &str = "ROOMREC_ALLOW_FILE_INPUTS";
+    /// Lease length in seconds; renewed every third of it.
+    pub const LEASE_SECONDS: &str = "ROOMREC_LEASE_SECONDS";
+}
+
+/// Default number of concurrent recordings.
+const DEFAULT_MAX_JOBS: usize = 50;
+/// Default lease: long enough to ride out a slow DynamoDB call, short enough for a quick takeover.
+const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+
+/// Everything the worker needs to know about its deployment.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub base: Config,
+    pub worker_id: String,
+    pub spool_dir: PathBuf,
+    pub max_jobs: usize,
+    pub allow_file_inputs: bool,
+    pub lease: Duration,
+}
+
+fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
+    match std::env::var(name).ok().filter(|v| !v.is_empty()) {
+        None => Ok(default),
+        Some(text) => text.parse().map_err(|_| ConfigError::Invalid { name, reason: "not a valid value" }),
+    }
+}
+
+impl WorkerConfig {
+    /// Reads every setting from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let default_id = format!(
+            "{}-{}",
+            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
+            std::process::id()
+        );
+        Ok(Self {
+            base: Config::from_env()?,
+            worker_id: parsed(env::WORKER_ID, default_id)?,
+            spool_dir: parsed(env::SPOOL_DIR, std::env::temp_dir().join("roomrec-spool"))?,
+            max_jobs: parsed(env::MAX_JOBS, DEFAULT_MAX_JOBS)?,
+            allow_file_inputs: parsed(env::ALLOW_FILE_INPUTS, false)?,
+            lease: Duration::from_secs(parsed(env::LEASE_SECONDS, DEFAULT_LEASE.as_secs())?),
+        })
+    }
+}

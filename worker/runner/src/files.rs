@@ -1,0 +1,151 @@
+//! The files of one recording as the recorder reports them: each is uploaded while it
+//! grows, announced when it starts, and added to the job with a completion event when it ends.
+
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, Utc};
+use roomrec_domain::callback::EventType;
+use roomrec_domain::event::FileFacts;
+use roomrec_domain::job::{Job, RecordFile};
+use roomrec_domain::rule::{RecordFormat, RecordRule};
+use roomrec_domain::time::Timestamp;
+use roomrec_media::Output;
+
+use crate::context::Ctx;
+use crate::job::{record_format, FileMap};
+use crate::keys::{file_keys, FileKeys};
+use crate::upload::{HlsUpload, Mp4Stream};
+
+/// A file being recorded.
+struct OpenFile {
+    keys: FileKeys,
+    started: DateTime<Utc>,
+    width: u32,
+    height: u32,
+    upload: Upload,
+}
+
+enum Upload {
+    Hls(HlsUpload),
+    Mp4(Mp4Stream, std::path::PathBuf, u64),
+}
+
+/// Every open file of one recording.
+pub struct OpenFiles {
+    rule: RecordRule,
+    stream_url: String,
+    open: FileMap<OpenFile>,
+}
+
+fn utc(time: SystemTime) -> DateTime<Utc> {
+    DateTime::<Utc>::from(time)
+}
+
+impl OpenFiles {
+    /// No files yet, for a recording under `rule` of the stream at `stream_url`.
+    pub fn new(rule: RecordRule, stream_url: String) -> Self {
+        Self { rule, stream_url, open: FileMap::new() }
+    }
+
+    fn facts(&self, ctx: &Ctx, file: &OpenFile, format: RecordFormat) -> FileFacts {
+        let bucket = &self.rule.obs_addr.bucket;
+        let region = &self.rule.obs_addr.location;
+        let key = file.keys.main(format);
+        FileFacts {
+            download_url: None,
+            file_size: None,
+            record_duration: None,
+            start_time: Timestamp::from(file.started),
+            end_time: None,
+            width: file.width,
+            height: file.height,
+            obs_location: ctx.location(region),
+            obs_bucket: bucket.clone(),
+            obs_object: key,
+        }
+    }
+
+    /// Acts on one recorder output.
+    pub async fn handle(&mut self, ctx: &Ctx, job: &mut Job, output: Output) -> anyhow::Result<()> {
+        let bucket = self.rule.obs_addr.bucket.clone();
+        match output {
+            Output::FileOpened { format, file, started_at, width, height } => {
+                let format = record_format(format);
+                let started = utc(started_at);
+                let keys = file_keys(job, &self.rule, format, started, &self.stream_url);
+                let upload = match format {
+                    RecordFormat::Hls => Upload::Hls(HlsUpload::new(ctx.blobs.clone(), bucket, keys.main(format))),
+                    RecordFormat::Mp4 => Upload::Mp4(Mp4Stream::new(ctx.blobs.clone(), bucket, keys.main(format)), Default::default(), 0),
+                };
+                let opened = OpenFile { keys, started, width, height, upload };
+                let facts = self.facts(ctx, &opened, format);
+                self.open.insert((format, file), opened);
+                ctx.emit(job, EventType::RecordNewFileStart, Some(format), Some(facts), "file started".into()).await?;
+            }
+            Output::Segment { file, seq, path, duration, discontinuity } => {
+                let open = self.open.get_mut(&(RecordFormat::Hls, file)).ok_or_else(|| anyhow::anyhow!("segment of an unknown file"))?;
+                let (key, uri) = (open.keys.segment(seq), open.keys.segment_uri(seq));
+                if let Upload::Hls(hls) = &mut open.upload {
+                    hls.segment(&path, &key, uri, duration, discontinuity).await?;
+                }
+            }
+            Output::Mp4Progress { file, path, bytes } => {
+                let open = self.open.get_mut(&(RecordFormat::Mp4, file)).ok_or_else(|| anyhow::anyhow!("MP4 data of an unknown file"))?;
+                if let Upload::Mp4(stream, spool, size) = &mut open.upload {
+                    stream.progress(&path, bytes).await?;
+                    (*spool, *size) = (path, bytes);
+                }
+            }
+            Output::FileClosed { format, file, duration, ended_at } => {
+                let format = record_format(format);
+                let Some(mut open) = self.open.remove(&(format, file)) else { return Ok(()) };
+                let size = match &mut open.upload {
+                    Upload::Hls(hls) => {
+                        hls.finish().await?;
+                        hls.bytes
+                    }
+                    Upload::Mp4(stream, spool, size) => stream.finish(spool, *size).await?,
+                };
+                self.complete(ctx, job, format, open, size, duration, utc(ended_at)).await?;
+            }
+            Output::Alive | Output::Waiting { .. } | Output::Finished => {}
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn complete(
+        &self,
+        ctx: &Ctx,
+        job: &mut Job,
+        format: RecordFormat,
+        open: OpenFile,
+        size: u64,
+        duration: Duration,
+        ended: DateTime<Utc>,
+    ) -> anyhow::Result<()> {
+        let mut facts = self.facts(ctx, &open, format);
+        facts.download_url = Some(ctx.download_url(&facts.obs_bucket, &self.rule.obs_addr.location, &facts.obs_object));
+        facts.file_size = Some(size);
+        facts.record_duration = Some(duration.as_secs_f64().round() as u64);
+        facts.end_time = Some(Timestamp::from(ended));
+        let record = RecordFile {
+            record_format: format,
+            obs_bucket: facts.obs_bucket.clone(),
+            obs_object: facts.obs_object.clone(),
+            file_size: size,
+            record_duration: duration.as_secs_f64(),
+            start_time: facts.start_time,
+            end_time: Timestamp::from(ended),
+        };
+        let updated = ctx
+            .update_job(&job.app_id, &job.job_id, |j| {
+                j.record_files.get_or_insert_with(Vec::new).push(record.clone());
+                Ok(())
+            })
+            .await?;
+        *job = updated;
+        ctx.emit(job, EventType::RecordFileComplete, Some(format), Some(facts), "file complete".into()).await?;
+        Ok(())
+    }
+}

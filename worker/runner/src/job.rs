@@ -1,0 +1,283 @@
+//! One job from claim to end: claim the lease, find the participant's stream, run the
+//! recorder on its own thread, stream its files to S3, and end the job with the right reason.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use roomrec_domain::callback::EventType;
+use roomrec_domain::job::{Job, JobSpec, JobState, StopReason};
+use roomrec_domain::lease::ClaimRefused;
+use roomrec_domain::ports::JobMessage;
+use roomrec_domain::rule::{RecordFormat, RecordRule};
+use roomrec_domain::time::Timestamp;
+use roomrec_media::{Command, Format, InputSpec, Output, Recorder};
+use tokio::sync::{mpsc, watch};
+
+use crate::context::{Ctx, JobWriteError};
+use crate::files::OpenFiles;
+use crate::spec::record_spec;
+
+/// How often the job item is read (stop requests) and idle time checked.
+const TICK: Duration = Duration::from_secs(1);
+/// A read or connect to the source that makes no progress for this long fails and is retried.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between attempts to reach a source that is not there.
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// Outputs buffered between the recorder thread and this task.
+const OUTPUT_QUEUE: usize = 64;
+
+/// What to do with the job's SQS message when the task ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageFate {
+    /// The job has ended: delete the message.
+    Delete,
+    /// Hand the job to another worker now: make the message visible again.
+    ReturnNow,
+    /// Another worker holds it: let the message reappear after its visibility timeout.
+    Leave,
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Runs the job named by `message` until it ends, is handed back (shutdown) or is lost.
+pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<bool>) -> MessageFate {
+    let worker = ctx.config.worker_id.clone();
+    let lease = ctx.config.lease;
+    let mut refused = None;
+    let claimed = ctx
+        .update_job(&message.app_id, &message.job_id, |job| {
+            job.claim(&worker, now_ms(), lease).map(|_| ()).map_err(|e| {
+                refused = Some(e.clone());
+                e.to_string()
+            })
+        })
+        .await;
+    let job = match (claimed, refused) {
+        (Ok(job), _) => job,
+        (Err(_), Some(ClaimRefused::Ended)) | (Err(JobWriteError::Gone), _) => return MessageFate::Delete,
+        (Err(_), Some(ClaimRefused::Held(_))) => return MessageFate::Leave,
+        (Err(err), None) => {
+            tracing::warn!(job_id = %message.job_id, error = %err, "could not claim the job; it will be retried");
+            return MessageFate::Leave;
+        }
+    };
+    tracing::info!(job_id = %job.job_id, state = job.state.as_str(), "job claimed");
+    let mut task = JobTask { ctx, job, shutdown, last_media: Instant::now(), stop: None, handback: false, lost: false };
+    let ending = task.record().await;
+    task.end(ending).await
+}
+
+/// Why the recording loop ended.
+enum Ending {
+    /// Stopped for this reason (tenant, idle).
+    Stopped(StopReason),
+    /// Could not go on.
+    Failed(String),
+}
+
+struct JobTask {
+    ctx: Arc<Ctx>,
+    job: Job,
+    shutdown: watch::Receiver<bool>,
+    last_media: Instant,
+    /// Set once a stop was decided; the recorder is finishing.
+    stop: Option<StopReason>,
+    /// Shutting down: give the job back instead of ending it.
+    handback: bool,
+    /// Another worker took the job over.
+    lost: bool,
+}
+
+impl JobTask {
+    fn max_idle(&self) -> Duration {
+        let seconds = match &self.job.spec {
+            JobSpec::Individual(p) => p.max_idle_time,
+            JobSpec::Mix { mix_param } => mix_param.max_idle_time,
+        };
+        Duration::from_secs(u64::from(seconds))
+    }
+
+    async fn record(&mut self) -> Ending {
+        if self.job.state == JobState::Stopping {
+            return Ending::Stopped(StopReason::TenantStop);
+        }
+        let JobSpec::Individual(params) = self.job.spec.clone() else {
+            return Ending::Failed("mix-stream recording is not available in this worker version".into());
+        };
+        let Some(url) = self.wait_for_stream(&params.user_id).await else {
+            return Ending::Stopped(self.stop.unwrap_or(StopReason::ExceedMaxIdleTime));
+        };
+        // Read when recording starts, so a rule changed while the job waited applies.
+        let rule = match self.rule().await {
+            Ok(rule) => rule,
+            Err(reason) => return Ending::Failed(reason),
+        };
+        let spec = record_spec(&self.job, &rule, &self.ctx.config.spool_dir);
+        if let Err(err) = tokio::fs::create_dir_all(&spec.spool_dir).await {
+            return Ending::Failed(format!("spool directory: {err}"));
+        }
+        let input = InputSpec {
+            url: url.clone(),
+            allow_file: self.ctx.config.allow_file_inputs,
+            io_timeout: IO_TIMEOUT,
+            retry_interval: RETRY_INTERVAL,
+        };
+        let spool = spec.spool_dir.clone();
+        let ending = self.run_recorder(Recorder::new(input, spec), OpenFiles::new(rule, url)).await;
+        let _ = tokio::fs::remove_dir_all(spool).await;
+        ending
+    }
+
+    async fn rule(&self) -> Result<RecordRule, String> {
+        let missing = || "the job's record rule no longer exists".to_owned();
+        let rule_id = self.job.rule_id().ok_or_else(missing)?;
+        let rule = self.ctx.store.get_rule(&self.job.app_id, &rule_id).await.map_err(|e| format!("reading the rule: {e}"))?;
+        rule.ok_or_else(missing)
+    }
+
+    /// The participant's stream URL, polled from the roster (or the app's template) until it
+    /// appears, the job is stopped, or it has been idle too long.
+    async fn wait_for_stream(&mut self, user: &roomrec_domain::ids::UserId) -> Option<String> {
+        loop {
+            let roster = self.ctx.store.get_stream(&self.job.app_id, &self.job.room_id, user).await;
+            if let Ok(Some(stream)) = roster {
+                return Some(stream.url.as_str().to_owned());
+            }
+            if let Ok(Some(app)) = self.ctx.store.find_app(&self.job.app_id).await {
+                if let Some(url) = app.stream_url_template.and_then(|t| t.expand(&self.job.room_id, user).ok()) {
+                    return Some(url.as_str().to_owned());
+                }
+            }
+            tokio::time::sleep(TICK).await;
+            if self.check().await.is_some() {
+                return None;
+            }
+        }
+    }
+
+    /// Reads the job, renews the lease and judges idleness; returns a reason to stop, if any.
+    async fn check(&mut self) -> Option<StopReason> {
+        if *self.shutdown.borrow() {
+            self.handback = true;
+        }
+        let worker = self.ctx.config.worker_id.clone();
+        let lease = self.ctx.config.lease;
+        let renewed = self
+            .ctx
+            .update_job(&self.job.app_id, &self.job.job_id, |job| job.renew(&worker, now_ms(), lease).map_err(|e| e.to_string()))
+            .await;
+        match renewed {
+            Ok(job) => self.job = job,
+            Err(JobWriteError::Refused(_)) | Err(JobWriteError::Gone) => self.lost = true,
+            Err(err) => tracing::warn!(job_id = %self.job.job_id, error = %err, "lease renewal failed; will retry"),
+        }
+        if self.lost || self.handback {
+            return self.stop.or(Some(StopReason::TenantStop));
+        }
+        if self.job.state == JobState::Stopping {
+            self.stop = Some(StopReason::TenantStop);
+        } else if self.last_media.elapsed() > self.max_idle() {
+            self.stop.get_or_insert(StopReason::ExceedMaxIdleTime);
+        }
+        self.stop
+    }
+
+    async fn run_recorder(&mut self, recorder: Recorder, mut files: OpenFiles) -> Ending {
+        let (commands, command_rx) = std::sync::mpsc::channel();
+        let (out_tx, out_rx) = std::sync::mpsc::sync_channel(OUTPUT_QUEUE);
+        let media = std::thread::spawn(move || recorder.run(command_rx, out_tx));
+        let (forward, mut outputs) = mpsc::channel(OUTPUT_QUEUE);
+        std::thread::spawn(move || {
+            for output in out_rx {
+                if forward.blocking_send(output).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut tick = tokio::time::interval(TICK);
+        let mut failure = None;
+        let mut stop_sent = false;
+        loop {
+            tokio::select! {
+                output = outputs.recv() => match output {
+                    Some(Output::Finished) | None => break,
+                    Some(Output::Alive) => self.last_media = Instant::now(),
+                    Some(output) => {
+                        if let Err(err) = files.handle(&self.ctx, &mut self.job, output).await {
+                            failure.get_or_insert(format!("{err:#}"));
+                            stop_sent = stop_sent || commands.send(Command::Stop).is_ok();
+                        }
+                    }
+                },
+                _ = tick.tick() => {
+                    if self.check().await.is_some() && !stop_sent {
+                        stop_sent = commands.send(Command::Stop).is_ok();
+                    }
+                }
+            }
+        }
+        let result = tokio::task::spawn_blocking(move || media.join()).await;
+        match (failure, result) {
+            (Some(reason), _) => Ending::Failed(reason),
+            (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop.unwrap_or(StopReason::TenantStop)),
+            (None, Ok(Ok(Err(err)))) => Ending::Failed(format!("recorder: {err}")),
+            (None, _) => Ending::Failed("the recorder thread panicked".into()),
+        }
+    }
+
+    /// Writes the end of the job and its last event, unless it was lost or handed back.
+    async fn end(self, ending: Ending) -> MessageFate {
+        let JobTask { ctx, job, handback, lost, .. } = self;
+        if lost {
+            tracing::warn!(job_id = %job.job_id, "lease lost; another worker continues the job");
+            return MessageFate::Leave;
+        }
+        let worker = ctx.config.worker_id.clone();
+        if handback {
+            let released = ctx.update_job(&job.app_id, &job.job_id, |j| {
+                j.release(&worker);
+                Ok(())
+            });
+            if let Err(err) = released.await {
+                tracing::warn!(job_id = %job.job_id, error = %err, "could not release the lease; it will expire");
+            }
+            return MessageFate::ReturnNow;
+        }
+        let (reason, event, detail) = match ending {
+            Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, format!("{reason:?}")),
+            Ending::Failed(detail) => (StopReason::InternalError, EventType::CloudRecordFailed, detail),
+        };
+        let finished = ctx
+            .update_job(&job.app_id, &job.job_id, |j| {
+                j.finish(reason, Timestamp::now());
+                Ok(())
+            })
+            .await;
+        let job = match finished {
+            Ok(job) => job,
+            Err(err) => {
+                tracing::error!(job_id = %job.job_id, error = %err, "could not write the job's end; it will be retried");
+                return MessageFate::Leave;
+            }
+        };
+        tracing::info!(job_id = %job.job_id, state = job.state.as_str(), detail, "job ended");
+        if let Err(err) = ctx.emit(&job, event, None, None, detail).await {
+            tracing::error!(job_id = %job.job_id, error = %err, "could not record the job's last event");
+        }
+        MessageFate::Delete
+    }
+}
+
+/// The format of a media output, as the rule names it.
+pub fn record_format(format: Format) -> RecordFormat {
+    match format {
+        Format::Hls => RecordFormat::Hls,
+        Format::Mp4 => RecordFormat::Mp4,
+    }
+}
+
+/// Open files by format and index.
+pub type FileMap<T> = HashMap<(RecordFormat, u32), T>;

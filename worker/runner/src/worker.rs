@@ -1,0 +1,124 @@
+//! The queue loop: long-polls the jobs queue, runs each job in its own task (at most
+//! `max_jobs`), keeps each job's message invisible while it records, and settles the message
+//! by the job's outcome. On shutdown every recording is finished and handed back.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_sqs::Client;
+use roomrec_domain::ports::JobMessage;
+use tokio::sync::{watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::context::Ctx;
+use crate::job::{self, MessageFate};
+
+/// Long-poll wait for new messages (SQS allows up to 20 s).
+const RECEIVE_WAIT_SECS: i32 = 2;
+/// How long a received message stays invisible; extended while the job runs.
+const VISIBILITY_SECS: i32 = 60;
+/// How often a running job's message visibility is extended.
+const KEEPALIVE: Duration = Duration::from_secs(20);
+
+/// The worker process's main loop.
+pub struct Worker {
+    ctx: Arc<Ctx>,
+    sqs: Client,
+    queue_url: String,
+}
+
+impl Worker {
+    /// A worker taking jobs from `queue_url`.
+    pub fn new(ctx: Arc<Ctx>, sqs: Client, queue_url: String) -> Self {
+        Self { ctx, sqs, queue_url }
+    }
+
+    /// Takes and runs jobs until `shutdown` turns true, then waits for the running ones to
+    /// hand back.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let slots = Arc::new(Semaphore::new(self.ctx.config.max_jobs));
+        let mut running = JoinSet::new();
+        tracing::info!(worker = %self.ctx.config.worker_id, "worker started");
+        while !*shutdown.borrow() {
+            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            let received = tokio::select! {
+                _ = shutdown.changed() => break,
+                received = self.receive() => received,
+            };
+            let Some((message, receipt)) = received else { continue };
+            let (ctx, sqs, queue) = (self.ctx.clone(), self.sqs.clone(), self.queue_url.clone());
+            let stop = shutdown.clone();
+            running.spawn(async move {
+                let fate = with_keepalive(&sqs, &queue, &receipt, job::run(ctx, message, stop)).await;
+                settle(&sqs, &queue, &receipt, fate).await;
+                drop(permit);
+            });
+            while running.try_join_next().is_some() {}
+        }
+        tracing::info!(jobs = running.len(), "shutting down: handing back running jobs");
+        while running.join_next().await.is_some() {}
+    }
+
+    /// One message, if one arrives within the long-poll wait.
+    async fn receive(&self) -> Option<(JobMessage, String)> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(1)
+            .wait_time_seconds(RECEIVE_WAIT_SECS)
+            .visibility_timeout(VISIBILITY_SECS)
+            .send()
+            .await;
+        let message = match out {
+            Ok(out) => out.messages?.into_iter().next()?,
+            Err(err) => {
+                tracing::warn!(error = %err, "receiving from the jobs queue failed");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                return None;
+            }
+        };
+        let receipt = message.receipt_handle?;
+        match serde_json::from_str(message.body.as_deref().unwrap_or_default()) {
+            Ok(job) => Some((job, receipt)),
+            Err(err) => {
+                // A message that is not a job never will be: drop it rather than retry it forever.
+                tracing::error!(error = %err, "dropping a malformed job message");
+                settle(&self.sqs, &self.queue_url, &receipt, MessageFate::Delete).await;
+                None
+            }
+        }
+    }
+}
+
+/// Runs `job` while extending its message's visibility, so no other worker receives it.
+async fn with_keepalive(sqs: &Client, queue: &str, receipt: &str, job: impl std::future::Future<Output = MessageFate>) -> MessageFate {
+    tokio::pin!(job);
+    let mut tick = tokio::time::interval(KEEPALIVE);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            fate = &mut job => return fate,
+            _ = tick.tick() => {
+                let extended = sqs.change_message_visibility().queue_url(queue).receipt_handle(receipt).visibility_timeout(VISIBILITY_SECS).send().await;
+                if let Err(err) = extended {
+                    tracing::warn!(error = %err, "could not extend a job message's visibility");
+                }
+            }
+        }
+    }
+}
+
+async fn settle(sqs: &Client, queue: &str, receipt: &str, fate: MessageFate) {
+    let failure = match fate {
+        MessageFate::Delete => sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.err().map(|e| e.to_string()),
+        MessageFate::ReturnNow => {
+            let returned = sqs.change_message_visibility().queue_url(queue).receipt_handle(receipt).visibility_timeout(0).send();
+            returned.await.err().map(|e| e.to_string())
+        }
+        MessageFate::Leave => None,
+    };
+    if let Some(error) = failure {
+        tracing::warn!(error, ?fate, "could not settle a job message");
+    }
+}
