@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 cargo test --workspace --no-fail-fast --exclude roomrec-tests
 cargo test -p roomrec-tests --test e2e
+# Starts and kills its own workers; must run while no other worker takes jobs.
+cargo test -p roomrec-tests --test takeover -- --test-threads=1
 
 worker_log="$ROOMREC_STATE_DIR/worker.log"
 ROOMREC_SPOOL_DIR="$ROOMREC_STATE_DIR/spool" target/debug/roomrec-worker >"$worker_log" 2>&1 &

@@ -168,6 +168,9 @@ impl DynamoStore {
             item.insert("lease_owner".into(), s(lease.owner.as_str()));
             item.insert("lease_expires_ms".into(), n(lease.expires_at_ms));
         }
+        if !job.open_uploads.is_empty() {
+            item.insert("open_uploads".into(), s(serde_json::to_string(&job.open_uploads).map_err(backend)?));
+        }
         Ok(item)
     }
 
@@ -177,6 +180,9 @@ impl DynamoStore {
         let owner = item.get("lease_owner").and_then(|v| v.as_s().ok());
         let expires = item.get("lease_expires_ms").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
         job.lease = owner.zip(expires).map(|(owner, expires_at_ms)| Lease { owner: owner.clone(), expires_at_ms });
+        if let Some(uploads) = item.get("open_uploads").and_then(|v| v.as_s().ok()) {
+            job.open_uploads = serde_json::from_str(uploads).map_err(backend)?;
+        }
         Ok(job)
     }
 }

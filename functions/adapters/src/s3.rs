@@ -86,6 +86,16 @@ impl Blobs for S3Blobs {
         Ok(())
     }
 
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
+        let out = self.client.get_object().bucket(bucket).key(key).send().await.map_err(backend)?;
+        Ok(out.body.collect().await.map_err(backend)?.into_bytes().to_vec())
+    }
+
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError> {
+        self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send().await.map_err(backend)?;
+        Ok(())
+    }
+
     async fn size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StoreError> {
         match self.client.head_object().bucket(bucket).key(key).send().await {
             Ok(out) => Ok(out.content_length.and_then(|n| u64::try_from(n).ok())),

@@ -60,6 +60,17 @@ pub enum StopReason {
     InternalError,
 }
 
+impl StopReason {
+    /// The reason's API name (`TENANT_STOP`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TenantStop => "TENANT_STOP",
+            Self::ExceedMaxIdleTime => "EXCEED_MAX_IDLE_TIME",
+            Self::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}
+
 /// Which kind of job, and its kind's parameters.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "job_type", rename_all = "SCREAMING_SNAKE_CASE")]
@@ -171,6 +182,36 @@ pub struct Job {
     /// The worker holding the job; kept by the store, never shown.
     #[serde(skip)]
     pub lease: Option<crate::lease::Lease>,
+    /// Files being uploaded by the worker that holds the job; kept by the store, never shown.
+    #[serde(skip)]
+    pub open_uploads: Vec<OpenUpload>,
+}
+
+/// A file a worker is uploading, recorded so that a worker taking the job over (after a
+/// crash) can finish it: what is in storage stays a playable file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenUpload {
+    pub record_format: crate::rule::RecordFormat,
+    pub bucket: String,
+    /// The MP4 object or the HLS playlist.
+    pub key: String,
+    pub start_time: Timestamp,
+    pub width: u32,
+    pub height: u32,
+    /// MP4 only: the multipart upload and the ETags of its parts so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<Multipart>,
+    /// Bytes in storage so far (MP4 parts, or HLS segments).
+    pub bytes: u64,
+    /// Seconds of media in storage so far.
+    pub duration: f64,
+}
+
+/// An S3 multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Multipart {
+    pub upload_id: String,
+    pub etags: Vec<String>,
 }
 
 /// Body of `POST .../individual-stream-jobs` (the seed's fields).
@@ -242,6 +283,7 @@ impl Job {
             update_time: now,
             version: 0,
             lease: None,
+            open_uploads: Vec::new(),
         }
     }
 

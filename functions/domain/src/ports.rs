@@ -139,6 +139,10 @@ pub trait Blobs: Send + Sync {
     async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, number: i32, body: Vec<u8>) -> Result<String, StoreError>;
     /// Completes a multipart upload from its parts' ETags, in order.
     async fn complete_multipart(&self, bucket: &str, key: &str, upload_id: &str, etags: &[String]) -> Result<(), StoreError>;
+    /// Reads a whole object.
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Abandons a multipart upload.
+    async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError>;
     /// The size of an object, if it exists.
     async fn size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StoreError>;
 }

@@ -15,12 +15,17 @@ pub mod env {
     pub const MAX_JOBS: &str = "ROOMREC_MAX_JOBS";
     /// `true` lets jobs read `file:` URLs (tests only).
     pub const ALLOW_FILE_INPUTS: &str = "ROOMREC_ALLOW_FILE_INPUTS";
-    /// Lease length in seconds; renewed every third of it.
+    /// Lease length in seconds; renewed every second.
     pub const LEASE_SECONDS: &str = "ROOMREC_LEASE_SECONDS";
+    /// How long a received job message stays invisible, in seconds: after a worker dies, its
+    /// jobs are picked up again this long after its last keepalive.
+    pub const VISIBILITY_SECONDS: &str = "ROOMREC_VISIBILITY_SECONDS";
 }
 
 /// Default number of concurrent recordings.
 const DEFAULT_MAX_JOBS: usize = 50;
+/// Default message visibility: the longest a dead worker's job waits for a taker.
+const DEFAULT_VISIBILITY: Duration = Duration::from_secs(60);
 /// Default lease: long enough to ride out a slow DynamoDB call, short enough for a quick takeover.
 const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 
@@ -33,6 +38,7 @@ pub struct WorkerConfig {
     pub max_jobs: usize,
     pub allow_file_inputs: bool,
     pub lease: Duration,
+    pub visibility: Duration,
 }
 
 fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
@@ -57,6 +63,7 @@ impl WorkerConfig {
             max_jobs: parsed(env::MAX_JOBS, DEFAULT_MAX_JOBS)?,
             allow_file_inputs: parsed(env::ALLOW_FILE_INPUTS, false)?,
             lease: Duration::from_secs(parsed(env::LEASE_SECONDS, DEFAULT_LEASE.as_secs())?),
+            visibility: Duration::from_secs(parsed(env::VISIBILITY_SECONDS, DEFAULT_VISIBILITY.as_secs())?),
         })
     }
 }

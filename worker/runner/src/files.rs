@@ -6,12 +6,12 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
-use roomrec_domain::job::{Job, RecordFile};
+use roomrec_domain::job::{Job, OpenUpload, RecordFile};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
 use roomrec_media::Output;
 
-use crate::context::Ctx;
+use crate::context::{Ctx, JobWriteError};
 use crate::job::{record_format, FileMap};
 use crate::keys::{file_keys, FileKeys};
 use crate::upload::{HlsUpload, Mp4Stream};
@@ -79,7 +79,23 @@ impl OpenFiles {
                 };
                 let opened = OpenFile { keys, started, width, height, upload };
                 let facts = self.facts(ctx, &opened, format);
+                let tracked = OpenUpload {
+                    record_format: format,
+                    bucket: facts.obs_bucket.clone(),
+                    key: facts.obs_object.clone(),
+                    start_time: facts.start_time,
+                    width,
+                    height,
+                    multipart: None,
+                    bytes: 0,
+                    duration: 0.0,
+                };
                 self.open.insert((format, file), opened);
+                *job = ctx.update_job(&job.app_id, &job.job_id, |j| {
+                    j.open_uploads.push(tracked.clone());
+                    Ok(())
+                })
+                .await?;
                 ctx.emit(job, EventType::RecordNewFileStart, Some(format), Some(facts), "file started".into()).await?;
             }
             Output::Segment { file, seq, path, duration, discontinuity } => {
@@ -87,13 +103,29 @@ impl OpenFiles {
                 let (key, uri) = (open.keys.segment(seq), open.keys.segment_uri(seq));
                 if let Upload::Hls(hls) = &mut open.upload {
                     hls.segment(&path, &key, uri, duration, discontinuity).await?;
+                    let (playlist, bytes) = (open.keys.main(RecordFormat::Hls), hls.bytes);
+                    *job = track(ctx, job, &playlist, |u| {
+                        u.bytes = bytes;
+                        u.duration += duration.as_secs_f64();
+                    })
+                    .await?;
                 }
             }
             Output::Mp4Progress { file, path, bytes } => {
                 let open = self.open.get_mut(&(RecordFormat::Mp4, file)).ok_or_else(|| anyhow::anyhow!("MP4 data of an unknown file"))?;
                 if let Upload::Mp4(stream, spool, size) = &mut open.upload {
-                    stream.progress(&path, bytes).await?;
+                    let sent = stream.progress(&path, bytes).await?;
                     (*spool, *size) = (path, bytes);
+                    if let (true, Some((multipart, uploaded))) = (sent, stream.multipart()) {
+                        // What a worker taking over would complete: the parts in S3 so far.
+                        let elapsed = (Utc::now() - open.started).num_milliseconds() as f64 / 1000.0;
+                        *job = track(ctx, job, &open.keys.main(RecordFormat::Mp4), |u| {
+                            u.multipart = Some(multipart.clone());
+                            u.bytes = uploaded;
+                            u.duration = elapsed;
+                        })
+                        .await?;
+                    }
                 }
             }
             Output::FileClosed { format, file, duration, ended_at } => {
@@ -140,6 +172,7 @@ impl OpenFiles {
         };
         let updated = ctx
             .update_job(&job.app_id, &job.job_id, |j| {
+                j.open_uploads.retain(|u| u.key != record.obs_object);
                 j.record_files.get_or_insert_with(Vec::new).push(record.clone());
                 Ok(())
             })
@@ -148,4 +181,13 @@ impl OpenFiles {
         ctx.emit(job, EventType::RecordFileComplete, Some(format), Some(facts), "file complete".into()).await?;
         Ok(())
     }
+}
+
+/// Updates the job's record of the open upload at `key`.
+async fn track(ctx: &Ctx, job: &Job, key: &str, change: impl Fn(&mut OpenUpload) + Send + Sync) -> Result<Job, JobWriteError> {
+    ctx.update_job(&job.app_id, &job.job_id, |j| {
+        j.open_uploads.iter_mut().filter(|u| u.key == key).for_each(&change);
+        Ok(())
+    })
+    .await
 }

@@ -16,6 +16,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::context::{Ctx, JobWriteError};
 use crate::files::OpenFiles;
+use crate::recovery;
 use crate::spec::record_spec;
 
 /// How often the job item is read (stop requests) and idle time checked.
@@ -46,13 +47,17 @@ fn now_ms() -> i64 {
 pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<bool>) -> MessageFate {
     let worker = ctx.config.worker_id.clone();
     let lease = ctx.config.lease;
-    let mut refused = None;
+    let (mut refused, mut takeover) = (None, false);
     let claimed = ctx
-        .update_job(&message.app_id, &message.job_id, |job| {
-            job.claim(&worker, now_ms(), lease).map(|_| ()).map_err(|e| {
+        .update_job(&message.app_id, &message.job_id, |job| match job.claim(&worker, now_ms(), lease) {
+            Ok(took_over) => {
+                takeover = took_over;
+                Ok(())
+            }
+            Err(e) => {
                 refused = Some(e.clone());
-                e.to_string()
-            })
+                Err(e.to_string())
+            }
         })
         .await;
     let job = match (claimed, refused) {
@@ -64,8 +69,14 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
             return MessageFate::Leave;
         }
     };
-    tracing::info!(job_id = %job.job_id, state = job.state.as_str(), "job claimed");
+    tracing::info!(job_id = %job.job_id, state = job.state.as_str(), takeover, "job claimed");
     let mut task = JobTask { ctx, job, shutdown, last_media: Instant::now(), stop: None, handback: false, lost: false };
+    if takeover && !task.job.open_uploads.is_empty() {
+        let region = task.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
+        if let Err(err) = recovery::finish_abandoned(&task.ctx, &mut task.job, &region).await {
+            tracing::warn!(job_id = %task.job.job_id, error = %format!("{err:#}"), "finishing abandoned files failed");
+        }
+    }
     let ending = task.record().await;
     task.end(ending).await
 }
@@ -247,7 +258,7 @@ impl JobTask {
             return MessageFate::ReturnNow;
         }
         let (reason, event, detail) = match ending {
-            Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, format!("{reason:?}")),
+            Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, reason.as_str().to_owned()),
             Ending::Failed(detail) => (StopReason::InternalError, EventType::CloudRecordFailed, detail),
         };
         let finished = ctx

@@ -127,12 +127,24 @@ impl Mp4Stream {
     }
 
     /// The file at `path` is final up to `ready` bytes (a fragment boundary): sends a part
-    /// once at least [`MIN_PART_SIZE_BYTES`] are waiting.
-    pub async fn progress(&mut self, path: &Path, ready: u64) -> Result<(), UploadError> {
-        if ready.saturating_sub(self.uploaded()) >= MIN_PART_SIZE_BYTES {
-            self.send_part(path, ready).await?;
+    /// once at least [`MIN_PART_SIZE_BYTES`] are waiting. `true` when a part was sent.
+    pub async fn progress(&mut self, path: &Path, ready: u64) -> Result<bool, UploadError> {
+        if ready.saturating_sub(self.uploaded()) < MIN_PART_SIZE_BYTES {
+            return Ok(false);
         }
-        Ok(())
+        self.send_part(path, ready).await?;
+        Ok(true)
+    }
+
+    /// The multipart upload under way and the bytes it holds, once a part was sent.
+    pub fn multipart(&self) -> Option<(roomrec_domain::job::Multipart, u64)> {
+        match &self.state {
+            Mp4Upload::InProgress { upload_id, etags, uploaded } => Some((
+                roomrec_domain::job::Multipart { upload_id: upload_id.clone(), etags: etags.clone() },
+                *uploaded,
+            )),
+            _ => None,
+        }
     }
 
     /// The file is complete at `size` bytes: sends the rest and completes the object.

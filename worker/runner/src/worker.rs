@@ -15,10 +15,6 @@ use crate::job::{self, MessageFate};
 
 /// Long-poll wait for new messages (SQS allows up to 20 s).
 const RECEIVE_WAIT_SECS: i32 = 2;
-/// How long a received message stays invisible; extended while the job runs.
-const VISIBILITY_SECS: i32 = 60;
-/// How often a running job's message visibility is extended.
-const KEEPALIVE: Duration = Duration::from_secs(20);
 
 /// The worker process's main loop.
 pub struct Worker {
@@ -49,7 +45,8 @@ impl Worker {
             let (ctx, sqs, queue) = (self.ctx.clone(), self.sqs.clone(), self.queue_url.clone());
             let stop = shutdown.clone();
             running.spawn(async move {
-                let fate = with_keepalive(&sqs, &queue, &receipt, job::run(ctx, message, stop)).await;
+                let visibility = ctx.config.visibility;
+                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx, message, stop)).await;
                 settle(&sqs, &queue, &receipt, fate).await;
                 drop(permit);
             });
@@ -67,7 +64,7 @@ impl Worker {
             .queue_url(&self.queue_url)
             .max_number_of_messages(1)
             .wait_time_seconds(RECEIVE_WAIT_SECS)
-            .visibility_timeout(VISIBILITY_SECS)
+            .visibility_timeout(secs(self.ctx.config.visibility))
             .send()
             .await;
         let message = match out {
@@ -91,16 +88,27 @@ impl Worker {
     }
 }
 
-/// Runs `job` while extending its message's visibility, so no other worker receives it.
-async fn with_keepalive(sqs: &Client, queue: &str, receipt: &str, job: impl std::future::Future<Output = MessageFate>) -> MessageFate {
+fn secs(duration: Duration) -> i32 {
+    i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
+}
+
+/// Runs `job` while extending its message's visibility every third of it, so no other
+/// worker receives the message while this one lives.
+async fn with_keepalive(
+    sqs: &Client,
+    queue: &str,
+    receipt: &str,
+    visibility: Duration,
+    job: impl std::future::Future<Output = MessageFate>,
+) -> MessageFate {
     tokio::pin!(job);
-    let mut tick = tokio::time::interval(KEEPALIVE);
+    let mut tick = tokio::time::interval(visibility / 3);
     tick.tick().await;
     loop {
         tokio::select! {
             fate = &mut job => return fate,
             _ = tick.tick() => {
-                let extended = sqs.change_message_visibility().queue_url(queue).receipt_handle(receipt).visibility_timeout(VISIBILITY_SECS).send().await;
+                let extended = sqs.change_message_visibility().queue_url(queue).receipt_handle(receipt).visibility_timeout(secs(visibility)).send().await;
                 if let Err(err) = extended {
                     tracing::warn!(error = %err, "could not extend a job message's visibility");
                 }
