@@ -9,7 +9,7 @@ ADMIN := target/debug/roomrec-admin
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install build up down credential test lint-template bench-api
+.PHONY: help install build up down credential test lint-template bench-api bench-worker bench-callbacks
 
 help:
 	@echo "make install        apt packages, .venv with moto and cfn-lint (idempotent)"
@@ -20,6 +20,8 @@ help:
 	@echo "make test           every test against a stack on free ports (what CI runs)"
 	@echo "make lint-template  cfn-lint template.yaml"
 	@echo "make bench-api      API benchmark against a stack on free ports"
+	@echo "make bench-worker   recording worker against ffmpeg, CPU and memory (BENCH_NS=\"1 10 50\", BENCH_WINDOW_SECS=30)"
+	@echo "make bench-callbacks  callback delivery throughput and latency (BENCH_EVENTS=10000, BENCH_JOBS=100)"
 
 install:
 	bash infra/local/install.sh
@@ -48,3 +50,16 @@ lint-template: install
 bench-api: install build
 	cargo build --release -p roomrec-gateway
 	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-api.sh
+
+# The worker against N ffmpeg processes recording the same N live streams (BENCH_NS, default
+# "1 10 50"; BENCH_WINDOW_SECS, default 30). Release builds, so the figures measure our code.
+bench-worker: install build
+	cargo build --release -p roomrec-gateway
+	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-worker.sh
+
+# Callback delivery: a release roomrec-deliverer delivering BENCH_EVENTS events (default 10000)
+# over BENCH_JOBS jobs (default 100) to a receiver on loopback; the table goes to
+# target/bench-callbacks.md. Release builds, so the figures measure our code.
+bench-callbacks: install build
+	cargo build --release -p roomrec-gateway -p roomrec-deliverer -p roomrec-bench-callbacks
+	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-callbacks.sh

@@ -396,12 +396,15 @@ def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str) 
         env["ROOMREC_DEV_KEY_ID"] = credential["key_id"]
         env["ROOMREC_DEV_SECRET"] = credential["secret"]
 
-    # g. the recording worker. `make test` starts its own for the worker tests only, so the
-    # API tests see jobs that no worker has claimed.
+    # g. the recording worker and the callback deliverer (the Lambda's handler fed from the
+    # events queue). `make test` starts its own for the worker and callback tests only, so
+    # the API tests see jobs that no worker has claimed.
     if mode == "up":
         worker = binary("ROOMREC_WORKER_BIN", "target/debug/roomrec-worker")
         sup.start("worker", [worker], state / "worker.log",
                   {**child_env, "ROOMREC_SPOOL_DIR": str(state / "spool")})
+        deliverer = binary("ROOMREC_DELIVERER_BIN", "target/debug/roomrec-deliverer")
+        sup.start("deliverer", [deliverer], state / "deliverer.log", child_env)
 
     write_env_file(state / "env", env)
     return env

@@ -12,16 +12,28 @@ cargo test -p roomrec-tests --test e2e
 # Starts and kills its own workers; must run while no other worker takes jobs.
 cargo test -p roomrec-tests --test takeover -- --test-threads=1
 
+# The worker and callback phases: a real worker, and the callback deliverer running the
+# Lambda's handler against the events queue (it also delivers the worker tests' events).
 worker_log="$ROOMREC_STATE_DIR/worker.log"
+deliverer_log="$ROOMREC_STATE_DIR/deliverer.log"
+target/debug/roomrec-deliverer >"$deliverer_log" 2>&1 &
+deliverer_pid=$!
 ROOMREC_SPOOL_DIR="$ROOMREC_STATE_DIR/spool" target/debug/roomrec-worker >"$worker_log" 2>&1 &
 worker_pid=$!
-stop_worker() { kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true; }
-trap stop_worker EXIT
+stop_services() {
+  kill "$worker_pid" "$deliverer_pid" 2>/dev/null || true
+  wait "$worker_pid" "$deliverer_pid" 2>/dev/null || true
+}
+trap stop_services EXIT
 if ! cargo test -p roomrec-tests --test worker; then
   echo "--- worker log (last 60 lines) ---"; tail -n 60 "$worker_log"
   exit 1
 fi
-stop_worker
+if ! cargo test -p roomrec-tests --test callbacks; then
+  echo "--- deliverer log (last 60 lines) ---"; tail -n 60 "$deliverer_log"
+  exit 1
+fi
+stop_services
 trap - EXIT
 
 .venv/bin/cfn-lint template.yaml infra/worker/worker-service.yaml

@@ -2,6 +2,8 @@
 //! exports), a fresh account per test, an HTTP client that signs in as it, and AWS SDK clients
 //! pointed at the same moto server the functions use.
 
+use std::process::Stdio;
+
 use reqwest::{Method, StatusCode};
 use roomrec_adapters::Deps;
 use roomrec_domain::ids::AccountId;
@@ -129,4 +131,26 @@ pub fn seed_rule() -> Value {
 /// AWS SDK config pointed at the stack's moto server.
 pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_from_env().await
+}
+
+/// Publishes a 640x360 25 fps test picture with a 440 Hz tone to nginx-rtmp as `key`.
+pub fn publish(key: &str, seconds: u32) -> tokio::process::Child {
+    publish_with(key, seconds, "640x360", &[])
+}
+
+/// Publishes a test picture of `size` with extra x264 arguments (e.g. a high bitrate).
+pub fn publish_with(key: &str, seconds: u32, size: &str, x264: &[&str]) -> tokio::process::Child {
+    let url = format!("{}/{key}", stack_env("ROOMREC_RTMP_URL"));
+    tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=25")])
+        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args(x264)
+        .args(["-c:a", "aac", "-f", "flv", &url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg is installed by make test")
 }

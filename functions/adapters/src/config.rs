@@ -20,6 +20,8 @@ pub mod env {
     pub const EVENTS_TABLE: &str = "ROOMREC_EVENTS_TABLE";
     /// SQS queue URL events are queued on for delivery.
     pub const EVENTS_QUEUE_URL: &str = "ROOMREC_EVENTS_QUEUE_URL";
+    /// SQS queue URL undeliverable events are parked on (the callback deliverer's).
+    pub const CALLBACK_DLQ_URL: &str = "ROOMREC_CALLBACK_DLQ_URL";
     /// `true` lets callback URLs name private addresses (local development only).
     pub const ALLOW_PRIVATE_CALLBACKS: &str = "ROOMREC_ALLOW_PRIVATE_CALLBACKS";
     /// Shared secret the media server's hook calls must carry; unset disables the hook.
@@ -46,6 +48,8 @@ pub struct Config {
     pub tables: Tables,
     pub jobs_queue_url: String,
     pub events_queue_url: String,
+    /// Needed by the callback deliverer only.
+    pub callback_dlq_url: Option<String>,
     pub allow_private_callbacks: bool,
     pub hook_token: Option<String>,
     pub media_pull_base: Option<String>,
@@ -90,6 +94,7 @@ impl Config {
             },
             jobs_queue_url: required(env::JOBS_QUEUE_URL)?,
             events_queue_url: required(env::EVENTS_QUEUE_URL)?,
+            callback_dlq_url: optional(env::CALLBACK_DLQ_URL),
             allow_private_callbacks,
             hook_token: optional(env::HOOK_TOKEN),
             media_pull_base: optional(env::MEDIA_PULL_BASE),

@@ -1,7 +1,10 @@
 //! The event outbox in DynamoDB (`job_id`, `sequence`) and its delivery queue on SQS.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use roomrec_domain::delivery::{Attempt, DeliveryStatus, DeliveryUpdate, StoredEvent};
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::{EventLog, QueueError, StoreError};
@@ -27,10 +30,74 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
 #[error("the event counter update returned no value")]
 struct NoCounter;
 
+/// An outbox item lacks an attribute it must have.
+#[derive(Debug, thiserror::Error)]
+#[error("outbox item without a readable {0}")]
+struct Unreadable(&'static str);
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Reads an outbox item: the event (`doc`) and its delivery log.
+fn stored_event(item: &Item) -> Result<StoredEvent, StoreError> {
+    let text = |name: &'static str| item.get(name).and_then(|v| v.as_s().ok());
+    let doc = text("doc").ok_or_else(|| backend(Unreadable("doc")))?;
+    let event = serde_json::from_str(doc).map_err(backend)?;
+    let delivery_status = DeliveryStatus::parse(text("delivery_status").map_or("PENDING", String::as_str))
+        .ok_or_else(|| backend(Unreadable("delivery_status")))?;
+    let attempts = match item.get("attempts").and_then(|v| v.as_l().ok()) {
+        Some(list) => list
+            .iter()
+            .map(|v| v.as_s().map_err(|_| backend(Unreadable("attempts"))).and_then(|s| serde_json::from_str(s).map_err(backend)))
+            .collect::<Result<Vec<Attempt>, _>>()?,
+        None => Vec::new(),
+    };
+    let next_attempt_at = match text("next_attempt_at") {
+        Some(t) => Some(serde_json::from_value(serde_json::Value::String(t.clone())).map_err(backend)?),
+        None => None,
+    };
+    Ok(StoredEvent { event, delivery_status, attempts, next_attempt_at })
+}
+
 impl DynamoEventLog {
     /// An outbox in `table` feeding `queue_url`.
     pub fn new(dynamo: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client, table: String, queue_url: String) -> Self {
         Self { dynamo, sqs, table, queue_url }
+    }
+
+    /// Writes `event` as a fresh `PENDING` outbox item, replacing whatever was stored under its
+    /// job and sequence (delivery log included), and raises the job's counter to at least its
+    /// sequence. For fixtures that must be reset to the same state on every run; recorders
+    /// use [`EventLog::append`], which never overwrites.
+    pub async fn overwrite(&self, event: &RecordEvent) -> Result<(), StoreError> {
+        let doc = serde_json::to_string(event).map_err(backend)?;
+        self.dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("job_id", AttributeValue::S(event.job_id.to_string()))
+            .item("sequence", AttributeValue::N(event.sequence.to_string()))
+            .item("event_id", AttributeValue::S(event.event_id.clone()))
+            .item("app_id", AttributeValue::S(event.app_id.to_string()))
+            .item("delivery_status", AttributeValue::S("PENDING".into()))
+            .item("doc", AttributeValue::S(doc))
+            .send()
+            .await
+            .map_err(backend)?;
+        let raised = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(event.job_id.to_string()))
+            .key("sequence", AttributeValue::N(COUNTER_SEQUENCE.into()))
+            .update_expression("SET last_sequence = :seq")
+            .condition_expression("attribute_not_exists(last_sequence) OR last_sequence < :seq")
+            .expression_attribute_values(":seq", AttributeValue::N(event.sequence.to_string()))
+            .send()
+            .await;
+        match raised {
+            Ok(_) => Ok(()),
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => Ok(()),
+            Err(err) => Err(backend(err)),
+        }
     }
 }
 
@@ -75,7 +142,7 @@ impl EventLog for DynamoEventLog {
         Ok(())
     }
 
-    async fn list(&self, job_id: &JobId) -> Result<Vec<RecordEvent>, StoreError> {
+    async fn list_stored(&self, job_id: &JobId) -> Result<Vec<StoredEvent>, StoreError> {
         let mut events = Vec::new();
         let mut start = None;
         loop {
@@ -93,14 +160,62 @@ impl EventLog for DynamoEventLog {
                 .await
                 .map_err(backend)?;
             for item in out.items.unwrap_or_default() {
-                let doc = item.get("doc").and_then(|v| v.as_s().ok()).ok_or_else(|| backend(NoCounter))?;
-                events.push(serde_json::from_str(doc).map_err(backend)?);
+                events.push(stored_event(&item)?);
             }
             match out.last_evaluated_key {
                 Some(next) if !next.is_empty() => start = Some(next),
                 _ => return Ok(events),
             }
         }
+    }
+
+    async fn get(&self, job_id: &JobId, sequence: u64) -> Result<Option<StoredEvent>, StoreError> {
+        let out = self
+            .dynamo
+            .get_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_string()))
+            .key("sequence", AttributeValue::N(sequence.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        out.item.as_ref().map(stored_event).transpose()
+    }
+
+    async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError> {
+        let mut set = vec!["delivery_status = :status"];
+        let mut request = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_string()))
+            .key("sequence", AttributeValue::N(sequence.to_string()))
+            .condition_expression("attribute_exists(event_id)")
+            .expression_attribute_values(":status", AttributeValue::S(update.status.as_str().into()));
+        if let Some(attempt) = &update.attempt {
+            set.push("attempts = list_append(if_not_exists(attempts, :none), :attempt)");
+            set.push("attempt_count = if_not_exists(attempt_count, :zero) + :one");
+            let entry = AttributeValue::S(serde_json::to_string(attempt).map_err(backend)?);
+            request = request
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(":attempt", AttributeValue::L(vec![entry]))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        match update.next_attempt_at {
+            Some(due) => {
+                expression.push_str(", next_attempt_at = :due");
+                request = request.expression_attribute_values(":due", AttributeValue::S(due.to_string()));
+            }
+            None => expression.push_str(" REMOVE next_attempt_at"),
+        }
+        request.update_expression(expression).send().await.map_err(|err| match err.as_service_error() {
+            Some(e) if e.is_conditional_check_failed_exception() => StoreError::Conflict,
+            _ => backend(err),
+        })?;
+        Ok(())
     }
 
     async fn publish(&self, event: &RecordEvent) -> Result<(), QueueError> {

@@ -4,6 +4,7 @@
 mod config;
 mod dynamo;
 mod events;
+mod notifier;
 mod s3;
 mod sqs;
 
@@ -16,7 +17,9 @@ pub use s3::S3Blobs;
 use roomrec_domain::service::Settings;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::Service;
-pub use sqs::SqsJobQueue;
+pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
+pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
+use roomrec_domain::delivery::Deliverer;
 
 /// What every function needs: the core service and the deployment's settings.
 #[derive(Clone)]
@@ -45,9 +48,43 @@ pub fn init_tracing() {
 /// AWS environment (`AWS_ENDPOINT_URL` points it at moto locally).
 pub async fn service(config: &Config) -> Service {
     let aws = aws_config::load_from_env().await;
-    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.tables.clone());
-    let queue = SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), config.jobs_queue_url.clone());
-    let private_callbacks =
-        if config.allow_private_callbacks { PrivateAddresses::Allow } else { PrivateAddresses::Refuse };
-    Service::new(Arc::new(store), Arc::new(queue), Settings { private_callbacks })
+    let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
+    let store = DynamoStore::new(dynamo.clone(), config.tables.clone());
+    let queue = SqsJobQueue::new(sqs.clone(), config.jobs_queue_url.clone());
+    let events = DynamoEventLog::new(dynamo, sqs, config.tables.events.clone(), config.events_queue_url.clone());
+    Service::new(Arc::new(store), Arc::new(queue), Settings { private_callbacks: private_callbacks(config) })
+        .with_events(Arc::new(events))
+        .with_notifier(Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config))))
+}
+
+/// The event outbox and events queue of the deployment.
+pub async fn event_log(config: &Config) -> DynamoEventLog {
+    let aws = aws_config::load_from_env().await;
+    DynamoEventLog::new(
+        aws_sdk_dynamodb::Client::new(&aws),
+        aws_sdk_sqs::Client::new(&aws),
+        config.tables.events.clone(),
+        config.events_queue_url.clone(),
+    )
+}
+
+fn private_callbacks(config: &Config) -> PrivateAddresses {
+    if config.allow_private_callbacks {
+        PrivateAddresses::Allow
+    } else {
+        PrivateAddresses::Refuse
+    }
+}
+
+/// The callback deliverer wired to the outbox, the callbacks table, HTTP and the events
+/// queues; the dead-letter queue URL is required here.
+pub async fn deliverer(config: &Config) -> Result<Deliverer, ConfigError> {
+    let dead_letter_url = config.callback_dlq_url.clone().ok_or(ConfigError::Missing(env::CALLBACK_DLQ_URL))?;
+    let aws = aws_config::load_from_env().await;
+    let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
+    let events = DynamoEventLog::new(dynamo.clone(), sqs.clone(), config.tables.events.clone(), config.events_queue_url.clone());
+    let store = DynamoStore::new(dynamo, config.tables.clone());
+    let notifier = HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config));
+    let queue = SqsDeliveryQueue::new(sqs, config.events_queue_url.clone(), dead_letter_url);
+    Ok(Deliverer::new(Arc::new(events), Arc::new(store), Arc::new(notifier), Arc::new(queue)))
 }

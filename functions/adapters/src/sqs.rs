@@ -1,8 +1,11 @@
-//! The job queue on SQS.
+//! The job queue, and the events queue as the callback deliverer sees it, on SQS.
+
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use roomrec_domain::ports::{JobMessage, JobQueue, QueueError};
+use roomrec_domain::event::RecordEvent;
+use roomrec_domain::ports::{DeliveryQueue, JobMessage, JobQueue, QueueError};
 
 /// Sends job messages to one SQS queue.
 #[derive(Debug, Clone)]
@@ -25,6 +28,49 @@ impl JobQueue for SqsJobQueue {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
+            .message_body(body)
+            .send()
+            .await
+            .map_err(|e| QueueError(Box::new(e)))?;
+        Ok(())
+    }
+}
+
+/// The events queue and its dead-letter queue, as the callback deliverer uses them.
+#[derive(Debug, Clone)]
+pub struct SqsDeliveryQueue {
+    client: Client,
+    events_queue_url: String,
+    dead_letter_url: String,
+}
+
+impl SqsDeliveryQueue {
+    /// Postpones messages of `events_queue_url`, parks failures on `dead_letter_url`.
+    pub fn new(client: Client, events_queue_url: String, dead_letter_url: String) -> Self {
+        Self { client, events_queue_url, dead_letter_url }
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for SqsDeliveryQueue {
+    async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+        let secs = i32::try_from(delay.as_secs().max(1)).unwrap_or(i32::MAX);
+        self.client
+            .change_message_visibility()
+            .queue_url(&self.events_queue_url)
+            .receipt_handle(receipt)
+            .visibility_timeout(secs)
+            .send()
+            .await
+            .map_err(|e| QueueError(Box::new(e)))?;
+        Ok(())
+    }
+
+    async fn dead_letter(&self, event: &RecordEvent) -> Result<(), QueueError> {
+        let body = serde_json::to_string(event).map_err(|e| QueueError(Box::new(e)))?;
+        self.client
+            .send_message()
+            .queue_url(&self.dead_letter_url)
             .message_body(body)
             .send()
             .await

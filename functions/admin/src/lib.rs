@@ -1,7 +1,10 @@
-//! Fixtures with fixed ids, so the API Gateway events in `events/` can be replayed as they
-//! are (`cargo lambda invoke --data-file`, `sam local invoke -e`, and the replay test).
+//! Fixtures with fixed ids, so the events in `events/` can be replayed as they are
+//! (`cargo lambda invoke --data-file`, `sam local invoke -e`, and the replay test): the API
+//! Gateway events' credential, app, rule and jobs, and the outbox event that
+//! `events/callback-delivery/` delivers.
 
-use roomrec_adapters::Deps;
+use roomrec_adapters::{event_log, Deps};
+use roomrec_domain::event::RecordEvent;
 use roomrec_domain::app::{App, AppRequest};
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use roomrec_domain::job::Job;
@@ -23,7 +26,11 @@ pub const INDIVIDUAL_JOB_ID: &str = "607f87cf00d861eeefffa6c88054cdab";
 pub const MIX_JOB_ID: &str = "607f9fc100d861eeefff9b300b388dab";
 /// The fixture account.
 pub const ACCOUNT: &str = "replay";
-
+/// The fixture outbox event: the individual job's first event (`CLOUD_RECORD_OVER`). The
+/// fixture app has no record callback, so delivering it settles as `SKIPPED`.
+pub const EVENT_ID: &str = "607f87cf00d861eeefffa6c8e7e70001";
+/// The fixture event's sequence in its job.
+pub const EVENT_SEQUENCE: u64 = 1;
 
 fn id<T>(parsed: Option<T>, what: &str) -> anyhow::Result<T> {
     parsed.ok_or_else(|| anyhow::anyhow!("fixture {what} id is malformed"))
@@ -65,5 +72,24 @@ pub async fn seed(deps: &Deps) -> anyhow::Result<()> {
             Err(err) => return Err(err.into()),
         }
     }
+    // No callback (record-callback-api's events may have set one), and the outbox event back
+    // to PENDING with no attempts: delivering it is skipped, every time.
+    store.delete_callback(&app.app_id).await?;
+    event_log(&deps.config).await.overwrite(&fixture_event()?).await?;
     Ok(())
+}
+
+/// The fixture outbox event, with fixed ids and times.
+pub fn fixture_event() -> anyhow::Result<RecordEvent> {
+    Ok(serde_json::from_value(serde_json::json!({
+        "event_id": EVENT_ID,
+        "sequence": EVENT_SEQUENCE,
+        "event_type": "CLOUD_RECORD_OVER",
+        "app_id": APP_ID,
+        "job_id": INDIVIDUAL_JOB_ID,
+        "room_id": "room001",
+        "stream_name": format!("s_{INDIVIDUAL_JOB_ID}_room001_user001"),
+        "detail_message": "TENANT_STOP",
+        "create_time": "2021-04-21T10:29:33Z",
+    }))?)
 }

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod callback;
+pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod ids;
@@ -16,6 +17,7 @@ pub mod rule;
 pub mod service;
 pub mod time;
 pub mod url;
+pub mod webhook;
 
 pub use error::{Invalid, UseCaseError};
 pub use service::Service;

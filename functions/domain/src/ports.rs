@@ -6,12 +6,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::callback::RecordCallback;
+use crate::delivery::{DeliveryUpdate, StoredEvent};
 use crate::event::RecordEvent;
 use crate::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use crate::job::{Job, JobState};
 use crate::room::RoomStream;
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
+use crate::url::CallbackUrl;
+use crate::webhook::{AttemptResult, SignedHeaders};
 
 /// A boxed error from an adapter's backend, kept as a source for the log.
 pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -123,7 +126,15 @@ pub trait EventLog: Send + Sync {
     /// Records an event; `Conflict` if its sequence is taken.
     async fn append(&self, event: &RecordEvent) -> Result<(), StoreError>;
     /// A job's events in sequence order.
-    async fn list(&self, job_id: &JobId) -> Result<Vec<RecordEvent>, StoreError>;
+    async fn list(&self, job_id: &JobId) -> Result<Vec<RecordEvent>, StoreError> {
+        Ok(self.list_stored(job_id).await?.into_iter().map(|s| s.event).collect())
+    }
+    /// A job's events with their delivery logs, in sequence order.
+    async fn list_stored(&self, job_id: &JobId) -> Result<Vec<StoredEvent>, StoreError>;
+    /// One event with its delivery log.
+    async fn get(&self, job_id: &JobId, sequence: u64) -> Result<Option<StoredEvent>, StoreError>;
+    /// Sets an event's delivery status, appends an attempt, sets or clears the next due time.
+    async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError>;
     /// Queues a recorded event for delivery.
     async fn publish(&self, event: &RecordEvent) -> Result<(), QueueError>;
 }
@@ -152,4 +163,22 @@ pub trait Blobs: Send + Sync {
 pub trait JobQueue: Send + Sync {
     /// Sends one job message.
     async fn enqueue(&self, message: &JobMessage) -> Result<(), QueueError>;
+}
+
+/// POSTs signed callbacks, refusing addresses the deployment may not reach.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// One attempt: POST `body` (JSON) with the webhook headers to `url`.
+    async fn post(&self, url: &CallbackUrl, headers: &SignedHeaders, body: Vec<u8>) -> AttemptResult;
+    /// Why `url` may never be called (it resolves to a refused address), if it may not.
+    async fn refusal(&self, url: &CallbackUrl) -> Option<String>;
+}
+
+/// The events queue as the deliverer sees it: messages can be postponed or dead-lettered.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync {
+    /// Makes the received message with `receipt` visible again after `delay`.
+    async fn postpone(&self, receipt: &str, delay: std::time::Duration) -> Result<(), QueueError>;
+    /// Parks an undeliverable event on the dead-letter queue.
+    async fn dead_letter(&self, event: &RecordEvent) -> Result<(), QueueError>;
 }

@@ -11,7 +11,8 @@ use crate::app::{App, AppRequest};
 use crate::callback::{CallbackRequest, RecordCallback};
 use crate::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use crate::job::{IndividualJobRequest, Job, JobSpec, MixJobRequest, MixUpdateRequest, StopOutcome, UpdateError};
-use crate::ports::{Credential, JobFilter, JobMessage, JobQueue, Store, StoreError};
+use crate::delivery::{DeliveryStatus, DeliveryUpdate, StoredEvent};
+use crate::ports::{Credential, EventLog, JobFilter, JobMessage, JobQueue, Notifier, Store, StoreError};
 use crate::room::{RoomStream, StreamRequest, VideoType};
 use crate::rule::{RecordRule, RuleRequest};
 use crate::time::{now_micros, Timestamp};
@@ -55,6 +56,9 @@ pub struct Service {
     store: Arc<dyn Store>,
     queue: Arc<dyn JobQueue>,
     settings: Settings,
+    /// The event outbox, for the job events endpoints; `None` where no function needs it.
+    events: Option<Arc<dyn EventLog>>,
+    notifier: Option<Arc<dyn Notifier>>,
 }
 
 fn sha256_hex(secret: &str) -> String {
@@ -64,7 +68,47 @@ fn sha256_hex(secret: &str) -> String {
 impl Service {
     /// A service over the given ports.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, settings: Settings) -> Self {
-        Self { store, queue, settings }
+        Self { store, queue, settings, events: None, notifier: None }
+    }
+
+    /// The same service with the event outbox (job events and redelivery).
+    pub fn with_events(mut self, events: Arc<dyn EventLog>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// The service with a notifier, so saving a callback URL checks where its name resolves.
+    pub fn with_notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    fn events(&self) -> Result<&dyn EventLog, UseCaseError> {
+        self.events.as_deref().ok_or_else(|| UseCaseError::Conflict("this function has no event outbox".into()))
+    }
+
+    /// A job's events in sequence order, each with its delivery status and attempts.
+    pub async fn job_events(&self, account: &AccountId, app_id: &str, job_id: &str, mix: bool) -> Result<Vec<StoredEvent>, UseCaseError> {
+        let job = self.get_job(account, app_id, job_id, mix).await?;
+        Ok(self.events()?.list_stored(&job.job_id).await?)
+    }
+
+    /// Sends one event of a job again: back to PENDING and queued (its attempts are kept).
+    pub async fn redeliver_event(&self, account: &AccountId, app_id: &str, job_id: &str, mix: bool, event_id: &str) -> Result<StoredEvent, UseCaseError> {
+        let job = self.get_job(account, app_id, job_id, mix).await?;
+        let events = self.events()?;
+        let mut stored = events
+            .list_stored(&job.job_id)
+            .await?
+            .into_iter()
+            .find(|s| s.event.event_id == event_id)
+            .ok_or_else(|| UseCaseError::not_found("event_id", "event"))?;
+        let update = DeliveryUpdate { status: DeliveryStatus::Pending, attempt: None, next_attempt_at: None };
+        events.record_delivery(&job.job_id, stored.event.sequence, &update).await?;
+        events.publish(&stored.event).await?;
+        stored.delivery_status = DeliveryStatus::Pending;
+        stored.next_attempt_at = None;
+        Ok(stored)
     }
 
     /// The account a key id and secret belong to, or `None` when they do not match.
@@ -214,6 +258,12 @@ impl Service {
     ) -> Result<(AppId, RecordCallback), UseCaseError> {
         let app = self.app(account, app_id).await?;
         let callback = RecordCallback::from_request(request, self.settings.private_callbacks, Timestamp::now())?;
+        if let Some(reason) = match &self.notifier {
+            Some(notifier) => notifier.refusal(&callback.url).await,
+            None => None,
+        } {
+            return Err(Invalid::new("url", format!("must not point to a private address ({reason})")).into());
+        }
         self.store.put_callback(&app.app_id, &callback).await?;
         Ok((app.app_id, callback))
     }
@@ -290,6 +340,13 @@ impl Service {
             return Err(UseCaseError::not_found("user_id", "stream"));
         }
         Ok(())
+    }
+
+    /// One participant stream of a room.
+    pub async fn get_stream(&self, account: &AccountId, app_id: &str, room: RoomId, user: UserId) -> Result<RoomStream, UseCaseError> {
+        let app = self.app(account, app_id).await?;
+        let stream = self.store.get_stream(&app.app_id, &room, &user).await?;
+        stream.ok_or_else(|| UseCaseError::not_found("user_id", "stream"))
     }
 
     /// A room's roster in join order.

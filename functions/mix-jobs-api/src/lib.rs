@@ -26,6 +26,15 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             "POST /v2/apps/{app_id}/mix-stream-jobs/{job_id}/stop" => {
                 json(200, &service.stop_job(&account, app_id, path(req, "job_id")?, true).await?)
             }
+            "GET /v2/apps/{app_id}/mix-stream-jobs/{job_id}/events" => {
+                let job_id = path(req, "job_id")?;
+                let events = service.job_events(&account, app_id, job_id, true).await?;
+                json(200, &serde_json::json!({ "job_id": job_id, "events": events }))
+            }
+            "POST /v2/apps/{app_id}/mix-stream-jobs/{job_id}/events/{event_id}/redeliver" => {
+                let (job_id, event_id) = (path(req, "job_id")?, path(req, "event_id")?);
+                json(202, &service.redeliver_event(&account, app_id, job_id, true, event_id).await?)
+            }
             _ => Err(ApiError::unknown_route()),
         }
     })

@@ -39,9 +39,7 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 json(if joined { 201 } else { 200 }, &stream)
             }
             "GET /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
-                let streams = service.list_streams(&account, app_id, room).await?;
-                let stream = streams.into_iter().find(|s| s.user_id == user);
-                json(200, &stream.ok_or_else(|| roomrec_domain::UseCaseError::not_found("user_id", "stream"))?)
+                json(200, &service.get_stream(&account, app_id, room, user).await?)
             }
             "DELETE /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
                 service.delete_stream(&account, app_id, room, user).await?;

@@ -81,12 +81,14 @@ pub fn from_template(text: &str) -> anyhow::Result<Vec<Route>> {
             .and_then(|b| b.get("Binary"))
             .and_then(Value::as_str)
             .with_context(|| format!("{name} has no Metadata.BuildProperties.Binary"))?;
-        let Some(handler) = handler_for(binary) else { bail!("{name}: no local handler for binary {binary}") };
         let events = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping);
         for event in events.into_iter().flat_map(|e| e.values()) {
+            // Functions fed by other sources (callback-delivery's SQS) have local runners of
+            // their own; only HTTP functions need a handler here.
             if event.get("Type").and_then(Value::as_str) != Some("HttpApi") {
                 continue;
             }
+            let Some(handler) = handler_for(binary) else { bail!("{name}: no local handler for binary {binary}") };
             let props = event.get("Properties").with_context(|| format!("{name}: HttpApi event without Properties"))?;
             let path = props.get("Path").and_then(Value::as_str).context("HttpApi event without Path")?;
             let method = props.get("Method").and_then(Value::as_str).context("HttpApi event without Method")?;

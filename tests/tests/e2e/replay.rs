@@ -1,11 +1,25 @@
-//! Replays every API Gateway event in `events/` through its function's handler, exactly as
-//! Lambda would deliver it, and checks the status `events/expected-status.json` promises.
+//! Replays every event in `events/` through its function's handler, exactly as Lambda would
+//! deliver it, and checks what `events/expected-status.json` promises for it:
+//!
+//! - `events/<http function>/*.json` are API Gateway HTTP API (payload 2.0) events; the number
+//!   is the HTTP status the handler must answer.
+//! - `events/callback-delivery/*.json` are SQS events from the events queue; the number is how
+//!   many `batchItemFailures` the handler's partial batch response must list (0: every message
+//!   acknowledged). They refer to the fixture outbox event `roomrec_admin::seed` writes.
+//!
+//! The files run in name order after one seeding, so `callback-delivery/` runs before
+//! `record-callback-api/` gives the fixture app a callback: the fixture event settles as
+//! `SKIPPED` (no callback), deterministically.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::Request;
 use roomrec_adapters::Deps;
+use roomrec_domain::delivery::DeliveryStatus;
+use roomrec_domain::ids::JobId;
+use roomrec_domain::ports::EventLog;
 use roomrec_tests::deps;
 
 async fn dispatch(function: &str, deps: &Deps, req: Request) -> u16 {
@@ -29,15 +43,25 @@ async fn every_event_in_events_replays_with_its_expected_status() {
     let deps = deps().await;
     roomrec_admin::seed(&deps).await.unwrap();
 
+    let deliverer = roomrec_adapters::deliverer(&deps.config).await.unwrap();
+
     let mut replayed = 0;
     let mut failures = Vec::new();
-    for (name, status) in &expected {
+    for (name, expected) in &expected {
         let (function, _) = name.split_once('/').unwrap();
         let text = std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("events/{name}: {e}"));
-        let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name} is not an API Gateway event: {e}"));
-        let got = dispatch(function, &deps, request).await;
-        if got != *status {
-            failures.push(format!("{name}: expected {status}, got {got}"));
+        if function == "callback-delivery" {
+            let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name} is not an SQS event: {e}"));
+            let got = callback_delivery::handle(&deliverer, event).await.batch_item_failures.len();
+            if got != usize::from(*expected) {
+                failures.push(format!("{name}: expected {expected} batch item failures, got {got}"));
+            }
+        } else {
+            let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name} is not an API Gateway event: {e}"));
+            let got = dispatch(function, &deps, request).await;
+            if got != *expected {
+                failures.push(format!("{name}: expected status {expected}, got {got}"));
+            }
         }
         replayed += 1;
     }
@@ -50,4 +74,12 @@ async fn every_event_in_events_replays_with_its_expected_status() {
     }
     assert_eq!(replayed, on_disk, "events/expected-status.json must list every event file");
     assert!(replayed >= 20);
+
+    // The delivery really happened: the fixture event was skipped (no callback), not dropped.
+    let events = roomrec_adapters::event_log(&deps.config).await;
+    let job = JobId::parse(roomrec_admin::INDIVIDUAL_JOB_ID).unwrap();
+    let stored = events.get(&job, roomrec_admin::EVENT_SEQUENCE).await.unwrap().expect("the fixture event is in the outbox");
+    assert_eq!(stored.event.event_id, roomrec_admin::EVENT_ID);
+    assert_eq!(stored.delivery_status, DeliveryStatus::Skipped);
+    assert!(stored.attempts.is_empty(), "{stored:?}");
 }

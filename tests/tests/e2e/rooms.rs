@@ -1,8 +1,7 @@
-use std::process::Stdio;
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use roomrec_tests::{stack_env, Api};
+use roomrec_tests::{publish, stack_env, Api};
 use serde_json::{json, Value};
 
 fn users(roster: &Value) -> Vec<String> {
@@ -47,20 +46,6 @@ async fn without_a_url_the_apps_stream_template_decides() {
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     assert_eq!(reply.body["url"], "rtsp://cam.example.com/class-7/amy");
     assert_eq!(reply.body["video_type"], "SUBSTREAM");
-}
-
-fn publish(stream_key: &str, seconds: u32) -> tokio::process::Child {
-    let url = format!("{}/{stream_key}", stack_env("ROOMREC_RTMP_URL"));
-    tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=15"])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-c:a", "aac", "-f", "flv", &url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg is installed by make test")
 }
 
 async fn wait_for_roster(api: &Api, path: &str, wanted: &[&str]) -> Value {

@@ -16,7 +16,8 @@ use roomrec_domain::callback::EventType;
 use roomrec_domain::ids::{AppId, JobId};
 use roomrec_tests::deps;
 use serde_json::json;
-use support::{decodes, download, duration, events, objects, probe, publish_with, Setup};
+use roomrec_tests::publish_with;
+use support::{decodes, download, duration, events, objects, probe, Setup};
 
 /// A worker process of our own, stopped (SIGKILL) when dropped.
 fn start_worker(name: &str) -> tokio::process::Child {

@@ -1,9 +1,10 @@
 use std::time::{Duration, Instant};
 
 use roomrec_domain::callback::EventType;
+use roomrec_tests::publish;
 use serde_json::json;
 
-use crate::support::{decodes, download, duration, events, objects, probe, publish, Setup};
+use crate::support::{decodes, download, duration, events, objects, probe, Setup};
 
 #[tokio::test]
 async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {

@@ -1,7 +1,6 @@
 //! What the worker tests share: a recording setup, waiting for job states, reading S3.
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
 use aws_sdk_s3::Client as S3;
@@ -71,28 +70,6 @@ impl Setup {
         let reply = self.api.post(&format!("/v2/apps/{}/individual-stream-jobs/{job_id}/stop", self.app), &json!({})).await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
-}
-
-/// Publishes a 640x360 25 fps test picture with a 440 Hz tone to nginx-rtmp as `key`.
-pub fn publish(key: &str, seconds: u32) -> tokio::process::Child {
-    publish_with(key, seconds, "640x360", &[])
-}
-
-/// Publishes a test picture of `size` with extra x264 arguments (e.g. a high bitrate).
-pub fn publish_with(key: &str, seconds: u32, size: &str, x264: &[&str]) -> tokio::process::Child {
-    let url = format!("{}/{key}", stack_env("ROOMREC_RTMP_URL"));
-    tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=25")])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
-        .args(x264)
-        .args(["-c:a", "aac", "-f", "flv", &url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg is installed by make test")
 }
 
 /// An S3 client on the stack's moto, path-style.

@@ -174,17 +174,7 @@ impl JobTask {
         if *self.shutdown.borrow() {
             self.handback = true;
         }
-        let worker = self.ctx.config.worker_id.clone();
-        let lease = self.ctx.config.lease;
-        let renewed = self
-            .ctx
-            .update_job(&self.job.app_id, &self.job.job_id, |job| job.renew(&worker, now_ms(), lease).map_err(|e| e.to_string()))
-            .await;
-        match renewed {
-            Ok(job) => self.job = job,
-            Err(JobWriteError::Refused(_)) | Err(JobWriteError::Gone) => self.lost = true,
-            Err(err) => tracing::warn!(job_id = %self.job.job_id, error = %err, "lease renewal failed; will retry"),
-        }
+        self.refresh().await;
         if self.lost || self.handback {
             return self.stop.or(Some(StopReason::TenantStop));
         }
@@ -194,6 +184,30 @@ impl JobTask {
             self.stop.get_or_insert(StopReason::ExceedMaxIdleTime);
         }
         self.stop
+    }
+
+    /// Reads the job (stop requests) every tick, and renews the lease once a third of it has
+    /// passed: one read per second per job, one write per `lease / 3`.
+    async fn refresh(&mut self) {
+        let worker = self.ctx.config.worker_id.clone();
+        let lease = self.ctx.config.lease;
+        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+        let renewal_due = self.job.lease.as_ref().is_none_or(|l| l.expires_at_ms - now_ms() < lease_ms * 2 / 3);
+        let result = if renewal_due {
+            let renew = |job: &mut Job| job.renew(&worker, now_ms(), lease).map_err(|e| e.to_string());
+            self.ctx.update_job(&self.job.app_id, &self.job.job_id, renew).await
+        } else {
+            match self.ctx.store.get_job(&self.job.app_id, &self.job.job_id).await {
+                Ok(Some(job)) if job.lease.as_ref().is_some_and(|l| l.owner == worker) => Ok(job),
+                Ok(_) => Err(JobWriteError::Gone),
+                Err(err) => Err(err.into()),
+            }
+        };
+        match result {
+            Ok(job) => self.job = job,
+            Err(JobWriteError::Refused(_)) | Err(JobWriteError::Gone) => self.lost = true,
+            Err(err) => tracing::warn!(job_id = %self.job.job_id, error = %err, "reading or renewing the job failed; will retry"),
+        }
     }
 
     async fn run_recorder(&mut self, recorder: Recorder, mut files: OpenFiles) -> Ending {

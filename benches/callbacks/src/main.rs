@@ -1,0 +1,236 @@
+//! `bench-callbacks`: the callback delivery benchmark `make bench-callbacks` runs inside the
+//! local stack (infra/local/bench-callbacks.sh, which also starts a release `roomrec-deliverer`).
+//!
+//! Creates an app through the API whose record callback points at a receiver this process runs,
+//! writes `BENCH_EVENTS` events (default 10,000) over `BENCH_JOBS` jobs (default 100) into the
+//! outbox and the events queue as the worker does (`append`, then `publish`, each job's events in
+//! sequence order), and waits (at most `BENCH_TIMEOUT_SECS`, default 900) until every event was
+//! received. Prints a Markdown table on stdout: throughput, latency from outbox write to receipt,
+//! per-job order violations and signatures the `standardwebhooks` crate rejects. Progress goes to
+//! stderr.
+
+mod receiver;
+mod stats;
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use futures::stream::{self, StreamExt, TryStreamExt};
+use receiver::{Receipt, Receiver};
+use roomrec_adapters::{event_log, Deps, DynamoEventLog};
+use roomrec_domain::callback::EventType;
+use roomrec_domain::event::RecordEvent;
+use roomrec_domain::ids::{AppId, JobId, RoomId};
+use roomrec_domain::ports::EventLog;
+use roomrec_domain::time::Timestamp;
+use serde_json::{json, Value};
+use stats::{header, ms, row, Sample};
+
+/// The app's auth_key (32 printable characters, as the API requires).
+const AUTH_KEY: &str = "bench0callbacks0auth0key00000032";
+
+/// The benchmark's knobs, from the environment.
+#[derive(Debug, Clone, Copy)]
+struct Knobs {
+    events: usize,
+    jobs: usize,
+    writers: usize,
+    timeout: Duration,
+}
+
+fn knob(name: &str, default: usize) -> Result<usize> {
+    match std::env::var(name) {
+        Ok(text) => text.trim().parse().with_context(|| format!("{name}={text:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+impl Knobs {
+    fn from_env() -> Result<Self> {
+        let knobs = Self {
+            events: knob("BENCH_EVENTS", 10_000)?,
+            jobs: knob("BENCH_JOBS", 100)?,
+            writers: knob("BENCH_WRITERS", 8)?,
+            timeout: Duration::from_secs(knob("BENCH_TIMEOUT_SECS", 900)? as u64),
+        };
+        ensure!(knobs.jobs > 0 && knobs.writers > 0, "BENCH_JOBS and BENCH_WRITERS must be at least 1");
+        ensure!(knobs.events >= knobs.jobs && knobs.events.is_multiple_of(knobs.jobs), "BENCH_EVENTS must be a multiple of BENCH_JOBS");
+        Ok(knobs)
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let knobs = Knobs::from_env()?;
+    let base = std::env::var("ROOMREC_HTTP_URL").context("ROOMREC_HTTP_URL is not set: run me through `make bench-callbacks`")?;
+    let key_id = std::env::var("ROOMREC_DEV_KEY_ID").context("ROOMREC_DEV_KEY_ID is not set: run me through `make bench-callbacks`")?;
+    let secret = std::env::var("ROOMREC_DEV_SECRET").context("ROOMREC_DEV_SECRET is not set")?;
+    let deps = Deps::from_env().await.context("reading the stack's configuration")?;
+    let log = event_log(&deps.config).await;
+
+    let receiver = Receiver::start(AUTH_KEY).await?;
+    let app = create_app(&base, &key_id, &secret, &receiver.url()).await?;
+    eprintln!("bench-callbacks: app {app}, callback {}", receiver.url());
+
+    let per_job = knobs.events / knobs.jobs;
+    let jobs: Vec<JobId> = (0..knobs.jobs).map(|_| JobId::generate()).collect();
+    eprintln!("bench-callbacks: writing {} events ({} jobs x {per_job}, {} jobs at a time)", knobs.events, knobs.jobs, knobs.writers);
+    let start = Instant::now();
+    let writes: Vec<Vec<(String, Instant)>> = stream::iter(jobs.iter().map(|job| write_job(&log, &app, job, per_job)))
+        .buffer_unordered(knobs.writers)
+        .try_collect()
+        .await?;
+    let written_in = start.elapsed();
+    let written: HashMap<String, Instant> = writes.into_iter().flatten().collect();
+    eprintln!("bench-callbacks: written in {:.1} s; {} received so far", written_in.as_secs_f64(), receiver.count());
+
+    let complete = wait_for_all(&receiver, &written, start, knobs.timeout).await;
+    let (receipts, unreadable) = receiver.receipts();
+    println!("{}", report(&knobs, &written, &receipts, unreadable, start, written_in)?);
+    if !complete {
+        bail!("not every event was received within {} s (BENCH_TIMEOUT_SECS)", knobs.timeout.as_secs());
+    }
+    Ok(())
+}
+
+/// Creates an app with the dev credential and points its record callback at `url`.
+async fn create_app(base: &str, key_id: &str, secret: &str, url: &str) -> Result<AppId> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let send = |method: reqwest::Method, path: String, body: Value| {
+        client.request(method, format!("{base}{path}")).basic_auth(key_id, Some(secret)).json(&body).send()
+    };
+    let reply = send(reqwest::Method::POST, "/v2/apps".into(), json!({ "app_name": "bench-callbacks" })).await?;
+    ensure!(reply.status().is_success(), "POST /v2/apps answered {}", reply.status());
+    let app: Value = reply.json().await?;
+    let app_id = app["app_id"].as_str().context("no app_id in the created app")?.to_owned();
+    let callback = json!({ "url": url, "auth_key": AUTH_KEY });
+    let reply = send(reqwest::Method::PUT, format!("/v2/apps/{app_id}/record-callback"), callback).await?;
+    ensure!(reply.status().is_success(), "PUT record-callback answered {}: {}", reply.status(), reply.text().await.unwrap_or_default());
+    AppId::parse(&app_id).context("the API returned a malformed app_id")
+}
+
+/// Writes one job's events in sequence order, as the worker does: each is appended to the
+/// outbox, then queued. Returns each event's id with the time its outbox write completed.
+async fn write_job(log: &DynamoEventLog, app: &AppId, job: &JobId, count: usize) -> Result<Vec<(String, Instant)>> {
+    let mut written = Vec::with_capacity(count);
+    for sequence in 1..=count as u64 {
+        let event = RecordEvent {
+            event_id: format!("{:032x}", rand::random::<u128>()),
+            sequence,
+            event_type: if sequence == count as u64 { EventType::CloudRecordOver } else { EventType::RecordNewFileStart },
+            app_id: app.clone(),
+            job_id: job.clone(),
+            room_id: RoomId::try_from("room001").context("room id")?,
+            stream_name: format!("s_{job}_room001_user001"),
+            record_format: None,
+            file: None,
+            detail_message: format!("bench event {sequence}"),
+            create_time: Timestamp::now(),
+        };
+        log.append(&event).await.with_context(|| format!("appending {job}/{sequence}"))?;
+        written.push((event.event_id.clone(), Instant::now()));
+        log.publish(&event).await.with_context(|| format!("queueing {job}/{sequence}"))?;
+    }
+    Ok(written)
+}
+
+/// Waits until every written event was received (duplicates do not count twice), for at most
+/// `timeout` from `start`; `false` when time ran out.
+async fn wait_for_all(receiver: &Receiver, written: &HashMap<String, Instant>, start: Instant, timeout: Duration) -> bool {
+    let mut last_report = Instant::now();
+    loop {
+        let (receipts, _) = receiver.receipts();
+        let unique: HashSet<&str> = receipts.iter().map(|r| r.event_id.as_str()).filter(|id| written.contains_key(*id)).collect();
+        if unique.len() >= written.len() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        if last_report.elapsed() > Duration::from_secs(10) {
+            eprintln!("bench-callbacks: {} of {} received after {:.0} s", unique.len(), written.len(), start.elapsed().as_secs_f64());
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The results table.
+fn report(
+    knobs: &Knobs,
+    written: &HashMap<String, Instant>,
+    receipts: &[Receipt],
+    unreadable: usize,
+    start: Instant,
+    written_in: Duration,
+) -> Result<String> {
+    // The first receipt of each event counts; later ones are duplicates.
+    let mut first: HashMap<&str, &Receipt> = HashMap::new();
+    let mut duplicates = 0;
+    for receipt in receipts {
+        if first.contains_key(receipt.event_id.as_str()) {
+            duplicates += 1;
+        } else {
+            first.insert(&receipt.event_id, receipt);
+        }
+    }
+    let latencies: Vec<Duration> = first.values().filter_map(|r| written.get(&r.event_id).map(|w| r.at.saturating_duration_since(*w))).collect();
+    let received = latencies.len();
+    let last = first.values().map(|r| r.at).max().unwrap_or(start);
+    let total = last.saturating_duration_since(start);
+
+    // Order: in arrival order, each job's (first-received) sequences must increase.
+    let mut last_sequence: HashMap<&str, u64> = HashMap::new();
+    let mut order_violations = 0;
+    for receipt in receipts.iter().filter(|r| first.get(r.event_id.as_str()).is_some_and(|f| std::ptr::eq(*f, *r))) {
+        let previous = last_sequence.insert(&receipt.job_id, receipt.sequence).unwrap_or(0);
+        if receipt.sequence <= previous {
+            order_violations += 1;
+        }
+    }
+    let bad_signatures = receipts.iter().filter(|r| !r.verified).count() + unreadable;
+
+    let sample = Sample::new(latencies)?;
+    let per_job = knobs.events / knobs.jobs;
+    let lines = [
+        format!(
+            "## Callback delivery ({} events: {} jobs x {per_job} sequences, written by {} concurrent job writers; one release \
+             roomrec-deliverer, moto, receiver on loopback answering 200)\n",
+            knobs.events, knobs.jobs, knobs.writers
+        ),
+        header(&[
+            "events",
+            "jobs",
+            "received",
+            "written in s",
+            "total s",
+            "delivered events/s",
+            "write→receipt p50 ms",
+            "p99 ms",
+            "max ms",
+            "order violations",
+            "duplicates",
+            "bad signatures",
+        ]),
+        row(&[
+            knobs.events.to_string(),
+            knobs.jobs.to_string(),
+            received.to_string(),
+            format!("{:.1}", written_in.as_secs_f64()),
+            format!("{:.1}", total.as_secs_f64()),
+            format!("{:.1}", received as f64 / total.as_secs_f64().max(f64::EPSILON)),
+            ms(sample.percentile(50.0)),
+            ms(sample.percentile(99.0)),
+            ms(sample.max()),
+            order_violations.to_string(),
+            duplicates.to_string(),
+            bad_signatures.to_string(),
+        ]),
+        String::new(),
+        "Total: from the first outbox write to the last receipt. Latency: from an event's outbox write (append returned) \
+         to its receipt, so it includes queueing behind the backlog. Signatures verified with the `standardwebhooks` crate."
+            .to_owned(),
+    ];
+    Ok(lines.join("\n"))
+}

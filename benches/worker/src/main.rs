@@ -1,0 +1,250 @@
+//! `bench-worker`: the recording-worker benchmark `make bench-worker` runs inside the local
+//! stack (infra/local/bench-worker.sh). For each N (`BENCH_NS`, default "1 10 50") it publishes
+//! N copies of a 1 Mbit/s 720p stream to nginx-rtmp, records them with a fresh
+//! `roomrec-worker` (N individual jobs, HLS + MP4 to moto's S3) and then with N `ffmpeg`
+//! processes (the same remux to local files), and measures each side's CPU time and memory
+//! over the same window (`BENCH_WINDOW_SECS`, default 30). Prints a Markdown table on stdout;
+//! progress goes to stderr.
+
+mod api;
+mod media;
+mod ours;
+mod procs;
+mod reference;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use api::Api;
+use media::Group;
+use report::Row;
+use tokio::signal::unix::{signal, SignalKind};
+
+/// The room every N's participants publish in.
+pub const ROOM: &str = "bench";
+/// How long N publishers may take to appear in the room roster.
+const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every N shares: the stack, the tools, the settings.
+pub struct Bench {
+    pub api: Api,
+    pub s3: aws_sdk_s3::Client,
+    pub bucket: String,
+    pub rtmp_url: String,
+    pub state_dir: PathBuf,
+    pub worker_bin: PathBuf,
+    /// Scratch directory (input file, reference recordings), removed at the end.
+    pub tmp: PathBuf,
+    pub window: Duration,
+    /// How long the jobs (or reference recorders) may take to be recording before the N
+    /// counts as not sustainable.
+    pub ready_timeout: Duration,
+    pub ticks: f64,
+}
+
+/// One N's app, rule and published streams.
+pub struct Room {
+    pub n: usize,
+    pub app: String,
+    pub rule: String,
+    /// The rule's `obs_addr.object`: every file of this N is under it.
+    pub object: String,
+}
+
+impl Room {
+    /// The user id of participant `i`.
+    pub fn user(i: usize) -> String {
+        format!("u{i}")
+    }
+
+    /// The nginx-rtmp stream key of participant `i`.
+    pub fn key(&self, i: usize) -> String {
+        format!("{}.{ROOM}.{}", self.app, Self::user(i))
+    }
+}
+
+/// Removes the scratch directory however the run ends.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut terminate = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    // Dropping `run` on a signal kills every child process (they are all kill_on_drop).
+    tokio::select! {
+        result = run() => result,
+        _ = tokio::signal::ctrl_c() => bail!("interrupted"),
+        _ = terminate.recv() => bail!("terminated"),
+    }
+}
+
+/// A variable the stack exports.
+fn stack_var(name: &str) -> Result<String> {
+    std::env::var(name).with_context(|| format!("{name} is not set: run me through `make bench-worker`"))
+}
+
+/// A positive number of seconds from `name`, or `default`.
+fn seconds_var(name: &str, default: u64) -> Result<Duration> {
+    let seconds = std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map_or(Ok(default), |v| v.trim().parse::<u64>());
+    let seconds = seconds.with_context(|| format!("{name} must be a whole number of seconds"))?;
+    ensure!(seconds > 0, "{name} must be positive");
+    Ok(Duration::from_secs(seconds))
+}
+
+/// The Ns to run, from a list like "1 10 50" (spaces or commas).
+fn parse_ns(text: &str) -> Result<Vec<usize>> {
+    let ns = text
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(|s| s.parse::<usize>().ok().filter(|&n| (1..=64).contains(&n)).with_context(|| format!("BENCH_NS: {s:?} is not 1 to 64")))
+        .collect::<Result<Vec<_>>>()?;
+    ensure!(!ns.is_empty(), "BENCH_NS lists no N");
+    Ok(ns)
+}
+
+async fn run() -> Result<()> {
+    let ns = parse_ns(&std::env::var("BENCH_NS").unwrap_or_else(|_| "1 10 50".into()))?;
+    let worker_bin = PathBuf::from(std::env::var("ROOMREC_WORKER_BIN").unwrap_or_else(|_| "target/release/roomrec-worker".into()));
+    ensure!(worker_bin.is_file(), "{} is missing: `cargo build --release -p roomrec-worker`", worker_bin.display());
+    let aws = aws_config::load_from_env().await;
+    let scratch = Scratch(std::env::temp_dir().join(format!("roomrec-bench-worker-{}", std::process::id())));
+    media::fresh_dir(&scratch.0)?;
+    let bench = Bench {
+        api: Api::from_env()?,
+        s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(true).build()),
+        bucket: stack_var("ROOMREC_RECORDINGS_BUCKET")?,
+        rtmp_url: stack_var("ROOMREC_RTMP_URL")?,
+        state_dir: PathBuf::from(stack_var("ROOMREC_STATE_DIR")?),
+        worker_bin,
+        tmp: scratch.0.clone(),
+        window: seconds_var("BENCH_WINDOW_SECS", 30)?,
+        ready_timeout: seconds_var("BENCH_READY_SECS", 60)?,
+        ticks: procs::clock_ticks_per_second()?,
+    };
+    let input = bench.tmp.join("in.flv");
+    eprintln!("bench-worker: encoding the input file {}", input.display());
+    media::prepare_input(&input).await?;
+    let (mut rows, mut notes) = (Vec::new(), Vec::new());
+    for n in ns {
+        rows.push(one_n(&bench, &input, n, &mut notes).await);
+    }
+    println!("{}", report_text(&bench, &rows, &notes));
+    Ok(())
+}
+
+/// Both sides at one N, on the same N publishers; failures become the row's content.
+async fn one_n(bench: &Bench, input: &Path, n: usize, notes: &mut Vec<String>) -> Row {
+    eprintln!("bench-worker: N = {n}: publishing");
+    let mut publishers = Group::default();
+    let room = match publish(bench, input, n, &mut publishers).await {
+        Ok(room) => room,
+        Err(err) => {
+            publishers.kill_all().await;
+            let why = format!("setting up the publishers failed: {err:#}");
+            return Row { n, ours: Err(why.clone()), reference: Err(why) };
+        }
+    };
+    let mut side_notes = Vec::new();
+    let ours = ours::run(bench, &room, &mut side_notes).await.map_err(|e| format!("{e:#}"));
+    eprintln!("bench-worker: N = {n}: the reference ffmpeg processes");
+    let reference = reference::run(bench, &room).await.map_err(|e| format!("{e:#}"));
+    if let Err(err) = publishers.check_alive("publisher") {
+        side_notes.push(format!("publishers: {err:#}"));
+    }
+    publishers.kill_all().await;
+    for (side, result) in [("ours", &ours), ("ffmpeg", &reference)] {
+        match result {
+            Ok(s) => side_notes.push(format!("{side}: load average when the window opened {}", s.load)),
+            Err(e) => side_notes.push(format!("{side}: {e}")),
+        }
+    }
+    notes.extend(side_notes.into_iter().map(|note| format!("N = {n}, {note}")));
+    Row { n, ours, reference }
+}
+
+/// A new app and rule, and N publishers in its room, all listed in the roster.
+async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) -> Result<Room> {
+    let app = bench.api.create_app(&format!("bench-worker-n{n}")).await?;
+    let object = format!("bench-worker/n{n}/");
+    let rule = bench.api.create_rule(&app, &bench.bucket, &object).await?;
+    let room = Room { n, app, rule, object };
+    for i in 0..n {
+        publishers.push(media::publisher(input, &bench.rtmp_url, &room.key(i))?);
+    }
+    let start = Instant::now();
+    loop {
+        publishers.check_alive("publisher")?;
+        let listed = bench.api.roster_len(&room.app, ROOM).await?;
+        if listed == n {
+            return Ok(room);
+        }
+        ensure!(start.elapsed() < PUBLISH_TIMEOUT, "only {listed}/{n} publishers in the roster after {} s", PUBLISH_TIMEOUT.as_secs());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// The printed Markdown: title, table, goal, method and notes.
+fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
+    let window = bench.window.as_secs();
+    let cores = std::thread::available_parallelism().map_or_else(|_| "?".into(), |c| c.to_string());
+    let mut text = vec![
+        format!(
+            "## Recording worker against ffmpeg (N live 1280x720 30 fps streams, 1 Mbit/s H.264 + 64 kbit/s AAC; HLS 4 s \
+             segments + fragmented MP4; {window} s window)\n"
+        ),
+        report::table(rows, window),
+        String::new(),
+        report::goal(rows),
+        String::new(),
+        "Method:".into(),
+        "- ours: one fresh release `roomrec-worker` per N (ROOMREC_MAX_JOBS=64) with N individual jobs, measured once every job \
+         was RUNNING and had uploaded a segment. It also uploads every segment, playlist and MP4 part to S3 (moto, on this \
+         machine) and keeps job state in DynamoDB (moto); the reference only writes local files."
+            .into(),
+        "- ffmpeg: N `ffmpeg -i rtmp://… -c copy -f hls -hls_time 4 -hls_playlist_type event … -c copy -f mp4 -movflags \
+         frag_keyframe+empty_moov+default_base_moof …` processes on the same N streams, measured once each had written a segment."
+            .into(),
+        "- CPU: utime+stime of the measured processes (all threads) from /proc/<pid>/stat at the start and end of the window, \
+         divided by (window seconds × N). RSS: VmRSS from /proc/<pid>/status summed over the side's processes, sampled every \
+         second, peak taken, divided by N. VmRSS counts the pages of shared libraries (FFmpeg's) once per process, so N \
+         ffmpeg processes count them N times; the last column (RssAnon, private memory only) leaves them out."
+            .into(),
+        "- Not part of either side: the N `ffmpeg -re -stream_loop -1 -c copy` publishers, nginx-rtmp, moto and the gateway, \
+         which run throughout on the same machine."
+            .into(),
+        format!(
+            "- \"segments in window\" counts HLS segments completed during the window (uploaded to S3 / written to disk); about \
+             window/{}·N means the side kept up in real time.",
+            media::SLICE_SECONDS
+        ),
+        format!("- Machine: {cores} cores; other work may have been running (load averages below)."),
+    ];
+    if !notes.is_empty() {
+        text.push(String::new());
+        text.push("Notes:".into());
+        text.extend(notes.iter().map(|note| format!("- {note}")));
+    }
+    text.join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ns_are_listed_with_spaces_or_commas_and_bounded() {
+        assert_eq!(parse_ns("1 10 50").expect("valid"), vec![1, 10, 50]);
+        assert_eq!(parse_ns(" 2,3 ").expect("valid"), vec![2, 3]);
+        assert!(parse_ns("").is_err());
+        assert!(parse_ns("0").is_err());
+        assert!(parse_ns("65").is_err());
+        assert!(parse_ns("ten").is_err());
+    }
+}

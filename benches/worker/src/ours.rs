@@ -1,0 +1,187 @@
+//! Our side of one N: a fresh `roomrec-worker` records the N published streams (N individual
+//! jobs) to moto's S3; its process is measured once every job is RUNNING with a segment
+//! uploaded, then the jobs are stopped through the API and the worker is shut down.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use tokio::process::{Child, Command};
+
+use crate::report::Side;
+use crate::{procs, Bench, Room};
+
+/// Concurrent recordings the measured worker accepts (above the largest N).
+const MAX_JOBS: &str = "64";
+/// How long the stopped jobs may take to reach STOPPED.
+const STOP_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long the worker may take to exit after SIGTERM before it is killed.
+const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the worker is given to start its runtime before its threads are listed.
+const STARTUP: Duration = Duration::from_secs(1);
+/// The threads the worker had before any job.
+const STARTUP_THREADS: &str = "threads from before the jobs (main, tokio async workers: S3/DynamoDB/SQS calls, uploads, leases; any early blocking-pool thread)";
+/// The threads it started since.
+const JOB_THREADS: &str = "threads started since (per job a recorder and an output forwarder; tokio blocking pool)";
+/// Pause between polls of the API and S3 while waiting.
+const POLL: Duration = Duration::from_secs(1);
+
+/// Starts a worker, records the room's N streams with it, measures it; notes what went wrong
+/// around the measurement (slow stops) in `notes`.
+pub async fn run(bench: &Bench, room: &Room, notes: &mut Vec<String>) -> Result<Side> {
+    let mut worker = start_worker(bench, room.n)?;
+    let mut jobs = Vec::with_capacity(room.n);
+    let result = async {
+        // The threads the worker has before any job: main and tokio's async workers.
+        tokio::time::sleep(STARTUP).await;
+        let startup = procs::thread_ticks(worker.id().context("the worker has been reaped")?)?;
+        for i in 0..room.n {
+            jobs.push(bench.api.create_job(&room.app, &room.rule, crate::ROOM, &Room::user(i)).await?);
+        }
+        wait_ready(bench, room, &jobs, &mut worker).await?;
+        measure(bench, room, &jobs, &mut worker, &startup, notes).await
+    }
+    .await;
+    match stop_jobs(bench, room, &jobs).await {
+        Ok(took) => notes.push(format!("ours: all {} jobs STOPPED {:.0} s after the stop requests", jobs.len(), took.as_secs_f64())),
+        Err(err) => notes.push(format!("ours: {err:#}")),
+    }
+    if let Err(err) = shut_down(&mut worker).await {
+        notes.push(format!("ours: {err:#}"));
+    }
+    result
+}
+
+/// A fresh worker with the stack's environment, its output appended to `worker.log`.
+fn start_worker(bench: &Bench, n: usize) -> Result<Child> {
+    let path = bench.state_dir.join("worker.log");
+    let mut log = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    writeln!(log, "===== bench-worker: a fresh worker for N = {n} =====").context("writing the worker log")?;
+    let err = log.try_clone().context("sharing the worker log")?;
+    Command::new(&bench.worker_bin)
+        .env("ROOMREC_MAX_JOBS", MAX_JOBS)
+        .env("ROOMREC_SPOOL_DIR", bench.state_dir.join("spool"))
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(err)
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {}", bench.worker_bin.display()))
+}
+
+/// Fails if the worker has exited.
+fn check_worker(worker: &mut Child) -> Result<()> {
+    match worker.try_wait().context("checking the worker")? {
+        Some(status) => bail!("the worker exited ({status}); see worker.log"),
+        None => Ok(()),
+    }
+}
+
+/// Number of uploaded `.ts` segments per job id under the room's object prefix.
+async fn segments_per_job(bench: &Bench, room: &Room) -> Result<HashMap<String, usize>> {
+    let mut counts = HashMap::new();
+    let mut token = None;
+    loop {
+        let page = bench.s3.list_objects_v2().bucket(&bench.bucket).prefix(&room.object).set_continuation_token(token).send();
+        let page = page.await.with_context(|| format!("listing s3://{}/{}", bench.bucket, room.object))?;
+        for key in page.contents().iter().filter_map(|o| o.key()).filter(|k| k.ends_with(".ts")) {
+            let job = key[room.object.len()..].split('/').next().unwrap_or_default();
+            *counts.entry(job.to_owned()).or_insert(0) += 1;
+        }
+        token = page.next_continuation_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(counts);
+        }
+    }
+}
+
+/// Waits until every job is RUNNING and has uploaded a segment; after the bench's ready
+/// timeout the N counts as not sustainable.
+async fn wait_ready(bench: &Bench, room: &Room, jobs: &[String], worker: &mut Child) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        check_worker(worker)?;
+        let states = bench.api.job_states(&room.app, jobs).await?;
+        if let Some(i) = states.iter().position(|s| s == "FAILED" || s == "STOPPED") {
+            bail!("job {} ended as {} before the window; see worker.log", jobs[i], states[i]);
+        }
+        let running = states.iter().filter(|s| *s == "RUNNING").count();
+        let segments = segments_per_job(bench, room).await?;
+        let recorded = jobs.iter().filter(|j| segments.get(*j).is_some_and(|&c| c > 0)).count();
+        if running == jobs.len() && recorded == jobs.len() {
+            eprintln!("bench-worker: N = {}: every job RUNNING with a segment after {:.0} s", room.n, start.elapsed().as_secs_f64());
+            return Ok(());
+        }
+        if start.elapsed() > bench.ready_timeout {
+            bail!(
+                "not sustainable: after {} s {running}/{} jobs RUNNING, {recorded}/{} with an uploaded segment",
+                bench.ready_timeout.as_secs(),
+                jobs.len(),
+                jobs.len()
+            );
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// The worker's usage over the window and the segments its jobs uploaded meanwhile; notes how
+/// its CPU time divides between the threads it had at `startup` and those it started since.
+async fn measure(bench: &Bench, room: &Room, jobs: &[String], worker: &mut Child, startup: &HashMap<u32, u64>, notes: &mut Vec<String>) -> Result<Side> {
+    let pid = worker.id().context("the worker has been reaped")?;
+    let load = procs::load_average();
+    eprintln!("bench-worker: N = {}: measuring the worker for {} s (load {load})", room.n, bench.window.as_secs());
+    let before: usize = segments_per_job(bench, room).await?.values().sum();
+    let threads_before = procs::thread_ticks(pid)?;
+    let usage = procs::measure(&[pid], bench.window, bench.ticks).await.context("measuring the worker")?;
+    let threads_after = procs::thread_ticks(pid)?;
+    let after: usize = segments_per_job(bench, room).await?.values().sum();
+    let group = |tid| if startup.contains_key(&tid) { STARTUP_THREADS } else { JOB_THREADS };
+    let split = procs::cpu_by_group(&threads_before, &threads_after, bench.ticks, group);
+    let share = |secs: f64| 100.0 * secs / usage.cpu_seconds.max(f64::EPSILON);
+    let split: Vec<String> = split.iter().map(|(group, count, secs)| format!("{group}: {count} threads, {:.0} %", share(*secs))).collect();
+    notes.push(format!("ours: worker CPU by thread (threads alive over the whole window): {}", split.join("; ")));
+    check_worker(worker)?;
+    let states = bench.api.job_states(&room.app, jobs).await?;
+    let running = states.iter().filter(|s| *s == "RUNNING").count();
+    if running < jobs.len() {
+        bail!("only {running}/{} jobs were still RUNNING at the end of the window", jobs.len());
+    }
+    Ok(Side { usage, segments: after.saturating_sub(before), load })
+}
+
+/// Stops every job through the API and waits until all are STOPPED; returns how long that took.
+async fn stop_jobs(bench: &Bench, room: &Room, jobs: &[String]) -> Result<Duration> {
+    for job in jobs {
+        bench.api.stop_job(&room.app, job).await?;
+    }
+    let start = Instant::now();
+    loop {
+        let states = bench.api.job_states(&room.app, jobs).await?;
+        let stopped = states.iter().filter(|s| *s == "STOPPED").count();
+        if stopped == jobs.len() {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() > STOP_TIMEOUT {
+            let others: Vec<&String> = states.iter().filter(|s| *s != "STOPPED").collect();
+            bail!("{stopped}/{} jobs STOPPED {} s after the stop; others: {others:?}", jobs.len(), STOP_TIMEOUT.as_secs());
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// SIGTERM (the worker's graceful shutdown), then SIGKILL if it is still there.
+async fn shut_down(worker: &mut Child) -> Result<()> {
+    if let Some(pid) = worker.id() {
+        let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+    }
+    match tokio::time::timeout(SHUTDOWN_TIMEOUT, worker.wait()).await {
+        Ok(status) => status.map(drop).context("waiting for the worker"),
+        Err(_) => {
+            let _ = worker.kill().await;
+            bail!("the worker did not exit within {} s of SIGTERM; killed", SHUTDOWN_TIMEOUT.as_secs())
+        }
+    }
+}

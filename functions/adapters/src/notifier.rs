@@ -1,0 +1,197 @@
+//! [`HttpNotifier`]: POSTs signed callbacks with reqwest, behind the SSRF guard: the URL's host
+//! is resolved once, every address is checked, and the connection goes to exactly the checked
+//! address (no second lookup an attacker's DNS could answer differently), redirects never
+//! followed.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use roomrec_domain::ports::Notifier;
+use roomrec_domain::url::{is_private_ip, CallbackUrl, PrivateAddresses};
+use roomrec_domain::webhook::{parse_retry_after, AttemptResult, SignedHeaders, ATTEMPT_TIMEOUT};
+
+/// Resolves a host name to addresses (the system resolver, or a fake in tests).
+#[async_trait]
+pub trait Resolve: Send + Sync {
+    /// Every address of `host` for `port`.
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>>;
+}
+
+/// The system resolver, through tokio.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemResolver;
+
+#[async_trait]
+impl Resolve for SystemResolver {
+    async fn resolve(&self, host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+        Ok(tokio::net::lookup_host((host, port)).await?.collect())
+    }
+}
+
+/// [`Notifier`] over HTTP(S).
+#[derive(Clone)]
+pub struct HttpNotifier {
+    resolver: Arc<dyn Resolve>,
+    policy: PrivateAddresses,
+}
+
+/// Where a callback may be sent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// The URL's host is a literal address, checked.
+    Literal,
+    /// Connect to this checked address for the URL's host name.
+    Pinned { host: String, addr: SocketAddr },
+}
+
+impl HttpNotifier {
+    /// A notifier using `resolver`, refusing private addresses unless `policy` allows them.
+    pub fn new(resolver: Arc<dyn Resolve>, policy: PrivateAddresses) -> Self {
+        Self { resolver, policy }
+    }
+
+    /// Resolves and checks the URL's host; `Err` says why it may not be called.
+    pub async fn target(&self, url: &CallbackUrl) -> Result<Target, AttemptResult> {
+        let parsed = url::Url::parse(url.as_str()).map_err(|e| AttemptResult::Refused(e.to_string()))?;
+        let port = parsed.port_or_known_default().unwrap_or(443);
+        let refuse = |ip: IpAddr| self.policy == PrivateAddresses::Refuse && is_private_ip(ip);
+        match parsed.host() {
+            Some(url::Host::Ipv4(ip)) if refuse(ip.into()) => Err(AttemptResult::Refused(format!("{ip} is a private address"))),
+            Some(url::Host::Ipv6(ip)) if refuse(ip.into()) => Err(AttemptResult::Refused(format!("{ip} is a private address"))),
+            Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => Ok(Target::Literal),
+            Some(url::Host::Domain(host)) => {
+                let addrs = self
+                    .resolver
+                    .resolve(host, port)
+                    .await
+                    .map_err(|e| AttemptResult::Unreachable(format!("cannot resolve {host}: {e}")))?;
+                if let Some(bad) = addrs.iter().find(|a| refuse(a.ip())) {
+                    return Err(AttemptResult::Refused(format!("{host} resolves to the private address {}", bad.ip())));
+                }
+                let addr = *addrs.first().ok_or_else(|| AttemptResult::Unreachable(format!("{host} has no address")))?;
+                Ok(Target::Pinned { host: host.to_owned(), addr })
+            }
+            None => Err(AttemptResult::Refused("the URL names no host".into())),
+        }
+    }
+}
+
+#[async_trait]
+impl Notifier for HttpNotifier {
+    async fn refusal(&self, url: &CallbackUrl) -> Option<String> {
+        // A name that does not resolve yet may resolve later: only a refused address is final.
+        match self.target(url).await {
+            Err(AttemptResult::Refused(reason)) => Some(reason),
+            _ => None,
+        }
+    }
+
+    async fn post(&self, url: &CallbackUrl, headers: &SignedHeaders, body: Vec<u8>) -> AttemptResult {
+        let target = match self.target(url).await {
+            Ok(target) => target,
+            Err(refusal) => return refusal,
+        };
+        // One client per attempt: the pinned address is part of the client.
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(ATTEMPT_TIMEOUT)
+            .no_proxy();
+        if let Target::Pinned { host, addr } = &target {
+            builder = builder.resolve(host, *addr);
+        }
+        let client = match builder.build() {
+            Ok(client) => client,
+            Err(err) => return AttemptResult::Unreachable(format!("HTTP client: {err}")),
+        };
+        let mut request = client.post(url.as_str()).header("content-type", "application/json").body(body);
+        for (name, value) in headers.pairs() {
+            request = request.header(name, value);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let retry_after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
+                AttemptResult::Answered { status: response.status().as_u16(), retry_after }
+            }
+            Err(err) if err.is_timeout() => AttemptResult::TimedOut,
+            Err(err) => AttemptResult::Unreachable(error_chain(&err)),
+        }
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct FakeResolver(Vec<IpAddr>);
+
+    #[async_trait]
+    impl Resolve for FakeResolver {
+        async fn resolve(&self, _host: &str, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+            Ok(self.0.iter().map(|ip| SocketAddr::new(*ip, port)).collect())
+        }
+    }
+
+    fn notifier(ips: &[&str], policy: PrivateAddresses) -> HttpNotifier {
+        let ips = ips.iter().map(|ip| ip.parse().unwrap()).collect();
+        HttpNotifier::new(Arc::new(FakeResolver(ips)), policy)
+    }
+
+    fn url(text: &str) -> CallbackUrl {
+        CallbackUrl::parse(text, PrivateAddresses::Allow).unwrap()
+    }
+
+    #[tokio::test]
+    async fn names_resolving_to_private_or_metadata_addresses_are_refused() {
+        for ip in ["127.0.0.1", "10.0.0.7", "169.254.169.254", "169.254.170.2", "fd00:ec2::23", "100.64.1.1", "::1"] {
+            let target = notifier(&["93.184.216.34", ip], PrivateAddresses::Refuse).target(&url("https://hooks.example.com/cb")).await;
+            assert!(matches!(target, Err(AttemptResult::Refused(_))), "{ip}: {target:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn literal_private_addresses_are_refused_at_send_time() {
+        let n = notifier(&[], PrivateAddresses::Refuse);
+        for text in ["http://127.0.0.1:9/cb", "http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::23]/"] {
+            let result = n.post(&url(text), &roomrec_domain::webhook::sign(b"k", "id", 1, b"{}"), b"{}".to_vec()).await;
+            assert!(matches!(result, AttemptResult::Refused(_)), "{text}: {result:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn public_names_are_pinned_to_the_checked_address() {
+        let target = notifier(&["93.184.216.34"], PrivateAddresses::Refuse).target(&url("https://hooks.example.com/cb")).await;
+        assert_eq!(target, Ok(Target::Pinned { host: "hooks.example.com".into(), addr: "93.184.216.34:443".parse().unwrap() }));
+    }
+
+    #[tokio::test]
+    async fn private_addresses_are_allowed_when_the_deployment_says_so() {
+        let target = notifier(&["127.0.0.1"], PrivateAddresses::Allow).target(&url("http://localhost:8080/cb")).await;
+        assert_eq!(target, Ok(Target::Pinned { host: "localhost".into(), addr: "127.0.0.1:8080".parse().unwrap() }));
+    }
+
+    #[tokio::test]
+    async fn saving_a_url_whose_name_resolves_privately_is_refused_but_an_unresolved_one_is_not() {
+        let private = notifier(&["10.1.2.3"], PrivateAddresses::Refuse).refusal(&url("https://hooks.example.com/cb")).await;
+        assert!(private.is_some_and(|reason| reason.contains("10.1.2.3")));
+        let public = notifier(&["93.184.216.34"], PrivateAddresses::Refuse).refusal(&url("https://hooks.example.com/cb")).await;
+        assert_eq!(public, None);
+        let unresolved = notifier(&[], PrivateAddresses::Refuse).refusal(&url("https://not-yet.example.com/cb")).await;
+        assert_eq!(unresolved, None, "a name without addresses yet may get them later");
+    }
+}

@@ -1,0 +1,227 @@
+//! Standard Webhooks for callbacks: how a delivery is signed, when a failed one is retried,
+//! and which answers are final. Pure: the deliverer and the HTTP adapter supply clock,
+//! randomness and the network. Spec: <https://www.standardwebhooks.com/>.
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Header carrying the event id.
+pub const HEADER_ID: &str = "webhook-id";
+/// Header carrying the attempt's unix time in seconds.
+pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
+/// Header carrying `v1,<base64 HMAC-SHA256>`.
+pub const HEADER_SIGNATURE: &str = "webhook-signature";
+
+/// How long one attempt may take before it counts as a timeout.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Delay before each attempt, from the first (immediately) on: about 27.6 h in all.
+pub const RETRY_SCHEDULE_SECS: [u64; 8] = [0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 3600, 10 * 3600, 10 * 3600];
+
+/// Retrying stops only once the schedule is used up *and* this long has passed since the
+/// first attempt, so jitter can never shorten the promise of DESIGN §5.
+pub const MIN_RETRY_WINDOW: Duration = Duration::from_secs(24 * 3600);
+
+/// Longest single wait: SQS's maximum visibility timeout (12 h).
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html>
+pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
+
+/// Jitter applied to every scheduled delay: ±20 %.
+pub const JITTER_FRACTION: f64 = 0.2;
+
+/// The three headers of one signed delivery attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedHeaders {
+    pub id: String,
+    pub timestamp: i64,
+    pub signature: String,
+}
+
+impl SignedHeaders {
+    /// The headers as (name, value) pairs.
+    pub fn pairs(&self) -> [(&'static str, String); 3] {
+        [
+            (HEADER_ID, self.id.clone()),
+            (HEADER_TIMESTAMP, self.timestamp.to_string()),
+            (HEADER_SIGNATURE, self.signature.clone()),
+        ]
+    }
+}
+
+/// Signs `body` as message `id` sent at `timestamp` (unix seconds) with `key`:
+/// `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
+pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> SignedHeaders {
+    // HMAC takes keys of any length; new_from_slice cannot fail for it.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
+        Ok(mac) => mac,
+        Err(_) => unreachable!("HMAC accepts keys of every length"),
+    };
+    mac.update(id.as_bytes());
+    mac.update(b".");
+    mac.update(timestamp.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let signature = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
+    SignedHeaders { id: id.to_owned(), timestamp, signature }
+}
+
+/// What one attempt came back with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptResult {
+    /// The receiver answered with this status (and maybe a `Retry-After`).
+    Answered { status: u16, retry_after: Option<Duration> },
+    /// No answer within [`ATTEMPT_TIMEOUT`].
+    TimedOut,
+    /// DNS, connect, TLS or I/O failure: the receiver may come back.
+    Unreachable(String),
+    /// The URL resolves to an address we may not call (SSRF guard): no retry helps.
+    Refused(String),
+}
+
+/// How an attempt counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 2xx: done.
+    Delivered,
+    /// Timeout, connection error, 429 or 5xx: try again later.
+    Retry,
+    /// 3xx (redirects are never followed), other 4xx, a refused address: give up now.
+    Final,
+}
+
+impl AttemptResult {
+    /// Classifies the attempt.
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Self::Answered { status, .. } => match status {
+                200..=299 => Outcome::Delivered,
+                429 | 500..=599 => Outcome::Retry,
+                _ => Outcome::Final,
+            },
+            Self::TimedOut | Self::Unreachable(_) => Outcome::Retry,
+            Self::Refused(_) => Outcome::Final,
+        }
+    }
+
+    /// The status code, when the receiver answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Answered { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// The receiver's `Retry-After`, when it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Answered { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A one-line description of a failure, `None` for a 2xx.
+    pub fn error(&self) -> Option<String> {
+        match self {
+            Self::Answered { status: 200..=299, .. } => None,
+            Self::Answered { status, .. } => Some(format!("HTTP {status}")),
+            Self::TimedOut => Some(format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs())),
+            Self::Unreachable(why) => Some(format!("unreachable: {why}")),
+            Self::Refused(why) => Some(format!("refused: {why}")),
+        }
+    }
+}
+
+/// The wait before the next attempt after `attempts_made` failed ones, the first of which was
+/// `since_first` ago; `None` when retrying is over. `jitter` in [-1, 1] scales ±20 %; a larger
+/// `retry_after` from the receiver wins. Never longer than [`MAX_DELAY`].
+pub fn next_delay(attempts_made: usize, since_first: Duration, retry_after: Option<Duration>, jitter: f64) -> Option<Duration> {
+    let scheduled = match RETRY_SCHEDULE_SECS.get(attempts_made) {
+        Some(&secs) => Duration::from_secs_f64(secs as f64 * (1.0 + JITTER_FRACTION * jitter.clamp(-1.0, 1.0))),
+        None if since_first < MIN_RETRY_WINDOW => MIN_RETRY_WINDOW - since_first,
+        None => return None,
+    };
+    Some(scheduled.max(retry_after.unwrap_or_default()).min(MAX_DELAY))
+}
+
+/// Reads a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let date = DateTime::parse_from_rfc2822(value).ok()?.with_timezone(&Utc);
+    Some((date - now).to_std().unwrap_or_default())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_the_standard_webhooks_test_vector() {
+        let key = BASE64.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let signed = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        assert_eq!(signed.signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
+        assert_eq!(signed.pairs()[1], (HEADER_TIMESTAMP, "1614265330".to_owned()));
+    }
+
+    #[test]
+    fn two_hundreds_are_delivered_and_redirects_and_client_errors_are_final() {
+        let answered = |status| AttemptResult::Answered { status, retry_after: None };
+        assert_eq!(answered(200).outcome(), Outcome::Delivered);
+        assert_eq!(answered(204).outcome(), Outcome::Delivered);
+        for status in [301, 302, 307, 400, 401, 404, 410] {
+            assert_eq!(answered(status).outcome(), Outcome::Final, "{status}");
+        }
+        for status in [429, 500, 502, 503, 504] {
+            assert_eq!(answered(status).outcome(), Outcome::Retry, "{status}");
+        }
+        assert_eq!(AttemptResult::TimedOut.outcome(), Outcome::Retry);
+        assert_eq!(AttemptResult::Unreachable("refused".into()).outcome(), Outcome::Retry);
+        assert_eq!(AttemptResult::Refused("private".into()).outcome(), Outcome::Final);
+    }
+
+    #[test]
+    fn retries_follow_the_schedule_within_twenty_percent() {
+        let secs = |n, jitter| next_delay(n, Duration::ZERO, None, jitter).unwrap().as_secs_f64();
+        assert_eq!(secs(1, 0.0), 5.0);
+        assert_eq!(secs(2, 0.0), 300.0);
+        assert_eq!(secs(3, -1.0), 1440.0);
+        assert_eq!(secs(4, 1.0), 8640.0);
+        assert_eq!(secs(7, 0.0), 36000.0);
+    }
+
+    #[test]
+    fn retrying_lasts_at_least_a_day_even_with_the_shortest_jitter() {
+        let mut elapsed = Duration::ZERO;
+        let mut attempts = 1;
+        while let Some(delay) = next_delay(attempts, elapsed, None, -1.0) {
+            elapsed += delay;
+            attempts += 1;
+            assert!(attempts < 20, "retries never end");
+        }
+        assert!(elapsed >= MIN_RETRY_WINDOW, "{elapsed:?}");
+        assert_eq!(next_delay(RETRY_SCHEDULE_SECS.len(), MIN_RETRY_WINDOW, None, 0.0), None);
+    }
+
+    #[test]
+    fn a_larger_retry_after_wins_and_a_smaller_one_does_not() {
+        assert_eq!(next_delay(1, Duration::ZERO, Some(Duration::from_secs(60)), 0.0), Some(Duration::from_secs(60)));
+        assert_eq!(next_delay(2, Duration::ZERO, Some(Duration::from_secs(1)), 0.0), Some(Duration::from_secs(300)));
+        assert_eq!(next_delay(1, Duration::ZERO, Some(Duration::from_secs(86400)), 0.0), Some(MAX_DELAY));
+    }
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let now = DateTime::parse_from_rfc3339("2015-10-21T07:28:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:30:00 GMT", now), Some(Duration::from_secs(120)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:00:00 GMT", now), Some(Duration::ZERO));
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+}

@@ -1,0 +1,176 @@
+//! End-to-end tests of callback delivery: events written into the real outbox and events
+//! queue (moto), delivered by a real `roomrec-deliverer` process (started by
+//! infra/local/test.sh, running the Lambda's handler) to a real HTTP receiver on loopback.
+//! Run them with `make test`.
+#![allow(clippy::unwrap_used)] // test helpers fail loudly by design
+
+mod support;
+
+use std::time::Duration;
+
+use roomrec_domain::callback::EventType;
+use roomrec_domain::delivery::DeliveryStatus;
+use support::{dead_lettered, verify, Answer, Receiver, Setup};
+
+const SETTLE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn delivered_callbacks_carry_the_event_and_verify_as_standard_webhooks() {
+    let receiver = Receiver::start(vec![], 200).await;
+    let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER", "RECORD_FILE_COMPLETE"]).await;
+    let event = setup.emit(EventType::CloudRecordOver).await;
+
+    let got = receiver.wait_for(1, SETTLE).await;
+    verify(&got[0]).expect("an independent Standard Webhooks implementation accepts the signature");
+    assert_eq!(got[0].path, "/callback");
+    assert_eq!(got[0].headers["webhook-id"], event.event_id.as_str());
+    assert_eq!(got[0].headers["content-type"], "application/json");
+    let body = got[0].json();
+    assert_eq!(body["event_type"], "CLOUD_RECORD_OVER");
+    assert_eq!(body["sequence"], 1);
+    assert_eq!(body["job_id"], setup.job.as_str());
+    assert_eq!(body["app_id"], setup.app.as_str());
+
+    let stored = setup.wait_settled(&event, SETTLE).await;
+    assert_eq!(stored.delivery_status, DeliveryStatus::Delivered);
+    assert_eq!(stored.attempts.len(), 1);
+    assert_eq!(stored.attempts[0].status, Some(200));
+}
+
+#[tokio::test]
+async fn a_503_is_retried_and_both_attempts_are_logged() {
+    let receiver = Receiver::start(vec![503.into()], 200).await;
+    let setup = Setup::new(&receiver.url(), &["RECORD_FILE_COMPLETE"]).await;
+    let event = setup.emit(EventType::RecordFileComplete).await;
+
+    let got = receiver.wait_for(2, SETTLE).await;
+    assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
+    verify(&got[1]).unwrap();
+    let stored = setup.wait_settled(&event, SETTLE).await;
+    assert_eq!(stored.delivery_status, DeliveryStatus::Delivered);
+    let statuses: Vec<_> = stored.attempts.iter().map(|a| a.status).collect();
+    assert_eq!(statuses, [Some(503), Some(200)]);
+    assert_eq!(stored.attempts[0].error.as_deref(), Some("HTTP 503"));
+}
+
+#[tokio::test]
+async fn a_400_is_not_retried_and_the_event_is_dead_lettered() {
+    let receiver = Receiver::start(vec![400.into()], 200).await;
+    let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER"]).await;
+    let event = setup.emit(EventType::CloudRecordOver).await;
+
+    let stored = setup.wait_settled(&event, SETTLE).await;
+    assert_eq!(stored.delivery_status, DeliveryStatus::Failed);
+    assert_eq!(stored.attempts.len(), 1);
+    assert_eq!(stored.attempts[0].status, Some(400));
+    assert!(dead_lettered(&event.event_id, Duration::from_secs(10)).await, "event not in the dead-letter queue");
+    // Past the first retry's time: still one request.
+    tokio::time::sleep(Duration::from_secs(7)).await;
+    assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed() {
+    let elsewhere = Receiver::start(vec![], 200).await;
+    let redirect = Answer { status: 302, headers: vec![("location".into(), elsewhere.url())] };
+    let receiver = Receiver::start(vec![redirect], 200).await;
+    let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER"]).await;
+    let event = setup.emit(EventType::CloudRecordOver).await;
+
+    let stored = setup.wait_settled(&event, SETTLE).await;
+    assert_eq!(stored.delivery_status, DeliveryStatus::Failed);
+    assert_eq!(stored.attempts.len(), 1);
+    assert_eq!(stored.attempts[0].status, Some(302));
+    assert_eq!(receiver.received().len(), 1);
+    assert!(elsewhere.received().is_empty(), "the redirect was followed");
+}
+
+#[tokio::test]
+async fn unsubscribed_event_types_are_not_sent() {
+    let receiver = Receiver::start(vec![], 200).await;
+    let setup = Setup::new(&receiver.url(), &["RECORD_FILE_COMPLETE"]).await;
+    let skipped = setup.emit(EventType::CloudRecordOver).await;
+    let sent = setup.emit(EventType::RecordFileComplete).await;
+
+    assert_eq!(setup.wait_settled(&sent, SETTLE).await.delivery_status, DeliveryStatus::Delivered);
+    let stored = setup.wait_settled(&skipped, SETTLE).await;
+    assert_eq!(stored.delivery_status, DeliveryStatus::Skipped);
+    assert!(stored.attempts.is_empty());
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].json()["sequence"], sent.sequence);
+}
+
+#[tokio::test]
+async fn events_published_out_of_order_arrive_in_sequence_order() {
+    let receiver = Receiver::start(vec![], 200).await;
+    let setup = Setup::new(&receiver.url(), &["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE"]).await;
+    let mut events = Vec::new();
+    for _ in 0..5 {
+        events.push(setup.record(EventType::RecordNewFileStart).await);
+    }
+    for index in [4, 2, 0, 3, 1] {
+        setup.publish(&events[index]).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let got = receiver.wait_for(5, Duration::from_secs(60)).await;
+    let sequences: Vec<_> = got.iter().map(|r| r.json()["sequence"].as_u64().unwrap()).collect();
+    assert_eq!(sequences, [1, 2, 3, 4, 5]);
+    for event in &events {
+        assert_eq!(setup.wait_settled(event, SETTLE).await.delivery_status, DeliveryStatus::Delivered);
+    }
+}
+
+#[tokio::test]
+async fn a_receiver_that_was_down_gets_every_event_in_order_when_it_comes_back() {
+    // A port nobody listens on yet; the receiver comes up there after the first attempt
+    // failed and before the second (about 5 s later, by the retry schedule).
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let setup = Setup::new(&format!("http://{port}/callback"), &["RECORD_NEW_FILE_START", "CLOUD_RECORD_OVER"]).await;
+    let first = setup.emit(EventType::RecordNewFileStart).await;
+    let second = setup.emit(EventType::RecordNewFileStart).await;
+    let third = setup.emit(EventType::CloudRecordOver).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let receiver = Receiver::start_on(port, vec![], 200).await;
+
+    let got = receiver.wait_for(3, Duration::from_secs(60)).await;
+    let sequences: Vec<_> = got.iter().map(|r| r.json()["sequence"].as_u64().unwrap()).collect();
+    assert_eq!(sequences, [1, 2, 3]);
+    let stored = setup.wait_settled(&first, SETTLE).await;
+    assert_eq!(stored.delivery_status, DeliveryStatus::Delivered);
+    assert!(stored.attempts.len() >= 2, "{:?}", stored.attempts);
+    assert!(stored.attempts[0].error.as_deref().unwrap_or_default().starts_with("unreachable"), "{:?}", stored.attempts);
+    for event in [&second, &third] {
+        assert_eq!(setup.wait_settled(event, SETTLE).await.delivery_status, DeliveryStatus::Delivered);
+    }
+    receiver.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_lists_a_jobs_events_with_their_delivery_and_redelivers_one() {
+    let receiver = Receiver::start(vec![], 200).await;
+    let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER"]).await.with_stored_job().await;
+    let event = setup.emit(EventType::CloudRecordOver).await;
+    setup.wait_settled(&event, SETTLE).await;
+    let events = format!("/v2/apps/{}/individual-stream-jobs/{}/events", setup.app, setup.job.as_str());
+
+    let reply = setup.api.get(&events).await;
+    assert_eq!(reply.status, 200, "{:?}", reply.body);
+    let listed = &reply.body["events"][0];
+    assert_eq!((listed["sequence"].as_u64(), listed["delivery_status"].as_str()), (Some(1), Some("DELIVERED")));
+    assert_eq!(listed["attempts"][0]["status"], 200);
+
+    let reply = setup.api.post(&format!("{events}/{}/redeliver", event.event_id), &serde_json::json!({})).await;
+    assert_eq!(reply.status, 202, "{:?}", reply.body);
+    let got = receiver.wait_for(2, SETTLE).await;
+    verify(&got[1]).unwrap();
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while setup.stored(&event).await.attempts.len() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "the redelivery was not logged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(setup.wait_settled(&event, SETTLE).await.delivery_status, DeliveryStatus::Delivered);
+    let mix = format!("/v2/apps/{}/mix-stream-jobs/{}/events", setup.app, setup.job.as_str());
+    assert_eq!(setup.api.get(&mix).await.status, 404, "an individual job is not a mix job");
+}
