@@ -58,7 +58,12 @@ impl Api {
             .expect("issuing a credential against moto");
         // One client per test: each #[tokio::test] has its own runtime, and a pooled
         // connection must not outlive the runtime that opened it.
-        Self { http: reqwest::Client::new(), base: stack_env("ROOMREC_HTTP_URL"), key_id: issued.key_id.to_string(), secret: issued.secret }
+        Self {
+            http: reqwest::Client::new(),
+            base: stack_env("ROOMREC_HTTP_URL"),
+            key_id: issued.key_id.to_string(),
+            secret: issued.secret,
+        }
     }
 
     /// The same client with other credentials.
@@ -68,14 +73,16 @@ impl Api {
 
     /// Sends `body` (raw text, may be malformed) with `method` to `path`.
     pub async fn raw(&self, method: Method, path: &str, body: Option<String>) -> Reply {
-        let mut request = self.http.request(method, format!("{}{path}", self.base)).basic_auth(&self.key_id, Some(&self.secret));
+        let mut request =
+            self.http.request(method, format!("{}{path}", self.base)).basic_auth(&self.key_id, Some(&self.secret));
         if let Some(body) = body {
             request = request.header("content-type", "application/json").body(body);
         }
         let response = request.send().await.expect("the gateway answers");
         let status = response.status();
         let text = response.text().await.expect("a readable body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Reply { status, body }
     }
 
@@ -142,7 +149,16 @@ pub fn publish(key: &str, seconds: u32) -> tokio::process::Child {
 pub fn publish_with(key: &str, seconds: u32, size: &str, x264: &[&str]) -> tokio::process::Child {
     let url = format!("{}/{key}", stack_env("ROOMREC_RTMP_URL"));
     tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", &format!("testsrc2=size={size}:rate=25")])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-re",
+            "-f",
+            "lavfi",
+            "-i",
+            &format!("testsrc2=size={size}:rate=25"),
+        ])
         .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &seconds.to_string()])
         .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
         .args(x264)

@@ -154,10 +154,14 @@ async fn answer(
     }
     let invocation = path.strip_prefix(INVOCATION).and_then(|rest| rest.split_once('/'));
     let (status, report) = match invocation {
-        Some((id, "response")) if method == Method::POST && id == REQUEST_ID => (StatusCode::ACCEPTED, Seen::Response(body)),
+        Some((id, "response")) if method == Method::POST && id == REQUEST_ID => {
+            (StatusCode::ACCEPTED, Seen::Response(body))
+        }
         Some((_, "error")) => (StatusCode::ACCEPTED, Seen::Failure { path, body }),
         _ if path == INIT_ERROR => (StatusCode::ACCEPTED, Seen::Failure { path, body }),
-        _ => (StatusCode::NOT_FOUND, Seen::Failure { path: format!("{method} {path} (unknown to the emulator)"), body }),
+        _ => {
+            (StatusCode::NOT_FOUND, Seen::Failure { path: format!("{method} {path} (unknown to the emulator)"), body })
+        }
     };
     let _ = seen.send((at, report));
     Ok(reply(status, Response::builder(), Bytes::from_static(b"{\"status\":\"OK\"}")))
@@ -170,8 +174,14 @@ fn next_event(event: Bytes) -> Response<Full<Bytes>> {
     let builder = Response::builder()
         .header("lambda-runtime-aws-request-id", REQUEST_ID)
         .header("lambda-runtime-deadline-ms", deadline.as_millis().to_string())
-        .header("lambda-runtime-invoked-function-arn", format!("arn:aws:lambda:{region}:123456789012:function:apps-api"))
-        .header("lambda-runtime-trace-id", "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1");
+        .header(
+            "lambda-runtime-invoked-function-arn",
+            format!("arn:aws:lambda:{region}:123456789012:function:apps-api"),
+        )
+        .header(
+            "lambda-runtime-trace-id",
+            "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1",
+        );
     reply(StatusCode::OK, builder, event)
 }
 

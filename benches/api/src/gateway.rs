@@ -94,7 +94,11 @@ pub struct Gateway {
 impl Gateway {
     /// A client for the gateway at `base` (e.g. `http://127.0.0.1:3000`).
     pub fn new(base: String, key_id: String, secret: String) -> Result<Self> {
-        let http = reqwest::Client::builder().no_proxy().pool_max_idle_per_host(1).build().context("building the HTTP client")?;
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .pool_max_idle_per_host(1)
+            .build()
+            .context("building the HTTP client")?;
         Ok(Self { http, base, key_id, secret })
     }
 
@@ -105,7 +109,10 @@ impl Gateway {
 
     /// Sends one request and returns its JSON body; anything but a 2xx is an error.
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).basic_auth(&self.key_id, Some(&self.secret));
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .basic_auth(&self.key_id, Some(&self.secret));
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -152,10 +159,14 @@ pub fn request(route: Route, f: &Fixture) -> (Method, String, Option<Value>) {
             format!("/v2/apps/{app}/record-callback"),
             Some(json!({ "url": "http://mydomain.com/callback", "auth_key": "8923ab8c2dcef4538923ab8c2dcef453" })),
         ),
-        Route::PutStream => {
-            (Method::PUT, format!("/v2/apps/{app}/rooms/{ROOM}/streams/{USER}"), Some(json!({ "url": "rtmp://media.example.com/live/x" })))
+        Route::PutStream => (
+            Method::PUT,
+            format!("/v2/apps/{app}/rooms/{ROOM}/streams/{USER}"),
+            Some(json!({ "url": "rtmp://media.example.com/live/x" })),
+        ),
+        Route::CreateJob => {
+            (Method::POST, format!("/v2/apps/{app}/individual-stream-jobs"), Some(job_body(&f.rule_id)))
         }
-        Route::CreateJob => (Method::POST, format!("/v2/apps/{app}/individual-stream-jobs"), Some(job_body(&f.rule_id))),
         Route::GetJob => (Method::GET, format!("/v2/apps/{app}/individual-stream-jobs/{}", f.job_id), None),
     }
 }

@@ -36,7 +36,8 @@ async fn main() -> Result<()> {
     let apps_api = args.iter().position(|a| a == "--apps-api").and_then(|i| args.get(i + 1));
     let apps_api = PathBuf::from(apps_api.map_or("target/release/apps-api", String::as_str));
     ensure!(apps_api.is_file(), "{} is missing: `cargo build --release -p apps-api`", apps_api.display());
-    let base = std::env::var("ROOMREC_HTTP_URL").context("ROOMREC_HTTP_URL is not set: run me through `make bench-api`")?;
+    let base =
+        std::env::var("ROOMREC_HTTP_URL").context("ROOMREC_HTTP_URL is not set: run me through `make bench-api`")?;
     let deps = Deps::from_env().await.context("reading the stack's configuration")?;
 
     println!("{}\n", route_latency(&deps, &base).await?);
@@ -111,7 +112,9 @@ async fn cold_start(deps: &Deps, base: &str, apps_api: &Path) -> Result<String> 
         format!("## Cold start of {} ({COLD_STARTS} fresh processes, emulated Runtime API)\n", apps_api.display()),
         header(&["from process start to", "n", "min ms", "p50 ms", "max ms"]),
     ];
-    for (what, sample) in [("first GET /invocation/next (init done)", &first_next), ("response posted (first event answered)", &answered)] {
+    for (what, sample) in
+        [("first GET /invocation/next (init done)", &first_next), ("response posted (first event answered)", &answered)]
+    {
         let cells = [ms(sample.min()), ms(sample.percentile(50.0)), ms(sample.max())];
         lines.push(row(&[&[what.to_owned(), sample.len().to_string()][..], &cells[..]].concat()));
     }

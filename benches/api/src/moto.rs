@@ -91,14 +91,20 @@ impl Moto {
 
     /// A consistent GetItem, as the store reads; the item must exist.
     async fn get(&self, table: &str, key: Item) -> Result<Item> {
-        let out = self.dynamo.get_item().table_name(table).set_key(Some(key.clone())).consistent_read(true).send().await;
+        let out =
+            self.dynamo.get_item().table_name(table).set_key(Some(key.clone())).consistent_read(true).send().await;
         let out = out.with_context(|| format!("GetItem on {table}"))?;
         out.item.with_context(|| format!("GetItem on {table}: no item {key:?}"))
     }
 
     /// A PutItem, optionally conditional.
     async fn put(&self, table: &str, item: Item, condition: Option<&str>) -> Result<()> {
-        let put = self.dynamo.put_item().table_name(table).set_item(Some(item)).set_condition_expression(condition.map(str::to_owned));
+        let put = self
+            .dynamo
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(str::to_owned));
         put.send().await.with_context(|| format!("PutItem on {table}"))?;
         Ok(())
     }
@@ -113,7 +119,9 @@ impl Moto {
         self.get(&t.apps, self.app_key()).await?; // `Service::app` checks ownership
         match route {
             Route::CreateApp | Route::GetApp => Ok(()),
-            Route::CreateRule => self.put(&t.rules, with(&self.items.rule, "rule_id", RuleId::generate().as_str()), None).await,
+            Route::CreateRule => {
+                self.put(&t.rules, with(&self.items.rule, "rule_id", RuleId::generate().as_str()), None).await
+            }
             Route::GetRule => self.get(&t.rules, self.rule_key()).await.map(drop),
             Route::PutCallback => self.put(&t.callbacks, self.items.callback.clone(), None).await,
             Route::PutStream => {

@@ -55,7 +55,10 @@ impl Knobs {
             timeout: Duration::from_secs(knob("BENCH_TIMEOUT_SECS", 900)? as u64),
         };
         ensure!(knobs.jobs > 0 && knobs.writers > 0, "BENCH_JOBS and BENCH_WRITERS must be at least 1");
-        ensure!(knobs.events >= knobs.jobs && knobs.events.is_multiple_of(knobs.jobs), "BENCH_EVENTS must be a multiple of BENCH_JOBS");
+        ensure!(
+            knobs.events >= knobs.jobs && knobs.events.is_multiple_of(knobs.jobs),
+            "BENCH_EVENTS must be a multiple of BENCH_JOBS"
+        );
         Ok(knobs)
     }
 }
@@ -63,8 +66,10 @@ impl Knobs {
 #[tokio::main]
 async fn main() -> Result<()> {
     let knobs = Knobs::from_env()?;
-    let base = std::env::var("ROOMREC_HTTP_URL").context("ROOMREC_HTTP_URL is not set: run me through `make bench-callbacks`")?;
-    let key_id = std::env::var("ROOMREC_DEV_KEY_ID").context("ROOMREC_DEV_KEY_ID is not set: run me through `make bench-callbacks`")?;
+    let base = std::env::var("ROOMREC_HTTP_URL")
+        .context("ROOMREC_HTTP_URL is not set: run me through `make bench-callbacks`")?;
+    let key_id = std::env::var("ROOMREC_DEV_KEY_ID")
+        .context("ROOMREC_DEV_KEY_ID is not set: run me through `make bench-callbacks`")?;
     let secret = std::env::var("ROOMREC_DEV_SECRET").context("ROOMREC_DEV_SECRET is not set")?;
     let deps = Deps::from_env().await.context("reading the stack's configuration")?;
     let log = event_log(&deps.config).await;
@@ -75,7 +80,10 @@ async fn main() -> Result<()> {
 
     let per_job = knobs.events / knobs.jobs;
     let jobs: Vec<JobId> = (0..knobs.jobs).map(|_| JobId::generate()).collect();
-    eprintln!("bench-callbacks: writing {} events ({} jobs x {per_job}, {} jobs at a time)", knobs.events, knobs.jobs, knobs.writers);
+    eprintln!(
+        "bench-callbacks: writing {} events ({} jobs x {per_job}, {} jobs at a time)",
+        knobs.events, knobs.jobs, knobs.writers
+    );
     let start = Instant::now();
     let writes: Vec<Vec<(String, Instant)>> = stream::iter(jobs.iter().map(|job| write_job(&log, &app, job, per_job)))
         .buffer_unordered(knobs.writers)
@@ -106,7 +114,12 @@ async fn create_app(base: &str, key_id: &str, secret: &str, url: &str) -> Result
     let app_id = app["app_id"].as_str().context("no app_id in the created app")?.to_owned();
     let callback = json!({ "url": url, "auth_key": AUTH_KEY });
     let reply = send(reqwest::Method::PUT, format!("/v2/apps/{app_id}/record-callback"), callback).await?;
-    ensure!(reply.status().is_success(), "PUT record-callback answered {}: {}", reply.status(), reply.text().await.unwrap_or_default());
+    ensure!(
+        reply.status().is_success(),
+        "PUT record-callback answered {}: {}",
+        reply.status(),
+        reply.text().await.unwrap_or_default()
+    );
     AppId::parse(&app_id).context("the API returned a malformed app_id")
 }
 
@@ -118,7 +131,11 @@ async fn write_job(log: &DynamoEventLog, app: &AppId, job: &JobId, count: usize)
         let event = RecordEvent {
             event_id: format!("{:032x}", rand::random::<u128>()),
             sequence,
-            event_type: if sequence == count as u64 { EventType::CloudRecordOver } else { EventType::RecordNewFileStart },
+            event_type: if sequence == count as u64 {
+                EventType::CloudRecordOver
+            } else {
+                EventType::RecordNewFileStart
+            },
             app_id: app.clone(),
             job_id: job.clone(),
             room_id: RoomId::try_from("room001").context("room id")?,
@@ -137,11 +154,17 @@ async fn write_job(log: &DynamoEventLog, app: &AppId, job: &JobId, count: usize)
 
 /// Waits until every written event was received (duplicates do not count twice), for at most
 /// `timeout` from `start`; `false` when time ran out.
-async fn wait_for_all(receiver: &Receiver, written: &HashMap<String, Instant>, start: Instant, timeout: Duration) -> bool {
+async fn wait_for_all(
+    receiver: &Receiver,
+    written: &HashMap<String, Instant>,
+    start: Instant,
+    timeout: Duration,
+) -> bool {
     let mut last_report = Instant::now();
     loop {
         let (receipts, _) = receiver.receipts();
-        let unique: HashSet<&str> = receipts.iter().map(|r| r.event_id.as_str()).filter(|id| written.contains_key(*id)).collect();
+        let unique: HashSet<&str> =
+            receipts.iter().map(|r| r.event_id.as_str()).filter(|id| written.contains_key(*id)).collect();
         if unique.len() >= written.len() {
             return true;
         }
@@ -149,7 +172,12 @@ async fn wait_for_all(receiver: &Receiver, written: &HashMap<String, Instant>, s
             return false;
         }
         if last_report.elapsed() > Duration::from_secs(10) {
-            eprintln!("bench-callbacks: {} of {} received after {:.0} s", unique.len(), written.len(), start.elapsed().as_secs_f64());
+            eprintln!(
+                "bench-callbacks: {} of {} received after {:.0} s",
+                unique.len(),
+                written.len(),
+                start.elapsed().as_secs_f64()
+            );
             last_report = Instant::now();
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -175,7 +203,8 @@ fn report(
             first.insert(&receipt.event_id, receipt);
         }
     }
-    let latencies: Vec<Duration> = first.values().filter_map(|r| written.get(&r.event_id).map(|w| r.at.saturating_duration_since(*w))).collect();
+    let latencies: Vec<Duration> =
+        first.values().filter_map(|r| written.get(&r.event_id).map(|w| r.at.saturating_duration_since(*w))).collect();
     let received = latencies.len();
     let last = first.values().map(|r| r.at).max().unwrap_or(start);
     let total = last.saturating_duration_since(start);

@@ -105,7 +105,13 @@ async fn answer(
     let mut seen = seen.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     match fields {
         (Some(event_id), Some(job_id), Some(sequence)) => {
-            seen.receipts.push(Receipt { at, event_id: event_id.to_owned(), job_id: job_id.to_owned(), sequence, verified });
+            seen.receipts.push(Receipt {
+                at,
+                event_id: event_id.to_owned(),
+                job_id: job_id.to_owned(),
+                sequence,
+                verified,
+            });
         }
         _ => seen.unreadable += 1,
     }

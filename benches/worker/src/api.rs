@@ -29,14 +29,28 @@ fn field(body: &Value, name: &str) -> Result<String> {
 impl Api {
     /// A client for `ROOMREC_HTTP_URL` with `ROOMREC_DEV_KEY_ID` / `ROOMREC_DEV_SECRET`.
     pub fn from_env() -> Result<Self> {
-        let var = |name: &str| std::env::var(name).with_context(|| format!("{name} is not set: run me through `make bench-worker`"));
-        let http = reqwest::Client::builder().no_proxy().timeout(REQUEST_TIMEOUT).build().context("building the HTTP client")?;
-        Ok(Self { http, base: var("ROOMREC_HTTP_URL")?, key_id: var("ROOMREC_DEV_KEY_ID")?, secret: var("ROOMREC_DEV_SECRET")? })
+        let var = |name: &str| {
+            std::env::var(name).with_context(|| format!("{name} is not set: run me through `make bench-worker`"))
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            http,
+            base: var("ROOMREC_HTTP_URL")?,
+            key_id: var("ROOMREC_DEV_KEY_ID")?,
+            secret: var("ROOMREC_DEV_SECRET")?,
+        })
     }
 
     /// Sends one request and returns its JSON body; anything but a 2xx is an error.
     async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value> {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base)).basic_auth(&self.key_id, Some(&self.secret));
+        let mut request = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.base))
+            .basic_auth(&self.key_id, Some(&self.secret));
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -92,7 +106,9 @@ impl Api {
 
     /// Asks the job to stop (idempotent).
     pub async fn stop_job(&self, app: &str, job: &str) -> Result<()> {
-        self.send(Method::POST, &format!("/v2/apps/{app}/individual-stream-jobs/{job}/stop"), Some(&json!({}))).await.map(drop)
+        self.send(Method::POST, &format!("/v2/apps/{app}/individual-stream-jobs/{job}/stop"), Some(&json!({})))
+            .await
+            .map(drop)
     }
 
     /// How many streams the room's roster lists.

@@ -92,7 +92,8 @@ fn stack_var(name: &str) -> Result<String> {
 
 /// A positive number of seconds from `name`, or `default`.
 fn seconds_var(name: &str, default: u64) -> Result<Duration> {
-    let seconds = std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map_or(Ok(default), |v| v.trim().parse::<u64>());
+    let seconds =
+        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map_or(Ok(default), |v| v.trim().parse::<u64>());
     let seconds = seconds.with_context(|| format!("{name} must be a whole number of seconds"))?;
     ensure!(seconds > 0, "{name} must be positive");
     Ok(Duration::from_secs(seconds))
@@ -103,7 +104,12 @@ fn parse_ns(text: &str) -> Result<Vec<usize>> {
     let ns = text
         .split([' ', ','])
         .filter(|s| !s.is_empty())
-        .map(|s| s.parse::<usize>().ok().filter(|&n| (1..=64).contains(&n)).with_context(|| format!("BENCH_NS: {s:?} is not 1 to 64")))
+        .map(|s| {
+            s.parse::<usize>()
+                .ok()
+                .filter(|&n| (1..=64).contains(&n))
+                .with_context(|| format!("BENCH_NS: {s:?} is not 1 to 64"))
+        })
         .collect::<Result<Vec<_>>>()?;
     ensure!(!ns.is_empty(), "BENCH_NS lists no N");
     Ok(ns)
@@ -111,7 +117,8 @@ fn parse_ns(text: &str) -> Result<Vec<usize>> {
 
 async fn run() -> Result<()> {
     let ns = parse_ns(&std::env::var("BENCH_NS").unwrap_or_else(|_| "1 10 50".into()))?;
-    let worker_bin = PathBuf::from(std::env::var("ROOMREC_WORKER_BIN").unwrap_or_else(|_| "target/release/roomrec-worker".into()));
+    let worker_bin =
+        PathBuf::from(std::env::var("ROOMREC_WORKER_BIN").unwrap_or_else(|_| "target/release/roomrec-worker".into()));
     ensure!(worker_bin.is_file(), "{} is missing: `cargo build --release -p roomrec-worker`", worker_bin.display());
     let aws = aws_config::load_from_env().await;
     let scratch = Scratch(std::env::temp_dir().join(format!("roomrec-bench-worker-{}", std::process::id())));
@@ -185,7 +192,11 @@ async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) 
         if listed == n {
             return Ok(room);
         }
-        ensure!(start.elapsed() < PUBLISH_TIMEOUT, "only {listed}/{n} publishers in the roster after {} s", PUBLISH_TIMEOUT.as_secs());
+        ensure!(
+            start.elapsed() < PUBLISH_TIMEOUT,
+            "only {listed}/{n} publishers in the roster after {} s",
+            PUBLISH_TIMEOUT.as_secs()
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

@@ -25,8 +25,21 @@ fn ffmpeg() -> Command {
 /// Encodes the 20 s 1280x720 30 fps, 1 Mbit/s H.264 + 64 kbit/s AAC FLV file at `path`.
 pub async fn prepare_input(path: &Path) -> Result<()> {
     let mut command = ffmpeg();
-    command.args(["-y", "-f", "lavfi", "-i", "testsrc2=size=1280x720:rate=30", "-f", "lavfi", "-i", "sine", "-t", INPUT_SECONDS]);
-    command.args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "1M", "-maxrate", "1M", "-bufsize", "2M", "-g", "60"]);
+    command.args([
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=1280x720:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        INPUT_SECONDS,
+    ]);
+    command
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-b:v", "1M", "-maxrate", "1M", "-bufsize", "2M", "-g", "60"]);
     command.args(["-c:a", "aac", "-b:a", "64k", "-f", "flv"]).arg(path);
     let out = tokio::time::timeout(PREPARE_TIMEOUT, command.output())
         .await

@@ -46,7 +46,11 @@ pub async fn run(bench: &Bench, room: &Room, notes: &mut Vec<String>) -> Result<
     }
     .await;
     match stop_jobs(bench, room, &jobs).await {
-        Ok(took) => notes.push(format!("ours: all {} jobs STOPPED {:.0} s after the stop requests", jobs.len(), took.as_secs_f64())),
+        Ok(took) => notes.push(format!(
+            "ours: all {} jobs STOPPED {:.0} s after the stop requests",
+            jobs.len(),
+            took.as_secs_f64()
+        )),
         Err(err) => notes.push(format!("ours: {err:#}")),
     }
     if let Err(err) = shut_down(&mut worker).await {
@@ -58,7 +62,11 @@ pub async fn run(bench: &Bench, room: &Room, notes: &mut Vec<String>) -> Result<
 /// A fresh worker with the stack's environment, its output appended to `worker.log`.
 fn start_worker(bench: &Bench, n: usize) -> Result<Child> {
     let path = bench.state_dir.join("worker.log");
-    let mut log = OpenOptions::new().create(true).append(true).open(&path).with_context(|| format!("opening {}", path.display()))?;
+    let mut log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
     writeln!(log, "===== bench-worker: a fresh worker for N = {n} =====").context("writing the worker log")?;
     let err = log.try_clone().context("sharing the worker log")?;
     Command::new(&bench.worker_bin)
@@ -85,7 +93,8 @@ async fn segments_per_job(bench: &Bench, room: &Room) -> Result<HashMap<String, 
     let mut counts = HashMap::new();
     let mut token = None;
     loop {
-        let page = bench.s3.list_objects_v2().bucket(&bench.bucket).prefix(&room.object).set_continuation_token(token).send();
+        let page =
+            bench.s3.list_objects_v2().bucket(&bench.bucket).prefix(&room.object).set_continuation_token(token).send();
         let page = page.await.with_context(|| format!("listing s3://{}/{}", bench.bucket, room.object))?;
         for key in page.contents().iter().filter_map(|o| o.key()).filter(|k| k.ends_with(".ts")) {
             let job = key[room.object.len()..].split('/').next().unwrap_or_default();
@@ -112,7 +121,11 @@ async fn wait_ready(bench: &Bench, room: &Room, jobs: &[String], worker: &mut Ch
         let segments = segments_per_job(bench, room).await?;
         let recorded = jobs.iter().filter(|j| segments.get(*j).is_some_and(|&c| c > 0)).count();
         if running == jobs.len() && recorded == jobs.len() {
-            eprintln!("bench-worker: N = {}: every job RUNNING with a segment after {:.0} s", room.n, start.elapsed().as_secs_f64());
+            eprintln!(
+                "bench-worker: N = {}: every job RUNNING with a segment after {:.0} s",
+                room.n,
+                start.elapsed().as_secs_f64()
+            );
             return Ok(());
         }
         if start.elapsed() > bench.ready_timeout {
@@ -129,7 +142,14 @@ async fn wait_ready(bench: &Bench, room: &Room, jobs: &[String], worker: &mut Ch
 
 /// The worker's usage over the window and the segments its jobs uploaded meanwhile; notes how
 /// its CPU time divides between the threads it had at `startup` and those it started since.
-async fn measure(bench: &Bench, room: &Room, jobs: &[String], worker: &mut Child, startup: &HashMap<u32, u64>, notes: &mut Vec<String>) -> Result<Side> {
+async fn measure(
+    bench: &Bench,
+    room: &Room,
+    jobs: &[String],
+    worker: &mut Child,
+    startup: &HashMap<u32, u64>,
+    notes: &mut Vec<String>,
+) -> Result<Side> {
     let pid = worker.id().context("the worker has been reaped")?;
     let load = procs::load_average();
     eprintln!("bench-worker: N = {}: measuring the worker for {} s (load {load})", room.n, bench.window.as_secs());
@@ -141,7 +161,8 @@ async fn measure(bench: &Bench, room: &Room, jobs: &[String], worker: &mut Child
     let group = |tid| if startup.contains_key(&tid) { STARTUP_THREADS } else { JOB_THREADS };
     let split = procs::cpu_by_group(&threads_before, &threads_after, bench.ticks, group);
     let share = |secs: f64| 100.0 * secs / usage.cpu_seconds.max(f64::EPSILON);
-    let split: Vec<String> = split.iter().map(|(group, count, secs)| format!("{group}: {count} threads, {:.0} %", share(*secs))).collect();
+    let split: Vec<String> =
+        split.iter().map(|(group, count, secs)| format!("{group}: {count} threads, {:.0} %", share(*secs))).collect();
     notes.push(format!("ours: worker CPU by thread (threads alive over the whole window): {}", split.join("; ")));
     check_worker(worker)?;
     let states = bench.api.job_states(&room.app, jobs).await?;
@@ -166,7 +187,11 @@ async fn stop_jobs(bench: &Bench, room: &Room, jobs: &[String]) -> Result<Durati
         }
         if start.elapsed() > STOP_TIMEOUT {
             let others: Vec<&String> = states.iter().filter(|s| *s != "STOPPED").collect();
-            bail!("{stopped}/{} jobs STOPPED {} s after the stop; others: {others:?}", jobs.len(), STOP_TIMEOUT.as_secs());
+            bail!(
+                "{stopped}/{} jobs STOPPED {} s after the stop; others: {others:?}",
+                jobs.len(),
+                STOP_TIMEOUT.as_secs()
+            );
         }
         tokio::time::sleep(POLL).await;
     }

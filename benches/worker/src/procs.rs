@@ -42,14 +42,18 @@ pub fn parse_cpu_ticks(stat: &str) -> Result<u64> {
 
 /// The `name:` line (`VmRSS`, `RssAnon`, …) in bytes from the text of `/proc/<pid>/status`.
 pub fn parse_status_bytes(status: &str, name: &str) -> Result<u64> {
-    let line = status.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(':')).with_context(|| format!("no {name} line"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .with_context(|| format!("no {name} line"))?;
     let kib = line.trim().strip_suffix("kB").with_context(|| format!("{name} is not in kB"))?.trim();
     Ok(kib.parse::<u64>().with_context(|| format!("{name} is not a number: {kib}"))? * 1024)
 }
 
 /// Reads `/proc/<pid>/<file>`; a vanished process is an error naming it.
 fn read_proc(pid: u32, file: &str) -> Result<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/{file}")).with_context(|| format!("process {pid} is gone (reading /proc/{pid}/{file})"))
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .with_context(|| format!("process {pid} is gone (reading /proc/{pid}/{file})"))
 }
 
 /// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ), from `getconf CLK_TCK`.
@@ -133,7 +137,8 @@ pub fn cpu_by_group<'a>(
             *entry = (entry.0 + 1, entry.1 + end.saturating_sub(*start));
         }
     }
-    let mut split: Vec<_> = groups.into_iter().map(|(name, (threads, ticks))| (name, threads, ticks as f64 / ticks_per_second)).collect();
+    let mut split: Vec<_> =
+        groups.into_iter().map(|(name, (threads, ticks))| (name, threads, ticks as f64 / ticks_per_second)).collect();
     split.sort_by(|a, b| b.2.total_cmp(&a.2));
     split
 }

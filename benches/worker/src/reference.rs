@@ -29,7 +29,12 @@ pub async fn run(bench: &Bench, room: &Room) -> Result<Side> {
         wait_ready(bench, &dirs, &mut recorders).await?;
         let pids = recorders.pids()?;
         let load = procs::load_average();
-        eprintln!("bench-worker: N = {}: measuring {} ffmpeg processes for {} s (load {load})", room.n, pids.len(), bench.window.as_secs());
+        eprintln!(
+            "bench-worker: N = {}: measuring {} ffmpeg processes for {} s (load {load})",
+            room.n,
+            pids.len(),
+            bench.window.as_secs()
+        );
         let before = segments(&dirs)?;
         let usage = procs::measure(&pids, bench.window, bench.ticks).await.context("measuring the ffmpeg processes")?;
         let after = segments(&dirs)?;
@@ -47,10 +52,19 @@ pub async fn run(bench: &Bench, room: &Room) -> Result<Side> {
 /// One recorder per published stream; their diagnostics go to `reference-n<N>.log`.
 fn start(bench: &Bench, room: &Room, dirs: &[PathBuf], recorders: &mut Group) -> Result<()> {
     let log_path = bench.state_dir.join(format!("reference-n{}.log", room.n));
-    let log = OpenOptions::new().create(true).append(true).open(&log_path).with_context(|| format!("opening {}", log_path.display()))?;
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening {}", log_path.display()))?;
     for (i, dir) in dirs.iter().enumerate() {
         let url = format!("{}/{}", bench.rtmp_url, room.key(i));
-        recorders.push(media::reference_recorder(&url, dir, "rec", log.try_clone().context("sharing the reference log")?)?);
+        recorders.push(media::reference_recorder(
+            &url,
+            dir,
+            "rec",
+            log.try_clone().context("sharing the reference log")?,
+        )?);
     }
     Ok(())
 }
@@ -69,7 +83,11 @@ async fn wait_ready(bench: &Bench, dirs: &[PathBuf], recorders: &mut Group) -> R
             return Ok(());
         }
         if start.elapsed() > bench.ready_timeout {
-            bail!("not sustainable: after {} s {recorded}/{} recorders had written a segment", bench.ready_timeout.as_secs(), dirs.len());
+            bail!(
+                "not sustainable: after {} s {recorded}/{} recorders had written a segment",
+                bench.ready_timeout.as_secs(),
+                dirs.len()
+            );
         }
         tokio::time::sleep(POLL).await;
     }

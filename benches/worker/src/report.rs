@@ -50,7 +50,10 @@ impl Row {
     /// (CPU ratio, RSS ratio) of ours to ffmpeg, when both sides were measured.
     pub fn ratios(&self) -> Option<(f64, f64)> {
         let (ours, reference) = (self.ours.as_ref().ok()?, self.reference.as_ref().ok()?);
-        Some((ours.cpu_per_stream(self.n) / reference.cpu_per_stream(self.n), ours.rss_mib_per_stream(self.n) / reference.rss_mib_per_stream(self.n)))
+        Some((
+            ours.cpu_per_stream(self.n) / reference.cpu_per_stream(self.n),
+            ours.rss_mib_per_stream(self.n) / reference.rss_mib_per_stream(self.n),
+        ))
     }
 }
 
@@ -61,7 +64,11 @@ fn line(cells: &[String]) -> String {
 
 /// A short cell for a side that was not measured.
 fn failed(why: &str) -> String {
-    if why.starts_with("not sustainable") { "not sustainable".into() } else { "failed".into() }
+    if why.starts_with("not sustainable") {
+        "not sustainable".into()
+    } else {
+        "failed".into()
+    }
 }
 
 /// The table, one row per N; `window_secs` gives the expected segment count.
@@ -79,8 +86,10 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
     ];
     let mut lines = vec![line(&header.map(String::from)), line(&header.map(|_| "---".to_owned()))];
     for row in rows {
-        let side = |side: &Result<Side, String>, f: &dyn Fn(&Side) -> String| side.as_ref().map_or_else(|e| failed(e), f);
-        let (cpu_ratio, rss_ratio) = row.ratios().map_or(("n/a".into(), "n/a".into()), |(c, r)| (format!("{c:.2}"), format!("{r:.3}")));
+        let side =
+            |side: &Result<Side, String>, f: &dyn Fn(&Side) -> String| side.as_ref().map_or_else(|e| failed(e), f);
+        let (cpu_ratio, rss_ratio) =
+            row.ratios().map_or(("n/a".into(), "n/a".into()), |(c, r)| (format!("{c:.2}"), format!("{r:.3}")));
         let segments = |s: &Side| s.segments.to_string();
         let anon = |s: &Side| format!("{:.1}", s.anon_mib_per_stream(row.n));
         lines.push(line(&[
@@ -91,7 +100,12 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
             side(&row.ours, &|s| format!("{:.1}", s.rss_mib_per_stream(row.n))),
             side(&row.reference, &|s| format!("{:.1}", s.rss_mib_per_stream(row.n))),
             rss_ratio,
-            format!("{} / {} / ~{}", side(&row.ours, &segments), side(&row.reference, &segments), window_secs / SLICE_SECONDS * row.n as u64),
+            format!(
+                "{} / {} / ~{}",
+                side(&row.ours, &segments),
+                side(&row.reference, &segments),
+                window_secs / SLICE_SECONDS * row.n as u64
+            ),
             format!("{} / {}", side(&row.ours, &anon), side(&row.reference, &anon)),
         ]));
     }
@@ -109,7 +123,12 @@ pub fn goal(rows: &[Row]) -> String {
         return format!("{stated}: NOT MEASURED (N = {GOAL_N} was not run).");
     };
     let Some((cpu, rss)) = row.ratios() else {
-        let why = [&row.ours, &row.reference].into_iter().filter_map(|s| s.as_ref().err()).cloned().collect::<Vec<_>>().join("; ");
+        let why = [&row.ours, &row.reference]
+            .into_iter()
+            .filter_map(|s| s.as_ref().err())
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("; ");
         return format!("{stated}: FAIL (not measured at N = {GOAL_N}: {why}).");
     };
     let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
@@ -143,7 +162,10 @@ mod tests {
         let (cpu, rss) = row.ratios().expect("both measured");
         assert!((cpu - 0.25).abs() < 1e-9 && (rss - 100.0 / 1500.0).abs() < 1e-9);
         let table = table(std::slice::from_ref(&row), 30);
-        assert!(table.contains("| 50 | 0.0100 | 0.0400 | 0.25 | 2.0 | 30.0 | 0.067 | 375 / 375 / ~350 | 0.5 / 7.5 |"), "{table}");
+        assert!(
+            table.contains("| 50 | 0.0100 | 0.0400 | 0.25 | 2.0 | 30.0 | 0.067 | 375 / 375 / ~350 | 0.5 / 7.5 |"),
+            "{table}"
+        );
         assert!(goal(&[row]).contains(": PASS."));
     }
 
@@ -151,7 +173,11 @@ mod tests {
     fn the_goal_fails_when_memory_is_too_high_or_n50_was_not_sustainable() {
         let heavy = Row { n: 50, ours: side(15.0, 500), reference: side(60.0, 1500) };
         assert!(goal(&[heavy]).contains(": FAIL. CPU ratio 0.25 (≤ 0.5: PASS), RSS ratio 0.333 (≤ 0.1: FAIL)"));
-        let stuck = Row { n: 50, ours: Err("not sustainable: after 60 s 20/50 jobs RUNNING".into()), reference: side(60.0, 1500) };
+        let stuck = Row {
+            n: 50,
+            ours: Err("not sustainable: after 60 s 20/50 jobs RUNNING".into()),
+            reference: side(60.0, 1500),
+        };
         assert!(table(std::slice::from_ref(&stuck), 30).contains("| 50 | not sustainable | 0.0400 | n/a |"));
         assert!(goal(&[stuck]).contains("FAIL (not measured at N = 50: not sustainable"));
         assert!(goal(&[]).contains("NOT MEASURED"));

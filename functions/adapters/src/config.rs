@@ -80,7 +80,9 @@ impl Config {
         let allow_private_callbacks = match optional(env::ALLOW_PRIVATE_CALLBACKS).as_deref() {
             None | Some("false") => false,
             Some("true") => true,
-            Some(_) => return Err(ConfigError::Invalid { name: env::ALLOW_PRIVATE_CALLBACKS, reason: "use true or false" }),
+            Some(_) => {
+                return Err(ConfigError::Invalid { name: env::ALLOW_PRIVATE_CALLBACKS, reason: "use true or false" })
+            }
         };
         Ok(Self {
             tables: Tables {

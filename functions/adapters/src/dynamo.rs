@@ -70,10 +70,7 @@ fn doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
 }
 
 fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
-    item.get(name)
-        .and_then(|v| v.as_n().ok())
-        .and_then(|v| v.parse().ok())
-        .ok_or_else(|| backend(MissingDoc))
+    item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| backend(MissingDoc))
 }
 
 /// An item lacked an attribute every item of its table has.
@@ -254,7 +251,8 @@ impl Store for DynamoStore {
     }
 
     async fn get_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<Option<RecordRule>, StoreError> {
-        let found = self.get(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await?;
+        let found =
+            self.get(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await?;
         found.map(|i| doc(&i)).transpose()
     }
 
@@ -318,7 +316,8 @@ impl Store for DynamoStore {
     }
 
     async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError> {
-        let found = self.get(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
+        let found =
+            self.get(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
         found.map(|i| Self::job_from(&i)).transpose()
     }
 

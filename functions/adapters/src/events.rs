@@ -47,7 +47,11 @@ fn stored_event(item: &Item) -> Result<StoredEvent, StoreError> {
     let attempts = match item.get("attempts").and_then(|v| v.as_l().ok()) {
         Some(list) => list
             .iter()
-            .map(|v| v.as_s().map_err(|_| backend(Unreadable("attempts"))).and_then(|s| serde_json::from_str(s).map_err(backend)))
+            .map(|v| {
+                v.as_s()
+                    .map_err(|_| backend(Unreadable("attempts")))
+                    .and_then(|s| serde_json::from_str(s).map_err(backend))
+            })
             .collect::<Result<Vec<Attempt>, _>>()?,
         None => Vec::new(),
     };
@@ -219,7 +223,8 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn publish(&self, event: &RecordEvent) -> Result<(), QueueError> {
-        let body = serde_json::json!({ "job_id": event.job_id, "sequence": event.sequence, "event_id": event.event_id });
+        let body =
+            serde_json::json!({ "job_id": event.job_id, "sequence": event.sequence, "event_id": event.event_id });
         self.sqs
             .send_message()
             .queue_url(&self.queue_url)

@@ -13,13 +13,13 @@ use std::sync::Arc;
 pub use config::{env, Config, ConfigError, Tables};
 pub use dynamo::DynamoStore;
 pub use events::DynamoEventLog;
-pub use s3::S3Blobs;
+pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
+use roomrec_domain::delivery::Deliverer;
 use roomrec_domain::service::Settings;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::Service;
-pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
+pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
-use roomrec_domain::delivery::Deliverer;
 
 /// What every function needs: the core service and the deployment's settings.
 #[derive(Clone)]
@@ -82,7 +82,8 @@ pub async fn deliverer(config: &Config) -> Result<Deliverer, ConfigError> {
     let dead_letter_url = config.callback_dlq_url.clone().ok_or(ConfigError::Missing(env::CALLBACK_DLQ_URL))?;
     let aws = aws_config::load_from_env().await;
     let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
-    let events = DynamoEventLog::new(dynamo.clone(), sqs.clone(), config.tables.events.clone(), config.events_queue_url.clone());
+    let events =
+        DynamoEventLog::new(dynamo.clone(), sqs.clone(), config.tables.events.clone(), config.events_queue_url.clone());
     let store = DynamoStore::new(dynamo, config.tables.clone());
     let notifier = HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config));
     let queue = SqsDeliveryQueue::new(sqs, config.events_queue_url.clone(), dead_letter_url);

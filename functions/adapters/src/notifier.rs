@@ -7,6 +7,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use roomrec_domain::error::error_chain;
 use roomrec_domain::ports::Notifier;
 use roomrec_domain::url::{is_private_ip, CallbackUrl, PrivateAddresses};
 use roomrec_domain::webhook::{parse_retry_after, AttemptResult, SignedHeaders, ATTEMPT_TIMEOUT};
@@ -57,8 +58,12 @@ impl HttpNotifier {
         let port = parsed.port_or_known_default().unwrap_or(443);
         let refuse = |ip: IpAddr| self.policy == PrivateAddresses::Refuse && is_private_ip(ip);
         match parsed.host() {
-            Some(url::Host::Ipv4(ip)) if refuse(ip.into()) => Err(AttemptResult::Refused(format!("{ip} is a private address"))),
-            Some(url::Host::Ipv6(ip)) if refuse(ip.into()) => Err(AttemptResult::Refused(format!("{ip} is a private address"))),
+            Some(url::Host::Ipv4(ip)) if refuse(ip.into()) => {
+                Err(AttemptResult::Refused(format!("{ip} is a private address")))
+            }
+            Some(url::Host::Ipv6(ip)) if refuse(ip.into()) => {
+                Err(AttemptResult::Refused(format!("{ip} is a private address")))
+            }
             Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => Ok(Target::Literal),
             Some(url::Host::Domain(host)) => {
                 let addrs = self
@@ -69,7 +74,8 @@ impl HttpNotifier {
                 if let Some(bad) = addrs.iter().find(|a| refuse(a.ip())) {
                     return Err(AttemptResult::Refused(format!("{host} resolves to the private address {}", bad.ip())));
                 }
-                let addr = *addrs.first().ok_or_else(|| AttemptResult::Unreachable(format!("{host} has no address")))?;
+                let addr =
+                    *addrs.first().ok_or_else(|| AttemptResult::Unreachable(format!("{host} has no address")))?;
                 Ok(Target::Pinned { host: host.to_owned(), addr })
             }
             None => Err(AttemptResult::Refused("the URL names no host".into())),
@@ -93,10 +99,8 @@ impl Notifier for HttpNotifier {
             Err(refusal) => return refusal,
         };
         // One client per attempt: the pinned address is part of the client.
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(ATTEMPT_TIMEOUT)
-            .no_proxy();
+        let mut builder =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(ATTEMPT_TIMEOUT).no_proxy();
         if let Target::Pinned { host, addr } = &target {
             builder = builder.resolve(host, *addr);
         }
@@ -121,17 +125,6 @@ impl Notifier for HttpNotifier {
             Err(err) => AttemptResult::Unreachable(error_chain(&err)),
         }
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[cfg(test)]
@@ -159,7 +152,9 @@ mod tests {
     #[tokio::test]
     async fn names_resolving_to_private_or_metadata_addresses_are_refused() {
         for ip in ["127.0.0.1", "10.0.0.7", "169.254.169.254", "169.254.170.2", "fd00:ec2::23", "100.64.1.1", "::1"] {
-            let target = notifier(&["93.184.216.34", ip], PrivateAddresses::Refuse).target(&url("https://hooks.example.com/cb")).await;
+            let target = notifier(&["93.184.216.34", ip], PrivateAddresses::Refuse)
+                .target(&url("https://hooks.example.com/cb"))
+                .await;
             assert!(matches!(target, Err(AttemptResult::Refused(_))), "{ip}: {target:?}");
         }
     }
@@ -175,8 +170,12 @@ mod tests {
 
     #[tokio::test]
     async fn public_names_are_pinned_to_the_checked_address() {
-        let target = notifier(&["93.184.216.34"], PrivateAddresses::Refuse).target(&url("https://hooks.example.com/cb")).await;
-        assert_eq!(target, Ok(Target::Pinned { host: "hooks.example.com".into(), addr: "93.184.216.34:443".parse().unwrap() }));
+        let target =
+            notifier(&["93.184.216.34"], PrivateAddresses::Refuse).target(&url("https://hooks.example.com/cb")).await;
+        assert_eq!(
+            target,
+            Ok(Target::Pinned { host: "hooks.example.com".into(), addr: "93.184.216.34:443".parse().unwrap() })
+        );
     }
 
     #[tokio::test]
@@ -187,9 +186,11 @@ mod tests {
 
     #[tokio::test]
     async fn saving_a_url_whose_name_resolves_privately_is_refused_but_an_unresolved_one_is_not() {
-        let private = notifier(&["10.1.2.3"], PrivateAddresses::Refuse).refusal(&url("https://hooks.example.com/cb")).await;
+        let private =
+            notifier(&["10.1.2.3"], PrivateAddresses::Refuse).refusal(&url("https://hooks.example.com/cb")).await;
         assert!(private.is_some_and(|reason| reason.contains("10.1.2.3")));
-        let public = notifier(&["93.184.216.34"], PrivateAddresses::Refuse).refusal(&url("https://hooks.example.com/cb")).await;
+        let public =
+            notifier(&["93.184.216.34"], PrivateAddresses::Refuse).refusal(&url("https://hooks.example.com/cb")).await;
         assert_eq!(public, None);
         let unresolved = notifier(&[], PrivateAddresses::Refuse).refusal(&url("https://not-yet.example.com/cb")).await;
         assert_eq!(unresolved, None, "a name without addresses yet may get them later");

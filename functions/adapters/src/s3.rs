@@ -53,7 +53,14 @@ impl Blobs for S3Blobs {
         out.map_err(backend)?.upload_id.ok_or_else(|| backend(MissingField("an upload id")))
     }
 
-    async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, number: i32, body: Vec<u8>) -> Result<String, StoreError> {
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError> {
         let out = self
             .client
             .upload_part()
@@ -68,7 +75,13 @@ impl Blobs for S3Blobs {
         out.e_tag.ok_or_else(|| backend(MissingField("an ETag")))
     }
 
-    async fn complete_multipart(&self, bucket: &str, key: &str, upload_id: &str, etags: &[String]) -> Result<(), StoreError> {
+    async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        etags: &[String],
+    ) -> Result<(), StoreError> {
         let parts = etags
             .iter()
             .zip(1..)
@@ -92,7 +105,14 @@ impl Blobs for S3Blobs {
     }
 
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError> {
-        self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send().await.map_err(backend)?;
+        self.client
+            .abort_multipart_upload()
+            .bucket(bucket)
+            .key(key)
+            .upload_id(upload_id)
+            .send()
+            .await
+            .map_err(backend)?;
         Ok(())
     }
 

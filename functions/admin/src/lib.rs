@@ -4,8 +4,8 @@
 //! `events/callback-delivery/` delivers.
 
 use roomrec_adapters::{event_log, Deps};
-use roomrec_domain::event::RecordEvent;
 use roomrec_domain::app::{App, AppRequest};
+use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use roomrec_domain::job::Job;
 use roomrec_domain::ports::StoreError;
@@ -43,10 +43,13 @@ pub async fn seed(deps: &Deps) -> anyhow::Result<()> {
     service.register_credential(account.clone(), id(KeyId::parse(KEY_ID), "key")?, SECRET).await?;
     let store = service.store();
     let now = Timestamp::now();
-    let mut app = App::create(AppRequest { app_name: Some("replay".to_owned().try_into()?), stream_url_template: None }, now)?;
+    let mut app =
+        App::create(AppRequest { app_name: Some("replay".to_owned().try_into()?), stream_url_template: None }, now)?;
     app.app_id = id(AppId::parse(APP_ID), "app")?;
     store.put_app(&account, &app).await?;
-    let rule_request = serde_json::from_str(r#"{"obs_addr":{"bucket":"obsName","location":"cn-north-4","object":"Record/"},"record_formats":["MP4"]}"#)?;
+    let rule_request = serde_json::from_str(
+        r#"{"obs_addr":{"bucket":"obsName","location":"cn-north-4","object":"Record/"},"record_formats":["MP4"]}"#,
+    )?;
     let mut rule = RecordRule::create(app.app_id.clone(), rule_request, now)?;
     rule.rule_id = id(RuleId::parse(RULE_ID), "rule")?;
     store.put_rule(&rule).await?;

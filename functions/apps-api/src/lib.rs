@@ -25,7 +25,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
                 json(200, &AppList { total: apps.len(), apps })
             }
             "GET /v2/apps/{app_id}" => json(200, &service.app(&account, path(req, "app_id")?).await?),
-            "PUT /v2/apps/{app_id}" => json(200, &service.update_app(&account, path(req, "app_id")?, body(req)?).await?),
+            "PUT /v2/apps/{app_id}" => {
+                json(200, &service.update_app(&account, path(req, "app_id")?, body(req)?).await?)
+            }
             "DELETE /v2/apps/{app_id}" => {
                 service.delete_app(&account, path(req, "app_id")?).await?;
                 no_content()

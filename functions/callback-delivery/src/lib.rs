@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use roomrec_domain::delivery::{Deliverer, EventMessage, Settled};
+use roomrec_domain::error::error_chain;
 
 /// Delivers every message of `event`: one job's messages one after the other in sequence
 /// order, different jobs concurrently. Returns the messages SQS must deliver again.
@@ -63,15 +64,4 @@ async fn settle(deliverer: &Deliverer, message: &EventMessage, record: &SqsMessa
             false
         }
     }
-}
-
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -94,7 +94,10 @@ impl RecordCallback {
         let events = request.notify_event_subscription.unwrap_or_else(|| EventType::ALL.to_vec());
         let distinct: std::collections::HashSet<_> = events.iter().collect();
         if events.is_empty() || distinct.len() != events.len() {
-            return Err(Invalid::new("notify_event_subscription", "must list each event at most once, and at least one"));
+            return Err(Invalid::new(
+                "notify_event_subscription",
+                "must list each event at most once, and at least one",
+            ));
         }
         Ok(Self {
             url: CallbackUrl::parse(&url, policy)?,
@@ -116,7 +119,8 @@ mod tests {
 
     #[test]
     fn seed_callback_defaults_to_every_event() {
-        let cb = parse(r#"{"url":"http://mydomain.com/callback","auth_key":"8923ab8c2dcef4538923ab8c2dcef453"}"#).unwrap();
+        let cb =
+            parse(r#"{"url":"http://mydomain.com/callback","auth_key":"8923ab8c2dcef4538923ab8c2dcef453"}"#).unwrap();
         assert_eq!(cb.notify_event_subscription, EventType::ALL.to_vec());
     }
 

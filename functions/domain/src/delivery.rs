@@ -122,7 +122,12 @@ pub struct Deliverer {
 
 impl Deliverer {
     /// A deliverer over the outbox, the callback store, the HTTP notifier and the queues.
-    pub fn new(events: Arc<dyn EventLog>, store: Arc<dyn Store>, notifier: Arc<dyn Notifier>, queue: Arc<dyn DeliveryQueue>) -> Self {
+    pub fn new(
+        events: Arc<dyn EventLog>,
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+        queue: Arc<dyn DeliveryQueue>,
+    ) -> Self {
         Self { events, store, notifier, queue }
     }
 
@@ -144,7 +149,8 @@ impl Deliverer {
             return self.finish(&stored, DeliveryStatus::Skipped, None).await;
         };
         let body = serde_json::to_vec(&event.callback_body()).unwrap_or_default();
-        let headers = webhook::sign(callback.auth_key.as_bytes(), &event.event_id, chrono::Utc::now().timestamp(), &body);
+        let headers =
+            webhook::sign(callback.auth_key.as_bytes(), &event.event_id, chrono::Utc::now().timestamp(), &body);
         let started = Instant::now();
         let result = self.notifier.post(&callback.url, &headers, body).await;
         let attempt = Attempt {
@@ -187,9 +193,16 @@ impl Deliverer {
         Ok(Some((due + Duration::from_secs(1)).max(ORDER_WAIT).min(webhook::MAX_DELAY)))
     }
 
-    async fn later(&self, stored: &StoredEvent, attempt: Option<Attempt>, delay: Duration, receipt: Option<&str>) -> Result<Settled, DeliveryError> {
+    async fn later(
+        &self,
+        stored: &StoredEvent,
+        attempt: Option<Attempt>,
+        delay: Duration,
+        receipt: Option<&str>,
+    ) -> Result<Settled, DeliveryError> {
         let due = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        let update = DeliveryUpdate { status: DeliveryStatus::Pending, attempt, next_attempt_at: Some(Timestamp::from(due)) };
+        let update =
+            DeliveryUpdate { status: DeliveryStatus::Pending, attempt, next_attempt_at: Some(Timestamp::from(due)) };
         self.events.record_delivery(&stored.event.job_id, stored.event.sequence, &update).await?;
         if let Some(receipt) = receipt {
             self.queue.postpone(receipt, delay).await?;
@@ -202,7 +215,12 @@ impl Deliverer {
         self.finish(stored, DeliveryStatus::Failed, Some(attempt)).await
     }
 
-    async fn finish(&self, stored: &StoredEvent, status: DeliveryStatus, attempt: Option<Attempt>) -> Result<Settled, DeliveryError> {
+    async fn finish(
+        &self,
+        stored: &StoredEvent,
+        status: DeliveryStatus,
+        attempt: Option<Attempt>,
+    ) -> Result<Settled, DeliveryError> {
         let update = DeliveryUpdate { status, attempt, next_attempt_at: None };
         self.events.record_delivery(&stored.event.job_id, stored.event.sequence, &update).await?;
         Ok(Settled::Done(Some(status)))

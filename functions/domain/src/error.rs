@@ -62,3 +62,15 @@ impl UseCaseError {
         Self::NotFound { field, what }
     }
 }
+
+/// Every cause in `err`'s chain joined with ": ", for logs (never for responses).
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

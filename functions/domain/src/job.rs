@@ -105,7 +105,8 @@ pub struct Resolution {
 impl TryFrom<String> for Resolution {
     type Error = Invalid;
     fn try_from(text: String) -> Result<Self, Invalid> {
-        let (width, height) = parse_size(&text).ok_or_else(|| Invalid::new("resolution", "must be WIDTH*HEIGHT, e.g. 1280*720"))?;
+        let (width, height) =
+            parse_size(&text).ok_or_else(|| Invalid::new("resolution", "must be WIDTH*HEIGHT, e.g. 1280*720"))?;
         let ok = (16..=4096).contains(&width) && (16..=4096).contains(&height) && width % 2 == 0 && height % 2 == 0;
         if !ok {
             return Err(Invalid::new("resolution", "width and height must be even and between 16 and 4096"));
@@ -381,7 +382,8 @@ mod tests {
         let job = seed_job();
         assert_eq!(job.stream_name, format!("s_{}_room001_user001", job.job_id));
         let json = serde_json::to_value(&job).unwrap();
-        for field in ["app_id", "job_id", "job_unique_id", "resolution", "resolution_policy", "stop_time", "push_param"] {
+        for field in ["app_id", "job_id", "job_unique_id", "resolution", "resolution_policy", "stop_time", "push_param"]
+        {
             assert!(json.get(field).is_some(), "{field} missing in {json}");
         }
         assert_eq!(json["state"], "INIT");
@@ -413,7 +415,8 @@ mod tests {
     #[test]
     fn max_idle_time_out_of_range_names_the_field() {
         let body = SEED.replace("\"max_idle_time\":30", "\"max_idle_time\":2");
-        let err = Job::individual(AppId::generate(), serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap_err();
+        let err =
+            Job::individual(AppId::generate(), serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap_err();
         assert_eq!(err.field, "max_idle_time");
     }
 }

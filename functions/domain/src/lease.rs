@@ -93,7 +93,8 @@ mod tests {
     const LEASE: Duration = Duration::from_secs(30);
 
     fn job() -> Job {
-        let body = r#"{"room_id":"r","user_id":"u","record_param":{"record_rule_id":"5d0ec2c53a2c15625017adb8bbbcd9ab"}}"#;
+        let body =
+            r#"{"room_id":"r","user_id":"u","record_param":{"record_rule_id":"5d0ec2c53a2c15625017adb8bbbcd9ab"}}"#;
         Job::individual(AppId::generate(), serde_json::from_str(body).unwrap(), Timestamp::now()).unwrap()
     }
 

@@ -279,7 +279,11 @@ mod tests {
     #[test]
     fn more_panes_than_the_layout_holds_are_refused() {
         let panes: Vec<LayoutPane> = (1..=18)
-            .map(|id| LayoutPane { id, user_id: UserId::try_from(format!("u{id}")).unwrap(), video_type: VideoType::default() })
+            .map(|id| LayoutPane {
+                id,
+                user_id: UserId::try_from(format!("u{id}")).unwrap(),
+                video_type: VideoType::default(),
+            })
             .collect();
         let request = MixParamRequest {
             room_id: Some(RoomId::try_from("r").unwrap()),

@@ -147,9 +147,22 @@ pub trait Blobs: Send + Sync {
     /// Starts a multipart upload; returns its id.
     async fn start_multipart(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StoreError>;
     /// Uploads part `number` (from 1); returns its ETag.
-    async fn upload_part(&self, bucket: &str, key: &str, upload_id: &str, number: i32, body: Vec<u8>) -> Result<String, StoreError>;
+    async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: i32,
+        body: Vec<u8>,
+    ) -> Result<String, StoreError>;
     /// Completes a multipart upload from its parts' ETags, in order.
-    async fn complete_multipart(&self, bucket: &str, key: &str, upload_id: &str, etags: &[String]) -> Result<(), StoreError>;
+    async fn complete_multipart(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        etags: &[String],
+    ) -> Result<(), StoreError>;
     /// Reads a whole object.
     async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError>;
     /// Abandons a multipart upload.

@@ -12,8 +12,16 @@ pub const DEFAULT_RECORD_PREFIX: &str =
     "Record/{publish_domain}/{app}/{record_type}/{record_format}/{stream}_{file_start_time}/{stream}_{file_start_time}";
 /// Variables a `record_prefix` may use (DESIGN §3).
 pub const PREFIX_VARIABLES: &[&str] = &[
-    "app_id", "record_format", "stream", "file_start_time", "publish_domain", "app", "record_type",
-    "room_id", "user_id", "job_id",
+    "app_id",
+    "record_format",
+    "stream",
+    "file_start_time",
+    "publish_domain",
+    "app",
+    "record_type",
+    "room_id",
+    "user_id",
+    "job_id",
 ];
 /// Longest `record_prefix` accepted (S3 keys are at most 1024 bytes, the expansion needs room).
 pub const MAX_PREFIX_CHARS: usize = 512;
@@ -154,7 +162,10 @@ fn check_formats(formats: Vec<RecordFormat>) -> Result<Vec<RecordFormat>, Invali
 
 fn check_obs_addr(addr: ObsAddr) -> Result<ObsAddr, Invalid> {
     if !is_bucket_name(&addr.bucket) {
-        return Err(Invalid::new("obs_addr.bucket", "must be a bucket name of 3 to 63 letters, digits, '.', '-' or '_'"));
+        return Err(Invalid::new(
+            "obs_addr.bucket",
+            "must be a bucket name of 3 to 63 letters, digits, '.', '-' or '_'",
+        ));
     }
     let region_ok = !addr.location.is_empty()
         && addr.location.len() <= 32
@@ -221,13 +232,19 @@ fn hls_config(req: FormatConfigRequest, old: Option<&HlsConfig>) -> Result<HlsCo
         ));
     }
     let slice = req.record_slice_duration.or(old.map(|o| o.record_slice_duration)).unwrap_or(DEFAULT_HLS_SLICE_SECS);
-    let prefix = req.record_prefix.or(old.map(|o| o.record_prefix.clone())).unwrap_or_else(|| DEFAULT_RECORD_PREFIX.into());
+    let prefix =
+        req.record_prefix.or(old.map(|o| o.record_prefix.clone())).unwrap_or_else(|| DEFAULT_RECORD_PREFIX.into());
     let merge = req.record_max_duration_to_merge_file.or(old.map(|o| o.record_max_duration_to_merge_file)).unwrap_or(0);
     Ok(HlsConfig {
         record_cycle: cycle,
         record_slice_duration: in_range(slice, HLS_SLICE_SECS, "hls_config.record_slice_duration", "seconds")?,
         record_prefix: check_prefix(prefix, "hls_config.record_prefix")?,
-        record_max_duration_to_merge_file: in_range(merge, MERGE_SECS, "hls_config.record_max_duration_to_merge_file", "seconds")?,
+        record_max_duration_to_merge_file: in_range(
+            merge,
+            MERGE_SECS,
+            "hls_config.record_max_duration_to_merge_file",
+            "seconds",
+        )?,
     })
 }
 
@@ -236,12 +253,18 @@ fn mp4_config(req: FormatConfigRequest, old: Option<&Mp4Config>) -> Result<Mp4Co
         return Err(Invalid::new("mp4_config.record_slice_duration", "applies to HLS only"));
     }
     let cycle = req.record_cycle.or(old.map(|o| o.record_cycle)).unwrap_or(DEFAULT_MP4_RECORD_CYCLE_SECS);
-    let prefix = req.record_prefix.or(old.map(|o| o.record_prefix.clone())).unwrap_or_else(|| DEFAULT_RECORD_PREFIX.into());
+    let prefix =
+        req.record_prefix.or(old.map(|o| o.record_prefix.clone())).unwrap_or_else(|| DEFAULT_RECORD_PREFIX.into());
     let merge = req.record_max_duration_to_merge_file.or(old.map(|o| o.record_max_duration_to_merge_file)).unwrap_or(0);
     Ok(Mp4Config {
         record_cycle: in_range(cycle, MP4_RECORD_CYCLE_SECS, "mp4_config.record_cycle", "seconds")?,
         record_prefix: check_prefix(prefix, "mp4_config.record_prefix")?,
-        record_max_duration_to_merge_file: in_range(merge, MERGE_SECS, "mp4_config.record_max_duration_to_merge_file", "seconds")?,
+        record_max_duration_to_merge_file: in_range(
+            merge,
+            MERGE_SECS,
+            "mp4_config.record_max_duration_to_merge_file",
+            "seconds",
+        )?,
     })
 }
 

@@ -9,9 +9,9 @@ use subtle::ConstantTimeEq;
 
 use crate::app::{App, AppRequest};
 use crate::callback::{CallbackRequest, RecordCallback};
+use crate::delivery::{DeliveryStatus, DeliveryUpdate, StoredEvent};
 use crate::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use crate::job::{IndividualJobRequest, Job, JobSpec, MixJobRequest, MixUpdateRequest, StopOutcome, UpdateError};
-use crate::delivery::{DeliveryStatus, DeliveryUpdate, StoredEvent};
 use crate::ports::{Credential, EventLog, JobFilter, JobMessage, JobQueue, Notifier, Store, StoreError};
 use crate::room::{RoomStream, StreamRequest, VideoType};
 use crate::rule::{RecordRule, RuleRequest};
@@ -88,13 +88,26 @@ impl Service {
     }
 
     /// A job's events in sequence order, each with its delivery status and attempts.
-    pub async fn job_events(&self, account: &AccountId, app_id: &str, job_id: &str, mix: bool) -> Result<Vec<StoredEvent>, UseCaseError> {
+    pub async fn job_events(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        job_id: &str,
+        mix: bool,
+    ) -> Result<Vec<StoredEvent>, UseCaseError> {
         let job = self.get_job(account, app_id, job_id, mix).await?;
         Ok(self.events()?.list_stored(&job.job_id).await?)
     }
 
     /// Sends one event of a job again: back to PENDING and queued (its attempts are kept).
-    pub async fn redeliver_event(&self, account: &AccountId, app_id: &str, job_id: &str, mix: bool, event_id: &str) -> Result<StoredEvent, UseCaseError> {
+    pub async fn redeliver_event(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        job_id: &str,
+        mix: bool,
+        event_id: &str,
+    ) -> Result<StoredEvent, UseCaseError> {
         let job = self.get_job(account, app_id, job_id, mix).await?;
         let events = self.events()?;
         let mut stored = events
@@ -182,7 +195,12 @@ impl Service {
     }
 
     /// Updates an app's name or stream URL template.
-    pub async fn update_app(&self, account: &AccountId, app_id: &str, request: AppRequest) -> Result<App, UseCaseError> {
+    pub async fn update_app(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        request: AppRequest,
+    ) -> Result<App, UseCaseError> {
         let mut app = self.app(account, app_id).await?;
         app.update(request, Timestamp::now());
         self.store.put_app(account, &app).await?;
@@ -205,7 +223,12 @@ impl Service {
     }
 
     /// Creates a record rule.
-    pub async fn create_rule(&self, account: &AccountId, app_id: &str, request: RuleRequest) -> Result<RecordRule, UseCaseError> {
+    pub async fn create_rule(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        request: RuleRequest,
+    ) -> Result<RecordRule, UseCaseError> {
         let app = self.app(account, app_id).await?;
         let rule = RecordRule::create(app.app_id, request, Timestamp::now())?;
         self.store.put_rule(&rule).await?;
@@ -269,7 +292,11 @@ impl Service {
     }
 
     /// The app's record callback.
-    pub async fn get_callback(&self, account: &AccountId, app_id: &str) -> Result<(AppId, RecordCallback), UseCaseError> {
+    pub async fn get_callback(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+    ) -> Result<(AppId, RecordCallback), UseCaseError> {
         let app = self.app(account, app_id).await?;
         let callback = self.store.get_callback(&app.app_id).await?;
         let callback = callback.ok_or_else(|| UseCaseError::not_found("record-callback", "record callback"))?;
@@ -328,13 +355,29 @@ impl Service {
         let existing = self.store.get_stream(app_id, &room, &user).await?;
         let joined = existing.is_none();
         let (join_time, join_seq) = existing.map_or((now, now_micros()), |s| (s.join_time, s.join_seq));
-        let stream = RoomStream { room_id: room, user_id: user, url, video_type, has_audio, has_video, join_time, join_seq, update_time: now };
+        let stream = RoomStream {
+            room_id: room,
+            user_id: user,
+            url,
+            video_type,
+            has_audio,
+            has_video,
+            join_time,
+            join_seq,
+            update_time: now,
+        };
         self.store.put_stream(app_id, &stream).await?;
         Ok((stream, joined))
     }
 
     /// Removes a participant stream (the participant left).
-    pub async fn delete_stream(&self, account: &AccountId, app_id: &str, room: RoomId, user: UserId) -> Result<(), UseCaseError> {
+    pub async fn delete_stream(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<(), UseCaseError> {
         let app = self.app(account, app_id).await?;
         if !self.store.delete_stream(&app.app_id, &room, &user).await? {
             return Err(UseCaseError::not_found("user_id", "stream"));
@@ -343,14 +386,25 @@ impl Service {
     }
 
     /// One participant stream of a room.
-    pub async fn get_stream(&self, account: &AccountId, app_id: &str, room: RoomId, user: UserId) -> Result<RoomStream, UseCaseError> {
+    pub async fn get_stream(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        room: RoomId,
+        user: UserId,
+    ) -> Result<RoomStream, UseCaseError> {
         let app = self.app(account, app_id).await?;
         let stream = self.store.get_stream(&app.app_id, &room, &user).await?;
         stream.ok_or_else(|| UseCaseError::not_found("user_id", "stream"))
     }
 
     /// A room's roster in join order.
-    pub async fn list_streams(&self, account: &AccountId, app_id: &str, room: RoomId) -> Result<Vec<RoomStream>, UseCaseError> {
+    pub async fn list_streams(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        room: RoomId,
+    ) -> Result<Vec<RoomStream>, UseCaseError> {
         let app = self.app(account, app_id).await?;
         Ok(self.store.list_streams(&app.app_id, &room).await?)
     }
@@ -402,14 +456,25 @@ impl Service {
     }
 
     /// Creates a mix-stream job in INIT and queues it.
-    pub async fn create_mix_job(&self, account: &AccountId, app_id: &str, request: MixJobRequest) -> Result<Job, UseCaseError> {
+    pub async fn create_mix_job(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        request: MixJobRequest,
+    ) -> Result<Job, UseCaseError> {
         let app = self.app(account, app_id).await?;
         let job = Job::mix(app.app_id.clone(), request, Timestamp::now())?;
         self.start(&app, job).await
     }
 
     /// One job of the given kind (`mix`); a job of the other kind is not found.
-    pub async fn get_job(&self, account: &AccountId, app_id: &str, job_id: &str, mix: bool) -> Result<Job, UseCaseError> {
+    pub async fn get_job(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        job_id: &str,
+        mix: bool,
+    ) -> Result<Job, UseCaseError> {
         let app = self.app(account, app_id).await?;
         self.job_of(&app.app_id, job_id, mix).await
     }
@@ -425,14 +490,25 @@ impl Service {
     }
 
     /// Jobs of an app matching `filter`.
-    pub async fn list_jobs(&self, account: &AccountId, app_id: &str, filter: &JobFilter) -> Result<Vec<Job>, UseCaseError> {
+    pub async fn list_jobs(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        filter: &JobFilter,
+    ) -> Result<Vec<Job>, UseCaseError> {
         let app = self.app(account, app_id).await?;
         Ok(self.store.list_jobs(&app.app_id, filter).await?)
     }
 
     /// Stops a job; idempotent. A job no worker claimed stops at once, a running one goes to
     /// STOPPING for its worker to finalise.
-    pub async fn stop_job(&self, account: &AccountId, app_id: &str, job_id: &str, mix: bool) -> Result<Job, UseCaseError> {
+    pub async fn stop_job(
+        &self,
+        account: &AccountId,
+        app_id: &str,
+        job_id: &str,
+        mix: bool,
+    ) -> Result<Job, UseCaseError> {
         let app = self.app(account, app_id).await?;
         for _ in 0..JOB_WRITE_ATTEMPTS {
             let mut job = self.job_of(&app.app_id, job_id, mix).await?;

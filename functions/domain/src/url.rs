@@ -206,12 +206,10 @@ pub struct S3Uri {
 impl S3Uri {
     /// Parses `text` as the image location in field `field`.
     pub fn parse(text: &str, field: &str) -> Result<Self, Invalid> {
-        let rest = text
-            .strip_prefix("s3://")
-            .ok_or_else(|| Invalid::new(field, "must be an s3://bucket/key location"))?;
-        let (bucket, key) = rest
-            .split_once('/')
-            .ok_or_else(|| Invalid::new(field, "must name a key after the bucket"))?;
+        let rest =
+            text.strip_prefix("s3://").ok_or_else(|| Invalid::new(field, "must be an s3://bucket/key location"))?;
+        let (bucket, key) =
+            rest.split_once('/').ok_or_else(|| Invalid::new(field, "must name a key after the bucket"))?;
         if !crate::rule::is_bucket_name(bucket) || key.is_empty() || key.len() > 1024 {
             return Err(Invalid::new(field, "must be an s3://bucket/key location with a valid bucket name"));
         }

@@ -139,7 +139,12 @@ impl AttemptResult {
 /// The wait before the next attempt after `attempts_made` failed ones, the first of which was
 /// `since_first` ago; `None` when retrying is over. `jitter` in [-1, 1] scales ±20 %; a larger
 /// `retry_after` from the receiver wins. Never longer than [`MAX_DELAY`].
-pub fn next_delay(attempts_made: usize, since_first: Duration, retry_after: Option<Duration>, jitter: f64) -> Option<Duration> {
+pub fn next_delay(
+    attempts_made: usize,
+    since_first: Duration,
+    retry_after: Option<Duration>,
+    jitter: f64,
+) -> Option<Duration> {
     let scheduled = match RETRY_SCHEDULE_SECS.get(attempts_made) {
         Some(&secs) => Duration::from_secs_f64(secs as f64 * (1.0 + JITTER_FRACTION * jitter.clamp(-1.0, 1.0))),
         None if since_first < MIN_RETRY_WINDOW => MIN_RETRY_WINDOW - since_first,

@@ -2,6 +2,7 @@
 //! here, once, and never sent to the client.
 
 use lambda_http::{Body, Response};
+use roomrec_domain::error::error_chain;
 use roomrec_domain::{Invalid, UseCaseError};
 use serde::de::DeserializeOwned;
 
@@ -30,7 +31,7 @@ impl ApiError {
 
     /// 500: something of ours failed; `cause` goes to the log only.
     pub fn internal(cause: &dyn std::error::Error) -> Self {
-        tracing::error!(error = %chain(cause), "internal error");
+        tracing::error!(error = %error_chain(cause), "internal error");
         Self::new(500, "INTERNAL_ERROR", "internal error")
     }
 
@@ -48,18 +49,6 @@ impl ApiError {
     }
 }
 
-/// Every cause in the chain, joined, for the log.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 impl From<Invalid> for ApiError {
     fn from(err: Invalid) -> Self {
         Self::new(400, "INVALID_PARAMETER", err.to_string())
@@ -74,7 +63,7 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::Conflict(message) => Self::new(409, "CONFLICT", message),
             UseCaseError::Store(_) => Self::internal(&err),
             UseCaseError::Queue(_) => {
-                tracing::error!(error = %chain(&err), "job queue unavailable");
+                tracing::error!(error = %error_chain(&err), "job queue unavailable");
                 Self::new(503, "SERVICE_UNAVAILABLE", "the job queue is unavailable; try again")
             }
         }

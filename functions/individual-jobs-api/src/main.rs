@@ -10,5 +10,8 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let deps = Deps::from_env().await?;
     let deps = &deps;
-    run(service_fn(move |req: Request| async move { Ok::<_, Infallible>(individual_jobs_api::handle(deps, req).await) })).await
+    run(service_fn(
+        move |req: Request| async move { Ok::<_, Infallible>(individual_jobs_api::handle(deps, req).await) },
+    ))
+    .await
 }

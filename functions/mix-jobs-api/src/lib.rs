@@ -12,7 +12,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     serve(service, req, |account| async move {
         let app_id = path(req, "app_id")?;
         match route_key(req) {
-            "POST /v2/apps/{app_id}/mix-stream-jobs" => json(201, &service.create_mix_job(&account, app_id, body(req)?).await?),
+            "POST /v2/apps/{app_id}/mix-stream-jobs" => {
+                json(201, &service.create_mix_job(&account, app_id, body(req)?).await?)
+            }
             "GET /v2/apps/{app_id}/mix-stream-jobs" => {
                 let filter = job_filter(req, true)?;
                 job_list(req, service.list_jobs(&account, app_id, &filter).await?)

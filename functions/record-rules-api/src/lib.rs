@@ -20,7 +20,9 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     serve(service, req, |account| async move {
         let app_id = path(req, "app_id")?;
         match route_key(req) {
-            "POST /v2/apps/{app_id}/record-rules" => json(201, &service.create_rule(&account, app_id, body(req)?).await?),
+            "POST /v2/apps/{app_id}/record-rules" => {
+                json(201, &service.create_rule(&account, app_id, body(req)?).await?)
+            }
             "GET /v2/apps/{app_id}/record-rules" => {
                 let rules = service.list_rules(&account, app_id).await?;
                 json(200, &RuleList { total: rules.len(), record_rules: rules })

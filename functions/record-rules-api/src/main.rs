@@ -10,5 +10,6 @@ async fn main() -> Result<(), Error> {
     init_tracing();
     let deps = Deps::from_env().await?;
     let deps = &deps;
-    run(service_fn(move |req: Request| async move { Ok::<_, Infallible>(record_rules_api::handle(deps, req).await) })).await
+    run(service_fn(move |req: Request| async move { Ok::<_, Infallible>(record_rules_api::handle(deps, req).await) }))
+        .await
 }

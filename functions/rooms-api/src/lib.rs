@@ -109,7 +109,9 @@ mod tests {
 
     #[test]
     fn malformed_stream_keys_name_the_field() {
-        for bad in ["room001_user", "5ff9701f2346968bb306cb43.room", "x.room.user", "5ff9701f2346968bb306cb43.r.u.extra"] {
+        for bad in
+            ["room001_user", "5ff9701f2346968bb306cb43.room", "x.room.user", "5ff9701f2346968bb306cb43.r.u.extra"]
+        {
             assert_eq!(parse_stream_key(bad).unwrap_err().field, "name", "{bad}");
         }
     }

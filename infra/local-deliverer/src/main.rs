@@ -49,7 +49,9 @@ async fn main() -> anyhow::Result<()> {
             .iter()
             .filter(|m| m.message_id.as_ref().is_some_and(|id| !failed.contains(id)))
             .filter_map(|m| {
-                let entry = DeleteMessageBatchRequestEntry::builder().id(m.message_id.clone()?).receipt_handle(m.receipt_handle.clone()?);
+                let entry = DeleteMessageBatchRequestEntry::builder()
+                    .id(m.message_id.clone()?)
+                    .receipt_handle(m.receipt_handle.clone()?);
                 entry.build().ok()
             })
             .collect();

@@ -68,10 +68,15 @@ fn plain(status: u16, body: serde_json::Value) -> hyper::Response<Full<Bytes>> {
 }
 
 impl Gateway {
-    async fn answer(&self, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> hyper::Response<Full<Bytes>> {
+    async fn answer(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+    ) -> hyper::Response<Full<Bytes>> {
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
-        let found = self.routes.iter().find_map(|r| (r.method == method).then(|| r.matches(&path)).flatten().map(|p| (r, p)));
+        let found =
+            self.routes.iter().find_map(|r| (r.method == method).then(|| r.matches(&path)).flatten().map(|p| (r, p)));
         let Some((route, params)) = found else {
             // API Gateway's own answer for an unknown route.
             return plain(404, json!({ "message": "Not Found" }));

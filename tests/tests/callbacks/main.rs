@@ -140,7 +140,11 @@ async fn a_receiver_that_was_down_gets_every_event_in_order_when_it_comes_back()
     let stored = setup.wait_settled(&first, SETTLE).await;
     assert_eq!(stored.delivery_status, DeliveryStatus::Delivered);
     assert!(stored.attempts.len() >= 2, "{:?}", stored.attempts);
-    assert!(stored.attempts[0].error.as_deref().unwrap_or_default().starts_with("unreachable"), "{:?}", stored.attempts);
+    assert!(
+        stored.attempts[0].error.as_deref().unwrap_or_default().starts_with("unreachable"),
+        "{:?}",
+        stored.attempts
+    );
     for event in [&second, &third] {
         assert_eq!(setup.wait_settled(event, SETTLE).await.delivery_status, DeliveryStatus::Delivered);
     }

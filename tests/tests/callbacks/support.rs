@@ -173,8 +173,12 @@ impl Setup {
     /// The same setup with its job saved in the jobs table (never queued, so no worker takes
     /// it), for the job events endpoints.
     pub async fn with_stored_job(mut self) -> Self {
-        let request = serde_json::from_value(json!({ "room_id": "room1", "user_id": "user1", "record_param": { "record_rule_id": "r" } })).unwrap();
-        let job = roomrec_domain::job::Job::individual(AppId::parse(&self.app).unwrap(), request, Timestamp::now()).unwrap();
+        let request = serde_json::from_value(
+            json!({ "room_id": "room1", "user_id": "user1", "record_param": { "record_rule_id": "r" } }),
+        )
+        .unwrap();
+        let job =
+            roomrec_domain::job::Job::individual(AppId::parse(&self.app).unwrap(), request, Timestamp::now()).unwrap();
         roomrec_tests::deps().await.service.store().create_job(&job).await.unwrap();
         self.job = job.job_id;
         self
@@ -255,7 +259,14 @@ pub async fn dead_lettered(event_id: &str, within: Duration) -> bool {
     let queue = stack_env("ROOMREC_CALLBACK_DLQ_URL");
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
-        let out = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).visibility_timeout(0).send().await.unwrap();
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
         if out.messages().iter().any(|m| m.body().unwrap_or_default().contains(event_id)) {
             return true;
         }

@@ -61,7 +61,10 @@ async fn another_accounts_app_and_everything_under_it_is_not_found() {
     assert_eq!(update.status, StatusCode::NOT_FOUND);
     assert_eq!(stranger.delete(&format!("/v2/apps/{app}")).await.status, StatusCode::NOT_FOUND);
     let job = stranger
-        .post(&format!("/v2/apps/{app}/individual-stream-jobs"), &json!({ "room_id": "r", "user_id": "u", "record_param": { "record_rule_id": rule } }))
+        .post(
+            &format!("/v2/apps/{app}/individual-stream-jobs"),
+            &json!({ "room_id": "r", "user_id": "u", "record_param": { "record_rule_id": rule } }),
+        )
         .await;
     assert_eq!(job.status, StatusCode::NOT_FOUND);
     // The owner still has it, untouched.

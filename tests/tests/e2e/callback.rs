@@ -15,7 +15,8 @@ async fn seed_callback_body_returns_the_seed_shape_with_every_event_subscribed()
     assert_eq!(callback["url"], "http://mydomain.com/callback");
     assert_eq!(callback["auth_key"], "8923ab8c2dcef4538923ab8c2dcef453");
     assert!(callback["update_time"].is_string());
-    let events: Vec<&str> = callback["notify_event_subscription"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
+    let events: Vec<&str> =
+        callback["notify_event_subscription"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
     for seed_event in ["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE", "CLOUD_RECORD_OVER"] {
         assert!(events.contains(&seed_event), "{seed_event} not subscribed by default: {events:?}");
     }

@@ -27,7 +27,14 @@ async fn queued_message_for(job_id: &str) -> Value {
     let sqs = aws_sdk_sqs::Client::new(&aws().await);
     let queue = stack_env("ROOMREC_JOBS_QUEUE_URL");
     for _ in 0..50 {
-        let out = sqs.receive_message().queue_url(&queue).max_number_of_messages(10).visibility_timeout(0).send().await.unwrap();
+        let out = sqs
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
         for message in out.messages.unwrap_or_default() {
             let body: Value = serde_json::from_str(message.body().unwrap_or_default()).unwrap();
             if body["job_id"] == job_id {
@@ -61,9 +68,25 @@ async fn seed_individual_job_starts_in_init_stored_and_queued() {
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let job = &reply.body;
     let seed_fields = [
-        "app_id", "create_time", "is_record_audio", "job_id", "job_unique_id", "max_idle_time", "push_param", "record_files",
-        "record_param", "resolution_policy", "resolution", "room_id", "start_time", "state", "stop_time", "stream_name",
-        "update_time", "user_id", "video_type",
+        "app_id",
+        "create_time",
+        "is_record_audio",
+        "job_id",
+        "job_unique_id",
+        "max_idle_time",
+        "push_param",
+        "record_files",
+        "record_param",
+        "resolution_policy",
+        "resolution",
+        "room_id",
+        "start_time",
+        "state",
+        "stop_time",
+        "stream_name",
+        "update_time",
+        "user_id",
+        "video_type",
     ];
     for field in seed_fields {
         assert!(job.get(field).is_some(), "{field} missing from {job}");
@@ -131,7 +154,8 @@ async fn stopping_a_running_job_leaves_it_stopping_for_its_worker() {
     // Claim it the way a worker does: a conditional write on the stored version.
     let store = deps().await.service;
     let store = store.store();
-    let mut claimed = store.get_job(&AppId::parse(&app).unwrap(), &JobId::parse(job_id).unwrap()).await.unwrap().unwrap();
+    let mut claimed =
+        store.get_job(&AppId::parse(&app).unwrap(), &JobId::parse(job_id).unwrap()).await.unwrap().unwrap();
     claimed.state = JobState::Running;
     store.save_job(&claimed).await.unwrap();
 
@@ -205,7 +229,10 @@ async fn a_job_of_the_other_kind_or_an_unknown_rule_is_not_found() {
     assert_eq!(api.get(&format!("/v2/apps/{app}/individual-stream-jobs/{mix_id}")).await.status, StatusCode::NOT_FOUND);
 
     let unknown_rule = api
-        .post(&format!("/v2/apps/{app}/individual-stream-jobs"), &seed_individual_job("0123456789abcdef0123456789abcdef"))
+        .post(
+            &format!("/v2/apps/{app}/individual-stream-jobs"),
+            &seed_individual_job("0123456789abcdef0123456789abcdef"),
+        )
         .await;
     assert_eq!(unknown_rule.status, StatusCode::NOT_FOUND);
     assert!(unknown_rule.error_msg().starts_with("record_param.record_rule_id"), "{}", unknown_rule.error_msg());
@@ -213,6 +240,7 @@ async fn a_job_of_the_other_kind_or_an_unknown_rule_is_not_found() {
         let other_app = api.create_app().await;
         api.create_rule(&other_app).await
     };
-    let foreign = api.post(&format!("/v2/apps/{app}/individual-stream-jobs"), &seed_individual_job(&other_apps_rule)).await;
+    let foreign =
+        api.post(&format!("/v2/apps/{app}/individual-stream-jobs"), &seed_individual_job(&other_apps_rule)).await;
     assert_eq!(foreign.status, StatusCode::NOT_FOUND, "a rule of another app is not this app's");
 }

@@ -51,13 +51,15 @@ async fn every_event_in_events_replays_with_its_expected_status() {
         let (function, _) = name.split_once('/').unwrap();
         let text = std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("events/{name}: {e}"));
         if function == "callback-delivery" {
-            let event: SqsEvent = serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name} is not an SQS event: {e}"));
+            let event: SqsEvent =
+                serde_json::from_str(&text).unwrap_or_else(|e| panic!("events/{name} is not an SQS event: {e}"));
             let got = callback_delivery::handle(&deliverer, event).await.batch_item_failures.len();
             if got != usize::from(*expected) {
                 failures.push(format!("{name}: expected {expected} batch item failures, got {got}"));
             }
         } else {
-            let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("events/{name} is not an API Gateway event: {e}"));
+            let request = lambda_http::request::from_str(&text)
+                .unwrap_or_else(|e| panic!("events/{name} is not an API Gateway event: {e}"));
             let got = dispatch(function, &deps, request).await;
             if got != *expected {
                 failures.push(format!("{name}: expected status {expected}, got {got}"));
@@ -70,7 +72,11 @@ async fn every_event_in_events_replays_with_its_expected_status() {
     // Every event file is listed, so none is silently skipped.
     let mut on_disk = 0;
     for dir in std::fs::read_dir(&root).unwrap().flatten().filter(|d| d.path().is_dir()) {
-        on_disk += std::fs::read_dir(dir.path()).unwrap().flatten().filter(|f| f.path().extension().is_some_and(|e| e == "json")).count();
+        on_disk += std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .filter(|f| f.path().extension().is_some_and(|e| e == "json"))
+            .count();
     }
     assert_eq!(replayed, on_disk, "events/expected-status.json must list every event file");
     assert!(replayed >= 20);
@@ -78,7 +84,8 @@ async fn every_event_in_events_replays_with_its_expected_status() {
     // The delivery really happened: the fixture event was skipped (no callback), not dropped.
     let events = roomrec_adapters::event_log(&deps.config).await;
     let job = JobId::parse(roomrec_admin::INDIVIDUAL_JOB_ID).unwrap();
-    let stored = events.get(&job, roomrec_admin::EVENT_SEQUENCE).await.unwrap().expect("the fixture event is in the outbox");
+    let stored =
+        events.get(&job, roomrec_admin::EVENT_SEQUENCE).await.unwrap().expect("the fixture event is in the outbox");
     assert_eq!(stored.event.event_id, roomrec_admin::EVENT_ID);
     assert_eq!(stored.delivery_status, DeliveryStatus::Skipped);
     assert!(stored.attempts.is_empty(), "{stored:?}");

@@ -14,10 +14,13 @@ async fn the_roster_lists_streams_in_join_order_and_updates_keep_the_place() {
     let app = api.create_app().await;
     let room = format!("/v2/apps/{app}/rooms/room1/streams");
     for user in ["carol", "alice", "bob"] {
-        let reply = api.put(&format!("{room}/{user}"), &json!({ "url": format!("rtmp://media.example.com/live/{user}") })).await;
+        let reply = api
+            .put(&format!("{room}/{user}"), &json!({ "url": format!("rtmp://media.example.com/live/{user}") }))
+            .await;
         assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     }
-    let again = api.put(&format!("{room}/carol"), &json!({ "url": "srt://media.example.com:9000", "has_video": false })).await;
+    let again =
+        api.put(&format!("{room}/carol"), &json!({ "url": "srt://media.example.com:9000", "has_video": false })).await;
     assert_eq!(again.status, StatusCode::OK, "an update is not a new join");
     let roster = api.get(&room).await.body;
     assert_eq!(users(&roster), ["carol", "alice", "bob"]);
@@ -41,7 +44,11 @@ async fn without_a_url_the_apps_stream_template_decides() {
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
     assert!(refused.error_msg().starts_with("url"), "{}", refused.error_msg());
 
-    api.put(&format!("/v2/apps/{app}"), &json!({ "stream_url_template": "rtsp://cam.example.com/{room_id}/{user_id}" })).await;
+    api.put(
+        &format!("/v2/apps/{app}"),
+        &json!({ "stream_url_template": "rtsp://cam.example.com/{room_id}/{user_id}" }),
+    )
+    .await;
     let reply = api.put(&path, &json!({ "video_type": "SUBSTREAM" })).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     assert_eq!(reply.body["url"], "rtsp://cam.example.com/class-7/amy");

@@ -10,7 +10,9 @@ async fn seed_rule_body_returns_the_seed_response_fields_with_defaults() {
     let reply = api.post(&format!("/v2/apps/{app}/record-rules"), &seed_rule()).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let rule = &reply.body;
-    for field in ["app_id", "rule_id", "create_time", "update_time", "hls_config", "mp4_config", "obs_addr", "record_formats"] {
+    for field in
+        ["app_id", "rule_id", "create_time", "update_time", "hls_config", "mp4_config", "obs_addr", "record_formats"]
+    {
         assert!(rule.get(field).is_some(), "{field} missing from {rule}");
     }
     assert_eq!(rule["app_id"], app.as_str());

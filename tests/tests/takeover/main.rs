@@ -15,8 +15,8 @@ use std::time::Duration;
 use roomrec_domain::callback::EventType;
 use roomrec_domain::ids::{AppId, JobId};
 use roomrec_tests::deps;
-use serde_json::json;
 use roomrec_tests::publish_with;
+use serde_json::json;
 use support::{decodes, download, duration, events, objects, probe, Setup};
 
 /// A worker process of our own, stopped (SIGKILL) when dropped.
@@ -43,7 +43,12 @@ async fn open_mp4_parts(app: &str, job: &str) -> usize {
     job.open_uploads.iter().filter_map(|u| u.multipart.as_ref()).map(|m| m.etags.len()).sum()
 }
 
-async fn wait_for_events(job: &str, kind: EventType, count: usize, within: Duration) -> Vec<roomrec_domain::event::RecordEvent> {
+async fn wait_for_events(
+    job: &str,
+    kind: EventType,
+    count: usize,
+    within: Duration,
+) -> Vec<roomrec_domain::event::RecordEvent> {
     let deadline = tokio::time::Instant::now() + within;
     loop {
         let events = events(job).await;
@@ -87,7 +92,9 @@ async fn a_job_whose_worker_dies_is_taken_over_and_its_uploaded_mp4_parts_become
     assert!(decodes(&mp4), "the recovered MP4 decodes");
     assert!(duration(&probe(&mp4)) > 2.0, "{}", probe(&mp4));
     let playlist = recovered.iter().find(|e| e.file.as_ref().unwrap().obs_object.ends_with(".m3u8")).unwrap();
-    let text = std::fs::read_to_string(download(&setup.bucket, &playlist.file.as_ref().unwrap().obs_object, &dir).await).unwrap();
+    let text =
+        std::fs::read_to_string(download(&setup.bucket, &playlist.file.as_ref().unwrap().obs_object, &dir).await)
+            .unwrap();
     assert!(text.contains("#EXT-X-ENDLIST"), "the abandoned playlist is closed: {text}");
 
     // The rescuer continues the recording in new files, then stops it on request.

@@ -34,8 +34,11 @@ async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {
     let playlist_key = stored.iter().find(|(k, _)| k.ends_with(".m3u8")).expect("a playlist").0.clone();
     let playlist = std::fs::read_to_string(download(&setup.bucket, &playlist_key, &dir).await).unwrap();
     assert!(playlist.contains("#EXT-X-ENDLIST"), "{playlist}");
-    let durations: Vec<f64> =
-        playlist.lines().filter_map(|l| l.strip_prefix("#EXTINF:")).map(|d| d.trim_end_matches(',').parse().unwrap()).collect();
+    let durations: Vec<f64> = playlist
+        .lines()
+        .filter_map(|l| l.strip_prefix("#EXTINF:"))
+        .map(|d| d.trim_end_matches(',').parse().unwrap())
+        .collect();
     assert!(durations.len() >= 5, "{playlist}");
     for d in &durations[..durations.len() - 1] {
         assert!((1.9..=3.1).contains(d), "segment of {d} s with a 2 s slice: {playlist}");
@@ -51,7 +54,8 @@ async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {
     let mp4 = download(&setup.bucket, &mp4_key, &dir).await;
     let probed = probe(&mp4);
     assert!(decodes(&mp4), "the MP4 does not decode");
-    let codecs: Vec<&str> = probed["streams"].as_array().unwrap().iter().map(|s| s["codec_name"].as_str().unwrap()).collect();
+    let codecs: Vec<&str> =
+        probed["streams"].as_array().unwrap().iter().map(|s| s["codec_name"].as_str().unwrap()).collect();
     assert!(codecs.contains(&"h264") && codecs.contains(&"aac"), "{probed}");
     let mp4_seconds = duration(&probed);
     assert!(mp4_seconds > wall * 0.9, "MP4 of {mp4_seconds} s for at least {wall} s recorded");
@@ -74,7 +78,25 @@ async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {
     assert_eq!(facts.obs_bucket, setup.bucket);
     assert!(facts.download_url.as_ref().unwrap().ends_with(&mp4_key));
     let body = mp4_done.callback_body();
-    for field in ["event_type", "stream_name", "record_format", "download_url", "file_size", "record_duration", "start_time", "end_time", "width", "height", "obs_location", "obs_bucket", "obs_object", "app_id", "job_id", "room_id", "detail_message"] {
+    for field in [
+        "event_type",
+        "stream_name",
+        "record_format",
+        "download_url",
+        "file_size",
+        "record_duration",
+        "start_time",
+        "end_time",
+        "width",
+        "height",
+        "obs_location",
+        "obs_bucket",
+        "obs_object",
+        "app_id",
+        "job_id",
+        "room_id",
+        "detail_message",
+    ] {
         assert!(body.get(field).is_some(), "{field} missing from {body}");
     }
     let files = setup.job(&job).await["record_files"].as_array().unwrap().len();

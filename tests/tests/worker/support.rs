@@ -67,7 +67,8 @@ impl Setup {
 
     /// Requests a stop.
     pub async fn stop(&self, job_id: &str) {
-        let reply = self.api.post(&format!("/v2/apps/{}/individual-stream-jobs/{job_id}/stop", self.app), &json!({})).await;
+        let reply =
+            self.api.post(&format!("/v2/apps/{}/individual-stream-jobs/{job_id}/stop", self.app), &json!({})).await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
 }
@@ -95,7 +96,14 @@ pub async fn download(bucket: &str, key: &str, dir: &Path) -> std::path::PathBuf
 /// ffprobe's view of a media file: format duration and stream codecs/sizes.
 pub fn probe(path: &Path) -> Value {
     let out = std::process::Command::new("ffprobe")
-        .args(["-v", "error", "-show_entries", "format=duration:stream=codec_type,codec_name,width,height", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=duration:stream=codec_type,codec_name,width,height",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .unwrap();

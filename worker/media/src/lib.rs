@@ -131,7 +131,11 @@ pub enum MediaError {
     SchemeNotAllowed(String),
     /// FFmpeg failed in a way retrying will not fix.
     #[error("ffmpeg: {context}")]
-    Ffmpeg { context: &'static str, #[source] source: ffmpeg_next::Error },
+    Ffmpeg {
+        context: &'static str,
+        #[source]
+        source: ffmpeg_next::Error,
+    },
     /// The spool directory could not be used.
     #[error("spool directory: {0}")]
     Spool(#[source] std::io::Error),

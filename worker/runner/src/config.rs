@@ -51,11 +51,8 @@ fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, Con
 impl WorkerConfig {
     /// Reads every setting from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let default_id = format!(
-            "{}-{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()),
-            std::process::id()
-        );
+        let default_id =
+            format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()), std::process::id());
         Ok(Self {
             base: Config::from_env()?,
             worker_id: parsed(env::WORKER_ID, default_id)?,

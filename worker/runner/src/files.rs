@@ -75,7 +75,9 @@ impl OpenFiles {
                 let keys = file_keys(job, &self.rule, format, started, &self.stream_url);
                 let upload = match format {
                     RecordFormat::Hls => Upload::Hls(HlsUpload::new(ctx.blobs.clone(), bucket, keys.main(format))),
-                    RecordFormat::Mp4 => Upload::Mp4(Mp4Stream::new(ctx.blobs.clone(), bucket, keys.main(format)), Default::default(), 0),
+                    RecordFormat::Mp4 => {
+                        Upload::Mp4(Mp4Stream::new(ctx.blobs.clone(), bucket, keys.main(format)), Default::default(), 0)
+                    }
                 };
                 let opened = OpenFile { keys, started, width, height, upload };
                 let facts = self.facts(ctx, &opened, format);
@@ -91,15 +93,19 @@ impl OpenFiles {
                     duration: 0.0,
                 };
                 self.open.insert((format, file), opened);
-                *job = ctx.update_job(&job.app_id, &job.job_id, |j| {
-                    j.open_uploads.push(tracked.clone());
-                    Ok(())
-                })
-                .await?;
+                *job = ctx
+                    .update_job(&job.app_id, &job.job_id, |j| {
+                        j.open_uploads.push(tracked.clone());
+                        Ok(())
+                    })
+                    .await?;
                 ctx.emit(job, EventType::RecordNewFileStart, Some(format), Some(facts), "file started".into()).await?;
             }
             Output::Segment { file, seq, path, duration, discontinuity } => {
-                let open = self.open.get_mut(&(RecordFormat::Hls, file)).ok_or_else(|| anyhow::anyhow!("segment of an unknown file"))?;
+                let open = self
+                    .open
+                    .get_mut(&(RecordFormat::Hls, file))
+                    .ok_or_else(|| anyhow::anyhow!("segment of an unknown file"))?;
                 let (key, uri) = (open.keys.segment(seq), open.keys.segment_uri(seq));
                 if let Upload::Hls(hls) = &mut open.upload {
                     hls.segment(&path, &key, uri, duration, discontinuity).await?;
@@ -112,7 +118,10 @@ impl OpenFiles {
                 }
             }
             Output::Mp4Progress { file, path, bytes } => {
-                let open = self.open.get_mut(&(RecordFormat::Mp4, file)).ok_or_else(|| anyhow::anyhow!("MP4 data of an unknown file"))?;
+                let open = self
+                    .open
+                    .get_mut(&(RecordFormat::Mp4, file))
+                    .ok_or_else(|| anyhow::anyhow!("MP4 data of an unknown file"))?;
                 if let Upload::Mp4(stream, spool, size) = &mut open.upload {
                     let sent = stream.progress(&path, bytes).await?;
                     (*spool, *size) = (path, bytes);
@@ -184,7 +193,12 @@ impl OpenFiles {
 }
 
 /// Updates the job's record of the open upload at `key`.
-async fn track(ctx: &Ctx, job: &Job, key: &str, change: impl Fn(&mut OpenUpload) + Send + Sync) -> Result<Job, JobWriteError> {
+async fn track(
+    ctx: &Ctx,
+    job: &Job,
+    key: &str,
+    change: impl Fn(&mut OpenUpload) + Send + Sync,
+) -> Result<Job, JobWriteError> {
     ctx.update_job(&job.app_id, &job.job_id, |j| {
         j.open_uploads.iter_mut().filter(|u| u.key == key).for_each(&change);
         Ok(())

@@ -145,7 +145,8 @@ impl JobTask {
     async fn rule(&self) -> Result<RecordRule, String> {
         let missing = || "the job's record rule no longer exists".to_owned();
         let rule_id = self.job.rule_id().ok_or_else(missing)?;
-        let rule = self.ctx.store.get_rule(&self.job.app_id, &rule_id).await.map_err(|e| format!("reading the rule: {e}"))?;
+        let rule =
+            self.ctx.store.get_rule(&self.job.app_id, &rule_id).await.map_err(|e| format!("reading the rule: {e}"))?;
         rule.ok_or_else(missing)
     }
 
@@ -206,7 +207,9 @@ impl JobTask {
         match result {
             Ok(job) => self.job = job,
             Err(JobWriteError::Refused(_)) | Err(JobWriteError::Gone) => self.lost = true,
-            Err(err) => tracing::warn!(job_id = %self.job.job_id, error = %err, "reading or renewing the job failed; will retry"),
+            Err(err) => {
+                tracing::warn!(job_id = %self.job.job_id, error = %err, "reading or renewing the job failed; will retry")
+            }
         }
     }
 

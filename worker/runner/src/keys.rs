@@ -43,7 +43,13 @@ fn record_type(job: &Job) -> &'static str {
 
 /// The keys of a file of `job` in `format` that started at `start`; `stream_url` gives
 /// `{publish_domain}` (its host) and `{app}` (its first path segment).
-pub fn file_keys(job: &Job, rule: &RecordRule, format: RecordFormat, start: DateTime<Utc>, stream_url: &str) -> FileKeys {
+pub fn file_keys(
+    job: &Job,
+    rule: &RecordRule,
+    format: RecordFormat,
+    start: DateTime<Utc>,
+    stream_url: &str,
+) -> FileKeys {
     let prefix = match format {
         RecordFormat::Hls => &rule.hls_config.record_prefix,
         RecordFormat::Mp4 => &rule.mp4_config.record_prefix,
@@ -94,9 +100,11 @@ mod tests {
     #[test]
     fn the_default_prefix_expands_every_variable() {
         let app = AppId::generate();
-        let rule_body = r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","object":"Record/"},"record_formats":["HLS","MP4"]}"#;
+        let rule_body =
+            r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","object":"Record/"},"record_formats":["HLS","MP4"]}"#;
         let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), Timestamp::now()).unwrap();
-        let job_body = format!(r#"{{"room_id":"r1","user_id":"u1","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
+        let job_body =
+            format!(r#"{{"room_id":"r1","user_id":"u1","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
         let job = Job::individual(app, serde_json::from_str(&job_body).unwrap(), Timestamp::now()).unwrap();
         let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
         let keys = file_keys(&job, &rule, RecordFormat::Hls, start, "rtmp://media.example.com:1935/live/abc");

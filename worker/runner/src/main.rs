@@ -23,7 +23,12 @@ async fn main() -> anyhow::Result<()> {
     let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
     let ctx = Arc::new(context::Ctx {
         store: Arc::new(DynamoStore::new(dynamo.clone(), config.base.tables.clone())),
-        events: Arc::new(DynamoEventLog::new(dynamo, sqs.clone(), config.base.tables.events.clone(), config.base.events_queue_url.clone())),
+        events: Arc::new(DynamoEventLog::new(
+            dynamo,
+            sqs.clone(),
+            config.base.tables.events.clone(),
+            config.base.events_queue_url.clone(),
+        )),
         blobs: Arc::new(S3Blobs::new(&aws)),
         config: config.clone(),
     });

@@ -40,12 +40,5 @@ pub fn record_spec(job: &Job, rule: &RecordRule, spool_root: &Path) -> RecordSpe
         }
         JobSpec::Mix { .. } => (true, None),
     };
-    RecordSpec {
-        record_audio,
-        record_video: true,
-        hls,
-        mp4,
-        scale,
-        spool_dir: spool_root.join(job.job_id.as_str()),
-    }
+    RecordSpec { record_audio, record_video: true, hls, mp4, scale, spool_dir: spool_root.join(job.job_id.as_str()) }
 }

@@ -45,7 +45,14 @@ impl HlsUpload {
     }
 
     /// Uploads a finished segment and the playlist that now includes it; deletes the spool file.
-    pub async fn segment(&mut self, path: &Path, key: &str, uri: String, duration: Duration, discontinuity: bool) -> Result<(), UploadError> {
+    pub async fn segment(
+        &mut self,
+        path: &Path,
+        key: &str,
+        uri: String,
+        duration: Duration,
+        discontinuity: bool,
+    ) -> Result<(), UploadError> {
         let body = tokio::fs::read(path).await?;
         self.bytes += body.len() as u64;
         self.blobs.put(&self.bucket, key, body, "video/mp2t").await?;
@@ -58,7 +65,6 @@ impl HlsUpload {
     pub async fn finish(&mut self) -> Result<(), UploadError> {
         self.put_playlist(true).await
     }
-
 
     async fn put_playlist(&self, ended: bool) -> Result<(), UploadError> {
         let text = playlist(&self.entries, ended);
@@ -139,10 +145,9 @@ impl Mp4Stream {
     /// The multipart upload under way and the bytes it holds, once a part was sent.
     pub fn multipart(&self) -> Option<(roomrec_domain::job::Multipart, u64)> {
         match &self.state {
-            Mp4Upload::InProgress { upload_id, etags, uploaded } => Some((
-                roomrec_domain::job::Multipart { upload_id: upload_id.clone(), etags: etags.clone() },
-                *uploaded,
-            )),
+            Mp4Upload::InProgress { upload_id, etags, uploaded } => {
+                Some((roomrec_domain::job::Multipart { upload_id: upload_id.clone(), etags: etags.clone() }, *uploaded))
+            }
             _ => None,
         }
     }

@@ -119,9 +119,12 @@ async fn with_keepalive(
 
 async fn settle(sqs: &Client, queue: &str, receipt: &str, fate: MessageFate) {
     let failure = match fate {
-        MessageFate::Delete => sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.err().map(|e| e.to_string()),
+        MessageFate::Delete => {
+            sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.err().map(|e| e.to_string())
+        }
         MessageFate::ReturnNow => {
-            let returned = sqs.change_message_visibility().queue_url(queue).receipt_handle(receipt).visibility_timeout(0).send();
+            let returned =
+                sqs.change_message_visibility().queue_url(queue).receipt_handle(receipt).visibility_timeout(0).send();
             returned.await.err().map(|e| e.to_string())
         }
         MessageFate::Leave => None,
