@@ -510,18 +510,13 @@ impl Service {
         mix: bool,
     ) -> Result<Job, UseCaseError> {
         let app = self.app(account, app_id).await?;
-        for _ in 0..JOB_WRITE_ATTEMPTS {
-            let mut job = self.job_of(&app.app_id, job_id, mix).await?;
-            if job.request_stop(Timestamp::now()) == StopOutcome::Unchanged {
-                return Ok(job);
-            }
-            match self.store.save_job(&job).await {
-                Ok(()) => return Ok(job),
-                Err(StoreError::Conflict) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Err(UseCaseError::Conflict("job_id: the job is changing too often; try again".into()))
+        self.change_job(
+            &app.app_id,
+            job_id,
+            mix,
+            |job| Ok(job.request_stop(Timestamp::now()) != StopOutcome::Unchanged),
+        )
+        .await
     }
 
     /// Applies a live layout update to a mix job.
@@ -533,12 +528,24 @@ impl Service {
         request: MixUpdateRequest,
     ) -> Result<Job, UseCaseError> {
         let app = self.app(account, app_id).await?;
+        self.change_job(&app.app_id, job_id, true, |job| match job.update_mix(request.clone(), Timestamp::now()) {
+            Ok(()) => Ok(true),
+            Err(UpdateError::Invalid(invalid)) => Err(invalid.into()),
+            Err(err) => Err(UseCaseError::Conflict(err.to_string())),
+        })
+        .await
+    }
+
+    /// Reads the job, applies `change` (which says whether it changed anything), and writes
+    /// it back conditionally on its version; a write that loses a race is retried.
+    async fn change_job<F>(&self, app_id: &AppId, job_id: &str, mix: bool, mut change: F) -> Result<Job, UseCaseError>
+    where
+        F: FnMut(&mut Job) -> Result<bool, UseCaseError>,
+    {
         for _ in 0..JOB_WRITE_ATTEMPTS {
-            let mut job = self.job_of(&app.app_id, job_id, true).await?;
-            match job.update_mix(request.clone(), Timestamp::now()) {
-                Ok(()) => {}
-                Err(UpdateError::Invalid(invalid)) => return Err(invalid.into()),
-                Err(err) => return Err(UseCaseError::Conflict(err.to_string())),
+            let mut job = self.job_of(app_id, job_id, mix).await?;
+            if !change(&mut job)? {
+                return Ok(job);
             }
             match self.store.save_job(&job).await {
                 Ok(()) => return Ok(job),
