@@ -251,6 +251,9 @@ rtmp {{
         application live {{
             live on;
             record off;
+            # Players of a stream whose publisher left are disconnected at once, so a
+            # recorder notices the pause now rather than after its read timeout.
+            idle_streams off;
             on_publish {hook};
             on_publish_done {hook};
         }}

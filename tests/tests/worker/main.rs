@@ -3,5 +3,6 @@
 //! with ffprobe, events checked in the outbox. Run them with `make test`.
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+mod files;
 mod recording;
 mod support;
