@@ -1,7 +1,10 @@
 use std::time::{Duration, Instant};
 
+use roomrec_adapters::SqsJobQueue;
 use roomrec_domain::callback::EventType;
-use roomrec_tests::publish;
+use roomrec_domain::ids::{AppId, JobId};
+use roomrec_domain::ports::{JobMessage, JobQueue};
+use roomrec_tests::{aws, publish, stack_env};
 use serde_json::json;
 
 use crate::support::{decodes, download, duration, events, objects, probe, Setup};
@@ -146,4 +149,27 @@ async fn a_recording_into_a_missing_bucket_fails_instead_of_pretending() {
     assert_eq!(failed["stop_reason"], "INTERNAL_ERROR");
     let kinds: Vec<EventType> = events(&job).await.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds.last(), Some(&EventType::CloudRecordFailed), "{kinds:?}");
+}
+
+#[tokio::test]
+async fn a_duplicate_delivery_of_a_running_job_does_not_start_a_second_recorder() {
+    let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish(&format!("{}.room1.erin", setup.app), 30);
+    let job = setup.start_job("room1", "erin", 30).await;
+    let running = setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;
+    // SQS delivers at least once: the same message again, while this worker records the job.
+    let queue = SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws().await), stack_env("ROOMREC_JOBS_QUEUE_URL"));
+    let message = JobMessage { app_id: AppId::parse(&setup.app).unwrap(), job_id: JobId::parse(&job).unwrap() };
+    queue.enqueue(&message).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    setup.stop(&job).await;
+    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    publisher.kill().await.ok();
+    assert_eq!(stopped["start_time"], running["start_time"], "the job was not started again");
+
+    let starts = events(&job).await.iter().filter(|e| e.event_type == EventType::RecordNewFileStart).count();
+    assert_eq!(starts, 2, "one HLS and one MP4 file, from one recorder");
+    let stored = objects(&setup.bucket, &setup.prefix).await;
+    assert_eq!(stored.iter().filter(|(k, _)| k.ends_with(".mp4")).count(), 1, "{stored:?}");
+    assert_eq!(stored.iter().filter(|(k, _)| k.ends_with(".m3u8")).count(), 1, "{stored:?}");
 }

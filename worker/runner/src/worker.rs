@@ -2,10 +2,12 @@
 //! `max_jobs`), keeps each job's message invisible while it records, and settles the message
 //! by the job's outcome. On shutdown every recording is finished and handed back.
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
+use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::JobMessage;
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
@@ -34,6 +36,7 @@ impl Worker {
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let slots = Arc::new(Semaphore::new(self.ctx.config.max_jobs));
         let mut running = JoinSet::new();
+        let here = Local::default();
         tracing::info!(worker = %self.ctx.config.worker_id, "worker started");
         while !*shutdown.borrow() {
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
@@ -42,13 +45,20 @@ impl Worker {
                 received = self.receive() => received,
             };
             let Some((message, receipt)) = received else { continue };
+            // A second delivery of a job this worker runs already: the lease is ours, so a
+            // claim would succeed and start a second recorder. The message is left to
+            // reappear; by then the job has ended and the message is dropped.
+            let Some(entry) = here.enter(&message.job_id) else {
+                tracing::info!(job_id = %message.job_id, "ignoring a duplicate delivery of a running job");
+                continue;
+            };
             let (ctx, sqs, queue) = (self.ctx.clone(), self.sqs.clone(), self.queue_url.clone());
             let stop = shutdown.clone();
             running.spawn(async move {
                 let visibility = ctx.config.visibility;
                 let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx, message, stop)).await;
                 settle(&sqs, &queue, &receipt, fate).await;
-                drop(permit);
+                drop((entry, permit));
             });
             while running.try_join_next().is_some() {}
         }
@@ -85,6 +95,30 @@ impl Worker {
                 None
             }
         }
+    }
+}
+
+/// The jobs this worker is running.
+#[derive(Default, Clone)]
+struct Local(Arc<Mutex<HashSet<JobId>>>);
+
+/// A job's place in [`Local`], given up when dropped.
+struct Entry {
+    local: Local,
+    job_id: JobId,
+}
+
+impl Local {
+    /// Marks `job_id` as running here; `None` if it is already.
+    fn enter(&self, job_id: &JobId) -> Option<Entry> {
+        let mut jobs = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        jobs.insert(job_id.clone()).then(|| Entry { local: self.clone(), job_id: job_id.clone() })
+    }
+}
+
+impl Drop for Entry {
+    fn drop(&mut self) {
+        self.local.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.job_id);
     }
 }
 
@@ -131,5 +165,21 @@ async fn settle(sqs: &Client, queue: &str, receipt: &str, fate: MessageFate) {
     };
     if let Some(error) = failure {
         tracing::warn!(error, ?fate, "could not settle a job message");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_job_runs_once_per_worker_until_its_run_ends() {
+        let local = Local::default();
+        let job = JobId::parse("0123456789abcdef0123456789abcdef").unwrap();
+        let first = local.enter(&job);
+        assert!(first.is_some());
+        assert!(local.enter(&job).is_none(), "a duplicate delivery must not start a second run");
+        drop(first);
+        assert!(local.enter(&job).is_some(), "after the run ends, a new delivery is handled");
     }
 }
