@@ -1,13 +1,15 @@
 //! The few FFmpeg calls and fields ffmpeg-next 9 has no safe wrapper for.
 //!
 //! Why unsafe is allowed here: ffmpeg-next exposes no accessor for a codec parameter's
-//! size, channel count, extradata or codec tag, and no way to flush a muxer. Each function
-//! below touches exactly one live object it borrows, and nothing else.
+//! size, channel count, extradata or codec tag, no way to flush a muxer, and no way to scale
+//! part of a picture or tell the scaler a picture's colour range. Each function below
+//! touches only the live objects it borrows, and nothing else.
 #![allow(unsafe_code)]
 
 use ffmpeg_next::codec::Parameters;
 use ffmpeg_next::format::context::Output;
-use ffmpeg_next::{ffi, Error};
+use ffmpeg_next::software::scaling;
+use ffmpeg_next::{ffi, frame, Error};
 
 /// The parts of a stream's codec parameters that decide whether two sources fit one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +78,124 @@ pub(crate) fn flush_muxer(output: &mut Output) -> Result<(), Error> {
         if !(*ctx).pb.is_null() {
             ffi::avio_flush((*ctx).pb);
         }
+    }
+    Ok(())
+}
+
+/// Scales the part of `source` whose top left corner is (`x`, `y`) — as wide and high as
+/// `scaler`'s input — into the whole of `destination` (the scaler's output), without copying
+/// the part out first.
+pub(crate) fn scale_part(
+    scaler: &mut scaling::Context,
+    source: &frame::Video,
+    (x, y): (u32, u32),
+    destination: &mut frame::Video,
+) -> Result<(), Error> {
+    let input = *scaler.input();
+    let output = *scaler.output();
+    let fits = source.format() == input.format
+        && x.checked_add(input.width).is_some_and(|right| right <= source.width())
+        && y.checked_add(input.height).is_some_and(|bottom| bottom <= source.height());
+    if !fits {
+        return Err(Error::InputChanged);
+    }
+    if (destination.format(), destination.width(), destination.height()) != (output.format, output.width, output.height)
+    {
+        return Err(Error::OutputChanged);
+    }
+    let height = i32::try_from(input.height).map_err(|_| Error::InvalidData)?;
+    // SAFETY: `source` and `destination` are valid frames whose buffers hold pictures of
+    // their format and size (checked above against what the scaler was made for). The
+    // plane pointers are moved by whole pixels inside the source picture: (x, y) plus the
+    // scaler's input size lies within it, and the offsets follow the format's descriptor the
+    // way `av_frame_apply_cropping` computes them (chroma planes shifted by the subsampling,
+    // the palette plane of PAL formats left alone). `sws_scale` reads `height` rows from the
+    // moved pointers and writes the whole destination.
+    unsafe {
+        let desc = ffi::av_pix_fmt_desc_get(ffi::AVPixelFormat::from(input.format));
+        if desc.is_null() {
+            return Err(Error::InvalidData);
+        }
+        let desc = &*desc;
+        let flags = desc.flags;
+        if flags & ffi::AV_PIX_FMT_FLAG_HWACCEL as u64 != 0 {
+            return Err(Error::InvalidData);
+        }
+        let bitstream = flags & ffi::AV_PIX_FMT_FLAG_BITSTREAM as u64 != 0;
+        if bitstream && x % 8 != 0 {
+            return Err(Error::InvalidData);
+        }
+        let src = &*source.as_ptr();
+        let mut planes = [std::ptr::null::<u8>(); 4];
+        for (plane, pointer) in planes.iter_mut().enumerate() {
+            if src.data[plane].is_null() {
+                break;
+            }
+            let is_palette = flags & ffi::AV_PIX_FMT_FLAG_PAL as u64 != 0 && plane == 1;
+            let (shift_x, shift_y) =
+                if plane == 1 || plane == 2 { (desc.log2_chroma_w, desc.log2_chroma_h) } else { (0, 0) };
+            let step = desc.comp[..usize::from(desc.nb_components)]
+                .iter()
+                .filter(|c| c.plane == plane as i32)
+                .map(|c| c.step)
+                .max()
+                .unwrap_or(0);
+            let column = i64::from(x >> shift_x) * i64::from(step) / if bitstream { 8 } else { 1 };
+            let row = i64::from(y >> shift_y) * i64::from(src.linesize[plane]);
+            let offset = if is_palette { 0 } else { row + column };
+            *pointer = src.data[plane].cast_const().offset(isize::try_from(offset).map_err(|_| Error::InvalidData)?);
+        }
+        let dst = &*destination.as_mut_ptr();
+        let written = ffi::sws_scale(
+            scaler.as_mut_ptr(),
+            planes.as_ptr(),
+            src.linesize.as_ptr(),
+            0,
+            height,
+            dst.data.as_ptr().cast(),
+            dst.linesize.as_ptr(),
+        );
+        if written < 0 {
+            return Err(Error::from(written));
+        }
+    }
+    Ok(())
+}
+
+/// Tells `scaler` its input is full range (0–255, as decoded JPEG-range video is) rather
+/// than TV range, which it assumes for YUV formats other than the `yuvj` ones.
+pub(crate) fn set_full_range_input(scaler: &mut scaling::Context) {
+    // SAFETY: `scaler` is a valid, exclusively borrowed SwsContext. The details are read
+    // into locals and written back with only the source range changed; the tables
+    // `sws_getColorspaceDetails` returns stay owned by the context.
+    unsafe {
+        let ctx = scaler.as_mut_ptr();
+        let (mut inv_table, mut table) = (std::ptr::null_mut(), std::ptr::null_mut());
+        let (mut src_range, mut dst_range, mut brightness, mut contrast, mut saturation) = (0, 0, 0, 0, 0);
+        let got = ffi::sws_getColorspaceDetails(
+            ctx,
+            &mut inv_table,
+            &mut src_range,
+            &mut table,
+            &mut dst_range,
+            &mut brightness,
+            &mut contrast,
+            &mut saturation,
+        );
+        if got >= 0 {
+            ffi::sws_setColorspaceDetails(ctx, inv_table, 1, table, dst_range, brightness, contrast, saturation);
+        }
+    }
+}
+
+/// Makes sure nobody else holds `frame`'s buffers before it is written to again, copying them
+/// if someone does (an encoder that kept a reference).
+pub(crate) fn make_writable(frame: &mut ffmpeg_next::Frame) -> Result<(), Error> {
+    // SAFETY: `frame` is a valid, exclusively borrowed AVFrame with allocated buffers;
+    // `av_frame_make_writable` only replaces its buffers with private copies when shared.
+    let ret = unsafe { ffi::av_frame_make_writable(frame.as_mut_ptr()) };
+    if ret < 0 {
+        return Err(Error::from(ret));
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! Opening a participant's stream: only allowed protocols, every blocking call bounded.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,12 +13,13 @@ use crate::{InputSpec, MediaError};
 /// `file`, `concat`, `subfile`, `pipe`, `data`… are never listed: a URL is user input.
 const NETWORK_PROTOCOLS: &str = "rtmp,rtmps,tcp,tls,srt,udp,rtp,rtsp,http,https,hls,crypto";
 
-/// How long `avformat_find_stream_info` may read to learn the streams, in microseconds
-/// (`analyzeduration`, FFmpeg's default is 5 s, too slow for a reconnect).
-const ANALYZE_DURATION_US: i64 = 2_000_000;
+/// How long `avformat_find_stream_info` may read to learn the streams (`analyzeduration`,
+/// FFmpeg's default is 5 s, too slow for a reconnect). Live FLV has no header, so probing
+/// always reads this long.
+pub(crate) const ANALYZE_DURATION: Duration = Duration::from_secs(2);
 
 /// Extra time an open may take on top of `io_timeout`: probing reads up to
-/// [`ANALYZE_DURATION_US`] of media after the connection is up.
+/// [`ANALYZE_DURATION`] of media after the connection is up.
 const OPEN_PROBE_BUDGET: Duration = Duration::from_secs(3);
 
 /// Consecutive corrupt packets after which the input counts as broken.
@@ -69,7 +70,7 @@ impl AllowedUrl {
         Ok(Self { url: url.to_owned(), scheme })
     }
 
-    fn options(&self, io_timeout: Duration) -> Dictionary<'static> {
+    fn options(&self, io_timeout: Duration, analyze: Duration) -> Dictionary<'static> {
         let timeout_us = io_timeout.as_micros().to_string();
         let mut options = Dictionary::new();
         let whitelist = match self.scheme {
@@ -78,7 +79,7 @@ impl AllowedUrl {
         };
         options.set("protocol_whitelist", &whitelist);
         options.set("rw_timeout", &timeout_us);
-        options.set("analyzeduration", &ANALYZE_DURATION_US.to_string());
+        options.set("analyzeduration", &analyze.as_micros().to_string());
         match self.scheme {
             // Play only a live stream: a recorded one of the same name is not the participant.
             Scheme::Rtmp | Scheme::Rtmps => options.set("rtmp_live", "live"),
@@ -96,16 +97,17 @@ impl AllowedUrl {
 /// A point in time after which FFmpeg's interrupt callback aborts the blocking call in progress.
 ///
 /// `rw_timeout` only bounds a single read making no progress; this also bounds connects,
-/// handshakes and probing that trickle along.
+/// handshakes and probing that trickle along. An `abort` flag, once set, expires it at once.
 #[derive(Debug, Clone)]
 struct Deadline {
     epoch: Instant,
     at_ms: Arc<AtomicU64>,
+    abort: Option<Arc<AtomicBool>>,
 }
 
 impl Deadline {
-    fn new() -> Self {
-        Self { epoch: Instant::now(), at_ms: Arc::new(AtomicU64::new(u64::MAX)) }
+    fn new(abort: Option<Arc<AtomicBool>>) -> Self {
+        Self { epoch: Instant::now(), at_ms: Arc::new(AtomicU64::new(u64::MAX)), abort }
     }
 
     fn arm(&self, within: Duration) {
@@ -114,6 +116,9 @@ impl Deadline {
     }
 
     fn expired(&self) -> bool {
+        if self.abort.as_ref().is_some_and(|abort| abort.load(Ordering::Relaxed)) {
+            return true;
+        }
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         now > self.at_ms.load(Ordering::Relaxed)
     }
@@ -140,13 +145,25 @@ pub(crate) struct Source {
 impl Source {
     /// Opens `url` and reads enough to know its streams, within `io_timeout` plus a probe budget.
     pub(crate) fn open(url: &AllowedUrl, spec: &InputSpec) -> Result<Self, ffmpeg::Error> {
-        let deadline = Deadline::new();
+        Self::open_with(url, spec, ANALYZE_DURATION, None)
+    }
+
+    /// [`Source::open`] probing the streams for `analyze` (streams found later still show up
+    /// in [`Source::context`]); every blocking call of the source (open and reads) gives up
+    /// as soon as `abort` is set.
+    pub(crate) fn open_with(
+        url: &AllowedUrl,
+        spec: &InputSpec,
+        analyze: Duration,
+        abort: Option<Arc<AtomicBool>>,
+    ) -> Result<Self, ffmpeg::Error> {
+        let deadline = Deadline::new(abort);
         deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));
         let watch = deadline.clone();
         let ctx = format::input_with_interrupt_and_dictionary(
             &url.url,
             move || watch.expired(),
-            url.options(spec.io_timeout),
+            url.options(spec.io_timeout, analyze),
         )?;
         let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
@@ -227,7 +244,8 @@ mod tests {
 
     #[test]
     fn the_whitelist_names_file_only_when_allowed() {
-        let network = AllowedUrl::parse("rtmp://h/live/k", true).map(|u| u.options(Duration::from_secs(1)));
+        let network =
+            AllowedUrl::parse("rtmp://h/live/k", true).map(|u| u.options(Duration::from_secs(1), ANALYZE_DURATION));
         let whitelist = network.ok().and_then(|o| o.get("protocol_whitelist").map(str::to_owned));
         assert_eq!(whitelist.as_deref(), Some(NETWORK_PROTOCOLS));
     }

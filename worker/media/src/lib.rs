@@ -2,7 +2,10 @@
 //! thread: it opens the input (only allowed protocols, with network timeouts), remuxes (or
 //! transcodes when asked) into HLS segments and fragmented MP4 files in a local spool
 //! directory, and reports every file event to the runner over a bounded channel. The runner
-//! uploads what it is told about and sends [`Command`]s back.
+//! uploads what it is told about and sends [`Command`]s back. A [`Mixer`] does the same for
+//! a whole room: every participant decoded on their own thread, composed into one canvas
+//! with one mixed soundtrack, encoded (H.264 + AAC) into the same kinds of files; it takes
+//! [`MixCommand`]s.
 //!
 //! The contract with the runner (worker/runner) is the types in this file.
 
@@ -12,6 +15,7 @@ use std::time::{Duration, SystemTime};
 mod ffi;
 mod hls;
 mod input;
+mod mix;
 mod mp4;
 mod mux;
 mod outputs;
@@ -21,10 +25,11 @@ mod timeline;
 mod tracks;
 mod transcode;
 
+pub use mix::Mixer;
 pub use recorder::Recorder;
 
 /// Where to read the participant's media from, and how patiently.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InputSpec {
     /// The stream URL (rtmp, rtmps, srt, rtsp, http(s) HLS). Checked again here: any other
     /// scheme is refused before libav sees it.
@@ -121,6 +126,89 @@ pub enum Output {
 pub enum Command {
     /// Close open files cleanly (trailer written, last segment emitted) and finish.
     Stop,
+}
+
+/// One participant of a mix, as the room's roster lists them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Participant {
+    /// The participant's user id (what `Layout::pinned` and `Layout::user_images` name).
+    pub user_id: String,
+    /// A screen share (`SUBSTREAM`) rather than a camera: the screen-share layouts show it
+    /// in the large pane when no user is pinned there.
+    pub screen_share: bool,
+    pub input: InputSpec,
+}
+
+/// An encoded picture (PNG or JPEG) to show on the canvas, as fetched from S3.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Image(pub std::sync::Arc<[u8]>);
+
+impl std::fmt::Debug for Image {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Image({} bytes)", self.0.len())
+    }
+}
+
+/// The picture layouts of seed 004.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayoutKind {
+    /// `nine_grids_view`: equal panes in an adaptive grid, up to 25, cropped to fill.
+    Grid,
+    /// `screen_share_left`: the large pane on the left, the others in a column on the right.
+    ScreenShareLeft,
+    /// `screen_share_right`: the large pane on the right, the others in a column on the left.
+    ScreenShareRight,
+}
+
+/// How the canvas is laid out; may change while recording ([`MixCommand::Layout`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub kind: LayoutKind,
+    /// Users pinned to pane ids (from 1; pane 1 is the large one in the screen-share layouts).
+    pub pinned: Vec<(u32, String)>,
+    /// The colour of the canvas and of empty panes, as RGB.
+    pub background: [u8; 3],
+    /// Shown on the canvas (under the panes, and in empty ones) instead of the colour.
+    pub background_image: Option<Image>,
+    /// Shown in the pane of a participant without video (audio only, or stalled).
+    pub default_user_image: Option<Image>,
+    /// Per user id, shown instead of `default_user_image`.
+    pub user_images: Vec<(String, Image)>,
+}
+
+/// The encoded picture of a mix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Canvas {
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// H.264 bit rate in kbit/s.
+    pub kbps: u32,
+}
+
+/// What a mix records and how.
+#[derive(Debug, Clone)]
+pub struct MixSpec {
+    /// The picture, or `None` for an audio-only mix.
+    pub canvas: Option<Canvas>,
+    pub layout: Layout,
+    /// HLS output, if the rule lists HLS.
+    pub hls: Option<HlsSpec>,
+    /// Fragmented MP4 output, if the rule lists MP4.
+    pub mp4: Option<FilePolicy>,
+    /// Directory for segment and MP4 files; the runner deletes what it has uploaded.
+    pub spool_dir: PathBuf,
+}
+
+/// What the runner tells a [`Mixer`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MixCommand {
+    /// Close open files cleanly and finish.
+    Stop,
+    /// Lay the canvas out this way from now on, in the same file.
+    Layout(Layout),
+    /// The participants now in the room, in join order.
+    Participants(Vec<Participant>),
 }
 
 /// Why a recording could not go on.

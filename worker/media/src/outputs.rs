@@ -9,7 +9,7 @@ use crate::hls::HlsWriter;
 use crate::mp4::Mp4Writer;
 use crate::mux::{Reporter, Timed, MICROS};
 use crate::tracks::{Kind, Tracks};
-use crate::{MediaError, RecordSpec};
+use crate::{FilePolicy, HlsSpec, MediaError};
 
 /// Assumed length of a packet without a duration before a second one shows its spacing, in µs.
 const FALLBACK_PACKET_US: i64 = 1_000;
@@ -28,11 +28,11 @@ pub(crate) struct Outputs {
 }
 
 impl Outputs {
-    /// The outputs `spec` asks for, none open yet.
-    pub(crate) fn new(spec: &RecordSpec) -> Self {
+    /// HLS and/or MP4 outputs writing into `spool_dir`, none open yet.
+    pub(crate) fn new(hls: Option<HlsSpec>, mp4: Option<FilePolicy>, spool_dir: &std::path::Path) -> Self {
         Self {
-            hls: spec.hls.map(|hls| HlsWriter::new(hls, spec.spool_dir.clone())),
-            mp4: spec.mp4.map(|policy| Mp4Writer::new(policy, spec.spool_dir.clone())),
+            hls: hls.map(|hls| HlsWriter::new(hls, spool_dir.to_owned())),
+            mp4: mp4.map(|policy| Mp4Writer::new(policy, spool_dir.to_owned())),
             tracks: Tracks::default(),
             end_us: 0,
             last_dts_us: [None, None],

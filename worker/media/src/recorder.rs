@@ -61,7 +61,7 @@ impl Recorder {
         init_ffmpeg()?;
         std::fs::create_dir_all(&self.spec.spool_dir).map_err(MediaError::Spool)?;
         let report = Reporter::new(out);
-        let mut outputs = Outputs::new(&self.spec);
+        let mut outputs = Outputs::new(self.spec.hls, self.spec.mp4, &self.spec.spool_dir);
         let recorded = self.record(&url, &commands, &report, &mut outputs);
         match recorded.and_then(|ended_at| outputs.close(ended_at, &report)) {
             Ok(()) => report.send(Output::Finished),
@@ -206,7 +206,7 @@ impl Recorder {
 
 /// Initialises libav once per process. Its log goes to stderr, outside `tracing`, so only
 /// errors are let through; what matters is reported through `tracing` here.
-fn init_ffmpeg() -> Result<(), MediaError> {
+pub(crate) fn init_ffmpeg() -> Result<(), MediaError> {
     static INIT: OnceLock<Result<(), ffmpeg::Error>> = OnceLock::new();
     let result = *INIT.get_or_init(|| {
         ffmpeg::init()?;

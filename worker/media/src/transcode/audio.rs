@@ -28,7 +28,9 @@ impl AudioTranscoder {
     /// A transcoder for `stream`, producing AAC timed in 1/sample rate.
     pub(crate) fn new(stream: &format::stream::Stream) -> Result<Self, Error> {
         let decoder = decoder_for(stream)?.audio()?;
-        let encoder = open_aac(&decoder)?;
+        let rate = if AAC_SAMPLE_RATES.contains(&decoder.rate()) { decoder.rate() } else { FALLBACK_SAMPLE_RATE };
+        let layout = if decoder.channels() == 1 { ChannelLayout::MONO } else { ChannelLayout::STEREO };
+        let encoder = open_aac(rate, layout)?;
         let mut filter = resampler(&decoder, stream.time_base(), &encoder)?;
         let filtered_time_base = filter.get("out").ok_or(Error::Bug)?.sink().time_base();
         Ok(Self { decoder, filter, encoder, filtered_time_base })
@@ -117,13 +119,12 @@ impl AudioTranscoder {
     }
 }
 
-/// AAC at the source's rate (if AAC can carry it), mono or stereo.
-fn open_aac(decoder: &decoder::Audio) -> Result<encoder::audio::Encoder, Error> {
+/// AAC (FFmpeg's native encoder, planar float input in frames of 1024 samples) at `rate`
+/// with `layout`, timed in 1/`rate`.
+pub(crate) fn open_aac(rate: u32, layout: ChannelLayout) -> Result<encoder::audio::Encoder, Error> {
     let codec = encoder::find(codec::Id::AAC).ok_or(Error::EncoderNotFound)?;
     let mut settings = codec::context::Context::new_with_codec(codec).encoder().audio()?;
-    let rate = if AAC_SAMPLE_RATES.contains(&decoder.rate()) { decoder.rate() } else { FALLBACK_SAMPLE_RATE };
     let rate = i32::try_from(rate).map_err(|_| Error::InvalidData)?;
-    let layout = if decoder.channels() == 1 { ChannelLayout::MONO } else { ChannelLayout::STEREO };
     settings.set_rate(rate);
     settings.set_channel_layout(layout);
     settings.set_channels(layout.channels());

@@ -5,8 +5,8 @@
 mod audio;
 mod video;
 
-pub(crate) use audio::AudioTranscoder;
-pub(crate) use video::VideoTranscoder;
+pub(crate) use audio::{open_aac, AudioTranscoder};
+pub(crate) use video::{open_x264, VideoTranscoder, X264};
 
 use ffmpeg_next::codec::{self, decoder, encoder};
 use ffmpeg_next::util::error::EAGAIN;
@@ -20,7 +20,7 @@ fn decoder_for(stream: &format::stream::Stream) -> Result<decoder::Decoder, Erro
 }
 
 /// Moves every packet the encoder has ready into `out`.
-fn receive_packets(encoder: &mut encoder::Encoder, out: &mut Vec<Packet>) -> Result<(), Error> {
+pub(crate) fn receive_packets(encoder: &mut encoder::Encoder, out: &mut Vec<Packet>) -> Result<(), Error> {
     loop {
         let mut packet = Packet::empty();
         match encoder.receive_packet(&mut packet) {

@@ -51,7 +51,8 @@ impl VideoTranscoder {
             .find(|r| r.numerator() > 0 && r.denominator() > 0)
             .unwrap_or(DEFAULT_FRAME_RATE);
         let gop = (key_interval.as_secs_f64() * f64::from(frame_rate)).round().clamp(1.0, MAX_GOP_FRAMES) as u32;
-        let encoder = open_x264(size, time_base, frame_rate, gop, bit_rate(source, size))?;
+        let settings = X264 { size, time_base, frame_rate, gop, bit_rate: bit_rate(source, size), max_rate: None };
+        let encoder = open_x264(&settings)?;
         let key_interval = mux::micros(key_interval).rescale(mux::MICROS, time_base);
         Ok(Self { decoder, scaler: None, encoder, size, time_base, key_interval: key_interval.max(1), next_key: None })
     }
@@ -150,33 +151,51 @@ impl VideoTranscoder {
     }
 }
 
-fn open_x264(
-    size: (u32, u32),
-    time_base: Rational,
-    frame_rate: Rational,
-    gop: u32,
-    bit_rate: i64,
-) -> Result<encoder::video::Encoder, Error> {
+/// What an H.264 stream is encoded at.
+pub(crate) struct X264 {
+    pub size: (u32, u32),
+    /// Of the frames sent, and of the packets produced.
+    pub time_base: Rational,
+    pub frame_rate: Rational,
+    /// Keyframe spacing in frames (an upper bound; forced keyframes come on top).
+    pub gop: u32,
+    /// Average bit rate, in bits per second.
+    pub bit_rate: i64,
+    /// Peak bit rate over a two-second buffer (VBV), in bits per second; `None`: unconstrained.
+    pub max_rate: Option<i64>,
+}
+
+/// VBV buffer size in seconds of `X264::max_rate`.
+const VBV_BUFFER_SECONDS: i64 = 2;
+
+/// Opens libx264 for YUV420P frames with `settings`: no B-frames, SPS/PPS out of band,
+/// forced keyframes as IDR.
+pub(crate) fn open_x264(settings: &X264) -> Result<encoder::video::Encoder, Error> {
     let codec = encoder::find_by_name("libx264").ok_or(Error::EncoderNotFound)?;
-    let mut settings = codec::context::Context::new_with_codec(codec).encoder().video()?;
-    settings.set_width(size.0);
-    settings.set_height(size.1);
-    settings.set_format(format::Pixel::YUV420P);
-    settings.set_time_base(time_base);
-    settings.set_frame_rate(Some(frame_rate));
+    let mut context = codec::context::Context::new_with_codec(codec).encoder().video()?;
+    context.set_width(settings.size.0);
+    context.set_height(settings.size.1);
+    context.set_format(format::Pixel::YUV420P);
+    context.set_time_base(settings.time_base);
+    context.set_frame_rate(Some(settings.frame_rate));
     // The forced keyframes do the cutting; the GOP only bounds them if timestamps stall.
-    settings.set_gop(gop);
+    context.set_gop(settings.gop);
     // No B-frames: packets leave in presentation order, so a cut at a keyframe's timestamp
     // splits audio and video at the same instant.
-    settings.set_max_b_frames(0);
-    settings.set_bit_rate(usize::try_from(bit_rate).unwrap_or(0));
+    context.set_max_b_frames(0);
+    context.set_bit_rate(usize::try_from(settings.bit_rate).unwrap_or(0));
     // SPS/PPS out of band: MP4 needs them in avcC; the MPEG-TS muxer re-inserts them before IDRs.
-    settings.set_flags(codec::Flags::GLOBAL_HEADER);
+    context.set_flags(codec::Flags::GLOBAL_HEADER);
     let mut options = Dictionary::new();
     options.set("preset", X264_PRESET);
     // Forced keyframes must be IDR for a segment to decode on its own.
     options.set("forced-idr", "1");
-    settings.open_with(options)
+    if let Some(max_rate) = settings.max_rate {
+        // AVCodecContext options (`maxrate`, `bufsize`), which libx264 maps to its VBV.
+        options.set("maxrate", &max_rate.to_string());
+        options.set("bufsize", &(max_rate * VBV_BUFFER_SECONDS).to_string());
+    }
+    context.open_with(options)
 }
 
 /// The source's bit rate scaled by the change in picture area, within bounds; a default

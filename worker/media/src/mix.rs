@@ -1,0 +1,231 @@
+//! The mixer: every participant of a room composed into one picture with one soundtrack.
+//!
+//! One input thread per participant opens, demuxes, decodes, scales (straight to its pane's
+//! size) and resamples; this thread composes the canvas, mixes the sound, encodes and
+//! writes. The output runs on the wall clock: frame n is composed at start + n/fps and
+//! timed n/fps, and AAC frames of 1024 samples are counted the same way, so picture and
+//! sound cannot drift apart. Inputs are shown [`feed::JITTER_BUFFER`] behind the clock.
+
+mod compose;
+mod decode;
+mod encode;
+mod feed;
+mod geometry;
+mod picture;
+mod pull;
+mod room;
+mod seating;
+mod sound;
+
+use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::mux::{micros, Reporter};
+use crate::outputs::Outputs;
+use crate::recorder::init_ffmpeg;
+use crate::{Canvas, MediaError, MixCommand, MixSpec, Output};
+use encode::Encoders;
+use feed::{Clock, JITTER_BUFFER};
+use room::Room;
+use sound::{Limiter, FRAME_SAMPLES, SAMPLE_RATE};
+
+/// `Output::Alive` is sent at most this often while any participant sends media.
+const ALIVE_EVERY: Duration = Duration::from_secs(1);
+/// Keyframe spacing when no HLS slice asks for one (MP4 only).
+const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
+/// Behind the clock by more than this, video frames are skipped (sound never is) until the
+/// mixer has caught up.
+const MAX_LAG: Duration = Duration::from_millis(500);
+
+/// Records a room's mix until stopped.
+#[derive(Debug)]
+pub struct Mixer {
+    spec: MixSpec,
+}
+
+impl Mixer {
+    /// A mixer with `spec`; nothing is opened until [`Mixer::run`].
+    pub fn new(spec: MixSpec) -> Self {
+        Self { spec }
+    }
+
+    /// Mixes on the calling thread until `MixCommand::Stop` or a fatal error; reports to `out`.
+    pub fn run(self, commands: Receiver<MixCommand>, out: SyncSender<Output>) -> Result<(), MediaError> {
+        init_ffmpeg()?;
+        std::fs::create_dir_all(&self.spec.spool_dir).map_err(MediaError::Spool)?;
+        let report = Reporter::new(out);
+        let mut outputs = Outputs::new(self.spec.hls, self.spec.mp4, &self.spec.spool_dir);
+        let mixed = Session::open(&self.spec).and_then(|mut session| {
+            let mixed = session.mix(&commands, &report, &mut outputs);
+            // The encoders hold the last frames: whatever happened, get them into the files.
+            let flushed = session.encoders.finish(&mut outputs, &report);
+            mixed.and(flushed)
+        });
+        match mixed.and_then(|()| outputs.close(SystemTime::now(), &report)) {
+            Ok(()) => report.send(Output::Finished),
+            Err(MediaError::ChannelClosed) => Err(MediaError::ChannelClosed),
+            Err(error) => {
+                tracing::error!(error = &error as &dyn std::error::Error, "mixing failed");
+                // Best effort: leave what was recorded playable and announced.
+                if let Err(close) = outputs.close(SystemTime::now(), &report) {
+                    tracing::warn!(
+                        error = &close as &dyn std::error::Error,
+                        "closing the files after a failure failed"
+                    );
+                }
+                let _ = report.send(Output::Finished);
+                Err(error)
+            }
+        }
+    }
+}
+
+/// A running mix: the room, the encoders, and the output's clock.
+struct Session {
+    clock: Clock,
+    room: Room,
+    encoders: Encoders,
+    /// Frames per second of the picture; `None`: audio only.
+    fps: Option<u32>,
+    /// The next video frame and the next AAC frame.
+    next_frame: i64,
+    next_sound_frame: u64,
+    sound: Mixdown,
+    last_alive: Option<Instant>,
+}
+
+impl Session {
+    fn open(spec: &MixSpec) -> Result<Self, MediaError> {
+        let canvas = spec.canvas.map(even_canvas);
+        let key_interval = spec.hls.map_or(DEFAULT_KEYFRAME_INTERVAL, |hls| hls.slice);
+        let encoders = Encoders::open(canvas, key_interval)?;
+        let clock = Clock::start();
+        let room = Room::new(clock, canvas, spec.layout.clone());
+        Ok(Self {
+            clock,
+            room,
+            encoders,
+            fps: canvas.map(|c| c.fps.max(1)),
+            next_frame: 0,
+            next_sound_frame: 0,
+            sound: Mixdown::new(),
+            last_alive: None,
+        })
+    }
+
+    /// Mixes until stopped (or the runner is gone): waits for the next output frame's time,
+    /// taking commands meanwhile, then produces it.
+    fn mix(
+        &mut self,
+        commands: &Receiver<MixCommand>,
+        report: &Reporter,
+        outputs: &mut Outputs,
+    ) -> Result<(), MediaError> {
+        outputs.resume(self.encoders.tracks(), Duration::ZERO, SystemTime::now(), report)?;
+        loop {
+            let tick_us = self.next_tick_us();
+            loop {
+                let wait = self.clock.instant(tick_us).saturating_duration_since(Instant::now());
+                let command = if wait.is_zero() {
+                    match commands.try_recv() {
+                        Ok(command) => command,
+                        Err(TryRecvError::Empty) => break,
+                        // A runner that dropped its sender can no longer stop us: finish now.
+                        Err(TryRecvError::Disconnected) => return Ok(()),
+                    }
+                } else {
+                    match commands.recv_timeout(wait) {
+                        Ok(command) => command,
+                        Err(RecvTimeoutError::Timeout) => break,
+                        Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                    }
+                };
+                match command {
+                    MixCommand::Stop => return Ok(()),
+                    MixCommand::Layout(layout) => self.room.set_layout(layout),
+                    MixCommand::Participants(participants) => {
+                        let play_position = self.next_sound_frame * FRAME_SAMPLES as u64;
+                        self.room.set_participants(participants, play_position);
+                    }
+                }
+            }
+            self.tick(tick_us, outputs, report)?;
+            self.report_alive(report)?;
+        }
+    }
+
+    /// When the next output frame is due, in µs on the mix clock.
+    fn next_tick_us(&self) -> i64 {
+        match self.fps {
+            Some(fps) => self.next_frame * 1_000_000 / i64::from(fps),
+            None => sound_time_us(self.next_sound_frame + 1),
+        }
+    }
+
+    /// Produces the video frame due at `tick_us` and the sound up to it.
+    fn tick(&mut self, tick_us: i64, outputs: &mut Outputs, report: &Reporter) -> Result<(), MediaError> {
+        if self.fps.is_some() {
+            let lag_us = self.clock.now_us() - tick_us;
+            if lag_us > micros(MAX_LAG) {
+                tracing::warn!(frame = self.next_frame, lag_us, "the mixer is behind the clock; skipping a frame");
+            } else if let Some(canvas) = self.room.compose(tick_us - micros(JITTER_BUFFER)) {
+                let canvas = canvas.map_err(|source| MediaError::Ffmpeg { context: "compose the canvas", source })?;
+                self.encoders.video(canvas, self.next_frame, outputs, report)?;
+            }
+            self.next_frame += 1;
+        }
+        while sound_time_us(self.next_sound_frame + 1) <= tick_us {
+            let position = self.next_sound_frame * FRAME_SAMPLES as u64;
+            let (left, right) = self.sound.mix(&self.room, position);
+            self.encoders.audio(left, right, outputs, report)?;
+            self.next_sound_frame += 1;
+        }
+        Ok(())
+    }
+
+    fn report_alive(&mut self, report: &Reporter) -> Result<(), MediaError> {
+        let now = Instant::now();
+        if self.last_alive.is_some_and(|last| now - last < ALIVE_EVERY) {
+            return Ok(());
+        }
+        let recent = self.room.last_media_us().is_some_and(|at| self.clock.now_us() - at < micros(ALIVE_EVERY));
+        if recent {
+            report.send(Output::Alive)?;
+            self.last_alive = Some(now);
+        }
+        Ok(())
+    }
+}
+
+/// When AAC frame `index` starts, in µs since the mix began.
+fn sound_time_us(index: u64) -> i64 {
+    let samples = index * FRAME_SAMPLES as u64;
+    i64::try_from(samples * 1_000_000 / u64::from(SAMPLE_RATE)).unwrap_or(i64::MAX)
+}
+
+/// The canvas with even sides, as 4:2:0 needs.
+fn even_canvas(canvas: Canvas) -> Canvas {
+    Canvas { width: (canvas.width & !1).max(2), height: (canvas.height & !1).max(2), ..canvas }
+}
+
+/// Sums the participants' sound frame by frame and limits it.
+struct Mixdown {
+    left: Vec<f32>,
+    right: Vec<f32>,
+    limiter: Limiter,
+}
+
+impl Mixdown {
+    fn new() -> Self {
+        Self { left: vec![0.0; FRAME_SAMPLES], right: vec![0.0; FRAME_SAMPLES], limiter: Limiter::new(SAMPLE_RATE) }
+    }
+
+    /// The mixed frame of sound starting at output sample `position`.
+    fn mix(&mut self, room: &Room, position: u64) -> (&[f32], &[f32]) {
+        self.left.fill(0.0);
+        self.right.fill(0.0);
+        room.play_into(position, &mut self.left, &mut self.right);
+        self.limiter.process(&mut self.left, &mut self.right);
+        (&self.left, &self.right)
+    }
+}

@@ -1,0 +1,202 @@
+//! The room as the mixer sees it: the roster (one input thread per participant), the layout,
+//! who sits in which pane, and the canvas those panes are painted on.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use ffmpeg_next::frame;
+
+use super::compose::{Composer, Occupant, Pane};
+use super::feed::{Clock, Feed, Target};
+use super::geometry::{self, Fill, Rect, Side};
+use super::pull::Puller;
+use super::seating::{Member, Seating};
+use crate::{Canvas, Image, Layout, LayoutKind, Participant};
+
+/// A participant in the mix and their input thread.
+struct Attendee {
+    participant: Participant,
+    feed: Arc<Feed>,
+    puller: Puller,
+}
+
+/// The participants, the layout and the canvas of a mix.
+pub(crate) struct Room {
+    clock: Clock,
+    /// The picture; `None` for an audio-only mix, whose inputs' video is not even decoded.
+    canvas: Option<Canvas>,
+    layout: Layout,
+    /// In join order.
+    roster: Vec<Attendee>,
+    seating: Seating,
+    composer: Option<Composer>,
+    /// Input threads told to stop, not yet ended.
+    leaving: Vec<Puller>,
+    next_feed_id: u64,
+}
+
+impl Room {
+    /// An empty room on `clock` with `canvas` (none: audio only).
+    pub(crate) fn new(clock: Clock, canvas: Option<Canvas>, layout: Layout) -> Self {
+        let mut room = Self {
+            clock,
+            canvas,
+            layout: layout.clone(),
+            roster: Vec::new(),
+            seating: Seating::default(),
+            composer: canvas.map(|c| Composer::new((c.width, c.height))),
+            leaving: Vec::new(),
+            next_feed_id: 0,
+        };
+        room.apply_background(&layout);
+        room.replan();
+        room
+    }
+
+    /// The roster is now `participants` (in join order): newcomers' inputs open, leavers'
+    /// close, and the panes follow. Sound of newcomers starts at output sample `play_position`.
+    pub(crate) fn set_participants(&mut self, participants: Vec<Participant>, play_position: u64) {
+        let mut current: HashMap<String, Attendee> =
+            self.roster.drain(..).map(|a| (a.participant.user_id.clone(), a)).collect();
+        for participant in participants {
+            if self.roster.iter().any(|a| a.participant.user_id == participant.user_id) {
+                continue;
+            }
+            let attendee = match current.remove(&participant.user_id) {
+                Some(mut same) if same.participant.input == participant.input => {
+                    same.participant = participant;
+                    same
+                }
+                other => {
+                    if let Some(changed) = other {
+                        self.leave(changed);
+                    }
+                    self.admit(participant, play_position)
+                }
+            };
+            self.roster.push(attendee);
+        }
+        for (_, gone) in current {
+            self.leave(gone);
+        }
+        self.leaving.retain(|puller| !puller.is_finished());
+        self.replan();
+    }
+
+    /// Lays the canvas out as `layout` says from the next frame on.
+    pub(crate) fn set_layout(&mut self, layout: Layout) {
+        let background_changed =
+            (layout.background, &layout.background_image) != (self.layout.background, &self.layout.background_image);
+        if background_changed {
+            self.apply_background(&layout);
+        }
+        self.layout = layout;
+        self.replan();
+    }
+
+    /// The canvas at `due_us` on the mix clock; `None` for an audio-only mix.
+    pub(crate) fn compose(&mut self, due_us: i64) -> Option<Result<&mut frame::Video, ffmpeg_next::Error>> {
+        self.composer.as_mut().map(|composer| composer.compose(due_us))
+    }
+
+    /// Adds every participant's sound from output sample `position` on into `left`/`right`.
+    pub(crate) fn play_into(&self, position: u64, left: &mut [f32], right: &mut [f32]) {
+        for attendee in &self.roster {
+            attendee.feed.play_into(position, left, right);
+        }
+    }
+
+    /// When any participant's media last arrived, on the mix clock.
+    pub(crate) fn last_media_us(&self) -> Option<i64> {
+        self.roster.iter().filter_map(|a| a.feed.last_media_us()).max()
+    }
+
+    fn admit(&mut self, participant: Participant, play_position: u64) -> Attendee {
+        let feed = Arc::new(Feed::new(self.next_feed_id, play_position));
+        self.next_feed_id += 1;
+        tracing::info!(user_id = %participant.user_id, feed = feed.id, "a participant joins the mix");
+        let fps = self.canvas.map(|c| c.fps);
+        let puller = Puller::start(&participant, Arc::clone(&feed), self.clock, fps);
+        Attendee { participant, feed, puller }
+    }
+
+    fn leave(&mut self, attendee: Attendee) {
+        tracing::info!(user_id = %attendee.participant.user_id, "a participant leaves the mix");
+        attendee.puller.stop();
+        self.leaving.push(attendee.puller);
+    }
+
+    fn apply_background(&mut self, layout: &Layout) {
+        if let Some(composer) = self.composer.as_mut() {
+            composer.set_background(layout.background, layout.background_image.as_ref());
+        }
+    }
+
+    /// Seats the roster and lays out the panes; each participant's pictures are scaled for
+    /// their pane from now on (or not at all when not shown).
+    fn replan(&mut self) {
+        let members: Vec<Member> = self
+            .roster
+            .iter()
+            .map(|a| Member { user_id: &a.participant.user_id, screen_share: a.participant.screen_share })
+            .collect();
+        let seats = self.seating.seat(self.layout.kind, &self.layout.pinned, &members);
+        let (Some(canvas), Some(composer)) = (self.canvas, self.composer.as_mut()) else { return };
+        let canvas = (canvas.width, canvas.height);
+        let rects: Vec<(Rect, Fill)> = match self.layout.kind {
+            LayoutKind::Grid => geometry::grid(canvas, seats.panes).into_iter().map(|r| (r, Fill::Cover)).collect(),
+            LayoutKind::ScreenShareLeft | LayoutKind::ScreenShareRight => {
+                let side = if self.layout.kind == LayoutKind::ScreenShareLeft { Side::Left } else { Side::Right };
+                let (large, column) = geometry::screen_share(canvas, side, seats.panes);
+                std::iter::once((large, Fill::Fit)).chain(column.into_iter().map(|r| (r, Fill::Cover))).collect()
+            }
+        };
+        let mut targets: Vec<Option<Target>> = vec![None; self.roster.len()];
+        let mut panes = Vec::with_capacity(rects.len());
+        for (id, (rect, fill)) in (1u32..).zip(rects) {
+            let occupant = seats.occupants.get(&id).map(|&index| {
+                targets[index] = Some(Target { size: rect.size(), fill });
+                let attendee = &self.roster[index];
+                Occupant {
+                    feed: Arc::clone(&attendee.feed),
+                    image: user_image(&self.layout, &attendee.participant.user_id).cloned(),
+                }
+            });
+            panes.push(Pane { rect, fill, occupant });
+        }
+        for (attendee, target) in self.roster.iter().zip(targets) {
+            attendee.feed.set_target(target);
+        }
+        let mut images: Vec<&Image> = self.layout.user_images.iter().map(|(_, image)| image).collect();
+        images.extend(self.layout.default_user_image.iter().chain(self.layout.background_image.iter()));
+        composer.keep_images(&images);
+        composer.set_panes(panes);
+    }
+}
+
+/// The image shown for `user_id` when there is no picture of them.
+fn user_image<'a>(layout: &'a Layout, user_id: &str) -> Option<&'a Image> {
+    layout
+        .user_images
+        .iter()
+        .find(|(user, _)| user == user_id)
+        .map(|(_, image)| image)
+        .or(layout.default_user_image.as_ref())
+}
+
+impl Drop for Room {
+    fn drop(&mut self) {
+        for attendee in &self.roster {
+            attendee.puller.stop();
+        }
+        for puller in &self.leaving {
+            puller.stop();
+        }
+        for attendee in self.roster.drain(..) {
+            attendee.puller.join();
+        }
+        for puller in self.leaving.drain(..) {
+            puller.join();
+        }
+    }
+}
