@@ -9,7 +9,7 @@ ADMIN := target/debug/roomrec-admin
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install build up down credential test lint-template bench-api bench-worker bench-callbacks
+.PHONY: help install build up down credential test lint-template bench-api bench-worker bench-callbacks bench-mix
 
 help:
 	@echo "make install        apt packages, .venv with moto and cfn-lint (idempotent)"
@@ -21,7 +21,8 @@ help:
 	@echo "make lint-template  cfn-lint template.yaml"
 	@echo "make bench-api      API benchmark against a stack on free ports"
 	@echo "make bench-worker   recording worker against ffmpeg, CPU and memory (BENCH_NS=\"1 10 50\", BENCH_WINDOW_SECS=30)"
-	@echo "make bench-callbacks  callback delivery throughput and latency (BENCH_EVENTS=10000, BENCH_JOBS=100)"
+	@echo "make bench-callbacks  callback delivery throughput and latency (BENCH_EVENTS=10000, BENCH_JOBS=100, BENCH_MAX_BACKLOG=100)"
+	@echo "make bench-mix      mixer against ffmpeg, CPU and SSIM (BENCH_MIX_NS=\"9 25\", BENCH_MIX_SECS=60)"
 
 install:
 	bash infra/local/install.sh
@@ -58,8 +59,17 @@ bench-worker: install build
 	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-worker.sh
 
 # Callback delivery: a release roomrec-deliverer delivering BENCH_EVENTS events (default 10000)
-# over BENCH_JOBS jobs (default 100) to a receiver on loopback; the table goes to
+# over BENCH_JOBS jobs (default 100), at most BENCH_MAX_BACKLOG (default 100) ahead of the
+# receiver, to a receiver on loopback; the table goes to
 # target/bench-callbacks.md. Release builds, so the figures measure our code.
 bench-callbacks: install build
 	cargo build --release -p roomrec-gateway -p roomrec-deliverer -p roomrec-bench-callbacks
 	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-callbacks.sh
+
+# The mixer (roomrec-media's Mixer, in process) against the ffmpeg program composing the same N
+# live streams into 1080p30 (BENCH_MIX_NS, default "9 25"; BENCH_MIX_SECS, default 60): CPU per
+# output second and SSIM against the uncompressed composite; the report goes to
+# target/bench-mix.md. Release builds, so the figures measure our code.
+bench-mix: install build
+	cargo build --release -p roomrec-gateway -p roomrec-bench-mix
+	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-mix.sh

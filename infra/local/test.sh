@@ -11,6 +11,9 @@ cargo test --workspace --no-fail-fast --exclude roomrec-tests
 cargo test -p roomrec-tests --test e2e
 # Starts and kills its own workers; must run while no other worker takes jobs.
 cargo test -p roomrec-tests --test takeover -- --test-threads=1
+# Starts its own deliverers (compressed retry schedule; private addresses refused) on queues
+# of its own, and a gateway that refuses private callback URLs. About 100 s.
+cargo test -p roomrec-tests --test callback_processes
 
 # The worker and callback phases: a real worker, and the callback deliverer running the
 # Lambda's handler against the events queue (it also delivers the worker tests' events).

@@ -66,6 +66,11 @@ impl Api {
         }
     }
 
+    /// The same account against another gateway at `base` (one started with other settings).
+    pub fn against(&self, base: &str) -> Self {
+        Self { base: base.to_owned(), ..self.clone() }
+    }
+
     /// The same client with other credentials.
     pub fn with_credentials(&self, key_id: &str, secret: &str) -> Self {
         Self { key_id: key_id.to_owned(), secret: secret.to_owned(), ..self.clone() }
@@ -143,6 +148,23 @@ pub async fn aws() -> aws_config::SdkConfig {
 /// Publishes a 640x360 25 fps test picture with a 440 Hz tone to nginx-rtmp as `key`.
 pub fn publish(key: &str, seconds: u32) -> tokio::process::Child {
     publish_with(key, seconds, "640x360", &[])
+}
+
+/// Publishes a 320x180 15 fps picture of one colour (`0xRRGGBB`) with a `hz` tone as `key`.
+pub fn publish_colour(key: &str, seconds: u32, colour: &str, hz: u32) -> tokio::process::Child {
+    let url = format!("{}/{key}", stack_env("ROOMREC_RTMP_URL"));
+    tokio::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
+        .args(["-i", &format!("color=c={colour}:size=320x180:rate=15"), "-f", "lavfi"])
+        .args(["-i", &format!("sine=frequency={hz}:sample_rate=48000"), "-t", &seconds.to_string()])
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "15"])
+        .args(["-c:a", "aac", "-f", "flv", &url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("ffmpeg is installed by make test")
 }
 
 /// Publishes a test picture of `size` with extra x264 arguments (e.g. a high bitrate).

@@ -5,7 +5,9 @@
 //! writes `BENCH_EVENTS` events (default 10,000) over `BENCH_JOBS` jobs (default 100) into the
 //! outbox and the events queue as the worker does (`append`, then `publish`, each job's events in
 //! sequence order), and waits (at most `BENCH_TIMEOUT_SECS`, default 900) until every event was
-//! received. Prints a Markdown table on stdout: throughput, latency from outbox write to receipt,
+//! received. The writers stay at most `BENCH_MAX_BACKLOG` events (default 100; 0: no limit)
+//! ahead of the receiver, as a worker's pace would: moto's ReceiveMessage scans the whole queue
+//! several times per message it hands out, so an unbounded backlog measures moto, not us. Prints a Markdown table on stdout: throughput, latency from outbox write to receipt,
 //! per-job order violations and signatures the `standardwebhooks` crate rejects. Progress goes to
 //! stderr.
 
@@ -13,6 +15,7 @@ mod receiver;
 mod stats;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
@@ -29,6 +32,8 @@ use stats::{header, ms, row, Sample};
 
 /// The app's auth_key (32 printable characters, as the API requires).
 const AUTH_KEY: &str = "bench0callbacks0auth0key00000032";
+/// How often a writer held back by the backlog limit looks again.
+const BACKLOG_POLL: Duration = Duration::from_millis(20);
 
 /// The benchmark's knobs, from the environment.
 #[derive(Debug, Clone, Copy)]
@@ -36,6 +41,8 @@ struct Knobs {
     events: usize,
     jobs: usize,
     writers: usize,
+    /// Most events written and not yet received; 0 for no limit.
+    max_backlog: usize,
     timeout: Duration,
 }
 
@@ -52,6 +59,7 @@ impl Knobs {
             events: knob("BENCH_EVENTS", 10_000)?,
             jobs: knob("BENCH_JOBS", 100)?,
             writers: knob("BENCH_WRITERS", 8)?,
+            max_backlog: knob("BENCH_MAX_BACKLOG", 100)?,
             timeout: Duration::from_secs(knob("BENCH_TIMEOUT_SECS", 900)? as u64),
         };
         ensure!(knobs.jobs > 0 && knobs.writers > 0, "BENCH_JOBS and BENCH_WRITERS must be at least 1");
@@ -85,10 +93,12 @@ async fn main() -> Result<()> {
         knobs.events, knobs.jobs, knobs.writers
     );
     let start = Instant::now();
-    let writes: Vec<Vec<(String, Instant)>> = stream::iter(jobs.iter().map(|job| write_job(&log, &app, job, per_job)))
-        .buffer_unordered(knobs.writers)
-        .try_collect()
-        .await?;
+    let pace = Pace { receiver: &receiver, written: AtomicUsize::new(0), max_backlog: knobs.max_backlog };
+    let writes: Vec<Vec<(String, Instant)>> =
+        stream::iter(jobs.iter().map(|job| write_job(&log, &pace, &app, job, per_job)))
+            .buffer_unordered(knobs.writers)
+            .try_collect()
+            .await?;
     let written_in = start.elapsed();
     let written: HashMap<String, Instant> = writes.into_iter().flatten().collect();
     eprintln!("bench-callbacks: written in {:.1} s; {} received so far", written_in.as_secs_f64(), receiver.count());
@@ -123,11 +133,35 @@ async fn create_app(base: &str, key_id: &str, secret: &str, url: &str) -> Result
     AppId::parse(&app_id).context("the API returned a malformed app_id")
 }
 
+/// Keeps the writers at most `max_backlog` events ahead of the receiver.
+struct Pace<'a> {
+    receiver: &'a Receiver,
+    written: AtomicUsize,
+    max_backlog: usize,
+}
+
+impl Pace<'_> {
+    /// Waits until one more event may be written, and counts it.
+    async fn next(&self) {
+        while self.max_backlog > 0 && self.written.load(Ordering::SeqCst) >= self.receiver.count() + self.max_backlog {
+            tokio::time::sleep(BACKLOG_POLL).await;
+        }
+        self.written.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
 /// Writes one job's events in sequence order, as the worker does: each is appended to the
 /// outbox, then queued. Returns each event's id with the time its outbox write completed.
-async fn write_job(log: &DynamoEventLog, app: &AppId, job: &JobId, count: usize) -> Result<Vec<(String, Instant)>> {
+async fn write_job(
+    log: &DynamoEventLog,
+    pace: &Pace<'_>,
+    app: &AppId,
+    job: &JobId,
+    count: usize,
+) -> Result<Vec<(String, Instant)>> {
     let mut written = Vec::with_capacity(count);
     for sequence in 1..=count as u64 {
+        pace.next().await;
         let event = RecordEvent {
             event_id: format!("{:032x}", rand::random::<u128>()),
             sequence,
@@ -224,9 +258,15 @@ fn report(
     let per_job = knobs.events / knobs.jobs;
     let lines = [
         format!(
-            "## Callback delivery ({} events: {} jobs x {per_job} sequences, written by {} concurrent job writers; one release \
-             roomrec-deliverer, moto, receiver on loopback answering 200)\n",
-            knobs.events, knobs.jobs, knobs.writers
+            "## Callback delivery ({} events: {} jobs x {per_job} sequences, written by {} concurrent job writers {}; one \
+             release roomrec-deliverer, moto, receiver on loopback answering 200)\n",
+            knobs.events,
+            knobs.jobs,
+            knobs.writers,
+            match knobs.max_backlog {
+                0 => "with no backlog limit".to_owned(),
+                n => format!("at most {n} events ahead of the receiver"),
+            }
         ),
         header(&[
             "events",

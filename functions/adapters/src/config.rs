@@ -1,6 +1,9 @@
 //! Typed configuration, read once at start-up.
 
-/// Environment variable names; `template.yaml` sets exactly these.
+use roomrec_domain::webhook::RetrySchedule;
+
+/// Environment variable names; `template.yaml` sets exactly these, but for the test-only
+/// [`RETRY_SCHEDULE_SCALE`](env::RETRY_SCHEDULE_SCALE).
 pub mod env {
     /// DynamoDB table of API credentials.
     pub const ACCOUNTS_TABLE: &str = "ROOMREC_ACCOUNTS_TABLE";
@@ -14,6 +17,9 @@ pub mod env {
     pub const ROOMS_TABLE: &str = "ROOMREC_ROOMS_TABLE";
     /// DynamoDB table of recording jobs.
     pub const JOBS_TABLE: &str = "ROOMREC_JOBS_TABLE";
+    /// DynamoDB table of Jocloud reservations and recordings (the API functions need it;
+    /// the worker does not).
+    pub const JOCLOUD_TABLE: &str = "ROOMREC_JOCLOUD_TABLE";
     /// SQS queue URL workers take jobs from.
     pub const JOBS_QUEUE_URL: &str = "ROOMREC_JOBS_QUEUE_URL";
     /// DynamoDB table of job events (the callback outbox).
@@ -28,6 +34,9 @@ pub mod env {
     pub const HOOK_TOKEN: &str = "ROOMREC_HOOK_TOKEN";
     /// Base URL workers pull hook-reported streams from, e.g. `rtmp://media.internal:1935`.
     pub const MEDIA_PULL_BASE: &str = "ROOMREC_MEDIA_PULL_BASE";
+    /// Tests only: a factor in (0, 1] applied to the callback retry schedule (default 1).
+    /// Never set in template.yaml.
+    pub const RETRY_SCHEDULE_SCALE: &str = "ROOMREC_RETRY_SCHEDULE_SCALE";
 }
 
 /// Physical names of the DynamoDB tables.
@@ -40,6 +49,8 @@ pub struct Tables {
     pub rooms: String,
     pub jobs: String,
     pub events: String,
+    /// Jocloud reservations and recordings; the worker runs without it.
+    pub jocloud: Option<String>,
 }
 
 /// The deployment's settings.
@@ -53,6 +64,8 @@ pub struct Config {
     pub allow_private_callbacks: bool,
     pub hook_token: Option<String>,
     pub media_pull_base: Option<String>,
+    /// The callback retry schedule: the standard one unless a test compresses it.
+    pub retry_schedule: RetrySchedule,
 }
 
 /// A required setting is missing or unreadable.
@@ -84,6 +97,13 @@ impl Config {
                 return Err(ConfigError::Invalid { name: env::ALLOW_PRIVATE_CALLBACKS, reason: "use true or false" })
             }
         };
+        let retry_schedule = match optional(env::RETRY_SCHEDULE_SCALE) {
+            None => RetrySchedule::STANDARD,
+            Some(text) => text.trim().parse().ok().and_then(RetrySchedule::scaled).ok_or(ConfigError::Invalid {
+                name: env::RETRY_SCHEDULE_SCALE,
+                reason: "use a number greater than 0 and at most 1",
+            })?,
+        };
         Ok(Self {
             tables: Tables {
                 accounts: required(env::ACCOUNTS_TABLE)?,
@@ -93,6 +113,7 @@ impl Config {
                 rooms: required(env::ROOMS_TABLE)?,
                 jobs: required(env::JOBS_TABLE)?,
                 events: required(env::EVENTS_TABLE)?,
+                jocloud: optional(env::JOCLOUD_TABLE),
             },
             jobs_queue_url: required(env::JOBS_QUEUE_URL)?,
             events_queue_url: required(env::EVENTS_QUEUE_URL)?,
@@ -100,6 +121,7 @@ impl Config {
             allow_private_callbacks,
             hook_token: optional(env::HOOK_TOKEN),
             media_pull_base: optional(env::MEDIA_PULL_BASE),
+            retry_schedule,
         })
     }
 }

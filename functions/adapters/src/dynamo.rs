@@ -14,14 +14,15 @@ use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId
 use roomrec_domain::job::{Job, JobSpec};
 use roomrec_domain::lease::Lease;
 use roomrec_domain::ports::{Credential, JobFilter, Store, StoreError};
-use roomrec_domain::room::RoomStream;
+use roomrec_domain::room::{Room, RoomStream};
 use roomrec_domain::rule::RecordRule;
+use roomrec_domain::time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::Tables;
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 const DOC: &str = "doc";
 /// The apps table's index by owning account (template.yaml).
@@ -34,12 +35,12 @@ pub struct DynamoStore {
     tables: Tables,
 }
 
-fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
+pub(crate) fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
     StoreError::Backend(Box::new(err))
 }
 
 /// Maps a failed conditional write to `Conflict`, anything else to `Backend`.
-fn write_error<E, R>(err: SdkError<E, R>, is_condition: impl Fn(&E) -> bool) -> StoreError
+pub(crate) fn write_error<E, R>(err: SdkError<E, R>, is_condition: impl Fn(&E) -> bool) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
@@ -50,21 +51,21 @@ where
     }
 }
 
-fn s(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-fn n(value: impl ToString) -> AttributeValue {
+pub(crate) fn n(value: impl ToString) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-fn item<T: Serialize>(value: &T, keys: &[(&str, AttributeValue)]) -> Result<Item, StoreError> {
+pub(crate) fn item<T: Serialize>(value: &T, keys: &[(&str, AttributeValue)]) -> Result<Item, StoreError> {
     let mut item: Item = keys.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
     item.insert(DOC.to_owned(), s(serde_json::to_string(value).map_err(backend)?));
     Ok(item)
 }
 
-fn doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
+pub(crate) fn doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
     let text = item.get(DOC).and_then(|v| v.as_s().ok()).ok_or_else(|| backend(MissingDoc))?;
     serde_json::from_str(text).map_err(backend)
 }
@@ -76,14 +77,39 @@ fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
 /// An item lacked an attribute every item of its table has.
 #[derive(Debug, thiserror::Error)]
 #[error("item lacks a required attribute")]
-struct MissingDoc;
+pub(crate) struct MissingDoc;
 
-fn key(parts: &[(&str, &str)]) -> Item {
+pub(crate) fn key(parts: &[(&str, &str)]) -> Item {
     parts.iter().map(|(k, v)| ((*k).to_owned(), s(*v))).collect()
 }
 
 fn rooms_key(app_id: &AppId, room: &RoomId) -> String {
     format!("{app_id}#{room}")
+}
+
+/// The sort key of a room's own item beside its streams (no user id contains '#').
+const ROOM_ITEM: &str = "#room";
+
+fn stream_item(app_id: &AppId, stream: &RoomStream) -> Result<Item, StoreError> {
+    item(
+        stream,
+        &[
+            ("room_key", s(rooms_key(app_id, &stream.room_id))),
+            ("user_id", s(stream.user_id.as_str())),
+            ("join_seq", n(stream.join_seq)),
+        ],
+    )
+}
+
+fn room_from(room: &RoomId, item: &Item) -> Result<Room, StoreError> {
+    let created = item.get("create_time").and_then(|v| v.as_s().ok()).ok_or_else(|| backend(MissingDoc))?;
+    let create_time = serde_json::from_value(serde_json::Value::String(created.clone())).map_err(backend)?;
+    let last_join_seq = item
+        .get("last_join_seq")
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| backend(MissingDoc))?;
+    Ok(Room { room_id: room.clone(), create_time, last_join_seq })
 }
 
 impl DynamoStore {
@@ -293,26 +319,78 @@ impl Store for DynamoStore {
 
     async fn list_streams(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<RoomStream>, StoreError> {
         let items = self.query(&self.tables.rooms, None, "room_key", &rooms_key(app_id, room)).await?;
-        let mut streams = items.iter().map(doc).collect::<Result<Vec<RoomStream>, _>>()?;
+        let is_stream = |i: &&Item| i.get("user_id").and_then(|v| v.as_s().ok()).is_some_and(|u| u != ROOM_ITEM);
+        let mut streams = items.iter().filter(is_stream).map(doc).collect::<Result<Vec<RoomStream>, _>>()?;
         streams.sort_by(|a, b| (a.join_seq, &a.user_id).cmp(&(b.join_seq, &b.user_id)));
         Ok(streams)
     }
 
+    async fn create_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.tables.rooms)
+            .set_item(Some(stream_item(app_id, stream)?))
+            .condition_expression("attribute_not_exists(user_id)")
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()))?;
+        Ok(())
+    }
+
     async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError> {
-        let item = item(
-            stream,
-            &[
-                ("room_key", s(rooms_key(app_id, &stream.room_id))),
-                ("user_id", s(stream.user_id.as_str())),
-                ("join_seq", n(stream.join_seq)),
-            ],
-        )?;
-        self.put(&self.tables.rooms, item).await
+        self.put(&self.tables.rooms, stream_item(app_id, stream)?).await
     }
 
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError> {
         let room_key = rooms_key(app_id, room);
         self.delete(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", user.as_str())])).await
+    }
+
+    async fn open_room(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        join_seq: i64,
+        now: Timestamp,
+    ) -> Result<Room, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.tables.rooms)
+            .set_key(Some(key(&[("room_key", &rooms_key(app_id, room)), ("user_id", ROOM_ITEM)])))
+            .update_expression("SET create_time = if_not_exists(create_time, :now), last_join_seq = :seq")
+            .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":seq", n(join_seq))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(backend)?;
+        room_from(room, &out.attributes.unwrap_or_default())
+    }
+
+    async fn get_room(&self, app_id: &AppId, room: &RoomId) -> Result<Option<Room>, StoreError> {
+        let found = self
+            .get(&self.tables.rooms, key(&[("room_key", &rooms_key(app_id, room)), ("user_id", ROOM_ITEM)]))
+            .await?;
+        found.map(|i| room_from(room, &i)).transpose()
+    }
+
+    async fn close_room(&self, app_id: &AppId, room: &Room) -> Result<bool, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.tables.rooms)
+            .set_key(Some(key(&[("room_key", &rooms_key(app_id, &room.room_id)), ("user_id", ROOM_ITEM)])))
+            .condition_expression("last_join_seq = :seq")
+            .expression_attribute_values(":seq", n(room.last_join_seq))
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError> {

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
 use roomrec_domain::delivery::{Attempt, DeliveryStatus, DeliveryUpdate, StoredEvent};
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::JobId;
@@ -11,6 +11,10 @@ use roomrec_domain::ports::{EventLog, QueueError, StoreError};
 
 /// The per-job counter lives in the item with sequence 0, before every event.
 const COUNTER_SEQUENCE: &str = "0";
+
+/// Most keys one BatchGetItem may ask for.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>
+const BATCH_GET_MAX_KEYS: usize = 100;
 
 /// [`EventLog`] over the events table and queue.
 #[derive(Debug, Clone)]
@@ -59,7 +63,11 @@ fn stored_event(item: &Item) -> Result<StoredEvent, StoreError> {
         Some(t) => Some(serde_json::from_value(serde_json::Value::String(t.clone())).map_err(backend)?),
         None => None,
     };
-    Ok(StoredEvent { event, delivery_status, attempts, next_attempt_at })
+    let retry_from = match item.get("retry_from").and_then(|v| v.as_n().ok()) {
+        Some(n) => n.parse().map_err(|_| backend(Unreadable("retry_from")))?,
+        None => 0,
+    };
+    Ok(StoredEvent { event, delivery_status, attempts, next_attempt_at, retry_from })
 }
 
 impl DynamoEventLog {
@@ -173,6 +181,36 @@ impl EventLog for DynamoEventLog {
         }
     }
 
+    async fn get_many(&self, job_id: &JobId, sequences: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut found = Vec::with_capacity(sequences.len());
+        for chunk in sequences.chunks(BATCH_GET_MAX_KEYS) {
+            let keys = chunk.iter().map(|sequence| {
+                HashMap::from([
+                    ("job_id".to_owned(), AttributeValue::S(job_id.to_string())),
+                    ("sequence".to_owned(), AttributeValue::N(sequence.to_string())),
+                ])
+            });
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys.collect()))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(backend)?,
+            );
+            // DynamoDB may hand back part of a batch as unprocessed; ask again for that part.
+            while let Some(request) = pending.take() {
+                let out =
+                    self.dynamo.batch_get_item().request_items(&self.table, request).send().await.map_err(backend)?;
+                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                    found.push(stored_event(&item)?);
+                }
+                pending = out.unprocessed_keys.unwrap_or_default().remove(&self.table).filter(|k| !k.keys.is_empty());
+            }
+        }
+        found.sort_by_key(|stored| stored.event.sequence);
+        Ok(found)
+    }
+
     async fn get(&self, job_id: &JobId, sequence: u64) -> Result<Option<StoredEvent>, StoreError> {
         let out = self
             .dynamo
@@ -206,6 +244,11 @@ impl EventLog for DynamoEventLog {
                 .expression_attribute_values(":attempt", AttributeValue::L(vec![entry]))
                 .expression_attribute_values(":zero", AttributeValue::N("0".into()))
                 .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        }
+        if update.restart_schedule {
+            // The attempts made so far no longer count towards the schedule.
+            set.push("retry_from = if_not_exists(attempt_count, :zero)");
+            request = request.expression_attribute_values(":zero", AttributeValue::N("0".into()));
         }
         let mut expression = format!("SET {}", set.join(", "));
         match update.next_attempt_at {

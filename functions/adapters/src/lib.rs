@@ -5,6 +5,7 @@ mod config;
 mod dynamo;
 mod events;
 mod notifier;
+mod recordings;
 mod s3;
 mod sqs;
 
@@ -14,6 +15,7 @@ pub use config::{env, Config, ConfigError, Tables};
 pub use dynamo::DynamoStore;
 pub use events::DynamoEventLog;
 pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
+pub use recordings::DynamoRecordingStore;
 use roomrec_domain::delivery::Deliverer;
 use roomrec_domain::service::Settings;
 use roomrec_domain::url::PrivateAddresses;
@@ -51,10 +53,17 @@ pub async fn service(config: &Config) -> Service {
     let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
     let store = DynamoStore::new(dynamo.clone(), config.tables.clone());
     let queue = SqsJobQueue::new(sqs.clone(), config.jobs_queue_url.clone());
-    let events = DynamoEventLog::new(dynamo, sqs, config.tables.events.clone(), config.events_queue_url.clone());
-    Service::new(Arc::new(store), Arc::new(queue), Settings { private_callbacks: private_callbacks(config) })
+    let events =
+        DynamoEventLog::new(dynamo.clone(), sqs, config.tables.events.clone(), config.events_queue_url.clone());
+    let settings =
+        Settings { private_callbacks: private_callbacks(config), s3_endpoint: aws.endpoint_url().map(str::to_owned) };
+    let service = Service::new(Arc::new(store), Arc::new(queue), settings)
         .with_events(Arc::new(events))
-        .with_notifier(Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config))))
+        .with_notifier(Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config))));
+    match &config.tables.jocloud {
+        Some(table) => service.with_recordings(Arc::new(DynamoRecordingStore::new(dynamo, table.clone()))),
+        None => service,
+    }
 }
 
 /// The event outbox and events queue of the deployment.
@@ -87,5 +96,6 @@ pub async fn deliverer(config: &Config) -> Result<Deliverer, ConfigError> {
     let store = DynamoStore::new(dynamo, config.tables.clone());
     let notifier = HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config));
     let queue = SqsDeliveryQueue::new(sqs, config.events_queue_url.clone(), dead_letter_url);
-    Ok(Deliverer::new(Arc::new(events), Arc::new(store), Arc::new(notifier), Arc::new(queue)))
+    Ok(Deliverer::new(Arc::new(events), Arc::new(store), Arc::new(notifier), Arc::new(queue))
+        .with_schedule(config.retry_schedule))
 }

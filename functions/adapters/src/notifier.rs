@@ -1,10 +1,12 @@
 //! [`HttpNotifier`]: POSTs signed callbacks with reqwest, behind the SSRF guard: the URL's host
 //! is resolved once, every address is checked, and the connection goes to exactly the checked
 //! address (no second lookup an attacker's DNS could answer differently), redirects never
-//! followed.
+//! followed. Clients, with their connection pools, are kept per checked target, so
+//! connections are reused only to the address this attempt checked.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use roomrec_domain::error::error_chain;
@@ -30,15 +32,24 @@ impl Resolve for SystemResolver {
     }
 }
 
+/// Most HTTP clients kept at once; past it the pool starts afresh (each client holds its own
+/// idle connections, so an unbounded map would grow with every receiver ever called).
+const MAX_CLIENTS: usize = 256;
+
+/// Most of an answer's body read (and dropped) so its connection can be reused; a longer one
+/// closes the connection instead.
+const MAX_DRAIN_BYTES: usize = 64 * 1024;
+
 /// [`Notifier`] over HTTP(S).
 #[derive(Clone)]
 pub struct HttpNotifier {
     resolver: Arc<dyn Resolve>,
     policy: PrivateAddresses,
+    clients: Arc<Mutex<HashMap<Target, reqwest::Client>>>,
 }
 
 /// Where a callback may be sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Target {
     /// The URL's host is a literal address, checked.
     Literal,
@@ -49,7 +60,26 @@ pub enum Target {
 impl HttpNotifier {
     /// A notifier using `resolver`, refusing private addresses unless `policy` allows them.
     pub fn new(resolver: Arc<dyn Resolve>, policy: PrivateAddresses) -> Self {
-        Self { resolver, policy }
+        Self { resolver, policy, clients: Arc::default() }
+    }
+
+    /// The client for `target`: it connects only to the target's checked address.
+    fn client(&self, target: &Target) -> Result<reqwest::Client, reqwest::Error> {
+        let mut clients = self.clients.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(client) = clients.get(target) {
+            return Ok(client.clone());
+        }
+        let mut builder =
+            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(ATTEMPT_TIMEOUT).no_proxy();
+        if let Target::Pinned { host, addr } = target {
+            builder = builder.resolve(host, *addr);
+        }
+        let client = builder.build()?;
+        if clients.len() >= MAX_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(target.clone(), client.clone());
+        Ok(client)
     }
 
     /// Resolves and checks the URL's host; `Err` says why it may not be called.
@@ -98,28 +128,31 @@ impl Notifier for HttpNotifier {
             Ok(target) => target,
             Err(refusal) => return refusal,
         };
-        // One client per attempt: the pinned address is part of the client.
-        let mut builder =
-            reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).timeout(ATTEMPT_TIMEOUT).no_proxy();
-        if let Target::Pinned { host, addr } = &target {
-            builder = builder.resolve(host, *addr);
-        }
-        let client = match builder.build() {
+        let client = match self.client(&target) {
             Ok(client) => client,
-            Err(err) => return AttemptResult::Unreachable(format!("HTTP client: {err}")),
+            Err(err) => return AttemptResult::Unreachable(format!("HTTP client: {}", error_chain(&err))),
         };
         let mut request = client.post(url.as_str()).header("content-type", "application/json").body(body);
         for (name, value) in headers.pairs() {
             request = request.header(name, value);
         }
         match request.send().await {
-            Ok(response) => {
+            Ok(mut response) => {
                 let retry_after = response
                     .headers()
                     .get(reqwest::header::RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
-                AttemptResult::Answered { status: response.status().as_u16(), retry_after }
+                let status = response.status().as_u16();
+                // A connection goes back to the pool only once its answer was read to the end.
+                let mut drained = 0;
+                while let Ok(Some(chunk)) = response.chunk().await {
+                    drained += chunk.len();
+                    if drained > MAX_DRAIN_BYTES {
+                        break;
+                    }
+                }
+                AttemptResult::Answered { status, retry_after }
             }
             Err(err) if err.is_timeout() => AttemptResult::TimedOut,
             Err(err) => AttemptResult::Unreachable(error_chain(&err)),

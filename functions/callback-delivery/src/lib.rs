@@ -1,36 +1,29 @@
 //! The `callback-delivery` handler: a batch of events-queue messages in, the messages to
 //! retry out (SQS partial batch response). Shared by the Lambda and the local deliverer.
 
-use std::collections::BTreeMap;
-
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use roomrec_domain::delivery::{Deliverer, EventMessage, Settled};
+use roomrec_domain::delivery::{Deliverer, DeliveryError, EventMessage, Queued, Settled};
 use roomrec_domain::error::error_chain;
 
 /// Delivers every message of `event`: one job's messages one after the other in sequence
 /// order, different jobs concurrently. Returns the messages SQS must deliver again.
 pub async fn handle(deliverer: &Deliverer, event: SqsEvent) -> SqsBatchResponse {
-    let mut jobs: BTreeMap<String, Vec<(EventMessage, SqsMessage)>> = BTreeMap::new();
-    for record in event.records {
-        if let Some(message) = parse(&record) {
-            jobs.entry(message.job_id.to_string()).or_default().push((message, record));
-        }
-    }
-    let batches = jobs.into_values().map(|mut messages| async move {
-        messages.sort_by_key(|(message, _)| message.sequence);
-        let mut retry = Vec::new();
-        for (message, record) in messages {
-            if !settle(deliverer, &message, &record).await {
-                retry.extend(record.message_id);
-            }
-        }
-        retry
-    });
+    let (batch, ids): (Vec<Queued>, Vec<Option<String>>) = event
+        .records
+        .into_iter()
+        .filter_map(|record| {
+            let message = parse(&record)?;
+            Some((Queued { message, receipt: record.receipt_handle }, record.message_id))
+        })
+        .unzip();
+    let results = deliverer.deliver_batch(&batch).await;
     let mut response = SqsBatchResponse::default();
-    for id in futures::future::join_all(batches).await.into_iter().flatten() {
-        let mut failure = BatchItemFailure::default();
-        failure.item_identifier = id;
-        response.batch_item_failures.push(failure);
+    for ((queued, id), result) in batch.iter().zip(ids).zip(results) {
+        if let (false, Some(id)) = (settled(&queued.message, result), id) {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
     }
     response
 }
@@ -47,9 +40,9 @@ fn parse(record: &SqsMessage) -> Option<EventMessage> {
     }
 }
 
-/// Delivers one message; `true` when it is done with (acknowledge it).
-async fn settle(deliverer: &Deliverer, message: &EventMessage, record: &SqsMessage) -> bool {
-    match deliverer.deliver(message, record.receipt_handle.as_deref()).await {
+/// Logs what became of one message; `true` when it is done with (acknowledge it).
+fn settled(message: &EventMessage, result: Result<Settled, DeliveryError>) -> bool {
+    match result {
         Ok(Settled::Done(status)) => {
             tracing::info!(job_id = %message.job_id, sequence = message.sequence, ?status, "event settled");
             true

@@ -1,19 +1,35 @@
-//! Callback delivery: one queued event at a time, in each job's sequence order, signed,
-//! retried by the [`webhook`](crate::webhook) policy, every attempt recorded in the outbox.
+//! Callback delivery: a batch of queued events, each job's in sequence order and different jobs
+//! concurrently, signed, retried by the [`webhook`](crate::webhook) policy, every attempt
+//! recorded in the outbox.
 
-use std::sync::Arc;
+mod lanes;
+#[cfg(test)]
+mod tests;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::callback::RecordCallback;
 use crate::event::RecordEvent;
-use crate::ids::JobId;
-use crate::ports::{DeliveryQueue, EventLog, Notifier, QueueError, Store, StoreError};
+use crate::ids::{AppId, JobId};
+use crate::ports::{CallbackLookup, DeliveryQueue, EventLog, Notifier, QueueError, StoreError};
 use crate::time::Timestamp;
-use crate::webhook::{self, Outcome};
+use crate::webhook::{self, Outcome, RetrySchedule};
+use lanes::JobLanes;
 
 /// How long a later event waits when the one before it has no retry time yet.
 pub const ORDER_WAIT: Duration = Duration::from_secs(3);
+
+/// How long a job's first event in a batch may wait in process for the event before it, when
+/// that one is pending but not in a retry backoff (another batch is delivering it, or its
+/// message is about to arrive), before it is postponed by [`ORDER_WAIT`] instead.
+pub const IN_PROCESS_ORDER_WAIT: Duration = Duration::from_secs(1);
+
+/// How often that in-process wait looks at the outbox again.
+const IN_PROCESS_ORDER_POLL: Duration = Duration::from_millis(100);
 
 /// Where an event's delivery stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -72,6 +88,27 @@ pub struct StoredEvent {
     /// When the next attempt is due, while one is scheduled.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<Timestamp>,
+    /// How many of `attempts` came before the last redelivery: the retry schedule counts only
+    /// the ones after.
+    #[serde(skip)]
+    pub retry_from: usize,
+}
+
+impl StoredEvent {
+    /// The event as it stands once `update` is recorded.
+    pub fn apply(&mut self, update: &DeliveryUpdate) {
+        self.delivery_status = update.status;
+        if update.restart_schedule {
+            self.retry_from = self.attempts.len();
+        }
+        self.attempts.extend(update.attempt.clone());
+        self.next_attempt_at = update.next_attempt_at;
+    }
+
+    /// The attempts the retry schedule counts: those since the last redelivery.
+    pub fn scheduled_attempts(&self) -> &[Attempt] {
+        self.attempts.get(self.retry_from..).unwrap_or_default()
+    }
 }
 
 /// A change to an event's delivery log.
@@ -82,6 +119,16 @@ pub struct DeliveryUpdate {
     pub attempt: Option<Attempt>,
     /// Set (or cleared) as the next due time.
     pub next_attempt_at: Option<Timestamp>,
+    /// The retry schedule starts afresh after the attempts made so far (a redelivery).
+    pub restart_schedule: bool,
+}
+
+impl DeliveryUpdate {
+    /// A redelivery: pending again, due now, with a fresh retry schedule (the attempts so far
+    /// stay in the log).
+    pub fn redelivery() -> Self {
+        Self { status: DeliveryStatus::Pending, attempt: None, next_attempt_at: None, restart_schedule: true }
+    }
 }
 
 /// The message on the events queue: which outbox item to deliver.
@@ -91,6 +138,14 @@ pub struct EventMessage {
     pub sequence: u64,
     #[serde(default)]
     pub event_id: Option<String>,
+}
+
+/// A received events-queue message: the outbox reference and the receipt handle it can be
+/// postponed by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queued {
+    pub message: EventMessage,
+    pub receipt: Option<String>,
 }
 
 /// What became of a queued message.
@@ -109,44 +164,161 @@ pub enum DeliveryError {
     Store(#[from] StoreError),
     #[error("the events queue failed")]
     Queue(#[from] QueueError),
+    /// Reading the job's events failed for an earlier message of the batch (logged with it).
+    #[error("the job's events could not be read")]
+    JobUnread,
 }
 
 /// The delivery use case over its ports.
 #[derive(Clone)]
 pub struct Deliverer {
     events: Arc<dyn EventLog>,
-    store: Arc<dyn Store>,
+    callbacks: Arc<dyn CallbackLookup>,
     notifier: Arc<dyn Notifier>,
     queue: Arc<dyn DeliveryQueue>,
+    schedule: RetrySchedule,
+    lanes: Arc<JobLanes>,
 }
 
+/// What one step recorded for an event, and what to tell the queue.
+type Step = Result<(DeliveryUpdate, Settled), DeliveryError>;
+
 impl Deliverer {
-    /// A deliverer over the outbox, the callback store, the HTTP notifier and the queues.
+    /// A deliverer over the outbox, the callbacks, the HTTP notifier and the queues.
     pub fn new(
         events: Arc<dyn EventLog>,
-        store: Arc<dyn Store>,
+        callbacks: Arc<dyn CallbackLookup>,
         notifier: Arc<dyn Notifier>,
         queue: Arc<dyn DeliveryQueue>,
     ) -> Self {
-        Self { events, store, notifier, queue }
+        Self { events, callbacks, notifier, queue, schedule: RetrySchedule::STANDARD, lanes: Arc::default() }
+    }
+
+    /// The same deliverer retrying on `schedule` (tests compress it).
+    pub fn with_schedule(mut self, schedule: RetrySchedule) -> Self {
+        self.schedule = schedule;
+        self
     }
 
     /// Handles one queued message whose receipt handle (if any) is `receipt`.
     pub async fn deliver(&self, message: &EventMessage, receipt: Option<&str>) -> Result<Settled, DeliveryError> {
-        let Some(stored) = self.events.get(&message.job_id, message.sequence).await? else {
-            tracing::warn!(job_id = %message.job_id, sequence = message.sequence, "no such event in the outbox; dropping");
+        let queued = Queued { message: message.clone(), receipt: receipt.map(str::to_owned) };
+        let mut results = self.deliver_batch(std::slice::from_ref(&queued)).await;
+        results.pop().unwrap_or(Ok(Settled::Done(None)))
+    }
+
+    /// Handles a batch of queued messages: each job's one after the other in sequence order
+    /// (and one batch at a time per job in this process), different jobs concurrently. Returns
+    /// one result per message, in the batch's order.
+    pub async fn deliver_batch(&self, batch: &[Queued]) -> Vec<Result<Settled, DeliveryError>> {
+        let mut jobs: BTreeMap<&JobId, Vec<usize>> = BTreeMap::new();
+        for (index, queued) in batch.iter().enumerate() {
+            jobs.entry(&queued.message.job_id).or_default().push(index);
+        }
+        let callbacks = CallbackCache::default();
+        let runs = jobs.into_iter().map(|(job, indices)| self.deliver_job(job, indices, batch, &callbacks));
+        let mut results: Vec<_> = futures::future::join_all(runs).await.into_iter().flatten().collect();
+        results.sort_by_key(|(index, _)| *index);
+        results.into_iter().map(|(_, result)| result).collect()
+    }
+
+    /// Delivers the messages of one job (`indices` into `batch`) in sequence order, reading
+    /// the job's events once for all of them.
+    async fn deliver_job(
+        &self,
+        job: &JobId,
+        mut indices: Vec<usize>,
+        batch: &[Queued],
+        callbacks: &CallbackCache,
+    ) -> Vec<(usize, Result<Settled, DeliveryError>)> {
+        indices.sort_by_key(|&index| batch[index].message.sequence);
+        let sequence = |index: usize| batch[index].message.sequence;
+        let Some(first) = indices.first().map(|&index| sequence(index)) else { return Vec::new() };
+        // The batch's events and the one before the first: that is all the order check needs.
+        let mut wanted: Vec<u64> = indices.iter().map(|&index| sequence(index)).collect();
+        wanted.extend(first.checked_sub(1).filter(|&previous| previous >= 1));
+        wanted.sort_unstable();
+        wanted.dedup();
+        let deadline = tokio::time::Instant::now() + IN_PROCESS_ORDER_WAIT;
+        let (_lane, mut known) = loop {
+            let lane = self.lanes.enter(job).await;
+            let known: BTreeMap<u64, StoredEvent> = match self.events.get_many(job, &wanted).await {
+                Ok(events) => events.into_iter().map(|stored| (stored.event.sequence, stored)).collect(),
+                Err(err) => {
+                    let mut err = Some(DeliveryError::Store(err));
+                    let mut failed = |i| (i, Err(err.take().unwrap_or(DeliveryError::JobUnread)));
+                    return indices.into_iter().map(&mut failed).collect();
+                }
+            };
+            let previous = first.checked_sub(1).and_then(|p| known.get(&p));
+            if !in_flight(first, previous) || tokio::time::Instant::now() >= deadline {
+                break (lane, known);
+            }
+            // Let the batch that holds the previous event have the lane, then look again.
+            drop(lane);
+            tokio::time::sleep(IN_PROCESS_ORDER_POLL).await;
+        };
+        let mut seen = HashSet::new();
+        let mut results = Vec::with_capacity(indices.len());
+        for index in indices {
+            let queued = &batch[index];
+            let sequence = queued.message.sequence;
+            let result = if seen.insert(sequence) {
+                self.settle(job, sequence, &mut known, queued.receipt.as_deref(), callbacks).await
+            } else {
+                // A second copy of a message: the first one settles or postpones the event.
+                Ok(Settled::Done(known.get(&sequence).map(|stored| stored.delivery_status)))
+            };
+            results.push((index, result));
+        }
+        results
+    }
+
+    /// Settles event `sequence` of `known` (the job's events as this batch last saw them) and
+    /// notes the outcome there for the events after it.
+    async fn settle(
+        &self,
+        job: &JobId,
+        sequence: u64,
+        known: &mut BTreeMap<u64, StoredEvent>,
+        receipt: Option<&str>,
+        callbacks: &CallbackCache,
+    ) -> Result<Settled, DeliveryError> {
+        let Some(stored) = known.get(&sequence) else {
+            tracing::warn!(job_id = %job, sequence, "no such event in the outbox; dropping");
             return Ok(Settled::Done(None));
         };
         if stored.delivery_status.is_final() {
             return Ok(Settled::Done(Some(stored.delivery_status)));
         }
-        if let Some(wait) = self.wait_for_predecessor(&stored).await? {
-            return self.later(&stored, None, wait, receipt).await;
+        let previous = sequence.checked_sub(1).and_then(|p| known.get(&p));
+        let step = match predecessor_wait(sequence, previous) {
+            Some(wait) => self.later(stored, None, wait, receipt).await,
+            None => self.attempt(stored, receipt, callbacks).await,
+        };
+        match step {
+            Ok((update, settled)) => {
+                if let Some(stored) = known.get_mut(&sequence) {
+                    stored.apply(&update);
+                }
+                Ok(settled)
+            }
+            Err(err) => {
+                // Its state is unknown now: the events after it wait the default time.
+                if let Some(stored) = known.get_mut(&sequence) {
+                    stored.next_attempt_at = None;
+                }
+                Err(err)
+            }
         }
+    }
+
+    /// Makes one attempt (or skips an event the app does not want) and records it.
+    async fn attempt(&self, stored: &StoredEvent, receipt: Option<&str>, callbacks: &CallbackCache) -> Step {
         let event = &stored.event;
-        let callback = self.store.get_callback(&event.app_id).await?;
+        let callback = callbacks.get(self.callbacks.as_ref(), &event.app_id).await?;
         let Some(callback) = callback.filter(|c| c.notify_event_subscription.contains(&event.event_type)) else {
-            return self.finish(&stored, DeliveryStatus::Skipped, None).await;
+            return self.finish(stored, DeliveryStatus::Skipped, None).await;
         };
         let body = serde_json::to_vec(&event.callback_body()).unwrap_or_default();
         let headers =
@@ -161,36 +333,18 @@ impl Deliverer {
         };
         tracing::info!(job_id = %event.job_id, sequence = event.sequence, status = ?attempt.status, error = ?attempt.error, "callback attempt");
         match result.outcome() {
-            Outcome::Delivered => self.finish(&stored, DeliveryStatus::Delivered, Some(attempt)).await,
-            Outcome::Final => self.fail(&stored, attempt).await,
+            Outcome::Delivered => self.finish(stored, DeliveryStatus::Delivered, Some(attempt)).await,
+            Outcome::Final => self.fail(stored, attempt).await,
             Outcome::Retry => {
-                let since_first = stored.attempts.first().map_or(Duration::ZERO, |a| since(a.at));
+                let scheduled = stored.scheduled_attempts();
+                let since_first = scheduled.first().map_or(Duration::ZERO, |a| since(a.at));
                 let jitter = rand::random::<f64>() * 2.0 - 1.0;
-                match webhook::next_delay(stored.attempts.len() + 1, since_first, result.retry_after(), jitter) {
-                    Some(delay) => self.later(&stored, Some(attempt), delay, receipt).await,
-                    None => self.fail(&stored, attempt).await,
+                match self.schedule.next_delay(scheduled.len() + 1, since_first, result.retry_after(), jitter) {
+                    Some(delay) => self.later(stored, Some(attempt), delay, receipt).await,
+                    None => self.fail(stored, attempt).await,
                 }
             }
         }
-    }
-
-    /// How long to wait for the previous event of the job, if it is still pending.
-    async fn wait_for_predecessor(&self, stored: &StoredEvent) -> Result<Option<Duration>, DeliveryError> {
-        let sequence = stored.event.sequence;
-        if sequence <= 1 {
-            return Ok(None);
-        }
-        // A missing predecessor was never recorded (its write failed): nothing to wait for.
-        let Some(previous) = self.events.get(&stored.event.job_id, sequence - 1).await? else {
-            return Ok(None);
-        };
-        if previous.delivery_status.is_final() {
-            return Ok(None);
-        }
-        // Come back just after the previous event's next attempt, so a long backoff does not
-        // turn into thousands of receives of the events behind it.
-        let due = previous.next_attempt_at.map_or(Duration::ZERO, until);
-        Ok(Some((due + Duration::from_secs(1)).max(ORDER_WAIT).min(webhook::MAX_DELAY)))
     }
 
     async fn later(
@@ -199,31 +353,72 @@ impl Deliverer {
         attempt: Option<Attempt>,
         delay: Duration,
         receipt: Option<&str>,
-    ) -> Result<Settled, DeliveryError> {
+    ) -> Step {
         let due = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
-        let update =
-            DeliveryUpdate { status: DeliveryStatus::Pending, attempt, next_attempt_at: Some(Timestamp::from(due)) };
+        let update = DeliveryUpdate {
+            status: DeliveryStatus::Pending,
+            attempt,
+            next_attempt_at: Some(Timestamp::from(due)),
+            restart_schedule: false,
+        };
         self.events.record_delivery(&stored.event.job_id, stored.event.sequence, &update).await?;
         if let Some(receipt) = receipt {
             self.queue.postpone(receipt, delay).await?;
         }
-        Ok(Settled::Later(delay))
+        Ok((update, Settled::Later(delay)))
     }
 
-    async fn fail(&self, stored: &StoredEvent, attempt: Attempt) -> Result<Settled, DeliveryError> {
+    async fn fail(&self, stored: &StoredEvent, attempt: Attempt) -> Step {
         self.queue.dead_letter(&stored.event).await?;
         self.finish(stored, DeliveryStatus::Failed, Some(attempt)).await
     }
 
-    async fn finish(
-        &self,
-        stored: &StoredEvent,
-        status: DeliveryStatus,
-        attempt: Option<Attempt>,
-    ) -> Result<Settled, DeliveryError> {
-        let update = DeliveryUpdate { status, attempt, next_attempt_at: None };
+    async fn finish(&self, stored: &StoredEvent, status: DeliveryStatus, attempt: Option<Attempt>) -> Step {
+        let update = DeliveryUpdate { status, attempt, next_attempt_at: None, restart_schedule: false };
         self.events.record_delivery(&stored.event.job_id, stored.event.sequence, &update).await?;
-        Ok(Settled::Done(Some(status)))
+        Ok((update, Settled::Done(Some(status))))
+    }
+}
+
+/// How long event `sequence` must wait for `previous` (the job's event before it, as last
+/// seen), if that one is still pending.
+fn predecessor_wait(sequence: u64, previous: Option<&StoredEvent>) -> Option<Duration> {
+    if sequence <= 1 {
+        return None;
+    }
+    // A missing predecessor was never recorded (its write failed): nothing to wait for.
+    let previous = previous?;
+    if previous.delivery_status.is_final() {
+        return None;
+    }
+    // Come back just after the previous event's next attempt, so a long backoff does not turn
+    // into thousands of receives of the events behind it. Behind an event that only waits in
+    // line itself, come back with it: a second more per event would space a job's queued
+    // events a second apart.
+    let due = previous.next_attempt_at.map_or(Duration::ZERO, until);
+    let after = if previous.scheduled_attempts().is_empty() { Duration::ZERO } else { Duration::from_secs(1) };
+    Some((due + after).max(ORDER_WAIT).min(webhook::MAX_DELAY))
+}
+
+/// Whether `previous`, the event before event `sequence`, is pending without a retry due
+/// later: another batch is delivering it, or its message is about to be received.
+fn in_flight(sequence: u64, previous: Option<&StoredEvent>) -> bool {
+    let Some(previous) = previous.filter(|_| sequence > 1) else { return false };
+    !previous.delivery_status.is_final() && previous.next_attempt_at.is_none_or(|due| until(due).is_zero())
+}
+
+/// The record callbacks read during one batch: one read per app, not one per event.
+#[derive(Default)]
+struct CallbackCache(Mutex<HashMap<AppId, Option<RecordCallback>>>);
+
+impl CallbackCache {
+    async fn get(&self, lookup: &dyn CallbackLookup, app: &AppId) -> Result<Option<RecordCallback>, StoreError> {
+        if let Some(known) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(app) {
+            return Ok(known.clone());
+        }
+        let callback = lookup.callback(app).await?;
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(app.clone(), callback.clone());
+        Ok(callback)
     }
 }
 

@@ -36,6 +36,9 @@ pub enum UseCaseError {
     /// The resource is in a state that forbids the operation.
     #[error("{0}")]
     Conflict(String),
+    /// The named resource existed but is no longer valid (an expired reservation).
+    #[error("{field}: {reason}")]
+    Expired { field: &'static str, reason: String },
     /// Storage failed; the cause stays in the log, never in a response.
     #[error("storage failed")]
     Store(#[source] StoreError),

@@ -69,6 +69,24 @@ generated_id!(
     /// The public half of an API credential, 20 hex characters.
     KeyId, 20
 );
+generated_id!(
+    /// A reserved Jocloud recording resource (`resid`), 32 hex characters.
+    ResId, 32
+);
+generated_id!(
+    /// A Jocloud recording (`recordid`), 32 hex characters.
+    RecordId, 32
+);
+
+impl JobId {
+    /// The id a job gets when several callers may create "the same" job at once (an
+    /// automatic or a late joiner's recording): equal `seed`s give equal ids, so the
+    /// store's conditional create lets only one of them through.
+    pub fn derived(seed: &str) -> Self {
+        use sha2::{Digest, Sha256};
+        Self(hex::encode(&Sha256::digest(seed.as_bytes())[..Self::LEN / 2]))
+    }
+}
 
 /// Defines a client-chosen name: 1–64 of `[A-Za-z0-9_-]`.
 macro_rules! client_name {
@@ -156,6 +174,14 @@ mod tests {
         assert_eq!(AppId::parse(app.as_str()), Some(app));
         assert_eq!(JobId::generate().as_str().len(), 32);
         assert_eq!(JobUniqueId::generate().as_str().len(), 16);
+    }
+
+    #[test]
+    fn derived_job_ids_are_stable_well_formed_and_differ_by_seed() {
+        let id = JobId::derived("auto|app|room|user|1");
+        assert_eq!(JobId::parse(id.as_str()), Some(id.clone()));
+        assert_eq!(JobId::derived("auto|app|room|user|1"), id);
+        assert_ne!(JobId::derived("auto|app|room|user|2"), id);
     }
 
     #[test]

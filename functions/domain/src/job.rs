@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{AppId, JobId, JobUniqueId, RoomId, RuleId, UserId};
+use crate::jocloud::JocloudTag;
 use crate::mix::{check_max_idle, parse_size, MixParam, MixParamRequest, DEFAULT_MAX_IDLE_SECS};
 use crate::room::VideoType;
 use crate::time::Timestamp;
@@ -130,6 +131,17 @@ pub struct IndividualParams {
     pub resolution: Option<Resolution>,
     pub resolution_policy: Option<ResolutionPolicy>,
     pub max_idle_time: u32,
+    /// Whether video is recorded; only a Jocloud audio recording turns it off.
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub is_record_video: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// `record_param` of a job: which rule decides storage and files.
@@ -172,6 +184,9 @@ pub struct Job {
     pub state: JobState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<StopReason>,
+    /// The Jocloud recording the job belongs to; its files get Jocloud's names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jocloud: Option<JocloudTag>,
     pub record_files: Option<Vec<RecordFile>>,
     pub create_time: Timestamp,
     pub start_time: Timestamp,
@@ -260,8 +275,16 @@ fn required<T>(value: Option<T>, field: &str) -> Result<T, Invalid> {
 }
 
 impl Job {
-    fn new(app_id: AppId, room_id: RoomId, spec: JobSpec, record_param: RecordParam, now: Timestamp) -> Self {
-        let job_id = JobId::generate();
+    /// A new job in INIT with the given id (random for API jobs, derived for jobs that
+    /// several callers may start at once).
+    pub fn from_parts(
+        job_id: JobId,
+        app_id: AppId,
+        room_id: RoomId,
+        spec: JobSpec,
+        record_param: RecordParam,
+        now: Timestamp,
+    ) -> Self {
         let stream_name = match &spec {
             JobSpec::Individual(p) => format!("s_{job_id}_{room_id}_{}", p.user_id),
             JobSpec::Mix { .. } => format!("m_{job_id}_{room_id}"),
@@ -277,6 +300,7 @@ impl Job {
             stream_name,
             state: JobState::Init,
             stop_reason: None,
+            jocloud: None,
             record_files: None,
             create_time: now,
             start_time: now,
@@ -302,16 +326,31 @@ impl Job {
             },
             resolution: request.resolution,
             max_idle_time: check_max_idle(request.max_idle_time.unwrap_or(DEFAULT_MAX_IDLE_SECS), "max_idle_time")?,
+            is_record_video: true,
         };
         let record_param = required(request.record_param, "record_param")?;
-        Ok(Self::new(app_id, room_id, JobSpec::Individual(params), record_param, now))
+        Ok(Self::from_parts(JobId::generate(), app_id, room_id, JobSpec::Individual(params), record_param, now))
     }
 
     /// A new mix job in INIT, from the seed's request body.
     pub fn mix(app_id: AppId, request: MixJobRequest, now: Timestamp) -> Result<Self, Invalid> {
         let mix_param = MixParam::create(required(request.mix_param, "mix_param")?)?;
         let record_param = required(request.record_param, "record_param")?;
-        Ok(Self::new(app_id, mix_param.room_id.clone(), JobSpec::Mix { mix_param }, record_param, now))
+        let room_id = mix_param.room_id.clone();
+        Ok(Self::from_parts(JobId::generate(), app_id, room_id, JobSpec::Mix { mix_param }, record_param, now))
+    }
+
+    /// Whether the job may still record (INIT, RUNNING or STOPPING).
+    pub fn is_active(&self) -> bool {
+        !self.state.is_final()
+    }
+
+    /// The participant an individual job records.
+    pub fn user_id(&self) -> Option<&UserId> {
+        match &self.spec {
+            JobSpec::Individual(p) => Some(&p.user_id),
+            JobSpec::Mix { .. } => None,
+        }
     }
 
     /// The rule id the job names; checked against the app's rules when the job is created.
@@ -410,6 +449,17 @@ mod tests {
         assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::Stopping);
         assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::Unchanged);
         assert_eq!(job.state, JobState::Stopping);
+    }
+
+    #[test]
+    fn jobs_stored_before_jocloud_and_video_flags_existed_read_with_their_defaults() {
+        let mut json = serde_json::to_value(seed_job()).unwrap();
+        json.as_object_mut().unwrap().remove("jocloud");
+        json.as_object_mut().unwrap().remove("is_record_video");
+        let old: Job = serde_json::from_value(json).unwrap();
+        assert_eq!(old.jocloud, None);
+        let JobSpec::Individual(params) = old.spec else { panic!("an individual job") };
+        assert!(params.is_record_video);
     }
 
     #[test]

@@ -3,12 +3,14 @@
 //! functions call. Storage and queues are ports ([`ports`]); adapters live elsewhere.
 
 pub mod app;
+pub mod auto_record;
 pub mod callback;
 pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod ids;
 pub mod job;
+pub mod jocloud;
 pub mod lease;
 pub mod mix;
 pub mod ports;

@@ -137,6 +137,15 @@ impl TryFrom<String> for Color {
     }
 }
 
+impl Color {
+    /// The colour's red, green and blue.
+    pub fn rgb(&self) -> [u8; 3] {
+        // Checked on parse: `#` and six hex digits.
+        let channel = |i: usize| u8::from_str_radix(&self.0[i..i + 2], 16).unwrap_or(0);
+        [channel(1), channel(3), channel(5)]
+    }
+}
+
 impl From<Color> for String {
     fn from(value: Color) -> String {
         value.0
@@ -274,6 +283,12 @@ mod tests {
         for bad in ["1920x1080", "1921x1080_30_4620", "1920x1080_0_4620", "1920x1080_30_1", "big_30_100", ""] {
             assert!(EncodeTemplate::try_from(bad.to_owned()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn colours_read_as_rgb() {
+        assert_eq!(Color::try_from("#ff8000".to_owned()).unwrap().rgb(), [255, 128, 0]);
+        assert!(Color::try_from("#ff80".to_owned()).is_err());
     }
 
     #[test]

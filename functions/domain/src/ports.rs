@@ -8,9 +8,10 @@ use crate::app::App;
 use crate::callback::RecordCallback;
 use crate::delivery::{DeliveryUpdate, StoredEvent};
 use crate::event::RecordEvent;
-use crate::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
+use crate::ids::{AccountId, AppId, JobId, KeyId, RecordId, ResId, RoomId, RuleId, UserId};
 use crate::job::{Job, JobState};
-use crate::room::RoomStream;
+use crate::jocloud::{Recording, Reservation};
+use crate::room::{Room, RoomStream};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
 use crate::url::CallbackUrl;
@@ -101,10 +102,21 @@ pub trait Store: Send + Sync {
     async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError>;
     /// A room's roster in join order.
     async fn list_streams(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<RoomStream>, StoreError>;
+    /// Saves a participant stream that joined now; `Conflict` if the user is in the room.
+    async fn create_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError>;
     /// Creates or replaces a participant stream.
     async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError>;
     /// Removes a participant stream; `false` if there was none.
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError>;
+
+    /// Notes the join with `join_seq` in the room, creating the room (at `now`) if it has
+    /// none; returns the room.
+    async fn open_room(&self, app_id: &AppId, room: &RoomId, join_seq: i64, now: Timestamp)
+        -> Result<Room, StoreError>;
+    /// The room, while anyone is in it.
+    async fn get_room(&self, app_id: &AppId, room: &RoomId) -> Result<Option<Room>, StoreError>;
+    /// Removes the room unless someone joined since it was read; `false` if someone did.
+    async fn close_room(&self, app_id: &AppId, room: &Room) -> Result<bool, StoreError>;
 
     /// A job of an app, with its stored version.
     async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError>;
@@ -116,6 +128,30 @@ pub trait Store: Send + Sync {
     async fn save_job(&self, job: &Job) -> Result<(), StoreError>;
     /// Deletes a job (used to undo a create whose enqueue failed).
     async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError>;
+}
+
+/// Jocloud's reserved recording resources and its recordings.
+#[async_trait]
+pub trait RecordingStore: Send + Sync {
+    /// Saves a new reservation.
+    async fn put_reservation(&self, reservation: &Reservation) -> Result<(), StoreError>;
+    /// A reservation of the app, used or not, expired or not (until storage drops it).
+    async fn get_reservation(&self, app_id: &AppId, resid: &ResId) -> Result<Option<Reservation>, StoreError>;
+    /// Marks the reservation used by `record_id` if it is unused and expires after
+    /// `now_secs`; `Conflict` otherwise (unknown, used or expired).
+    async fn consume_reservation(
+        &self,
+        app_id: &AppId,
+        resid: &ResId,
+        record_id: &RecordId,
+        now_secs: i64,
+    ) -> Result<(), StoreError>;
+    /// Creates or replaces a recording; an open source recording is also listed for its room.
+    async fn put_recording(&self, recording: &Recording) -> Result<(), StoreError>;
+    /// A recording of the app.
+    async fn get_recording(&self, app_id: &AppId, record_id: &RecordId) -> Result<Option<Recording>, StoreError>;
+    /// The open source-stream recordings of a room: those a participant who joins now joins.
+    async fn open_recordings(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<Recording>, StoreError>;
 }
 
 /// The event outbox and the queue that feeds callback delivery.
@@ -133,6 +169,14 @@ pub trait EventLog: Send + Sync {
     async fn list_stored(&self, job_id: &JobId) -> Result<Vec<StoredEvent>, StoreError>;
     /// One event with its delivery log.
     async fn get(&self, job_id: &JobId, sequence: u64) -> Result<Option<StoredEvent>, StoreError>;
+    /// The job's events with these sequences (those that exist), with their delivery logs.
+    async fn get_many(&self, job_id: &JobId, sequences: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+        let mut found = Vec::with_capacity(sequences.len());
+        for &sequence in sequences {
+            found.extend(self.get(job_id, sequence).await?);
+        }
+        Ok(found)
+    }
     /// Sets an event's delivery status, appends an attempt, sets or clears the next due time.
     async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError>;
     /// Queues a recorded event for delivery.
@@ -185,6 +229,20 @@ pub trait Notifier: Send + Sync {
     async fn post(&self, url: &CallbackUrl, headers: &SignedHeaders, body: Vec<u8>) -> AttemptResult;
     /// Why `url` may never be called (it resolves to a refused address), if it may not.
     async fn refusal(&self, url: &CallbackUrl) -> Option<String>;
+}
+
+/// Where the deliverer finds an app's record callback: the one read it needs of the [`Store`].
+#[async_trait]
+pub trait CallbackLookup: Send + Sync {
+    /// The app's record callback.
+    async fn callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError>;
+}
+
+#[async_trait]
+impl<T: Store + ?Sized> CallbackLookup for T {
+    async fn callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError> {
+        self.get_callback(app_id).await
+    }
 }
 
 /// The events queue as the deliverer sees it: messages can be postponed or dead-lettered.

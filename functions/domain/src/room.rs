@@ -50,3 +50,14 @@ pub struct Roster {
     pub room_id: RoomId,
     pub streams: Vec<RoomStream>,
 }
+
+/// A room while anyone is in it: it is created when a stream joins an empty roster and
+/// removed when the last one leaves. Automatic recording applies to rooms created after it
+/// was turned on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Room {
+    pub room_id: RoomId,
+    pub create_time: Timestamp,
+    /// `join_seq` of the latest join: a leave removes the room only if nobody joined since.
+    pub last_join_seq: i64,
+}

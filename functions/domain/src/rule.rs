@@ -47,6 +47,13 @@ pub struct RecordRule {
     pub record_formats: Vec<RecordFormat>,
     pub hls_config: HlsConfig,
     pub mp4_config: Mp4Config,
+    /// Whether a stream that joins a room of the app is recorded without an API call
+    /// (SparkRTC's automatic single-stream recording).
+    #[serde(default)]
+    pub auto_record: bool,
+    /// When `auto_record` last turned on; rooms created before it are not recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_record_since: Option<Timestamp>,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
 }
@@ -98,6 +105,7 @@ pub struct RuleRequest {
     pub record_formats: Option<Vec<RecordFormat>>,
     pub hls_config: Option<FormatConfigRequest>,
     pub mp4_config: Option<FormatConfigRequest>,
+    pub auto_record: Option<bool>,
 }
 
 /// Either format's settings as a client sends them; all optional.
@@ -115,16 +123,42 @@ impl RecordRule {
     pub fn create(app_id: AppId, request: RuleRequest, now: Timestamp) -> Result<Self, Invalid> {
         let obs_addr = request.obs_addr.ok_or_else(|| Invalid::new("obs_addr", "is required"))?;
         let formats = request.record_formats.ok_or_else(|| Invalid::new("record_formats", "is required"))?;
-        Ok(Self {
+        let mut rule = Self {
             app_id,
             rule_id: RuleId::generate(),
             obs_addr: check_obs_addr(obs_addr)?,
             record_formats: check_formats(formats)?,
             hls_config: hls_config(request.hls_config.unwrap_or_default(), None)?,
             mp4_config: mp4_config(request.mp4_config.unwrap_or_default(), None)?,
+            auto_record: false,
+            auto_record_since: None,
             create_time: now,
             update_time: now,
-        })
+        };
+        rule.set_auto_record(request.auto_record, now);
+        Ok(rule)
+    }
+
+    /// Turns automatic recording on (from `now`, unless it was on already) or off.
+    fn set_auto_record(&mut self, auto_record: Option<bool>, now: Timestamp) {
+        match auto_record {
+            Some(true) if !self.auto_record => (self.auto_record, self.auto_record_since) = (true, Some(now)),
+            Some(false) => (self.auto_record, self.auto_record_since) = (false, None),
+            _ => {}
+        }
+    }
+
+    /// The longest pause that continues a file in the formats the rule records, in seconds.
+    pub fn merge_window_secs(&self) -> u32 {
+        let hls = self
+            .record_formats
+            .contains(&RecordFormat::Hls)
+            .then_some(self.hls_config.record_max_duration_to_merge_file);
+        let mp4 = self
+            .record_formats
+            .contains(&RecordFormat::Mp4)
+            .then_some(self.mp4_config.record_max_duration_to_merge_file);
+        hls.into_iter().chain(mp4).max().unwrap_or(0)
     }
 
     /// Applies an update: given fields replace the stored ones, absent ones stay.
@@ -141,6 +175,7 @@ impl RecordRule {
         if let Some(mp4) = request.mp4_config {
             self.mp4_config = mp4_config(mp4, Some(&self.mp4_config))?;
         }
+        self.set_auto_record(request.auto_record, now);
         self.update_time = now;
         Ok(())
     }
@@ -312,6 +347,38 @@ mod tests {
             let err = rule.update(request(patch), Timestamp::now()).unwrap_err();
             assert_eq!(err.field, field, "{patch}");
         }
+    }
+
+    #[test]
+    fn auto_record_since_is_set_when_it_turns_on_kept_while_on_and_cleared_when_off() {
+        let t = |secs| Timestamp::from(chrono::DateTime::from_timestamp(secs, 0).unwrap());
+        let mut rule = RecordRule::create(AppId::generate(), request(SEED), t(100)).unwrap();
+        assert_eq!((rule.auto_record, rule.auto_record_since), (false, None));
+        rule.update(request(r#"{"auto_record":true}"#), t(200)).unwrap();
+        assert_eq!((rule.auto_record, rule.auto_record_since), (true, Some(t(200))));
+        rule.update(request(r#"{"auto_record":true}"#), t(300)).unwrap();
+        rule.update(request(r#"{"mp4_config":{"record_cycle":600}}"#), t(400)).unwrap();
+        assert_eq!(rule.auto_record_since, Some(t(200)), "kept while on");
+        rule.update(request(r#"{"auto_record":false}"#), t(500)).unwrap();
+        assert_eq!((rule.auto_record, rule.auto_record_since), (false, None));
+    }
+
+    #[test]
+    fn rules_stored_before_auto_record_existed_read_as_off() {
+        let rule = RecordRule::create(AppId::generate(), request(SEED), Timestamp::now()).unwrap();
+        let mut json = serde_json::to_value(&rule).unwrap();
+        json.as_object_mut().unwrap().remove("auto_record");
+        let old: RecordRule = serde_json::from_value(json).unwrap();
+        assert!(!old.auto_record);
+    }
+
+    #[test]
+    fn the_merge_window_is_the_larger_of_the_recorded_formats() {
+        let body = r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1"},"record_formats":["MP4"],"hls_config":{"record_max_duration_to_merge_file":900},"mp4_config":{"record_max_duration_to_merge_file":60}}"#;
+        let mut rule = RecordRule::create(AppId::generate(), request(body), Timestamp::now()).unwrap();
+        assert_eq!(rule.merge_window_secs(), 60, "HLS is not recorded, so its window does not count");
+        rule.update(request(r#"{"record_formats":["HLS","MP4"]}"#), Timestamp::now()).unwrap();
+        assert_eq!(rule.merge_window_secs(), 900);
     }
 
     #[test]

@@ -1,5 +1,9 @@
 //! The use cases the HTTP functions call. Each takes parsed input, checks ownership through
-//! the account, talks to the ports and returns domain values.
+//! the account, talks to the ports and returns domain values. Rooms (and what a join
+//! starts) are in [`rooms`], the Jocloud verbs in [`jocloud`].
+
+mod jocloud;
+mod rooms;
 
 use std::sync::Arc;
 
@@ -12,10 +16,11 @@ use crate::callback::{CallbackRequest, RecordCallback};
 use crate::delivery::{DeliveryStatus, DeliveryUpdate, StoredEvent};
 use crate::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use crate::job::{IndividualJobRequest, Job, JobSpec, MixJobRequest, MixUpdateRequest, StopOutcome, UpdateError};
-use crate::ports::{Credential, EventLog, JobFilter, JobMessage, JobQueue, Notifier, Store, StoreError};
-use crate::room::{RoomStream, StreamRequest, VideoType};
+use crate::ports::{
+    Credential, EventLog, JobFilter, JobMessage, JobQueue, Notifier, RecordingStore, Store, StoreError,
+};
 use crate::rule::{RecordRule, RuleRequest};
-use crate::time::{now_micros, Timestamp};
+use crate::time::Timestamp;
 use crate::url::{PrivateAddresses, StreamUrl};
 use crate::{Invalid, UseCaseError};
 
@@ -31,6 +36,8 @@ const MIN_SECRET_CHARS: usize = 32;
 pub struct Settings {
     /// Whether callback URLs may point at private addresses.
     pub private_callbacks: PrivateAddresses,
+    /// The S3 endpoint download URLs name (`AWS_ENDPOINT_URL`); AWS's own when `None`.
+    pub s3_endpoint: Option<String>,
 }
 
 /// A newly issued credential; the secret is shown once and stored only as a hash.
@@ -59,6 +66,8 @@ pub struct Service {
     /// The event outbox, for the job events endpoints; `None` where no function needs it.
     events: Option<Arc<dyn EventLog>>,
     notifier: Option<Arc<dyn Notifier>>,
+    /// Jocloud reservations and recordings; `None` where no function needs them.
+    recordings: Option<Arc<dyn RecordingStore>>,
 }
 
 fn sha256_hex(secret: &str) -> String {
@@ -68,7 +77,13 @@ fn sha256_hex(secret: &str) -> String {
 impl Service {
     /// A service over the given ports.
     pub fn new(store: Arc<dyn Store>, queue: Arc<dyn JobQueue>, settings: Settings) -> Self {
-        Self { store, queue, settings, events: None, notifier: None }
+        Self { store, queue, settings, events: None, notifier: None, recordings: None }
+    }
+
+    /// The same service with Jocloud's reservations and recordings.
+    pub fn with_recordings(mut self, recordings: Arc<dyn RecordingStore>) -> Self {
+        self.recordings = Some(recordings);
+        self
     }
 
     /// The same service with the event outbox (job events and redelivery).
@@ -116,7 +131,7 @@ impl Service {
             .into_iter()
             .find(|s| s.event.event_id == event_id)
             .ok_or_else(|| UseCaseError::not_found("event_id", "event"))?;
-        let update = DeliveryUpdate { status: DeliveryStatus::Pending, attempt: None, next_attempt_at: None };
+        let update = DeliveryUpdate::redelivery();
         events.record_delivery(&job.job_id, stored.event.sequence, &update).await?;
         events.publish(&stored.event).await?;
         stored.delivery_status = DeliveryStatus::Pending;
@@ -216,10 +231,25 @@ impl Service {
 
     // ---- record rules ----
 
-    async fn rule_of(&self, app: &App, rule_id: &str, field: &'static str) -> Result<RecordRule, UseCaseError> {
+    async fn rule_of(&self, app_id: &AppId, rule_id: &str, field: &'static str) -> Result<RecordRule, UseCaseError> {
         let not_found = || UseCaseError::not_found(field, "record rule");
         let rule_id = RuleId::parse(rule_id).ok_or_else(not_found)?;
-        self.store.get_rule(&app.app_id, &rule_id).await?.ok_or_else(not_found)
+        self.store.get_rule(app_id, &rule_id).await?.ok_or_else(not_found)
+    }
+
+    /// Refuses a second rule of the app with `auto_record` on: joins must know which rule applies.
+    async fn check_single_auto_rule(&self, rule: &RecordRule) -> Result<(), UseCaseError> {
+        if !rule.auto_record {
+            return Ok(());
+        }
+        let rules = self.store.list_rules(&rule.app_id).await?;
+        match rules.iter().find(|other| other.auto_record && other.rule_id != rule.rule_id) {
+            Some(other) => Err(UseCaseError::Conflict(format!(
+                "auto_record: rule {} already records automatically; turn it off there first",
+                other.rule_id
+            ))),
+            None => Ok(()),
+        }
     }
 
     /// Creates a record rule.
@@ -231,6 +261,7 @@ impl Service {
     ) -> Result<RecordRule, UseCaseError> {
         let app = self.app(account, app_id).await?;
         let rule = RecordRule::create(app.app_id, request, Timestamp::now())?;
+        self.check_single_auto_rule(&rule).await?;
         self.store.put_rule(&rule).await?;
         Ok(rule)
     }
@@ -244,7 +275,7 @@ impl Service {
     /// One rule.
     pub async fn get_rule(&self, account: &AccountId, app_id: &str, rule_id: &str) -> Result<RecordRule, UseCaseError> {
         let app = self.app(account, app_id).await?;
-        self.rule_of(&app, rule_id, "rule_id").await
+        self.rule_of(&app.app_id, rule_id, "rule_id").await
     }
 
     /// Updates a rule; absent fields keep their values.
@@ -256,8 +287,9 @@ impl Service {
         request: RuleRequest,
     ) -> Result<RecordRule, UseCaseError> {
         let app = self.app(account, app_id).await?;
-        let mut rule = self.rule_of(&app, rule_id, "rule_id").await?;
+        let mut rule = self.rule_of(&app.app_id, rule_id, "rule_id").await?;
         rule.update(request, Timestamp::now())?;
+        self.check_single_auto_rule(&rule).await?;
         self.store.put_rule(&rule).await?;
         Ok(rule)
     }
@@ -265,7 +297,7 @@ impl Service {
     /// Deletes a rule.
     pub async fn delete_rule(&self, account: &AccountId, app_id: &str, rule_id: &str) -> Result<(), UseCaseError> {
         let app = self.app(account, app_id).await?;
-        let rule = self.rule_of(&app, rule_id, "rule_id").await?;
+        let rule = self.rule_of(&app.app_id, rule_id, "rule_id").await?;
         self.store.delete_rule(&app.app_id, &rule.rule_id).await?;
         Ok(())
     }
@@ -312,127 +344,13 @@ impl Service {
         Ok(())
     }
 
-    // ---- rooms ----
-
-    /// Registers or updates a participant stream; `true` when it joined now.
-    pub async fn put_stream(
-        &self,
-        account: &AccountId,
-        app_id: &str,
-        room: RoomId,
-        user: UserId,
-        request: StreamRequest,
-    ) -> Result<(RoomStream, bool), UseCaseError> {
-        let app = self.app(account, app_id).await?;
-        let url = match (request.url, &app.stream_url_template) {
-            (Some(url), _) => StreamUrl::parse(&url, "url")?,
-            (None, Some(template)) => template.expand(&room, &user)?,
-            (None, None) => return Err(Invalid::new("url", "is required (the app has no stream_url_template)").into()),
-        };
-        let has_audio = request.has_audio.unwrap_or(true);
-        let has_video = request.has_video.unwrap_or(true);
-        if !has_audio && !has_video {
-            return Err(Invalid::new("has_video", "a stream must carry audio, video or both").into());
-        }
-        let stream = self
-            .join(&app.app_id, room, user, url, request.video_type.unwrap_or_default(), has_audio, has_video)
-            .await?;
-        Ok(stream)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn join(
-        &self,
-        app_id: &AppId,
-        room: RoomId,
-        user: UserId,
-        url: StreamUrl,
-        video_type: VideoType,
-        has_audio: bool,
-        has_video: bool,
-    ) -> Result<(RoomStream, bool), StoreError> {
-        let now = Timestamp::now();
-        let existing = self.store.get_stream(app_id, &room, &user).await?;
-        let joined = existing.is_none();
-        let (join_time, join_seq) = existing.map_or((now, now_micros()), |s| (s.join_time, s.join_seq));
-        let stream = RoomStream {
-            room_id: room,
-            user_id: user,
-            url,
-            video_type,
-            has_audio,
-            has_video,
-            join_time,
-            join_seq,
-            update_time: now,
-        };
-        self.store.put_stream(app_id, &stream).await?;
-        Ok((stream, joined))
-    }
-
-    /// Removes a participant stream (the participant left).
-    pub async fn delete_stream(
-        &self,
-        account: &AccountId,
-        app_id: &str,
-        room: RoomId,
-        user: UserId,
-    ) -> Result<(), UseCaseError> {
-        let app = self.app(account, app_id).await?;
-        if !self.store.delete_stream(&app.app_id, &room, &user).await? {
-            return Err(UseCaseError::not_found("user_id", "stream"));
-        }
-        Ok(())
-    }
-
-    /// One participant stream of a room.
-    pub async fn get_stream(
-        &self,
-        account: &AccountId,
-        app_id: &str,
-        room: RoomId,
-        user: UserId,
-    ) -> Result<RoomStream, UseCaseError> {
-        let app = self.app(account, app_id).await?;
-        let stream = self.store.get_stream(&app.app_id, &room, &user).await?;
-        stream.ok_or_else(|| UseCaseError::not_found("user_id", "stream"))
-    }
-
-    /// A room's roster in join order.
-    pub async fn list_streams(
-        &self,
-        account: &AccountId,
-        app_id: &str,
-        room: RoomId,
-    ) -> Result<Vec<RoomStream>, UseCaseError> {
-        let app = self.app(account, app_id).await?;
-        Ok(self.store.list_streams(&app.app_id, &room).await?)
-    }
-
-    /// Applies a media server's publish / publish-done report. The hook is trusted by its
-    /// deployment token, not by an account, so it names the app directly.
-    pub async fn media_hook(&self, event: PublishEvent) -> Result<(), UseCaseError> {
-        let PublishEvent { app_id, room_id, user_id, url } = event;
-        if self.store.find_app(&app_id).await?.is_none() {
-            return Err(UseCaseError::not_found("app_id", "app"));
-        }
-        match url {
-            Some(url) => {
-                self.join(&app_id, room_id, user_id, url, VideoType::Camerastream, true, true).await?;
-            }
-            None => {
-                self.store.delete_stream(&app_id, &room_id, &user_id).await?;
-            }
-        }
-        Ok(())
-    }
-
     // ---- jobs ----
 
-    async fn start(&self, app: &App, job: Job) -> Result<Job, UseCaseError> {
+    /// Saves `job` (its rule must exist) and queues it; `Store(Conflict)` if its id exists.
+    async fn start(&self, app_id: &AppId, job: Job) -> Result<Job, UseCaseError> {
         let rule_id = job.rule_id();
         let rule_id = rule_id.ok_or_else(|| UseCaseError::not_found("record_param.record_rule_id", "record rule"))?;
-        self.rule_of(app, rule_id.as_str(), "record_param.record_rule_id").await?;
+        self.rule_of(app_id, rule_id.as_str(), "record_param.record_rule_id").await?;
         self.store.create_job(&job).await?;
         let message = JobMessage { app_id: job.app_id.clone(), job_id: job.job_id.clone() };
         if let Err(err) = self.queue.enqueue(&message).await {
@@ -452,7 +370,7 @@ impl Service {
     ) -> Result<Job, UseCaseError> {
         let app = self.app(account, app_id).await?;
         let job = Job::individual(app.app_id.clone(), request, Timestamp::now())?;
-        self.start(&app, job).await
+        self.start(&app.app_id, job).await
     }
 
     /// Creates a mix-stream job in INIT and queues it.
@@ -464,7 +382,7 @@ impl Service {
     ) -> Result<Job, UseCaseError> {
         let app = self.app(account, app_id).await?;
         let job = Job::mix(app.app_id.clone(), request, Timestamp::now())?;
-        self.start(&app, job).await
+        self.start(&app.app_id, job).await
     }
 
     /// One job of the given kind (`mix`); a job of the other kind is not found.

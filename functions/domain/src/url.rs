@@ -196,7 +196,7 @@ fn is_private_v4(ip: Ipv4Addr) -> bool {
 }
 
 /// An image in object storage, written `s3://bucket/key`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "String", try_from = "String")]
 pub struct S3Uri {
     bucket: String,

@@ -136,21 +136,65 @@ impl AttemptResult {
     }
 }
 
-/// The wait before the next attempt after `attempts_made` failed ones, the first of which was
-/// `since_first` ago; `None` when retrying is over. `jitter` in [-1, 1] scales ±20 %; a larger
-/// `retry_after` from the receiver wins. Never longer than [`MAX_DELAY`].
+/// The retry schedule: [`RETRY_SCHEDULE_SECS`] and [`MIN_RETRY_WINDOW`], compressed by a
+/// factor in tests so a "down for a minute" outage does not take the real 5-minute retry.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RetrySchedule {
+    scale: f64,
+}
+
+impl Default for RetrySchedule {
+    fn default() -> Self {
+        Self::STANDARD
+    }
+}
+
+impl RetrySchedule {
+    /// The schedule every deployment uses.
+    pub const STANDARD: Self = Self { scale: 1.0 };
+
+    /// The schedule with every delay and the retry window multiplied by `scale`, which must be
+    /// in (0, 1]: a test setting, never a deployment's.
+    pub fn scaled(scale: f64) -> Option<Self> {
+        (scale.is_finite() && scale > 0.0 && scale <= 1.0).then_some(Self { scale })
+    }
+
+    /// The factor applied to the standard schedule.
+    pub fn scale(&self) -> f64 {
+        self.scale
+    }
+
+    /// The wait before the next attempt after `attempts_made` failed ones, the first of which
+    /// was `since_first` ago; `None` when retrying is over. `jitter` in [-1, 1] scales ±20 %; a
+    /// larger `retry_after` from the receiver wins (it is never scaled). Never longer than
+    /// [`MAX_DELAY`].
+    pub fn next_delay(
+        &self,
+        attempts_made: usize,
+        since_first: Duration,
+        retry_after: Option<Duration>,
+        jitter: f64,
+    ) -> Option<Duration> {
+        let window = MIN_RETRY_WINDOW.mul_f64(self.scale);
+        let scheduled = match RETRY_SCHEDULE_SECS.get(attempts_made) {
+            Some(&secs) => {
+                Duration::from_secs_f64(secs as f64 * self.scale * (1.0 + JITTER_FRACTION * jitter.clamp(-1.0, 1.0)))
+            }
+            None if since_first < window => window - since_first,
+            None => return None,
+        };
+        Some(scheduled.max(retry_after.unwrap_or_default()).min(MAX_DELAY))
+    }
+}
+
+/// [`RetrySchedule::next_delay`] of the standard schedule.
 pub fn next_delay(
     attempts_made: usize,
     since_first: Duration,
     retry_after: Option<Duration>,
     jitter: f64,
 ) -> Option<Duration> {
-    let scheduled = match RETRY_SCHEDULE_SECS.get(attempts_made) {
-        Some(&secs) => Duration::from_secs_f64(secs as f64 * (1.0 + JITTER_FRACTION * jitter.clamp(-1.0, 1.0))),
-        None if since_first < MIN_RETRY_WINDOW => MIN_RETRY_WINDOW - since_first,
-        None => return None,
-    };
-    Some(scheduled.max(retry_after.unwrap_or_default()).min(MAX_DELAY))
+    RetrySchedule::STANDARD.next_delay(attempts_made, since_first, retry_after, jitter)
 }
 
 /// Reads a `Retry-After` value: delay-seconds or an HTTP date (RFC 9110 §10.2.3).
@@ -219,6 +263,26 @@ mod tests {
         assert_eq!(next_delay(1, Duration::ZERO, Some(Duration::from_secs(60)), 0.0), Some(Duration::from_secs(60)));
         assert_eq!(next_delay(2, Duration::ZERO, Some(Duration::from_secs(1)), 0.0), Some(Duration::from_secs(300)));
         assert_eq!(next_delay(1, Duration::ZERO, Some(Duration::from_secs(86400)), 0.0), Some(MAX_DELAY));
+    }
+
+    #[test]
+    fn a_scaled_schedule_shrinks_every_delay_and_the_window_but_not_retry_after() {
+        let tenth = RetrySchedule::scaled(0.1).unwrap();
+        assert_eq!(tenth.next_delay(2, Duration::ZERO, None, 0.0), Some(Duration::from_secs(30)));
+        assert_eq!(
+            tenth.next_delay(2, Duration::ZERO, Some(Duration::from_secs(60)), 0.0),
+            Some(Duration::from_secs(60))
+        );
+        let after_schedule = RETRY_SCHEDULE_SECS.len();
+        assert_eq!(tenth.next_delay(after_schedule, Duration::from_secs(8640), None, 0.0), None);
+        assert_eq!(
+            tenth.next_delay(after_schedule, Duration::from_secs(8000), None, 0.0),
+            Some(Duration::from_secs(640))
+        );
+        for bad in [0.0, -1.0, 1.5, f64::NAN, f64::INFINITY] {
+            assert_eq!(RetrySchedule::scaled(bad), None, "{bad}");
+        }
+        assert_eq!(RetrySchedule::default(), RetrySchedule::STANDARD);
     }
 
     #[test]

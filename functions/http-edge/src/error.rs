@@ -61,6 +61,7 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::Invalid(invalid) => invalid.into(),
             UseCaseError::NotFound { .. } => Self::new(404, "NOT_FOUND", err.to_string()),
             UseCaseError::Conflict(message) => Self::new(409, "CONFLICT", message),
+            UseCaseError::Expired { .. } => Self::new(410, "EXPIRED", err.to_string()),
             UseCaseError::Store(_) => Self::internal(&err),
             UseCaseError::Queue(_) => {
                 tracing::error!(error = %error_chain(&err), "job queue unavailable");

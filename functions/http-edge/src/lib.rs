@@ -52,6 +52,21 @@ pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
     error::parse_json(bytes)
 }
 
+/// Parses the JSON body into `T`, or gives `T::default()` when there is no body.
+pub fn optional_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T, ApiError> {
+    let empty = match req.body() {
+        Body::Empty => true,
+        Body::Text(text) => text.trim().is_empty(),
+        Body::Binary(bytes) => bytes.iter().all(u8::is_ascii_whitespace),
+        _ => true,
+    };
+    if empty {
+        Ok(T::default())
+    } else {
+        body(req)
+    }
+}
+
 /// A JSON response with `status`.
 pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult {
     let text = serde_json::to_string(value).map_err(|e| ApiError::internal(&e))?;

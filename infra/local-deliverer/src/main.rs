@@ -1,7 +1,7 @@
 //! `roomrec-deliverer`: what Lambda's SQS event source does for `callback-delivery`, locally.
-//! Long-polls the events queue, hands each batch (with receipt handles) to the same handler
-//! the Lambda runs, and deletes the messages it did not report as failures; those come back
-//! when the visibility the handler set runs out.
+//! Several pollers long-poll the events queue, as Lambda's do, each handing its batches (with
+//! receipt handles) to the same handler the Lambda runs, and delete the messages it did not
+//! report as failures; those come back when the visibility the handler set runs out.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -10,11 +10,19 @@ use anyhow::Context;
 use aws_lambda_events::event::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use roomrec_adapters::{deliverer, init_tracing, Config};
+use roomrec_domain::delivery::Deliverer;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
 
 /// Largest batch SQS hands out, and the event source mapping's BatchSize in template.yaml.
 const BATCH_SIZE: i32 = 10;
 /// Long-poll wait per receive, in seconds (SQS allows up to 20).
 const RECEIVE_WAIT_SECS: i32 = 2;
+/// Batches handled at once: Lambda's SQS event source starts with five concurrent pollers.
+/// <https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-scaling.html>
+const POLLERS: usize = 5;
+/// Pause after a failed receive before the next one.
+const RECEIVE_RETRY_PAUSE: Duration = Duration::from_secs(1);
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,18 +31,35 @@ async fn main() -> anyhow::Result<()> {
     let deliverer = deliverer(&config).await.context("wiring the deliverer")?;
     let sqs = aws_sdk_sqs::Client::new(&aws_config::load_from_env().await);
     let queue = config.events_queue_url;
-    tracing::info!(%queue, "delivering callbacks");
-    let mut stop = Box::pin(tokio::signal::ctrl_c());
-    loop {
+    tracing::info!(%queue, pollers = POLLERS, "delivering callbacks");
+    let (stop, stopped) = watch::channel(false);
+    let mut pollers = tokio::task::JoinSet::new();
+    for _ in 0..POLLERS {
+        pollers.spawn(poll(deliverer.clone(), sqs.clone(), queue.clone(), stopped.clone()));
+    }
+    // SIGINT or SIGTERM: each poller finishes the batch in hand, then stops.
+    let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate.recv() => {}
+    }
+    let _ = stop.send(true);
+    while pollers.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// One poller: receive a batch, hand it to the handler, delete what it settled; until `stop`.
+async fn poll(deliverer: Deliverer, sqs: aws_sdk_sqs::Client, queue: String, mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
         let received = tokio::select! {
-            _ = &mut stop => return Ok(()),
+            _ = stop.changed() => return,
             out = sqs.receive_message().queue_url(&queue).max_number_of_messages(BATCH_SIZE).wait_time_seconds(RECEIVE_WAIT_SECS).send() => out,
         };
         let messages = match received {
             Ok(out) => out.messages.unwrap_or_default(),
             Err(err) => {
                 tracing::warn!(error = %err, "receiving from the events queue failed");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+                tokio::time::sleep(RECEIVE_RETRY_PAUSE).await;
                 continue;
             }
         };

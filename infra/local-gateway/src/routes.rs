@@ -31,6 +31,7 @@ handlers! {
     "rooms-api" => rooms_api,
     "individual-jobs-api" => individual_jobs_api,
     "mix-jobs-api" => mix_jobs_api,
+    "jocloud-api" => jocloud_api,
 }
 
 /// One `HttpApi` event of a function.

@@ -184,6 +184,19 @@ impl Setup {
         self
     }
 
+    /// The same setup queueing its events on `queue_url` (a test's own events queue) instead
+    /// of the stack's.
+    pub async fn with_queue(mut self, queue_url: &str) -> Self {
+        let config = aws().await;
+        self.log = DynamoEventLog::new(
+            aws_sdk_dynamodb::Client::new(&config),
+            aws_sdk_sqs::Client::new(&config),
+            stack_env("ROOMREC_EVENTS_TABLE"),
+            queue_url.to_owned(),
+        );
+        self
+    }
+
     /// Allocates the job's next sequence and records an event of `event_type` in the outbox.
     pub async fn record(&self, event_type: EventType) -> RecordEvent {
         let sequence = self.log.next_sequence(&self.job).await.unwrap();
@@ -255,13 +268,17 @@ pub fn verify(request: &Received) -> Result<(), standardwebhooks::WebhookError> 
 
 /// Whether the events dead-letter queue holds the event with `event_id`.
 pub async fn dead_lettered(event_id: &str, within: Duration) -> bool {
+    dead_lettered_on(&stack_env("ROOMREC_CALLBACK_DLQ_URL"), event_id, within).await
+}
+
+/// Whether the dead-letter queue at `queue` holds the event with `event_id`.
+pub async fn dead_lettered_on(queue: &str, event_id: &str, within: Duration) -> bool {
     let sqs = aws_sdk_sqs::Client::new(&aws().await);
-    let queue = stack_env("ROOMREC_CALLBACK_DLQ_URL");
     let deadline = tokio::time::Instant::now() + within;
     while tokio::time::Instant::now() < deadline {
         let out = sqs
             .receive_message()
-            .queue_url(&queue)
+            .queue_url(queue)
             .max_number_of_messages(10)
             .visibility_timeout(0)
             .send()

@@ -3,9 +3,11 @@
 //! nginx-rtmp with ffmpeg-published streams. Run them with `make test`.
 
 mod apps;
+mod auto_record;
 mod bad_input;
 mod callback;
 mod jobs;
+mod jocloud;
 mod replay;
 mod rooms;
 mod rules;

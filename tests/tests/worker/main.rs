@@ -3,6 +3,9 @@
 //! with ffprobe, events checked in the outbox. Run them with `make test`.
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
+mod auto_record;
 mod files;
+mod jocloud;
+mod mix;
 mod recording;
 mod support;

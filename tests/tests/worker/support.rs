@@ -18,6 +18,8 @@ pub struct Setup {
     pub rule: String,
     pub bucket: String,
     pub prefix: String,
+    /// The jobs' collection: `individual-stream-jobs` or `mix-stream-jobs`.
+    pub jobs: &'static str,
 }
 
 impl Setup {
@@ -36,7 +38,20 @@ impl Setup {
         let reply = api.post(&format!("/v2/apps/{app}/record-rules"), &body).await;
         assert_eq!(reply.status, 201, "{:?}", reply.body);
         let rule = reply.body["rule_id"].as_str().unwrap().to_owned();
-        Self { api, app, rule, bucket, prefix }
+        Self { api, app, rule, bucket, prefix, jobs: "individual-stream-jobs" }
+    }
+
+    /// As [`Setup::new`], for mix jobs.
+    pub async fn for_mix(formats: &[&str], hls: Value, mp4: Value) -> Self {
+        Self { jobs: "mix-stream-jobs", ..Self::new(formats, hls, mp4).await }
+    }
+
+    /// Starts a mix job with `mix_param` (the rule is added).
+    pub async fn start_mix(&self, mix_param: Value) -> String {
+        let body = json!({ "mix_param": mix_param, "record_param": { "record_rule_id": self.rule } });
+        let reply = self.api.post(&format!("/v2/apps/{}/mix-stream-jobs", self.app), &body).await;
+        assert_eq!(reply.status, 201, "{:?}", reply.body);
+        reply.body["job_id"].as_str().unwrap().to_owned()
     }
 
     /// Starts an individual job for `user` in `room` with `max_idle_time`.
@@ -49,7 +64,7 @@ impl Setup {
 
     /// The job as the API shows it.
     pub async fn job(&self, job_id: &str) -> Value {
-        self.api.get(&format!("/v2/apps/{}/individual-stream-jobs/{job_id}", self.app)).await.body
+        self.api.get(&format!("/v2/apps/{}/{}/{job_id}", self.app, self.jobs)).await.body
     }
 
     /// Polls until the job is in `state`, for at most `within`.
@@ -65,10 +80,24 @@ impl Setup {
         }
     }
 
+    /// Polls until the roster of `room` lists exactly `users`, in join order.
+    pub async fn wait_for_roster(&self, room: &str, users: &[&str]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let roster = self.api.get(&format!("/v2/apps/{}/rooms/{room}/streams", self.app)).await.body;
+            let listed: Vec<&str> =
+                roster["streams"].as_array().into_iter().flatten().filter_map(|s| s["user_id"].as_str()).collect();
+            if listed == users {
+                return;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "the roster never listed {users:?}: {roster}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Requests a stop.
     pub async fn stop(&self, job_id: &str) {
-        let reply =
-            self.api.post(&format!("/v2/apps/{}/individual-stream-jobs/{job_id}/stop", self.app), &json!({})).await;
+        let reply = self.api.post(&format!("/v2/apps/{}/{}/{job_id}/stop", self.app, self.jobs), &json!({})).await;
         assert_eq!(reply.status, 200, "{:?}", reply.body);
     }
 }
@@ -137,4 +166,52 @@ pub async fn events(job_id: &str) -> Vec<RecordEvent> {
         stack_env("ROOMREC_EVENTS_QUEUE_URL"),
     );
     log.list(&JobId::parse(job_id).unwrap()).await.unwrap()
+}
+
+/// The frames of the video in `path`, one per `every` seconds, as `width`×`height` RGB.
+pub fn frames(path: &Path, every: f64, width: u32, height: u32) -> Vec<Vec<u8>> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-vf", &format!("fps=1/{every}"), "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.chunks_exact((width * height * 3) as usize).map(<[u8]>::to_vec).collect()
+}
+
+/// The RGB pixel at (`x`, `y`) of a `width`-wide frame.
+pub fn pixel(frame: &[u8], width: u32, x: u32, y: u32) -> [u8; 3] {
+    let at = ((y * width + x) * 3) as usize;
+    [frame[at], frame[at + 1], frame[at + 2]]
+}
+
+/// Whether two colours are the same within video coding error.
+pub fn near(a: [u8; 3], b: [u8; 3]) -> bool {
+    a.iter().zip(b).all(|(x, y)| x.abs_diff(y) <= 40)
+}
+
+/// The audio of `path` as 48 kHz mono samples.
+pub fn samples(path: &Path) -> Vec<f64> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-i"])
+        .arg(path)
+        .args(["-vn", "-ac", "1", "-ar", "48000", "-f", "s16le", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    out.stdout.chunks_exact(2).map(|b| f64::from(i16::from_le_bytes([b[0], b[1]])) / 32768.0).collect()
+}
+
+/// The amplitude of the `hz` tone in `samples` (48 kHz), by the Goertzel algorithm.
+pub fn tone(samples: &[f64], hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / 48_000.0;
+    let (mut s1, mut s2) = (0.0, 0.0);
+    for x in samples {
+        let s = x + 2.0 * w.cos() * s1 - s2;
+        s2 = s1;
+        s1 = s;
+    }
+    let power = s1 * s1 + s2 * s2 - 2.0 * w.cos() * s1 * s2;
+    2.0 * power.sqrt() / samples.len() as f64
 }

@@ -2,22 +2,26 @@
 //! recorder on its own thread, stream its files to S3, and end the job with the right reason.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roomrec_domain::callback::EventType;
+use roomrec_domain::ids::UserId;
 use roomrec_domain::job::{Job, JobSpec, JobState, StopReason};
 use roomrec_domain::lease::ClaimRefused;
+use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::JobMessage;
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
-use roomrec_media::{Command, Format, InputSpec, Output, Recorder};
+use roomrec_media::{Command, Format, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
 
 use crate::context::{Ctx, JobWriteError};
 use crate::files::OpenFiles;
+use crate::mix::MixFeed;
 use crate::recovery;
-use crate::spec::record_spec;
+use crate::spec::{mix_spec, record_spec};
 
 /// How often the job item is read (stop requests) and idle time checked.
 const TICK: Duration = Duration::from_secs(1);
@@ -81,6 +85,46 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
     task.end(ending).await
 }
 
+/// The media work of a job, before it starts.
+enum Media {
+    Recorder(Recorder),
+    Mixer(Box<Mixer>, Box<MixFeed>),
+}
+
+/// The channel to a running media thread.
+enum Control {
+    Recorder(std::sync::mpsc::Sender<Command>),
+    Mixer(std::sync::mpsc::Sender<MixCommand>, Box<MixFeed>),
+}
+
+type MediaThread = std::thread::JoinHandle<Result<(), MediaError>>;
+
+impl Media {
+    /// Starts the media thread, reporting to `out`.
+    fn start(self, out: std::sync::mpsc::SyncSender<Output>) -> (Control, MediaThread) {
+        match self {
+            Self::Recorder(recorder) => {
+                let (commands, command_rx) = std::sync::mpsc::channel();
+                (Control::Recorder(commands), std::thread::spawn(move || recorder.run(command_rx, out)))
+            }
+            Self::Mixer(mixer, feed) => {
+                let (commands, command_rx) = std::sync::mpsc::channel();
+                (Control::Mixer(commands, feed), std::thread::spawn(move || mixer.run(command_rx, out)))
+            }
+        }
+    }
+}
+
+impl Control {
+    /// Asks the media thread to finish its files and end; false if it is gone already.
+    fn stop(&self) -> bool {
+        match self {
+            Self::Recorder(commands) => commands.send(Command::Stop).is_ok(),
+            Self::Mixer(commands, _) => commands.send(MixCommand::Stop).is_ok(),
+        }
+    }
+}
+
 /// Why the recording loop ended.
 enum Ending {
     /// Stopped for this reason (tenant, idle).
@@ -115,10 +159,14 @@ impl JobTask {
         if self.job.state == JobState::Stopping {
             return Ending::Stopped(StopReason::TenantStop);
         }
-        let JobSpec::Individual(params) = self.job.spec.clone() else {
-            return Ending::Failed("mix-stream recording is not available in this worker version".into());
-        };
-        let Some(url) = self.wait_for_stream(&params.user_id).await else {
+        match self.job.spec.clone() {
+            JobSpec::Individual(params) => self.record_individual(&params.user_id).await,
+            JobSpec::Mix { mix_param } => self.record_mix(&mix_param).await,
+        }
+    }
+
+    async fn record_individual(&mut self, user: &UserId) -> Ending {
+        let Some(url) = self.wait_for_stream(user).await else {
             return Ending::Stopped(self.stop.unwrap_or(StopReason::ExceedMaxIdleTime));
         };
         // Read when recording starts, so a rule changed while the job waited applies.
@@ -127,17 +175,47 @@ impl JobTask {
             Err(reason) => return Ending::Failed(reason),
         };
         let spec = record_spec(&self.job, &rule, &self.ctx.config.spool_dir);
-        if let Err(err) = tokio::fs::create_dir_all(&spec.spool_dir).await {
-            return Ending::Failed(format!("spool directory: {err}"));
-        }
-        let input = InputSpec {
-            url: url.clone(),
+        let spool = spec.spool_dir.clone();
+        let recorder = Recorder::new(self.input(url.clone()), spec);
+        self.run_in_spool(spool, Media::Recorder(recorder), OpenFiles::new(rule, url)).await
+    }
+
+    /// A mix records from the start, whoever is in the room: the picture shows the
+    /// background until someone joins, and the job ends if nobody sends for `max_idle_time`.
+    async fn record_mix(&mut self, param: &MixParam) -> Ending {
+        let rule = match self.rule().await {
+            Ok(rule) => rule,
+            Err(reason) => return Ending::Failed(reason),
+        };
+        let mut feed = MixFeed::new(self.input(String::new()));
+        let layout = feed.first_layout(&self.ctx, param).await;
+        let spec = mix_spec(&self.job, &rule, param, layout, &self.ctx.config.spool_dir);
+        let spool = spec.spool_dir.clone();
+        // A mix has no single stream: `{publish_domain}` and `{app}` take their defaults.
+        self.run_in_spool(
+            spool,
+            Media::Mixer(Box::new(Mixer::new(spec)), Box::new(feed)),
+            OpenFiles::new(rule, String::new()),
+        )
+        .await
+    }
+
+    /// How participant streams are opened.
+    fn input(&self, url: String) -> InputSpec {
+        InputSpec {
+            url,
             allow_file: self.ctx.config.allow_file_inputs,
             io_timeout: IO_TIMEOUT,
             retry_interval: RETRY_INTERVAL,
-        };
-        let spool = spec.spool_dir.clone();
-        let ending = self.run_recorder(Recorder::new(input, spec), OpenFiles::new(rule, url)).await;
+        }
+    }
+
+    /// Runs `media` with its files spooled in `spool`, removed afterwards.
+    async fn run_in_spool(&mut self, spool: PathBuf, media: Media, files: OpenFiles) -> Ending {
+        if let Err(err) = tokio::fs::create_dir_all(&spool).await {
+            return Ending::Failed(format!("spool directory: {err}"));
+        }
+        let ending = self.run_media(media, files).await;
         let _ = tokio::fs::remove_dir_all(spool).await;
         ending
     }
@@ -152,7 +230,7 @@ impl JobTask {
 
     /// The participant's stream URL, polled from the roster (or the app's template) until it
     /// appears, the job is stopped, or it has been idle too long.
-    async fn wait_for_stream(&mut self, user: &roomrec_domain::ids::UserId) -> Option<String> {
+    async fn wait_for_stream(&mut self, user: &UserId) -> Option<String> {
         loop {
             let roster = self.ctx.store.get_stream(&self.job.app_id, &self.job.room_id, user).await;
             if let Ok(Some(stream)) = roster {
@@ -213,10 +291,9 @@ impl JobTask {
         }
     }
 
-    async fn run_recorder(&mut self, recorder: Recorder, mut files: OpenFiles) -> Ending {
-        let (commands, command_rx) = std::sync::mpsc::channel();
+    async fn run_media(&mut self, media: Media, mut files: OpenFiles) -> Ending {
         let (out_tx, out_rx) = std::sync::mpsc::sync_channel(OUTPUT_QUEUE);
-        let media = std::thread::spawn(move || recorder.run(command_rx, out_tx));
+        let (mut control, thread) = media.start(out_tx);
         let (forward, mut outputs) = mpsc::channel(OUTPUT_QUEUE);
         std::thread::spawn(move || {
             for output in out_rx {
@@ -236,23 +313,35 @@ impl JobTask {
                     Some(output) => {
                         if let Err(err) = files.handle(&self.ctx, &mut self.job, output).await {
                             failure.get_or_insert(format!("{err:#}"));
-                            stop_sent = stop_sent || commands.send(Command::Stop).is_ok();
+                            stop_sent = stop_sent || control.stop();
                         }
                     }
                 },
                 _ = tick.tick() => {
-                    if self.check().await.is_some() && !stop_sent {
-                        stop_sent = commands.send(Command::Stop).is_ok();
+                    if self.check().await.is_some() {
+                        stop_sent = stop_sent || control.stop();
+                    } else if !stop_sent {
+                        self.update_mix(&mut control).await;
                     }
                 }
             }
         }
-        let result = tokio::task::spawn_blocking(move || media.join()).await;
+        let result = tokio::task::spawn_blocking(move || thread.join()).await;
         match (failure, result) {
             (Some(reason), _) => Ending::Failed(reason),
             (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop.unwrap_or(StopReason::TenantStop)),
-            (None, Ok(Ok(Err(err)))) => Ending::Failed(format!("recorder: {err}")),
-            (None, _) => Ending::Failed("the recorder thread panicked".into()),
+            (None, Ok(Ok(Err(err)))) => Ending::Failed(format!("media: {err}")),
+            (None, _) => Ending::Failed("the media thread panicked".into()),
+        }
+    }
+
+    /// Tells a running mixer who is in the room and how to lay them out, when that changed.
+    async fn update_mix(&self, control: &mut Control) {
+        let (Control::Mixer(commands, feed), JobSpec::Mix { mix_param }) = (control, &self.job.spec) else { return };
+        for command in feed.changes(&self.ctx, &self.job, mix_param).await {
+            if commands.send(command).is_err() {
+                return;
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use roomrec_domain::job::{Job, JobSpec};
+use roomrec_domain::jocloud;
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 
 /// Names one recording file's objects.
@@ -42,7 +43,8 @@ fn record_type(job: &Job) -> &'static str {
 }
 
 /// The keys of a file of `job` in `format` that started at `start`; `stream_url` gives
-/// `{publish_domain}` (its host) and `{app}` (its first path segment).
+/// `{publish_domain}` (its host) and `{app}` (its first path segment). A Jocloud job's
+/// files take Jocloud's names under `obs_addr.object` instead of the rule's prefix.
 pub fn file_keys(
     job: &Job,
     rule: &RecordRule,
@@ -50,6 +52,12 @@ pub fn file_keys(
     start: DateTime<Utc>,
     stream_url: &str,
 ) -> FileKeys {
+    if let Some(tag) = &job.jocloud {
+        // Counted before this file is added to the job: the job's earlier files (a worker
+        // that took the job over starts a new one) come first.
+        let name = jocloud::object_name(tag, &job.room_id, job.user_id(), jocloud::hls_files(job));
+        return FileKeys { base: format!("{}{name}", rule.obs_addr.object) };
+    }
     let prefix = match format {
         RecordFormat::Hls => &rule.hls_config.record_prefix,
         RecordFormat::Mp4 => &rule.mp4_config.record_prefix,
@@ -94,7 +102,9 @@ pub fn file_keys(
 mod tests {
     use super::*;
     use chrono::TimeZone;
-    use roomrec_domain::ids::AppId;
+    use roomrec_domain::ids::{AppId, RecordId};
+    use roomrec_domain::job::RecordFile;
+    use roomrec_domain::jocloud::JocloudTag;
     use roomrec_domain::time::Timestamp;
 
     #[test]
@@ -115,5 +125,69 @@ mod tests {
         );
         assert!(keys.segment(3).ends_with("_2021-04-28-08-57-07_000003.ts"));
         assert_eq!(keys.segment_uri(3), format!("{stream}_2021-04-28-08-57-07_000003.ts"));
+    }
+
+    fn jocloud_job(user: Option<&str>) -> (RecordRule, Job, RecordId) {
+        let app = AppId::generate();
+        let rule_body =
+            r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","object":"rec/"},"record_formats":["HLS"]}"#;
+        let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), Timestamp::now()).unwrap();
+        let mut job = match user {
+            Some(user) => {
+                let body = format!(
+                    r#"{{"room_id":"abcabc","user_id":"{user}","record_param":{{"record_rule_id":"{}"}}}}"#,
+                    rule.rule_id
+                );
+                Job::individual(app, serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap()
+            }
+            None => {
+                let body = format!(
+                    r#"{{"mix_param":{{"room_id":"abcabc","encode_template":"audio_only"}},"record_param":{{"record_rule_id":"{}"}}}}"#,
+                    rule.rule_id
+                );
+                Job::mix(app, serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap()
+            }
+        };
+        let recordid = RecordId::generate();
+        job.jocloud = Some(JocloudTag { recordid: recordid.clone(), part: 1, first_file: 0 });
+        (rule, job, recordid)
+    }
+
+    #[test]
+    fn jocloud_jobs_name_their_playlist_and_segments_as_jocloud_does() {
+        let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
+        let (rule, job, rid) = jocloud_job(None);
+        let keys = file_keys(&job, &rule, RecordFormat::Hls, start, "");
+        assert_eq!(keys.main(RecordFormat::Hls), format!("rec/rid_{rid}_abcabc.m3u8"));
+        assert_eq!(keys.segment(1), format!("rec/rid_{rid}_abcabc_000001.ts"));
+        assert_eq!(keys.segment_uri(1), format!("rid_{rid}_abcabc_000001.ts"));
+
+        let (rule, job, rid) = jocloud_job(Some("10266666"));
+        let keys = file_keys(&job, &rule, RecordFormat::Hls, start, "rtmp://h/live/x");
+        assert_eq!(keys.main(RecordFormat::Hls), format!("rec/rid_{rid}_abcabc__uid_s_10266666__uid_e.m3u8"));
+    }
+
+    #[test]
+    fn a_second_file_of_a_jocloud_stream_gets_a_number_instead_of_overwriting_the_first() {
+        let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
+        let (rule, mut job, rid) = jocloud_job(Some("u1"));
+        let first = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
+        job.record_files = Some(vec![RecordFile {
+            record_format: RecordFormat::Hls,
+            obs_bucket: "b12".into(),
+            obs_object: first,
+            file_size: 1,
+            record_duration: 1.0,
+            start_time: Timestamp::now(),
+            end_time: Timestamp::now(),
+        }]);
+        let second = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
+        assert_eq!(second, format!("rec/rid_{rid}_abcabc__uid_s_u1__uid_e_2.m3u8"));
+
+        // A later job of the participant (they came back) goes on from the files before it.
+        job.record_files = None;
+        job.jocloud = Some(JocloudTag { recordid: rid.clone(), part: 2, first_file: 2 });
+        let later = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
+        assert_eq!(later, format!("rec/rid_{rid}_abcabc__uid_s_u1__uid_e_3.m3u8"));
     }
 }

@@ -5,6 +5,7 @@ mod context;
 mod files;
 mod job;
 mod keys;
+mod mix;
 mod recovery;
 mod spec;
 mod upload;

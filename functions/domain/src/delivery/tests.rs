@@ -1,0 +1,430 @@
+//! Unit tests of the delivery use case over in-memory fakes of its ports (the integration
+//! tests in tests/tests/callbacks run it against moto and a real receiver).
+#![allow(clippy::unwrap_used)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::callback::{AuthKey, EventType};
+use crate::ids::RoomId;
+use crate::url::{CallbackUrl, PrivateAddresses};
+use crate::webhook::{AttemptResult, SignedHeaders};
+
+// ---- fakes ----
+
+#[derive(Default)]
+struct FakeEvents {
+    items: Mutex<BTreeMap<(JobId, u64), StoredEvent>>,
+    reads: Mutex<usize>,
+}
+
+#[async_trait]
+impl EventLog for FakeEvents {
+    async fn next_sequence(&self, _job_id: &JobId) -> Result<u64, StoreError> {
+        unreachable!("the deliverer never allocates sequences")
+    }
+    async fn append(&self, _event: &RecordEvent) -> Result<(), StoreError> {
+        unreachable!("the deliverer never records events")
+    }
+    async fn list_stored(&self, job_id: &JobId) -> Result<Vec<StoredEvent>, StoreError> {
+        *self.reads.lock().unwrap() += 1;
+        let items = self.items.lock().unwrap();
+        Ok(items.iter().filter(|((job, _), _)| job == job_id).map(|(_, stored)| stored.clone()).collect())
+    }
+    async fn get(&self, job_id: &JobId, sequence: u64) -> Result<Option<StoredEvent>, StoreError> {
+        *self.reads.lock().unwrap() += 1;
+        Ok(self.items.lock().unwrap().get(&(job_id.clone(), sequence)).cloned())
+    }
+    async fn get_many(&self, job_id: &JobId, sequences: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
+        *self.reads.lock().unwrap() += 1;
+        let items = self.items.lock().unwrap();
+        Ok(sequences.iter().filter_map(|sequence| items.get(&(job_id.clone(), *sequence)).cloned()).collect())
+    }
+    async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError> {
+        let mut items = self.items.lock().unwrap();
+        let stored = items.get_mut(&(job_id.clone(), sequence)).ok_or(StoreError::Conflict)?;
+        stored.apply(update);
+        Ok(())
+    }
+    async fn publish(&self, _event: &RecordEvent) -> Result<(), QueueError> {
+        Ok(())
+    }
+}
+
+struct FakeCallbacks {
+    callback: Option<RecordCallback>,
+    reads: Mutex<usize>,
+}
+
+#[async_trait]
+impl CallbackLookup for FakeCallbacks {
+    async fn callback(&self, _app_id: &AppId) -> Result<Option<RecordCallback>, StoreError> {
+        *self.reads.lock().unwrap() += 1;
+        Ok(self.callback.clone())
+    }
+}
+
+/// Answers with the scripted results in turn (then 200), after `delay`; notes each request.
+#[derive(Default)]
+struct FakeNotifier {
+    script: Mutex<VecDeque<AttemptResult>>,
+    delay: Duration,
+    posted: Mutex<Vec<(String, u64)>>,
+}
+
+#[async_trait]
+impl Notifier for FakeNotifier {
+    async fn post(&self, _url: &CallbackUrl, headers: &SignedHeaders, body: Vec<u8>) -> AttemptResult {
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        self.posted.lock().unwrap().push((headers.id.clone(), body["sequence"].as_u64().unwrap()));
+        tokio::time::sleep(self.delay).await;
+        let next = self.script.lock().unwrap().pop_front();
+        next.unwrap_or(AttemptResult::Answered { status: 200, retry_after: None })
+    }
+    async fn refusal(&self, _url: &CallbackUrl) -> Option<String> {
+        None
+    }
+}
+
+#[derive(Default)]
+struct FakeQueue {
+    postponed: Mutex<Vec<(String, Duration)>>,
+    dead: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl DeliveryQueue for FakeQueue {
+    async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+        self.postponed.lock().unwrap().push((receipt.to_owned(), delay));
+        Ok(())
+    }
+    async fn dead_letter(&self, event: &RecordEvent) -> Result<(), QueueError> {
+        self.dead.lock().unwrap().push(event.event_id.clone());
+        Ok(())
+    }
+}
+
+// ---- a deliverer over them ----
+
+struct World {
+    events: Arc<FakeEvents>,
+    callbacks: Arc<FakeCallbacks>,
+    notifier: Arc<FakeNotifier>,
+    queue: Arc<FakeQueue>,
+    deliverer: Deliverer,
+    app: AppId,
+}
+
+fn world(subscribed: &[EventType], script: Vec<AttemptResult>, delay: Duration) -> World {
+    let callback = RecordCallback {
+        url: CallbackUrl::parse("https://hooks.example.com/cb", PrivateAddresses::Refuse).unwrap(),
+        auth_key: AuthKey::try_from("8923ab8c2dcef4538923ab8c2dcef453".to_owned()).unwrap(),
+        notify_event_subscription: subscribed.to_vec(),
+        update_time: Timestamp::now(),
+    };
+    let events = Arc::new(FakeEvents::default());
+    let callbacks = Arc::new(FakeCallbacks { callback: Some(callback), reads: Mutex::new(0) });
+    let notifier = Arc::new(FakeNotifier { script: Mutex::new(script.into()), delay, ..FakeNotifier::default() });
+    let queue = Arc::new(FakeQueue::default());
+    let deliverer = Deliverer::new(events.clone(), callbacks.clone(), notifier.clone(), queue.clone());
+    World { events, callbacks, notifier, queue, deliverer, app: AppId::generate() }
+}
+
+fn answered(status: u16) -> AttemptResult {
+    AttemptResult::Answered { status, retry_after: None }
+}
+
+impl World {
+    /// Records event `sequence` of `job` as pending.
+    fn record(&self, job: &JobId, sequence: u64) -> Queued {
+        let event = RecordEvent {
+            event_id: format!("{job}-{sequence}"),
+            sequence,
+            event_type: EventType::CloudRecordOver,
+            app_id: self.app.clone(),
+            job_id: job.clone(),
+            room_id: RoomId::try_from("room1").unwrap(),
+            stream_name: "s".into(),
+            record_format: None,
+            file: None,
+            detail_message: String::new(),
+            create_time: Timestamp::now(),
+        };
+        let stored = StoredEvent {
+            event,
+            delivery_status: DeliveryStatus::Pending,
+            attempts: Vec::new(),
+            next_attempt_at: None,
+            retry_from: 0,
+        };
+        self.events.items.lock().unwrap().insert((job.clone(), sequence), stored);
+        let message = EventMessage { job_id: job.clone(), sequence, event_id: None };
+        Queued { message, receipt: Some(format!("receipt-{job}-{sequence}")) }
+    }
+
+    fn stored(&self, job: &JobId, sequence: u64) -> StoredEvent {
+        self.events.items.lock().unwrap()[&(job.clone(), sequence)].clone()
+    }
+
+    fn posted(&self) -> Vec<u64> {
+        self.notifier.posted.lock().unwrap().iter().map(|(_, sequence)| *sequence).collect()
+    }
+
+    async fn deliver(&self, queued: &Queued) -> Settled {
+        self.deliverer.deliver(&queued.message, queued.receipt.as_deref()).await.unwrap()
+    }
+}
+
+const ALL: [EventType; 4] = EventType::ALL;
+const NO_DELAY: Duration = Duration::ZERO;
+
+fn secs(low: f64, high: f64, got: Duration) {
+    assert!((low..=high).contains(&got.as_secs_f64()), "{got:?} not in {low}..={high} s");
+}
+
+// ---- the outbound client's answers ----
+
+#[tokio::test]
+async fn a_2xx_is_delivered_once_and_logged() {
+    let w = world(&ALL, vec![answered(204)], NO_DELAY);
+    let job = JobId::generate();
+    let queued = w.record(&job, 1);
+
+    assert_eq!(w.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Delivered)));
+    let stored = w.stored(&job, 1);
+    assert_eq!(stored.delivery_status, DeliveryStatus::Delivered);
+    assert_eq!(
+        (stored.attempts.len(), stored.attempts[0].status, stored.attempts[0].error.clone()),
+        (1, Some(204), None)
+    );
+    assert_eq!(stored.next_attempt_at, None);
+    assert!(w.queue.postponed.lock().unwrap().is_empty() && w.queue.dead.lock().unwrap().is_empty());
+    assert_eq!(w.notifier.posted.lock().unwrap()[0].0, format!("{job}-1"), "webhook-id is the event id");
+}
+
+#[tokio::test]
+async fn a_5xx_is_postponed_by_the_first_retry_delay_and_logged() {
+    let w = world(&ALL, vec![answered(503)], NO_DELAY);
+    let job = JobId::generate();
+    let queued = w.record(&job, 1);
+
+    let Settled::Later(delay) = w.deliver(&queued).await else { panic!("a 503 must be retried") };
+    secs(4.0, 6.0, delay); // 5 s ± 20 %
+    assert_eq!(w.queue.postponed.lock().unwrap().as_slice(), [(format!("receipt-{job}-1"), delay)]);
+    let stored = w.stored(&job, 1);
+    assert_eq!(stored.delivery_status, DeliveryStatus::Pending);
+    assert_eq!(stored.attempts[0].error.as_deref(), Some("HTTP 503"));
+    assert!(stored.next_attempt_at.is_some());
+    assert!(w.queue.dead.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_timeout_is_retried_like_a_5xx() {
+    let w = world(&ALL, vec![AttemptResult::TimedOut], NO_DELAY);
+    let job = JobId::generate();
+
+    assert!(matches!(w.deliver(&w.record(&job, 1)).await, Settled::Later(_)));
+    let attempt = &w.stored(&job, 1).attempts[0];
+    assert_eq!((attempt.status, attempt.error.as_deref()), (None, Some("no answer within 10 s")));
+}
+
+#[tokio::test]
+async fn a_4xx_is_final_and_dead_lettered_without_a_retry() {
+    let w = world(&ALL, vec![answered(404)], NO_DELAY);
+    let job = JobId::generate();
+
+    assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Done(Some(DeliveryStatus::Failed)));
+    assert_eq!(w.stored(&job, 1).attempts[0].status, Some(404));
+    assert_eq!(w.queue.dead.lock().unwrap().as_slice(), [format!("{job}-1")]);
+    assert!(w.queue.postponed.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_address_is_final() {
+    let w = world(&ALL, vec![AttemptResult::Refused("127.0.0.1 is a private address".into())], NO_DELAY);
+    let job = JobId::generate();
+
+    assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Done(Some(DeliveryStatus::Failed)));
+    let error = w.stored(&job, 1).attempts[0].error.clone().unwrap();
+    assert!(error.starts_with("refused:"), "{error}");
+}
+
+#[tokio::test]
+async fn a_longer_retry_after_sets_the_delay() {
+    let busy = AttemptResult::Answered { status: 429, retry_after: Some(Duration::from_secs(120)) };
+    let w = world(&ALL, vec![busy], NO_DELAY);
+    let job = JobId::generate();
+
+    assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Later(Duration::from_secs(120)));
+    assert_eq!(w.queue.postponed.lock().unwrap()[0].1, Duration::from_secs(120));
+}
+
+#[tokio::test]
+async fn a_used_up_schedule_dead_letters_the_event() {
+    let w = world(&ALL, vec![answered(500)], NO_DELAY);
+    let job = JobId::generate();
+    let queued = w.record(&job, 1);
+    let day_ago = Timestamp::from(chrono::Utc::now() - chrono::Duration::hours(25));
+    let failed = Attempt { at: day_ago, status: Some(500), latency_ms: 1, error: Some("HTTP 500".into()) };
+    w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().attempts =
+        vec![failed; webhook::RETRY_SCHEDULE_SECS.len() - 1];
+
+    assert_eq!(w.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Failed)));
+    assert_eq!(w.queue.dead.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_redelivered_event_whose_schedule_was_used_up_gets_the_schedule_again() {
+    let w = world(&ALL, vec![answered(500), answered(500)], NO_DELAY);
+    let job = JobId::generate();
+    let queued = w.record(&job, 1);
+    let day_ago = Timestamp::from(chrono::Utc::now() - chrono::Duration::hours(25));
+    let failed = Attempt { at: day_ago, status: Some(500), latency_ms: 1, error: Some("HTTP 500".into()) };
+    w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().attempts =
+        vec![failed; webhook::RETRY_SCHEDULE_SECS.len()];
+    w.events.record_delivery(&job, 1, &DeliveryUpdate::redelivery()).await.unwrap();
+
+    let Settled::Later(delay) = w.deliver(&queued).await else { panic!("a redelivery failed at once") };
+    secs(4.0, 6.0, delay); // the schedule's first retry again
+    let Settled::Later(delay) = w.deliver(&queued).await else { panic!("the second retry failed at once") };
+    secs(240.0, 360.0, delay);
+    assert_eq!(
+        w.stored(&job, 1).attempts.len(),
+        webhook::RETRY_SCHEDULE_SECS.len() + 2,
+        "the old attempts stay logged"
+    );
+}
+
+#[tokio::test]
+async fn unsubscribed_events_are_skipped_without_a_request() {
+    let w = world(&[EventType::RecordFileComplete], vec![], NO_DELAY);
+    let job = JobId::generate();
+
+    assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Done(Some(DeliveryStatus::Skipped)));
+    assert!(w.posted().is_empty());
+    assert!(w.stored(&job, 1).attempts.is_empty());
+}
+
+// ---- order and batches ----
+
+#[tokio::test]
+async fn a_later_event_waits_while_the_one_before_is_retried() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate();
+    w.record(&job, 1);
+    let due = Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(60));
+    w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().next_attempt_at = Some(due);
+
+    let Settled::Later(wait) = w.deliver(&w.record(&job, 2)).await else { panic!("sent before its predecessor") };
+    secs(59.0, 62.0, wait); // just after the predecessor's next attempt
+    assert!(w.posted().is_empty());
+    assert_eq!(w.stored(&job, 2).attempts.len(), 0, "waiting is not an attempt");
+}
+
+#[tokio::test]
+async fn a_batch_delivers_each_jobs_events_in_sequence_order_reading_each_job_and_app_once() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let (a, b) = (JobId::generate(), JobId::generate());
+    let batch = vec![w.record(&a, 3), w.record(&b, 1), w.record(&a, 1), w.record(&a, 2)];
+
+    let results = w.deliverer.deliver_batch(&batch).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Settled::Done(Some(DeliveryStatus::Delivered))))), "{results:?}");
+    let of_a: Vec<_> =
+        w.notifier.posted.lock().unwrap().iter().filter(|(id, _)| id.starts_with(a.as_str())).map(|p| p.1).collect();
+    assert_eq!(of_a, [1, 2, 3]);
+    assert_eq!(*w.events.reads.lock().unwrap(), 2, "one outbox read per job");
+    assert_eq!(*w.callbacks.reads.lock().unwrap(), 1, "one callback read per app");
+}
+
+#[tokio::test]
+async fn when_an_event_is_retried_the_later_ones_of_its_job_in_the_batch_wait_for_it() {
+    let w = world(&ALL, vec![answered(503)], NO_DELAY);
+    let job = JobId::generate();
+    let batch = vec![w.record(&job, 1), w.record(&job, 2), w.record(&job, 3)];
+
+    let results: Vec<_> = w.deliverer.deliver_batch(&batch).await.into_iter().map(Result::unwrap).collect();
+    assert!(results.iter().all(|r| matches!(r, Settled::Later(_))), "{results:?}");
+    assert_eq!(w.posted(), [1], "only the first was sent");
+    let Settled::Later(retry) = results[0] else { unreachable!() };
+    let Settled::Later(wait) = results[1] else { unreachable!() };
+    assert!(wait > retry, "the second comes back after the first's retry: {wait:?} vs {retry:?}");
+}
+
+#[tokio::test]
+async fn a_second_copy_of_a_message_in_a_batch_is_acknowledged_without_a_second_request() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate();
+    let queued = w.record(&job, 1);
+
+    let results = w.deliverer.deliver_batch(&[queued.clone(), queued]).await;
+    assert!(results.iter().all(|r| matches!(r, Ok(Settled::Done(_)))), "{results:?}");
+    assert_eq!(w.posted(), [1]);
+}
+
+#[tokio::test]
+async fn concurrent_batches_of_one_job_take_turns_instead_of_postponing_the_later_event() {
+    let w = world(&ALL, vec![], Duration::from_millis(200));
+    let job = JobId::generate();
+    let (first, second) = (w.record(&job, 1), w.record(&job, 2));
+
+    let (one, two) = tokio::join!(
+        w.deliverer.deliver_batch(std::slice::from_ref(&first)),
+        w.deliverer.deliver_batch(std::slice::from_ref(&second))
+    );
+    assert!(matches!(one[0], Ok(Settled::Done(Some(DeliveryStatus::Delivered)))), "{one:?}");
+    assert!(matches!(two[0], Ok(Settled::Done(Some(DeliveryStatus::Delivered)))), "{two:?}");
+    assert_eq!(w.posted(), [1, 2]);
+    assert_eq!(w.deliverer.lanes.len(), 0, "lanes are forgotten when no batch holds them");
+}
+
+#[tokio::test]
+async fn a_first_event_whose_predecessor_is_being_delivered_elsewhere_waits_in_process_not_in_the_queue() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate();
+    w.record(&job, 1);
+    let second = w.record(&job, 2);
+    let (events, settle) = (w.events.clone(), job.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let update = DeliveryUpdate {
+            status: DeliveryStatus::Delivered,
+            attempt: None,
+            next_attempt_at: None,
+            restart_schedule: false,
+        };
+        events.record_delivery(&settle, 1, &update).await.unwrap();
+    });
+
+    assert_eq!(w.deliver(&second).await, Settled::Done(Some(DeliveryStatus::Delivered)));
+    assert!(w.queue.postponed.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn a_predecessor_that_does_not_settle_in_time_postpones_the_event_by_the_order_wait() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate();
+    w.record(&job, 1);
+    let started = tokio::time::Instant::now();
+
+    assert_eq!(w.deliver(&w.record(&job, 2)).await, Settled::Later(ORDER_WAIT));
+    assert!(started.elapsed() >= IN_PROCESS_ORDER_WAIT);
+    assert!(w.posted().is_empty());
+}
+
+#[tokio::test]
+async fn events_queued_behind_one_that_waits_in_line_come_back_with_it_not_a_second_later_each() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate();
+    w.record(&job, 1);
+    let due = Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(3));
+    w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().next_attempt_at = Some(due);
+    let batch = vec![w.record(&job, 2), w.record(&job, 3), w.record(&job, 4)];
+
+    for result in w.deliverer.deliver_batch(&batch).await {
+        let Ok(Settled::Later(wait)) = result else { panic!("{result:?}") };
+        secs(2.0, 3.0, wait);
+    }
+}
