@@ -234,9 +234,11 @@ impl Deliverer {
         indices.sort_by_key(|&index| batch[index].message.sequence);
         let sequence = |index: usize| batch[index].message.sequence;
         let Some(first) = indices.first().map(|&index| sequence(index)) else { return Vec::new() };
-        // The batch's events and the one before the first: that is all the order check needs.
+        // The batch's events and the one before each: that is all the order check needs. A batch
+        // may hold 1 and 5 of a job; without 4, event 5 would look like the first after a gap.
         let mut wanted: Vec<u64> = indices.iter().map(|&index| sequence(index)).collect();
-        wanted.extend(first.checked_sub(1).filter(|&previous| previous >= 1));
+        let previous: Vec<u64> = wanted.iter().map(|s| s.saturating_sub(1)).filter(|&previous| previous >= 1).collect();
+        wanted.extend(previous);
         wanted.sort_unstable();
         wanted.dedup();
         let deadline = tokio::time::Instant::now() + IN_PROCESS_ORDER_WAIT;

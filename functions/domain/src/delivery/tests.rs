@@ -354,6 +354,23 @@ async fn when_an_event_is_retried_the_later_ones_of_its_job_in_the_batch_wait_fo
 }
 
 #[tokio::test]
+async fn a_batch_with_a_gap_in_a_jobs_sequence_waits_for_the_events_between() {
+    // Events 2..4 are waiting in the queue behind 1; 1 comes back with 5 in one batch.
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate();
+    let first = w.record(&job, 1);
+    for sequence in 2..=4 {
+        w.record(&job, sequence);
+    }
+    let batch = vec![w.record(&job, 5), first];
+
+    let results: Vec<_> = w.deliverer.deliver_batch(&batch).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(w.posted(), [1], "5 is not sent while 4 is pending");
+    assert!(matches!(results[0], Settled::Later(_)), "{results:?}");
+    assert!(matches!(results[1], Settled::Done(Some(DeliveryStatus::Delivered))), "{results:?}");
+}
+
+#[tokio::test]
 async fn a_second_copy_of_a_message_in_a_batch_is_acknowledged_without_a_second_request() {
     let w = world(&ALL, vec![], NO_DELAY);
     let job = JobId::generate();
