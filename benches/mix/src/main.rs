@@ -186,6 +186,9 @@ fn row_notes(row: &Row) -> Vec<String> {
             )),
             Err(e) => notes.push(format!("{name}: {e}")),
         }
+        if let Some(remark) = side.as_ref().ok().and_then(|s| s.remark.as_ref()) {
+            notes.push(format!("{name}: {remark}"));
+        }
         match (quality, side) {
             (Ok(q), Ok(s)) => notes.push(format!(
                 "{name}: window = frames {}..{} of the recording, aligned with composite frame {} (probe PSNR {:.1} dB \

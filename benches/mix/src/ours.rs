@@ -110,6 +110,7 @@ pub fn run(bench: &Bench, urls: &[String], dir: &Path) -> Result<Side> {
         file,
         load_before,
         threads: threads.into_iter().map(seconds).collect(),
+        remark: None,
     })
 }
 

@@ -35,11 +35,18 @@ const STEADY_OVER: Duration = Duration::from_secs(2);
 const STEADY_TOLERANCE: f64 = 0.05;
 
 /// How long `ffmpeg` may take to open its inputs and reach the warm-up's end.
-const START_TIMEOUT: Duration = Duration::from_secs(90);
+const START_TIMEOUT: Duration = Duration::from_secs(240);
+/// Past this, the window opens even if the output never came at the real-time rate (ffmpeg
+/// cannot keep up): the frame count then shows it. It is long because ffmpeg opens its inputs
+/// one after another (about a second each, reading to learn their streams) and starts its
+/// output from the first input's first frame: with 25 inputs it starts some 20 s behind the
+/// live streams and works that off at a few frames a second faster than real time.
+const STEADY_DEADLINE: Duration = Duration::from_secs(150);
 /// How long it may take to finish its file after being told to quit.
 const QUIT_TIMEOUT: Duration = Duration::from_secs(30);
-/// The mixer's limiter: −1 dBFS ceiling, 2 ms look-ahead (attack), 200 ms release.
-const LIMITER: &str = "alimiter=limit=0.891:attack=2:release=200";
+/// The mixer's limiter (worker/media/src/mix/sound.rs): −3 dBFS ceiling, 2 ms look-ahead (attack),
+/// 200 ms release.
+const LIMITER: &str = "alimiter=limit=0.708:attack=2:release=200";
 
 /// The `ffmpeg` arguments after the inputs: the graph for `n` inputs, the encoders, the file.
 pub fn graph_and_output(n: usize, file: &Path) -> Vec<String> {
@@ -144,7 +151,7 @@ pub fn run(bench: &Bench, urls: &[String], dir: &Path) -> Result<Side> {
     let mut child = command.spawn().context("starting the reference ffmpeg")?;
     let result = measure(bench, &mut child);
     let quit = quit(&mut child);
-    let (usage, start, end) = result?;
+    let (usage, start, end, steady) = result?;
     quit?;
     Ok(Side {
         usage,
@@ -154,11 +161,20 @@ pub fn run(bench: &Bench, urls: &[String], dir: &Path) -> Result<Side> {
         file,
         load_before,
         threads: Vec::new(),
+        remark: (!steady).then(|| {
+            format!(
+                "its output never came at 30 fps (±{:.0} %) for {} s within {} s of its start: the window opened anyway",
+                STEADY_TOLERANCE * 100.0,
+                STEADY_OVER.as_secs(),
+                STEADY_DEADLINE.as_secs()
+            )
+        }),
     })
 }
 
-/// Waits for the warm-up, then measures the process over the window.
-fn measure(bench: &Bench, child: &mut Child) -> Result<(procs::Usage, Progress, Progress)> {
+/// Waits for the warm-up, then measures the process over the window; also says whether the
+/// output was steady when the window opened.
+fn measure(bench: &Bench, child: &mut Child) -> Result<(procs::Usage, Progress, Progress, bool)> {
     let pid = child.id().to_string();
     let stdout = child.stdout.take().context("no stdout from ffmpeg")?;
     let (tx, reports) = mpsc::channel();
@@ -175,7 +191,7 @@ fn measure(bench: &Bench, child: &mut Child) -> Result<(procs::Usage, Progress, 
     });
     let started = Instant::now();
     let mut recent: VecDeque<Progress> = VecDeque::new();
-    let (start, before) = loop {
+    let (start, before, steady) = loop {
         let wait = START_TIMEOUT.saturating_sub(started.elapsed());
         let (progress, snapshot) = reports.recv_timeout(wait).context(
             "the reference ffmpeg did not reach a steady real-time output after its warm-up (see reference.log in the \
@@ -185,8 +201,8 @@ fn measure(bench: &Bench, child: &mut Child) -> Result<(procs::Usage, Progress, 
             recent.pop_front();
         }
         let steady = recent.front().is_some_and(|old| steady_between(old, &progress));
-        if progress.out_time >= WARMUP && steady {
-            break (progress, snapshot?);
+        if progress.out_time >= WARMUP && (steady || started.elapsed() >= STEADY_DEADLINE) {
+            break (progress, snapshot?, steady);
         }
         recent.push_back(progress);
     };
@@ -195,7 +211,7 @@ fn measure(bench: &Bench, child: &mut Child) -> Result<(procs::Usage, Progress, 
         let (progress, snapshot) =
             reports.recv_timeout(bench.window * 2).context("the reference ffmpeg stopped reporting its progress")?;
         if progress.at.saturating_duration_since(start.at) >= bench.window {
-            return Ok((procs::usage(&before, &snapshot?, bench.ticks), start, progress));
+            return Ok((procs::usage(&before, &snapshot?, bench.ticks), start, progress, steady));
         }
     }
 }
@@ -270,7 +286,7 @@ mod tests {
         assert!(graph.contains("[8:v]scale=640:360:force_original_aspect_ratio=increase:flags=bilinear"));
         assert!(graph.contains("xstack=inputs=9:layout="));
         assert!(graph.contains("[8:a]aresample=48000[s8];"));
-        assert!(graph.contains("amix=inputs=9:normalize=0,alimiter=limit=0.891"));
+        assert!(graph.contains("amix=inputs=9:normalize=0,alimiter=limit=0.708"));
         let joined = args.join(" ");
         assert!(joined.contains("-preset veryfast -b:v 4620k -maxrate 4620k -bufsize 9240k -g 60 -bf 0"));
         assert!(joined.ends_with("-f mp4 -y /tmp/r.mp4"));

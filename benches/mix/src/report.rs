@@ -32,6 +32,8 @@ pub struct Side {
     pub load_before: String,
     /// CPU seconds over the window per group of threads: (group, threads, seconds).
     pub threads: Vec<(String, usize, f64)>,
+    /// Anything odd about how the window was taken.
+    pub remark: Option<String>,
 }
 
 impl Side {
@@ -211,6 +213,7 @@ mod tests {
             file: PathBuf::from("out.mp4"),
             load_before: "0.50 0.40 0.30".into(),
             threads: Vec::new(),
+            remark: None,
         })
     }
 
