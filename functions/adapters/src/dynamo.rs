@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use aws_sdk_dynamodb::Client;
 use roomrec_domain::app::App;
 use roomrec_domain::callback::RecordCallback;
@@ -25,6 +25,9 @@ use crate::config::Tables;
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 const DOC: &str = "doc";
+/// Most keys one BatchGetItem may ask for.
+/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>
+const BATCH_GET_MAX_KEYS: usize = 100;
 /// The apps table's index by owning account (template.yaml).
 const APPS_BY_ACCOUNT: &str = "by_account";
 
@@ -72,6 +75,22 @@ pub(crate) fn doc<T: DeserializeOwned>(item: &Item) -> Result<T, StoreError> {
 
 fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| backend(MissingDoc))
+}
+
+/// The items of `table` at `keys` that exist (strongly consistent), in no particular order:
+/// one BatchGetItem per hundred keys, asked again for any part DynamoDB leaves unprocessed.
+pub(crate) async fn batch_get(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    let mut found = Vec::with_capacity(keys.len());
+    for chunk in keys.chunks(BATCH_GET_MAX_KEYS) {
+        let request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build();
+        let mut pending = Some(request.map_err(backend)?);
+        while let Some(request) = pending.take() {
+            let out = client.batch_get_item().request_items(table, request).send().await.map_err(backend)?;
+            found.extend(out.responses.unwrap_or_default().remove(table).unwrap_or_default());
+            pending = out.unprocessed_keys.unwrap_or_default().remove(table).filter(|k| !k.keys.is_empty());
+        }
+    }
+    Ok(found)
 }
 
 /// An item lacked an attribute every item of its table has.
@@ -397,6 +416,11 @@ impl Store for DynamoStore {
         let found =
             self.get(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
         found.map(|i| Self::job_from(&i)).transpose()
+    }
+
+    async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<Job>, StoreError> {
+        let keys = jobs.iter().map(|(app, job)| key(&[("app_id", app.as_str()), ("job_id", job.as_str())])).collect();
+        batch_get(&self.client, &self.tables.jobs, keys).await?.iter().map(Self::job_from).collect()
     }
 
     async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {

@@ -3,18 +3,16 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, ReturnValue};
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use roomrec_domain::delivery::{Attempt, DeliveryStatus, DeliveryUpdate, StoredEvent};
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::{EventLog, QueueError, StoreError};
 
+use crate::dynamo::batch_get;
+
 /// The per-job counter lives in the item with sequence 0, before every event.
 const COUNTER_SEQUENCE: &str = "0";
-
-/// Most keys one BatchGetItem may ask for.
-/// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>
-const BATCH_GET_MAX_KEYS: usize = 100;
 
 /// [`EventLog`] over the events table and queue.
 #[derive(Debug, Clone)]
@@ -182,31 +180,20 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn get_many(&self, job_id: &JobId, sequences: &[u64]) -> Result<Vec<StoredEvent>, StoreError> {
-        let mut found = Vec::with_capacity(sequences.len());
-        for chunk in sequences.chunks(BATCH_GET_MAX_KEYS) {
-            let keys = chunk.iter().map(|sequence| {
+        let keys = sequences
+            .iter()
+            .map(|sequence| {
                 HashMap::from([
                     ("job_id".to_owned(), AttributeValue::S(job_id.to_string())),
                     ("sequence".to_owned(), AttributeValue::N(sequence.to_string())),
                 ])
-            });
-            let mut pending = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(keys.collect()))
-                    .consistent_read(true)
-                    .build()
-                    .map_err(backend)?,
-            );
-            // DynamoDB may hand back part of a batch as unprocessed; ask again for that part.
-            while let Some(request) = pending.take() {
-                let out =
-                    self.dynamo.batch_get_item().request_items(&self.table, request).send().await.map_err(backend)?;
-                for item in out.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
-                    found.push(stored_event(&item)?);
-                }
-                pending = out.unprocessed_keys.unwrap_or_default().remove(&self.table).filter(|k| !k.keys.is_empty());
-            }
-        }
+            })
+            .collect();
+        let mut found = batch_get(&self.dynamo, &self.table, keys)
+            .await?
+            .iter()
+            .map(stored_event)
+            .collect::<Result<Vec<_>, _>>()?;
         found.sort_by_key(|stored| stored.event.sequence);
         Ok(found)
     }

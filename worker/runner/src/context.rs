@@ -10,6 +10,7 @@ use roomrec_domain::ports::{Blobs, EventLog, Store, StoreError};
 use roomrec_domain::rule::RecordFormat;
 use roomrec_domain::time::Timestamp;
 
+use crate::board::Board;
 use crate::config::WorkerConfig;
 
 /// How many times a job write is retried after losing a race (a stop request, say).
@@ -20,6 +21,8 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub events: Arc<dyn EventLog>,
     pub blobs: Arc<dyn Blobs>,
+    /// The running jobs' items, read together every second.
+    pub board: Arc<Board>,
     pub config: WorkerConfig,
 }
 
@@ -57,6 +60,25 @@ impl Ctx {
             }
         }
         Err(JobWriteError::Contended)
+    }
+
+    /// Like [`update_job`](Self::update_job), starting from `job` as last read or written
+    /// instead of reading it first: one write when nobody wrote in between, a read and a
+    /// write more when someone did.
+    pub async fn update_from<F>(&self, job: &Job, mut change: F) -> Result<Job, JobWriteError>
+    where
+        F: FnMut(&mut Job) -> Result<(), String> + Send,
+    {
+        let mut changed = job.clone();
+        change(&mut changed).map_err(JobWriteError::Refused)?;
+        match self.store.save_job(&changed).await {
+            Ok(()) => {
+                changed.version += 1;
+                Ok(changed)
+            }
+            Err(StoreError::Conflict) => self.update_job(&job.app_id, &job.job_id, change).await,
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Records an event in the outbox and queues it; a queue failure is logged, the outbox

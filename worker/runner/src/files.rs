@@ -94,7 +94,7 @@ impl OpenFiles {
                 };
                 self.open.insert((format, file), opened);
                 *job = ctx
-                    .update_job(&job.app_id, &job.job_id, |j| {
+                    .update_from(job, |j| {
                         j.open_uploads.push(tracked.clone());
                         Ok(())
                     })
@@ -180,7 +180,7 @@ impl OpenFiles {
             end_time: Timestamp::from(ended),
         };
         let updated = ctx
-            .update_job(&job.app_id, &job.job_id, |j| {
+            .update_from(job, |j| {
                 j.open_uploads.retain(|u| u.key != record.obs_object);
                 j.record_files.get_or_insert_with(Vec::new).push(record.clone());
                 Ok(())
@@ -199,7 +199,7 @@ async fn track(
     key: &str,
     change: impl Fn(&mut OpenUpload) + Send + Sync,
 ) -> Result<Job, JobWriteError> {
-    ctx.update_job(&job.app_id, &job.job_id, |j| {
+    ctx.update_from(job, |j| {
         j.open_uploads.iter_mut().filter(|u| u.key == key).for_each(&change);
         Ok(())
     })

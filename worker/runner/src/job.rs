@@ -17,14 +17,15 @@ use roomrec_domain::time::Timestamp;
 use roomrec_media::{Command, Format, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
 
+use crate::board::{Seen, Watch};
 use crate::context::{Ctx, JobWriteError};
 use crate::files::OpenFiles;
 use crate::mix::MixFeed;
 use crate::recovery;
 use crate::spec::{mix_spec, record_spec};
 
-/// How often the job item is read (stop requests) and idle time checked.
-const TICK: Duration = Duration::from_secs(1);
+/// How often the job items are read (stop requests) and idle time checked.
+pub const TICK: Duration = Duration::from_secs(1);
 /// A read or connect to the source that makes no progress for this long fails and is retried.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between attempts to reach a source that is not there.
@@ -74,7 +75,9 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
         }
     };
     tracing::info!(job_id = %job.job_id, state = job.state.as_str(), takeover, "job claimed");
-    let mut task = JobTask { ctx, job, shutdown, last_media: Instant::now(), stop: None, handback: false, lost: false };
+    let watch = ctx.board.watch(&job.app_id, &job.job_id);
+    let mut task =
+        JobTask { ctx, job, watch, shutdown, last_media: Instant::now(), stop: None, handback: false, lost: false };
     if takeover && !task.job.open_uploads.is_empty() {
         let region = task.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
         if let Err(err) = recovery::finish_abandoned(&task.ctx, &mut task.job, &region).await {
@@ -135,7 +138,10 @@ enum Ending {
 
 struct JobTask {
     ctx: Arc<Ctx>,
+    /// The job as last read or written.
     job: Job,
+    /// Its entry on the worker's board of job reads.
+    watch: Watch,
     shutdown: watch::Receiver<bool>,
     last_media: Instant,
     /// Set once a stop was decided; the recorder is finishing.
@@ -241,7 +247,7 @@ impl JobTask {
                     return Some(url.as_str().to_owned());
                 }
             }
-            tokio::time::sleep(TICK).await;
+            self.watch.next().await;
             if self.check().await.is_some() {
                 return None;
             }
@@ -265,8 +271,8 @@ impl JobTask {
         self.stop
     }
 
-    /// Reads the job (stop requests) every tick, and renews the lease once a third of it has
-    /// passed: one read per second per job, one write per `lease / 3`.
+    /// Takes the board's latest read of the job (stop requests), and renews the lease once a
+    /// third of it has passed: one write per `lease / 3`.
     async fn refresh(&mut self) {
         let worker = self.ctx.config.worker_id.clone();
         let lease = self.ctx.config.lease;
@@ -274,12 +280,18 @@ impl JobTask {
         let renewal_due = self.job.lease.as_ref().is_none_or(|l| l.expires_at_ms - now_ms() < lease_ms * 2 / 3);
         let result = if renewal_due {
             let renew = |job: &mut Job| job.renew(&worker, now_ms(), lease).map_err(|e| e.to_string());
-            self.ctx.update_job(&self.job.app_id, &self.job.job_id, renew).await
+            self.ctx.update_from(&self.job, renew).await
         } else {
-            match self.ctx.store.get_job(&self.job.app_id, &self.job.job_id).await {
-                Ok(Some(job)) if job.lease.as_ref().is_some_and(|l| l.owner == worker) => Ok(job),
-                Ok(_) => Err(JobWriteError::Gone),
-                Err(err) => Err(err.into()),
+            match self.watch.latest() {
+                // Read before our own last write: ours is newer.
+                Seen::Found(job) if job.version < self.job.version => return,
+                Seen::Found(job) if job.lease.as_ref().is_some_and(|l| l.owner == worker) => Ok(*job),
+                Seen::Found(_) | Seen::Gone => Err(JobWriteError::Gone),
+                Seen::Failed(why) => {
+                    tracing::warn!(job_id = %self.job.job_id, error = %why, "reading the job failed; will retry");
+                    return;
+                }
+                Seen::Unread => return,
             }
         };
         match result {
@@ -302,7 +314,7 @@ impl JobTask {
                 }
             }
         });
-        let mut tick = tokio::time::interval(TICK);
+        let mut reads = self.watch.reads();
         let mut failure = None;
         let mut stop_sent = false;
         loop {
@@ -317,7 +329,7 @@ impl JobTask {
                         }
                     }
                 },
-                _ = tick.tick() => {
+                _ = Watch::wait(&mut reads) => {
                     if self.check().await.is_some() {
                         stop_sent = stop_sent || control.stop();
                     } else if !stop_sent {
@@ -354,7 +366,7 @@ impl JobTask {
         }
         let worker = ctx.config.worker_id.clone();
         if handback {
-            let released = ctx.update_job(&job.app_id, &job.job_id, |j| {
+            let released = ctx.update_from(&job, |j| {
                 j.release(&worker);
                 Ok(())
             });
@@ -368,7 +380,7 @@ impl JobTask {
             Ending::Failed(detail) => (StopReason::InternalError, EventType::CloudRecordFailed, detail),
         };
         let finished = ctx
-            .update_job(&job.app_id, &job.job_id, |j| {
+            .update_from(&job, |j| {
                 j.finish(reason, Timestamp::now());
                 Ok(())
             })

@@ -1,5 +1,6 @@
 //! `roomrec-worker`: the recording worker process (ECS/Fargate service, `make up` locally).
 
+mod board;
 mod config;
 mod context;
 mod files;
@@ -13,7 +14,9 @@ mod worker;
 
 use std::sync::Arc;
 
+use board::Board;
 use roomrec_adapters::{init_tracing, DynamoEventLog, DynamoStore, S3Blobs};
+use roomrec_domain::ports::Store;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[tokio::main]
@@ -22,8 +25,11 @@ async fn main() -> anyhow::Result<()> {
     let config = config::WorkerConfig::from_env()?;
     let aws = aws_config::load_from_env().await;
     let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
+    let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamo.clone(), config.base.tables.clone()));
+    let board = Board::new(store.clone());
+    tokio::spawn(board.clone().run());
     let ctx = Arc::new(context::Ctx {
-        store: Arc::new(DynamoStore::new(dynamo.clone(), config.base.tables.clone())),
+        store,
         events: Arc::new(DynamoEventLog::new(
             dynamo,
             sqs.clone(),
@@ -31,6 +37,7 @@ async fn main() -> anyhow::Result<()> {
             config.base.events_queue_url.clone(),
         )),
         blobs: Arc::new(S3Blobs::new(&aws)),
+        board,
         config: config.clone(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);
