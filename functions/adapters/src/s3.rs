@@ -1,10 +1,10 @@
 //! Recordings in S3: whole objects for HLS segments and playlists, multipart uploads for MP4.
 
 use async_trait::async_trait;
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use roomrec_domain::ports::{Blobs, StoreError};
+use roomrec_domain::ports::{Blobs, FilePart, StoreError};
 
 /// [`Blobs`] on S3.
 #[derive(Debug, Clone)]
@@ -59,8 +59,16 @@ impl Blobs for S3Blobs {
         key: &str,
         upload_id: &str,
         number: i32,
-        body: Vec<u8>,
+        part: FilePart<'_>,
     ) -> Result<String, StoreError> {
+        // Read from disk as it is sent: a 5 MiB part per recording need not sit in memory.
+        let body = ByteStream::read_from()
+            .path(part.path)
+            .offset(part.offset)
+            .length(Length::Exact(part.length))
+            .build()
+            .await
+            .map_err(backend)?;
         let out = self
             .client
             .upload_part()
@@ -68,7 +76,7 @@ impl Blobs for S3Blobs {
             .key(key)
             .upload_id(upload_id)
             .part_number(number)
-            .body(ByteStream::from(body))
+            .body(body)
             .send()
             .await
             .map_err(backend)?;

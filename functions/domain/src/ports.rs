@@ -192,6 +192,14 @@ pub trait EventLog: Send + Sync {
     async fn publish(&self, event: &RecordEvent) -> Result<(), QueueError>;
 }
 
+/// A byte range of a file: `length` bytes from `offset`.
+#[derive(Debug, Clone, Copy)]
+pub struct FilePart<'a> {
+    pub path: &'a std::path::Path,
+    pub offset: u64,
+    pub length: u64,
+}
+
 /// Object storage for recordings.
 #[async_trait]
 pub trait Blobs: Send + Sync {
@@ -199,14 +207,14 @@ pub trait Blobs: Send + Sync {
     async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
     /// Starts a multipart upload; returns its id.
     async fn start_multipart(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StoreError>;
-    /// Uploads part `number` (from 1); returns its ETag.
+    /// Uploads part `number` (from 1) streamed from a file on disk; returns its ETag.
     async fn upload_part(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
         number: i32,
-        body: Vec<u8>,
+        body: FilePart<'_>,
     ) -> Result<String, StoreError>;
     /// Completes a multipart upload from its parts' ETags, in order.
     async fn complete_multipart(

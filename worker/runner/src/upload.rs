@@ -2,12 +2,11 @@
 //! playlist as whole objects, fragmented MP4 as a multipart upload whose every part ends on a
 //! fragment boundary.
 
-use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use roomrec_domain::ports::{Blobs, StoreError};
+use roomrec_domain::ports::{Blobs, FilePart, StoreError};
 
 /// S3's smallest part except the last: https://docs.aws.amazon.com/AmazonS3/latest/userguide/qfacts.html
 pub const MIN_PART_SIZE_BYTES: u64 = 5 * 1024 * 1024;
@@ -110,14 +109,6 @@ pub struct Mp4Stream {
     pub state: Mp4Upload,
 }
 
-fn read_range(path: &Path, from: u64, to: u64) -> std::io::Result<Vec<u8>> {
-    let mut file = std::fs::File::open(path)?;
-    file.seek(SeekFrom::Start(from))?;
-    let mut body = Vec::with_capacity(usize::try_from(to - from).unwrap_or_default());
-    file.take(to - from).read_to_end(&mut body)?;
-    Ok(body)
-}
-
 impl Mp4Stream {
     /// A new upload of the file to `bucket`/`key`.
     pub fn new(blobs: Arc<dyn Blobs>, bucket: String, key: String) -> Self {
@@ -171,12 +162,9 @@ impl Mp4Stream {
             self.state = Mp4Upload::InProgress { upload_id, etags: Vec::new(), uploaded: 0 };
         }
         let Mp4Upload::InProgress { upload_id, etags, uploaded } = &mut self.state else { return Ok(()) };
-        let (from, path) = (*uploaded, path.to_owned());
-        let body = tokio::task::spawn_blocking(move || read_range(&path, from, to))
-            .await
-            .map_err(|e| std::io::Error::other(e.to_string()))??;
+        let part = FilePart { path, offset: *uploaded, length: to - *uploaded };
         let number = i32::try_from(etags.len() + 1).unwrap_or(i32::MAX);
-        let etag = self.blobs.upload_part(&self.bucket, &self.key, upload_id, number, body).await?;
+        let etag = self.blobs.upload_part(&self.bucket, &self.key, upload_id, number, part).await?;
         etags.push(etag);
         *uploaded = to;
         Ok(())
