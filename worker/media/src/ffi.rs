@@ -1,9 +1,9 @@
 //! The few FFmpeg calls and fields ffmpeg-next 9 has no safe wrapper for.
 //!
 //! Why unsafe is allowed here: ffmpeg-next exposes no accessor for a codec parameter's
-//! size, channel count, extradata or codec tag, no way to flush a muxer, and no way to scale
-//! part of a picture or tell the scaler a picture's colour range. Each function below
-//! touches only the live objects it borrows, and nothing else.
+//! size, channel count, extradata or codec tag, no way to flush a muxer or ask how much it
+//! wrote, and no way to scale part of a picture or tell the scaler a picture's colour range.
+//! Each function below touches only the live objects it borrows, and nothing else.
 #![allow(unsafe_code)]
 
 use ffmpeg_next::codec::Parameters;
@@ -80,6 +80,21 @@ pub(crate) fn flush_muxer(output: &mut Output) -> Result<(), Error> {
         }
     }
     Ok(())
+}
+
+/// Bytes the muxer has handed to its file so far (`avio_tell`, which asks nothing of the
+/// file): all on disk once its AVIOContext is flushed, as `flush_packets` does after every
+/// packet.
+pub(crate) fn bytes_written(output: &mut Output) -> u64 {
+    // SAFETY: `output` is a valid, exclusively borrowed AVFormatContext; `pb` is checked
+    // before use. A zero SEEK_CUR seek only reads the context's position fields.
+    unsafe {
+        let pb = (*output.as_mut_ptr()).pb;
+        if pb.is_null() {
+            return 0;
+        }
+        u64::try_from(ffi::avio_seek(pb, 0, ffi::SEEK_CUR)).unwrap_or(0)
+    }
 }
 
 /// Scales the part of `source` whose top left corner is (`x`, `y`) — as wide and high as

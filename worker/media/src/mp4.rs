@@ -124,9 +124,10 @@ impl Mp4Writer {
 
 impl Mp4File {
     /// Announces the file's new length, which always ends on a fragment boundary (see
-    /// `flush_packets` in [`Mp4Writer::open`]).
+    /// `flush_packets` in [`Mp4Writer::open`]). Asked of the muxer, not the file system: this
+    /// runs after every packet.
     fn report_progress(&mut self, report: &Reporter) -> Result<(), MediaError> {
-        let bytes = mux::file_len(&self.path)?;
+        let bytes = self.muxer.bytes_written();
         if bytes > self.reported {
             self.reported = bytes;
             report.send(Output::Mp4Progress { file: self.index, path: self.path.clone(), bytes })?;

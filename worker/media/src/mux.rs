@@ -142,6 +142,11 @@ impl Muxer {
         crate::ffi::flush_muxer(&mut self.ctx)
     }
 
+    /// Bytes written to the file so far (see [`crate::ffi::bytes_written`]).
+    pub(crate) fn bytes_written(&mut self) -> u64 {
+        crate::ffi::bytes_written(&mut self.ctx)
+    }
+
     /// Writes the trailer and closes the file.
     pub(crate) fn finish(mut self) -> Result<(), ffmpeg::Error> {
         self.ctx.write_trailer()
