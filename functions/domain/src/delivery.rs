@@ -28,6 +28,12 @@ pub const ORDER_WAIT: Duration = Duration::from_secs(3);
 /// message is about to arrive), before it is postponed by [`ORDER_WAIT`] instead.
 pub const IN_PROCESS_ORDER_WAIT: Duration = Duration::from_secs(1);
 
+/// An event older than this that no deliverer has ever handled (no attempt, no due time) is
+/// taken to have lost its queue message (the worker recorded it but could not queue it, say):
+/// the next event of its job queues it again, so it cannot hold the job's later events up
+/// forever. Scaled with the retry schedule.
+pub const ORPHAN_AFTER: Duration = Duration::from_secs(60);
+
 /// How often that in-process wait looks at the outbox again.
 const IN_PROCESS_ORDER_POLL: Duration = Duration::from_millis(100);
 
@@ -286,6 +292,12 @@ impl Deliverer {
         receipt: Option<&str>,
         callbacks: &CallbackCache,
     ) -> Result<Settled, DeliveryError> {
+        let orphan_after = ORPHAN_AFTER.mul_f64(self.schedule.scale());
+        let orphan = sequence.checked_sub(1).and_then(|p| known.get(&p)).filter(|p| orphaned(p, orphan_after));
+        if let Some(mut orphan) = orphan.cloned() {
+            orphan.apply(&self.requeue(&orphan).await?);
+            known.insert(orphan.event.sequence, orphan);
+        }
         let Some(stored) = known.get(&sequence) else {
             tracing::warn!(job_id = %job, sequence, "no such event in the outbox; dropping");
             return Ok(Settled::Done(None));
@@ -370,6 +382,22 @@ impl Deliverer {
         Ok((update, Settled::Later(delay)))
     }
 
+    /// Queues an orphaned event's message again and notes it as due now, so the events after
+    /// it wait for its delivery as for any other.
+    async fn requeue(&self, orphan: &StoredEvent) -> Result<DeliveryUpdate, DeliveryError> {
+        let event = &orphan.event;
+        tracing::warn!(job_id = %event.job_id, sequence = event.sequence, "event never handled; queueing it again");
+        let update = DeliveryUpdate {
+            status: DeliveryStatus::Pending,
+            attempt: None,
+            next_attempt_at: Some(Timestamp::now()),
+            restart_schedule: false,
+        };
+        self.events.record_delivery(&event.job_id, event.sequence, &update).await?;
+        self.events.publish(event).await?;
+        Ok(update)
+    }
+
     async fn fail(&self, stored: &StoredEvent, attempt: Attempt) -> Step {
         self.queue.dead_letter(&stored.event).await?;
         self.finish(stored, DeliveryStatus::Failed, Some(attempt)).await
@@ -400,6 +428,15 @@ fn predecessor_wait(sequence: u64, previous: Option<&StoredEvent>) -> Option<Dur
     let due = previous.next_attempt_at.map_or(Duration::ZERO, until);
     let after = if previous.scheduled_attempts().is_empty() { Duration::ZERO } else { Duration::from_secs(1) };
     Some((due + after).max(ORDER_WAIT).min(webhook::MAX_DELAY))
+}
+
+/// Whether `event` has waited `after` without any deliverer handling it: pending, never
+/// attempted, never postponed.
+fn orphaned(event: &StoredEvent, after: Duration) -> bool {
+    event.delivery_status == DeliveryStatus::Pending
+        && event.attempts.is_empty()
+        && event.next_attempt_at.is_none()
+        && since(event.event.create_time) >= after
 }
 
 /// Whether `previous`, the event before event `sequence`, is pending without a retry due

@@ -16,7 +16,7 @@ use std::time::Duration;
 use aws_sdk_sqs::types::QueueAttributeName;
 use roomrec_adapters::env;
 use roomrec_domain::callback::EventType;
-use roomrec_domain::delivery::DeliveryStatus;
+use roomrec_domain::delivery::{DeliveryStatus, ORPHAN_AFTER};
 use roomrec_domain::url::is_private_ip;
 use roomrec_tests::{aws, stack_env, unique, Api};
 use serde_json::json;
@@ -198,6 +198,36 @@ async fn a_receiver_down_for_a_minute_gets_every_event_in_sequence_order_when_it
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(receiver.received().len(), events.len(), "no event arrived twice");
+    assert_eq!(queues.messages_left().await, 0, "every message was acknowledged");
+    receiver.stop().await;
+}
+
+#[tokio::test]
+async fn an_event_whose_queue_message_was_lost_is_queued_again_by_the_next_and_both_arrive_in_order() {
+    let queues = OwnQueues::create("orphan").await;
+    let _deliverer = start_deliverer("orphan", &queues, &[(env::RETRY_SCHEDULE_SCALE, OUTAGE_SCHEDULE_SCALE)]);
+    let receiver = Receiver::start(vec![], 200).await;
+    let setup = Setup::new(&receiver.url(), &["RECORD_NEW_FILE_START", "CLOUD_RECORD_OVER"])
+        .await
+        .with_queue(&queues.events)
+        .await;
+
+    // In the outbox, but its message never reached the queue (the worker's publish failed).
+    let lost = setup.record(EventType::RecordNewFileStart).await;
+    let scale: f64 = OUTAGE_SCHEDULE_SCALE.parse().unwrap();
+    tokio::time::sleep(ORPHAN_AFTER.mul_f64(scale) + Duration::from_secs(1)).await;
+    let next = setup.emit(EventType::CloudRecordOver).await;
+
+    let got = receiver.wait_for(2, Duration::from_secs(30)).await;
+    let ids: Vec<_> = got.iter().map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, [lost.event_id.clone(), next.event_id.clone()], "the lost event first, then the next");
+    for event in [&lost, &next] {
+        let stored = setup.wait_settled(event, SETTLE).await;
+        assert_eq!(stored.delivery_status, DeliveryStatus::Delivered);
+        assert_eq!(stored.attempts.len(), 1, "{:?}", stored.attempts);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.received().len(), 2, "no event arrived twice");
     assert_eq!(queues.messages_left().await, 0, "every message was acknowledged");
     receiver.stop().await;
 }

@@ -19,6 +19,8 @@ use crate::webhook::{AttemptResult, SignedHeaders};
 struct FakeEvents {
     items: Mutex<BTreeMap<(JobId, u64), StoredEvent>>,
     reads: Mutex<usize>,
+    /// Sequences queued again.
+    published: Mutex<Vec<u64>>,
 }
 
 #[async_trait]
@@ -49,7 +51,8 @@ impl EventLog for FakeEvents {
         stored.apply(update);
         Ok(())
     }
-    async fn publish(&self, _event: &RecordEvent) -> Result<(), QueueError> {
+    async fn publish(&self, event: &RecordEvent) -> Result<(), QueueError> {
+        self.published.lock().unwrap().push(event.sequence);
         Ok(())
     }
 }
@@ -368,6 +371,37 @@ async fn a_batch_with_a_gap_in_a_jobs_sequence_waits_for_the_events_between() {
     assert_eq!(w.posted(), [1], "5 is not sent while 4 is pending");
     assert!(matches!(results[0], Settled::Later(_)), "{results:?}");
     assert!(matches!(results[1], Settled::Done(Some(DeliveryStatus::Delivered))), "{results:?}");
+}
+
+#[tokio::test]
+async fn an_old_predecessor_no_deliverer_ever_handled_is_queued_again_and_waited_for() {
+    // Event 1 was recorded two minutes ago but its queue message was lost.
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate();
+    w.record(&job, 1);
+    let long_ago = Timestamp::from(chrono::Utc::now() - chrono::Duration::minutes(2));
+    w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().event.create_time = long_ago;
+
+    let Settled::Later(wait) = w.deliver(&w.record(&job, 2)).await else { panic!("sent before its predecessor") };
+    assert_eq!(*w.events.published.lock().unwrap(), [1], "the orphan's message is queued again");
+    assert!(w.posted().is_empty());
+    secs(2.5, 4.0, wait); // back soon after the orphan's new message
+    let orphan = w.stored(&job, 1);
+    assert!(orphan.next_attempt_at.is_some() && orphan.attempts.is_empty(), "{orphan:?}");
+
+    // A second look while the requeued message is on its way queues nothing more.
+    let Settled::Later(_) = w.deliver(&w.record(&job, 2)).await else { panic!("sent before its predecessor") };
+    assert_eq!(w.events.published.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_recent_predecessor_not_handled_yet_is_waited_for_without_queueing_it_again() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate();
+    w.record(&job, 1); // its message is simply not received yet
+
+    let Settled::Later(_) = w.deliver(&w.record(&job, 2)).await else { panic!("sent before its predecessor") };
+    assert!(w.events.published.lock().unwrap().is_empty());
 }
 
 #[tokio::test]
