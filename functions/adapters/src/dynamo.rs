@@ -3,6 +3,7 @@
 //! the entity itself as JSON in `doc`. The README's "Table design" section lists the keys.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
@@ -78,16 +79,22 @@ fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
 }
 
 /// The items of `table` at `keys` that exist (strongly consistent), in no particular order:
-/// one BatchGetItem per hundred keys, asked again for any part DynamoDB leaves unprocessed.
+/// one BatchGetItem per hundred keys, asked again (after a growing pause, as AWS advises) for
+/// any part DynamoDB leaves unprocessed.
 pub(crate) async fn batch_get(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
     let mut found = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(BATCH_GET_MAX_KEYS) {
         let request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build();
         let mut pending = Some(request.map_err(backend)?);
+        let mut pause = Duration::from_millis(50);
         while let Some(request) = pending.take() {
             let out = client.batch_get_item().request_items(table, request).send().await.map_err(backend)?;
             found.extend(out.responses.unwrap_or_default().remove(table).unwrap_or_default());
             pending = out.unprocessed_keys.unwrap_or_default().remove(table).filter(|k| !k.keys.is_empty());
+            if pending.is_some() {
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(1));
+            }
         }
     }
     Ok(found)

@@ -214,7 +214,7 @@ pub trait Blobs: Send + Sync {
         key: &str,
         upload_id: &str,
         number: i32,
-        body: FilePart<'_>,
+        part: FilePart<'_>,
     ) -> Result<String, StoreError>;
     /// Completes a multipart upload from its parts' ETags, in order.
     async fn complete_multipart(

@@ -9,6 +9,7 @@ use roomrec_domain::ids::{AppId, JobId};
 use roomrec_domain::job::Job;
 use roomrec_domain::ports::Store;
 use tokio::sync::watch;
+use tokio::time::Interval;
 
 use crate::job::TICK;
 
@@ -97,9 +98,10 @@ impl Watch {
         self.seen.borrow_and_update().clone()
     }
 
-    /// Waits for the board's next read.
+    /// Waits for the board's next read, at most two ticks: a board held up by a slow store
+    /// does not hold up the caller's own checks (idleness, shutdown).
     pub async fn next(&mut self) {
-        Self::wait(&mut self.seen).await;
+        let _ = tokio::time::timeout(TICK * 2, self.seen.changed()).await;
     }
 
     /// Another handle on the reads, to wait on with [`wait`](Self::wait) beside other work.
@@ -107,10 +109,13 @@ impl Watch {
         self.seen.clone()
     }
 
-    /// Waits for the next read on `reads`, at most two ticks: a board held up by a slow
-    /// store does not hold up the caller's own checks (idleness, shutdown).
-    pub async fn wait(reads: &mut watch::Receiver<Seen>) {
-        let _ = tokio::time::timeout(TICK * 2, reads.changed()).await;
+    /// Waits for the next read on `reads` or the next tick of `fallback`, whichever comes
+    /// first; both are cancel safe, so this can be one branch of a `select!` in a loop.
+    pub async fn wait(reads: &mut watch::Receiver<Seen>, fallback: &mut Interval) {
+        tokio::select! {
+            _ = reads.changed() => {}
+            _ = fallback.tick() => {}
+        }
     }
 }
 
