@@ -121,14 +121,8 @@ pub trait Store: Send + Sync {
     /// A job of an app, with its stored version.
     async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError>;
     /// The jobs of these (app, job) ids that exist, with their stored versions, in no
-    /// particular order: one read for many jobs where the store allows.
-    async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<Job>, StoreError> {
-        let mut found = Vec::with_capacity(jobs.len());
-        for (app_id, job_id) in jobs {
-            found.extend(self.get_job(app_id, job_id).await?);
-        }
-        Ok(found)
-    }
+    /// particular order, read together.
+    async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<Job>, StoreError>;
     /// Jobs of an app matching `filter`, newest first.
     async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
     /// Saves a new job at version 1; `Conflict` if the id exists.

@@ -38,6 +38,9 @@ pub struct Watch {
     board: Arc<Board>,
     key: Key,
     seen: watch::Receiver<Seen>,
+    /// Ticks every two board ticks, so a board held up by a slow store does not hold up the
+    /// watcher's own checks (idleness, shutdown).
+    fallback: Interval,
 }
 
 impl Board {
@@ -54,7 +57,7 @@ impl Board {
     pub fn watch(self: &Arc<Self>, app_id: &AppId, job_id: &JobId) -> Watch {
         let key = (app_id.clone(), job_id.clone());
         let seen = self.watched().entry(key.clone()).or_insert_with(|| watch::channel(Seen::Unread).0).subscribe();
-        Watch { board: self.clone(), key, seen }
+        Watch { board: self.clone(), key, seen, fallback: tokio::time::interval(TICK * 2) }
     }
 
     /// Reads every watched job once a [`TICK`], forever.
@@ -98,23 +101,12 @@ impl Watch {
         self.seen.borrow_and_update().clone()
     }
 
-    /// Waits for the board's next read, at most two ticks: a board held up by a slow store
-    /// does not hold up the caller's own checks (idleness, shutdown).
+    /// Waits for the board's next read or the fallback's next tick, whichever comes first;
+    /// cancel safe, so it can be one branch of a `select!` in a loop.
     pub async fn next(&mut self) {
-        let _ = tokio::time::timeout(TICK * 2, self.seen.changed()).await;
-    }
-
-    /// Another handle on the reads, to wait on with [`wait`](Self::wait) beside other work.
-    pub fn reads(&self) -> watch::Receiver<Seen> {
-        self.seen.clone()
-    }
-
-    /// Waits for the next read on `reads` or the next tick of `fallback`, whichever comes
-    /// first; both are cancel safe, so this can be one branch of a `select!` in a loop.
-    pub async fn wait(reads: &mut watch::Receiver<Seen>, fallback: &mut Interval) {
         tokio::select! {
-            _ = reads.changed() => {}
-            _ = fallback.tick() => {}
+            _ = self.seen.changed() => {}
+            _ = self.fallback.tick() => {}
         }
     }
 }

@@ -314,9 +314,6 @@ impl JobTask {
                 }
             }
         });
-        let mut reads = self.watch.reads();
-        // Checks go on every two ticks even if the board stalls while outputs keep coming.
-        let mut fallback = tokio::time::interval(TICK * 2);
         let mut failure = None;
         let mut stop_sent = false;
         loop {
@@ -331,7 +328,7 @@ impl JobTask {
                         }
                     }
                 },
-                _ = Watch::wait(&mut reads, &mut fallback) => {
+                _ = self.watch.next() => {
                     if self.check().await.is_some() {
                         stop_sent = stop_sent || control.stop();
                     } else if !stop_sent {
