@@ -7,13 +7,17 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 : "${ROOMREC_HTTP_URL:?run me through 'make test' (infra/local/stack.py run -- ...)}"
 
-cargo test --workspace --no-fail-fast --exclude roomrec-tests
-cargo test -p roomrec-tests --test e2e
+# The offline tier: what `cargo test --workspace` runs with nothing started.
+cargo test --workspace --no-fail-fast
+# The end-to-end tier (`--features e2e`): real nginx-rtmp, ffmpeg publishers, moto, processes.
+e2e=(--features e2e)
+cargo test -p roomrec-media "${e2e[@]}" --test recorder --test mix
+cargo test -p roomrec-tests "${e2e[@]}" --test e2e
 # Starts and kills its own workers; must run while no other worker takes jobs.
-cargo test -p roomrec-tests --test takeover -- --test-threads=1
+cargo test -p roomrec-tests "${e2e[@]}" --test takeover -- --test-threads=1
 # Starts its own deliverers (compressed retry schedule; private addresses refused) on queues
 # of its own, and a gateway that refuses private callback URLs. About 100 s.
-cargo test -p roomrec-tests --test callback_processes
+cargo test -p roomrec-tests "${e2e[@]}" --test callback_processes
 
 # The worker and callback phases: a real worker, and the callback deliverer running the
 # Lambda's handler against the events queue (it also delivers the worker tests' events).
@@ -28,11 +32,11 @@ stop_services() {
   wait "$worker_pid" "$deliverer_pid" 2>/dev/null || true
 }
 trap stop_services EXIT
-if ! cargo test -p roomrec-tests --test worker; then
+if ! cargo test -p roomrec-tests "${e2e[@]}" --test worker; then
   echo "--- worker log (last 60 lines) ---"; tail -n 60 "$worker_log"
   exit 1
 fi
-if ! cargo test -p roomrec-tests --test callbacks; then
+if ! cargo test -p roomrec-tests "${e2e[@]}" --test callbacks; then
   echo "--- deliverer log (last 60 lines) ---"; tail -n 60 "$deliverer_log"
   exit 1
 fi
