@@ -19,6 +19,13 @@ pub async fn deps() -> Deps {
     Deps::from_env().await.expect("the stack environment configures every table and queue")
 }
 
+/// The stack's DynamoDB tables as the worker sees them, for tests that write a job directly.
+pub async fn store() -> roomrec_adapters::DynamoStore {
+    let config = roomrec_adapters::Config::from_env().expect("the stack environment configures every table");
+    let aws = aws_config::load_from_env().await;
+    roomrec_adapters::DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.tables)
+}
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}{:08x}", rand::random::<u32>())
@@ -52,7 +59,7 @@ impl Api {
     pub async fn new_account() -> Self {
         let issued = deps()
             .await
-            .service
+            .access
             .issue_credential(AccountId::try_from(unique("acct")).expect("valid account name"))
             .await
             .expect("issuing a credential against moto");

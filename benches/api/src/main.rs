@@ -48,7 +48,7 @@ async fn main() -> Result<()> {
 /// A gateway client signed in as a new account named `name`.
 async fn sign_in(deps: &Deps, base: &str, name: &str) -> Result<Gateway> {
     let account = AccountId::try_from(format!("{name}-{}", std::process::id())).context("account name")?;
-    let issued = deps.service.issue_credential(account).await.context("issuing a credential on moto")?;
+    let issued = deps.access.issue_credential(account).await.context("issuing a credential on moto")?;
     Gateway::new(base.to_owned(), issued.key_id.to_string(), issued.secret)
 }
 

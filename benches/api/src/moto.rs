@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
-use roomrec_adapters::{Config, Tables};
+use roomrec_adapters::{Config, OsRandom, Tables};
 use roomrec_domain::ids::{AppId, JobId, RuleId};
 use roomrec_domain::ports::JobMessage;
 
@@ -114,13 +114,13 @@ impl Moto {
         let t = &self.tables;
         self.get(&t.accounts, self.account_key()).await?; // `serve` authenticates
         if route == Route::CreateApp {
-            return self.put(&t.apps, with(&self.items.app, "app_id", AppId::generate().as_str()), None).await;
+            return self.put(&t.apps, with(&self.items.app, "app_id", AppId::generate(&OsRandom).as_str()), None).await;
         }
         self.get(&t.apps, self.app_key()).await?; // `Service::app` checks ownership
         match route {
             Route::CreateApp | Route::GetApp => Ok(()),
             Route::CreateRule => {
-                self.put(&t.rules, with(&self.items.rule, "rule_id", RuleId::generate().as_str()), None).await
+                self.put(&t.rules, with(&self.items.rule, "rule_id", RuleId::generate(&OsRandom).as_str()), None).await
             }
             Route::GetRule => self.get(&t.rules, self.rule_key()).await.map(drop),
             Route::PutCallback => self.put(&t.callbacks, self.items.callback.clone(), None).await,
@@ -136,7 +136,7 @@ impl Moto {
     /// The rule check, the conditional job write and the queue message of a new job.
     async fn create_job(&self) -> Result<()> {
         self.get(&self.tables.rules, self.rule_key()).await?;
-        let job_id = JobId::generate();
+        let job_id = JobId::generate(&OsRandom);
         let item = with(&self.items.job, "job_id", job_id.as_str());
         self.put(&self.tables.jobs, item, Some("attribute_not_exists(job_id)")).await?;
         let app_id = AppId::parse(&self.fixture.app_id).context("the fixture's app id")?;

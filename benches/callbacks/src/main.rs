@@ -21,12 +21,12 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
 use receiver::{Receipt, Receiver};
-use roomrec_adapters::{event_log, Deps, DynamoEventLog};
+use roomrec_adapters::{event_log, Deps, DynamoEventLog, OsRandom, SystemClock};
 use roomrec_domain::callback::EventType;
+use roomrec_domain::clock::Clock;
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::{AppId, JobId, RoomId};
 use roomrec_domain::ports::EventLog;
-use roomrec_domain::time::Timestamp;
 use serde_json::{json, Value};
 use stats::{header, ms, row, Sample};
 
@@ -87,7 +87,7 @@ async fn main() -> Result<()> {
     eprintln!("bench-callbacks: app {app}, callback {}", receiver.url());
 
     let per_job = knobs.events / knobs.jobs;
-    let jobs: Vec<JobId> = (0..knobs.jobs).map(|_| JobId::generate()).collect();
+    let jobs: Vec<JobId> = (0..knobs.jobs).map(|_| JobId::generate(&OsRandom)).collect();
     eprintln!(
         "bench-callbacks: writing {} events ({} jobs x {per_job}, {} jobs at a time)",
         knobs.events, knobs.jobs, knobs.writers
@@ -177,7 +177,7 @@ async fn write_job(
             record_format: None,
             file: None,
             detail_message: format!("bench event {sequence}"),
-            create_time: Timestamp::now(),
+            create_time: SystemClock.timestamp(),
         };
         log.append(&event).await.with_context(|| format!("appending {job}/{sequence}"))?;
         written.push((event.event_id.clone(), Instant::now()));

@@ -12,9 +12,11 @@ use aws_sdk_dynamodb::Client;
 use roomrec_domain::app::App;
 use roomrec_domain::callback::RecordCallback;
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
-use roomrec_domain::job::{Job, JobSpec};
-use roomrec_domain::lease::Lease;
-use roomrec_domain::ports::{Credential, JobFilter, Store, StoreError};
+use roomrec_domain::job::Job;
+use roomrec_domain::ports::{
+    AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, RoomStore, RuleStore, StoreError,
+};
+use roomrec_domain::record::{JobRecord, Lease};
 use roomrec_domain::room::{Room, RoomStream};
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::time::Timestamp;
@@ -196,11 +198,8 @@ impl DynamoStore {
         }
     }
 
-    fn job_item(job: &Job, version: u64) -> Result<Item, StoreError> {
-        let job_type = match job.spec {
-            JobSpec::Individual(_) => "INDIVIDUAL",
-            JobSpec::Mix { .. } => "MIX",
-        };
+    fn job_item(record: &JobRecord, version: u64) -> Result<Item, StoreError> {
+        let job = &record.job;
         let mut item = item(
             job,
             &[
@@ -209,35 +208,35 @@ impl DynamoStore {
                 ("version", n(version)),
                 ("state", s(job.state.as_str())),
                 ("room_id", s(job.room_id.as_str())),
-                ("job_type", s(job_type)),
+                ("job_type", s(job.kind().as_str())),
                 ("create_time", s(job.create_time.to_string())),
             ],
         )?;
-        if let Some(lease) = &job.lease {
+        if let Some(lease) = &record.lease {
             item.insert("lease_owner".into(), s(lease.owner.as_str()));
             item.insert("lease_expires_ms".into(), n(lease.expires_at_ms));
         }
-        if !job.open_uploads.is_empty() {
-            item.insert("open_uploads".into(), s(serde_json::to_string(&job.open_uploads).map_err(backend)?));
+        if !record.open_uploads.is_empty() {
+            item.insert("open_uploads".into(), s(serde_json::to_string(&record.open_uploads).map_err(backend)?));
         }
         Ok(item)
     }
 
-    fn job_from(item: &Item) -> Result<Job, StoreError> {
-        let mut job: Job = doc(item)?;
-        job.version = number(item, "version")?;
+    fn job_from(item: &Item) -> Result<JobRecord, StoreError> {
+        let mut record = JobRecord::new(doc(item)?);
+        record.version = number(item, "version")?;
         let owner = item.get("lease_owner").and_then(|v| v.as_s().ok());
         let expires = item.get("lease_expires_ms").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-        job.lease = owner.zip(expires).map(|(owner, expires_at_ms)| Lease { owner: owner.clone(), expires_at_ms });
+        record.lease = owner.zip(expires).map(|(owner, expires_at_ms)| Lease { owner: owner.clone(), expires_at_ms });
         if let Some(uploads) = item.get("open_uploads").and_then(|v| v.as_s().ok()) {
-            job.open_uploads = serde_json::from_str(uploads).map_err(backend)?;
+            record.open_uploads = serde_json::from_str(uploads).map_err(backend)?;
         }
-        Ok(job)
+        Ok(record)
     }
 }
 
 #[async_trait]
-impl Store for DynamoStore {
+impl CredentialStore for DynamoStore {
     async fn get_credential(&self, key_id: &KeyId) -> Result<Option<Credential>, StoreError> {
         let found = self.get(&self.tables.accounts, key(&[("key_id", key_id.as_str())])).await?;
         found.map(|i| doc(&i)).transpose()
@@ -260,7 +259,10 @@ impl Store for DynamoStore {
         self.delete(&self.tables.accounts, key(&[("key_id", key_id.as_str())])).await?;
         Ok(())
     }
+}
 
+#[async_trait]
+impl AppStore for DynamoStore {
     async fn get_app(&self, account: &AccountId, app_id: &AppId) -> Result<Option<App>, StoreError> {
         let found = self.get(&self.tables.apps, key(&[("app_id", app_id.as_str())])).await?;
         let owned = found.filter(|i| i.get("account_id").and_then(|v| v.as_s().ok()) == Some(&account.to_string()));
@@ -301,7 +303,10 @@ impl Store for DynamoStore {
             Err(err) => Err(err),
         }
     }
+}
 
+#[async_trait]
+impl RuleStore for DynamoStore {
     async fn get_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<Option<RecordRule>, StoreError> {
         let found =
             self.get(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await?;
@@ -323,7 +328,10 @@ impl Store for DynamoStore {
     async fn delete_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<bool, StoreError> {
         self.delete(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await
     }
+}
 
+#[async_trait]
+impl CallbackStore for DynamoStore {
     async fn get_callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError> {
         let found = self.get(&self.tables.callbacks, key(&[("app_id", app_id.as_str())])).await?;
         found.map(|i| doc(&i)).transpose()
@@ -336,7 +344,10 @@ impl Store for DynamoStore {
     async fn delete_callback(&self, app_id: &AppId) -> Result<bool, StoreError> {
         self.delete(&self.tables.callbacks, key(&[("app_id", app_id.as_str())])).await
     }
+}
 
+#[async_trait]
+impl RoomStore for DynamoStore {
     async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError> {
         let room_key = rooms_key(app_id, room);
         let found = self.get(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", user.as_str())])).await?;
@@ -418,28 +429,31 @@ impl Store for DynamoStore {
             Err(err) => Err(err),
         }
     }
+}
 
-    async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError> {
+#[async_trait]
+impl JobStore for DynamoStore {
+    async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         let found =
             self.get(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
         found.map(|i| Self::job_from(&i)).transpose()
     }
 
-    async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<Job>, StoreError> {
+    async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<JobRecord>, StoreError> {
         let keys = jobs.iter().map(|(app, job)| key(&[("app_id", app.as_str()), ("job_id", job.as_str())])).collect();
         batch_get(&self.client, &self.tables.jobs, keys).await?.iter().map(Self::job_from).collect()
     }
 
     async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
         let items = self.query(&self.tables.jobs, None, "app_id", app_id.as_str()).await?;
-        let wanted_type = if filter.mix { "MIX" } else { "INDIVIDUAL" };
+        let wanted_type = filter.kind.as_str();
         let attr = |i: &Item, name: &str| i.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
         let mut jobs = items
             .iter()
             .filter(|i| attr(i, "job_type") == wanted_type)
             .filter(|i| filter.room_id.as_ref().is_none_or(|r| attr(i, "room_id") == r.as_str()))
             .filter(|i| filter.state.is_none_or(|st| attr(i, "state") == st.as_str()))
-            .map(Self::job_from)
+            .map(|item| Self::job_from(item).map(|record| record.job))
             .collect::<Result<Vec<Job>, _>>()?;
         jobs.sort_by(|a, b| b.create_time.cmp(&a.create_time).then_with(|| a.job_id.cmp(&b.job_id)));
         Ok(jobs)
@@ -449,7 +463,7 @@ impl Store for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.tables.jobs)
-            .set_item(Some(Self::job_item(job, 1)?))
+            .set_item(Some(Self::job_item(&JobRecord::new(job.clone()), 1)?))
             .condition_expression("attribute_not_exists(job_id)")
             .send()
             .await
@@ -457,13 +471,13 @@ impl Store for DynamoStore {
         Ok(())
     }
 
-    async fn save_job(&self, job: &Job) -> Result<(), StoreError> {
+    async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError> {
         self.client
             .put_item()
             .table_name(&self.tables.jobs)
-            .set_item(Some(Self::job_item(job, job.version + 1)?))
+            .set_item(Some(Self::job_item(record, record.version + 1)?))
             .condition_expression("version = :expected")
-            .expression_attribute_values(":expected", n(job.version))
+            .expression_attribute_values(":expected", n(record.version))
             .send()
             .await
             .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()))?;

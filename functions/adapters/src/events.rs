@@ -4,8 +4,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
-use roomrec_domain::delivery::{Attempt, DeliveryStatus, DeliveryUpdate, StoredEvent};
-use roomrec_domain::event::RecordEvent;
+use roomrec_domain::event::{Attempt, DeliveryStatus, DeliveryUpdate, RecordEvent, StoredEvent};
 use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::{EventLog, QueueError, StoreError};
 

@@ -1,5 +1,6 @@
-//! AWS adapters: [`DynamoStore`] and [`SqsJobQueue`] implement the core's ports; [`Config`]
-//! reads the deployment's settings once from the environment (names match `template.yaml`).
+//! AWS adapters: [`DynamoStore`], [`SqsJobQueue`] and the others implement the core's ports;
+//! [`Config`] reads the deployment's settings once from the environment (names match
+//! `template.yaml`); [`Deps`] wires the use cases every API function serves.
 
 mod config;
 mod dynamo;
@@ -8,6 +9,7 @@ mod notifier;
 mod recordings;
 mod s3;
 mod sqs;
+mod system;
 
 use std::sync::Arc;
 
@@ -16,25 +18,76 @@ pub use dynamo::DynamoStore;
 pub use events::DynamoEventLog;
 pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
 pub use recordings::DynamoRecordingStore;
-use roomrec_domain::delivery::Deliverer;
-use roomrec_domain::service::Settings;
+use roomrec_domain::clock::{Clock, Random};
+use roomrec_domain::delivery::{Deliverer, DelivererPorts};
 use roomrec_domain::url::PrivateAddresses;
-use roomrec_domain::Service;
+use roomrec_domain::usecases::{
+    Access, Apps, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, Rooms, RoomsPorts, Rules,
+};
 pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
+pub use system::{OsRandom, SystemClock};
 
-/// What every function needs: the core service and the deployment's settings.
+/// What every API function needs: the use cases over DynamoDB and SQS, and the settings.
 #[derive(Clone)]
 pub struct Deps {
-    pub service: Service,
+    pub access: Access,
+    pub apps: Apps,
+    pub rules: Rules,
+    pub callbacks: Callbacks,
+    pub rooms: Rooms,
+    pub jobs: Jobs,
+    pub events: JobEvents,
+    pub jocloud: Jocloud,
     pub config: Config,
 }
 
 impl Deps {
-    /// Reads the configuration and wires the service; call once per process.
+    /// Reads the configuration and wires the use cases; call once per process. Endpoint and
+    /// credentials come from the standard AWS environment (`AWS_ENDPOINT_URL` points it at
+    /// moto locally).
     pub async fn from_env() -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
-        Ok(Self { service: service(&config).await, config })
+        let jocloud_table = config.tables.jocloud.clone().ok_or(ConfigError::Missing(env::JOCLOUD_TABLE))?;
+        let aws = aws_config::load_from_env().await;
+        let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
+        let store = Arc::new(DynamoStore::new(dynamo.clone(), config.tables.clone()));
+        let queue = Arc::new(SqsJobQueue::new(sqs.clone(), config.jobs_queue_url.clone()));
+        let events = Arc::new(DynamoEventLog::new(
+            dynamo.clone(),
+            sqs,
+            config.tables.events.clone(),
+            config.events_queue_url.clone(),
+        ));
+        let notifier = Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(&config)));
+        let (clock, random): (Arc<dyn Clock>, Arc<dyn Random>) = (Arc::new(SystemClock), Arc::new(OsRandom));
+        let jobs = Jobs::new(store.clone(), store.clone(), queue, clock.clone(), random.clone());
+        let jocloud = Jocloud::new(JocloudPorts {
+            recordings: Arc::new(DynamoRecordingStore::new(dynamo, jocloud_table)),
+            rooms: store.clone(),
+            rules: store.clone(),
+            jobs: jobs.clone(),
+            s3_endpoint: aws.endpoint_url().map(str::to_owned),
+            clock: clock.clone(),
+        });
+        Ok(Self {
+            access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone()),
+            apps: Apps::new(store.clone(), clock.clone(), random.clone()),
+            rules: Rules::new(store.clone(), clock.clone(), random),
+            callbacks: Callbacks::new(store.clone(), notifier, private_callbacks(&config), clock.clone()),
+            rooms: Rooms::new(RoomsPorts {
+                rooms: store.clone(),
+                apps: store.clone(),
+                rules: store,
+                jobs: jobs.clone(),
+                jocloud: jocloud.clone(),
+                clock,
+            }),
+            events: JobEvents::new(jobs.clone(), events),
+            jobs,
+            jocloud,
+            config,
+        })
     }
 }
 
@@ -44,26 +97,6 @@ pub fn init_tracing() {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // A second call (tests, the local gateway) keeps the first subscriber.
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr).try_init();
-}
-
-/// The core service wired to DynamoDB and SQS. Endpoint and credentials come from the standard
-/// AWS environment (`AWS_ENDPOINT_URL` points it at moto locally).
-pub async fn service(config: &Config) -> Service {
-    let aws = aws_config::load_from_env().await;
-    let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
-    let store = DynamoStore::new(dynamo.clone(), config.tables.clone());
-    let queue = SqsJobQueue::new(sqs.clone(), config.jobs_queue_url.clone());
-    let events =
-        DynamoEventLog::new(dynamo.clone(), sqs, config.tables.events.clone(), config.events_queue_url.clone());
-    let settings =
-        Settings { private_callbacks: private_callbacks(config), s3_endpoint: aws.endpoint_url().map(str::to_owned) };
-    let service = Service::new(Arc::new(store), Arc::new(queue), settings)
-        .with_events(Arc::new(events))
-        .with_notifier(Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config))));
-    match &config.tables.jocloud {
-        Some(table) => service.with_recordings(Arc::new(DynamoRecordingStore::new(dynamo, table.clone()))),
-        None => service,
-    }
 }
 
 /// The event outbox and events queue of the deployment.
@@ -96,6 +129,13 @@ pub async fn deliverer(config: &Config) -> Result<Deliverer, ConfigError> {
     let store = DynamoStore::new(dynamo, config.tables.clone());
     let notifier = HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config));
     let queue = SqsDeliveryQueue::new(sqs, config.events_queue_url.clone(), dead_letter_url);
-    Ok(Deliverer::new(Arc::new(events), Arc::new(store), Arc::new(notifier), Arc::new(queue))
-        .with_schedule(config.retry_schedule))
+    let ports = DelivererPorts {
+        events: Arc::new(events),
+        callbacks: Arc::new(store),
+        notifier: Arc::new(notifier),
+        queue: Arc::new(queue),
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
+    };
+    Ok(Deliverer::new(ports).with_schedule(config.retry_schedule))
 }

@@ -3,14 +3,17 @@
 //! Gateway events' credential, app, rule and jobs, and the outbox event that
 //! `events/callback-delivery/` delivers.
 
-use roomrec_adapters::{event_log, Deps};
+use std::sync::Arc;
+
+use roomrec_adapters::{event_log, Config, DynamoEventLog, DynamoStore, OsRandom, SystemClock};
 use roomrec_domain::app::{App, AppRequest};
+use roomrec_domain::clock::Clock;
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use roomrec_domain::job::Job;
-use roomrec_domain::ports::StoreError;
+use roomrec_domain::ports::{AppStore, CallbackStore, JobStore, RoomStore, RuleStore, StoreError};
 use roomrec_domain::rule::RecordRule;
-use roomrec_domain::time::Timestamp;
+use roomrec_domain::usecases::Access;
 
 /// Key id of the fixture credential (the events' `authorization` header).
 pub const KEY_ID: &str = "0000000000000000e7e7";
@@ -36,21 +39,40 @@ fn id<T>(parsed: Option<T>, what: &str) -> anyhow::Result<T> {
     parsed.ok_or_else(|| anyhow::anyhow!("fixture {what} id is malformed"))
 }
 
+/// What the operator commands work on: the credentials (through [`Access`]), the store and
+/// the outbox of the configured deployment.
+pub struct Admin {
+    pub access: Access,
+    pub store: Arc<DynamoStore>,
+    pub events: DynamoEventLog,
+}
+
+impl Admin {
+    /// Wires the deployment named by the environment.
+    pub async fn from_env() -> anyhow::Result<Self> {
+        let config = Config::from_env()?;
+        let aws = aws_config::load_from_env().await;
+        let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.tables.clone()));
+        let access = Access::new(store.clone(), store.clone(), Arc::new(SystemClock), Arc::new(OsRandom));
+        Ok(Self { access, store, events: event_log(&config).await })
+    }
+}
+
 /// Writes the fixture credential, app, rule and jobs; running it again resets them.
-pub async fn seed(deps: &Deps) -> anyhow::Result<()> {
-    let service = &deps.service;
+pub async fn seed(admin: &Admin) -> anyhow::Result<()> {
     let account = AccountId::try_from(ACCOUNT)?;
-    service.register_credential(account.clone(), id(KeyId::parse(KEY_ID), "key")?, SECRET).await?;
-    let store = service.store();
-    let now = Timestamp::now();
-    let mut app =
-        App::create(AppRequest { app_name: Some("replay".to_owned().try_into()?), stream_url_template: None }, now)?;
+    admin.access.register_credential(account.clone(), id(KeyId::parse(KEY_ID), "key")?, SECRET).await?;
+    let store = admin.store.as_ref();
+    let now = SystemClock.timestamp();
+    let random = &OsRandom;
+    let name = Some("replay".to_owned().try_into()?);
+    let mut app = App::create(AppRequest { app_name: name, stream_url_template: None }, random, now)?;
     app.app_id = id(AppId::parse(APP_ID), "app")?;
     store.put_app(&account, &app).await?;
     let rule_request = serde_json::from_str(
         r#"{"obs_addr":{"bucket":"obsName","location":"cn-north-4","object":"Record/"},"record_formats":["MP4"]}"#,
     )?;
-    let mut rule = RecordRule::create(app.app_id.clone(), rule_request, now)?;
+    let mut rule = RecordRule::create(app.app_id.clone(), rule_request, random, now)?;
     rule.rule_id = id(RuleId::parse(RULE_ID), "rule")?;
     store.put_rule(&rule).await?;
     let room = RoomId::try_from("room001")?;
@@ -64,8 +86,8 @@ pub async fn seed(deps: &Deps) -> anyhow::Result<()> {
         r#"{{"mix_param":{{"room_id":"room001","encode_template":"1920x1080_30_4620"}},"record_param":{{"record_rule_id":"{RULE_ID}"}}}}"#
     ))?;
     for (mut job, job_id) in [
-        (Job::individual(app.app_id.clone(), individual, now)?, INDIVIDUAL_JOB_ID),
-        (Job::mix(app.app_id.clone(), mix, now)?, MIX_JOB_ID),
+        (Job::individual(app.app_id.clone(), individual, random, now)?, INDIVIDUAL_JOB_ID),
+        (Job::mix(app.app_id.clone(), mix, random, now)?, MIX_JOB_ID),
     ] {
         job.job_id = id(JobId::parse(job_id), "job")?;
         job.stream_name = job.stream_name.replacen(&job.stream_name[2..34], job_id, 1);
@@ -78,7 +100,7 @@ pub async fn seed(deps: &Deps) -> anyhow::Result<()> {
     // No callback (record-callback-api's events may have set one), and the outbox event back
     // to PENDING with no attempts: delivering it is skipped, every time.
     store.delete_callback(&app.app_id).await?;
-    event_log(&deps.config).await.overwrite(&fixture_event()?).await?;
+    admin.events.overwrite(&fixture_event()?).await?;
     Ok(())
 }
 

@@ -6,7 +6,8 @@
 //! - `seed-fixtures` writes the fixtures the `events/` replays use.
 
 use anyhow::{bail, Context};
-use roomrec_adapters::{init_tracing, Deps};
+use roomrec_adapters::init_tracing;
+use roomrec_admin::Admin;
 use roomrec_domain::ids::{AccountId, KeyId};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -17,22 +18,22 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let deps = Deps::from_env().await?;
+    let admin = Admin::from_env().await?;
     match args.first().map(String::as_str) {
         Some("create-credential") => {
             let account = AccountId::try_from(flag(&args, "--account").context("--account NAME is required")?)?;
             let issued = match (flag(&args, "--key-id"), flag(&args, "--secret")) {
                 (Some(key_id), Some(secret)) => {
                     let key_id = KeyId::parse(&key_id).context("--key-id is not a key id")?;
-                    deps.service.register_credential(account, key_id, &secret).await?
+                    admin.access.register_credential(account, key_id, &secret).await?
                 }
-                (None, None) => deps.service.issue_credential(account).await?,
+                (None, None) => admin.access.issue_credential(account).await?,
                 _ => bail!("--key-id and --secret go together"),
             };
             println!("{}", serde_json::to_string(&issued)?);
         }
         Some("seed-fixtures") => {
-            roomrec_admin::seed(&deps).await?;
+            roomrec_admin::seed(&admin).await?;
             println!("fixtures written: app {}, rule {}", roomrec_admin::APP_ID, roomrec_admin::RULE_ID);
         }
         _ => bail!("usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] | seed-fixtures"),

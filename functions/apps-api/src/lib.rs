@@ -15,21 +15,23 @@ struct AppList {
 
 /// Answers one request routed to this function.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let service = &deps.service;
     let req = &req;
-    serve(service, req, |account| async move {
-        match route_key(req) {
-            "POST /v2/apps" => json(201, &service.create_app(&account, body(req)?).await?),
+    serve(&deps.access, req, |account| async move {
+        let route = route_key(req);
+        match route {
+            "POST /v2/apps" => return json(201, &deps.apps.create(&account, body(req)?).await?),
             "GET /v2/apps" => {
-                let apps = service.list_apps(&account).await?;
-                json(200, &AppList { total: apps.len(), apps })
+                let apps = deps.apps.list(&account).await?;
+                return json(200, &AppList { total: apps.len(), apps });
             }
-            "GET /v2/apps/{app_id}" => json(200, &service.app(&account, path(req, "app_id")?).await?),
-            "PUT /v2/apps/{app_id}" => {
-                json(200, &service.update_app(&account, path(req, "app_id")?, body(req)?).await?)
-            }
+            _ => {}
+        }
+        let app = deps.access.app(&account, path(req, "app_id")?).await?;
+        match route {
+            "GET /v2/apps/{app_id}" => json(200, app.app()),
+            "PUT /v2/apps/{app_id}" => json(200, deps.apps.update(app, body(req)?).await?.app()),
             "DELETE /v2/apps/{app_id}" => {
-                service.delete_app(&account, path(req, "app_id")?).await?;
+                deps.apps.delete(app).await?;
                 no_content()
             }
             _ => Err(ApiError::unknown_route()),

@@ -2,10 +2,11 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Random;
+use crate::error::Invalid;
 use crate::ids::AppId;
 use crate::time::Timestamp;
 use crate::url::StreamUrlTemplate;
-use crate::Invalid;
 
 /// Longest `app_name` accepted.
 pub const MAX_APP_NAME_CHARS: usize = 128;
@@ -57,10 +58,10 @@ pub struct AppRequest {
 
 impl App {
     /// A new app from a create request; `app_name` is required.
-    pub fn create(request: AppRequest, now: Timestamp) -> Result<Self, Invalid> {
+    pub fn create(request: AppRequest, random: &dyn Random, now: Timestamp) -> Result<Self, Invalid> {
         let app_name = request.app_name.ok_or_else(|| Invalid::new("app_name", "is required"))?;
         Ok(Self {
-            app_id: AppId::generate(),
+            app_id: AppId::generate(random),
             app_name,
             stream_url_template: request.stream_url_template.flatten(),
             create_time: now,

@@ -1,6 +1,7 @@
 //! Automatic single-stream recording (seed 000): a rule marked `auto_record` records every
 //! stream that joins a room of its app, in rooms created after it was turned on.
 
+use crate::clock::Random;
 use crate::ids::{AppId, JobId};
 use crate::job::{IndividualParams, Job, JobSpec, RecordParam};
 use crate::mix::MAX_IDLE_SECS;
@@ -31,6 +32,7 @@ pub fn job_for(
     rule: &RecordRule,
     stream: &RoomStream,
     room_jobs: &[Job],
+    random: &dyn Random,
     now: Timestamp,
 ) -> Option<Job> {
     let busy = room_jobs.iter().any(|j| j.is_active() && j.user_id() == Some(&stream.user_id));
@@ -50,7 +52,7 @@ pub fn job_for(
     let id = JobId::derived(&format!("auto|{app_id}|{}|{}|{}", stream.room_id, stream.user_id, stream.join_seq));
     let record_param = RecordParam { record_rule_id: rule.rule_id.to_string() };
     let spec = JobSpec::Individual(params);
-    Some(Job::from_parts(id, app_id.clone(), stream.room_id.clone(), spec, record_param, now))
+    Some(Job::from_parts(id, app_id.clone(), stream.room_id.clone(), spec, record_param, random, now))
 }
 
 #[cfg(test)]
@@ -59,17 +61,18 @@ mod tests {
     use crate::ids::{RoomId, UserId};
     use crate::job::JobState;
     use crate::room::VideoType;
+    use crate::testing::random;
     use crate::url::StreamUrl;
 
     fn at(secs: i64) -> Timestamp {
-        Timestamp::from(chrono::DateTime::from_timestamp(secs, 0).unwrap())
+        Timestamp::at(chrono::DateTime::from_timestamp(secs, 0).unwrap())
     }
 
     fn rule(app: &AppId, auto_since: Option<i64>, merge: u32) -> RecordRule {
         let body = format!(
             r#"{{"obs_addr":{{"bucket":"b12","location":"eu-west-1"}},"record_formats":["HLS"],"hls_config":{{"record_max_duration_to_merge_file":{merge}}}}}"#
         );
-        let mut rule = RecordRule::create(app.clone(), serde_json::from_str(&body).unwrap(), at(0)).unwrap();
+        let mut rule = RecordRule::create(app.clone(), serde_json::from_str(&body).unwrap(), random(), at(0)).unwrap();
         if let Some(since) = auto_since {
             rule.update(serde_json::from_str(r#"{"auto_record":true}"#).unwrap(), at(since)).unwrap();
         }
@@ -96,7 +99,7 @@ mod tests {
 
     #[test]
     fn a_room_created_after_auto_record_was_turned_on_is_recorded_and_an_older_one_is_not() {
-        let app = AppId::generate();
+        let app = AppId::generate(random());
         let rules = [rule(&app, None, 0), rule(&app, Some(100), 0)];
         assert_eq!(rule_for(&rules, &room(100)).map(|r| &r.rule_id), Some(&rules[1].rule_id));
         assert_eq!(rule_for(&rules, &room(99)), None, "the room existed before auto-record");
@@ -105,39 +108,39 @@ mod tests {
 
     #[test]
     fn of_two_auto_rules_the_one_on_longest_wins() {
-        let app = AppId::generate();
+        let app = AppId::generate(random());
         let rules = [rule(&app, Some(50), 0), rule(&app, Some(10), 0)];
         assert_eq!(rule_for(&rules, &room(100)).map(|r| &r.rule_id), Some(&rules[1].rule_id));
     }
 
     #[test]
     fn the_auto_job_records_the_stream_and_idles_out_after_the_merge_window() {
-        let app = AppId::generate();
-        let job = job_for(&app, &rule(&app, Some(1), 120), &stream("alice", 7), &[], at(5)).unwrap();
+        let app = AppId::generate(random());
+        let job = job_for(&app, &rule(&app, Some(1), 120), &stream("alice", 7), &[], random(), at(5)).unwrap();
         let JobSpec::Individual(params) = &job.spec else { panic!("an individual job") };
         assert_eq!((params.user_id.as_str(), params.video_type), ("alice", VideoType::Substream));
         assert!(params.is_record_audio && params.is_record_video);
         assert_eq!(params.max_idle_time, 120);
         assert_eq!(job.state, JobState::Init);
-        let short = job_for(&app, &rule(&app, Some(1), 0), &stream("alice", 7), &[], at(5)).unwrap();
+        let short = job_for(&app, &rule(&app, Some(1), 0), &stream("alice", 7), &[], random(), at(5)).unwrap();
         let JobSpec::Individual(params) = &short.spec else { panic!("an individual job") };
         assert_eq!(params.max_idle_time, 5, "clamped to the shortest idle time");
     }
 
     #[test]
     fn one_join_gives_one_job_id_and_an_active_job_of_the_user_prevents_another() {
-        let app = AppId::generate();
+        let app = AppId::generate(random());
         let rule = rule(&app, Some(1), 30);
-        let first = job_for(&app, &rule, &stream("alice", 7), &[], at(5)).unwrap();
-        let again = job_for(&app, &rule, &stream("alice", 7), &[], at(6)).unwrap();
+        let first = job_for(&app, &rule, &stream("alice", 7), &[], random(), at(5)).unwrap();
+        let again = job_for(&app, &rule, &stream("alice", 7), &[], random(), at(6)).unwrap();
         assert_eq!(first.job_id, again.job_id, "a race over one join creates one job");
-        let rejoin = job_for(&app, &rule, &stream("alice", 8), &[], at(6)).unwrap();
+        let rejoin = job_for(&app, &rule, &stream("alice", 8), &[], random(), at(6)).unwrap();
         assert_ne!(rejoin.job_id, first.job_id);
 
-        assert!(job_for(&app, &rule, &stream("alice", 8), std::slice::from_ref(&first), at(6)).is_none());
-        assert!(job_for(&app, &rule, &stream("bob", 8), std::slice::from_ref(&first), at(6)).is_some());
+        assert!(job_for(&app, &rule, &stream("alice", 8), std::slice::from_ref(&first), random(), at(6)).is_none());
+        assert!(job_for(&app, &rule, &stream("bob", 8), std::slice::from_ref(&first), random(), at(6)).is_some());
         let mut ended = first.clone();
         ended.state = JobState::Stopped;
-        assert!(job_for(&app, &rule, &stream("alice", 8), &[ended], at(6)).is_some());
+        assert!(job_for(&app, &rule, &stream("alice", 8), &[ended], random(), at(6)).is_some());
     }
 }

@@ -111,10 +111,11 @@ impl RecordCallback {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::now;
 
     fn parse(json: &str) -> Result<RecordCallback, Invalid> {
         let req: CallbackRequest = serde_json::from_str(json).map_err(|e| Invalid::new("body", e.to_string()))?;
-        RecordCallback::from_request(req, PrivateAddresses::Refuse, Timestamp::now())
+        RecordCallback::from_request(req, PrivateAddresses::Refuse, now())
     }
 
     #[test]

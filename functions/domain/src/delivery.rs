@@ -10,12 +10,15 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::callback::RecordCallback;
-use crate::event::RecordEvent;
+use crate::clock::{Clock, Random};
+use crate::error::{QueueError, StoreError};
+use crate::event::{Attempt, DeliveryStatus, DeliveryUpdate, StoredEvent};
 use crate::ids::{AppId, JobId};
-use crate::ports::{CallbackLookup, DeliveryQueue, EventLog, Notifier, QueueError, StoreError};
+use crate::ports::{CallbackStore, DeliveryQueue, EventLog, Notifier};
 use crate::time::Timestamp;
 use crate::webhook::{self, Outcome, RetrySchedule};
 use lanes::JobLanes;
@@ -36,106 +39,6 @@ pub const ORPHAN_AFTER: Duration = Duration::from_secs(60);
 
 /// How often that in-process wait looks at the outbox again.
 const IN_PROCESS_ORDER_POLL: Duration = Duration::from_millis(100);
-
-/// Where an event's delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum DeliveryStatus {
-    /// Not yet delivered; retries may be scheduled.
-    Pending,
-    /// The receiver answered 2xx.
-    Delivered,
-    /// No callback, or the event type is not subscribed.
-    Skipped,
-    /// Given up: a final answer or the retry schedule used up; the event is dead-lettered.
-    Failed,
-}
-
-impl DeliveryStatus {
-    /// Whether delivery of this event is over (later events may go).
-    pub fn is_final(self) -> bool {
-        self != Self::Pending
-    }
-
-    /// The stored name (`PENDING`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "PENDING",
-            Self::Delivered => "DELIVERED",
-            Self::Skipped => "SKIPPED",
-            Self::Failed => "FAILED",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::Pending, Self::Delivered, Self::Skipped, Self::Failed].into_iter().find(|s| s.as_str() == text)
-    }
-}
-
-/// One POST to the callback URL, as kept in the outbox.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Attempt {
-    pub at: Timestamp,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    pub latency_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// An outbox item: the event and its delivery log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StoredEvent {
-    #[serde(flatten)]
-    pub event: RecordEvent,
-    pub delivery_status: DeliveryStatus,
-    pub attempts: Vec<Attempt>,
-    /// When the next attempt is due, while one is scheduled.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub next_attempt_at: Option<Timestamp>,
-    /// How many of `attempts` came before the last redelivery: the retry schedule counts only
-    /// the ones after.
-    #[serde(skip)]
-    pub retry_from: usize,
-}
-
-impl StoredEvent {
-    /// The event as it stands once `update` is recorded.
-    pub fn apply(&mut self, update: &DeliveryUpdate) {
-        self.delivery_status = update.status;
-        if update.restart_schedule {
-            self.retry_from = self.attempts.len();
-        }
-        self.attempts.extend(update.attempt.clone());
-        self.next_attempt_at = update.next_attempt_at;
-    }
-
-    /// The attempts the retry schedule counts: those since the last redelivery.
-    pub fn scheduled_attempts(&self) -> &[Attempt] {
-        self.attempts.get(self.retry_from..).unwrap_or_default()
-    }
-}
-
-/// A change to an event's delivery log.
-#[derive(Debug, Clone, PartialEq)]
-pub struct DeliveryUpdate {
-    pub status: DeliveryStatus,
-    /// Appended to the attempts, when one was made.
-    pub attempt: Option<Attempt>,
-    /// Set (or cleared) as the next due time.
-    pub next_attempt_at: Option<Timestamp>,
-    /// The retry schedule starts afresh after the attempts made so far (a redelivery).
-    pub restart_schedule: bool,
-}
-
-impl DeliveryUpdate {
-    /// A redelivery: pending again, due now, with a fresh retry schedule (the attempts so far
-    /// stay in the log).
-    pub fn redelivery() -> Self {
-        Self { status: DeliveryStatus::Pending, attempt: None, next_attempt_at: None, restart_schedule: true }
-    }
-}
 
 /// The message on the events queue: which outbox item to deliver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -179,11 +82,23 @@ pub enum DeliveryError {
 #[derive(Clone)]
 pub struct Deliverer {
     events: Arc<dyn EventLog>,
-    callbacks: Arc<dyn CallbackLookup>,
+    callbacks: Arc<dyn CallbackStore>,
     notifier: Arc<dyn Notifier>,
     queue: Arc<dyn DeliveryQueue>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
     schedule: RetrySchedule,
     lanes: Arc<JobLanes>,
+}
+
+/// The ports a [`Deliverer`] works over.
+pub struct DelivererPorts {
+    pub events: Arc<dyn EventLog>,
+    pub callbacks: Arc<dyn CallbackStore>,
+    pub notifier: Arc<dyn Notifier>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
 }
 
 /// What one step recorded for an event, and what to tell the queue.
@@ -191,13 +106,18 @@ type Step = Result<(DeliveryUpdate, Settled), DeliveryError>;
 
 impl Deliverer {
     /// A deliverer over the outbox, the callbacks, the HTTP notifier and the queues.
-    pub fn new(
-        events: Arc<dyn EventLog>,
-        callbacks: Arc<dyn CallbackLookup>,
-        notifier: Arc<dyn Notifier>,
-        queue: Arc<dyn DeliveryQueue>,
-    ) -> Self {
-        Self { events, callbacks, notifier, queue, schedule: RetrySchedule::STANDARD, lanes: Arc::default() }
+    pub fn new(ports: DelivererPorts) -> Self {
+        let DelivererPorts { events, callbacks, notifier, queue, clock, random } = ports;
+        Self {
+            events,
+            callbacks,
+            notifier,
+            queue,
+            clock,
+            random,
+            schedule: RetrySchedule::STANDARD,
+            lanes: Arc::default(),
+        }
     }
 
     /// The same deliverer retrying on `schedule` (tests compress it).
@@ -259,7 +179,7 @@ impl Deliverer {
                 }
             };
             let previous = first.checked_sub(1).and_then(|p| known.get(&p));
-            if !in_flight(first, previous) || tokio::time::Instant::now() >= deadline {
+            if !in_flight(first, previous, self.clock.now()) || tokio::time::Instant::now() >= deadline {
                 break (lane, known);
             }
             // Let the batch that holds the previous event have the lane, then look again.
@@ -293,7 +213,8 @@ impl Deliverer {
         callbacks: &CallbackCache,
     ) -> Result<Settled, DeliveryError> {
         let orphan_after = ORPHAN_AFTER.mul_f64(self.schedule.scale());
-        let orphan = sequence.checked_sub(1).and_then(|p| known.get(&p)).filter(|p| orphaned(p, orphan_after));
+        let orphan =
+            sequence.checked_sub(1).and_then(|p| known.get(&p)).filter(|p| orphaned(p, orphan_after, self.clock.now()));
         if let Some(mut orphan) = orphan.cloned() {
             orphan.apply(&self.requeue(&orphan).await?);
             known.insert(orphan.event.sequence, orphan);
@@ -306,7 +227,7 @@ impl Deliverer {
             return Ok(Settled::Done(Some(stored.delivery_status)));
         }
         let previous = sequence.checked_sub(1).and_then(|p| known.get(&p));
-        let step = match predecessor_wait(sequence, previous) {
+        let step = match predecessor_wait(sequence, previous, self.clock.now()) {
             Some(wait) => self.later(stored, None, wait, receipt).await,
             None => self.attempt(stored, receipt, callbacks).await,
         };
@@ -335,12 +256,11 @@ impl Deliverer {
             return self.finish(stored, DeliveryStatus::Skipped, None).await;
         };
         let body = serde_json::to_vec(&event.callback_body()).unwrap_or_default();
-        let headers =
-            webhook::sign(callback.auth_key.as_bytes(), &event.event_id, chrono::Utc::now().timestamp(), &body);
+        let headers = webhook::sign(callback.auth_key.as_bytes(), &event.event_id, self.clock.now().timestamp(), &body);
         let started = Instant::now();
         let result = self.notifier.post(&callback.url, &headers, body).await;
         let attempt = Attempt {
-            at: Timestamp::now(),
+            at: self.clock.timestamp(),
             status: result.status(),
             latency_ms: u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
             error: result.error(),
@@ -351,8 +271,8 @@ impl Deliverer {
             Outcome::Final => self.fail(stored, attempt).await,
             Outcome::Retry => {
                 let scheduled = stored.scheduled_attempts();
-                let since_first = scheduled.first().map_or(Duration::ZERO, |a| since(a.at));
-                let jitter = rand::random::<f64>() * 2.0 - 1.0;
+                let since_first = scheduled.first().map_or(Duration::ZERO, |a| since(a.at, self.clock.now()));
+                let jitter = self.random.unit() * 2.0 - 1.0;
                 match self.schedule.next_delay(scheduled.len() + 1, since_first, result.retry_after(), jitter) {
                     Some(delay) => self.later(stored, Some(attempt), delay, receipt).await,
                     None => self.fail(stored, attempt).await,
@@ -368,11 +288,11 @@ impl Deliverer {
         delay: Duration,
         receipt: Option<&str>,
     ) -> Step {
-        let due = chrono::Utc::now() + chrono::Duration::from_std(delay).unwrap_or_default();
+        let due = self.clock.now() + chrono::Duration::from_std(delay).unwrap_or_default();
         let update = DeliveryUpdate {
             status: DeliveryStatus::Pending,
             attempt,
-            next_attempt_at: Some(Timestamp::from(due)),
+            next_attempt_at: Some(Timestamp::at(due)),
             restart_schedule: false,
         };
         self.events.record_delivery(&stored.event.job_id, stored.event.sequence, &update).await?;
@@ -390,7 +310,7 @@ impl Deliverer {
         let update = DeliveryUpdate {
             status: DeliveryStatus::Pending,
             attempt: None,
-            next_attempt_at: Some(Timestamp::now()),
+            next_attempt_at: Some(self.clock.timestamp()),
             restart_schedule: false,
         };
         self.events.record_delivery(&event.job_id, event.sequence, &update).await?;
@@ -412,7 +332,7 @@ impl Deliverer {
 
 /// How long event `sequence` must wait for `previous` (the job's event before it, as last
 /// seen), if that one is still pending.
-fn predecessor_wait(sequence: u64, previous: Option<&StoredEvent>) -> Option<Duration> {
+fn predecessor_wait(sequence: u64, previous: Option<&StoredEvent>, now: DateTime<Utc>) -> Option<Duration> {
     if sequence <= 1 {
         return None;
     }
@@ -425,25 +345,25 @@ fn predecessor_wait(sequence: u64, previous: Option<&StoredEvent>) -> Option<Dur
     // into thousands of receives of the events behind it. Behind an event that only waits in
     // line itself, come back with it: a second more per event would space a job's queued
     // events a second apart.
-    let due = previous.next_attempt_at.map_or(Duration::ZERO, until);
+    let due = previous.next_attempt_at.map_or(Duration::ZERO, |due| until(due, now));
     let after = if previous.scheduled_attempts().is_empty() { Duration::ZERO } else { Duration::from_secs(1) };
     Some((due + after).max(ORDER_WAIT).min(webhook::MAX_DELAY))
 }
 
 /// Whether `event` has waited `after` without any deliverer handling it: pending, never
 /// attempted, never postponed.
-fn orphaned(event: &StoredEvent, after: Duration) -> bool {
+fn orphaned(event: &StoredEvent, after: Duration, now: DateTime<Utc>) -> bool {
     event.delivery_status == DeliveryStatus::Pending
         && event.attempts.is_empty()
         && event.next_attempt_at.is_none()
-        && since(event.event.create_time) >= after
+        && since(event.event.create_time, now) >= after
 }
 
 /// Whether `previous`, the event before event `sequence`, is pending without a retry due
 /// later: another batch is delivering it, or its message is about to be received.
-fn in_flight(sequence: u64, previous: Option<&StoredEvent>) -> bool {
+fn in_flight(sequence: u64, previous: Option<&StoredEvent>, now: DateTime<Utc>) -> bool {
     let Some(previous) = previous.filter(|_| sequence > 1) else { return false };
-    !previous.delivery_status.is_final() && previous.next_attempt_at.is_none_or(|due| until(due).is_zero())
+    !previous.delivery_status.is_final() && previous.next_attempt_at.is_none_or(|due| until(due, now).is_zero())
 }
 
 /// The record callbacks read during one batch: one read per app, not one per event.
@@ -451,20 +371,20 @@ fn in_flight(sequence: u64, previous: Option<&StoredEvent>) -> bool {
 struct CallbackCache(Mutex<HashMap<AppId, Option<RecordCallback>>>);
 
 impl CallbackCache {
-    async fn get(&self, lookup: &dyn CallbackLookup, app: &AppId) -> Result<Option<RecordCallback>, StoreError> {
+    async fn get(&self, store: &dyn CallbackStore, app: &AppId) -> Result<Option<RecordCallback>, StoreError> {
         if let Some(known) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(app) {
             return Ok(known.clone());
         }
-        let callback = lookup.callback(app).await?;
+        let callback = store.get_callback(app).await?;
         self.0.lock().unwrap_or_else(PoisonError::into_inner).insert(app.clone(), callback.clone());
         Ok(callback)
     }
 }
 
-fn since(at: Timestamp) -> Duration {
-    (chrono::Utc::now() - at.as_datetime()).to_std().unwrap_or_default()
+fn since(at: Timestamp, now: DateTime<Utc>) -> Duration {
+    (now - at.as_datetime()).to_std().unwrap_or_default()
 }
 
-fn until(at: Timestamp) -> Duration {
-    (at.as_datetime() - chrono::Utc::now()).to_std().unwrap_or_default()
+fn until(at: Timestamp, now: DateTime<Utc>) -> Duration {
+    (at.as_datetime() - now).to_std().unwrap_or_default()
 }

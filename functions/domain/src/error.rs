@@ -1,6 +1,24 @@
-//! Errors the core reports: a rejected value (naming its field) and what a use case can end in.
+//! Errors the core reports: a rejected value (naming its field), what a port can fail with,
+//! and what a use case can end in.
 
-use crate::ports::{QueueError, StoreError};
+/// A boxed error from an adapter's backend, kept as a source for the log.
+pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// How a store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write lost: the item changed (or existed) since it was read.
+    #[error("the item changed concurrently")]
+    Conflict,
+    /// The backend failed or answered something unreadable.
+    #[error("store backend failed")]
+    Backend(#[source] BackendError),
+}
+
+/// A queue failed to take a message.
+#[derive(Debug, thiserror::Error)]
+#[error("job queue failed")]
+pub struct QueueError(#[source] pub BackendError);
 
 /// A value that failed to parse, with the request field it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,16 +1,10 @@
 //! Identifiers. Generated ones are lowercase hex of the seeds' lengths; client-chosen ones
 //! (rooms, users, accounts) are checked once here and trusted everywhere after.
 
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use crate::Invalid;
-
-fn random_hex(bytes: usize) -> String {
-    let mut buf = vec![0u8; bytes];
-    rand::thread_rng().fill_bytes(&mut buf);
-    hex::encode(buf)
-}
+use crate::clock::Random;
+use crate::error::Invalid;
 
 /// Defines a generated id: `$len` lowercase hex characters.
 macro_rules! generated_id {
@@ -25,8 +19,8 @@ macro_rules! generated_id {
             pub const LEN: usize = $len;
 
             /// A fresh random id.
-            pub fn generate() -> Self {
-                Self(random_hex($len / 2))
+            pub fn generate(random: &dyn Random) -> Self {
+                Self(random.hex($len / 2))
             }
 
             /// Parses an id from a path or body; `None` when it cannot be one of ours.
@@ -166,14 +160,15 @@ client_name!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::random;
 
     #[test]
     fn generated_ids_have_the_seed_lengths_and_parse_back() {
-        let app = AppId::generate();
+        let app = AppId::generate(random());
         assert_eq!(app.as_str().len(), 24);
         assert_eq!(AppId::parse(app.as_str()), Some(app));
-        assert_eq!(JobId::generate().as_str().len(), 32);
-        assert_eq!(JobUniqueId::generate().as_str().len(), 16);
+        assert_eq!(JobId::generate(random()).as_str().len(), 32);
+        assert_eq!(JobUniqueId::generate(random()).as_str().len(), 16);
     }
 
     #[test]

@@ -2,12 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AppId, JobId, JobUniqueId, RoomId, RuleId, UserId};
-use crate::jocloud::JocloudTag;
+use crate::clock::Random;
+use crate::error::Invalid;
+use crate::ids::{AppId, JobId, JobUniqueId, RecordId, RoomId, RuleId, UserId};
 use crate::mix::{check_max_idle, parse_size, MixParam, MixParamRequest, DEFAULT_MAX_IDLE_SECS};
 use crate::room::VideoType;
 use crate::time::Timestamp;
-use crate::Invalid;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,6 +68,33 @@ impl StopReason {
             Self::TenantStop => "TENANT_STOP",
             Self::ExceedMaxIdleTime => "EXCEED_MAX_IDLE_TIME",
             Self::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}
+
+/// The two kinds of job, each with its own routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// One participant's stream to its own files.
+    Individual,
+    /// The whole room composited into one picture.
+    Mix,
+}
+
+impl JobKind {
+    /// The `job_type` name stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Individual => "INDIVIDUAL",
+            Self::Mix => "MIX",
+        }
+    }
+
+    /// The kind's collection in the API's paths (`individual-stream-jobs`).
+    pub fn collection(self) -> &'static str {
+        match self {
+            Self::Individual => "individual-stream-jobs",
+            Self::Mix => "mix-stream-jobs",
         }
     }
 }
@@ -192,42 +219,23 @@ pub struct Job {
     pub start_time: Timestamp,
     pub stop_time: Timestamp,
     pub update_time: Timestamp,
-    /// Optimistic-lock version; kept by the store, never shown.
-    #[serde(skip)]
-    pub version: u64,
-    /// The worker holding the job; kept by the store, never shown.
-    #[serde(skip)]
-    pub lease: Option<crate::lease::Lease>,
-    /// Files being uploaded by the worker that holds the job; kept by the store, never shown.
-    #[serde(skip)]
-    pub open_uploads: Vec<OpenUpload>,
 }
 
-/// A file a worker is uploading, recorded so that a worker taking the job over (after a
-/// crash) can finish it: what is in storage stays a playable file.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct OpenUpload {
-    pub record_format: crate::rule::RecordFormat,
-    pub bucket: String,
-    /// The MP4 object or the HLS playlist.
-    pub key: String,
-    pub start_time: Timestamp,
-    pub width: u32,
-    pub height: u32,
-    /// MP4 only: the multipart upload and the ETags of its parts so far.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multipart: Option<Multipart>,
-    /// Bytes in storage so far (MP4 parts, or HLS segments).
-    pub bytes: u64,
-    /// Seconds of media in storage so far.
-    pub duration: f64,
-}
-
-/// An S3 multipart upload in progress.
+/// What a job of a Jocloud recording carries: its files get Jocloud's names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Multipart {
-    pub upload_id: String,
-    pub etags: Vec<String>,
+pub struct JocloudTag {
+    pub recordid: RecordId,
+    /// 1 for a participant's first job in the recording, 2 after they came back, …
+    #[serde(default = "first_part")]
+    pub part: u32,
+    /// Files this participant already has in the recording (from earlier parts): the first
+    /// file of this job is named as the next one.
+    #[serde(default)]
+    pub first_file: u32,
+}
+
+fn first_part() -> u32 {
+    1
 }
 
 /// Body of `POST .../individual-stream-jobs` (the seed's fields).
@@ -283,6 +291,7 @@ impl Job {
         room_id: RoomId,
         spec: JobSpec,
         record_param: RecordParam,
+        random: &dyn Random,
         now: Timestamp,
     ) -> Self {
         let stream_name = match &spec {
@@ -292,7 +301,7 @@ impl Job {
         Self {
             app_id,
             job_id,
-            job_unique_id: JobUniqueId::generate(),
+            job_unique_id: JobUniqueId::generate(random),
             room_id,
             spec,
             record_param,
@@ -306,14 +315,16 @@ impl Job {
             start_time: now,
             stop_time: Timestamp::zero(),
             update_time: now,
-            version: 0,
-            lease: None,
-            open_uploads: Vec::new(),
         }
     }
 
     /// A new individual job in INIT, from the seed's request body.
-    pub fn individual(app_id: AppId, request: IndividualJobRequest, now: Timestamp) -> Result<Self, Invalid> {
+    pub fn individual(
+        app_id: AppId,
+        request: IndividualJobRequest,
+        random: &dyn Random,
+        now: Timestamp,
+    ) -> Result<Self, Invalid> {
         let room_id = required(request.room_id, "room_id")?;
         let params = IndividualParams {
             user_id: required(request.user_id, "user_id")?,
@@ -329,15 +340,33 @@ impl Job {
             is_record_video: true,
         };
         let record_param = required(request.record_param, "record_param")?;
-        Ok(Self::from_parts(JobId::generate(), app_id, room_id, JobSpec::Individual(params), record_param, now))
+        let spec = JobSpec::Individual(params);
+        Ok(Self::from_parts(JobId::generate(random), app_id, room_id, spec, record_param, random, now))
     }
 
     /// A new mix job in INIT, from the seed's request body.
-    pub fn mix(app_id: AppId, request: MixJobRequest, now: Timestamp) -> Result<Self, Invalid> {
+    pub fn mix(app_id: AppId, request: MixJobRequest, random: &dyn Random, now: Timestamp) -> Result<Self, Invalid> {
         let mix_param = MixParam::create(required(request.mix_param, "mix_param")?)?;
         let record_param = required(request.record_param, "record_param")?;
         let room_id = mix_param.room_id.clone();
-        Ok(Self::from_parts(JobId::generate(), app_id, room_id, JobSpec::Mix { mix_param }, record_param, now))
+        let spec = JobSpec::Mix { mix_param };
+        Ok(Self::from_parts(JobId::generate(random), app_id, room_id, spec, record_param, random, now))
+    }
+
+    /// Which kind of job this is.
+    pub fn kind(&self) -> JobKind {
+        match self.spec {
+            JobSpec::Individual(_) => JobKind::Individual,
+            JobSpec::Mix { .. } => JobKind::Mix,
+        }
+    }
+
+    /// How long the job waits for media before it ends by itself.
+    pub fn max_idle_time(&self) -> u32 {
+        match &self.spec {
+            JobSpec::Individual(params) => params.max_idle_time,
+            JobSpec::Mix { mix_param } => mix_param.max_idle_time,
+        }
     }
 
     /// Whether the job may still record (INIT, RUNNING or STOPPING).
@@ -409,11 +438,12 @@ pub enum UpdateError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{now, random};
 
     const SEED: &str = r#"{"room_id":"room001","user_id":"user001","is_record_audio":true,"video_type":"CAMERASTREAM","resolution":"1280*720","resolution_policy":"DOWNWARD","max_idle_time":30,"record_param":{"record_rule_id":"5d0ec2c53a2c15625017adb8bbbcd9ab"}}"#;
 
     fn seed_job() -> Job {
-        Job::individual(AppId::generate(), serde_json::from_str(SEED).unwrap(), Timestamp::now()).unwrap()
+        Job::individual(AppId::generate(random()), serde_json::from_str(SEED).unwrap(), random(), now()).unwrap()
     }
 
     #[test]
@@ -440,14 +470,14 @@ mod tests {
     #[test]
     fn stop_moves_init_to_stopped_and_running_to_stopping_once() {
         let mut job = seed_job();
-        assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::StoppedNow);
+        assert_eq!(job.request_stop(now()), StopOutcome::StoppedNow);
         assert_eq!((job.state, job.stop_reason), (JobState::Stopped, Some(StopReason::TenantStop)));
-        assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::Unchanged);
+        assert_eq!(job.request_stop(now()), StopOutcome::Unchanged);
 
         let mut job = seed_job();
         job.state = JobState::Running;
-        assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::Stopping);
-        assert_eq!(job.request_stop(Timestamp::now()), StopOutcome::Unchanged);
+        assert_eq!(job.request_stop(now()), StopOutcome::Stopping);
+        assert_eq!(job.request_stop(now()), StopOutcome::Unchanged);
         assert_eq!(job.state, JobState::Stopping);
     }
 
@@ -465,8 +495,8 @@ mod tests {
     #[test]
     fn max_idle_time_out_of_range_names_the_field() {
         let body = SEED.replace("\"max_idle_time\":30", "\"max_idle_time\":2");
-        let err =
-            Job::individual(AppId::generate(), serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap_err();
+        let err = Job::individual(AppId::generate(random()), serde_json::from_str(&body).unwrap(), random(), now())
+            .unwrap_err();
         assert_eq!(err.field, "max_idle_time");
     }
 }

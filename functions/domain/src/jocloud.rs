@@ -5,13 +5,14 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::clock::Random;
+use crate::error::{Invalid, UseCaseError};
 use crate::ids::{AppId, JobId, RecordId, ResId, RoomId, RuleId, UserId};
-use crate::job::{IndividualParams, Job, JobSpec, RecordParam, StopReason};
+use crate::job::{IndividualParams, Job, JobSpec, JocloudTag, RecordParam, StopReason};
 use crate::mix::MixParam;
+use crate::naming::hls_files;
 use crate::room::RoomStream;
-use crate::rule::RecordFormat;
 use crate::time::Timestamp;
-use crate::{Invalid, UseCaseError};
 
 mod request;
 mod view;
@@ -19,7 +20,7 @@ mod view;
 pub use request::{
     jocloud_field, ApplyRecordRequest, RecordIdRequest, StartPlan, StartRecordRequest, UpdateMixRecordRequest,
 };
-pub use view::{download_url, FileView, JobView, RecordingView};
+pub use view::{FileView, JobView, RecordingView};
 
 /// How long a reserved `resid` can start a recording, in seconds (Jocloud: five minutes).
 pub const RESERVATION_SECS: i64 = 300;
@@ -73,11 +74,11 @@ fn timestamp(secs: i64) -> Timestamp {
 
 impl Reservation {
     /// A new reservation of `app_id` made at `now`, valid for [`RESERVATION_SECS`].
-    pub fn new(app_id: AppId, room_id: Option<RoomId>, now: DateTime<Utc>) -> Self {
+    pub fn new(app_id: AppId, room_id: Option<RoomId>, random: &dyn Random, now: DateTime<Utc>) -> Self {
         let create_time = timestamp(now.timestamp());
         Self {
             app_id,
-            resid: ResId::generate(),
+            resid: ResId::generate(random),
             room_id,
             create_time,
             expires_at: now.timestamp() + RESERVATION_SECS,
@@ -187,23 +188,6 @@ pub struct Recording {
     pub stop_time: Option<Timestamp>,
 }
 
-/// What a job of a Jocloud recording carries: its files get Jocloud's names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JocloudTag {
-    pub recordid: RecordId,
-    /// 1 for a participant's first job in the recording, 2 after they came back, …
-    #[serde(default = "first_part")]
-    pub part: u32,
-    /// Files this participant already has in the recording (from earlier parts): the first
-    /// file of this job is named as the next one.
-    #[serde(default)]
-    pub first_file: u32,
-}
-
-fn first_part() -> u32 {
-    1
-}
-
 impl Recording {
     /// Whether a participant who joins now is recorded: a source recording that was not
     /// stopped and has not gone idle.
@@ -240,11 +224,11 @@ impl Recording {
     }
 
     /// The mix job of a mixed recording of `mix_param`.
-    pub fn mix_job(&self, mix_param: MixParam, now: Timestamp) -> Job {
+    pub fn mix_job(&self, mix_param: MixParam, random: &dyn Random, now: Timestamp) -> Job {
         let record_param = RecordParam { record_rule_id: self.record_rule_id.to_string() };
         let spec = JobSpec::Mix { mix_param };
-        let mut job =
-            Job::from_parts(JobId::generate(), self.app_id.clone(), self.room_id.clone(), spec, record_param, now);
+        let (app, room) = (self.app_id.clone(), self.room_id.clone());
+        let mut job = Job::from_parts(JobId::generate(random), app, room, spec, record_param, random, now);
         job.jocloud = Some(self.tag(1, 0));
         job
     }
@@ -257,12 +241,12 @@ impl Recording {
 
     /// The next job for `stream`'s participant in a source recording, given their `earlier`
     /// jobs in it; `None` while one of those may still record.
-    pub fn source_job(&self, stream: &RoomStream, earlier: &[Job], now: Timestamp) -> Option<Job> {
+    pub fn source_job(&self, stream: &RoomStream, earlier: &[Job], random: &dyn Random, now: Timestamp) -> Option<Job> {
         if earlier.iter().any(Job::is_active) {
             return None;
         }
         let part = earlier.iter().filter_map(|j| j.jocloud.as_ref()).map(|t| t.part).max().unwrap_or(0) + 1;
-        let first_file = earlier.iter().map(hls_files).sum();
+        let first_file = earlier.iter().map(|job| hls_files(job, &[])).sum();
         let params = IndividualParams {
             user_id: stream.user_id.clone(),
             is_record_audio: self.recordtype != RecordType::Video,
@@ -275,40 +259,21 @@ impl Recording {
         let record_param = RecordParam { record_rule_id: self.record_rule_id.to_string() };
         let id = self.source_job_id(&stream.user_id, part);
         let spec = JobSpec::Individual(params);
-        let mut job = Job::from_parts(id, self.app_id.clone(), self.room_id.clone(), spec, record_param, now);
+        let (app, room) = (self.app_id.clone(), self.room_id.clone());
+        let mut job = Job::from_parts(id, app, room, spec, record_param, random, now);
         job.jocloud = Some(self.tag(part, first_file));
         Some(job)
     }
-}
-
-/// HLS files a job has made or is making (Jocloud recordings are HLS only).
-pub fn hls_files(job: &Job) -> u32 {
-    let done = job.record_files.iter().flatten().filter(|f| f.record_format == RecordFormat::Hls).count();
-    let open = job.open_uploads.iter().filter(|u| u.record_format == RecordFormat::Hls).count();
-    u32::try_from(done + open).unwrap_or(u32::MAX)
-}
-
-/// Jocloud's name (without extension) for file `index` (from 0) of a job tagged `tag` in
-/// `room`: `rid_{recordid}_{roomid}` for the mix, `rid_{recordid}_{roomid}__uid_s_{uid}__uid_e`
-/// for a participant's source stream. A recording has one file per stream; a later one
-/// (the participant came back, or a worker took the job over) gets `_2`, `_3`, …
-pub fn object_name(tag: &JocloudTag, room: &RoomId, user: Option<&UserId>, index: u32) -> String {
-    let mut name = format!("rid_{}_{room}", tag.recordid);
-    if let Some(user) = user {
-        name.push_str(&format!("__uid_s_{user}__uid_e"));
-    }
-    let number = tag.first_file.saturating_add(index);
-    if number > 0 {
-        name.push_str(&format!("_{}", number.saturating_add(1)));
-    }
-    name
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::job::JobState;
+    use crate::naming::object_name;
     use crate::room::VideoType;
+    use crate::rule::RecordFormat;
+    use crate::testing::random;
     use crate::url::StreamUrl;
 
     fn at(secs: i64) -> DateTime<Utc> {
@@ -317,11 +282,11 @@ mod tests {
 
     #[test]
     fn a_reservation_starts_one_recording_within_five_minutes() {
-        let reservation = Reservation::new(AppId::generate(), None, at(1_000));
+        let reservation = Reservation::new(AppId::generate(random()), None, random(), at(1_000));
         assert_eq!(reservation.expires_at, 1_300);
         assert_eq!(reservation.refusal(1_299), None);
         assert_eq!(reservation.refusal(1_300), Some(Refusal::Expired(reservation.expire_time())));
-        let record = RecordId::generate();
+        let record = RecordId::generate(random());
         let used = Reservation { used_by: Some(record.clone()), ..reservation };
         assert_eq!(used.refusal(1_100), Some(Refusal::Used(record)), "single use");
     }
@@ -330,24 +295,24 @@ mod tests {
     fn an_expired_or_reused_resid_is_refused_naming_resid() {
         let expired = UseCaseError::from(Refusal::Expired(Timestamp::zero()));
         assert!(matches!(&expired, UseCaseError::Expired { field: "resid", .. }), "{expired:?}");
-        let reused = UseCaseError::from(Refusal::Used(RecordId::generate()));
+        let reused = UseCaseError::from(Refusal::Used(RecordId::generate(random())));
         assert!(matches!(&reused, UseCaseError::Conflict(m) if m.starts_with("resid:")), "{reused:?}");
     }
 
     fn recording(streamtype: StreamType, recordtype: RecordType, created: i64) -> Recording {
         Recording {
-            app_id: AppId::generate(),
-            recordid: RecordId::generate(),
-            resid: ResId::generate(),
+            app_id: AppId::generate(random()),
+            recordid: RecordId::generate(random()),
+            resid: ResId::generate(random()),
             room_id: RoomId::try_from("abcabc").unwrap(),
             streamtype,
             recordtype,
-            record_rule_id: RuleId::generate(),
+            record_rule_id: RuleId::generate(random()),
             max_idle_time: 30,
             mix_job_id: None,
             state: RecordingState::Recording,
             stop_reason: None,
-            create_time: Timestamp::from(at(created)),
+            create_time: Timestamp::at(at(created)),
             stop_time: None,
         }
     }
@@ -369,22 +334,22 @@ mod tests {
     #[test]
     fn a_source_job_records_what_the_recordtype_asks_and_is_the_same_for_every_caller() {
         let rec = recording(StreamType::Source, RecordType::Audio, 0);
-        let job = rec.source_job(&stream("u1"), &[], Timestamp::zero()).unwrap();
+        let job = rec.source_job(&stream("u1"), &[], random(), Timestamp::zero()).unwrap();
         let JobSpec::Individual(params) = &job.spec else { panic!("an individual job") };
         assert!(params.is_record_audio && !params.is_record_video);
         assert_eq!(params.max_idle_time, 30);
         assert_eq!(job.jocloud, Some(JocloudTag { recordid: rec.recordid.clone(), part: 1, first_file: 0 }));
         assert_eq!(job.job_id, rec.source_job_id(&stream("u1").user_id, 1));
-        let again = rec.source_job(&stream("u1"), &[], Timestamp::zero()).unwrap();
+        let again = rec.source_job(&stream("u1"), &[], random(), Timestamp::zero()).unwrap();
         assert_eq!(again.job_id, job.job_id, "two joins racing create one job");
     }
 
     #[test]
     fn a_participant_who_comes_back_gets_the_next_part_numbered_after_their_files() {
         let rec = recording(StreamType::Source, RecordType::AudioVideo, 0);
-        let mut first = rec.source_job(&stream("u1"), &[], Timestamp::zero()).unwrap();
+        let mut first = rec.source_job(&stream("u1"), &[], random(), Timestamp::zero()).unwrap();
         assert!(
-            rec.source_job(&stream("u1"), std::slice::from_ref(&first), Timestamp::zero()).is_none(),
+            rec.source_job(&stream("u1"), std::slice::from_ref(&first), random(), Timestamp::zero()).is_none(),
             "still recording"
         );
         first.state = JobState::Stopped;
@@ -398,7 +363,7 @@ mod tests {
             end_time: Timestamp::zero(),
         };
         first.record_files = Some(vec![file]);
-        let second = rec.source_job(&stream("u1"), &[first.clone()], Timestamp::zero()).unwrap();
+        let second = rec.source_job(&stream("u1"), &[first.clone()], random(), Timestamp::zero()).unwrap();
         let tag = second.jocloud.clone().unwrap();
         assert_eq!((tag.part, tag.first_file), (2, 1));
         assert_ne!(second.job_id, first.job_id);
@@ -408,7 +373,7 @@ mod tests {
 
     #[test]
     fn object_names_follow_jocloud() {
-        let tag = JocloudTag { recordid: RecordId::generate(), part: 1, first_file: 0 };
+        let tag = JocloudTag { recordid: RecordId::generate(random()), part: 1, first_file: 0 };
         let room = RoomId::try_from("abcabc").unwrap();
         let user = UserId::try_from("10266666").unwrap();
         assert_eq!(object_name(&tag, &room, None, 0), format!("rid_{}_abcabc", tag.recordid));
@@ -424,7 +389,7 @@ mod tests {
         let rec = recording(StreamType::Source, RecordType::AudioVideo, 1_000);
         assert!(rec.is_live(&[], at(1_029)), "nobody yet, within max_idle_time");
         assert!(!rec.is_live(&[], at(1_030)), "nobody for max_idle_time: auto-exit");
-        let mut job = rec.source_job(&stream("u1"), &[], Timestamp::zero()).unwrap();
+        let mut job = rec.source_job(&stream("u1"), &[], random(), Timestamp::zero()).unwrap();
         assert!(rec.is_live(std::slice::from_ref(&job), at(9_999)));
         job.state = JobState::Stopped;
         assert!(!rec.is_live(&[job], at(1_001)), "every participant went idle");

@@ -1,40 +1,24 @@
-//! The ports the core needs: a store for its entities and a queue for jobs. Adapters
-//! (`DynamoStore`, `SqsJobQueue`) implement them; unit tests use in-memory fakes.
+//! The ports the core needs: one store per entity, the job queue, the event outbox, object
+//! storage and the HTTP notifier. Adapters (`DynamoStore`, `SqsJobQueue`, …) implement them;
+//! [`testing`](crate::testing) has an in-memory twin of each.
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::app::App;
 use crate::callback::RecordCallback;
-use crate::delivery::{DeliveryUpdate, StoredEvent};
-use crate::event::RecordEvent;
+use crate::event::{DeliveryUpdate, RecordEvent, StoredEvent};
 use crate::ids::{AccountId, AppId, JobId, KeyId, RecordId, ResId, RoomId, RuleId, UserId};
-use crate::job::{Job, JobState};
+use crate::job::{Job, JobKind, JobState};
 use crate::jocloud::{Recording, Reservation};
+use crate::record::JobRecord;
 use crate::room::{Room, RoomStream};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
 use crate::url::CallbackUrl;
 use crate::webhook::{AttemptResult, SignedHeaders};
 
-/// A boxed error from an adapter's backend, kept as a source for the log.
-pub type BackendError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// How a store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// A conditional write lost: the item changed (or existed) since it was read.
-    #[error("the item changed concurrently")]
-    Conflict,
-    /// The backend failed or answered something unreadable.
-    #[error("store backend failed")]
-    Backend(#[source] BackendError),
-}
-
-/// The job queue failed to take a message.
-#[derive(Debug, thiserror::Error)]
-#[error("job queue failed")]
-pub struct QueueError(#[source] pub BackendError);
+pub use crate::error::{BackendError, QueueError, StoreError};
 
 /// An API credential: the secret is kept only as its SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,9 +31,9 @@ pub struct Credential {
 }
 
 /// Which jobs a listing returns.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JobFilter {
-    pub mix: bool,
+    pub kind: JobKind,
     pub room_id: Option<RoomId>,
     pub state: Option<JobState>,
 }
@@ -61,16 +45,20 @@ pub struct JobMessage {
     pub job_id: JobId,
 }
 
-/// Durable state of every entity. Writes that change a job are conditional on its version.
+/// API credentials.
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait CredentialStore: Send + Sync {
     /// The credential with this key id.
     async fn get_credential(&self, key_id: &KeyId) -> Result<Option<Credential>, StoreError>;
     /// Saves a new credential; `Conflict` if the key id exists.
     async fn create_credential(&self, credential: &Credential) -> Result<(), StoreError>;
     /// Removes a credential.
     async fn delete_credential(&self, key_id: &KeyId) -> Result<(), StoreError>;
+}
 
+/// Apps, each owned by one account.
+#[async_trait]
+pub trait AppStore: Send + Sync {
     /// An app of `account`; another account's app is `None`.
     async fn get_app(&self, account: &AccountId, app_id: &AppId) -> Result<Option<App>, StoreError>;
     /// An app by id alone, for trusted callers (the media hook, workers).
@@ -81,7 +69,11 @@ pub trait Store: Send + Sync {
     async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError>;
     /// Deletes an app; `false` if there was none.
     async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError>;
+}
 
+/// Record rules of apps.
+#[async_trait]
+pub trait RuleStore: Send + Sync {
     /// A record rule of an app.
     async fn get_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<Option<RecordRule>, StoreError>;
     /// Every rule of an app, oldest first.
@@ -90,14 +82,22 @@ pub trait Store: Send + Sync {
     async fn put_rule(&self, rule: &RecordRule) -> Result<(), StoreError>;
     /// Deletes a rule; `false` if there was none.
     async fn delete_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<bool, StoreError>;
+}
 
+/// The record callback of each app.
+#[async_trait]
+pub trait CallbackStore: Send + Sync {
     /// The app's record callback.
     async fn get_callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError>;
     /// Creates or replaces the app's record callback.
     async fn put_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<(), StoreError>;
     /// Deletes the app's record callback; `false` if there was none.
     async fn delete_callback(&self, app_id: &AppId) -> Result<bool, StoreError>;
+}
 
+/// Rooms and their rosters.
+#[async_trait]
+pub trait RoomStore: Send + Sync {
     /// One participant stream of a room.
     async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError>;
     /// A room's roster in join order.
@@ -108,7 +108,6 @@ pub trait Store: Send + Sync {
     async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError>;
     /// Removes a participant stream; `false` if there was none.
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError>;
-
     /// Notes the join with `join_seq` in the room, creating the room (at `now`) if it has
     /// none; returns the room.
     async fn open_room(&self, app_id: &AppId, room: &RoomId, join_seq: i64, now: Timestamp)
@@ -117,21 +116,30 @@ pub trait Store: Send + Sync {
     async fn get_room(&self, app_id: &AppId, room: &RoomId) -> Result<Option<Room>, StoreError>;
     /// Removes the room unless someone joined since it was read; `false` if someone did.
     async fn close_room(&self, app_id: &AppId, room: &Room) -> Result<bool, StoreError>;
+}
 
-    /// A job of an app, with its stored version.
-    async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError>;
-    /// The jobs of these (app, job) ids that exist, with their stored versions, in no
-    /// particular order, read together.
-    async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<Job>, StoreError>;
+/// Recording jobs: the API's view and the stored record with its version and lease.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// A job of an app, as stored.
+    async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<JobRecord>, StoreError>;
+    /// The jobs of these (app, job) ids that exist, as stored, in no particular order, read
+    /// together.
+    async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<JobRecord>, StoreError>;
     /// Jobs of an app matching `filter`, newest first.
     async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
     /// Saves a new job at version 1; `Conflict` if the id exists.
     async fn create_job(&self, job: &Job) -> Result<(), StoreError>;
-    /// Saves a changed job if its stored version is still `job.version`; bumps the version.
-    async fn save_job(&self, job: &Job) -> Result<(), StoreError>;
+    /// Saves a changed record if its stored version is still `record.version`; bumps the version.
+    async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError>;
     /// Deletes a job (used to undo a create whose enqueue failed).
     async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError>;
 }
+
+/// Every entity store at once, for processes that need several (the worker, operator tools).
+pub trait Store: CredentialStore + AppStore + RuleStore + CallbackStore + RoomStore + JobStore {}
+
+impl<T: CredentialStore + AppStore + RuleStore + CallbackStore + RoomStore + JobStore> Store for T {}
 
 /// Jocloud's reserved recording resources and its recordings.
 #[async_trait]
@@ -240,20 +248,6 @@ pub trait Notifier: Send + Sync {
     async fn post(&self, url: &CallbackUrl, headers: &SignedHeaders, body: Vec<u8>) -> AttemptResult;
     /// Why `url` may never be called (it resolves to a refused address), if it may not.
     async fn refusal(&self, url: &CallbackUrl) -> Option<String>;
-}
-
-/// Where the deliverer finds an app's record callback: the one read it needs of the [`Store`].
-#[async_trait]
-pub trait CallbackLookup: Send + Sync {
-    /// The app's record callback.
-    async fn callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError>;
-}
-
-#[async_trait]
-impl<T: Store + ?Sized> CallbackLookup for T {
-    async fn callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError> {
-        self.get_callback(app_id).await
-    }
 }
 
 /// The events queue as the deliverer sees it: messages can be postponed or dead-lettered.

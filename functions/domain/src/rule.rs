@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::clock::Random;
+use crate::error::Invalid;
 use crate::ids::{AppId, RuleId};
 use crate::time::Timestamp;
-use crate::Invalid;
 
 /// Default object-name template, as the seed response echoes it.
 pub const DEFAULT_RECORD_PREFIX: &str =
@@ -120,12 +121,12 @@ pub struct FormatConfigRequest {
 
 impl RecordRule {
     /// A new rule for `app_id`; `obs_addr` and `record_formats` are required.
-    pub fn create(app_id: AppId, request: RuleRequest, now: Timestamp) -> Result<Self, Invalid> {
+    pub fn create(app_id: AppId, request: RuleRequest, random: &dyn Random, now: Timestamp) -> Result<Self, Invalid> {
         let obs_addr = request.obs_addr.ok_or_else(|| Invalid::new("obs_addr", "is required"))?;
         let formats = request.record_formats.ok_or_else(|| Invalid::new("record_formats", "is required"))?;
         let mut rule = Self {
             app_id,
-            rule_id: RuleId::generate(),
+            rule_id: RuleId::generate(random),
             obs_addr: check_obs_addr(obs_addr)?,
             record_formats: check_formats(formats)?,
             hls_config: hls_config(request.hls_config.unwrap_or_default(), None)?,
@@ -315,6 +316,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{now, random};
 
     fn request(json: &str) -> RuleRequest {
         serde_json::from_str(json).unwrap()
@@ -324,7 +326,7 @@ mod tests {
 
     #[test]
     fn seed_rule_gets_the_seed_defaults() {
-        let rule = RecordRule::create(AppId::generate(), request(SEED), Timestamp::now()).unwrap();
+        let rule = RecordRule::create(AppId::generate(random()), request(SEED), random(), now()).unwrap();
         assert_eq!(rule.mp4_config.record_cycle, 7200);
         assert_eq!(rule.mp4_config.record_prefix, DEFAULT_RECORD_PREFIX);
         assert_eq!(rule.mp4_config.record_max_duration_to_merge_file, 0);
@@ -343,8 +345,8 @@ mod tests {
             (r#"{"record_formats":[]}"#, "record_formats"),
         ];
         for (patch, field) in cases {
-            let mut rule = RecordRule::create(AppId::generate(), request(SEED), Timestamp::now()).unwrap();
-            let err = rule.update(request(patch), Timestamp::now()).unwrap_err();
+            let mut rule = RecordRule::create(AppId::generate(random()), request(SEED), random(), now()).unwrap();
+            let err = rule.update(request(patch), now()).unwrap_err();
             assert_eq!(err.field, field, "{patch}");
         }
     }
@@ -352,7 +354,7 @@ mod tests {
     #[test]
     fn auto_record_since_is_set_when_it_turns_on_kept_while_on_and_cleared_when_off() {
         let t = |secs| Timestamp::from(chrono::DateTime::from_timestamp(secs, 0).unwrap());
-        let mut rule = RecordRule::create(AppId::generate(), request(SEED), t(100)).unwrap();
+        let mut rule = RecordRule::create(AppId::generate(random()), request(SEED), random(), t(100)).unwrap();
         assert_eq!((rule.auto_record, rule.auto_record_since), (false, None));
         rule.update(request(r#"{"auto_record":true}"#), t(200)).unwrap();
         assert_eq!((rule.auto_record, rule.auto_record_since), (true, Some(t(200))));
@@ -365,7 +367,7 @@ mod tests {
 
     #[test]
     fn rules_stored_before_auto_record_existed_read_as_off() {
-        let rule = RecordRule::create(AppId::generate(), request(SEED), Timestamp::now()).unwrap();
+        let rule = RecordRule::create(AppId::generate(random()), request(SEED), random(), now()).unwrap();
         let mut json = serde_json::to_value(&rule).unwrap();
         json.as_object_mut().unwrap().remove("auto_record");
         let old: RecordRule = serde_json::from_value(json).unwrap();
@@ -375,16 +377,16 @@ mod tests {
     #[test]
     fn the_merge_window_is_the_larger_of_the_recorded_formats() {
         let body = r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1"},"record_formats":["MP4"],"hls_config":{"record_max_duration_to_merge_file":900},"mp4_config":{"record_max_duration_to_merge_file":60}}"#;
-        let mut rule = RecordRule::create(AppId::generate(), request(body), Timestamp::now()).unwrap();
+        let mut rule = RecordRule::create(AppId::generate(random()), request(body), random(), now()).unwrap();
         assert_eq!(rule.merge_window_secs(), 60, "HLS is not recorded, so its window does not count");
-        rule.update(request(r#"{"record_formats":["HLS","MP4"]}"#), Timestamp::now()).unwrap();
+        rule.update(request(r#"{"record_formats":["HLS","MP4"]}"#), now()).unwrap();
         assert_eq!(rule.merge_window_secs(), 900);
     }
 
     #[test]
     fn update_keeps_fields_it_does_not_name() {
-        let mut rule = RecordRule::create(AppId::generate(), request(SEED), Timestamp::now()).unwrap();
-        rule.update(request(r#"{"mp4_config":{"record_cycle":600}}"#), Timestamp::now()).unwrap();
+        let mut rule = RecordRule::create(AppId::generate(random()), request(SEED), random(), now()).unwrap();
+        rule.update(request(r#"{"mp4_config":{"record_cycle":600}}"#), now()).unwrap();
         assert_eq!(rule.mp4_config.record_cycle, 600);
         assert_eq!(rule.mp4_config.record_prefix, DEFAULT_RECORD_PREFIX);
         assert_eq!(rule.obs_addr.bucket, "obsName");

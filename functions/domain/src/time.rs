@@ -8,9 +8,9 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub struct Timestamp(DateTime<Utc>);
 
 impl Timestamp {
-    /// The current time, to the second (what the API shows and stores).
-    pub fn now() -> Self {
-        Self(Utc::now().trunc_subsecs(0))
+    /// `time` to the second (what the API shows and stores).
+    pub fn at(time: DateTime<Utc>) -> Self {
+        Self(time.trunc_subsecs(0))
     }
 
     /// The zero time SparkRTC writes for "not yet" (`0001-01-01T00:00:00Z`).
@@ -22,11 +22,6 @@ impl Timestamp {
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
     }
-}
-
-/// Microseconds since the Unix epoch now: an ordering key finer than [`Timestamp`].
-pub fn now_micros() -> i64 {
-    Utc::now().timestamp_micros()
 }
 
 impl From<DateTime<Utc>> for Timestamp {

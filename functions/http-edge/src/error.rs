@@ -155,6 +155,17 @@ mod tests {
     }
 
     #[test]
+    fn a_queue_that_refuses_a_job_answers_503_and_a_store_failure_500_without_their_causes() {
+        let queue = roomrec_domain::error::QueueError("sqs: connection refused to 10.1.2.3".into());
+        let err = ApiError::from(UseCaseError::Queue(queue));
+        assert_eq!((err.status, err.code), (503, "SERVICE_UNAVAILABLE"));
+        assert!(!err.message.contains("10.1.2.3"), "{}", err.message);
+        let store = roomrec_domain::error::StoreError::Backend("dynamodb: throttled".into());
+        let err = ApiError::from(UseCaseError::Store(store));
+        assert_eq!((err.status, err.message.as_str()), (500, "internal error"));
+    }
+
+    #[test]
     fn malformed_json_is_its_own_error() {
         let err = parse_json::<Outer>(b"{\"inner\": ").unwrap_err();
         assert_eq!((err.status, err.code), (400, "MALFORMED_JSON"));

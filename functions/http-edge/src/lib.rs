@@ -5,6 +5,7 @@
 //! `Result` into a response, so handlers never build error bodies themselves.
 
 mod error;
+mod jobs;
 
 use std::future::Future;
 
@@ -12,13 +13,15 @@ use base64::Engine;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use roomrec_domain::ids::{AccountId, RoomId};
-use roomrec_domain::job::{Job, JobState};
+use roomrec_domain::job::{Job, JobKind, JobState};
 use roomrec_domain::ports::JobFilter;
-use roomrec_domain::{Invalid, Service};
+use roomrec_domain::usecases::{Access, OwnedApp};
+use roomrec_domain::Invalid;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use error::ApiError;
+pub use jobs::job_routes;
 
 /// A handler's outcome: a status and a JSON body, or an error.
 pub type ApiResult = Result<Response<Body>, ApiError>;
@@ -83,7 +86,7 @@ pub fn no_content() -> ApiResult {
 }
 
 /// The account whose HTTP Basic credentials (`key_id:secret`) the request carries.
-pub async fn authenticate(service: &Service, req: &Request) -> Result<AccountId, ApiError> {
+pub async fn authenticate(access: &Access, req: &Request) -> Result<AccountId, ApiError> {
     let header = req.headers().get("authorization").and_then(|h| h.to_str().ok());
     let encoded = header.and_then(|h| h.strip_prefix("Basic ")).ok_or_else(ApiError::unauthorized)?;
     let decoded = base64::engine::general_purpose::STANDARD
@@ -92,7 +95,7 @@ pub async fn authenticate(service: &Service, req: &Request) -> Result<AccountId,
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .ok_or_else(ApiError::unauthorized)?;
     let (key_id, secret) = decoded.split_once(':').ok_or_else(ApiError::unauthorized)?;
-    match service.authenticate(key_id, secret).await {
+    match access.authenticate(key_id, secret).await {
         Ok(Some(account)) => Ok(account),
         Ok(None) => Err(ApiError::unauthorized()),
         Err(err) => Err(ApiError::from(roomrec_domain::UseCaseError::from(err))),
@@ -101,16 +104,26 @@ pub async fn authenticate(service: &Service, req: &Request) -> Result<AccountId,
 
 /// Authenticates the request, runs `handler` for the caller's account and maps its result.
 /// Errors never escape: the Lambda always answers with a JSON response.
-pub async fn serve<'a, F, Fut>(service: &'a Service, req: &'a Request, handler: F) -> Response<Body>
+pub async fn serve<'a, F, Fut>(access: &'a Access, req: &'a Request, handler: F) -> Response<Body>
 where
     F: FnOnce(AccountId) -> Fut,
     Fut: Future<Output = ApiResult> + 'a,
 {
-    let result = match authenticate(service, req).await {
+    let result = match authenticate(access, req).await {
         Ok(account) => handler(account).await,
         Err(err) => Err(err),
     };
     result.unwrap_or_else(|err| err.into_response(route_key(req)))
+}
+
+/// [`serve`] for a route under `/v2/apps/{app_id}`: `handler` gets the caller's app, its
+/// ownership proven once here.
+pub async fn serve_app<'a, F, Fut>(access: &'a Access, req: &'a Request, handler: F) -> Response<Body>
+where
+    F: FnOnce(OwnedApp) -> Fut,
+    Fut: Future<Output = ApiResult> + 'a,
+{
+    serve(access, req, |account| async move { handler(access.app(&account, path(req, "app_id")?).await?).await }).await
 }
 
 /// Largest page a job listing returns.
@@ -118,11 +131,11 @@ pub const MAX_PAGE: usize = 100;
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: usize = 20;
 
-/// The job-listing filter from the query string (`room_id`, `state`).
-pub fn job_filter(req: &Request, mix: bool) -> Result<JobFilter, ApiError> {
+/// The listing filter of `kind` from the query string (`room_id`, `state`).
+pub fn job_filter(req: &Request, kind: JobKind) -> Result<JobFilter, ApiError> {
     let room_id = query(req, "room_id").map(RoomId::try_from).transpose()?;
     let state = query(req, "state").map(|s| JobState::parse(&s)).transpose()?;
-    Ok(JobFilter { mix, room_id, state })
+    Ok(JobFilter { kind, room_id, state })
 }
 
 /// One page of `jobs` (query `offset`, `limit`), with the total count.

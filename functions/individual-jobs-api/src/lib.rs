@@ -2,38 +2,18 @@
 
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
-use roomrec_http_edge::{body, job_filter, job_list, json, path, route_key, serve, ApiError};
+use roomrec_domain::job::JobKind;
+use roomrec_http_edge::{body, job_routes, json, route_key, serve_app};
 
 /// Answers one request routed to this function.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let service = &deps.service;
     let req = &req;
-    serve(service, req, |account| async move {
-        let app_id = path(req, "app_id")?;
+    serve_app(&deps.access, req, |app| async move {
         match route_key(req) {
             "POST /v2/apps/{app_id}/individual-stream-jobs" => {
-                json(201, &service.create_individual_job(&account, app_id, body(req)?).await?)
+                json(201, &deps.jobs.create_individual(&app, body(req)?).await?)
             }
-            "GET /v2/apps/{app_id}/individual-stream-jobs" => {
-                let filter = job_filter(req, false)?;
-                job_list(req, service.list_jobs(&account, app_id, &filter).await?)
-            }
-            "GET /v2/apps/{app_id}/individual-stream-jobs/{job_id}" => {
-                json(200, &service.get_job(&account, app_id, path(req, "job_id")?, false).await?)
-            }
-            "POST /v2/apps/{app_id}/individual-stream-jobs/{job_id}/stop" => {
-                json(200, &service.stop_job(&account, app_id, path(req, "job_id")?, false).await?)
-            }
-            "GET /v2/apps/{app_id}/individual-stream-jobs/{job_id}/events" => {
-                let job_id = path(req, "job_id")?;
-                let events = service.job_events(&account, app_id, job_id, false).await?;
-                json(200, &serde_json::json!({ "job_id": job_id, "events": events }))
-            }
-            "POST /v2/apps/{app_id}/individual-stream-jobs/{job_id}/events/{event_id}/redeliver" => {
-                let (job_id, event_id) = (path(req, "job_id")?, path(req, "event_id")?);
-                json(202, &service.redeliver_event(&account, app_id, job_id, false, event_id).await?)
-            }
-            _ => Err(ApiError::unknown_route()),
+            _ => job_routes(&deps.jobs, &deps.events, JobKind::Individual, &app, req).await,
         }
     })
     .await

@@ -9,33 +9,29 @@
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::jocloud::Reservation;
-use roomrec_http_edge::{body, json, optional_body, path, query, route_key, serve, ApiError, ApiResult};
+use roomrec_http_edge::{body, json, optional_body, query, route_key, serve_app, ApiError, ApiResult};
 use serde::Serialize;
 
 /// Answers one request routed to this function.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
-    let service = &deps.service;
-    let req = &req;
-    serve(service, req, |account| async move {
-        let app_id = path(req, "app_id")?;
+    let (jocloud, req) = (&deps.jocloud, &req);
+    serve_app(&deps.access, req, |app| async move {
         match route_key(req) {
             "GET /v2/apps/{app_id}/jocloud/applyrecord" => {
-                success(req, &reserved(service.apply_record(&account, app_id, Default::default()).await?))
+                success(req, &reserved(jocloud.apply_record(&app, Default::default()).await?))
             }
             "POST /v2/apps/{app_id}/jocloud/applyrecord" => {
-                success(req, &reserved(service.apply_record(&account, app_id, optional_body(req)?).await?))
+                success(req, &reserved(jocloud.apply_record(&app, optional_body(req)?).await?))
             }
             "POST /v2/apps/{app_id}/jocloud/startrecord" => {
-                success(req, &service.start_record(&account, app_id, body(req)?).await?)
+                success(req, &jocloud.start_record(&app, body(req)?).await?)
             }
             "POST /v2/apps/{app_id}/jocloud/updatemixrecord" => {
-                success(req, &service.update_mix_record(&account, app_id, body(req)?).await?)
+                success(req, &jocloud.update_mix_record(&app, body(req)?).await?)
             }
-            "POST /v2/apps/{app_id}/jocloud/stoprecord" => {
-                success(req, &service.stop_record(&account, app_id, body(req)?).await?)
-            }
+            "POST /v2/apps/{app_id}/jocloud/stoprecord" => success(req, &jocloud.stop_record(&app, body(req)?).await?),
             "POST /v2/apps/{app_id}/jocloud/queryrecord" => {
-                success(req, &service.query_record(&account, app_id, body(req)?).await?)
+                success(req, &jocloud.query_record(&app, body(req)?).await?)
             }
             _ => Err(ApiError::unknown_route()),
         }

@@ -9,10 +9,10 @@ use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::ids::{AppId, RoomId, UserId};
 use roomrec_domain::room::Roster;
-use roomrec_domain::service::PublishEvent;
 use roomrec_domain::url::StreamUrl;
+use roomrec_domain::usecases::PublishEvent;
 use roomrec_domain::Invalid;
-use roomrec_http_edge::{body, json, no_content, path, route_key, serve, ApiError, ApiResult};
+use roomrec_http_edge::{body, json, no_content, path, route_key, serve_app, ApiError, ApiResult};
 use subtle::ConstantTimeEq;
 
 const HOOK_ROUTE: &str = "POST /v2/hooks/nginx-rtmp/{token}";
@@ -22,27 +22,25 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     if route_key(&req) == HOOK_ROUTE {
         return media_hook(deps, &req).await.unwrap_or_else(|err| err.into_response(HOOK_ROUTE));
     }
-    let service = &deps.service;
-    let req = &req;
-    serve(service, req, |account| async move {
-        let app_id = path(req, "app_id")?;
+    let (rooms, req) = (&deps.rooms, &req);
+    serve_app(&deps.access, req, |app| async move {
         let room = RoomId::try_from(path(req, "room_id")?)?;
         let route = route_key(req);
         if route == "GET /v2/apps/{app_id}/rooms/{room_id}/streams" {
-            let streams = service.list_streams(&account, app_id, room.clone()).await?;
+            let streams = rooms.list_streams(&app, room.clone()).await?;
             return json(200, &Roster { room_id: room, streams });
         }
         let user = UserId::try_from(path(req, "user_id")?)?;
         match route {
             "PUT /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
-                let (stream, joined) = service.put_stream(&account, app_id, room, user, body(req)?).await?;
+                let (stream, joined) = rooms.put_stream(&app, room, user, body(req)?).await?;
                 json(if joined { 201 } else { 200 }, &stream)
             }
             "GET /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
-                json(200, &service.get_stream(&account, app_id, room, user).await?)
+                json(200, &rooms.get_stream(&app, room, user).await?)
             }
             "DELETE /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
-                service.delete_stream(&account, app_id, room, user).await?;
+                rooms.delete_stream(&app, room, user).await?;
                 no_content()
             }
             _ => Err(ApiError::unknown_route()),
@@ -74,7 +72,7 @@ async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
         "publish_done" => None,
         _ => return Err(Invalid::new("call", "must be publish or publish_done").into()),
     };
-    deps.service.media_hook(PublishEvent { app_id, room_id, user_id, url }).await?;
+    deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, url }).await?;
     no_content()
 }
 

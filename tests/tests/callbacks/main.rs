@@ -11,7 +11,7 @@ mod support;
 use std::time::Duration;
 
 use roomrec_domain::callback::EventType;
-use roomrec_domain::delivery::DeliveryStatus;
+use roomrec_domain::event::DeliveryStatus;
 use support::{dead_lettered, verify, Answer, Receiver, Setup};
 
 const SETTLE: Duration = Duration::from_secs(30);

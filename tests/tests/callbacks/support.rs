@@ -8,13 +8,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine as _;
-use roomrec_adapters::DynamoEventLog;
+use roomrec_adapters::{DynamoEventLog, OsRandom, SystemClock};
 use roomrec_domain::callback::EventType;
-use roomrec_domain::delivery::StoredEvent;
-use roomrec_domain::event::RecordEvent;
+use roomrec_domain::clock::Clock;
+use roomrec_domain::event::{RecordEvent, StoredEvent};
 use roomrec_domain::ids::{AppId, JobId, RoomId};
-use roomrec_domain::ports::EventLog;
-use roomrec_domain::time::Timestamp;
+use roomrec_domain::ports::{EventLog, JobStore};
 use roomrec_tests::{aws, stack_env, Api};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -167,7 +166,7 @@ impl Setup {
         let body = json!({ "url": url, "auth_key": AUTH_KEY, "notify_event_subscription": events });
         let reply = api.put(&format!("/v2/apps/{app}/record-callback"), &body).await;
         assert!(reply.status.is_success(), "{:?}", reply.body);
-        Self { api, app, job: JobId::generate(), log: event_log().await }
+        Self { api, app, job: JobId::generate(&OsRandom), log: event_log().await }
     }
 
     /// The same setup with its job saved in the jobs table (never queued, so no worker takes
@@ -177,9 +176,9 @@ impl Setup {
             json!({ "room_id": "room1", "user_id": "user1", "record_param": { "record_rule_id": "r" } }),
         )
         .unwrap();
-        let job =
-            roomrec_domain::job::Job::individual(AppId::parse(&self.app).unwrap(), request, Timestamp::now()).unwrap();
-        roomrec_tests::deps().await.service.store().create_job(&job).await.unwrap();
+        let app = AppId::parse(&self.app).unwrap();
+        let job = roomrec_domain::job::Job::individual(app, request, &OsRandom, SystemClock.timestamp()).unwrap();
+        roomrec_tests::store().await.create_job(&job).await.unwrap();
         self.job = job.job_id;
         self
     }
@@ -211,7 +210,7 @@ impl Setup {
             record_format: None,
             file: None,
             detail_message: format!("event {sequence}"),
-            create_time: Timestamp::now(),
+            create_time: SystemClock.timestamp(),
         };
         self.log.append(&event).await.unwrap();
         event

@@ -4,7 +4,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use reqwest::StatusCode;
 use roomrec_domain::ids::{AppId, JobId};
 use roomrec_domain::job::JobState;
-use roomrec_tests::{aws, deps, stack_env, Api};
+use roomrec_domain::ports::JobStore;
+use roomrec_tests::{aws, stack_env, store, Api};
 use serde_json::{json, Value};
 
 fn seed_individual_job(rule: &str) -> Value {
@@ -152,11 +153,10 @@ async fn stopping_a_running_job_leaves_it_stopping_for_its_worker() {
     let job_id = job["job_id"].as_str().unwrap();
 
     // Claim it the way a worker does: a conditional write on the stored version.
-    let store = deps().await.service;
-    let store = store.store();
+    let store = store().await;
     let mut claimed =
         store.get_job(&AppId::parse(&app).unwrap(), &JobId::parse(job_id).unwrap()).await.unwrap().unwrap();
-    claimed.state = JobState::Running;
+    claimed.job.state = JobState::Running;
     store.save_job(&claimed).await.unwrap();
 
     let stop = format!("/v2/apps/{app}/individual-stream-jobs/{job_id}/stop");

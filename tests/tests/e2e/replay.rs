@@ -17,7 +17,7 @@ use std::path::PathBuf;
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::Request;
 use roomrec_adapters::Deps;
-use roomrec_domain::delivery::DeliveryStatus;
+use roomrec_domain::event::DeliveryStatus;
 use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::EventLog;
 use roomrec_tests::deps;
@@ -42,7 +42,7 @@ async fn every_event_in_events_replays_with_its_expected_status() {
     let expected: BTreeMap<String, u16> =
         serde_json::from_str(&std::fs::read_to_string(root.join("expected-status.json")).unwrap()).unwrap();
     let deps = deps().await;
-    roomrec_admin::seed(&deps).await.unwrap();
+    roomrec_admin::seed(&roomrec_admin::Admin::from_env().await.unwrap()).await.unwrap();
 
     let deliverer = roomrec_adapters::deliverer(&deps.config).await.unwrap();
 

@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use roomrec_domain::callback::EventType;
 use roomrec_domain::ids::{AppId, JobId};
-use roomrec_tests::deps;
+use roomrec_domain::ports::JobStore;
 use roomrec_tests::publish_with;
+use roomrec_tests::store;
 use serde_json::json;
 use support::{decodes, download, duration, events, objects, probe, Setup};
 
@@ -38,8 +39,8 @@ fn start_worker(name: &str) -> tokio::process::Child {
 }
 
 async fn open_mp4_parts(app: &str, job: &str) -> usize {
-    let service = deps().await.service;
-    let job = service.store().get_job(&AppId::parse(app).unwrap(), &JobId::parse(job).unwrap()).await.unwrap().unwrap();
+    let store = store().await;
+    let job = store.get_job(&AppId::parse(app).unwrap(), &JobId::parse(job).unwrap()).await.unwrap().unwrap();
     job.open_uploads.iter().filter_map(|u| u.multipart.as_ref()).map(|m| m.etags.len()).sum()
 }
 

@@ -5,20 +5,23 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 
+use std::time::Duration;
+
 use roomrec_domain::ids::{AppId, JobId};
-use roomrec_domain::job::Job;
-use roomrec_domain::ports::Store;
+use roomrec_domain::ports::JobStore;
+use roomrec_domain::record::JobRecord;
 use tokio::sync::watch;
 use tokio::time::Interval;
 
-use crate::job::TICK;
+/// How often the job items are read (stop requests) and idle time checked.
+pub const TICK: Duration = Duration::from_secs(1);
 
 /// What the latest read found for one job.
 #[derive(Debug, Clone)]
 pub enum Seen {
     /// Not read yet.
     Unread,
-    Found(Box<Job>),
+    Found(Box<JobRecord>),
     /// The read succeeded and the job was not there.
     Gone,
     /// The read failed; the text says why.
@@ -29,7 +32,7 @@ type Key = (AppId, JobId);
 
 /// Every watched job's latest read.
 pub struct Board {
-    store: Arc<dyn Store>,
+    store: Arc<dyn JobStore>,
     watched: Mutex<HashMap<Key, watch::Sender<Seen>>>,
 }
 
@@ -45,7 +48,7 @@ pub struct Watch {
 
 impl Board {
     /// An empty board reading from `store`.
-    pub fn new(store: Arc<dyn Store>) -> Arc<Self> {
+    pub fn new(store: Arc<dyn JobStore>) -> Arc<Self> {
         Arc::new(Self { store, watched: Mutex::new(HashMap::new()) })
     }
 
@@ -77,7 +80,7 @@ impl Board {
             return;
         }
         let (mut found, failure) = match self.store.get_jobs(&keys).await {
-            Ok(jobs) => (jobs.into_iter().map(|job| ((job.app_id.clone(), job.job_id.clone()), job)).collect(), None),
+            Ok(jobs) => (jobs.into_iter().map(|r| ((r.job.app_id.clone(), r.job.job_id.clone()), r)).collect(), None),
             Err(err) => (HashMap::new(), Some(err.to_string())),
         };
         let watched = self.watched();

@@ -39,6 +39,8 @@ pub struct WorkerConfig {
     pub allow_file_inputs: bool,
     pub lease: Duration,
     pub visibility: Duration,
+    /// The S3 endpoint object locations name (`AWS_ENDPOINT_URL`); AWS's own when `None`.
+    pub s3_endpoint: Option<String>,
 }
 
 fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
@@ -61,6 +63,7 @@ impl WorkerConfig {
             allow_file_inputs: parsed(env::ALLOW_FILE_INPUTS, false)?,
             lease: Duration::from_secs(parsed(env::LEASE_SECONDS, DEFAULT_LEASE.as_secs())?),
             visibility: Duration::from_secs(parsed(env::VISIBILITY_SECONDS, DEFAULT_VISIBILITY.as_secs())?),
+            s3_endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
         })
     }
 }

@@ -3,12 +3,13 @@
 use std::sync::Arc;
 
 use roomrec_domain::callback::EventType;
+use roomrec_domain::change::{change_job, ChangeError};
+use roomrec_domain::clock::{Clock, Random};
 use roomrec_domain::event::{FileFacts, RecordEvent};
-use roomrec_domain::ids::{AppId, JobId};
-use roomrec_domain::job::Job;
+use roomrec_domain::naming;
 use roomrec_domain::ports::{Blobs, EventLog, Store, StoreError};
+use roomrec_domain::record::JobRecord;
 use roomrec_domain::rule::RecordFormat;
-use roomrec_domain::time::Timestamp;
 
 use crate::board::Board;
 use crate::config::WorkerConfig;
@@ -23,69 +24,45 @@ pub struct Ctx {
     pub blobs: Arc<dyn Blobs>,
     /// The running jobs' items, read together every second.
     pub board: Arc<Board>,
+    pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
     pub config: WorkerConfig,
 }
 
-/// A job write could not be made.
-#[derive(Debug, thiserror::Error)]
-pub enum JobWriteError {
-    #[error("the job no longer exists")]
-    Gone,
-    #[error("the job kept changing under us")]
-    Contended,
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The change itself refused (e.g. the lease is someone else's).
-    #[error("{0}")]
-    Refused(String),
-}
+/// A job write could not be made: the job is gone, kept changing, the store failed, or the
+/// change refused (e.g. the lease is someone else's).
+pub type JobWriteError = ChangeError<String>;
 
 impl Ctx {
-    /// Reads the job, applies `change`, and writes it back if nobody wrote in between;
-    /// retries on a lost race. Returns the job as written.
-    pub async fn update_job<F>(&self, app_id: &AppId, job_id: &JobId, mut change: F) -> Result<Job, JobWriteError>
+    /// Applies `change` to the job, starting from `record` as last read or written, and
+    /// writes it back conditionally: one write when nobody wrote in between, a read and a
+    /// write more when someone did. Returns the job as written.
+    pub async fn update<F>(&self, record: &JobRecord, mut change: F) -> Result<JobRecord, JobWriteError>
     where
-        F: FnMut(&mut Job) -> Result<(), String> + Send,
+        F: FnMut(&mut JobRecord) -> Result<(), String> + Send,
     {
-        for _ in 0..JOB_WRITE_ATTEMPTS {
-            let mut job = self.store.get_job(app_id, job_id).await?.ok_or(JobWriteError::Gone)?;
-            change(&mut job).map_err(JobWriteError::Refused)?;
-            match self.store.save_job(&job).await {
-                Ok(()) => {
-                    job.version += 1;
-                    return Ok(job);
-                }
-                Err(StoreError::Conflict) => continue,
-                Err(err) => return Err(err.into()),
-            }
-        }
-        Err(JobWriteError::Contended)
+        let key = (&record.job.app_id, &record.job.job_id);
+        change_job(self.store.as_ref(), key, Some(record), JOB_WRITE_ATTEMPTS, |r| change(r).map(|()| true)).await
     }
 
-    /// Like [`update_job`](Self::update_job), starting from `job` as last read or written
-    /// instead of reading it first: one write when nobody wrote in between, a read and a
-    /// write more when someone did.
-    pub async fn update_from<F>(&self, job: &Job, mut change: F) -> Result<Job, JobWriteError>
+    /// Like [`update`](Self::update), reading the job first (a claim: nothing is known yet).
+    pub async fn update_stored<F>(
+        &self,
+        app_id: &roomrec_domain::ids::AppId,
+        job_id: &roomrec_domain::ids::JobId,
+        mut change: F,
+    ) -> Result<JobRecord, JobWriteError>
     where
-        F: FnMut(&mut Job) -> Result<(), String> + Send,
+        F: FnMut(&mut JobRecord) -> Result<(), String> + Send,
     {
-        let mut changed = job.clone();
-        change(&mut changed).map_err(JobWriteError::Refused)?;
-        match self.store.save_job(&changed).await {
-            Ok(()) => {
-                changed.version += 1;
-                Ok(changed)
-            }
-            Err(StoreError::Conflict) => self.update_job(&job.app_id, &job.job_id, change).await,
-            Err(err) => Err(err.into()),
-        }
+        change_job(self.store.as_ref(), (app_id, job_id), None, JOB_WRITE_ATTEMPTS, |r| change(r).map(|()| true)).await
     }
 
     /// Records an event in the outbox and queues it; a queue failure is logged, the outbox
     /// keeps the event for redelivery.
     pub async fn emit(
         &self,
-        job: &Job,
+        job: &roomrec_domain::job::Job,
         event_type: EventType,
         record_format: Option<RecordFormat>,
         file: Option<FileFacts>,
@@ -93,7 +70,7 @@ impl Ctx {
     ) -> Result<RecordEvent, StoreError> {
         let sequence = self.events.next_sequence(&job.job_id).await?;
         let event = RecordEvent {
-            event_id: format!("{:032x}", rand::random::<u128>()),
+            event_id: self.random.hex(16),
             sequence,
             event_type,
             app_id: job.app_id.clone(),
@@ -103,7 +80,7 @@ impl Ctx {
             record_format,
             file,
             detail_message,
-            create_time: Timestamp::now(),
+            create_time: self.clock.timestamp(),
         };
         self.events.append(&event).await?;
         if let Err(err) = self.events.publish(&event).await {
@@ -112,19 +89,13 @@ impl Ctx {
         Ok(event)
     }
 
-    /// The public location of an object: the endpoint override (path style) or AWS's.
+    /// Where an object can be downloaded (`download_url`).
     pub fn download_url(&self, bucket: &str, region: &str, key: &str) -> String {
-        match std::env::var("AWS_ENDPOINT_URL") {
-            Ok(endpoint) if !endpoint.is_empty() => format!("{}/{bucket}/{key}", endpoint.trim_end_matches('/')),
-            _ => format!("https://{bucket}.s3.{region}.amazonaws.com/{key}"),
-        }
+        naming::download_url(self.config.s3_endpoint.as_deref(), bucket, Some(region), key)
     }
 
     /// The storage endpoint reported as `obs_location`.
     pub fn location(&self, region: &str) -> String {
-        match std::env::var("AWS_ENDPOINT_URL") {
-            Ok(endpoint) if !endpoint.is_empty() => endpoint,
-            _ => format!("https://s3.{region}.amazonaws.com"),
-        }
+        naming::location(self.config.s3_endpoint.as_deref(), region)
     }
 }

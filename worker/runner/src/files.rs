@@ -1,20 +1,32 @@
 //! The files of one recording as the recorder reports them: each is uploaded while it
 //! grows, announced when it starts, and added to the job with a completion event when it ends.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
-use roomrec_domain::job::{Job, OpenUpload, RecordFile};
+use roomrec_domain::job::RecordFile;
+use roomrec_domain::naming::{file_keys, FileKeys};
+use roomrec_domain::record::{JobRecord, OpenUpload};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
-use roomrec_media::Output;
+use roomrec_media::{Format, Output};
 
 use crate::context::{Ctx, JobWriteError};
-use crate::job::{record_format, FileMap};
-use crate::keys::{file_keys, FileKeys};
 use crate::upload::{HlsUpload, Mp4Stream};
+
+/// Open files by format and index.
+type FileMap<T> = HashMap<(RecordFormat, u32), T>;
+
+/// The format of a media output, as the rule names it.
+fn record_format(format: Format) -> RecordFormat {
+    match format {
+        Format::Hls => RecordFormat::Hls,
+        Format::Mp4 => RecordFormat::Mp4,
+    }
+}
 
 /// A file being recorded.
 struct OpenFile {
@@ -66,7 +78,7 @@ impl OpenFiles {
     }
 
     /// Acts on one recorder output.
-    pub async fn handle(&mut self, ctx: &Ctx, job: &mut Job, output: Output) -> anyhow::Result<()> {
+    pub async fn handle(&mut self, ctx: &Ctx, job: &mut JobRecord, output: Output) -> anyhow::Result<()> {
         let bucket = self.rule.obs_addr.bucket.clone();
         match output {
             Output::FileOpened { format, file, started_at, width, height } => {
@@ -94,12 +106,13 @@ impl OpenFiles {
                 };
                 self.open.insert((format, file), opened);
                 *job = ctx
-                    .update_from(job, |j| {
+                    .update(job, |j| {
                         j.open_uploads.push(tracked.clone());
                         Ok(())
                     })
                     .await?;
-                ctx.emit(job, EventType::RecordNewFileStart, Some(format), Some(facts), "file started".into()).await?;
+                ctx.emit(&job.job, EventType::RecordNewFileStart, Some(format), Some(facts), "file started".into())
+                    .await?;
             }
             Output::Segment { file, seq, path, duration, discontinuity } => {
                 let open = self
@@ -127,7 +140,7 @@ impl OpenFiles {
                     (*spool, *size) = (path, bytes);
                     if let (true, Some((multipart, uploaded))) = (sent, stream.multipart()) {
                         // What a worker taking over would complete: the parts in S3 so far.
-                        let elapsed = (Utc::now() - open.started).num_milliseconds() as f64 / 1000.0;
+                        let elapsed = (ctx.clock.now() - open.started).num_milliseconds() as f64 / 1000.0;
                         *job = track(ctx, job, &open.keys.main(RecordFormat::Mp4), |u| {
                             u.multipart = Some(multipart.clone());
                             u.bytes = uploaded;
@@ -158,7 +171,7 @@ impl OpenFiles {
     async fn complete(
         &self,
         ctx: &Ctx,
-        job: &mut Job,
+        job: &mut JobRecord,
         format: RecordFormat,
         open: OpenFile,
         size: u64,
@@ -180,14 +193,14 @@ impl OpenFiles {
             end_time: Timestamp::from(ended),
         };
         let updated = ctx
-            .update_from(job, |j| {
+            .update(job, |j| {
                 j.open_uploads.retain(|u| u.key != record.obs_object);
-                j.record_files.get_or_insert_with(Vec::new).push(record.clone());
+                j.job.record_files.get_or_insert_with(Vec::new).push(record.clone());
                 Ok(())
             })
             .await?;
         *job = updated;
-        ctx.emit(job, EventType::RecordFileComplete, Some(format), Some(facts), "file complete".into()).await?;
+        ctx.emit(&job.job, EventType::RecordFileComplete, Some(format), Some(facts), "file complete".into()).await?;
         Ok(())
     }
 }
@@ -195,11 +208,11 @@ impl OpenFiles {
 /// Updates the job's record of the open upload at `key`.
 async fn track(
     ctx: &Ctx,
-    job: &Job,
+    job: &JobRecord,
     key: &str,
     change: impl Fn(&mut OpenUpload) + Send + Sync,
-) -> Result<Job, JobWriteError> {
-    ctx.update_from(job, |j| {
+) -> Result<JobRecord, JobWriteError> {
+    ctx.update(job, |j| {
         j.open_uploads.iter_mut().filter(|u| u.key == key).for_each(&change);
         Ok(())
     })

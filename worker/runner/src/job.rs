@@ -1,20 +1,18 @@
 //! One job from claim to end: claim the lease, find the participant's stream, run the
 //! recorder on its own thread, stream its files to S3, and end the job with the right reason.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roomrec_domain::callback::EventType;
 use roomrec_domain::ids::UserId;
-use roomrec_domain::job::{Job, JobSpec, JobState, StopReason};
-use roomrec_domain::lease::ClaimRefused;
+use roomrec_domain::job::{JobSpec, JobState, StopReason};
 use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::JobMessage;
-use roomrec_domain::rule::{RecordFormat, RecordRule};
-use roomrec_domain::time::Timestamp;
-use roomrec_media::{Command, Format, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
+use roomrec_domain::record::{ClaimRefused, JobRecord};
+use roomrec_domain::rule::RecordRule;
+use roomrec_media::{Command, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
 
 use crate::board::{Seen, Watch};
@@ -24,8 +22,6 @@ use crate::mix::MixFeed;
 use crate::recovery;
 use crate::spec::{mix_spec, record_spec};
 
-/// How often the job items are read (stop requests) and idle time checked.
-pub const TICK: Duration = Duration::from_secs(1);
 /// A read or connect to the source that makes no progress for this long fails and is retried.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 /// Pause between attempts to reach a source that is not there.
@@ -44,17 +40,14 @@ pub enum MessageFate {
     Leave,
 }
 
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
-
 /// Runs the job named by `message` until it ends, is handed back (shutdown) or is lost.
 pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<bool>) -> MessageFate {
     let worker = ctx.config.worker_id.clone();
     let lease = ctx.config.lease;
     let (mut refused, mut takeover) = (None, false);
+    let clock = ctx.clock.clone();
     let claimed = ctx
-        .update_job(&message.app_id, &message.job_id, |job| match job.claim(&worker, now_ms(), lease) {
+        .update_stored(&message.app_id, &message.job_id, |job| match job.claim(&worker, clock.now(), lease) {
             Ok(took_over) => {
                 takeover = took_over;
                 Ok(())
@@ -74,14 +67,23 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
             return MessageFate::Leave;
         }
     };
-    tracing::info!(job_id = %job.job_id, state = job.state.as_str(), takeover, "job claimed");
-    let watch = ctx.board.watch(&job.app_id, &job.job_id);
-    let mut task =
-        JobTask { ctx, job, watch, shutdown, last_media: Instant::now(), stop: None, handback: false, lost: false };
-    if takeover && !task.job.open_uploads.is_empty() {
+    tracing::info!(job_id = %job.job.job_id, state = job.job.state.as_str(), takeover, "job claimed");
+    let watch = ctx.board.watch(&job.job.app_id, &job.job.job_id);
+    let mut task = JobTask {
+        ctx,
+        record: job,
+        watch,
+        shutdown,
+        last_media: Instant::now(),
+        stop: None,
+        handback: false,
+        lost: false,
+    };
+    if takeover && !task.record.open_uploads.is_empty() {
         let region = task.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
-        if let Err(err) = recovery::finish_abandoned(&task.ctx, &mut task.job, &region).await {
-            tracing::warn!(job_id = %task.job.job_id, error = %format!("{err:#}"), "finishing abandoned files failed");
+        if let Err(err) = recovery::finish_abandoned(&task.ctx, &mut task.record, &region).await {
+            let job_id = &task.record.job.job_id;
+            tracing::warn!(%job_id, error = %format!("{err:#}"), "finishing abandoned files failed");
         }
     }
     let ending = task.record().await;
@@ -139,7 +141,7 @@ enum Ending {
 struct JobTask {
     ctx: Arc<Ctx>,
     /// The job as last read or written.
-    job: Job,
+    record: JobRecord,
     /// Its entry on the worker's board of job reads.
     watch: Watch,
     shutdown: watch::Receiver<bool>,
@@ -154,18 +156,14 @@ struct JobTask {
 
 impl JobTask {
     fn max_idle(&self) -> Duration {
-        let seconds = match &self.job.spec {
-            JobSpec::Individual(p) => p.max_idle_time,
-            JobSpec::Mix { mix_param } => mix_param.max_idle_time,
-        };
-        Duration::from_secs(u64::from(seconds))
+        Duration::from_secs(u64::from(self.record.job.max_idle_time()))
     }
 
     async fn record(&mut self) -> Ending {
-        if self.job.state == JobState::Stopping {
+        if self.record.job.state == JobState::Stopping {
             return Ending::Stopped(StopReason::TenantStop);
         }
-        match self.job.spec.clone() {
+        match self.record.job.spec.clone() {
             JobSpec::Individual(params) => self.record_individual(&params.user_id).await,
             JobSpec::Mix { mix_param } => self.record_mix(&mix_param).await,
         }
@@ -180,7 +178,7 @@ impl JobTask {
             Ok(rule) => rule,
             Err(reason) => return Ending::Failed(reason),
         };
-        let spec = record_spec(&self.job, &rule, &self.ctx.config.spool_dir);
+        let spec = record_spec(&self.record.job, &rule, &self.ctx.config.spool_dir);
         let spool = spec.spool_dir.clone();
         let recorder = Recorder::new(self.input(url.clone()), spec);
         self.run_in_spool(spool, Media::Recorder(recorder), OpenFiles::new(rule, url)).await
@@ -195,7 +193,7 @@ impl JobTask {
         };
         let mut feed = MixFeed::new(self.input(String::new()));
         let layout = feed.first_layout(&self.ctx, param).await;
-        let spec = mix_spec(&self.job, &rule, param, layout, &self.ctx.config.spool_dir);
+        let spec = mix_spec(&self.record.job, &rule, param, layout, &self.ctx.config.spool_dir);
         let spool = spec.spool_dir.clone();
         // A mix has no single stream: `{publish_domain}` and `{app}` take their defaults.
         self.run_in_spool(
@@ -228,9 +226,10 @@ impl JobTask {
 
     async fn rule(&self) -> Result<RecordRule, String> {
         let missing = || "the job's record rule no longer exists".to_owned();
-        let rule_id = self.job.rule_id().ok_or_else(missing)?;
+        let job = &self.record.job;
+        let rule_id = job.rule_id().ok_or_else(missing)?;
         let rule =
-            self.ctx.store.get_rule(&self.job.app_id, &rule_id).await.map_err(|e| format!("reading the rule: {e}"))?;
+            self.ctx.store.get_rule(&job.app_id, &rule_id).await.map_err(|e| format!("reading the rule: {e}"))?;
         rule.ok_or_else(missing)
     }
 
@@ -238,12 +237,13 @@ impl JobTask {
     /// appears, the job is stopped, or it has been idle too long.
     async fn wait_for_stream(&mut self, user: &UserId) -> Option<String> {
         loop {
-            let roster = self.ctx.store.get_stream(&self.job.app_id, &self.job.room_id, user).await;
+            let job = &self.record.job;
+            let roster = self.ctx.store.get_stream(&job.app_id, &job.room_id, user).await;
             if let Ok(Some(stream)) = roster {
                 return Some(stream.url.as_str().to_owned());
             }
-            if let Ok(Some(app)) = self.ctx.store.find_app(&self.job.app_id).await {
-                if let Some(url) = app.stream_url_template.and_then(|t| t.expand(&self.job.room_id, user).ok()) {
+            if let Ok(Some(app)) = self.ctx.store.find_app(&job.app_id).await {
+                if let Some(url) = app.stream_url_template.and_then(|t| t.expand(&job.room_id, user).ok()) {
                     return Some(url.as_str().to_owned());
                 }
             }
@@ -263,7 +263,7 @@ impl JobTask {
         if self.lost || self.handback {
             return self.stop.or(Some(StopReason::TenantStop));
         }
-        if self.job.state == JobState::Stopping {
+        if self.record.job.state == JobState::Stopping {
             self.stop = Some(StopReason::TenantStop);
         } else if self.last_media.elapsed() > self.max_idle() {
             self.stop.get_or_insert(StopReason::ExceedMaxIdleTime);
@@ -277,28 +277,30 @@ impl JobTask {
         let worker = self.ctx.config.worker_id.clone();
         let lease = self.ctx.config.lease;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let renewal_due = self.job.lease.as_ref().is_none_or(|l| l.expires_at_ms - now_ms() < lease_ms * 2 / 3);
+        let now_ms = self.ctx.clock.millis();
+        let renewal_due = self.record.lease.as_ref().is_none_or(|l| l.expires_at_ms - now_ms < lease_ms * 2 / 3);
         let result = if renewal_due {
-            let renew = |job: &mut Job| job.renew(&worker, now_ms(), lease).map_err(|e| e.to_string());
-            self.ctx.update_from(&self.job, renew).await
+            let clock = self.ctx.clock.clone();
+            let renew = |job: &mut JobRecord| job.renew(&worker, clock.now(), lease).map_err(|e| e.to_string());
+            self.ctx.update(&self.record, renew).await
         } else {
             match self.watch.latest() {
                 // Read before our own last write: ours is newer.
-                Seen::Found(job) if job.version < self.job.version => return,
+                Seen::Found(job) if job.version < self.record.version => return,
                 Seen::Found(job) if job.lease.as_ref().is_some_and(|l| l.owner == worker) => Ok(*job),
                 Seen::Found(_) | Seen::Gone => Err(JobWriteError::Gone),
                 Seen::Failed(why) => {
-                    tracing::warn!(job_id = %self.job.job_id, error = %why, "reading the job failed; will retry");
+                    tracing::warn!(job_id = %self.record.job.job_id, error = %why, "reading the job failed; will retry");
                     return;
                 }
                 Seen::Unread => return,
             }
         };
         match result {
-            Ok(job) => self.job = job,
+            Ok(job) => self.record = job,
             Err(JobWriteError::Refused(_)) | Err(JobWriteError::Gone) => self.lost = true,
             Err(err) => {
-                tracing::warn!(job_id = %self.job.job_id, error = %err, "reading or renewing the job failed; will retry")
+                tracing::warn!(job_id = %self.record.job.job_id, error = %err, "reading or renewing the job failed; will retry")
             }
         }
     }
@@ -322,7 +324,7 @@ impl JobTask {
                     Some(Output::Finished) | None => break,
                     Some(Output::Alive) => self.last_media = Instant::now(),
                     Some(output) => {
-                        if let Err(err) = files.handle(&self.ctx, &mut self.job, output).await {
+                        if let Err(err) = files.handle(&self.ctx, &mut self.record, output).await {
                             failure.get_or_insert(format!("{err:#}"));
                             stop_sent = stop_sent || control.stop();
                         }
@@ -348,8 +350,9 @@ impl JobTask {
 
     /// Tells a running mixer who is in the room and how to lay them out, when that changed.
     async fn update_mix(&self, control: &mut Control) {
-        let (Control::Mixer(commands, feed), JobSpec::Mix { mix_param }) = (control, &self.job.spec) else { return };
-        for command in feed.changes(&self.ctx, &self.job, mix_param).await {
+        let job = &self.record.job;
+        let (Control::Mixer(commands, feed), JobSpec::Mix { mix_param }) = (control, &job.spec) else { return };
+        for command in feed.changes(&self.ctx, job, mix_param).await {
             if commands.send(command).is_err() {
                 return;
             }
@@ -358,19 +361,19 @@ impl JobTask {
 
     /// Writes the end of the job and its last event, unless it was lost or handed back.
     async fn end(self, ending: Ending) -> MessageFate {
-        let JobTask { ctx, job, handback, lost, .. } = self;
+        let JobTask { ctx, record: job, handback, lost, .. } = self;
         if lost {
-            tracing::warn!(job_id = %job.job_id, "lease lost; another worker continues the job");
+            tracing::warn!(job_id = %job.job.job_id, "lease lost; another worker continues the job");
             return MessageFate::Leave;
         }
         let worker = ctx.config.worker_id.clone();
         if handback {
-            let released = ctx.update_from(&job, |j| {
+            let released = ctx.update(&job, |j| {
                 j.release(&worker);
                 Ok(())
             });
             if let Err(err) = released.await {
-                tracing::warn!(job_id = %job.job_id, error = %err, "could not release the lease; it will expire");
+                tracing::warn!(job_id = %job.job.job_id, error = %err, "could not release the lease; it will expire");
             }
             return MessageFate::ReturnNow;
         }
@@ -378,19 +381,21 @@ impl JobTask {
             Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, reason.as_str().to_owned()),
             Ending::Failed(detail) => (StopReason::InternalError, EventType::CloudRecordFailed, detail),
         };
+        let now = ctx.clock.timestamp();
         let finished = ctx
-            .update_from(&job, |j| {
-                j.finish(reason, Timestamp::now());
+            .update(&job, |j| {
+                j.finish(reason, now);
                 Ok(())
             })
             .await;
         let job = match finished {
             Ok(job) => job,
             Err(err) => {
-                tracing::error!(job_id = %job.job_id, error = %err, "could not write the job's end; it will be retried");
+                tracing::error!(job_id = %job.job.job_id, error = %err, "could not write the job's end; it will be retried");
                 return MessageFate::Leave;
             }
         };
+        let job = job.job;
         tracing::info!(job_id = %job.job_id, state = job.state.as_str(), detail, "job ended");
         if let Err(err) = ctx.emit(&job, event, None, None, detail).await {
             tracing::error!(job_id = %job.job_id, error = %err, "could not record the job's last event");
@@ -398,14 +403,3 @@ impl JobTask {
         MessageFate::Delete
     }
 }
-
-/// The format of a media output, as the rule names it.
-pub fn record_format(format: Format) -> RecordFormat {
-    match format {
-        Format::Hls => RecordFormat::Hls,
-        Format::Mp4 => RecordFormat::Mp4,
-    }
-}
-
-/// Open files by format and index.
-pub type FileMap<T> = HashMap<(RecordFormat, u32), T>;

@@ -5,7 +5,6 @@ mod config;
 mod context;
 mod files;
 mod job;
-mod keys;
 mod mix;
 mod recovery;
 mod spec;
@@ -15,7 +14,7 @@ mod worker;
 use std::sync::Arc;
 
 use board::Board;
-use roomrec_adapters::{init_tracing, DynamoEventLog, DynamoStore, S3Blobs};
+use roomrec_adapters::{init_tracing, DynamoEventLog, DynamoStore, OsRandom, S3Blobs, SystemClock};
 use roomrec_domain::ports::Store;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -26,7 +25,7 @@ async fn main() -> anyhow::Result<()> {
     let aws = aws_config::load_from_env().await;
     let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
     let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamo.clone(), config.base.tables.clone()));
-    let board = Board::new(store.clone());
+    let board = Board::new(store.clone() as Arc<dyn roomrec_domain::ports::JobStore>);
     tokio::spawn(board.clone().run());
     let ctx = Arc::new(context::Ctx {
         store,
@@ -38,6 +37,8 @@ async fn main() -> anyhow::Result<()> {
         )),
         blobs: Arc::new(S3Blobs::new(&aws)),
         board,
+        clock: Arc::new(SystemClock),
+        random: Arc::new(OsRandom),
         config: config.clone(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -3,23 +3,23 @@
 
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
-use roomrec_domain::job::{Job, OpenUpload, RecordFile};
+use roomrec_domain::job::RecordFile;
+use roomrec_domain::record::{JobRecord, OpenUpload};
 use roomrec_domain::rule::RecordFormat;
-use roomrec_domain::time::Timestamp;
 
 use crate::context::Ctx;
 
 /// Finishes every upload the previous worker left open and reports each as complete.
-pub async fn finish_abandoned(ctx: &Ctx, job: &mut Job, region: &str) -> anyhow::Result<()> {
+pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str) -> anyhow::Result<()> {
     for upload in job.open_uploads.clone() {
         let finished = match finish(ctx, &upload).await {
             Ok(finished) => finished,
             Err(err) => {
-                tracing::warn!(job_id = %job.job_id, key = upload.key, error = %err, "an abandoned file could not be finished");
+                tracing::warn!(job_id = %job.job.job_id, key = upload.key, error = %err, "an abandoned file could not be finished");
                 false
             }
         };
-        let now = Timestamp::now();
+        let now = ctx.clock.timestamp();
         let record = RecordFile {
             record_format: upload.record_format,
             obs_bucket: upload.bucket.clone(),
@@ -30,10 +30,10 @@ pub async fn finish_abandoned(ctx: &Ctx, job: &mut Job, region: &str) -> anyhow:
             end_time: now,
         };
         *job = ctx
-            .update_job(&job.app_id, &job.job_id, |j| {
+            .update_stored(&job.job.app_id, &job.job.job_id, |j| {
                 j.open_uploads.retain(|u| u.key != upload.key);
                 if finished {
-                    j.record_files.get_or_insert_with(Vec::new).push(record.clone());
+                    j.job.record_files.get_or_insert_with(Vec::new).push(record.clone());
                 }
                 Ok(())
             })
@@ -52,7 +52,7 @@ pub async fn finish_abandoned(ctx: &Ctx, job: &mut Job, region: &str) -> anyhow:
                 obs_object: upload.key.clone(),
             };
             let detail = "file completed by the worker that took the job over".to_owned();
-            ctx.emit(job, EventType::RecordFileComplete, Some(upload.record_format), Some(facts), detail).await?;
+            ctx.emit(&job.job, EventType::RecordFileComplete, Some(upload.record_format), Some(facts), detail).await?;
         }
     }
     Ok(())

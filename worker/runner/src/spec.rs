@@ -69,16 +69,16 @@ pub fn record_spec(job: &Job, rule: &RecordRule, spool_root: &Path) -> RecordSpe
 mod tests {
     use super::*;
     use roomrec_domain::ids::{AppId, RecordId};
-    use roomrec_domain::jocloud::JocloudTag;
-    use roomrec_domain::time::Timestamp;
+    use roomrec_domain::job::JocloudTag;
+    use roomrec_domain::testing::{now, random};
 
     fn rule_and_job() -> (RecordRule, Job) {
-        let app = AppId::generate();
+        let app = AppId::generate(random());
         let body = r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1"},"record_formats":["HLS","MP4"],"hls_config":{"record_cycle":600,"record_slice_duration":4},"mp4_config":{"record_max_duration_to_merge_file":10}}"#;
-        let rule = RecordRule::create(app.clone(), serde_json::from_str(body).unwrap(), Timestamp::now()).unwrap();
+        let rule = RecordRule::create(app.clone(), serde_json::from_str(body).unwrap(), random(), now()).unwrap();
         let body =
             format!(r#"{{"room_id":"r1","user_id":"u1","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
-        let job = Job::individual(app, serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap();
+        let job = Job::individual(app, serde_json::from_str(&body).unwrap(), random(), now()).unwrap();
         (rule, job)
     }
 
@@ -88,7 +88,7 @@ mod tests {
         let spec = record_spec(&job, &rule, Path::new("/spool"));
         assert!(spec.mp4.is_some() && spec.hls.is_some_and(|h| h.files.cycle.is_some()), "the rule applies to v2 jobs");
 
-        job.jocloud = Some(JocloudTag { recordid: RecordId::generate(), part: 1, first_file: 0 });
+        job.jocloud = Some(JocloudTag { recordid: RecordId::generate(random()), part: 1, first_file: 0 });
         let spec = record_spec(&job, &rule, Path::new("/spool"));
         assert_eq!(spec.mp4, None);
         let hls = spec.hls.unwrap();

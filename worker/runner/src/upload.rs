@@ -134,11 +134,12 @@ impl Mp4Stream {
     }
 
     /// The multipart upload under way and the bytes it holds, once a part was sent.
-    pub fn multipart(&self) -> Option<(roomrec_domain::job::Multipart, u64)> {
+    pub fn multipart(&self) -> Option<(roomrec_domain::record::Multipart, u64)> {
         match &self.state {
-            Mp4Upload::InProgress { upload_id, etags, uploaded } => {
-                Some((roomrec_domain::job::Multipart { upload_id: upload_id.clone(), etags: etags.clone() }, *uploaded))
-            }
+            Mp4Upload::InProgress { upload_id, etags, uploaded } => Some((
+                roomrec_domain::record::Multipart { upload_id: upload_id.clone(), etags: etags.clone() },
+                *uploaded,
+            )),
             _ => None,
         }
     }

@@ -9,7 +9,9 @@ use async_trait::async_trait;
 
 use super::*;
 use crate::callback::{AuthKey, EventType};
+use crate::event::RecordEvent;
 use crate::ids::RoomId;
+use crate::testing::{epoch, now, random, ManualClock, SeqRandom};
 use crate::url::{CallbackUrl, PrivateAddresses};
 use crate::webhook::{AttemptResult, SignedHeaders};
 
@@ -63,10 +65,16 @@ struct FakeCallbacks {
 }
 
 #[async_trait]
-impl CallbackLookup for FakeCallbacks {
-    async fn callback(&self, _app_id: &AppId) -> Result<Option<RecordCallback>, StoreError> {
+impl CallbackStore for FakeCallbacks {
+    async fn get_callback(&self, _app_id: &AppId) -> Result<Option<RecordCallback>, StoreError> {
         *self.reads.lock().unwrap() += 1;
         Ok(self.callback.clone())
+    }
+    async fn put_callback(&self, _app_id: &AppId, _callback: &RecordCallback) -> Result<(), StoreError> {
+        unreachable!("the deliverer never writes callbacks")
+    }
+    async fn delete_callback(&self, _app_id: &AppId) -> Result<bool, StoreError> {
+        unreachable!("the deliverer never writes callbacks")
     }
 }
 
@@ -126,14 +134,22 @@ fn world(subscribed: &[EventType], script: Vec<AttemptResult>, delay: Duration) 
         url: CallbackUrl::parse("https://hooks.example.com/cb", PrivateAddresses::Refuse).unwrap(),
         auth_key: AuthKey::try_from("8923ab8c2dcef4538923ab8c2dcef453".to_owned()).unwrap(),
         notify_event_subscription: subscribed.to_vec(),
-        update_time: Timestamp::now(),
+        update_time: now(),
     };
     let events = Arc::new(FakeEvents::default());
     let callbacks = Arc::new(FakeCallbacks { callback: Some(callback), reads: Mutex::new(0) });
     let notifier = Arc::new(FakeNotifier { script: Mutex::new(script.into()), delay, ..FakeNotifier::default() });
     let queue = Arc::new(FakeQueue::default());
-    let deliverer = Deliverer::new(events.clone(), callbacks.clone(), notifier.clone(), queue.clone());
-    World { events, callbacks, notifier, queue, deliverer, app: AppId::generate() }
+    // A clock that stands still: every "now" in these tests is `epoch()`.
+    let deliverer = Deliverer::new(DelivererPorts {
+        events: events.clone(),
+        callbacks: callbacks.clone(),
+        notifier: notifier.clone(),
+        queue: queue.clone(),
+        clock: Arc::new(ManualClock::default()),
+        random: Arc::new(SeqRandom::new(3)),
+    });
+    World { events, callbacks, notifier, queue, deliverer, app: AppId::generate(random()) }
 }
 
 fn answered(status: u16) -> AttemptResult {
@@ -154,7 +170,7 @@ impl World {
             record_format: None,
             file: None,
             detail_message: String::new(),
-            create_time: Timestamp::now(),
+            create_time: now(),
         };
         let stored = StoredEvent {
             event,
@@ -193,7 +209,7 @@ fn secs(low: f64, high: f64, got: Duration) {
 #[tokio::test]
 async fn a_2xx_is_delivered_once_and_logged() {
     let w = world(&ALL, vec![answered(204)], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     let queued = w.record(&job, 1);
 
     assert_eq!(w.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Delivered)));
@@ -211,7 +227,7 @@ async fn a_2xx_is_delivered_once_and_logged() {
 #[tokio::test]
 async fn a_5xx_is_postponed_by_the_first_retry_delay_and_logged() {
     let w = world(&ALL, vec![answered(503)], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     let queued = w.record(&job, 1);
 
     let Settled::Later(delay) = w.deliver(&queued).await else { panic!("a 503 must be retried") };
@@ -227,7 +243,7 @@ async fn a_5xx_is_postponed_by_the_first_retry_delay_and_logged() {
 #[tokio::test]
 async fn a_timeout_is_retried_like_a_5xx() {
     let w = world(&ALL, vec![AttemptResult::TimedOut], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
 
     assert!(matches!(w.deliver(&w.record(&job, 1)).await, Settled::Later(_)));
     let attempt = &w.stored(&job, 1).attempts[0];
@@ -237,7 +253,7 @@ async fn a_timeout_is_retried_like_a_5xx() {
 #[tokio::test]
 async fn a_4xx_is_final_and_dead_lettered_without_a_retry() {
     let w = world(&ALL, vec![answered(404)], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
 
     assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Done(Some(DeliveryStatus::Failed)));
     assert_eq!(w.stored(&job, 1).attempts[0].status, Some(404));
@@ -248,7 +264,7 @@ async fn a_4xx_is_final_and_dead_lettered_without_a_retry() {
 #[tokio::test]
 async fn a_refused_address_is_final() {
     let w = world(&ALL, vec![AttemptResult::Refused("127.0.0.1 is a private address".into())], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
 
     assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Done(Some(DeliveryStatus::Failed)));
     let error = w.stored(&job, 1).attempts[0].error.clone().unwrap();
@@ -259,7 +275,7 @@ async fn a_refused_address_is_final() {
 async fn a_longer_retry_after_sets_the_delay() {
     let busy = AttemptResult::Answered { status: 429, retry_after: Some(Duration::from_secs(120)) };
     let w = world(&ALL, vec![busy], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
 
     assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Later(Duration::from_secs(120)));
     assert_eq!(w.queue.postponed.lock().unwrap()[0].1, Duration::from_secs(120));
@@ -268,9 +284,9 @@ async fn a_longer_retry_after_sets_the_delay() {
 #[tokio::test]
 async fn a_used_up_schedule_dead_letters_the_event() {
     let w = world(&ALL, vec![answered(500)], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     let queued = w.record(&job, 1);
-    let day_ago = Timestamp::from(chrono::Utc::now() - chrono::Duration::hours(25));
+    let day_ago = Timestamp::at(epoch() - chrono::Duration::hours(25));
     let failed = Attempt { at: day_ago, status: Some(500), latency_ms: 1, error: Some("HTTP 500".into()) };
     w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().attempts =
         vec![failed; webhook::RETRY_SCHEDULE_SECS.len() - 1];
@@ -282,9 +298,9 @@ async fn a_used_up_schedule_dead_letters_the_event() {
 #[tokio::test]
 async fn a_redelivered_event_whose_schedule_was_used_up_gets_the_schedule_again() {
     let w = world(&ALL, vec![answered(500), answered(500)], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     let queued = w.record(&job, 1);
-    let day_ago = Timestamp::from(chrono::Utc::now() - chrono::Duration::hours(25));
+    let day_ago = Timestamp::at(epoch() - chrono::Duration::hours(25));
     let failed = Attempt { at: day_ago, status: Some(500), latency_ms: 1, error: Some("HTTP 500".into()) };
     w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().attempts =
         vec![failed; webhook::RETRY_SCHEDULE_SECS.len()];
@@ -304,7 +320,7 @@ async fn a_redelivered_event_whose_schedule_was_used_up_gets_the_schedule_again(
 #[tokio::test]
 async fn unsubscribed_events_are_skipped_without_a_request() {
     let w = world(&[EventType::RecordFileComplete], vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
 
     assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Done(Some(DeliveryStatus::Skipped)));
     assert!(w.posted().is_empty());
@@ -316,9 +332,9 @@ async fn unsubscribed_events_are_skipped_without_a_request() {
 #[tokio::test]
 async fn a_later_event_waits_while_the_one_before_is_retried() {
     let w = world(&ALL, vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     w.record(&job, 1);
-    let due = Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(60));
+    let due = Timestamp::at(epoch() + chrono::Duration::seconds(60));
     w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().next_attempt_at = Some(due);
 
     let Settled::Later(wait) = w.deliver(&w.record(&job, 2)).await else { panic!("sent before its predecessor") };
@@ -330,7 +346,7 @@ async fn a_later_event_waits_while_the_one_before_is_retried() {
 #[tokio::test]
 async fn a_batch_delivers_each_jobs_events_in_sequence_order_reading_each_job_and_app_once() {
     let w = world(&ALL, vec![], NO_DELAY);
-    let (a, b) = (JobId::generate(), JobId::generate());
+    let (a, b) = (JobId::generate(random()), JobId::generate(random()));
     let batch = vec![w.record(&a, 3), w.record(&b, 1), w.record(&a, 1), w.record(&a, 2)];
 
     let results = w.deliverer.deliver_batch(&batch).await;
@@ -345,7 +361,7 @@ async fn a_batch_delivers_each_jobs_events_in_sequence_order_reading_each_job_an
 #[tokio::test]
 async fn when_an_event_is_retried_the_later_ones_of_its_job_in_the_batch_wait_for_it() {
     let w = world(&ALL, vec![answered(503)], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     let batch = vec![w.record(&job, 1), w.record(&job, 2), w.record(&job, 3)];
 
     let results: Vec<_> = w.deliverer.deliver_batch(&batch).await.into_iter().map(Result::unwrap).collect();
@@ -360,7 +376,7 @@ async fn when_an_event_is_retried_the_later_ones_of_its_job_in_the_batch_wait_fo
 async fn a_batch_with_a_gap_in_a_jobs_sequence_waits_for_the_events_between() {
     // Events 2..4 are waiting in the queue behind 1; 1 comes back with 5 in one batch.
     let w = world(&ALL, vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     let first = w.record(&job, 1);
     for sequence in 2..=4 {
         w.record(&job, sequence);
@@ -377,9 +393,9 @@ async fn a_batch_with_a_gap_in_a_jobs_sequence_waits_for_the_events_between() {
 async fn an_old_predecessor_no_deliverer_ever_handled_is_queued_again_and_waited_for() {
     // Event 1 was recorded two minutes ago but its queue message was lost.
     let w = world(&ALL, vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     w.record(&job, 1);
-    let long_ago = Timestamp::from(chrono::Utc::now() - chrono::Duration::minutes(2));
+    let long_ago = Timestamp::at(epoch() - chrono::Duration::minutes(2));
     w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().event.create_time = long_ago;
 
     let Settled::Later(wait) = w.deliver(&w.record(&job, 2)).await else { panic!("sent before its predecessor") };
@@ -397,7 +413,7 @@ async fn an_old_predecessor_no_deliverer_ever_handled_is_queued_again_and_waited
 #[tokio::test]
 async fn a_recent_predecessor_not_handled_yet_is_waited_for_without_queueing_it_again() {
     let w = world(&ALL, vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     w.record(&job, 1); // its message is simply not received yet
 
     let Settled::Later(_) = w.deliver(&w.record(&job, 2)).await else { panic!("sent before its predecessor") };
@@ -407,7 +423,7 @@ async fn a_recent_predecessor_not_handled_yet_is_waited_for_without_queueing_it_
 #[tokio::test]
 async fn a_second_copy_of_a_message_in_a_batch_is_acknowledged_without_a_second_request() {
     let w = world(&ALL, vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     let queued = w.record(&job, 1);
 
     let results = w.deliverer.deliver_batch(&[queued.clone(), queued]).await;
@@ -418,7 +434,7 @@ async fn a_second_copy_of_a_message_in_a_batch_is_acknowledged_without_a_second_
 #[tokio::test]
 async fn concurrent_batches_of_one_job_take_turns_instead_of_postponing_the_later_event() {
     let w = world(&ALL, vec![], Duration::from_millis(200));
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     let (first, second) = (w.record(&job, 1), w.record(&job, 2));
 
     let (one, two) = tokio::join!(
@@ -434,7 +450,7 @@ async fn concurrent_batches_of_one_job_take_turns_instead_of_postponing_the_late
 #[tokio::test]
 async fn a_first_event_whose_predecessor_is_being_delivered_elsewhere_waits_in_process_not_in_the_queue() {
     let w = world(&ALL, vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     w.record(&job, 1);
     let second = w.record(&job, 2);
     let (events, settle) = (w.events.clone(), job.clone());
@@ -456,7 +472,7 @@ async fn a_first_event_whose_predecessor_is_being_delivered_elsewhere_waits_in_p
 #[tokio::test]
 async fn a_predecessor_that_does_not_settle_in_time_postpones_the_event_by_the_order_wait() {
     let w = world(&ALL, vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     w.record(&job, 1);
     let started = tokio::time::Instant::now();
 
@@ -468,9 +484,9 @@ async fn a_predecessor_that_does_not_settle_in_time_postpones_the_event_by_the_o
 #[tokio::test]
 async fn events_queued_behind_one_that_waits_in_line_come_back_with_it_not_a_second_later_each() {
     let w = world(&ALL, vec![], NO_DELAY);
-    let job = JobId::generate();
+    let job = JobId::generate(random());
     w.record(&job, 1);
-    let due = Timestamp::from(chrono::Utc::now() + chrono::Duration::seconds(3));
+    let due = Timestamp::at(epoch() + chrono::Duration::seconds(3));
     w.events.items.lock().unwrap().get_mut(&(job.clone(), 1)).unwrap().next_attempt_at = Some(due);
     let batch = vec![w.record(&job, 2), w.record(&job, 3), w.record(&job, 4)];
 

@@ -191,10 +191,11 @@ pub fn jocloud_field(invalid: Invalid) -> Invalid {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::random;
 
     fn start(json: serde_json::Value) -> Result<StartPlan, UseCaseError> {
         let mut body = serde_json::json!({
-            "resid": ResId::generate(), "roomid": "abcabc", "record_rule_id": RuleId::generate(),
+            "resid": ResId::generate(random()), "roomid": "abcabc", "record_rule_id": RuleId::generate(random()),
         });
         body.as_object_mut().unwrap().extend(json.as_object().unwrap().clone());
         serde_json::from_value::<StartRecordRequest>(body).map_err(|e| Invalid::new("body", e.to_string()))?.plan()

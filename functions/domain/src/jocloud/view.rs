@@ -102,12 +102,3 @@ impl RecordingView {
         }
     }
 }
-
-/// Where an object can be downloaded: under `endpoint` (path style; a local S3) or at AWS.
-pub fn download_url(endpoint: Option<&str>, bucket: &str, region: Option<&str>, key: &str) -> String {
-    match (endpoint, region) {
-        (Some(endpoint), _) => format!("{}/{bucket}/{key}", endpoint.trim_end_matches('/')),
-        (None, Some(region)) => format!("https://{bucket}.s3.{region}.amazonaws.com/{key}"),
-        (None, None) => format!("https://{bucket}.s3.amazonaws.com/{key}"),
-    }
-}

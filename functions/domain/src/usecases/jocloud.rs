@@ -2,34 +2,59 @@
 //! with it, update its mix layout, stop it, query it; and the join that adds a participant
 //! to an open source-stream recording.
 
-use chrono::Utc;
+use std::sync::Arc;
 
-use crate::ids::{AccountId, AppId, RecordId, RoomId};
-use crate::job::{Job, MixUpdateRequest, StopOutcome, StopReason, UpdateError};
+use crate::clock::Clock;
+use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
+use crate::ids::{AppId, RecordId, RoomId};
+use crate::job::{Job, JobKind, MixUpdateRequest, StopReason, UpdateError};
 use crate::jocloud::{
-    download_url, jocloud_field, ApplyRecordRequest, RecordIdRequest, Recording, RecordingState, RecordingView,
-    Reservation, StartPlan, StartRecordRequest, StreamType, UpdateMixRecordRequest,
+    jocloud_field, ApplyRecordRequest, RecordIdRequest, Recording, RecordingState, RecordingView, Reservation,
+    StartPlan, StartRecordRequest, StreamType, UpdateMixRecordRequest,
 };
-use crate::ports::{JobFilter, RecordingStore, StoreError};
+use crate::naming::download_url;
+use crate::ports::{RecordingStore, RoomStore, RuleStore};
 use crate::room::RoomStream;
 use crate::time::Timestamp;
-use crate::{Invalid, Service, UseCaseError};
 
-impl Service {
-    fn recordings(&self) -> Result<&dyn RecordingStore, UseCaseError> {
-        self.recordings.as_deref().ok_or_else(|| UseCaseError::Conflict("this function has no Jocloud store".into()))
+use super::access::OwnedApp;
+use super::jobs::Jobs;
+use super::rules::existing_rule;
+
+/// The Jocloud use cases.
+#[derive(Clone)]
+pub struct Jocloud {
+    recordings: Arc<dyn RecordingStore>,
+    rooms: Arc<dyn RoomStore>,
+    rules: Arc<dyn RuleStore>,
+    jobs: Jobs,
+    /// The S3 endpoint download URLs name (`AWS_ENDPOINT_URL`); AWS's own when `None`.
+    s3_endpoint: Option<String>,
+    clock: Arc<dyn Clock>,
+}
+
+/// The ports and use cases [`Jocloud`] works with.
+pub struct JocloudPorts {
+    pub recordings: Arc<dyn RecordingStore>,
+    /// For the participants a source recording starts with.
+    pub rooms: Arc<dyn RoomStore>,
+    pub rules: Arc<dyn RuleStore>,
+    pub jobs: Jobs,
+    pub s3_endpoint: Option<String>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Jocloud {
+    /// The Jocloud use cases.
+    pub fn new(ports: JocloudPorts) -> Self {
+        let JocloudPorts { recordings, rooms, rules, jobs, s3_endpoint, clock } = ports;
+        Self { recordings, rooms, rules, jobs, s3_endpoint, clock }
     }
 
     /// `applyrecord`: reserves a recording resource, valid for five minutes and one start.
-    pub async fn apply_record(
-        &self,
-        account: &AccountId,
-        app_id: &str,
-        request: ApplyRecordRequest,
-    ) -> Result<Reservation, UseCaseError> {
-        let app = self.app(account, app_id).await?;
-        let reservation = Reservation::new(app.app_id, request.roomid, Utc::now());
-        self.recordings()?.put_reservation(&reservation).await?;
+    pub async fn apply_record(&self, app: &OwnedApp, request: ApplyRecordRequest) -> Result<Reservation, UseCaseError> {
+        let reservation = Reservation::new(app.id().clone(), request.roomid, self.jobs.random(), self.clock.now());
+        self.recordings.put_reservation(&reservation).await?;
         Ok(reservation)
     }
 
@@ -37,19 +62,17 @@ impl Service {
     /// job per participant now in the room (source; later joiners get theirs on joining).
     pub async fn start_record(
         &self,
-        account: &AccountId,
-        app_id: &str,
+        app: &OwnedApp,
         request: StartRecordRequest,
     ) -> Result<RecordingView, UseCaseError> {
-        let app = self.app(account, app_id).await?;
         let plan = request.plan()?;
-        self.rule_of(&app.app_id, plan.record_rule_id.as_str(), "record_rule_id").await?;
-        let recordid = RecordId::generate();
-        self.use_reservation(&app.app_id, &plan, &recordid).await?;
+        existing_rule(self.rules.as_ref(), app.id(), plan.record_rule_id.as_str(), "record_rule_id").await?;
+        let recordid = RecordId::generate(self.jobs.random());
+        self.use_reservation(app.id(), &plan, &recordid).await?;
         let StartPlan { resid, room_id, recordtype, streamtype, record_rule_id, max_idle_time, mix_param } = plan;
-        let now = Timestamp::now();
+        let now = self.clock.timestamp();
         let mut recording = Recording {
-            app_id: app.app_id.clone(),
+            app_id: app.id().clone(),
             recordid,
             resid,
             room_id,
@@ -63,14 +86,13 @@ impl Service {
             create_time: now,
             stop_time: None,
         };
-        let recordings = self.recordings()?;
         match mix_param {
             Some(mix_param) => {
-                let job = recording.mix_job(mix_param, now);
+                let job = recording.mix_job(mix_param, self.jobs.random(), now);
                 recording.mix_job_id = Some(job.job_id.clone());
-                recordings.put_recording(&recording).await?;
-                if let Err(err) = self.start(&app.app_id, job).await {
-                    recording.stop(StopReason::InternalError, Timestamp::now());
+                self.recordings.put_recording(&recording).await?;
+                if let Err(err) = self.jobs.start(job).await {
+                    recording.stop(StopReason::InternalError, self.clock.timestamp());
                     self.save_settled(&recording).await;
                     return Err(err);
                 }
@@ -78,9 +100,9 @@ impl Service {
             None => {
                 // Saved first: a participant joining from now on finds it (and whoever of
                 // the two starts their job first, the derived job id makes it one job).
-                recordings.put_recording(&recording).await?;
+                self.recordings.put_recording(&recording).await?;
                 let jobs = self.recording_jobs(&recording).await?;
-                for stream in self.store.list_streams(&app.app_id, &recording.room_id).await? {
+                for stream in self.rooms.list_streams(app.id(), &recording.room_id).await? {
                     self.record_participant(&recording, &stream, &jobs).await?;
                 }
             }
@@ -90,21 +112,21 @@ impl Service {
 
     /// Checks the plan's reservation and marks it used by `recordid`, once.
     async fn use_reservation(&self, app_id: &AppId, plan: &StartPlan, recordid: &RecordId) -> Result<(), UseCaseError> {
-        let recordings = self.recordings()?;
         let not_found = || UseCaseError::not_found("resid", "recording resource");
-        let reservation = recordings.get_reservation(app_id, &plan.resid).await?.ok_or_else(not_found)?;
-        if let Some(refusal) = reservation.refusal(Utc::now().timestamp()) {
+        let reservation = self.recordings.get_reservation(app_id, &plan.resid).await?.ok_or_else(not_found)?;
+        let now_secs = self.clock.now().timestamp();
+        if let Some(refusal) = reservation.refusal(now_secs) {
             return Err(refusal.into());
         }
         if let Some(room) = reservation.room_id.as_ref().filter(|room| **room != plan.room_id) {
             return Err(Invalid::new("roomid", format!("the resid was applied for room {room}")).into());
         }
-        match recordings.consume_reservation(app_id, &plan.resid, recordid, Utc::now().timestamp()).await {
+        match self.recordings.consume_reservation(app_id, &plan.resid, recordid, now_secs).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict) => {
                 // Used by a concurrent start, or expired, since it was read: say which.
-                let again = recordings.get_reservation(app_id, &plan.resid).await?.ok_or_else(not_found)?;
-                Err(again.refusal(Utc::now().timestamp()).map_or_else(
+                let again = self.recordings.get_reservation(app_id, &plan.resid).await?.ok_or_else(not_found)?;
+                Err(again.refusal(self.clock.now().timestamp()).map_or_else(
                     || UseCaseError::Conflict("resid: changed while starting; try again".into()),
                     UseCaseError::from,
                 ))
@@ -114,24 +136,19 @@ impl Service {
     }
 
     /// `stoprecord`: stops the recording and every job of it; stopping again changes nothing.
-    pub async fn stop_record(
-        &self,
-        account: &AccountId,
-        app_id: &str,
-        request: RecordIdRequest,
-    ) -> Result<RecordingView, UseCaseError> {
-        let mut recording = self.recording(account, app_id, &request.recordid, request.roomid.as_ref()).await?;
+    pub async fn stop_record(&self, app: &OwnedApp, request: RecordIdRequest) -> Result<RecordingView, UseCaseError> {
+        let mut recording = self.recording(app, &request.recordid, request.roomid.as_ref()).await?;
         if recording.state == RecordingState::Recording {
             // First, so that nobody who joins from now on is recorded.
-            recording.stop(StopReason::TenantStop, Timestamp::now());
-            self.recordings()?.put_recording(&recording).await?;
+            recording.stop(StopReason::TenantStop, self.clock.timestamp());
+            self.recordings.put_recording(&recording).await?;
         }
+        let kind = match recording.streamtype {
+            StreamType::Mixed => JobKind::Mix,
+            StreamType::Source => JobKind::Individual,
+        };
         for job in self.recording_jobs(&recording).await?.iter().filter(|j| j.is_active()) {
-            let mix = recording.streamtype == StreamType::Mixed;
-            self.change_job(&recording.app_id, job.job_id.as_str(), mix, |job| {
-                Ok(job.request_stop(Timestamp::now()) != StopOutcome::Unchanged)
-            })
-            .await?;
+            self.jobs.stop_job(&recording.app_id, kind, job.job_id.as_str()).await?;
         }
         self.view(recording).await
     }
@@ -139,43 +156,33 @@ impl Service {
     /// `updatemixrecord`: changes a mixed recording's layout while it records.
     pub async fn update_mix_record(
         &self,
-        account: &AccountId,
-        app_id: &str,
+        app: &OwnedApp,
         request: UpdateMixRecordRequest,
     ) -> Result<RecordingView, UseCaseError> {
-        let recording = self.recording(account, app_id, &request.recordid, request.roomid.as_ref()).await?;
+        let recording = self.recording(app, &request.recordid, request.roomid.as_ref()).await?;
         let Some(job_id) = recording.mix_job_id.clone() else {
             return Err(UseCaseError::Conflict("recordid: a source-stream recording has no mix layout".into()));
         };
         let update = MixUpdateRequest { mix_param: request.mix_param() };
-        self.change_job(&recording.app_id, job_id.as_str(), true, |job| {
-            match job.update_mix(update.clone(), Timestamp::now()) {
-                Ok(()) => Ok(true),
-                Err(UpdateError::Invalid(invalid)) => Err(jocloud_field(invalid).into()),
-                Err(err) => Err(UseCaseError::Conflict(format!("recordid: {err}"))),
-            }
-        })
-        .await?;
+        let refusal = |err: UpdateError| match err {
+            UpdateError::Invalid(invalid) => jocloud_field(invalid).into(),
+            err => UseCaseError::Conflict(format!("recordid: {err}")),
+        };
+        self.jobs.update_mix_job(&recording.app_id, job_id.as_str(), update, refusal).await?;
         self.view(recording).await
     }
 
     /// `queryrecord`: the recording's state, its jobs and its files.
-    pub async fn query_record(
-        &self,
-        account: &AccountId,
-        app_id: &str,
-        request: RecordIdRequest,
-    ) -> Result<RecordingView, UseCaseError> {
-        let recording = self.recording(account, app_id, &request.recordid, request.roomid.as_ref()).await?;
+    pub async fn query_record(&self, app: &OwnedApp, request: RecordIdRequest) -> Result<RecordingView, UseCaseError> {
+        let recording = self.recording(app, &request.recordid, request.roomid.as_ref()).await?;
         self.view(recording).await
     }
 
     /// Records `stream`'s participant in every open source recording of their room.
-    pub(super) async fn join_recordings(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), UseCaseError> {
-        let Some(recordings) = self.recordings.as_deref() else { return Ok(()) };
-        for recording in recordings.open_recordings(app_id, &stream.room_id).await? {
+    pub(crate) async fn join_recordings(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), UseCaseError> {
+        for recording in self.recordings.open_recordings(app_id, &stream.room_id).await? {
             let jobs = self.recording_jobs(&recording).await?;
-            if recording.is_live(&jobs, Utc::now()) {
+            if recording.is_live(&jobs, self.clock.now()) {
                 self.record_participant(&recording, stream, &jobs).await?;
             } else {
                 self.settle(recording, &jobs).await;
@@ -192,8 +199,9 @@ impl Service {
         jobs: &[Job],
     ) -> Result<(), UseCaseError> {
         let earlier: Vec<Job> = jobs.iter().filter(|j| j.user_id() == Some(&stream.user_id)).cloned().collect();
-        let Some(job) = recording.source_job(stream, &earlier, Timestamp::now()) else { return Ok(()) };
-        match self.start(&recording.app_id, job).await {
+        let now = self.clock.timestamp();
+        let Some(job) = recording.source_job(stream, &earlier, self.jobs.random(), now) else { return Ok(()) };
+        match self.jobs.start(job).await {
             // A concurrent join or start created the same job.
             Ok(_) | Err(UseCaseError::Store(StoreError::Conflict)) => Ok(()),
             Err(err) => Err(err),
@@ -203,15 +211,13 @@ impl Service {
     /// The recording `recordid` of the caller's app; `roomid`, if given, must be its room.
     async fn recording(
         &self,
-        account: &AccountId,
-        app_id: &str,
+        app: &OwnedApp,
         recordid: &str,
         roomid: Option<&RoomId>,
     ) -> Result<Recording, UseCaseError> {
-        let app = self.app(account, app_id).await?;
         let not_found = || UseCaseError::not_found("recordid", "recording");
         let recordid = RecordId::parse(recordid).ok_or_else(not_found)?;
-        let recording = self.recordings()?.get_recording(&app.app_id, &recordid).await?.ok_or_else(not_found)?;
+        let recording = self.recordings.get_recording(app.id(), &recordid).await?.ok_or_else(not_found)?;
         if let Some(room) = roomid.filter(|room| **room != recording.room_id) {
             return Err(Invalid::new("roomid", format!("recording {recordid} is not of room {room}")).into());
         }
@@ -221,12 +227,11 @@ impl Service {
     /// The recording's jobs, oldest first.
     async fn recording_jobs(&self, recording: &Recording) -> Result<Vec<Job>, UseCaseError> {
         if let Some(job_id) = &recording.mix_job_id {
-            return Ok(self.store.get_job(&recording.app_id, job_id).await?.into_iter().collect());
+            return Ok(self.jobs.find(&recording.app_id, job_id).await?.into_iter().collect());
         }
-        let filter = JobFilter { mix: false, room_id: Some(recording.room_id.clone()), state: None };
         let mut jobs: Vec<Job> = self
-            .store
-            .list_jobs(&recording.app_id, &filter)
+            .jobs
+            .in_room(&recording.app_id, JobKind::Individual, &recording.room_id)
             .await?
             .into_iter()
             .filter(|j| j.jocloud.as_ref().is_some_and(|tag| tag.recordid == recording.recordid))
@@ -238,13 +243,13 @@ impl Service {
     /// The view of `recording`, which is first marked stopped if its jobs show it ended.
     async fn view(&self, recording: Recording) -> Result<RecordingView, UseCaseError> {
         let jobs = self.recording_jobs(&recording).await?;
-        let recording = match recording.is_live(&jobs, Utc::now()) {
+        let recording = match recording.is_live(&jobs, self.clock.now()) {
             true => recording,
             false => self.settle(recording, &jobs).await,
         };
-        let rule = self.store.get_rule(&recording.app_id, &recording.record_rule_id).await?;
+        let rule = self.rules.get_rule(&recording.app_id, &recording.record_rule_id).await?;
         let region = rule.map(|r| r.obs_addr.location);
-        let endpoint = self.settings.s3_endpoint.as_deref();
+        let endpoint = self.s3_endpoint.as_deref();
         Ok(RecordingView::new(recording, &jobs, |bucket, key| download_url(endpoint, bucket, region.as_deref(), key)))
     }
 
@@ -259,7 +264,8 @@ impl Service {
             StreamType::Source => None,
         };
         let ended = jobs.iter().map(|j| j.stop_time).max().filter(|t| *t > Timestamp::zero());
-        recording.stop(reason.unwrap_or(StopReason::ExceedMaxIdleTime), ended.unwrap_or_else(Timestamp::now));
+        let ended = ended.unwrap_or_else(|| self.clock.timestamp());
+        recording.stop(reason.unwrap_or(StopReason::ExceedMaxIdleTime), ended);
         self.save_settled(&recording).await;
         recording
     }
@@ -267,12 +273,8 @@ impl Service {
     /// Saves a recording the service ended by itself; a failure is logged (the next look
     /// settles it again).
     async fn save_settled(&self, recording: &Recording) {
-        let saved = match self.recordings() {
-            Ok(recordings) => recordings.put_recording(recording).await.map_err(UseCaseError::from),
-            Err(err) => Err(err),
-        };
-        if let Err(err) = saved {
-            tracing::warn!(recordid = %recording.recordid, error = %crate::error::error_chain(&err),
+        if let Err(err) = self.recordings.put_recording(recording).await {
+            tracing::warn!(recordid = %recording.recordid, error = %error_chain(&err),
                 "could not save the recording's end");
         }
     }

@@ -1,10 +1,13 @@
-//! Object names: the rule's `obs_addr.object` followed by its `record_prefix` with every
-//! variable expanded, plus the format's extension.
+//! Where a recording's files go: object keys (the rule's `obs_addr.object` followed by its
+//! `record_prefix` with every variable expanded, or Jocloud's names for a Jocloud job), and the
+//! locations reported for them. The worker names files with these; the API shows them.
 
 use chrono::{DateTime, Utc};
-use roomrec_domain::job::{Job, JobSpec};
-use roomrec_domain::jocloud;
-use roomrec_domain::rule::{RecordFormat, RecordRule};
+
+use crate::ids::{RoomId, UserId};
+use crate::job::{Job, JobSpec, JocloudTag};
+use crate::record::{JobRecord, OpenUpload};
+use crate::rule::{RecordFormat, RecordRule};
 
 /// Names one recording file's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,20 +45,21 @@ fn record_type(job: &Job) -> &'static str {
     }
 }
 
-/// The keys of a file of `job` in `format` that started at `start`; `stream_url` gives
-/// `{publish_domain}` (its host) and `{app}` (its first path segment). A Jocloud job's
+/// The keys of a file of `record`'s job in `format` that started at `start`; `stream_url`
+/// gives `{publish_domain}` (its host) and `{app}` (its first path segment). A Jocloud job's
 /// files take Jocloud's names under `obs_addr.object` instead of the rule's prefix.
 pub fn file_keys(
-    job: &Job,
+    record: &JobRecord,
     rule: &RecordRule,
     format: RecordFormat,
     start: DateTime<Utc>,
     stream_url: &str,
 ) -> FileKeys {
+    let job = &record.job;
     if let Some(tag) = &job.jocloud {
         // Counted before this file is added to the job: the job's earlier files (a worker
         // that took the job over starts a new one) come first.
-        let name = jocloud::object_name(tag, &job.room_id, job.user_id(), jocloud::hls_files(job));
+        let name = object_name(tag, &job.room_id, job.user_id(), hls_files(job, &record.open_uploads));
         return FileKeys { base: format!("{}{name}", rule.obs_addr.object) };
     }
     let prefix = match format {
@@ -98,27 +102,68 @@ pub fn file_keys(
     FileKeys { base: format!("{}{base}", rule.obs_addr.object) }
 }
 
+/// HLS files a job has made (`job.record_files`) or is making (`open`): Jocloud recordings
+/// are HLS only, and their files are numbered.
+pub fn hls_files(job: &Job, open: &[OpenUpload]) -> u32 {
+    let done = job.record_files.iter().flatten().filter(|f| f.record_format == RecordFormat::Hls).count();
+    let open = open.iter().filter(|u| u.record_format == RecordFormat::Hls).count();
+    u32::try_from(done + open).unwrap_or(u32::MAX)
+}
+
+/// Jocloud's name (without extension) for file `index` (from 0) of a job tagged `tag` in
+/// `room`: `rid_{recordid}_{roomid}` for the mix, `rid_{recordid}_{roomid}__uid_s_{uid}__uid_e`
+/// for a participant's source stream. A recording has one file per stream; a later one
+/// (the participant came back, or a worker took the job over) gets `_2`, `_3`, …
+pub fn object_name(tag: &JocloudTag, room: &RoomId, user: Option<&UserId>, index: u32) -> String {
+    let mut name = format!("rid_{}_{room}", tag.recordid);
+    if let Some(user) = user {
+        name.push_str(&format!("__uid_s_{user}__uid_e"));
+    }
+    let number = tag.first_file.saturating_add(index);
+    if number > 0 {
+        name.push_str(&format!("_{}", number.saturating_add(1)));
+    }
+    name
+}
+
+/// Where an object can be downloaded: under `endpoint` (path style; a local S3) or at AWS.
+pub fn download_url(endpoint: Option<&str>, bucket: &str, region: Option<&str>, key: &str) -> String {
+    match (endpoint, region) {
+        (Some(endpoint), _) => format!("{}/{bucket}/{key}", endpoint.trim_end_matches('/')),
+        (None, Some(region)) => format!("https://{bucket}.s3.{region}.amazonaws.com/{key}"),
+        (None, None) => format!("https://{bucket}.s3.amazonaws.com/{key}"),
+    }
+}
+
+/// The storage endpoint reported as `obs_location`: `endpoint` (a local S3) or AWS's for `region`.
+pub fn location(endpoint: Option<&str>, region: &str) -> String {
+    match endpoint {
+        Some(endpoint) => endpoint.to_owned(),
+        None => format!("https://s3.{region}.amazonaws.com"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{AppId, RecordId};
+    use crate::job::RecordFile;
+    use crate::testing::{now, random};
     use chrono::TimeZone;
-    use roomrec_domain::ids::{AppId, RecordId};
-    use roomrec_domain::job::RecordFile;
-    use roomrec_domain::jocloud::JocloudTag;
-    use roomrec_domain::time::Timestamp;
 
     #[test]
     fn the_default_prefix_expands_every_variable() {
-        let app = AppId::generate();
+        let app = AppId::generate(random());
         let rule_body =
             r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","object":"Record/"},"record_formats":["HLS","MP4"]}"#;
-        let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), Timestamp::now()).unwrap();
+        let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), random(), now()).unwrap();
         let job_body =
             format!(r#"{{"room_id":"r1","user_id":"u1","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
-        let job = Job::individual(app, serde_json::from_str(&job_body).unwrap(), Timestamp::now()).unwrap();
+        let job =
+            JobRecord::new(Job::individual(app, serde_json::from_str(&job_body).unwrap(), random(), now()).unwrap());
         let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
         let keys = file_keys(&job, &rule, RecordFormat::Hls, start, "rtmp://media.example.com:1935/live/abc");
-        let stream = &job.stream_name;
+        let stream = &job.job.stream_name;
         assert_eq!(
             keys.main(RecordFormat::Hls),
             format!("Record/Record/media.example.com/live/individual_record/hls/{stream}_2021-04-28-08-57-07/{stream}_2021-04-28-08-57-07.m3u8")
@@ -127,29 +172,29 @@ mod tests {
         assert_eq!(keys.segment_uri(3), format!("{stream}_2021-04-28-08-57-07_000003.ts"));
     }
 
-    fn jocloud_job(user: Option<&str>) -> (RecordRule, Job, RecordId) {
-        let app = AppId::generate();
+    fn jocloud_job(user: Option<&str>) -> (RecordRule, JobRecord, RecordId) {
+        let app = AppId::generate(random());
         let rule_body =
             r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","object":"rec/"},"record_formats":["HLS"]}"#;
-        let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), Timestamp::now()).unwrap();
-        let mut job = match user {
+        let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), random(), now()).unwrap();
+        let mut job = JobRecord::new(match user {
             Some(user) => {
                 let body = format!(
                     r#"{{"room_id":"abcabc","user_id":"{user}","record_param":{{"record_rule_id":"{}"}}}}"#,
                     rule.rule_id
                 );
-                Job::individual(app, serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap()
+                Job::individual(app, serde_json::from_str(&body).unwrap(), random(), now()).unwrap()
             }
             None => {
                 let body = format!(
                     r#"{{"mix_param":{{"room_id":"abcabc","encode_template":"audio_only"}},"record_param":{{"record_rule_id":"{}"}}}}"#,
                     rule.rule_id
                 );
-                Job::mix(app, serde_json::from_str(&body).unwrap(), Timestamp::now()).unwrap()
+                Job::mix(app, serde_json::from_str(&body).unwrap(), random(), now()).unwrap()
             }
-        };
-        let recordid = RecordId::generate();
-        job.jocloud = Some(JocloudTag { recordid: recordid.clone(), part: 1, first_file: 0 });
+        });
+        let recordid = RecordId::generate(random());
+        job.job.jocloud = Some(JocloudTag { recordid: recordid.clone(), part: 1, first_file: 0 });
         (rule, job, recordid)
     }
 
@@ -172,21 +217,21 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
         let (rule, mut job, rid) = jocloud_job(Some("u1"));
         let first = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
-        job.record_files = Some(vec![RecordFile {
+        job.job.record_files = Some(vec![RecordFile {
             record_format: RecordFormat::Hls,
             obs_bucket: "b12".into(),
             obs_object: first,
             file_size: 1,
             record_duration: 1.0,
-            start_time: Timestamp::now(),
-            end_time: Timestamp::now(),
+            start_time: now(),
+            end_time: now(),
         }]);
         let second = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
         assert_eq!(second, format!("rec/rid_{rid}_abcabc__uid_s_u1__uid_e_2.m3u8"));
 
         // A later job of the participant (they came back) goes on from the files before it.
-        job.record_files = None;
-        job.jocloud = Some(JocloudTag { recordid: rid.clone(), part: 2, first_file: 2 });
+        job.job.record_files = None;
+        job.job.jocloud = Some(JocloudTag { recordid: rid.clone(), part: 2, first_file: 2 });
         let later = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
         assert_eq!(later, format!("rec/rid_{rid}_abcabc__uid_s_u1__uid_e_3.m3u8"));
     }

@@ -1,0 +1,195 @@
+//! A job as stored: the API's [`Job`] with what only the store and the workers see — its
+//! version for conditional writes, the lease of the worker holding it (claimed with a
+//! conditional write, renewed while it records, taken over once it expires) and the files that
+//! worker is uploading. Nothing here reaches an API response.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::job::{Job, JobState, StopReason};
+use crate::rule::RecordFormat;
+use crate::time::Timestamp;
+
+/// A job with its storage and worker state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub job: Job,
+    /// Optimistic-lock version: a write succeeds only over the version it read.
+    pub version: u64,
+    /// The worker holding the job.
+    pub lease: Option<Lease>,
+    /// Files being uploaded by the worker that holds the job.
+    pub open_uploads: Vec<OpenUpload>,
+}
+
+/// Who holds a job and until when (milliseconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub expires_at_ms: i64,
+}
+
+/// A file a worker is uploading, recorded so that a worker taking the job over (after a
+/// crash) can finish it: what is in storage stays a playable file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OpenUpload {
+    pub record_format: RecordFormat,
+    pub bucket: String,
+    /// The MP4 object or the HLS playlist.
+    pub key: String,
+    pub start_time: Timestamp,
+    pub width: u32,
+    pub height: u32,
+    /// MP4 only: the multipart upload and the ETags of its parts so far.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multipart: Option<Multipart>,
+    /// Bytes in storage so far (MP4 parts, or HLS segments).
+    pub bytes: u64,
+    /// Seconds of media in storage so far.
+    pub duration: f64,
+}
+
+/// An S3 multipart upload in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Multipart {
+    pub upload_id: String,
+    pub etags: Vec<String>,
+}
+
+/// Why a worker may not take a job.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClaimRefused {
+    /// The job has ended; its message can be dropped.
+    #[error("the job has ended")]
+    Ended,
+    /// Another worker holds a live lease.
+    #[error("another worker holds the job until {0} ms")]
+    Held(i64),
+}
+
+/// The lease is no longer ours: another worker took the job over.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the lease was lost to another worker")]
+pub struct LeaseLost;
+
+fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+impl JobRecord {
+    /// A job never stored, with no lease and nothing uploading.
+    pub fn new(job: Job) -> Self {
+        Self { job, version: 0, lease: None, open_uploads: Vec::new() }
+    }
+
+    /// Takes the job for `worker` until `now + lease`. INIT becomes RUNNING; a RUNNING or
+    /// STOPPING job whose lease expired is taken over in its state; `true` means it was.
+    pub fn claim(&mut self, worker: &str, now: DateTime<Utc>, lease: Duration) -> Result<bool, ClaimRefused> {
+        let now_ms = now.timestamp_millis();
+        let job = &mut self.job;
+        if job.state.is_final() {
+            return Err(ClaimRefused::Ended);
+        }
+        let takeover = match &self.lease {
+            Some(held) if held.owner != worker && held.expires_at_ms > now_ms => {
+                return Err(ClaimRefused::Held(held.expires_at_ms));
+            }
+            Some(held) => held.owner != worker,
+            None => job.state != JobState::Init,
+        };
+        if job.state == JobState::Init {
+            job.state = JobState::Running;
+            job.start_time = Timestamp::at(now);
+        }
+        self.lease = Some(Lease { owner: worker.to_owned(), expires_at_ms: now_ms + millis(lease) });
+        job.update_time = Timestamp::at(now);
+        Ok(takeover)
+    }
+
+    /// Extends `worker`'s lease; fails if someone else holds the job now.
+    pub fn renew(&mut self, worker: &str, now: DateTime<Utc>, lease: Duration) -> Result<(), LeaseLost> {
+        match &mut self.lease {
+            Some(held) if held.owner == worker => {
+                held.expires_at_ms = now.timestamp_millis() + millis(lease);
+                Ok(())
+            }
+            _ => Err(LeaseLost),
+        }
+    }
+
+    /// Gives the job back without ending it (worker shutdown): another worker continues it.
+    pub fn release(&mut self, worker: &str) {
+        if self.lease.as_ref().is_some_and(|l| l.owner == worker) {
+            self.lease = None;
+        }
+    }
+
+    /// Ends the job: STOPPED for a stop or idle, FAILED for an internal error.
+    pub fn finish(&mut self, reason: StopReason, now: Timestamp) {
+        let job = &mut self.job;
+        job.state = if reason == StopReason::InternalError { JobState::Failed } else { JobState::Stopped };
+        // A tenant stop that raced with idle keeps the tenant's reason.
+        job.stop_reason = Some(job.stop_reason.unwrap_or(reason));
+        job.stop_time = now;
+        job.update_time = now;
+        self.lease = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::AppId;
+    use crate::testing::{now, random};
+
+    const LEASE: Duration = Duration::from_secs(30);
+
+    fn job() -> JobRecord {
+        let body =
+            r#"{"room_id":"r","user_id":"u","record_param":{"record_rule_id":"5d0ec2c53a2c15625017adb8bbbcd9ab"}}"#;
+        let app = AppId::generate(random());
+        JobRecord::new(Job::individual(app, serde_json::from_str(body).unwrap(), random(), now()).unwrap())
+    }
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp_millis(ms).unwrap()
+    }
+
+    #[test]
+    fn a_claim_moves_init_to_running_under_a_lease() {
+        let mut job = job();
+        assert_eq!(job.claim("w1", at(1_000), LEASE), Ok(false));
+        assert_eq!(job.job.state, JobState::Running);
+        assert_eq!(job.lease, Some(Lease { owner: "w1".into(), expires_at_ms: 31_000 }));
+    }
+
+    #[test]
+    fn a_live_lease_refuses_others_and_an_expired_one_is_taken_over() {
+        let mut job = job();
+        job.claim("w1", at(1_000), LEASE).unwrap();
+        assert_eq!(job.claim("w2", at(20_000), LEASE), Err(ClaimRefused::Held(31_000)));
+        assert_eq!(job.claim("w2", at(31_001), LEASE), Ok(true));
+        assert_eq!(job.renew("w1", at(31_002), LEASE), Err(LeaseLost));
+        assert_eq!(job.renew("w2", at(31_002), LEASE), Ok(()));
+    }
+
+    #[test]
+    fn a_released_running_job_is_a_takeover_for_the_next_worker() {
+        let mut job = job();
+        job.claim("w1", at(1_000), LEASE).unwrap();
+        job.release("w1");
+        assert_eq!(job.claim("w2", at(2_000), LEASE), Ok(true));
+    }
+
+    #[test]
+    fn ended_jobs_cannot_be_claimed_and_keep_a_tenant_stop_reason() {
+        let mut job = job();
+        job.claim("w1", at(1_000), LEASE).unwrap();
+        job.job.request_stop(now());
+        job.finish(StopReason::ExceedMaxIdleTime, now());
+        assert_eq!((job.job.state, job.job.stop_reason), (JobState::Stopped, Some(StopReason::TenantStop)));
+        assert_eq!(job.claim("w2", at(2_000), LEASE), Err(ClaimRefused::Ended));
+    }
+}

@@ -1,0 +1,23 @@
+//! The use cases the HTTP functions call, one struct per resource, each over only the ports
+//! it uses. App-scoped use cases take an [`OwnedApp`], which only [`Access::app`] makes, so
+//! ownership is checked once per request.
+
+mod access;
+mod apps;
+mod callbacks;
+mod events;
+mod jobs;
+mod jocloud;
+mod rooms;
+mod rules;
+#[cfg(test)]
+mod tests;
+
+pub use access::{Access, IssuedCredential, OwnedApp};
+pub use apps::Apps;
+pub use callbacks::Callbacks;
+pub use events::JobEvents;
+pub use jobs::Jobs;
+pub use jocloud::{Jocloud, JocloudPorts};
+pub use rooms::{PublishEvent, Rooms, RoomsPorts};
+pub use rules::Rules;

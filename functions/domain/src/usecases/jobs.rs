@@ -1,0 +1,168 @@
+//! Recording jobs through the API: create (and queue), read, list, stop, and change a mix's
+//! layout while it records. Both kinds share every use case but creation.
+
+use std::sync::Arc;
+
+use crate::change::{change_job, ChangeError};
+use crate::clock::{Clock, Random};
+use crate::error::{StoreError, UseCaseError};
+use crate::ids::{AppId, JobId};
+use crate::job::{IndividualJobRequest, Job, JobKind, MixJobRequest, MixUpdateRequest, StopOutcome, UpdateError};
+use crate::ports::{JobFilter, JobMessage, JobQueue, JobStore, RuleStore};
+use crate::record::JobRecord;
+
+use super::access::OwnedApp;
+use super::rules::existing_rule;
+
+/// How many times a job write is retried after losing a race with a worker.
+const JOB_WRITE_ATTEMPTS: usize = 5;
+
+/// The jobs use cases over the job and rule stores and the jobs queue.
+#[derive(Clone)]
+pub struct Jobs {
+    jobs: Arc<dyn JobStore>,
+    rules: Arc<dyn RuleStore>,
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
+}
+
+impl Jobs {
+    /// The jobs use cases.
+    pub fn new(
+        jobs: Arc<dyn JobStore>,
+        rules: Arc<dyn RuleStore>,
+        queue: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+        random: Arc<dyn Random>,
+    ) -> Self {
+        Self { jobs, rules, queue, clock, random }
+    }
+
+    /// Creates an individual-stream job in INIT and queues it.
+    pub async fn create_individual(&self, app: &OwnedApp, request: IndividualJobRequest) -> Result<Job, UseCaseError> {
+        let job = Job::individual(app.id().clone(), request, self.random.as_ref(), self.clock.timestamp())?;
+        self.start(job).await
+    }
+
+    /// Creates a mix-stream job in INIT and queues it.
+    pub async fn create_mix(&self, app: &OwnedApp, request: MixJobRequest) -> Result<Job, UseCaseError> {
+        let job = Job::mix(app.id().clone(), request, self.random.as_ref(), self.clock.timestamp())?;
+        self.start(job).await
+    }
+
+    /// Saves `job` (its rule must exist) and queues it; `Store(Conflict)` if its id exists.
+    /// A job whose message cannot be queued is removed again, so none is left in INIT that
+    /// no worker would ever see.
+    pub(crate) async fn start(&self, job: Job) -> Result<Job, UseCaseError> {
+        let field = "record_param.record_rule_id";
+        existing_rule(self.rules.as_ref(), &job.app_id, &job.record_param.record_rule_id, field).await?;
+        self.jobs.create_job(&job).await?;
+        let message = JobMessage { app_id: job.app_id.clone(), job_id: job.job_id.clone() };
+        if let Err(err) = self.queue.enqueue(&message).await {
+            self.jobs.delete_job(&job.app_id, &job.job_id).await?;
+            return Err(err.into());
+        }
+        Ok(job)
+    }
+
+    /// One job of `kind`; a job of the other kind is not found.
+    pub async fn get(&self, app: &OwnedApp, kind: JobKind, job_id: &str) -> Result<Job, UseCaseError> {
+        Ok(self.record(app.id(), kind, job_id).await?.job)
+    }
+
+    async fn record(&self, app_id: &AppId, kind: JobKind, job_id: &str) -> Result<JobRecord, UseCaseError> {
+        let not_found = || UseCaseError::not_found("job_id", "job");
+        let job_id = JobId::parse(job_id).ok_or_else(not_found)?;
+        let record = self.jobs.get_job(app_id, &job_id).await?.ok_or_else(not_found)?;
+        if record.job.kind() != kind {
+            return Err(not_found());
+        }
+        Ok(record)
+    }
+
+    /// Jobs of an app matching `filter`, newest first.
+    pub async fn list(&self, app: &OwnedApp, filter: &JobFilter) -> Result<Vec<Job>, UseCaseError> {
+        Ok(self.jobs.list_jobs(app.id(), filter).await?)
+    }
+
+    /// Stops a job; idempotent. A job no worker claimed stops at once, a running one goes to
+    /// STOPPING for its worker to finalise.
+    pub async fn stop(&self, app: &OwnedApp, kind: JobKind, job_id: &str) -> Result<Job, UseCaseError> {
+        self.stop_job(app.id(), kind, job_id).await
+    }
+
+    /// [`stop`](Self::stop) for a job the caller has already found (a Jocloud recording's).
+    pub(crate) async fn stop_job(&self, app_id: &AppId, kind: JobKind, job_id: &str) -> Result<Job, UseCaseError> {
+        let now = self.clock.timestamp();
+        self.change(app_id, kind, job_id, |job| Ok(job.request_stop(now) != StopOutcome::Unchanged)).await
+    }
+
+    /// Applies a live layout update to a mix job.
+    pub async fn update_mix(
+        &self,
+        app: &OwnedApp,
+        job_id: &str,
+        request: MixUpdateRequest,
+    ) -> Result<Job, UseCaseError> {
+        let refusal = |err: UpdateError| match err {
+            UpdateError::Invalid(invalid) => invalid.into(),
+            err => UseCaseError::Conflict(err.to_string()),
+        };
+        self.update_mix_job(app.id(), job_id, request, refusal).await
+    }
+
+    /// [`update_mix`](Self::update_mix) saying a refusal with `refusal` (Jocloud names its
+    /// fields its own way).
+    pub(crate) async fn update_mix_job(
+        &self,
+        app_id: &AppId,
+        job_id: &str,
+        request: MixUpdateRequest,
+        refusal: impl Fn(UpdateError) -> UseCaseError + Send + Sync,
+    ) -> Result<Job, UseCaseError> {
+        let now = self.clock.timestamp();
+        let update = |job: &mut Job| job.update_mix(request.clone(), now).map(|()| true).map_err(&refusal);
+        self.change(app_id, JobKind::Mix, job_id, update).await
+    }
+
+    /// Applies `change` to the job (which says whether it changed anything) with the one
+    /// read-change-conditional-write loop.
+    async fn change<F>(&self, app_id: &AppId, kind: JobKind, job_id: &str, mut change: F) -> Result<Job, UseCaseError>
+    where
+        F: FnMut(&mut Job) -> Result<bool, UseCaseError> + Send,
+    {
+        let record = self.record(app_id, kind, job_id).await?;
+        let key = (app_id, &record.job.job_id);
+        match change_job(self.jobs.as_ref(), key, Some(&record), JOB_WRITE_ATTEMPTS, |r| change(&mut r.job)).await {
+            Ok(record) => Ok(record.job),
+            Err(ChangeError::Refused(err)) => Err(err),
+            Err(ChangeError::Gone) => Err(UseCaseError::not_found("job_id", "job")),
+            Err(ChangeError::Contended) => {
+                Err(UseCaseError::Conflict("job_id: the job is changing too often; try again".into()))
+            }
+            Err(ChangeError::Store(err)) => Err(err.into()),
+        }
+    }
+
+    /// The app's jobs of `kind` in a room, for what a join starts.
+    pub(crate) async fn in_room(
+        &self,
+        app_id: &AppId,
+        kind: JobKind,
+        room_id: &crate::ids::RoomId,
+    ) -> Result<Vec<Job>, StoreError> {
+        let filter = JobFilter { kind, room_id: Some(room_id.clone()), state: None };
+        self.jobs.list_jobs(app_id, &filter).await
+    }
+
+    /// A job by id, whatever its kind, as stored.
+    pub(crate) async fn find(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError> {
+        Ok(self.jobs.get_job(app_id, job_id).await?.map(|record| record.job))
+    }
+
+    /// The random source jobs are made with, for use cases that build jobs themselves.
+    pub(crate) fn random(&self) -> &dyn Random {
+        self.random.as_ref()
+    }
+}

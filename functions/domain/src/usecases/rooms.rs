@@ -1,0 +1,227 @@
+//! Rooms: the roster, the media server's hook, and what a join starts without an API call:
+//! an automatic recording (seed 000) and a Jocloud source recording's next participant.
+
+use std::sync::Arc;
+
+use crate::auto_record;
+use crate::clock::Clock;
+use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
+use crate::ids::{AppId, RoomId, UserId};
+use crate::job::JobKind;
+use crate::ports::{AppStore, RoomStore, RuleStore};
+use crate::room::{Room, RoomStream, StreamRequest, VideoType};
+use crate::url::StreamUrl;
+
+use super::access::OwnedApp;
+use super::jobs::Jobs;
+use super::jocloud::Jocloud;
+
+/// A media-server report that a stream started or stopped publishing.
+#[derive(Debug, Clone)]
+pub struct PublishEvent {
+    pub app_id: AppId,
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    /// Where the worker can pull the stream from (set on publish).
+    pub url: Option<StreamUrl>,
+}
+
+/// The rooms use cases.
+#[derive(Clone)]
+pub struct Rooms {
+    rooms: Arc<dyn RoomStore>,
+    apps: Arc<dyn AppStore>,
+    rules: Arc<dyn RuleStore>,
+    jobs: Jobs,
+    jocloud: Jocloud,
+    clock: Arc<dyn Clock>,
+}
+
+/// The ports and use cases [`Rooms`] works with.
+pub struct RoomsPorts {
+    pub rooms: Arc<dyn RoomStore>,
+    /// For the media hook, which names an app without an account.
+    pub apps: Arc<dyn AppStore>,
+    /// For automatic recording.
+    pub rules: Arc<dyn RuleStore>,
+    pub jobs: Jobs,
+    pub jocloud: Jocloud,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Rooms {
+    /// The rooms use cases.
+    pub fn new(ports: RoomsPorts) -> Self {
+        let RoomsPorts { rooms, apps, rules, jobs, jocloud, clock } = ports;
+        Self { rooms, apps, rules, jobs, jocloud, clock }
+    }
+
+    /// Registers or updates a participant stream; `true` when it joined now.
+    pub async fn put_stream(
+        &self,
+        app: &OwnedApp,
+        room: RoomId,
+        user: UserId,
+        request: StreamRequest,
+    ) -> Result<(RoomStream, bool), UseCaseError> {
+        let url = match (request.url, &app.app().stream_url_template) {
+            (Some(url), _) => StreamUrl::parse(&url, "url")?,
+            (None, Some(template)) => template.expand(&room, &user)?,
+            (None, None) => return Err(Invalid::new("url", "is required (the app has no stream_url_template)").into()),
+        };
+        let has_audio = request.has_audio.unwrap_or(true);
+        let has_video = request.has_video.unwrap_or(true);
+        if !has_audio && !has_video {
+            return Err(Invalid::new("has_video", "a stream must carry audio, video or both").into());
+        }
+        let video_type = request.video_type.unwrap_or_default();
+        let stream = self.joining(room, user, url, video_type, has_audio, has_video);
+        Ok(self.join(app.id(), stream).await?)
+    }
+
+    /// Removes a participant stream (the participant left).
+    pub async fn delete_stream(&self, app: &OwnedApp, room: RoomId, user: UserId) -> Result<(), UseCaseError> {
+        if !self.rooms.delete_stream(app.id(), &room, &user).await? {
+            return Err(UseCaseError::not_found("user_id", "stream"));
+        }
+        self.leave(app.id(), &room).await;
+        Ok(())
+    }
+
+    /// One participant stream of a room.
+    pub async fn get_stream(&self, app: &OwnedApp, room: RoomId, user: UserId) -> Result<RoomStream, UseCaseError> {
+        let stream = self.rooms.get_stream(app.id(), &room, &user).await?;
+        stream.ok_or_else(|| UseCaseError::not_found("user_id", "stream"))
+    }
+
+    /// A room's roster in join order.
+    pub async fn list_streams(&self, app: &OwnedApp, room: RoomId) -> Result<Vec<RoomStream>, UseCaseError> {
+        Ok(self.rooms.list_streams(app.id(), &room).await?)
+    }
+
+    /// Applies a media server's publish / publish-done report. The hook is trusted by its
+    /// deployment token, not by an account, so it names the app directly.
+    pub async fn media_hook(&self, event: PublishEvent) -> Result<(), UseCaseError> {
+        let PublishEvent { app_id, room_id, user_id, url } = event;
+        if self.apps.find_app(&app_id).await?.is_none() {
+            return Err(UseCaseError::not_found("app_id", "app"));
+        }
+        match url {
+            Some(url) => {
+                let stream = self.joining(room_id, user_id, url, VideoType::Camerastream, true, true);
+                self.join(&app_id, stream).await?;
+            }
+            None => {
+                if self.rooms.delete_stream(&app_id, &room_id, &user_id).await? {
+                    self.leave(&app_id, &room_id).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves `stream`; a user already in the room keeps their join time and order. A user
+    /// who joins now opens the room (if empty) and may start recordings; `true` then.
+    async fn join(&self, app_id: &AppId, mut stream: RoomStream) -> Result<(RoomStream, bool), StoreError> {
+        let existing = self.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?;
+        let created = match existing {
+            Some(_) => Err(StoreError::Conflict),
+            None => self.rooms.create_stream(app_id, &stream).await,
+        };
+        match created {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => {
+                // In the room already (or a concurrent join of the same user won): an update.
+                let current = match existing {
+                    Some(current) => Some(current),
+                    None => self.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?,
+                };
+                if let Some(current) = current {
+                    (stream.join_time, stream.join_seq) = (current.join_time, current.join_seq);
+                }
+                self.rooms.put_stream(app_id, &stream).await?;
+                return Ok((stream, false));
+            }
+            Err(err) => return Err(err),
+        }
+        // The stream is saved before the room is touched, so a concurrent last leave either
+        // sees it or finds the room changed (see `leave`).
+        match self.rooms.open_room(app_id, &stream.room_id, stream.join_seq, stream.join_time).await {
+            Ok(room) => self.on_join(app_id, &stream, &room).await,
+            Err(err) => tracing::error!(%app_id, room_id = %stream.room_id, error = %error_chain(&err),
+                "could not open the room; nothing is recorded automatically for this join"),
+        }
+        Ok((stream, true))
+    }
+
+    /// Starts what a join starts. A failure is logged, never the join's: the participant is
+    /// in the room whether or not their recording could start.
+    async fn on_join(&self, app_id: &AppId, stream: &RoomStream, room: &Room) {
+        if let Err(err) = self.auto_record(app_id, stream, room).await {
+            tracing::error!(%app_id, room_id = %stream.room_id, user_id = %stream.user_id,
+                error = %error_chain(&err), "automatic recording did not start");
+        }
+        if let Err(err) = self.jocloud.join_recordings(app_id, stream).await {
+            tracing::error!(%app_id, room_id = %stream.room_id, user_id = %stream.user_id,
+                error = %error_chain(&err), "the participant's Jocloud recording did not start");
+        }
+    }
+
+    /// Starts the automatic individual job for `stream` if the app records automatically.
+    async fn auto_record(&self, app_id: &AppId, stream: &RoomStream, room: &Room) -> Result<(), UseCaseError> {
+        let rules = self.rules.list_rules(app_id).await?;
+        let Some(rule) = auto_record::rule_for(&rules, room) else { return Ok(()) };
+        let room_jobs = self.jobs.in_room(app_id, JobKind::Individual, &stream.room_id).await?;
+        let now = self.clock.timestamp();
+        let Some(job) = auto_record::job_for(app_id, rule, stream, &room_jobs, self.jobs.random(), now) else {
+            return Ok(());
+        };
+        match self.jobs.start(job).await {
+            Ok(job) => {
+                tracing::info!(%app_id, job_id = %job.job_id, rule_id = %rule.rule_id, "automatic recording started");
+                Ok(())
+            }
+            // A concurrent call for the same join created it.
+            Err(UseCaseError::Store(StoreError::Conflict)) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Removes the room once its last stream has left, unless someone joined meanwhile.
+    async fn leave(&self, app_id: &AppId, room: &RoomId) {
+        let closed = async {
+            let Some(current) = self.rooms.get_room(app_id, room).await? else { return Ok(()) };
+            if self.rooms.list_streams(app_id, room).await?.is_empty() {
+                self.rooms.close_room(app_id, &current).await?;
+            }
+            Ok::<_, StoreError>(())
+        };
+        if let Err(err) = closed.await {
+            tracing::warn!(%app_id, room_id = %room, error = %error_chain(&err), "could not close the room");
+        }
+    }
+
+    /// A stream joining now (a user already in the room keeps their join time and order).
+    fn joining(
+        &self,
+        room_id: RoomId,
+        user_id: UserId,
+        url: StreamUrl,
+        video_type: VideoType,
+        has_audio: bool,
+        has_video: bool,
+    ) -> RoomStream {
+        let now = self.clock.timestamp();
+        RoomStream {
+            room_id,
+            user_id,
+            url,
+            video_type,
+            has_audio,
+            has_video,
+            join_time: now,
+            join_seq: self.clock.micros(),
+            update_time: now,
+        }
+    }
+}

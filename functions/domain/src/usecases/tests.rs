@@ -1,0 +1,503 @@
+//! Every use case against the in-memory ports: the paths a user sees, failures included.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::error::{QueueError, StoreError, UseCaseError};
+use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent};
+use crate::ids::{AccountId, AppId, JobId, RoomId, UserId};
+use crate::job::{Job, JobKind, JobState, StopReason};
+use crate::jocloud::{RecordingState, RecordingView};
+use crate::ports::{EventLog, JobFilter, RuleStore};
+use crate::record::JobRecord;
+use crate::testing::{ManualClock, MemEventLog, MemJobQueue, MemStore, ScriptedNotifier, SeqRandom};
+use crate::url::{PrivateAddresses, StreamUrl};
+
+const CALLBACK: &str = r#"{"url":"https://hooks.example.com/cb","auth_key":"8923ab8c2dcef4538923ab8c2dcef453"}"#;
+
+/// Every use case over one set of in-memory ports.
+struct World {
+    store: Arc<MemStore>,
+    queue: Arc<MemJobQueue>,
+    events: Arc<MemEventLog>,
+    notifier: Arc<ScriptedNotifier>,
+    clock: Arc<ManualClock>,
+    access: Access,
+    apps: Apps,
+    rules: Rules,
+    callbacks: Callbacks,
+    jobs: Jobs,
+    job_events: JobEvents,
+    rooms: Rooms,
+    jocloud: Jocloud,
+}
+
+fn world() -> World {
+    let store = Arc::new(MemStore::default());
+    let clock = Arc::new(ManualClock::default());
+    let queue = Arc::new(MemJobQueue::new(clock.clone()));
+    let events = Arc::new(MemEventLog::default());
+    let notifier = Arc::new(ScriptedNotifier::default());
+    let random = Arc::new(SeqRandom::new(11));
+    let jobs = Jobs::new(store.clone(), store.clone(), queue.clone(), clock.clone(), random.clone());
+    let jocloud = Jocloud::new(JocloudPorts {
+        recordings: store.clone(),
+        rooms: store.clone(),
+        rules: store.clone(),
+        jobs: jobs.clone(),
+        s3_endpoint: Some("http://127.0.0.1:5000".into()),
+        clock: clock.clone(),
+    });
+    World {
+        access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone()),
+        apps: Apps::new(store.clone(), clock.clone(), random.clone()),
+        rules: Rules::new(store.clone(), clock.clone(), random.clone()),
+        callbacks: Callbacks::new(store.clone(), notifier.clone(), PrivateAddresses::Refuse, clock.clone()),
+        job_events: JobEvents::new(jobs.clone(), events.clone()),
+        rooms: Rooms::new(RoomsPorts {
+            rooms: store.clone(),
+            apps: store.clone(),
+            rules: store.clone(),
+            jobs: jobs.clone(),
+            jocloud: jocloud.clone(),
+            clock: clock.clone(),
+        }),
+        jobs,
+        jocloud,
+        store,
+        queue,
+        events,
+        notifier,
+        clock,
+    }
+}
+
+fn account(name: &str) -> AccountId {
+    AccountId::try_from(name).unwrap()
+}
+
+fn body<T: serde::de::DeserializeOwned>(json: &str) -> T {
+    serde_json::from_str(json).unwrap()
+}
+
+fn room() -> RoomId {
+    RoomId::try_from("room001").unwrap()
+}
+
+fn user(name: &str) -> UserId {
+    UserId::try_from(name).unwrap()
+}
+
+fn individual_body(rule: &str) -> String {
+    format!(r#"{{"room_id":"room001","user_id":"user001","record_param":{{"record_rule_id":"{rule}"}}}}"#)
+}
+
+fn mix_body(rule: &str) -> String {
+    format!(
+        r#"{{"mix_param":{{"room_id":"room001","encode_template":"640x360_15_500"}},"record_param":{{"record_rule_id":"{rule}"}}}}"#
+    )
+}
+
+fn not_found_field(result: Result<impl std::fmt::Debug, UseCaseError>) -> &'static str {
+    match result {
+        Err(UseCaseError::NotFound { field, .. }) => field,
+        other => panic!("expected not found, got {other:?}"),
+    }
+}
+
+impl World {
+    /// An app of account `alice` and its HLS rule.
+    async fn app_with_rule(&self) -> (OwnedApp, String) {
+        let app = self.apps.create(&account("alice"), body(r#"{"app_name":"rtctest"}"#)).await.unwrap();
+        let owned = self.access.app(&account("alice"), app.app_id.as_str()).await.unwrap();
+        let rule = self
+            .rules
+            .create(&owned, body(r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1"},"record_formats":["HLS"]}"#))
+            .await
+            .unwrap();
+        (owned, rule.rule_id.to_string())
+    }
+
+    async fn individual(&self, app: &OwnedApp, rule: &str) -> Job {
+        self.jobs.create_individual(app, body(&individual_body(rule))).await.unwrap()
+    }
+
+    /// What a worker's claim writes.
+    fn claim(&self, job: &Job) {
+        let mut record = self.store.job(&job.app_id, &job.job_id).unwrap();
+        record.claim("w1", self.clock.now_for_tests(), Duration::from_secs(30)).unwrap();
+        record.version += 1;
+        self.store.put_job_record(record);
+    }
+
+    async fn join(&self, app: &OwnedApp, who: &str) -> bool {
+        self.clock.advance(Duration::from_millis(5));
+        let request = body(r#"{"url":"rtmp://media.example.com/live/x"}"#);
+        self.rooms.put_stream(app, room(), user(who), request).await.unwrap().1
+    }
+}
+
+impl ManualClock {
+    fn now_for_tests(&self) -> chrono::DateTime<chrono::Utc> {
+        crate::clock::Clock::now(self)
+    }
+}
+
+// ---- access and apps ----
+
+#[tokio::test]
+async fn an_issued_credential_authenticates_its_account_and_nothing_else_does() {
+    let w = world();
+    let issued = w.access.issue_credential(account("alice")).await.unwrap();
+    let key = issued.key_id.as_str();
+    assert_eq!(w.access.authenticate(key, &issued.secret).await.unwrap(), Some(account("alice")));
+    assert_eq!(w.access.authenticate(key, "wrong").await.unwrap(), None);
+    assert_eq!(w.access.authenticate("nonsense", &issued.secret).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_registered_key_id_cannot_be_taken_by_another_account_or_with_a_short_secret() {
+    let w = world();
+    let key = crate::ids::KeyId::generate(crate::testing::random());
+    let secret = "s".repeat(40);
+    w.access.register_credential(account("alice"), key.clone(), &secret).await.unwrap();
+    let taken = w.access.register_credential(account("bob"), key.clone(), &secret).await;
+    assert!(matches!(taken, Err(UseCaseError::Conflict(m)) if m.starts_with("key_id")));
+    let short = w.access.register_credential(account("alice"), key, "short").await;
+    assert!(matches!(short, Err(UseCaseError::Invalid(i)) if i.field == "secret"));
+}
+
+#[tokio::test]
+async fn another_accounts_app_is_not_found_like_a_missing_one() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    assert_eq!(not_found_field(w.access.app(&account("mallory"), app.id().as_str()).await), "app_id");
+    assert_eq!(not_found_field(w.access.app(&account("alice"), "not-an-id").await), "app_id");
+    assert_eq!(w.access.app(&account("alice"), app.id().as_str()).await.unwrap().app(), app.app());
+}
+
+#[tokio::test]
+async fn apps_are_created_listed_renamed_and_deleted_per_account() {
+    let w = world();
+    let app = w.apps.create(&account("alice"), body(r#"{"app_name":"one"}"#)).await.unwrap();
+    w.apps.create(&account("bob"), body(r#"{"app_name":"two"}"#)).await.unwrap();
+    assert_eq!(w.apps.list(&account("alice")).await.unwrap(), vec![app.clone()]);
+    let owned = w.access.app(&account("alice"), app.app_id.as_str()).await.unwrap();
+    let renamed = w.apps.update(owned, body(r#"{"app_name":"renamed"}"#)).await.unwrap();
+    assert_eq!(String::from(renamed.app().app_name.clone()), "renamed");
+    w.apps.delete(renamed).await.unwrap();
+    assert!(w.apps.list(&account("alice")).await.unwrap().is_empty());
+    let missing = w.apps.create(&account("alice"), body("{}")).await;
+    assert!(matches!(missing, Err(UseCaseError::Invalid(i)) if i.field == "app_name"));
+}
+
+// ---- rules and callbacks ----
+
+#[tokio::test]
+async fn rules_are_read_updated_and_deleted_and_only_one_records_automatically() {
+    let w = world();
+    let (app, rule_id) = w.app_with_rule().await;
+    assert_eq!(w.rules.list(&app).await.unwrap().len(), 1);
+    let updated = w.rules.update(&app, &rule_id, body(r#"{"auto_record":true}"#)).await.unwrap();
+    assert!(updated.auto_record);
+    assert_eq!(w.rules.get(&app, &rule_id).await.unwrap(), updated);
+    let second = w
+        .rules
+        .create(
+            &app,
+            body(r#"{"obs_addr":{"bucket":"b12","location":"x"},"record_formats":["MP4"],"auto_record":true}"#),
+        )
+        .await;
+    assert!(matches!(second, Err(UseCaseError::Conflict(m)) if m.starts_with("auto_record")));
+    w.rules.delete(&app, &rule_id).await.unwrap();
+    assert_eq!(not_found_field(w.rules.get(&app, &rule_id).await), "rule_id");
+}
+
+#[tokio::test]
+async fn a_callback_is_set_read_and_removed_and_a_private_address_is_refused_naming_url() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let saved = w.callbacks.put(&app, body(CALLBACK)).await.unwrap();
+    assert_eq!(w.callbacks.get(&app).await.unwrap(), saved);
+    w.callbacks.delete(&app).await.unwrap();
+    assert_eq!(not_found_field(w.callbacks.get(&app).await), "record-callback");
+    assert_eq!(not_found_field(w.callbacks.delete(&app).await), "record-callback");
+
+    w.notifier.refuse_all("resolves to 10.0.0.1");
+    let refused = w.callbacks.put(&app, body(CALLBACK)).await;
+    assert!(matches!(refused, Err(UseCaseError::Invalid(i)) if i.field == "url"));
+}
+
+// ---- jobs ----
+
+#[tokio::test]
+async fn a_created_job_is_init_queued_and_found_only_under_its_own_kind() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let job = w.individual(&app, &rule).await;
+    assert_eq!(job.state, JobState::Init);
+    let queued: Vec<JobId> = w.queue.messages().into_iter().map(|m| m.message.job_id).collect();
+    assert_eq!(queued, vec![job.job_id.clone()]);
+    assert_eq!(w.jobs.get(&app, JobKind::Individual, job.job_id.as_str()).await.unwrap(), job);
+    assert_eq!(not_found_field(w.jobs.get(&app, JobKind::Mix, job.job_id.as_str()).await), "job_id");
+
+    let mix = w.jobs.create_mix(&app, body(&mix_body(&rule))).await.unwrap();
+    let filter = JobFilter { kind: JobKind::Mix, room_id: None, state: None };
+    assert_eq!(w.jobs.list(&app, &filter).await.unwrap(), vec![mix]);
+}
+
+#[tokio::test]
+async fn a_job_naming_a_missing_rule_is_refused_naming_the_field() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let missing = "5d0ec2c53a2c15625017adb8bbbcd9ab";
+    let result = w.jobs.create_individual(&app, body(&individual_body(missing))).await;
+    assert_eq!(not_found_field(result), "record_param.record_rule_id");
+    assert_eq!(w.store.job_count(), 0);
+}
+
+#[tokio::test]
+async fn a_job_whose_message_cannot_be_queued_fails_and_leaves_no_init_job_behind() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    w.queue.fail_next(1);
+    let result = w.jobs.create_individual(&app, body(&individual_body(&rule))).await;
+    assert!(matches!(result, Err(UseCaseError::Queue(QueueError(_)))), "{result:?}");
+    assert_eq!(w.store.job_count(), 0, "no worker would ever see it");
+    assert!(w.queue.messages().is_empty());
+}
+
+#[tokio::test]
+async fn stop_ends_an_unclaimed_job_at_once_and_is_idempotent() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let job = w.individual(&app, &rule).await;
+    let stopped = w.jobs.stop(&app, JobKind::Individual, job.job_id.as_str()).await.unwrap();
+    assert_eq!((stopped.state, stopped.stop_reason), (JobState::Stopped, Some(StopReason::TenantStop)));
+    let again = w.jobs.stop(&app, JobKind::Individual, job.job_id.as_str()).await.unwrap();
+    assert_eq!(again, stopped);
+}
+
+#[tokio::test]
+async fn a_stop_racing_a_worker_claim_leaves_the_job_stopping_for_the_worker() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let job = w.individual(&app, &rule).await;
+    // The worker's claim lands between the stop's read and its write.
+    let now = w.clock.now_for_tests();
+    w.store.race_next_save(move |record: &mut JobRecord| {
+        record.claim("w1", now, Duration::from_secs(30)).unwrap();
+    });
+    let stopped = w.jobs.stop(&app, JobKind::Individual, job.job_id.as_str()).await.unwrap();
+    assert_eq!(stopped.state, JobState::Stopping, "the worker finalises its files");
+    let stored = w.store.job(&job.app_id, &job.job_id).unwrap();
+    assert_eq!(stored.lease.map(|l| l.owner), Some("w1".to_owned()), "the claim was not overwritten");
+}
+
+#[tokio::test]
+async fn a_job_write_that_keeps_losing_races_answers_a_conflict_naming_the_job() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let job = w.individual(&app, &rule).await;
+    w.claim(&job);
+    for _ in 0..5 {
+        w.store.race_next_save(|_| {});
+    }
+    let result = w.jobs.stop(&app, JobKind::Individual, job.job_id.as_str()).await;
+    assert!(matches!(result, Err(UseCaseError::Conflict(m)) if m.starts_with("job_id")));
+}
+
+#[tokio::test]
+async fn a_mix_layout_changes_while_recording_and_not_once_stopping() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let mix = w.jobs.create_mix(&app, body(&mix_body(&rule))).await.unwrap();
+    w.claim(&mix);
+    let update = body(r#"{"mix_param":{"layout_template":"screen_share_left"}}"#);
+    let updated = w.jobs.update_mix(&app, mix.job_id.as_str(), update).await.unwrap();
+    let crate::job::JobSpec::Mix { mix_param } = &updated.spec else { panic!("a mix") };
+    assert_eq!(mix_param.layout_template, crate::mix::LayoutTemplate::ScreenShareLeft);
+
+    let bad = w.jobs.update_mix(&app, mix.job_id.as_str(), body(r#"{"mix_param":{"max_idle_time":2}}"#)).await;
+    assert!(matches!(&bad, Err(UseCaseError::Invalid(i)) if i.field == "mix_param.max_idle_time"), "{bad:?}");
+    w.jobs.stop(&app, JobKind::Mix, mix.job_id.as_str()).await.unwrap();
+    let late = w.jobs.update_mix(&app, mix.job_id.as_str(), body(r#"{"mix_param":{"max_idle_time":60}}"#)).await;
+    assert!(matches!(late, Err(UseCaseError::Conflict(_))), "{late:?}");
+}
+
+#[tokio::test]
+async fn a_store_outage_is_a_store_error_not_a_missing_job() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let job = w.individual(&app, &rule).await;
+    w.store.set_down(true);
+    let result = w.jobs.get(&app, JobKind::Individual, job.job_id.as_str()).await;
+    assert!(matches!(result, Err(UseCaseError::Store(StoreError::Backend(_)))), "{result:?}");
+}
+
+// ---- job events ----
+
+fn event(job: &Job, sequence: u64) -> RecordEvent {
+    RecordEvent {
+        event_id: format!("{}{sequence:04}", &job.job_id.as_str()[..28]),
+        sequence,
+        event_type: crate::callback::EventType::CloudRecordOver,
+        app_id: job.app_id.clone(),
+        job_id: job.job_id.clone(),
+        room_id: job.room_id.clone(),
+        stream_name: job.stream_name.clone(),
+        record_format: None,
+        file: None,
+        detail_message: "TENANT_STOP".into(),
+        create_time: crate::testing::now(),
+    }
+}
+
+#[tokio::test]
+async fn a_jobs_events_are_listed_in_order_and_one_is_redelivered_once_per_call() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let job = w.individual(&app, &rule).await;
+    for sequence in [1, 2] {
+        w.events.append(&event(&job, sequence)).await.unwrap();
+    }
+    let delivered = DeliveryUpdate {
+        status: DeliveryStatus::Delivered,
+        attempt: None,
+        next_attempt_at: None,
+        restart_schedule: false,
+    };
+    w.events.record_delivery(&job.job_id, 2, &delivered).await.unwrap();
+    let listed = w.job_events.list(&app, JobKind::Individual, job.job_id.as_str()).await.unwrap();
+    assert_eq!(listed.iter().map(|e| e.event.sequence).collect::<Vec<_>>(), [1, 2]);
+
+    let second = &listed[1].event.event_id;
+    let again = w.job_events.redeliver(&app, JobKind::Individual, job.job_id.as_str(), second).await.unwrap();
+    assert_eq!(again.delivery_status, DeliveryStatus::Pending);
+    assert_eq!(w.events.published().iter().map(|e| e.sequence).collect::<Vec<_>>(), [2]);
+    let unknown = w.job_events.redeliver(&app, JobKind::Individual, job.job_id.as_str(), "nope").await;
+    assert_eq!(not_found_field(unknown), "event_id");
+    assert_eq!(not_found_field(w.job_events.list(&app, JobKind::Mix, job.job_id.as_str()).await), "job_id");
+}
+
+// ---- rooms ----
+
+#[tokio::test]
+async fn joins_keep_their_order_an_update_keeps_the_join_and_a_leave_removes_the_stream() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    assert!(w.join(&app, "u2").await, "joined now");
+    assert!(w.join(&app, "u1").await);
+    assert!(!w.join(&app, "u2").await, "already in the room: an update");
+    let roster: Vec<String> =
+        w.rooms.list_streams(&app, room()).await.unwrap().into_iter().map(|s| s.user_id.to_string()).collect();
+    assert_eq!(roster, ["u2", "u1"]);
+    assert_eq!(w.rooms.get_stream(&app, room(), user("u1")).await.unwrap().user_id, user("u1"));
+    w.rooms.delete_stream(&app, room(), user("u1")).await.unwrap();
+    assert_eq!(not_found_field(w.rooms.get_stream(&app, room(), user("u1")).await), "user_id");
+    assert_eq!(not_found_field(w.rooms.delete_stream(&app, room(), user("u1")).await), "user_id");
+    let bad = w.rooms.put_stream(&app, room(), user("u3"), body("{}")).await;
+    assert!(matches!(bad, Err(UseCaseError::Invalid(i)) if i.field == "url"));
+}
+
+#[tokio::test]
+async fn a_join_under_an_auto_record_rule_starts_one_job_per_join() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    w.rules.update(&app, &rule, body(r#"{"auto_record":true}"#)).await.unwrap();
+    w.clock.advance(Duration::from_secs(1));
+    w.join(&app, "u1").await;
+    w.join(&app, "u1").await;
+    let filter = JobFilter { kind: JobKind::Individual, room_id: Some(room()), state: None };
+    let jobs = w.jobs.list(&app, &filter).await.unwrap();
+    assert_eq!(jobs.len(), 1, "an update of the same participant starts nothing");
+    assert_eq!(jobs[0].user_id(), Some(&user("u1")));
+    assert_eq!(w.queue.messages().len(), 1);
+}
+
+#[tokio::test]
+async fn the_media_hook_joins_and_leaves_a_known_app_and_refuses_an_unknown_one() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let url = Some(StreamUrl::parse("rtmp://127.0.0.1/live/x", "url").unwrap());
+    let publish = PublishEvent { app_id: app.id().clone(), room_id: room(), user_id: user("u1"), url };
+    w.rooms.media_hook(publish.clone()).await.unwrap();
+    assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 1);
+    w.rooms.media_hook(PublishEvent { url: None, ..publish.clone() }).await.unwrap();
+    assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty());
+    let stranger = PublishEvent { app_id: AppId::generate(crate::testing::random()), ..publish };
+    assert_eq!(not_found_field(w.rooms.media_hook(stranger).await), "app_id");
+}
+
+// ---- Jocloud ----
+
+async fn start(w: &World, app: &OwnedApp, rule: &str, extra: &str) -> RecordingView {
+    let reservation = w.jocloud.apply_record(app, body("{}")).await.unwrap();
+    let request = format!(r#"{{"resid":"{}","roomid":"room001","record_rule_id":"{rule}"{extra}}}"#, reservation.resid);
+    w.jocloud.start_record(app, body(&request)).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_mixed_jocloud_recording_is_one_mix_job_updated_and_stopped_through_its_recordid() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let view = start(&w, &app, &rule, "").await;
+    assert_eq!(view.jobs.len(), 1);
+    let recordid = view.recordid.to_string();
+    w.claim(&w.jobs.get(&app, JobKind::Mix, view.jobs[0].job_id.as_str()).await.unwrap());
+    let update = format!(r#"{{"recordid":"{recordid}","layout_template":"screen_share_right"}}"#);
+    w.jocloud.update_mix_record(&app, body(&update)).await.unwrap();
+    let stopped = w.jocloud.stop_record(&app, body(&format!(r#"{{"recordid":"{recordid}"}}"#))).await.unwrap();
+    assert_eq!(stopped.state, RecordingState::Stopped);
+    assert_eq!(stopped.jobs[0].state, JobState::Stopping);
+    let queried = w.jocloud.query_record(&app, body(&format!(r#"{{"recordid":"{recordid}"}}"#))).await.unwrap();
+    assert_eq!(queried.recordid, view.recordid);
+}
+
+#[tokio::test]
+async fn a_resid_starts_one_recording_within_five_minutes() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let reservation = w.jocloud.apply_record(&app, body("{}")).await.unwrap();
+    let request = format!(r#"{{"resid":"{}","roomid":"room001","record_rule_id":"{rule}"}}"#, reservation.resid);
+    w.jocloud.start_record(&app, body(&request)).await.unwrap();
+    let reused = w.jocloud.start_record(&app, body(&request)).await;
+    assert!(matches!(reused, Err(UseCaseError::Conflict(m)) if m.starts_with("resid")));
+
+    let late = w.jocloud.apply_record(&app, body("{}")).await.unwrap();
+    w.clock.advance(Duration::from_secs(301));
+    let request = format!(r#"{{"resid":"{}","roomid":"room001","record_rule_id":"{rule}"}}"#, late.resid);
+    let expired = w.jocloud.start_record(&app, body(&request)).await;
+    assert!(matches!(expired, Err(UseCaseError::Expired { field: "resid", .. })), "{expired:?}");
+}
+
+#[tokio::test]
+async fn a_source_recording_records_who_is_in_the_room_and_who_joins_later() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    w.join(&app, "u1").await;
+    let view = start(&w, &app, &rule, r#","streamtype":2"#).await;
+    assert_eq!(view.jobs.len(), 1);
+    w.join(&app, "u2").await;
+    let recordid = view.recordid.to_string();
+    let queried = w.jocloud.query_record(&app, body(&format!(r#"{{"recordid":"{recordid}"}}"#))).await.unwrap();
+    let users: Vec<String> = queried.jobs.iter().filter_map(|j| j.user_id.as_ref()).map(|u| u.to_string()).collect();
+    assert_eq!(users, ["u1", "u2"]);
+}
+
+#[tokio::test]
+async fn a_jocloud_recording_of_another_room_or_app_is_refused() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let view = start(&w, &app, &rule, "").await;
+    let wrong_room = format!(r#"{{"recordid":"{}","roomid":"other"}}"#, view.recordid);
+    let refused = w.jocloud.query_record(&app, body(&wrong_room)).await;
+    assert!(matches!(refused, Err(UseCaseError::Invalid(i)) if i.field == "roomid"));
+    let other = w.apps.create(&account("alice"), body(r#"{"app_name":"other"}"#)).await.unwrap();
+    let other = w.access.app(&account("alice"), other.app_id.as_str()).await.unwrap();
+    let query = format!(r#"{{"recordid":"{}"}}"#, view.recordid);
+    assert_eq!(not_found_field(w.jocloud.query_record(&other, body(&query)).await), "recordid");
+    assert!(w.store.get_rule(app.id(), &crate::ids::RuleId::parse(&rule).unwrap()).await.unwrap().is_some());
+}

@@ -1,0 +1,34 @@
+//! The routes both job collections share (`individual-stream-jobs`, `mix-stream-jobs`):
+//! list, get, stop, and the job's events. Each job function adds its own create (and the mix
+//! its layout update) and hands every other route here.
+
+use lambda_http::Request;
+use roomrec_domain::job::JobKind;
+use roomrec_domain::usecases::{JobEvents, Jobs, OwnedApp};
+
+use crate::{job_filter, job_list, json, path, route_key, ApiError, ApiResult};
+
+/// Answers a route of `kind`'s collection that every job kind has.
+pub async fn job_routes(jobs: &Jobs, events: &JobEvents, kind: JobKind, app: &OwnedApp, req: &Request) -> ApiResult {
+    let prefix = format!("/v2/apps/{{app_id}}/{}", kind.collection());
+    let route = route_key(req);
+    let Some((method, rest)) = route.split_once(' ').and_then(|(m, p)| Some((m, p.strip_prefix(prefix.as_str())?)))
+    else {
+        return Err(ApiError::unknown_route());
+    };
+    match (method, rest) {
+        ("GET", "") => job_list(req, jobs.list(app, &job_filter(req, kind)?).await?),
+        ("GET", "/{job_id}") => json(200, &jobs.get(app, kind, path(req, "job_id")?).await?),
+        ("POST", "/{job_id}/stop") => json(200, &jobs.stop(app, kind, path(req, "job_id")?).await?),
+        ("GET", "/{job_id}/events") => {
+            let job_id = path(req, "job_id")?;
+            let listed = events.list(app, kind, job_id).await?;
+            json(200, &serde_json::json!({ "job_id": job_id, "events": listed }))
+        }
+        ("POST", "/{job_id}/events/{event_id}/redeliver") => {
+            let (job_id, event_id) = (path(req, "job_id")?, path(req, "event_id")?);
+            json(202, &events.redeliver(app, kind, job_id, event_id).await?)
+        }
+        _ => Err(ApiError::unknown_route()),
+    }
+}
