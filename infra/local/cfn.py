@@ -4,7 +4,6 @@ DynamoDB tables, SQS queues and S3 buckets in moto, and resolves the functions' 
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 
@@ -68,8 +67,6 @@ def load_template(path: Path) -> dict:
 class Resolver:
     """Evaluates intrinsic functions against the local stack's physical resources."""
 
-    NO_VALUE = object()
-
     def __init__(self, template: dict, parameters: dict[str, str]):
         self.template = template
         self.parameters = parameters
@@ -85,7 +82,6 @@ class Resolver:
             "AWS::URLSuffix": "amazonaws.com",
             "AWS::StackName": "roomrec",
             "AWS::StackId": f"arn:aws:cloudformation:{REGION}:{ACCOUNT_ID}:stack/roomrec/local",
-            "AWS::NoValue": self.NO_VALUE,
         }
         if name not in values:
             raise StackError(f"unknown pseudo parameter {name}")
@@ -113,16 +109,9 @@ class Resolver:
         if name not in self.refs and self.on_missing is not None:
             self.on_missing(name)
 
-    def condition(self, name: str) -> bool:
-        conditions = self.template.get("Conditions", {})
-        if name not in conditions:
-            raise StackError(f"unknown condition {name}")
-        return bool(self.resolve(conditions[name]))
-
     def resolve(self, value):
         if isinstance(value, list):
-            items = (self.resolve(v) for v in value)
-            return [v for v in items if v is not self.NO_VALUE]
+            return [self.resolve(v) for v in value]
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
@@ -130,12 +119,10 @@ class Resolver:
             handler = self._FUNCTIONS.get(key)
             if handler is not None:
                 return handler(self, arg)
-        out = {}
-        for k, v in value.items():
-            v = self.resolve(v)
-            if v is not self.NO_VALUE:
-                out[k] = v
-        return out
+            if key == "Condition" or key.startswith("Fn::"):
+                raise StackError(f"{key} is not used by template.yaml, so the local stack does not "
+                                 f"evaluate it (only Ref, Fn::GetAtt and Fn::Sub)")
+        return {k: self.resolve(v) for k, v in value.items()}
 
     def _sub(self, arg):
         if isinstance(arg, list):
@@ -163,36 +150,11 @@ class Resolver:
                 i += 1
         return "".join(out)
 
-    def _find_in_map(self, arg):
-        name, top, second = (self.resolve(a) for a in arg)
-        return self.template["Mappings"][name][top][second]
-
-    def _get_azs(self, _arg):
-        return [f"{REGION}{z}" for z in "abc"]
-
-    def _unsupported(self, what):
-        def fail(_self, arg):
-            raise StackError(f"{what} ({arg!r}) is not supported by the local stack")
-        return fail
-
     _FUNCTIONS = {
         "Ref": lambda self, a: self.ref(self.resolve(a)),
         "Fn::GetAtt": lambda self, a: self.get_att(*(
             self.resolve(a) if isinstance(a, list) else str(a).split(".", 1))),
         "Fn::Sub": _sub,
-        "Fn::Join": lambda self, a: str(a[0]).join(str(v) for v in self.resolve(a[1])),
-        "Fn::Select": lambda self, a: self.resolve(a[1])[int(self.resolve(a[0]))],
-        "Fn::Split": lambda self, a: str(self.resolve(a[1])).split(a[0]),
-        "Fn::If": lambda self, a: self.resolve(a[1] if self.condition(a[0]) else a[2]),
-        "Fn::Equals": lambda self, a: self.resolve(a[0]) == self.resolve(a[1]),
-        "Fn::Not": lambda self, a: not self.resolve(a[0]),
-        "Fn::And": lambda self, a: all(self.resolve(v) for v in a),
-        "Fn::Or": lambda self, a: any(self.resolve(v) for v in a),
-        "Condition": lambda self, a: self.condition(a),
-        "Fn::FindInMap": _find_in_map,
-        "Fn::Base64": lambda self, a: base64.b64encode(str(self.resolve(a)).encode()).decode(),
-        "Fn::GetAZs": _get_azs,
-        "Fn::ImportValue": _unsupported(None, "Fn::ImportValue"),
     }
 
 
@@ -364,6 +326,6 @@ def function_environment(template: dict, resolver: Resolver) -> dict[str, str]:
             raise StackError(f"Globals.Function.Environment.Variables.{key}: {e}") from e
         if isinstance(resolved, bool):  # YAML `true` means CloudFormation's "true"
             env[key] = "true" if resolved else "false"
-        elif resolved is not Resolver.NO_VALUE:
+        else:
             env[key] = str(resolved)
     return env

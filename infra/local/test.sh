@@ -7,6 +7,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 : "${ROOMREC_HTTP_URL:?run me through 'make test' (infra/local/stack.py run -- ...)}"
 
+# No module of functions/ or worker/ imports one that imports it back.
+python3 infra/check-module-cycles.py
 # The offline tier: what `cargo test --workspace` runs with nothing started.
 cargo test --workspace --no-fail-fast
 # The end-to-end tier (`--features e2e`): real nginx-rtmp, ffmpeg publishers, moto, processes.

@@ -156,3 +156,22 @@ pub fn job_list(req: &Request, jobs: Vec<Job>) -> ApiResult {
     let page: Vec<Job> = jobs.into_iter().skip(offset).take(limit).collect();
     json(200, &serde_json::json!({ "total": total, "jobs": page }))
 }
+
+/// The `main` of an API function: tracing, the use cases wired from the environment once,
+/// then every request to `$handle(&deps, request)`. The calling crate depends on tokio,
+/// lambda_http and roomrec-adapters.
+#[macro_export]
+macro_rules! lambda_main {
+    ($handle:path) => {
+        #[tokio::main]
+        async fn main() -> Result<(), lambda_http::Error> {
+            roomrec_adapters::init_tracing();
+            let deps = roomrec_adapters::Deps::from_env().await?;
+            let deps = &deps;
+            let handler = move |req: lambda_http::Request| async move {
+                Ok::<_, std::convert::Infallible>($handle(deps, req).await)
+            };
+            lambda_http::run(lambda_http::service_fn(handler)).await
+        }
+    };
+}

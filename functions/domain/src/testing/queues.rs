@@ -152,11 +152,19 @@ impl EventLog for MemEventLog {
     }
 }
 
+/// A multipart upload under way.
+struct Multipart {
+    bucket: String,
+    key: String,
+    /// Parts by number.
+    parts: BTreeMap<i32, Vec<u8>>,
+}
+
 #[derive(Default)]
 struct Objects {
     objects: HashMap<(String, String), Vec<u8>>,
-    /// Multipart uploads under way: id → (bucket, key, parts by number).
-    uploads: HashMap<String, (String, String, BTreeMap<i32, Vec<u8>>)>,
+    /// Multipart uploads under way, by id.
+    uploads: HashMap<String, Multipart>,
     next_upload: u64,
 }
 
@@ -198,7 +206,8 @@ impl Blobs for MemBlobs {
         let mut objects = self.lock();
         objects.next_upload += 1;
         let id = format!("upload-{}", objects.next_upload);
-        objects.uploads.insert(id.clone(), (bucket.to_owned(), key.to_owned(), BTreeMap::new()));
+        let upload = Multipart { bucket: bucket.to_owned(), key: key.to_owned(), parts: BTreeMap::new() };
+        objects.uploads.insert(id.clone(), upload);
         Ok(id)
     }
     async fn upload_part(
@@ -211,8 +220,8 @@ impl Blobs for MemBlobs {
     ) -> Result<String, StoreError> {
         let bytes = read_part(part).map_err(|e| StoreError::Backend(Box::new(e)))?;
         let mut objects = self.lock();
-        let (_, _, parts) = objects.uploads.get_mut(upload_id).ok_or(StoreError::Conflict)?;
-        parts.insert(number, bytes);
+        let upload = objects.uploads.get_mut(upload_id).ok_or(StoreError::Conflict)?;
+        upload.parts.insert(number, bytes);
         Ok(format!("\"{upload_id}-{number}\""))
     }
     async fn complete_multipart(
@@ -223,11 +232,11 @@ impl Blobs for MemBlobs {
         etags: &[String],
     ) -> Result<(), StoreError> {
         let mut objects = self.lock();
-        let (bucket, key, parts) = objects.uploads.remove(upload_id).ok_or(StoreError::Conflict)?;
-        if parts.len() != etags.len() {
+        let upload = objects.uploads.remove(upload_id).ok_or(StoreError::Conflict)?;
+        if upload.parts.len() != etags.len() {
             return Err(StoreError::Conflict);
         }
-        objects.objects.insert((bucket, key), parts.into_values().flatten().collect());
+        objects.objects.insert((upload.bucket, upload.key), upload.parts.into_values().flatten().collect());
         Ok(())
     }
     async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
