@@ -6,7 +6,6 @@
 mod cold_start;
 mod gateway;
 mod moto;
-mod stats;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -18,8 +17,9 @@ use moto::Moto;
 use reqwest::Method;
 use roomrec_adapters::Deps;
 use roomrec_domain::ids::AccountId;
+use roomrec_testkit::markdown::{header, row};
+use roomrec_testkit::stats::{ms, ms_diff, Sample};
 use serde_json::{json, Value};
-use stats::{header, ms, ms_diff, row, Sample};
 
 /// Timed requests per route (and timed iterations of its moto-only calls).
 const PER_ROUTE: usize = 250;

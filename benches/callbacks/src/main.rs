@@ -12,7 +12,6 @@
 //! stderr.
 
 mod receiver;
-mod stats;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -27,8 +26,9 @@ use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::{AppId, JobId, RoomId};
 use roomrec_domain::ports::EventLog;
 use roomrec_domain::time::Timestamp;
+use roomrec_testkit::markdown::{header, row};
+use roomrec_testkit::stats::{ms, Sample};
 use serde_json::{json, Value};
-use stats::{header, ms, row, Sample};
 
 /// The app's auth_key (32 printable characters, as the API requires).
 const AUTH_KEY: &str = "bench0callbacks0auth0key00000032";
