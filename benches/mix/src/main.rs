@@ -11,7 +11,6 @@
 mod grid;
 mod inputs;
 mod ours;
-mod procs;
 mod quality;
 mod reference;
 mod report;
@@ -25,6 +24,7 @@ use anyhow::{ensure, Context, Result};
 use inputs::{Inputs, MAX_PARTICIPANTS};
 use quality::Composite;
 use report::{Quality, Row, Side};
+use roomrec_testkit::procs;
 use stack::Stack;
 
 /// Where the cached inputs and the recordings go.

@@ -2,8 +2,9 @@
 
 use std::path::PathBuf;
 
+use roomrec_testkit::procs::Usage;
+
 use crate::inputs::FPS;
-use crate::procs::Usage;
 
 /// Cores the real-time goal is stated for.
 pub const GOAL_CORES: f64 = 2.0;

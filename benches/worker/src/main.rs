@@ -9,7 +9,6 @@
 mod api;
 mod media;
 mod ours;
-mod procs;
 mod reference;
 mod report;
 
@@ -20,6 +19,7 @@ use anyhow::{bail, ensure, Context, Result};
 use api::Api;
 use media::Group;
 use report::Row;
+use roomrec_testkit::procs;
 use tokio::signal::unix::{signal, SignalKind};
 
 /// The room every N's participants publish in.

@@ -9,10 +9,11 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use roomrec_testkit::procs::{self, Threads};
 use tokio::process::{Child, Command};
 
 use crate::report::Side;
-use crate::{procs, Bench, Room};
+use crate::{Bench, Room};
 
 /// Concurrent recordings the measured worker accepts (above the largest N).
 const MAX_JOBS: &str = "64";
@@ -37,7 +38,7 @@ pub async fn run(bench: &Bench, room: &Room, notes: &mut Vec<String>) -> Result<
     let result = async {
         // The threads the worker has before any job: main and tokio's async workers.
         tokio::time::sleep(STARTUP).await;
-        let startup = procs::thread_ticks(worker.id().context("the worker has been reaped")?)?;
+        let startup = procs::threads(worker.id().context("the worker has been reaped")?)?;
         for i in 0..room.n {
             jobs.push(bench.api.create_job(&room.app, &room.rule, crate::ROOM, &Room::user(i)).await?);
         }
@@ -147,18 +148,18 @@ async fn measure(
     room: &Room,
     jobs: &[String],
     worker: &mut Child,
-    startup: &HashMap<u32, u64>,
+    startup: &Threads,
     notes: &mut Vec<String>,
 ) -> Result<Side> {
     let pid = worker.id().context("the worker has been reaped")?;
     let load = procs::load_average();
     eprintln!("bench-worker: N = {}: measuring the worker for {} s (load {load})", room.n, bench.window.as_secs());
     let before: usize = segments_per_job(bench, room).await?.values().sum();
-    let threads_before = procs::thread_ticks(pid)?;
-    let usage = procs::measure(&[pid], bench.window, bench.ticks).await.context("measuring the worker")?;
-    let threads_after = procs::thread_ticks(pid)?;
+    let threads_before = procs::threads(pid)?;
+    let (usage, memory) = procs::measure(&[pid], bench.window, bench.ticks).await.context("measuring the worker")?;
+    let threads_after = procs::threads(pid)?;
     let after: usize = segments_per_job(bench, room).await?.values().sum();
-    let group = |tid| if startup.contains_key(&tid) { STARTUP_THREADS } else { JOB_THREADS };
+    let group = |tid, _: &str| if startup.contains_key(&tid) { STARTUP_THREADS } else { JOB_THREADS };
     let split = procs::cpu_by_group(&threads_before, &threads_after, bench.ticks, group);
     let share = |secs: f64| 100.0 * secs / usage.cpu_seconds.max(f64::EPSILON);
     let split: Vec<String> =
@@ -170,7 +171,7 @@ async fn measure(
     if running < jobs.len() {
         bail!("only {running}/{} jobs were still RUNNING at the end of the window", jobs.len());
     }
-    Ok(Side { usage, segments: after.saturating_sub(before), load })
+    Ok(Side { usage, memory, segments: after.saturating_sub(before), load })
 }
 
 /// Stops every job through the API and waits until all are STOPPED; returns how long that took.

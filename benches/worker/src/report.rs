@@ -1,7 +1,8 @@
 //! The Markdown the benchmark prints: one row per N and the issue's goal at N = 50.
 
+use roomrec_testkit::procs::{Memory, Usage, MIB};
+
 use crate::media::SLICE_SECONDS;
-use crate::procs::{Usage, MIB};
 
 /// The N at which the issue states its goal.
 pub const GOAL_N: usize = 50;
@@ -13,8 +14,10 @@ pub const GOAL_RSS_RATIO: f64 = 0.1;
 /// One side measured at one N.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Side {
-    /// What its processes used during the window.
+    /// The CPU its processes used during the window.
     pub usage: Usage,
+    /// The most memory its processes held at once during the window.
+    pub memory: Memory,
     /// HLS segments completed during the window, over all N streams.
     pub segments: usize,
     /// `/proc/loadavg` when the window opened.
@@ -29,12 +32,12 @@ impl Side {
 
     /// Peak resident memory per stream, in MiB.
     pub fn rss_mib_per_stream(&self, n: usize) -> f64 {
-        self.usage.peak_rss_bytes as f64 / MIB / n as f64
+        self.memory.peak_rss_bytes as f64 / MIB / n as f64
     }
 
     /// Peak private resident memory (`RssAnon`) per stream, in MiB.
     pub fn anon_mib_per_stream(&self, n: usize) -> f64 {
-        self.usage.peak_anon_bytes as f64 / MIB / n as f64
+        self.memory.peak_anon_bytes as f64 / MIB / n as f64
     }
 }
 
@@ -149,8 +152,9 @@ mod tests {
 
     fn side(cpu_seconds: f64, rss_mib: u64) -> Result<Side, String> {
         let (peak_rss_bytes, peak_anon_bytes) = (rss_mib * 1024 * 1024, rss_mib * 1024 * 1024 / 4);
-        let usage = Usage { cpu_seconds, peak_rss_bytes, peak_anon_bytes, wall: Duration::from_secs(30) };
-        Ok(Side { usage, segments: 375, load: "1.00 1.00 1.00".into() })
+        let usage = Usage { cpu_seconds, wall: Duration::from_secs(30), other_cores: 0.0 };
+        let memory = Memory { peak_rss_bytes, peak_anon_bytes };
+        Ok(Side { usage, memory, segments: 375, load: "1.00 1.00 1.00".into() })
     }
 
     #[test]
