@@ -26,9 +26,10 @@ use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::{AppId, JobId, RoomId};
 use roomrec_domain::ports::EventLog;
 use roomrec_domain::time::Timestamp;
+use roomrec_testkit::api::Api;
 use roomrec_testkit::markdown::{header, row};
 use roomrec_testkit::stats::{ms, Sample};
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// The app's auth_key (32 printable characters, as the API requires).
 const AUTH_KEY: &str = "bench0callbacks0auth0key00000032";
@@ -74,16 +75,12 @@ impl Knobs {
 #[tokio::main]
 async fn main() -> Result<()> {
     let knobs = Knobs::from_env()?;
-    let base = std::env::var("ROOMREC_HTTP_URL")
-        .context("ROOMREC_HTTP_URL is not set: run me through `make bench-callbacks`")?;
-    let key_id = std::env::var("ROOMREC_DEV_KEY_ID")
-        .context("ROOMREC_DEV_KEY_ID is not set: run me through `make bench-callbacks`")?;
-    let secret = std::env::var("ROOMREC_DEV_SECRET").context("ROOMREC_DEV_SECRET is not set")?;
+    let api = Api::from_env()?;
     let deps = Deps::from_env().await.context("reading the stack's configuration")?;
     let log = event_log(&deps.config).await;
 
     let receiver = Receiver::start(AUTH_KEY).await?;
-    let app = create_app(&base, &key_id, &secret, &receiver.url()).await?;
+    let app = create_app(&api, &receiver.url()).await?;
     eprintln!("bench-callbacks: app {app}, callback {}", receiver.url());
 
     let per_job = knobs.events / knobs.jobs;
@@ -112,24 +109,10 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Creates an app with the dev credential and points its record callback at `url`.
-async fn create_app(base: &str, key_id: &str, secret: &str, url: &str) -> Result<AppId> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let send = |method: reqwest::Method, path: String, body: Value| {
-        client.request(method, format!("{base}{path}")).basic_auth(key_id, Some(secret)).json(&body).send()
-    };
-    let reply = send(reqwest::Method::POST, "/v2/apps".into(), json!({ "app_name": "bench-callbacks" })).await?;
-    ensure!(reply.status().is_success(), "POST /v2/apps answered {}", reply.status());
-    let app: Value = reply.json().await?;
-    let app_id = app["app_id"].as_str().context("no app_id in the created app")?.to_owned();
-    let callback = json!({ "url": url, "auth_key": AUTH_KEY });
-    let reply = send(reqwest::Method::PUT, format!("/v2/apps/{app_id}/record-callback"), callback).await?;
-    ensure!(
-        reply.status().is_success(),
-        "PUT record-callback answered {}: {}",
-        reply.status(),
-        reply.text().await.unwrap_or_default()
-    );
+/// Creates an app with `api`'s credential and points its record callback at `url`.
+async fn create_app(api: &Api, url: &str) -> Result<AppId> {
+    let app_id = api.create_app("bench-callbacks").await?;
+    api.set_callback(&app_id, &json!({ "url": url, "auth_key": AUTH_KEY })).await?;
     AppId::parse(&app_id).context("the API returned a malformed app_id")
 }
 

@@ -6,7 +6,6 @@
 //! over the same window (`BENCH_WINDOW_SECS`, default 30). Prints a Markdown table on stdout;
 //! progress goes to stderr.
 
-mod api;
 mod media;
 mod ours;
 mod reference;
@@ -16,10 +15,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use api::Api;
 use media::Group;
 use report::Row;
+use roomrec_testkit::api::Api;
 use roomrec_testkit::procs;
+use serde_json::{json, Value};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// The room every N's participants publish in.
@@ -180,7 +180,7 @@ async fn one_n(bench: &Bench, input: &Path, n: usize, notes: &mut Vec<String>) -
 async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) -> Result<Room> {
     let app = bench.api.create_app(&format!("bench-worker-n{n}")).await?;
     let object = format!("bench-worker/n{n}/");
-    let rule = bench.api.create_rule(&app, &bench.bucket, &object).await?;
+    let rule = bench.api.create_rule(&app, &rule_body(&bench.bucket, &object)).await?;
     let room = Room { n, app, rule, object };
     for i in 0..n {
         publishers.push(media::publisher(input, &bench.rtmp_url, &room.key(i))?);
@@ -199,6 +199,18 @@ async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) 
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A rule recording HLS (4 s slices) and MP4 into `bucket` under `object`, with every file
+/// named `<object><job_id>/<format>_<start time>`.
+fn rule_body(bucket: &str, object: &str) -> Value {
+    let prefix = "{job_id}/{record_format}_{file_start_time}";
+    json!({
+        "obs_addr": { "bucket": bucket, "location": "us-east-1", "object": object },
+        "record_formats": ["HLS", "MP4"],
+        "hls_config": { "record_slice_duration": media::SLICE_SECONDS, "record_prefix": prefix },
+        "mp4_config": { "record_prefix": prefix },
+    })
 }
 
 /// The printed Markdown: title, table, goal, method and notes.

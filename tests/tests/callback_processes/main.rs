@@ -236,7 +236,7 @@ async fn an_event_whose_queue_message_was_lost_is_queued_again_by_the_next_and_b
 async fn saving_a_callback_url_on_a_private_address_is_refused_when_the_deployment_does_not_allow_it() {
     let gateway = Gateway::start("refusing", &[(env::ALLOW_PRIVATE_CALLBACKS, "false")]).await;
     let api = Api::new_account().await.against(&gateway.url);
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let path = format!("/v2/apps/{app}/record-callback");
     let mut refused: Vec<String> = [
         "http://127.0.0.1:8080/callback",

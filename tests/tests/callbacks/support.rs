@@ -163,10 +163,9 @@ impl Setup {
     /// A new account and app with its callback set through the API.
     pub async fn new(url: &str, events: &[&str]) -> Self {
         let api = Api::new_account().await;
-        let app = api.create_app().await;
+        let app = api.create_app("rtctest").await.unwrap();
         let body = json!({ "url": url, "auth_key": AUTH_KEY, "notify_event_subscription": events });
-        let reply = api.put(&format!("/v2/apps/{app}/record-callback"), &body).await;
-        assert!(reply.status.is_success(), "{:?}", reply.body);
+        api.set_callback(&app, &body).await.unwrap();
         Self { api, app, job: JobId::generate(), log: event_log().await }
     }
 
