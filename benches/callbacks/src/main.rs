@@ -11,15 +11,12 @@
 //! per-job order violations and signatures the `standardwebhooks` crate rejects. Progress goes to
 //! stderr.
 
-mod receiver;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use receiver::{Receipt, Receiver};
 use roomrec_adapters::{event_log, Deps, DynamoEventLog};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::RecordEvent;
@@ -28,6 +25,7 @@ use roomrec_domain::ports::EventLog;
 use roomrec_domain::time::Timestamp;
 use roomrec_testkit::api::Api;
 use roomrec_testkit::markdown::{header, row};
+use roomrec_testkit::receiver::{Received, Receiver};
 use roomrec_testkit::stats::{ms, Sample};
 use serde_json::json;
 
@@ -79,7 +77,7 @@ async fn main() -> Result<()> {
     let deps = Deps::from_env().await.context("reading the stack's configuration")?;
     let log = event_log(&deps.config).await;
 
-    let receiver = Receiver::start(AUTH_KEY).await?;
+    let receiver = Receiver::start_verifying(AUTH_KEY).await?;
     let app = create_app(&api, &receiver.url()).await?;
     eprintln!("bench-callbacks: app {app}, callback {}", receiver.url());
 
@@ -101,7 +99,7 @@ async fn main() -> Result<()> {
     eprintln!("bench-callbacks: written in {:.1} s; {} received so far", written_in.as_secs_f64(), receiver.count());
 
     let complete = wait_for_all(&receiver, &written, start, knobs.timeout).await;
-    let (receipts, unreadable) = receiver.receipts();
+    let (receipts, unreadable) = read_receipts(&receiver.received());
     println!("{}", report(&knobs, &written, &receipts, unreadable, start, written_in)?);
     if !complete {
         bail!("not every event was received within {} s (BENCH_TIMEOUT_SECS)", knobs.timeout.as_secs());
@@ -169,6 +167,38 @@ async fn write_job(
     Ok(written)
 }
 
+/// One callback the receiver got, read as an event.
+#[derive(Debug, Clone)]
+struct Receipt {
+    at: Instant,
+    event_id: String,
+    job_id: String,
+    sequence: u64,
+    /// Whether the `standardwebhooks` crate accepted its signature on arrival.
+    verified: bool,
+}
+
+/// The events among `received`, in arrival order, and how many requests were not events (no
+/// `event_id`, `job_id`, `sequence`).
+fn read_receipts(received: &[Received]) -> (Vec<Receipt>, usize) {
+    let mut receipts = Vec::with_capacity(received.len());
+    let mut unreadable = 0;
+    for request in received {
+        let event = request.json();
+        match (event["event_id"].as_str(), event["job_id"].as_str(), event["sequence"].as_u64()) {
+            (Some(event_id), Some(job_id), Some(sequence)) => receipts.push(Receipt {
+                at: request.at,
+                event_id: event_id.to_owned(),
+                job_id: job_id.to_owned(),
+                sequence,
+                verified: request.verified == Some(true),
+            }),
+            _ => unreadable += 1,
+        }
+    }
+    (receipts, unreadable)
+}
+
 /// Waits until every written event was received (duplicates do not count twice), for at most
 /// `timeout` from `start`; `false` when time ran out.
 async fn wait_for_all(
@@ -178,10 +208,12 @@ async fn wait_for_all(
     timeout: Duration,
 ) -> bool {
     let mut last_report = Instant::now();
+    let (mut read, mut unique) = (0, HashSet::new());
     loop {
-        let (receipts, _) = receiver.receipts();
-        let unique: HashSet<&str> =
-            receipts.iter().map(|r| r.event_id.as_str()).filter(|id| written.contains_key(*id)).collect();
+        let new = receiver.received_since(read);
+        read += new.len();
+        let (receipts, _) = read_receipts(&new);
+        unique.extend(receipts.into_iter().map(|r| r.event_id).filter(|id| written.contains_key(id)));
         if unique.len() >= written.len() {
             return true;
         }
