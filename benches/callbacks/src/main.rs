@@ -24,6 +24,7 @@ use roomrec_domain::ids::{AppId, JobId, RoomId};
 use roomrec_domain::ports::EventLog;
 use roomrec_domain::time::Timestamp;
 use roomrec_testkit::api::Api;
+use roomrec_testkit::env::{count_var, seconds_var};
 use roomrec_testkit::markdown::{header, row};
 use roomrec_testkit::receiver::{Received, Receiver};
 use roomrec_testkit::stats::{ms, Sample};
@@ -45,21 +46,14 @@ struct Knobs {
     timeout: Duration,
 }
 
-fn knob(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(text) => text.trim().parse().with_context(|| format!("{name}={text:?} is not a number")),
-        Err(_) => Ok(default),
-    }
-}
-
 impl Knobs {
     fn from_env() -> Result<Self> {
         let knobs = Self {
-            events: knob("BENCH_EVENTS", 10_000)?,
-            jobs: knob("BENCH_JOBS", 100)?,
-            writers: knob("BENCH_WRITERS", 8)?,
-            max_backlog: knob("BENCH_MAX_BACKLOG", 100)?,
-            timeout: Duration::from_secs(knob("BENCH_TIMEOUT_SECS", 900)? as u64),
+            events: count_var("BENCH_EVENTS", 10_000)?,
+            jobs: count_var("BENCH_JOBS", 100)?,
+            writers: count_var("BENCH_WRITERS", 8)?,
+            max_backlog: count_var("BENCH_MAX_BACKLOG", 100)?,
+            timeout: seconds_var("BENCH_TIMEOUT_SECS", 900, 0)?,
         };
         ensure!(knobs.jobs > 0 && knobs.writers > 0, "BENCH_JOBS and BENCH_WRITERS must be at least 1");
         ensure!(

@@ -18,12 +18,15 @@ use anyhow::{bail, ensure, Context, Result};
 use media::Group;
 use report::Row;
 use roomrec_testkit::api::Api;
-use roomrec_testkit::procs;
+use roomrec_testkit::markdown::section;
+use roomrec_testkit::{env, procs};
 use serde_json::{json, Value};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// The room every N's participants publish in.
 pub const ROOM: &str = "bench";
+/// The most streams one N may record (the worker's ROOMREC_MAX_JOBS in ours.rs).
+const MAX_N: usize = 64;
 /// How long N publishers may take to appear in the room roster.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -85,34 +88,9 @@ async fn main() -> Result<()> {
     }
 }
 
-/// A variable the stack exports.
-fn stack_var(name: &str) -> Result<String> {
-    std::env::var(name).with_context(|| format!("{name} is not set: run me through `make bench-worker`"))
-}
-
-/// A positive number of seconds from `name`, or `default`.
-fn seconds_var(name: &str, default: u64) -> Result<Duration> {
-    let seconds =
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map_or(Ok(default), |v| v.trim().parse::<u64>());
-    let seconds = seconds.with_context(|| format!("{name} must be a whole number of seconds"))?;
-    ensure!(seconds > 0, "{name} must be positive");
-    Ok(Duration::from_secs(seconds))
-}
-
 /// The Ns to run, from a list like "1 10 50" (spaces or commas).
-fn parse_ns(text: &str) -> Result<Vec<usize>> {
-    let ns = text
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .ok()
-                .filter(|&n| (1..=64).contains(&n))
-                .with_context(|| format!("BENCH_NS: {s:?} is not 1 to 64"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    ensure!(!ns.is_empty(), "BENCH_NS lists no N");
-    Ok(ns)
+fn parse_ns(text: &str) -> Result<Vec<usize>, env::KnobError> {
+    env::parse_counts("BENCH_NS", text, 1..=MAX_N)
 }
 
 async fn run() -> Result<()> {
@@ -126,13 +104,13 @@ async fn run() -> Result<()> {
     let bench = Bench {
         api: Api::from_env()?,
         s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(true).build()),
-        bucket: stack_var("ROOMREC_RECORDINGS_BUCKET")?,
-        rtmp_url: stack_var("ROOMREC_RTMP_URL")?,
-        state_dir: PathBuf::from(stack_var("ROOMREC_STATE_DIR")?),
+        bucket: env::stack_var("ROOMREC_RECORDINGS_BUCKET")?,
+        rtmp_url: env::stack_var(env::RTMP_URL)?,
+        state_dir: PathBuf::from(env::stack_var("ROOMREC_STATE_DIR")?),
         worker_bin,
         tmp: scratch.0.clone(),
-        window: seconds_var("BENCH_WINDOW_SECS", 30)?,
-        ready_timeout: seconds_var("BENCH_READY_SECS", 60)?,
+        window: env::seconds_var("BENCH_WINDOW_SECS", 30, 1)?,
+        ready_timeout: env::seconds_var("BENCH_READY_SECS", 60, 1)?,
         ticks: procs::clock_ticks_per_second()?,
     };
     let input = bench.tmp.join("in.flv");
@@ -249,11 +227,7 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
         ),
         format!("- Machine: {cores} cores; other work may have been running (load averages below)."),
     ];
-    if !notes.is_empty() {
-        text.push(String::new());
-        text.push("Notes:".into());
-        text.extend(notes.iter().map(|note| format!("- {note}")));
-    }
+    text.extend(section("Notes:", notes));
     text.join("\n")
 }
 

@@ -1,5 +1,6 @@
 //! The Markdown the benchmark prints: one row per N and the goal at N = 50.
 
+use roomrec_testkit::markdown::{self, verdict};
 use roomrec_testkit::procs::{Memory, Usage, MIB};
 
 use crate::media::SLICE_SECONDS;
@@ -60,11 +61,6 @@ impl Row {
     }
 }
 
-/// A Markdown table row.
-fn line(cells: &[String]) -> String {
-    format!("| {} |", cells.join(" | "))
-}
-
 /// A short cell for a side that was not measured.
 fn failed(why: &str) -> String {
     if why.starts_with("not sustainable") {
@@ -76,7 +72,7 @@ fn failed(why: &str) -> String {
 
 /// The table, one row per N; `window_secs` gives the expected segment count.
 pub fn table(rows: &[Row], window_secs: u64) -> String {
-    let header = [
+    let titles = [
         "N",
         "ours CPU-s per recorded s per stream",
         "ffmpeg CPU-s per recorded s per stream",
@@ -87,7 +83,7 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
         "segments in window: ours / ffmpeg / expected",
         "private RssAnon MiB per stream: ours / ffmpeg",
     ];
-    let mut lines = vec![line(&header.map(String::from)), line(&header.map(|_| "---".to_owned()))];
+    let mut lines = vec![markdown::header(&titles)];
     for row in rows {
         let side =
             |side: &Result<Side, String>, f: &dyn Fn(&Side) -> String| side.as_ref().map_or_else(|e| failed(e), f);
@@ -95,7 +91,7 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
             row.ratios().map_or(("n/a".into(), "n/a".into()), |(c, r)| (format!("{c:.2}"), format!("{r:.3}")));
         let segments = |s: &Side| s.segments.to_string();
         let anon = |s: &Side| format!("{:.1}", s.anon_mib_per_stream(row.n));
-        lines.push(line(&[
+        lines.push(markdown::row(&[
             row.n.to_string(),
             side(&row.ours, &|s| format!("{:.4}", s.cpu_per_stream(row.n))),
             side(&row.reference, &|s| format!("{:.4}", s.cpu_per_stream(row.n))),
@@ -134,7 +130,6 @@ pub fn goal(rows: &[Row]) -> String {
             .join("; ");
         return format!("{stated}: FAIL (not measured at N = {GOAL_N}: {why}).");
     };
-    let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
     let (cpu_ok, rss_ok) = (cpu <= GOAL_CPU_RATIO, rss <= GOAL_RSS_RATIO);
     format!(
         "{stated}: {}. CPU ratio {cpu:.2} (≤ {GOAL_CPU_RATIO}: {}), RSS ratio {rss:.3} (≤ {GOAL_RSS_RATIO}: {}).",
