@@ -31,37 +31,24 @@ pub fn publish(key: &str, seconds: u32) -> tokio::process::Child {
 
 /// Publishes a 320x180 15 fps picture of one colour (`0xRRGGBB`) with a `hz` tone as `key`.
 pub fn publish_colour(key: &str, seconds: u32, colour: &str, hz: u32) -> tokio::process::Child {
-    let url = format!("{}/{key}", stack_env("ROOMREC_RTMP_URL"));
-    tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi"])
-        .args(["-i", &format!("color=c={colour}:size=320x180:rate=15"), "-f", "lavfi"])
-        .args(["-i", &format!("sine=frequency={hz}:sample_rate=48000"), "-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "15"])
-        .args(["-c:a", "aac", "-f", "flv", &url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("ffmpeg is installed by make test")
+    let (video, audio) =
+        (format!("color=c={colour}:size=320x180:rate=15"), format!("sine=frequency={hz}:sample_rate=48000"));
+    publisher(key, seconds, &video, &audio, &["-tune", "zerolatency", "-g", "15"])
 }
 
 /// Publishes a test picture of `size` with extra x264 arguments (e.g. a high bitrate).
 pub fn publish_with(key: &str, seconds: u32, size: &str, x264: &[&str]) -> tokio::process::Child {
-    let url = format!("{}/{key}", stack_env("ROOMREC_RTMP_URL"));
+    let video = format!("testsrc2=size={size}:rate=25");
+    publisher(key, seconds, &video, "sine=frequency=440:sample_rate=48000", &[&["-g", "25"], x264].concat())
+}
+
+/// An ffmpeg process publishing the lavfi sources `video` and `audio` for `seconds` to
+/// nginx-rtmp as `key`, H.264 (ultrafast, then the `x264` arguments) and AAC; killed when dropped.
+fn publisher(key: &str, seconds: u32, video: &str, audio: &str, x264: &[&str]) -> tokio::process::Child {
+    let url = format!("{}/{key}", stack_env(env::RTMP_URL));
     tokio::process::Command::new("ffmpeg")
-        .args([
-            "-hide_banner",
-            "-loglevel",
-            "error",
-            "-re",
-            "-f",
-            "lavfi",
-            "-i",
-            &format!("testsrc2=size={size}:rate=25"),
-        ])
-        .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", &seconds.to_string()])
-        .args(["-c:v", "libx264", "-preset", "ultrafast", "-g", "25"])
+        .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio])
+        .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", "ultrafast"])
         .args(x264)
         .args(["-c:a", "aac", "-f", "flv", &url])
         .stdin(Stdio::null())
