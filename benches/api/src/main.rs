@@ -4,22 +4,23 @@
 //! moto, and the cold start of the apps-api binary. Progress goes to stderr.
 
 mod cold_start;
-mod gateway;
 mod moto;
-mod stats;
+mod routes;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{ensure, Context, Result};
 use base64::Engine;
-use gateway::{Fixture, Gateway, Route};
 use moto::Moto;
-use reqwest::Method;
 use roomrec_adapters::Deps;
 use roomrec_domain::ids::AccountId;
-use serde_json::{json, Value};
-use stats::{header, ms, ms_diff, row, Sample};
+use roomrec_testkit::api::Api;
+use roomrec_testkit::env;
+use roomrec_testkit::markdown::{header, row};
+use roomrec_testkit::stats::{ms, ms_diff, Sample};
+use routes::{Fixture, Route};
+use serde_json::Value;
 
 /// Timed requests per route (and timed iterations of its moto-only calls).
 const PER_ROUTE: usize = 250;
@@ -36,8 +37,7 @@ async fn main() -> Result<()> {
     let apps_api = args.iter().position(|a| a == "--apps-api").and_then(|i| args.get(i + 1));
     let apps_api = PathBuf::from(apps_api.map_or("target/release/apps-api", String::as_str));
     ensure!(apps_api.is_file(), "{} is missing: `cargo build --release -p apps-api`", apps_api.display());
-    let base =
-        std::env::var("ROOMREC_HTTP_URL").context("ROOMREC_HTTP_URL is not set: run me through `make bench-api`")?;
+    let base = env::stack_var(env::HTTP_URL)?;
     let deps = Deps::from_env().await.context("reading the stack's configuration")?;
 
     println!("{}\n", route_latency(&deps, &base).await?);
@@ -46,16 +46,15 @@ async fn main() -> Result<()> {
 }
 
 /// A gateway client signed in as a new account named `name`.
-async fn sign_in(deps: &Deps, base: &str, name: &str) -> Result<Gateway> {
+async fn sign_in(deps: &Deps, base: &str, name: &str) -> Result<Api> {
     let account = AccountId::try_from(format!("{name}-{}", std::process::id())).context("account name")?;
-    let issued = deps.access.issue_credential(account).await.context("issuing a credential on moto")?;
-    Gateway::new(base.to_owned(), issued.key_id.to_string(), issued.secret)
+    Ok(Api::issue(&deps.access, base, account).await?)
 }
 
 /// The per-route table: each route through the gateway beside its calls on moto alone.
 async fn route_latency(deps: &Deps, base: &str) -> Result<String> {
     let gateway = sign_in(deps, base, "bench-routes").await?;
-    let fixture = gateway.fixture().await.context("creating the fixture through the gateway")?;
+    let fixture = routes::fixture(&gateway).await.context("creating the fixture through the gateway")?;
     let moto = Moto::new(&deps.config, &fixture).await.context("reading the fixture's items")?;
     let mut lines = vec![
         format!(
@@ -82,12 +81,12 @@ async fn route_latency(deps: &Deps, base: &str) -> Result<String> {
 
 /// Times `route` through the gateway and its calls on moto alone, alternating one request with
 /// one moto-only iteration so that both see the same moto state and the same machine load.
-async fn time_route(gateway: &Gateway, moto: &Moto, fixture: &Fixture, route: Route) -> Result<(Sample, Sample)> {
-    let (method, path, body) = gateway::request(route, fixture);
+async fn time_route(gateway: &Api, moto: &Moto, fixture: &Fixture, route: Route) -> Result<(Sample, Sample)> {
+    let (method, path, body) = routes::request(route, fixture);
     let (mut through, mut direct) = (Vec::with_capacity(PER_ROUTE), Vec::with_capacity(PER_ROUTE));
     for i in 0..WARMUP + PER_ROUTE {
         let start = Instant::now();
-        gateway.send(method.clone(), &path, body.as_ref()).await?;
+        gateway.call(method.clone(), &path, body.as_ref()).await?;
         let middle = Instant::now();
         moto.once(route).await.context("moto only")?;
         if i >= WARMUP {
@@ -101,8 +100,7 @@ async fn time_route(gateway: &Gateway, moto: &Moto, fixture: &Fixture, route: Ro
 /// The cold-start table: `apps-api` answering `GET /v2/apps` for an account with one app.
 async fn cold_start(deps: &Deps, base: &str, apps_api: &Path) -> Result<String> {
     let gateway = sign_in(deps, base, "bench-cold").await?;
-    let app = gateway.send(Method::POST, "/v2/apps", Some(&json!({ "app_name": "cold" }))).await?;
-    let app_id = app["app_id"].as_str().context("no app_id in the created app")?.to_owned();
+    let app_id = gateway.create_app("cold").await?;
     let event = list_apps_event(&gateway)?;
     eprintln!("bench-api: cold start of {} ({COLD_STARTS} processes)", apps_api.display());
     let runs = cold_start::measure(apps_api, &event, COLD_STARTS, |body| check_list_apps(body, &app_id)).await?;
@@ -122,7 +120,7 @@ async fn cold_start(deps: &Deps, base: &str, apps_api: &Path) -> Result<String> 
 }
 
 /// events/apps-api/02-list-apps.json with the gateway client's credential.
-fn list_apps_event(gateway: &Gateway) -> Result<String> {
+fn list_apps_event(gateway: &Api) -> Result<String> {
     let mut event: Value = serde_json::from_str(LIST_APPS_EVENT).context("events/apps-api/02-list-apps.json")?;
     let (key_id, secret) = gateway.credential();
     let token = base64::engine::general_purpose::STANDARD.encode(format!("{key_id}:{secret}"));

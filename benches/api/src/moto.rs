@@ -11,7 +11,7 @@ use roomrec_adapters::{Config, OsRandom, Tables};
 use roomrec_domain::ids::{AppId, JobId, RuleId};
 use roomrec_domain::ports::JobMessage;
 
-use crate::gateway::{Fixture, Route, ROOM, USER};
+use crate::routes::{Fixture, Route, ROOM, USER};
 
 type Item = HashMap<String, AttributeValue>;
 

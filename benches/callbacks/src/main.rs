@@ -11,24 +11,24 @@
 //! per-job order violations and signatures the `standardwebhooks` crate rejects. Progress goes to
 //! stderr.
 
-mod receiver;
-mod stats;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use futures::stream::{self, StreamExt, TryStreamExt};
-use receiver::{Receipt, Receiver};
 use roomrec_adapters::{event_log, Deps, DynamoEventLog, OsRandom, SystemClock};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::clock::Clock;
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::{AppId, JobId, RoomId};
 use roomrec_domain::ports::EventLog;
-use serde_json::{json, Value};
-use stats::{header, ms, row, Sample};
+use roomrec_testkit::api::Api;
+use roomrec_testkit::env::{count_var, seconds_var};
+use roomrec_testkit::markdown::{header, row};
+use roomrec_testkit::receiver::{Received, Receiver};
+use roomrec_testkit::stats::{ms, Sample};
+use serde_json::json;
 
 /// The app's auth_key (32 printable characters, as the API requires).
 const AUTH_KEY: &str = "bench0callbacks0auth0key00000032";
@@ -46,21 +46,14 @@ struct Knobs {
     timeout: Duration,
 }
 
-fn knob(name: &str, default: usize) -> Result<usize> {
-    match std::env::var(name) {
-        Ok(text) => text.trim().parse().with_context(|| format!("{name}={text:?} is not a number")),
-        Err(_) => Ok(default),
-    }
-}
-
 impl Knobs {
     fn from_env() -> Result<Self> {
         let knobs = Self {
-            events: knob("BENCH_EVENTS", 10_000)?,
-            jobs: knob("BENCH_JOBS", 100)?,
-            writers: knob("BENCH_WRITERS", 8)?,
-            max_backlog: knob("BENCH_MAX_BACKLOG", 100)?,
-            timeout: Duration::from_secs(knob("BENCH_TIMEOUT_SECS", 900)? as u64),
+            events: count_var("BENCH_EVENTS", 10_000)?,
+            jobs: count_var("BENCH_JOBS", 100)?,
+            writers: count_var("BENCH_WRITERS", 8)?,
+            max_backlog: count_var("BENCH_MAX_BACKLOG", 100)?,
+            timeout: seconds_var("BENCH_TIMEOUT_SECS", 900, 0)?,
         };
         ensure!(knobs.jobs > 0 && knobs.writers > 0, "BENCH_JOBS and BENCH_WRITERS must be at least 1");
         ensure!(
@@ -74,16 +67,12 @@ impl Knobs {
 #[tokio::main]
 async fn main() -> Result<()> {
     let knobs = Knobs::from_env()?;
-    let base = std::env::var("ROOMREC_HTTP_URL")
-        .context("ROOMREC_HTTP_URL is not set: run me through `make bench-callbacks`")?;
-    let key_id = std::env::var("ROOMREC_DEV_KEY_ID")
-        .context("ROOMREC_DEV_KEY_ID is not set: run me through `make bench-callbacks`")?;
-    let secret = std::env::var("ROOMREC_DEV_SECRET").context("ROOMREC_DEV_SECRET is not set")?;
+    let api = Api::from_env()?;
     let deps = Deps::from_env().await.context("reading the stack's configuration")?;
     let log = event_log(&deps.config).await;
 
-    let receiver = Receiver::start(AUTH_KEY).await?;
-    let app = create_app(&base, &key_id, &secret, &receiver.url()).await?;
+    let receiver = Receiver::start_verifying(AUTH_KEY).await?;
+    let app = create_app(&api, &receiver.url()).await?;
     eprintln!("bench-callbacks: app {app}, callback {}", receiver.url());
 
     let per_job = knobs.events / knobs.jobs;
@@ -104,7 +93,7 @@ async fn main() -> Result<()> {
     eprintln!("bench-callbacks: written in {:.1} s; {} received so far", written_in.as_secs_f64(), receiver.count());
 
     let complete = wait_for_all(&receiver, &written, start, knobs.timeout).await;
-    let (receipts, unreadable) = receiver.receipts();
+    let (receipts, unreadable) = read_receipts(&receiver.received());
     println!("{}", report(&knobs, &written, &receipts, unreadable, start, written_in)?);
     if !complete {
         bail!("not every event was received within {} s (BENCH_TIMEOUT_SECS)", knobs.timeout.as_secs());
@@ -112,24 +101,10 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// Creates an app with the dev credential and points its record callback at `url`.
-async fn create_app(base: &str, key_id: &str, secret: &str, url: &str) -> Result<AppId> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let send = |method: reqwest::Method, path: String, body: Value| {
-        client.request(method, format!("{base}{path}")).basic_auth(key_id, Some(secret)).json(&body).send()
-    };
-    let reply = send(reqwest::Method::POST, "/v2/apps".into(), json!({ "app_name": "bench-callbacks" })).await?;
-    ensure!(reply.status().is_success(), "POST /v2/apps answered {}", reply.status());
-    let app: Value = reply.json().await?;
-    let app_id = app["app_id"].as_str().context("no app_id in the created app")?.to_owned();
-    let callback = json!({ "url": url, "auth_key": AUTH_KEY });
-    let reply = send(reqwest::Method::PUT, format!("/v2/apps/{app_id}/record-callback"), callback).await?;
-    ensure!(
-        reply.status().is_success(),
-        "PUT record-callback answered {}: {}",
-        reply.status(),
-        reply.text().await.unwrap_or_default()
-    );
+/// Creates an app with `api`'s credential and points its record callback at `url`.
+async fn create_app(api: &Api, url: &str) -> Result<AppId> {
+    let app_id = api.create_app("bench-callbacks").await?;
+    api.set_callback(&app_id, &json!({ "url": url, "auth_key": AUTH_KEY })).await?;
     AppId::parse(&app_id).context("the API returned a malformed app_id")
 }
 
@@ -186,6 +161,38 @@ async fn write_job(
     Ok(written)
 }
 
+/// One callback the receiver got, read as an event.
+#[derive(Debug, Clone)]
+struct Receipt {
+    at: Instant,
+    event_id: String,
+    job_id: String,
+    sequence: u64,
+    /// Whether the `standardwebhooks` crate accepted its signature on arrival.
+    verified: bool,
+}
+
+/// The events among `received`, in arrival order, and how many requests were not events (no
+/// `event_id`, `job_id`, `sequence`).
+fn read_receipts(received: &[Received]) -> (Vec<Receipt>, usize) {
+    let mut receipts = Vec::with_capacity(received.len());
+    let mut unreadable = 0;
+    for request in received {
+        let event = request.json();
+        match (event["event_id"].as_str(), event["job_id"].as_str(), event["sequence"].as_u64()) {
+            (Some(event_id), Some(job_id), Some(sequence)) => receipts.push(Receipt {
+                at: request.at,
+                event_id: event_id.to_owned(),
+                job_id: job_id.to_owned(),
+                sequence,
+                verified: request.verified == Some(true),
+            }),
+            _ => unreadable += 1,
+        }
+    }
+    (receipts, unreadable)
+}
+
 /// Waits until every written event was received (duplicates do not count twice), for at most
 /// `timeout` from `start`; `false` when time ran out.
 async fn wait_for_all(
@@ -195,10 +202,12 @@ async fn wait_for_all(
     timeout: Duration,
 ) -> bool {
     let mut last_report = Instant::now();
+    let (mut read, mut unique) = (0, HashSet::new());
     loop {
-        let (receipts, _) = receiver.receipts();
-        let unique: HashSet<&str> =
-            receipts.iter().map(|r| r.event_id.as_str()).filter(|id| written.contains_key(*id)).collect();
+        let new = receiver.received_since(read);
+        read += new.len();
+        let (receipts, _) = read_receipts(&new);
+        unique.extend(receipts.into_iter().map(|r| r.event_id).filter(|id| written.contains_key(id)));
         if unique.len() >= written.len() {
             return true;
         }

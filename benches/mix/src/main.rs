@@ -11,7 +11,6 @@
 mod grid;
 mod inputs;
 mod ours;
-mod procs;
 mod quality;
 mod reference;
 mod report;
@@ -25,6 +24,8 @@ use anyhow::{ensure, Context, Result};
 use inputs::{Inputs, MAX_PARTICIPANTS};
 use quality::Composite;
 use report::{Quality, Row, Side};
+use roomrec_testkit::markdown::{bullets, section};
+use roomrec_testkit::{env, procs};
 use stack::Stack;
 
 /// Where the cached inputs and the recordings go.
@@ -33,6 +34,8 @@ const OUT_ROOT: &str = "target/bench-mix";
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 /// Publishing a little while before the first side connects, so the streams are steady.
 const SETTLE: Duration = Duration::from_secs(2);
+/// The shortest window a side is measured over.
+const MIN_WINDOW_SECS: u64 = 10;
 
 /// What every N shares.
 #[derive(Debug)]
@@ -58,7 +61,8 @@ fn main() -> Result<()> {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr).init();
     let ns = parse_ns(&std::env::var("BENCH_MIX_NS").unwrap_or_else(|_| "9 25".into()))?;
-    let bench = Bench { window: seconds_var("BENCH_MIX_SECS", 60)?, ticks: procs::clock_ticks_per_second()? };
+    let window = env::seconds_var("BENCH_MIX_SECS", 60, MIN_WINDOW_SECS)?;
+    let bench = Bench { window, ticks: procs::clock_ticks_per_second()? };
     let keep = std::env::var("BENCH_MIX_KEEP").is_ok_and(|v| v == "1");
     let root = PathBuf::from(OUT_ROOT);
     let inputs = Inputs::prepare(&root, ns.iter().copied().max().unwrap_or(0))?;
@@ -76,29 +80,9 @@ fn main() -> Result<()> {
     Ok(())
 }
 
-/// A positive number of seconds from `name`, or `default`.
-fn seconds_var(name: &str, default: u64) -> Result<Duration> {
-    let seconds =
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map_or(Ok(default), |v| v.trim().parse::<u64>());
-    let seconds = seconds.with_context(|| format!("{name} must be a whole number of seconds"))?;
-    ensure!(seconds >= 10, "{name} must be at least 10 s");
-    Ok(Duration::from_secs(seconds))
-}
-
 /// The Ns to run, from a list like "9 25" (spaces or commas).
-fn parse_ns(text: &str) -> Result<Vec<usize>> {
-    let ns = text
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .ok()
-                .filter(|&n| (2..=MAX_PARTICIPANTS).contains(&n))
-                .with_context(|| format!("BENCH_MIX_NS: {s:?} is not 2 to {MAX_PARTICIPANTS}"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    ensure!(!ns.is_empty(), "BENCH_MIX_NS lists no N");
-    Ok(ns)
+fn parse_ns(text: &str) -> Result<Vec<usize>, env::KnobError> {
+    env::parse_counts("BENCH_MIX_NS", text, 2..=MAX_PARTICIPANTS)
 }
 
 /// Both sides at one N, on the same N live streams, then their quality; failures become the
@@ -249,16 +233,12 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
         report::table(rows),
         String::new(),
     ];
-    text.extend(report::goals(rows).into_iter().map(|g| format!("- {g}")));
+    text.extend(bullets(&report::goals(rows)));
     text.push(String::new());
     text.push("Method:".into());
-    text.extend(report_method(window).into_iter().map(|m| format!("- {m}")));
+    text.extend(bullets(&report_method(window)));
     text.push(format!("- {}", provenance()));
-    if !notes.is_empty() {
-        text.push(String::new());
-        text.push("Notes:".into());
-        text.extend(notes.iter().map(|note| format!("- {note}")));
-    }
+    text.extend(section("Notes:", notes));
     text.join("\n")
 }
 

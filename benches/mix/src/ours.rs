@@ -13,9 +13,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use roomrec_media::{
     Canvas, FilePolicy, InputSpec, Layout, LayoutKind, MixCommand, MixSpec, Mixer, Output, Participant,
 };
+use roomrec_testkit::procs::{self, Snapshot};
 
 use crate::inputs::FPS;
-use crate::procs::{self, Snapshot};
 use crate::report::Side;
 use crate::{grid, quality, Bench};
 
@@ -101,17 +101,7 @@ pub fn run(bench: &Bench, urls: &[String], dir: &Path) -> Result<Side> {
     let file = recording(&outputs, dir)?;
     let (first_frame, end_frame) = (slot(from), slot(to));
     let frames = quality::video_frames_between(&file, first_frame, end_frame)?;
-    let seconds = |(name, count, ticks): (String, usize, u64)| (name, count, ticks as f64 / bench.ticks);
-    Ok(Side {
-        usage,
-        frames,
-        expected: end_frame - first_frame,
-        first_frame,
-        file,
-        load_before,
-        threads: threads.into_iter().map(seconds).collect(),
-        remark: None,
-    })
+    Ok(Side { usage, frames, expected: end_frame - first_frame, first_frame, file, load_before, threads, remark: None })
 }
 
 /// The first 30 fps frame slot at or after `at` on the mix's clock.
@@ -119,7 +109,7 @@ fn slot(at: Duration) -> u64 {
     (at.as_secs_f64() * f64::from(FPS)).ceil() as u64
 }
 
-type Window = (procs::Usage, Vec<(String, usize, u64)>, Duration, Duration);
+type Window = (procs::Usage, Vec<(String, usize, f64)>, Duration, Duration);
 
 /// Waits out the warm-up, then measures the process and its threads for `bench.window`;
 /// returns the usage, the split by thread group, and the window's bounds on the mix clock
@@ -135,13 +125,16 @@ fn measure_window(
         bail!("the mixer ended during the warm-up");
     }
     eprintln!("bench-mix: ours: measuring {} s (load {})", bench.window.as_secs(), procs::load_average());
-    let (threads_before, before) = (procs::own_threads()?, Snapshot::take("self")?);
+    let this = std::process::id();
+    let (threads_before, before) = (procs::threads(this)?, Snapshot::take(&[this])?);
     thread::sleep(bench.window);
-    let (after, threads_after) = (Snapshot::take("self")?, procs::own_threads()?);
+    let (after, threads_after) = (Snapshot::take(&[this])?, procs::threads(this)?);
     if mixing.is_finished() {
         bail!("the mixer ended during the window");
     }
-    let split = procs::ticks_by_group(&threads_before, &threads_after, |tid, name| thread_group(mixer_tid, tid, name));
+    let split = procs::cpu_by_group(&threads_before, &threads_after, bench.ticks, |tid, name| {
+        thread_group(mixer_tid, tid, name)
+    });
     let usage = procs::usage(&before, &after, bench.ticks);
     Ok((usage, split, before.at - started, after.at - started))
 }

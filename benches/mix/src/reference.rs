@@ -19,10 +19,10 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use roomrec_testkit::procs::{self, Snapshot};
 
 use crate::inputs::FPS;
 use crate::ours::CANVAS;
-use crate::procs::{self, Snapshot};
 use crate::report::Side;
 use crate::{grid, Bench};
 
@@ -175,7 +175,7 @@ pub fn run(bench: &Bench, urls: &[String], dir: &Path) -> Result<Side> {
 /// Waits for the warm-up, then measures the process over the window; also says whether the
 /// output was steady when the window opened.
 fn measure(bench: &Bench, child: &mut Child) -> Result<(procs::Usage, Progress, Progress, bool)> {
-    let pid = child.id().to_string();
+    let pid = child.id();
     let stdout = child.stdout.take().context("no stdout from ffmpeg")?;
     let (tx, reports) = mpsc::channel();
     thread::spawn(move || {
@@ -183,7 +183,7 @@ fn measure(bench: &Bench, child: &mut Child) -> Result<(procs::Usage, Progress, 
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(progress) = parser.line(&line, Instant::now()) {
                 // Read the counters as close to the report as possible.
-                if tx.send((progress, Snapshot::take(&pid))).is_err() {
+                if tx.send((progress, Snapshot::take(&[pid]))).is_err() {
                     return;
                 }
             }

@@ -2,8 +2,10 @@
 
 use std::path::PathBuf;
 
+use roomrec_testkit::markdown::{self, verdict};
+use roomrec_testkit::procs::Usage;
+
 use crate::inputs::FPS;
-use crate::procs::Usage;
 
 /// Cores the real-time goal is stated for.
 pub const GOAL_CORES: f64 = 2.0;
@@ -96,10 +98,6 @@ impl Row {
     }
 }
 
-fn line(cells: &[String]) -> String {
-    format!("| {} |", cells.join(" | "))
-}
-
 /// A cell of a side, or "failed" when it was not measured.
 fn cell<T>(value: &Result<T, String>, show: impl Fn(&T) -> String) -> String {
     value.as_ref().map_or_else(|_| "failed".into(), show)
@@ -107,7 +105,7 @@ fn cell<T>(value: &Result<T, String>, show: impl Fn(&T) -> String) -> String {
 
 /// The results table, one row per N.
 pub fn table(rows: &[Row]) -> String {
-    let header = [
+    let titles = [
         "N",
         "ours CPU-s per output s",
         "ffmpeg CPU-s per output s",
@@ -119,11 +117,11 @@ pub fn table(rows: &[Row]) -> String {
         "SSIM ffmpeg",
         "SSIM ours − ffmpeg",
     ];
-    let mut lines = vec![line(&header.map(String::from)), line(&header.map(|_| "---".to_owned()))];
+    let mut lines = vec![markdown::header(&titles)];
     for row in rows {
         let frames = |s: &Side| format!("{} / {}", s.frames, s.expected);
         let ssim = |q: &Quality| format!("{:.4}", q.ssim_all);
-        lines.push(line(&[
+        lines.push(markdown::row(&[
             row.n.to_string(),
             cell(&row.ours, |s| format!("{:.3}", s.cpu_per_output_second())),
             cell(&row.reference, |s| format!("{:.3}", s.cpu_per_output_second())),
@@ -137,14 +135,6 @@ pub fn table(rows: &[Row]) -> String {
         ]));
     }
     lines.join("\n")
-}
-
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "PASS"
-    } else {
-        "FAIL"
-    }
 }
 
 /// The two goals, judged on the rows.

@@ -6,10 +6,8 @@
 //! over the same window (`BENCH_WINDOW_SECS`, default 30). Prints a Markdown table on stdout;
 //! progress goes to stderr.
 
-mod api;
 mod media;
 mod ours;
-mod procs;
 mod reference;
 mod report;
 
@@ -17,13 +15,18 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use api::Api;
 use media::Group;
 use report::Row;
+use roomrec_testkit::api::Api;
+use roomrec_testkit::markdown::section;
+use roomrec_testkit::{env, procs};
+use serde_json::{json, Value};
 use tokio::signal::unix::{signal, SignalKind};
 
 /// The room every N's participants publish in.
 pub const ROOM: &str = "bench";
+/// The most streams one N may record (the worker's ROOMREC_MAX_JOBS in ours.rs).
+const MAX_N: usize = 64;
 /// How long N publishers may take to appear in the room roster.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -85,34 +88,9 @@ async fn main() -> Result<()> {
     }
 }
 
-/// A variable the stack exports.
-fn stack_var(name: &str) -> Result<String> {
-    std::env::var(name).with_context(|| format!("{name} is not set: run me through `make bench-worker`"))
-}
-
-/// A positive number of seconds from `name`, or `default`.
-fn seconds_var(name: &str, default: u64) -> Result<Duration> {
-    let seconds =
-        std::env::var(name).ok().filter(|v| !v.trim().is_empty()).map_or(Ok(default), |v| v.trim().parse::<u64>());
-    let seconds = seconds.with_context(|| format!("{name} must be a whole number of seconds"))?;
-    ensure!(seconds > 0, "{name} must be positive");
-    Ok(Duration::from_secs(seconds))
-}
-
 /// The Ns to run, from a list like "1 10 50" (spaces or commas).
-fn parse_ns(text: &str) -> Result<Vec<usize>> {
-    let ns = text
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            s.parse::<usize>()
-                .ok()
-                .filter(|&n| (1..=64).contains(&n))
-                .with_context(|| format!("BENCH_NS: {s:?} is not 1 to 64"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    ensure!(!ns.is_empty(), "BENCH_NS lists no N");
-    Ok(ns)
+fn parse_ns(text: &str) -> Result<Vec<usize>, env::KnobError> {
+    env::parse_counts("BENCH_NS", text, 1..=MAX_N)
 }
 
 async fn run() -> Result<()> {
@@ -126,13 +104,13 @@ async fn run() -> Result<()> {
     let bench = Bench {
         api: Api::from_env()?,
         s3: aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&aws).force_path_style(true).build()),
-        bucket: stack_var("ROOMREC_RECORDINGS_BUCKET")?,
-        rtmp_url: stack_var("ROOMREC_RTMP_URL")?,
-        state_dir: PathBuf::from(stack_var("ROOMREC_STATE_DIR")?),
+        bucket: env::stack_var("ROOMREC_RECORDINGS_BUCKET")?,
+        rtmp_url: env::stack_var(env::RTMP_URL)?,
+        state_dir: PathBuf::from(env::stack_var("ROOMREC_STATE_DIR")?),
         worker_bin,
         tmp: scratch.0.clone(),
-        window: seconds_var("BENCH_WINDOW_SECS", 30)?,
-        ready_timeout: seconds_var("BENCH_READY_SECS", 60)?,
+        window: env::seconds_var("BENCH_WINDOW_SECS", 30, 1)?,
+        ready_timeout: env::seconds_var("BENCH_READY_SECS", 60, 1)?,
         ticks: procs::clock_ticks_per_second()?,
     };
     let input = bench.tmp.join("in.flv");
@@ -180,7 +158,7 @@ async fn one_n(bench: &Bench, input: &Path, n: usize, notes: &mut Vec<String>) -
 async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) -> Result<Room> {
     let app = bench.api.create_app(&format!("bench-worker-n{n}")).await?;
     let object = format!("bench-worker/n{n}/");
-    let rule = bench.api.create_rule(&app, &bench.bucket, &object).await?;
+    let rule = bench.api.create_rule(&app, &rule_body(&bench.bucket, &object)).await?;
     let room = Room { n, app, rule, object };
     for i in 0..n {
         publishers.push(media::publisher(input, &bench.rtmp_url, &room.key(i))?);
@@ -199,6 +177,18 @@ async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) 
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// A rule recording HLS (4 s slices) and MP4 into `bucket` under `object`, with every file
+/// named `<object><job_id>/<format>_<start time>`.
+fn rule_body(bucket: &str, object: &str) -> Value {
+    let prefix = "{job_id}/{record_format}_{file_start_time}";
+    json!({
+        "obs_addr": { "bucket": bucket, "location": "us-east-1", "object": object },
+        "record_formats": ["HLS", "MP4"],
+        "hls_config": { "record_slice_duration": media::SLICE_SECONDS, "record_prefix": prefix },
+        "mp4_config": { "record_prefix": prefix },
+    })
 }
 
 /// The printed Markdown: title, table, goal, method and notes.
@@ -237,11 +227,7 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
         ),
         format!("- Machine: {cores} cores; other work may have been running (load averages below)."),
     ];
-    if !notes.is_empty() {
-        text.push(String::new());
-        text.push("Notes:".into());
-        text.extend(notes.iter().map(|note| format!("- {note}")));
-    }
+    text.extend(section("Notes:", notes));
     text.join("\n")
 }
 

@@ -9,10 +9,12 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use roomrec_testkit::api::{individual_job, Api, Jobs};
+use roomrec_testkit::procs::{self, Threads};
 use tokio::process::{Child, Command};
 
 use crate::report::Side;
-use crate::{procs, Bench, Room};
+use crate::{Bench, Room};
 
 /// Concurrent recordings the measured worker accepts (above the largest N).
 const MAX_JOBS: &str = "64";
@@ -26,6 +28,8 @@ const STARTUP: Duration = Duration::from_secs(1);
 const STARTUP_THREADS: &str = "threads from before the jobs (main, tokio async workers: S3/DynamoDB/SQS calls, uploads, leases; any early blocking-pool thread)";
 /// The threads it started since.
 const JOB_THREADS: &str = "threads started since (per job a recorder and an output forwarder; tokio blocking pool)";
+/// Seconds of silence after which the worker would end a job on its own.
+const MAX_IDLE_SECS: u32 = 30;
 /// Pause between polls of the API and S3 while waiting.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -37,9 +41,10 @@ pub async fn run(bench: &Bench, room: &Room, notes: &mut Vec<String>) -> Result<
     let result = async {
         // The threads the worker has before any job: main and tokio's async workers.
         tokio::time::sleep(STARTUP).await;
-        let startup = procs::thread_ticks(worker.id().context("the worker has been reaped")?)?;
+        let startup = procs::threads(worker.id().context("the worker has been reaped")?)?;
         for i in 0..room.n {
-            jobs.push(bench.api.create_job(&room.app, &room.rule, crate::ROOM, &Room::user(i)).await?);
+            let body = individual_job(&room.rule, crate::ROOM, &Room::user(i), MAX_IDLE_SECS);
+            jobs.push(bench.api.create_job(&room.app, Jobs::Individual, &body).await?);
         }
         wait_ready(bench, room, &jobs, &mut worker).await?;
         measure(bench, room, &jobs, &mut worker, &startup, notes).await
@@ -113,7 +118,7 @@ async fn wait_ready(bench: &Bench, room: &Room, jobs: &[String], worker: &mut Ch
     let start = Instant::now();
     loop {
         check_worker(worker)?;
-        let states = bench.api.job_states(&room.app, jobs).await?;
+        let states = job_states(&bench.api, &room.app, jobs).await?;
         if let Some(i) = states.iter().position(|s| s == "FAILED" || s == "STOPPED") {
             bail!("job {} ended as {} before the window; see worker.log", jobs[i], states[i]);
         }
@@ -147,40 +152,49 @@ async fn measure(
     room: &Room,
     jobs: &[String],
     worker: &mut Child,
-    startup: &HashMap<u32, u64>,
+    startup: &Threads,
     notes: &mut Vec<String>,
 ) -> Result<Side> {
     let pid = worker.id().context("the worker has been reaped")?;
     let load = procs::load_average();
     eprintln!("bench-worker: N = {}: measuring the worker for {} s (load {load})", room.n, bench.window.as_secs());
     let before: usize = segments_per_job(bench, room).await?.values().sum();
-    let threads_before = procs::thread_ticks(pid)?;
-    let usage = procs::measure(&[pid], bench.window, bench.ticks).await.context("measuring the worker")?;
-    let threads_after = procs::thread_ticks(pid)?;
+    let threads_before = procs::threads(pid)?;
+    let (usage, memory) = procs::measure(&[pid], bench.window, bench.ticks).await.context("measuring the worker")?;
+    let threads_after = procs::threads(pid)?;
     let after: usize = segments_per_job(bench, room).await?.values().sum();
-    let group = |tid| if startup.contains_key(&tid) { STARTUP_THREADS } else { JOB_THREADS };
+    let group = |tid, _: &str| if startup.contains_key(&tid) { STARTUP_THREADS } else { JOB_THREADS };
     let split = procs::cpu_by_group(&threads_before, &threads_after, bench.ticks, group);
     let share = |secs: f64| 100.0 * secs / usage.cpu_seconds.max(f64::EPSILON);
     let split: Vec<String> =
         split.iter().map(|(group, count, secs)| format!("{group}: {count} threads, {:.0} %", share(*secs))).collect();
     notes.push(format!("ours: worker CPU by thread (threads alive over the whole window): {}", split.join("; ")));
     check_worker(worker)?;
-    let states = bench.api.job_states(&room.app, jobs).await?;
+    let states = job_states(&bench.api, &room.app, jobs).await?;
     let running = states.iter().filter(|s| *s == "RUNNING").count();
     if running < jobs.len() {
         bail!("only {running}/{} jobs were still RUNNING at the end of the window", jobs.len());
     }
-    Ok(Side { usage, segments: after.saturating_sub(before), load })
+    Ok(Side { usage, memory, segments: after.saturating_sub(before), load })
+}
+
+/// The states of the individual `jobs` of `app`, in order.
+async fn job_states(api: &Api, app: &str, jobs: &[String]) -> Result<Vec<String>> {
+    let mut states = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        states.push(api.job_state(app, Jobs::Individual, job).await?);
+    }
+    Ok(states)
 }
 
 /// Stops every job through the API and waits until all are STOPPED; returns how long that took.
 async fn stop_jobs(bench: &Bench, room: &Room, jobs: &[String]) -> Result<Duration> {
     for job in jobs {
-        bench.api.stop_job(&room.app, job).await?;
+        bench.api.stop_job(&room.app, Jobs::Individual, job).await?;
     }
     let start = Instant::now();
     loop {
-        let states = bench.api.job_states(&room.app, jobs).await?;
+        let states = job_states(&bench.api, &room.app, jobs).await?;
         let stopped = states.iter().filter(|s| *s == "STOPPED").count();
         if stopped == jobs.len() {
             return Ok(start.elapsed());

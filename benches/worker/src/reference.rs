@@ -6,10 +6,11 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use roomrec_testkit::procs;
 
 use crate::media::{self, Group};
 use crate::report::Side;
-use crate::{procs, Bench, Room};
+use crate::{Bench, Room};
 
 /// The least time the recorders run before the window opens.
 const WARMUP: Duration = Duration::from_secs(5);
@@ -36,10 +37,11 @@ pub async fn run(bench: &Bench, room: &Room) -> Result<Side> {
             bench.window.as_secs()
         );
         let before = segments(&dirs)?;
-        let usage = procs::measure(&pids, bench.window, bench.ticks).await.context("measuring the ffmpeg processes")?;
+        let (usage, memory) =
+            procs::measure(&pids, bench.window, bench.ticks).await.context("measuring the ffmpeg processes")?;
         let after = segments(&dirs)?;
         recorders.check_alive("reference ffmpeg")?;
-        Ok(Side { usage, segments: after.saturating_sub(before), load })
+        Ok(Side { usage, memory, segments: after.saturating_sub(before), load })
     }
     .await;
     recorders.kill_all().await;

@@ -1,7 +1,9 @@
 //! The Markdown the benchmark prints: one row per N and the issue's goal at N = 50.
 
+use roomrec_testkit::markdown::{self, verdict};
+use roomrec_testkit::procs::{Memory, Usage, MIB};
+
 use crate::media::SLICE_SECONDS;
-use crate::procs::{Usage, MIB};
 
 /// The N at which the issue states its goal.
 pub const GOAL_N: usize = 50;
@@ -13,8 +15,10 @@ pub const GOAL_RSS_RATIO: f64 = 0.1;
 /// One side measured at one N.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Side {
-    /// What its processes used during the window.
+    /// The CPU its processes used during the window.
     pub usage: Usage,
+    /// The most memory its processes held at once during the window.
+    pub memory: Memory,
     /// HLS segments completed during the window, over all N streams.
     pub segments: usize,
     /// `/proc/loadavg` when the window opened.
@@ -29,12 +33,12 @@ impl Side {
 
     /// Peak resident memory per stream, in MiB.
     pub fn rss_mib_per_stream(&self, n: usize) -> f64 {
-        self.usage.peak_rss_bytes as f64 / MIB / n as f64
+        self.memory.peak_rss_bytes as f64 / MIB / n as f64
     }
 
     /// Peak private resident memory (`RssAnon`) per stream, in MiB.
     pub fn anon_mib_per_stream(&self, n: usize) -> f64 {
-        self.usage.peak_anon_bytes as f64 / MIB / n as f64
+        self.memory.peak_anon_bytes as f64 / MIB / n as f64
     }
 }
 
@@ -57,11 +61,6 @@ impl Row {
     }
 }
 
-/// A Markdown table row.
-fn line(cells: &[String]) -> String {
-    format!("| {} |", cells.join(" | "))
-}
-
 /// A short cell for a side that was not measured.
 fn failed(why: &str) -> String {
     if why.starts_with("not sustainable") {
@@ -73,7 +72,7 @@ fn failed(why: &str) -> String {
 
 /// The table, one row per N; `window_secs` gives the expected segment count.
 pub fn table(rows: &[Row], window_secs: u64) -> String {
-    let header = [
+    let titles = [
         "N",
         "ours CPU-s per recorded s per stream",
         "ffmpeg CPU-s per recorded s per stream",
@@ -84,7 +83,7 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
         "segments in window: ours / ffmpeg / expected",
         "private RssAnon MiB per stream: ours / ffmpeg",
     ];
-    let mut lines = vec![line(&header.map(String::from)), line(&header.map(|_| "---".to_owned()))];
+    let mut lines = vec![markdown::header(&titles)];
     for row in rows {
         let side =
             |side: &Result<Side, String>, f: &dyn Fn(&Side) -> String| side.as_ref().map_or_else(|e| failed(e), f);
@@ -92,7 +91,7 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
             row.ratios().map_or(("n/a".into(), "n/a".into()), |(c, r)| (format!("{c:.2}"), format!("{r:.3}")));
         let segments = |s: &Side| s.segments.to_string();
         let anon = |s: &Side| format!("{:.1}", s.anon_mib_per_stream(row.n));
-        lines.push(line(&[
+        lines.push(markdown::row(&[
             row.n.to_string(),
             side(&row.ours, &|s| format!("{:.4}", s.cpu_per_stream(row.n))),
             side(&row.reference, &|s| format!("{:.4}", s.cpu_per_stream(row.n))),
@@ -131,7 +130,6 @@ pub fn goal(rows: &[Row]) -> String {
             .join("; ");
         return format!("{stated}: FAIL (not measured at N = {GOAL_N}: {why}).");
     };
-    let verdict = |ok: bool| if ok { "PASS" } else { "FAIL" };
     let (cpu_ok, rss_ok) = (cpu <= GOAL_CPU_RATIO, rss <= GOAL_RSS_RATIO);
     format!(
         "{stated}: {}. CPU ratio {cpu:.2} (≤ {GOAL_CPU_RATIO}: {}), RSS ratio {rss:.3} (≤ {GOAL_RSS_RATIO}: {}).",
@@ -149,8 +147,9 @@ mod tests {
 
     fn side(cpu_seconds: f64, rss_mib: u64) -> Result<Side, String> {
         let (peak_rss_bytes, peak_anon_bytes) = (rss_mib * 1024 * 1024, rss_mib * 1024 * 1024 / 4);
-        let usage = Usage { cpu_seconds, peak_rss_bytes, peak_anon_bytes, wall: Duration::from_secs(30) };
-        Ok(Side { usage, segments: 375, load: "1.00 1.00 1.00".into() })
+        let usage = Usage { cpu_seconds, wall: Duration::from_secs(30), other_cores: 0.0 };
+        let memory = Memory { peak_rss_bytes, peak_anon_bytes };
+        Ok(Side { usage, memory, segments: 375, load: "1.00 1.00 1.00".into() })
     }
 
     #[test]

@@ -19,9 +19,10 @@ use roomrec_domain::callback::EventType;
 use roomrec_domain::delivery::ORPHAN_AFTER;
 use roomrec_domain::event::DeliveryStatus;
 use roomrec_domain::url::is_private_ip;
+use roomrec_testkit::receiver::Receiver;
 use roomrec_tests::{aws, stack_env, unique, Api};
 use serde_json::json;
-use support::{dead_lettered_on, verify, Receiver, Setup, AUTH_KEY};
+use support::{dead_lettered_on, verify, Setup, AUTH_KEY};
 use tokio::time::Instant;
 
 /// The retry schedule of the outage test's deliverer, as a factor of the real one: retries
@@ -167,9 +168,9 @@ async fn a_receiver_down_for_a_minute_gets_every_event_in_sequence_order_when_it
         events.push(setup.emit(*kind).await);
     }
     tokio::time::sleep_until(down_until).await;
-    let receiver = Receiver::start_on(port, vec![], 200).await;
+    let receiver = Receiver::start_on(port, vec![], 200).await.unwrap();
 
-    let got = receiver.wait_for(events.len(), Duration::from_secs(90)).await;
+    let got = receiver.wait_for(events.len(), Duration::from_secs(90)).await.unwrap();
     let sequences: Vec<_> = got.iter().map(|r| r.json()["sequence"].as_u64().unwrap()).collect();
     assert_eq!(sequences, [1, 2, 3, 4, 5]);
     for (request, event) in got.iter().zip(&events) {
@@ -207,7 +208,7 @@ async fn a_receiver_down_for_a_minute_gets_every_event_in_sequence_order_when_it
 async fn an_event_whose_queue_message_was_lost_is_queued_again_by_the_next_and_both_arrive_in_order() {
     let queues = OwnQueues::create("orphan").await;
     let _deliverer = start_deliverer("orphan", &queues, &[(env::RETRY_SCHEDULE_SCALE, OUTAGE_SCHEDULE_SCALE)]);
-    let receiver = Receiver::start(vec![], 200).await;
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["RECORD_NEW_FILE_START", "CLOUD_RECORD_OVER"])
         .await
         .with_queue(&queues.events)
@@ -219,7 +220,7 @@ async fn an_event_whose_queue_message_was_lost_is_queued_again_by_the_next_and_b
     tokio::time::sleep(ORPHAN_AFTER.mul_f64(scale) + Duration::from_secs(1)).await;
     let next = setup.emit(EventType::CloudRecordOver).await;
 
-    let got = receiver.wait_for(2, Duration::from_secs(30)).await;
+    let got = receiver.wait_for(2, Duration::from_secs(30)).await.unwrap();
     let ids: Vec<_> = got.iter().map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned()).collect();
     assert_eq!(ids, [lost.event_id.clone(), next.event_id.clone()], "the lost event first, then the next");
     for event in [&lost, &next] {
@@ -237,7 +238,7 @@ async fn an_event_whose_queue_message_was_lost_is_queued_again_by_the_next_and_b
 async fn saving_a_callback_url_on_a_private_address_is_refused_when_the_deployment_does_not_allow_it() {
     let gateway = Gateway::start("refusing", &[(env::ALLOW_PRIVATE_CALLBACKS, "false")]).await;
     let api = Api::new_account().await.against(&gateway.url);
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let path = format!("/v2/apps/{app}/record-callback");
     let mut refused: Vec<String> = [
         "http://127.0.0.1:8080/callback",
@@ -282,7 +283,7 @@ async fn a_deliverer_that_refuses_private_addresses_fails_a_loopback_callback_wi
         &queues,
         &[(env::ALLOW_PRIVATE_CALLBACKS, "false"), (env::RETRY_SCHEDULE_SCALE, OUTAGE_SCHEDULE_SCALE)],
     );
-    let receiver = Receiver::start(vec![], 200).await;
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
     // Saved through the stack's gateway, which allows private addresses as `make up` does.
     let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER"]).await.with_queue(&queues.events).await;
     let event = setup.emit(EventType::CloudRecordOver).await;

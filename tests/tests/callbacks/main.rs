@@ -12,17 +12,18 @@ use std::time::Duration;
 
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::DeliveryStatus;
-use support::{dead_lettered, verify, Answer, Receiver, Setup};
+use roomrec_testkit::receiver::{Answer, Receiver};
+use support::{dead_lettered, verify, Setup};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn delivered_callbacks_carry_the_event_and_verify_as_standard_webhooks() {
-    let receiver = Receiver::start(vec![], 200).await;
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER", "RECORD_FILE_COMPLETE"]).await;
     let event = setup.emit(EventType::CloudRecordOver).await;
 
-    let got = receiver.wait_for(1, SETTLE).await;
+    let got = receiver.wait_for(1, SETTLE).await.unwrap();
     verify(&got[0]).expect("an independent Standard Webhooks implementation accepts the signature");
     assert_eq!(got[0].path, "/callback");
     assert_eq!(got[0].headers["webhook-id"], event.event_id.as_str());
@@ -41,11 +42,11 @@ async fn delivered_callbacks_carry_the_event_and_verify_as_standard_webhooks() {
 
 #[tokio::test]
 async fn a_503_is_retried_and_both_attempts_are_logged() {
-    let receiver = Receiver::start(vec![503.into()], 200).await;
+    let receiver = Receiver::start(vec![503.into()], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["RECORD_FILE_COMPLETE"]).await;
     let event = setup.emit(EventType::RecordFileComplete).await;
 
-    let got = receiver.wait_for(2, SETTLE).await;
+    let got = receiver.wait_for(2, SETTLE).await.unwrap();
     assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
     verify(&got[1]).unwrap();
     let stored = setup.wait_settled(&event, SETTLE).await;
@@ -57,7 +58,7 @@ async fn a_503_is_retried_and_both_attempts_are_logged() {
 
 #[tokio::test]
 async fn a_400_is_not_retried_and_the_event_is_dead_lettered() {
-    let receiver = Receiver::start(vec![400.into()], 200).await;
+    let receiver = Receiver::start(vec![400.into()], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER"]).await;
     let event = setup.emit(EventType::CloudRecordOver).await;
 
@@ -73,9 +74,9 @@ async fn a_400_is_not_retried_and_the_event_is_dead_lettered() {
 
 #[tokio::test]
 async fn a_redirect_is_not_followed() {
-    let elsewhere = Receiver::start(vec![], 200).await;
+    let elsewhere = Receiver::start(vec![], 200).await.unwrap();
     let redirect = Answer { status: 302, headers: vec![("location".into(), elsewhere.url())] };
-    let receiver = Receiver::start(vec![redirect], 200).await;
+    let receiver = Receiver::start(vec![redirect], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER"]).await;
     let event = setup.emit(EventType::CloudRecordOver).await;
 
@@ -89,7 +90,7 @@ async fn a_redirect_is_not_followed() {
 
 #[tokio::test]
 async fn unsubscribed_event_types_are_not_sent() {
-    let receiver = Receiver::start(vec![], 200).await;
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["RECORD_FILE_COMPLETE"]).await;
     let skipped = setup.emit(EventType::CloudRecordOver).await;
     let sent = setup.emit(EventType::RecordFileComplete).await;
@@ -105,7 +106,7 @@ async fn unsubscribed_event_types_are_not_sent() {
 
 #[tokio::test]
 async fn events_published_out_of_order_arrive_in_sequence_order() {
-    let receiver = Receiver::start(vec![], 200).await;
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE"]).await;
     let mut events = Vec::new();
     for _ in 0..5 {
@@ -116,7 +117,7 @@ async fn events_published_out_of_order_arrive_in_sequence_order() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 
-    let got = receiver.wait_for(5, Duration::from_secs(60)).await;
+    let got = receiver.wait_for(5, Duration::from_secs(60)).await.unwrap();
     let sequences: Vec<_> = got.iter().map(|r| r.json()["sequence"].as_u64().unwrap()).collect();
     assert_eq!(sequences, [1, 2, 3, 4, 5]);
     for event in &events {
@@ -126,7 +127,7 @@ async fn events_published_out_of_order_arrive_in_sequence_order() {
 
 #[tokio::test]
 async fn the_api_lists_a_jobs_events_with_their_delivery_and_redelivers_one() {
-    let receiver = Receiver::start(vec![], 200).await;
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER"]).await.with_stored_job().await;
     let event = setup.emit(EventType::CloudRecordOver).await;
     setup.wait_settled(&event, SETTLE).await;
@@ -140,7 +141,7 @@ async fn the_api_lists_a_jobs_events_with_their_delivery_and_redelivers_one() {
 
     let reply = setup.api.post(&format!("{events}/{}/redeliver", event.event_id), &serde_json::json!({})).await;
     assert_eq!(reply.status, 202, "{:?}", reply.body);
-    let got = receiver.wait_for(2, SETTLE).await;
+    let got = receiver.wait_for(2, SETTLE).await.unwrap();
     verify(&got[1]).unwrap();
     let deadline = tokio::time::Instant::now() + SETTLE;
     while setup.stored(&event).await.attempts.len() < 2 {

@@ -1,154 +1,22 @@
 //! What the callback tests share: a real HTTP receiver on loopback that records what it gets
-//! and answers as scripted, an app whose callback points at it, and events written straight
-//! into the outbox and the events queue (as the worker does) for a job of that app.
+//! and answers as scripted (roomrec-testkit's, shared with the callbacks bench), an app whose
+//! callback points at it, and events written straight into the outbox and the events queue
+//! (as the worker does) for a job of that app.
 
-use std::collections::VecDeque;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use base64::Engine as _;
 use roomrec_adapters::{DynamoEventLog, OsRandom, SystemClock};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::clock::Clock;
 use roomrec_domain::event::{RecordEvent, StoredEvent};
 use roomrec_domain::ids::{AppId, JobId, RoomId};
 use roomrec_domain::ports::{EventLog, JobStore};
+use roomrec_testkit::receiver::Received;
 use roomrec_tests::{aws, stack_env, Api};
-use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
+use serde_json::json;
 
 /// The auth_key every test app signs with (32 printable characters).
 pub const AUTH_KEY: &str = "8923ab8c2dcef4538923ab8c2dcef453";
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-pub struct Received {
-    pub path: String,
-    pub headers: http::HeaderMap,
-    pub body: Vec<u8>,
-}
-
-impl Received {
-    /// The body as JSON.
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-}
-
-/// An answer the receiver gives: a status and extra header lines.
-#[derive(Debug, Clone)]
-pub struct Answer {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-}
-
-impl From<u16> for Answer {
-    fn from(status: u16) -> Self {
-        Self { status, headers: Vec::new() }
-    }
-}
-
-/// A tiny HTTP/1.1 server: answers each request with the next scripted answer, then with
-/// the default one; one request per connection.
-pub struct Receiver {
-    pub addr: SocketAddr,
-    pub requests: Arc<Mutex<Vec<Received>>>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Receiver {
-    /// A receiver on a fresh loopback port.
-    pub async fn start(script: Vec<Answer>, default: u16) -> Self {
-        Self::start_on("127.0.0.1:0".parse().unwrap(), script, default).await
-    }
-
-    /// A receiver on `addr` (to come back on a port that was down).
-    pub async fn start_on(addr: SocketAddr, script: Vec<Answer>, default: u16) -> Self {
-        let listener = TcpListener::bind(addr).await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let script = Arc::new(Mutex::new(VecDeque::from(script)));
-        let seen = requests.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let Some(request) = read_request(&mut socket).await else { continue };
-                seen.lock().unwrap().push(request);
-                let answer = script.lock().unwrap().pop_front().unwrap_or_else(|| default.into());
-                let mut text = format!("HTTP/1.1 {} X\r\ncontent-length: 0\r\nconnection: close\r\n", answer.status);
-                for (name, value) in &answer.headers {
-                    text.push_str(&format!("{name}: {value}\r\n"));
-                }
-                text.push_str("\r\n");
-                let _ = socket.write_all(text.as_bytes()).await;
-                let _ = socket.shutdown().await;
-            }
-        });
-        Self { addr, requests, task }
-    }
-
-    /// The callback URL of this receiver.
-    pub fn url(&self) -> String {
-        format!("http://{}/callback", self.addr)
-    }
-
-    /// What it got so far.
-    pub fn received(&self) -> Vec<Received> {
-        self.requests.lock().unwrap().clone()
-    }
-
-    /// Waits until it got `count` requests, for at most `within`.
-    pub async fn wait_for(&self, count: usize, within: Duration) -> Vec<Received> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            let got = self.received();
-            if got.len() >= count {
-                return got;
-            }
-            assert!(tokio::time::Instant::now() < deadline, "receiver got {} of {count} requests", got.len());
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    /// Stops listening: connections are refused from now on.
-    pub async fn stop(self) {
-        self.task.abort();
-        let _ = self.task.await;
-    }
-}
-
-async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Received> {
-    let mut data = Vec::new();
-    let mut chunk = [0u8; 4096];
-    let head_end = loop {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&chunk[..n]);
-        if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = String::from_utf8_lossy(&data[..head_end]).to_string();
-    let mut lines = head.split("\r\n");
-    let path = lines.next()?.split(' ').nth(1)?.to_owned();
-    let mut headers = http::HeaderMap::new();
-    for line in lines.filter(|l| !l.is_empty()) {
-        let (name, value) = line.split_once(':')?;
-        headers.append(http::HeaderName::try_from(name.trim()).ok()?, http::HeaderValue::try_from(value.trim()).ok()?);
-    }
-    let length: usize = headers.get("content-length").and_then(|v| v.to_str().ok()?.parse().ok()).unwrap_or(0);
-    while data.len() < head_end + length {
-        let n = socket.read(&mut chunk).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        data.extend_from_slice(&chunk[..n]);
-    }
-    Some(Received { path, headers, body: data[head_end..head_end + length].to_vec() })
-}
 
 /// An app whose record callback points at `url`, subscribed to `events`, and a job id of it.
 pub struct Setup {
@@ -162,10 +30,9 @@ impl Setup {
     /// A new account and app with its callback set through the API.
     pub async fn new(url: &str, events: &[&str]) -> Self {
         let api = Api::new_account().await;
-        let app = api.create_app().await;
+        let app = api.create_app("rtctest").await.unwrap();
         let body = json!({ "url": url, "auth_key": AUTH_KEY, "notify_event_subscription": events });
-        let reply = api.put(&format!("/v2/apps/{app}/record-callback"), &body).await;
-        assert!(reply.status.is_success(), "{:?}", reply.body);
+        api.set_callback(&app, &body).await.unwrap();
         Self { api, app, job: JobId::generate(&OsRandom), log: event_log().await }
     }
 
@@ -176,8 +43,13 @@ impl Setup {
             json!({ "room_id": "room1", "user_id": "user1", "record_param": { "record_rule_id": "r" } }),
         )
         .unwrap();
-        let app = AppId::parse(&self.app).unwrap();
-        let job = roomrec_domain::job::Job::individual(app, request, &OsRandom, SystemClock.timestamp()).unwrap();
+        let job = roomrec_domain::job::Job::individual(
+            AppId::parse(&self.app).unwrap(),
+            request,
+            &OsRandom,
+            SystemClock.timestamp(),
+        )
+        .unwrap();
         roomrec_tests::store().await.create_job(&job).await.unwrap();
         self.job = job.job_id;
         self
@@ -259,10 +131,9 @@ pub async fn event_log() -> DynamoEventLog {
 }
 
 /// Verifies a request with the `standardwebhooks` crate, an implementation that is not ours,
-/// keyed as that convention expects: `whsec_` + base64 of the auth_key's bytes.
+/// against the test apps' auth_key.
 pub fn verify(request: &Received) -> Result<(), standardwebhooks::WebhookError> {
-    let secret = format!("whsec_{}", base64::engine::general_purpose::STANDARD.encode(AUTH_KEY));
-    standardwebhooks::Webhook::new(&secret)?.verify(&request.body, &request.headers)
+    request.verify(AUTH_KEY)
 }
 
 /// Whether the events dead-letter queue holds the event with `event_id`.

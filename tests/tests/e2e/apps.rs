@@ -1,5 +1,5 @@
 use reqwest::StatusCode;
-use roomrec_tests::Api;
+use roomrec_tests::{seed_rule, Api};
 use serde_json::json;
 
 #[tokio::test]
@@ -16,8 +16,8 @@ async fn seed_app_body_returns_an_app_id_like_the_seed() {
 #[tokio::test]
 async fn apps_can_be_listed_read_updated_and_deleted() {
     let api = Api::new_account().await;
-    let first = api.create_app().await;
-    let second = api.create_app().await;
+    let first = api.create_app("rtctest").await.unwrap();
+    let second = api.create_app("rtctest").await.unwrap();
     let list = api.get("/v2/apps").await;
     assert_eq!(list.status, StatusCode::OK);
     let ids: Vec<&str> = list.body["apps"].as_array().unwrap().iter().map(|a| a["app_id"].as_str().unwrap()).collect();
@@ -40,8 +40,8 @@ async fn apps_can_be_listed_read_updated_and_deleted() {
 #[tokio::test]
 async fn another_accounts_app_and_everything_under_it_is_not_found() {
     let owner = Api::new_account().await;
-    let app = owner.create_app().await;
-    let rule = owner.create_rule(&app).await;
+    let app = owner.create_app("rtctest").await.unwrap();
+    let rule = owner.create_rule(&app, &seed_rule()).await.unwrap();
     let stranger = Api::new_account().await;
     let paths = [
         format!("/v2/apps/{app}"),
@@ -74,8 +74,9 @@ async fn another_accounts_app_and_everything_under_it_is_not_found() {
 #[tokio::test]
 async fn requests_without_valid_credentials_are_401() {
     let api = Api::new_account().await;
-    let wrong_secret = api.with_credentials(&api.key_id, "not-the-secret");
-    let unknown_key = api.with_credentials("00000000000000000000", &api.secret);
+    let (key_id, secret) = api.credential();
+    let wrong_secret = api.with_credentials(key_id, "not-the-secret");
+    let unknown_key = api.with_credentials("00000000000000000000", secret);
     for client in [wrong_secret, unknown_key] {
         let reply = client.get("/v2/apps").await;
         assert_eq!(reply.status, StatusCode::UNAUTHORIZED);

@@ -51,7 +51,7 @@ fn init(users: &[&str]) -> Vec<(String, String)> {
 #[tokio::test]
 async fn auto_record_is_echoed_with_its_start_time_and_one_rule_per_app_may_have_it() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let first = auto_rule(&api, &app).await;
     let rule = api.get(&format!("/v2/apps/{app}/record-rules/{first}")).await.body;
     assert_eq!(rule["auto_record"], true);
@@ -63,7 +63,7 @@ async fn auto_record_is_echoed_with_its_start_time_and_one_rule_per_app_may_have
     assert_eq!(second.status, StatusCode::CONFLICT, "{:?}", second.body);
     assert!(second.error_msg().starts_with("auto_record:"), "{}", second.error_msg());
 
-    let other = api.create_rule(&app).await;
+    let other = api.create_rule(&app, &seed_rule()).await.unwrap();
     let update = api.put(&format!("/v2/apps/{app}/record-rules/{other}"), &json!({ "auto_record": true })).await;
     assert_eq!(update.status, StatusCode::CONFLICT, "{:?}", update.body);
     assert!(update.error_msg().starts_with("auto_record:"), "{}", update.error_msg());
@@ -77,7 +77,7 @@ async fn auto_record_is_echoed_with_its_start_time_and_one_rule_per_app_may_have
 #[tokio::test]
 async fn each_stream_joining_a_new_room_of_an_auto_record_app_gets_one_individual_job() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let rule = auto_rule(&api, &app).await;
     join(&api, &app, "auto1", "alice").await;
     join(&api, &app, "auto1", "alice").await; // an update, not a join
@@ -99,8 +99,8 @@ async fn each_stream_joining_a_new_room_of_an_auto_record_app_gets_one_individua
 #[tokio::test]
 async fn a_room_created_before_auto_record_was_turned_on_is_recorded_only_once_it_empties_and_starts_again() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     join(&api, &app, "older", "alice").await;
     // Times are kept to the second: turn it on in a later second than the room's creation.
     tokio::time::sleep(Duration::from_millis(1100)).await;
@@ -117,7 +117,7 @@ async fn a_room_created_before_auto_record_was_turned_on_is_recorded_only_once_i
 #[tokio::test]
 async fn turning_auto_record_off_starts_no_new_jobs_and_leaves_the_running_ones() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let rule = auto_rule(&api, &app).await;
     join(&api, &app, "offroom", "alice").await;
     set_auto(&api, &app, &rule, false).await;

@@ -2,7 +2,7 @@
 //! what was stored untouched.
 
 use reqwest::{Method, StatusCode};
-use roomrec_tests::Api;
+use roomrec_tests::{seed_rule, Api};
 use serde_json::json;
 
 struct Case {
@@ -310,8 +310,8 @@ fn cases() -> Vec<Case> {
 #[tokio::test]
 async fn every_kind_of_bad_input_gets_a_4xx_naming_its_field() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let before = api.get(&format!("/v2/apps/{app}/record-rules/{rule}")).await.body;
     let cases = cases();
     assert!(cases.len() >= 20);
@@ -334,8 +334,8 @@ async fn every_kind_of_bad_input_gets_a_4xx_naming_its_field() {
 #[tokio::test]
 async fn an_update_with_a_bad_value_keeps_the_stored_rule() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let path = format!("/v2/apps/{app}/record-rules/{rule}");
     let reply =
         api.put(&path, &json!({ "mp4_config": { "record_cycle": 600 }, "hls_config": { "record_cycle": 5 } })).await;

@@ -5,7 +5,7 @@ use serde_json::json;
 #[tokio::test]
 async fn seed_callback_body_returns_the_seed_shape_with_every_event_subscribed() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let path = format!("/v2/apps/{app}/record-callback");
     let body = json!({ "url": "http://mydomain.com/callback", "auth_key": "8923ab8c2dcef4538923ab8c2dcef453" });
     let reply = api.put(&path, &body).await;
@@ -29,7 +29,7 @@ async fn seed_callback_body_returns_the_seed_shape_with_every_event_subscribed()
 #[tokio::test]
 async fn a_callback_can_subscribe_to_some_events_only() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let body = json!({
         "url": "https://hooks.example.com/rec",
         "auth_key": "k".repeat(64),

@@ -5,7 +5,7 @@ use reqwest::StatusCode;
 use roomrec_domain::ids::{AppId, JobId};
 use roomrec_domain::job::JobState;
 use roomrec_domain::ports::JobStore;
-use roomrec_tests::{aws, stack_env, store, Api};
+use roomrec_tests::{aws, seed_rule, stack_env, store, Api};
 use serde_json::{json, Value};
 
 fn seed_individual_job(rule: &str) -> Value {
@@ -63,8 +63,8 @@ async fn job_item(app: &str, job_id: &str) -> std::collections::HashMap<String, 
 #[tokio::test]
 async fn seed_individual_job_starts_in_init_stored_and_queued() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let reply = api.post(&format!("/v2/apps/{app}/individual-stream-jobs"), &seed_individual_job(&rule)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let job = &reply.body;
@@ -112,8 +112,8 @@ async fn seed_individual_job_starts_in_init_stored_and_queued() {
 #[tokio::test]
 async fn seed_mix_job_echoes_mix_param_and_is_named_m_job_room() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let reply = api.post(&format!("/v2/apps/{app}/mix-stream-jobs"), &seed_mix_job(&rule)).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let job = &reply.body;
@@ -130,8 +130,8 @@ async fn seed_mix_job_echoes_mix_param_and_is_named_m_job_room() {
 #[tokio::test]
 async fn stopping_an_unclaimed_job_stops_it_at_once_and_again_changes_nothing() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let job = api.post(&format!("/v2/apps/{app}/individual-stream-jobs"), &seed_individual_job(&rule)).await.body;
     let stop = format!("/v2/apps/{app}/individual-stream-jobs/{}/stop", job["job_id"].as_str().unwrap());
     let first = api.post(&stop, &json!({})).await;
@@ -147,8 +147,8 @@ async fn stopping_an_unclaimed_job_stops_it_at_once_and_again_changes_nothing() 
 #[tokio::test]
 async fn stopping_a_running_job_leaves_it_stopping_for_its_worker() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let job = api.post(&format!("/v2/apps/{app}/individual-stream-jobs"), &seed_individual_job(&rule)).await.body;
     let job_id = job["job_id"].as_str().unwrap();
 
@@ -169,8 +169,8 @@ async fn stopping_a_running_job_leaves_it_stopping_for_its_worker() {
 #[tokio::test]
 async fn jobs_list_filters_by_room_and_state_and_pages() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let jobs_path = format!("/v2/apps/{app}/individual-stream-jobs");
     for (room, user) in [("ra", "u1"), ("ra", "u2"), ("rb", "u1")] {
         let body = json!({ "room_id": room, "user_id": user, "record_param": { "record_rule_id": rule } });
@@ -195,8 +195,8 @@ async fn jobs_list_filters_by_room_and_state_and_pages() {
 #[tokio::test]
 async fn a_mix_layout_can_change_while_the_job_lives_and_not_after() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let job = api.post(&format!("/v2/apps/{app}/mix-stream-jobs"), &seed_mix_job(&rule)).await.body;
     let path = format!("/v2/apps/{app}/mix-stream-jobs/{}", job["job_id"].as_str().unwrap());
     let update = json!({ "mix_param": {
@@ -222,8 +222,8 @@ async fn a_mix_layout_can_change_while_the_job_lives_and_not_after() {
 #[tokio::test]
 async fn a_job_of_the_other_kind_or_an_unknown_rule_is_not_found() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let mix = api.post(&format!("/v2/apps/{app}/mix-stream-jobs"), &seed_mix_job(&rule)).await.body;
     let mix_id = mix["job_id"].as_str().unwrap();
     assert_eq!(api.get(&format!("/v2/apps/{app}/individual-stream-jobs/{mix_id}")).await.status, StatusCode::NOT_FOUND);
@@ -237,8 +237,8 @@ async fn a_job_of_the_other_kind_or_an_unknown_rule_is_not_found() {
     assert_eq!(unknown_rule.status, StatusCode::NOT_FOUND);
     assert!(unknown_rule.error_msg().starts_with("record_param.record_rule_id"), "{}", unknown_rule.error_msg());
     let other_apps_rule = {
-        let other_app = api.create_app().await;
-        api.create_rule(&other_app).await
+        let other_app = api.create_app("rtctest").await.unwrap();
+        api.create_rule(&other_app, &seed_rule()).await.unwrap()
     };
     let foreign =
         api.post(&format!("/v2/apps/{app}/individual-stream-jobs"), &seed_individual_job(&other_apps_rule)).await;

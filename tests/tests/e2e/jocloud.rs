@@ -2,7 +2,7 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use reqwest::StatusCode;
-use roomrec_tests::{aws, stack_env, Api, Reply};
+use roomrec_tests::{aws, seed_rule, stack_env, Api, Reply};
 use serde_json::{json, Value};
 
 /// An account with an app and a rule.
@@ -15,8 +15,8 @@ struct Jocloud {
 impl Jocloud {
     async fn new() -> Self {
         let api = Api::new_account().await;
-        let app = api.create_app().await;
-        let rule = api.create_rule(&app).await;
+        let app = api.create_app("rtctest").await.unwrap();
+        let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
         Self { api, app, rule }
     }
 

@@ -11,7 +11,7 @@ fn users(roster: &Value) -> Vec<String> {
 #[tokio::test]
 async fn the_roster_lists_streams_in_join_order_and_updates_keep_the_place() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let room = format!("/v2/apps/{app}/rooms/room1/streams");
     for user in ["carol", "alice", "bob"] {
         let reply = api
@@ -38,7 +38,7 @@ async fn the_roster_lists_streams_in_join_order_and_updates_keep_the_place() {
 #[tokio::test]
 async fn without_a_url_the_apps_stream_template_decides() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let path = format!("/v2/apps/{app}/rooms/class-7/streams/amy");
     let refused = api.put(&path, &json!({})).await;
     assert_eq!(refused.status, StatusCode::BAD_REQUEST);
@@ -70,7 +70,7 @@ async fn wait_for_roster(api: &Api, path: &str, wanted: &[&str]) -> Value {
 #[tokio::test]
 async fn nginx_rtmp_publishes_join_and_leave_the_room_through_the_hook() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let room = format!("/v2/apps/{app}/rooms/live1/streams");
     let mut publisher = publish(&format!("{app}.live1.alice"), 4);
 

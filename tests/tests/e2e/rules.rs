@@ -6,7 +6,7 @@ use serde_json::json;
 #[tokio::test]
 async fn seed_rule_body_returns_the_seed_response_fields_with_defaults() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
+    let app = api.create_app("rtctest").await.unwrap();
     let reply = api.post(&format!("/v2/apps/{app}/record-rules"), &seed_rule()).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     let rule = &reply.body;
@@ -45,8 +45,8 @@ async fn seed_rule_body_returns_the_seed_response_fields_with_defaults() {
 #[tokio::test]
 async fn rules_can_be_listed_updated_and_deleted() {
     let api = Api::new_account().await;
-    let app = api.create_app().await;
-    let rule = api.create_rule(&app).await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let rule = api.create_rule(&app, &seed_rule()).await.unwrap();
     let path = format!("/v2/apps/{app}/record-rules/{rule}");
     let updated = api
         .put(&path, &json!({ "record_formats": ["HLS", "MP4"], "hls_config": { "record_cycle": 600, "record_slice_duration": 4 } }))

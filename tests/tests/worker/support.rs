@@ -8,6 +8,7 @@ use roomrec_adapters::DynamoEventLog;
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::EventLog;
+use roomrec_testkit::api::{individual_job, Jobs};
 use roomrec_tests::{aws, stack_env, Api};
 use serde_json::{json, Value};
 
@@ -18,15 +19,15 @@ pub struct Setup {
     pub rule: String,
     pub bucket: String,
     pub prefix: String,
-    /// The jobs' collection: `individual-stream-jobs` or `mix-stream-jobs`.
-    pub jobs: &'static str,
+    /// The jobs' collection.
+    pub jobs: Jobs,
 }
 
 impl Setup {
     /// A new account, app and rule with the given formats and config overrides.
     pub async fn new(formats: &[&str], hls: Value, mp4: Value) -> Self {
         let api = Api::new_account().await;
-        let app = api.create_app().await;
+        let app = api.create_app("rtctest").await.unwrap();
         let bucket = stack_env("ROOMREC_RECORDINGS_BUCKET");
         let prefix = roomrec_tests::unique("rec");
         let body = json!({
@@ -35,36 +36,30 @@ impl Setup {
             "hls_config": hls,
             "mp4_config": mp4,
         });
-        let reply = api.post(&format!("/v2/apps/{app}/record-rules"), &body).await;
-        assert_eq!(reply.status, 201, "{:?}", reply.body);
-        let rule = reply.body["rule_id"].as_str().unwrap().to_owned();
-        Self { api, app, rule, bucket, prefix, jobs: "individual-stream-jobs" }
+        let rule = api.create_rule(&app, &body).await.unwrap();
+        Self { api, app, rule, bucket, prefix, jobs: Jobs::Individual }
     }
 
     /// As [`Setup::new`], for mix jobs.
     pub async fn for_mix(formats: &[&str], hls: Value, mp4: Value) -> Self {
-        Self { jobs: "mix-stream-jobs", ..Self::new(formats, hls, mp4).await }
+        Self { jobs: Jobs::Mix, ..Self::new(formats, hls, mp4).await }
     }
 
     /// Starts a mix job with `mix_param` (the rule is added).
     pub async fn start_mix(&self, mix_param: Value) -> String {
         let body = json!({ "mix_param": mix_param, "record_param": { "record_rule_id": self.rule } });
-        let reply = self.api.post(&format!("/v2/apps/{}/mix-stream-jobs", self.app), &body).await;
-        assert_eq!(reply.status, 201, "{:?}", reply.body);
-        reply.body["job_id"].as_str().unwrap().to_owned()
+        self.api.create_job(&self.app, Jobs::Mix, &body).await.unwrap()
     }
 
     /// Starts an individual job for `user` in `room` with `max_idle_time`.
     pub async fn start_job(&self, room: &str, user: &str, max_idle: u32) -> String {
-        let body = json!({ "room_id": room, "user_id": user, "max_idle_time": max_idle, "record_param": { "record_rule_id": self.rule } });
-        let reply = self.api.post(&format!("/v2/apps/{}/individual-stream-jobs", self.app), &body).await;
-        assert_eq!(reply.status, 201, "{:?}", reply.body);
-        reply.body["job_id"].as_str().unwrap().to_owned()
+        let body = individual_job(&self.rule, room, user, max_idle);
+        self.api.create_job(&self.app, Jobs::Individual, &body).await.unwrap()
     }
 
     /// The job as the API shows it.
     pub async fn job(&self, job_id: &str) -> Value {
-        self.api.get(&format!("/v2/apps/{}/{}/{job_id}", self.app, self.jobs)).await.body
+        self.api.get(&format!("/v2/apps/{}/{}/{job_id}", self.app, self.jobs.collection())).await.body
     }
 
     /// Polls until the job is in `state`, for at most `within`.
@@ -97,8 +92,7 @@ impl Setup {
 
     /// Requests a stop.
     pub async fn stop(&self, job_id: &str) {
-        let reply = self.api.post(&format!("/v2/apps/{}/{}/{job_id}/stop", self.app, self.jobs), &json!({})).await;
-        assert_eq!(reply.status, 200, "{:?}", reply.body);
+        self.api.stop_job(&self.app, self.jobs, job_id).await.unwrap();
     }
 }
 
