@@ -13,6 +13,7 @@ python3 infra/check-module-cycles.py
 cargo test --workspace --no-fail-fast
 # The end-to-end tier (`--features e2e`): real nginx-rtmp, ffmpeg publishers, moto, processes.
 e2e=(--features e2e)
+cargo test -p roomrec-testkit "${e2e[@]}" receiver
 cargo test -p roomrec-media "${e2e[@]}" --test recorder --test mix
 cargo test -p roomrec-tests "${e2e[@]}" --test e2e
 # Starts and kills its own workers; must run while no other worker takes jobs.
