@@ -42,7 +42,7 @@ credential:
 	@set -euo pipefail; . .local/env; $(ADMIN) create-credential --account '$(ACCOUNT)'
 
 test: install build
-	$(STACK) run -- bash infra/local/test.sh
+	bash infra/local/test.sh
 
 lint-template: install
 	.venv/bin/cfn-lint template.yaml

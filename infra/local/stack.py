@@ -4,8 +4,10 @@ the API gateway and a dev credential.
 
   stack.py up              fixed ports (ROOMREC_AWS_PORT/RTMP_PORT/HTTP_PORT), state in .local/,
                            stays in the foreground until Ctrl-C / SIGTERM / `stack.py down`
-  stack.py run -- CMD ...  free loopback ports and a temporary state dir; runs CMD with the
-                           stack's environment and exits with CMD's exit code
+  stack.py run [--with worker,deliverer] -- CMD ...
+                           free loopback ports and a temporary state dir; runs CMD with the
+                           stack's environment and exits with CMD's exit code; --with also
+                           runs the recording worker and the callback deliverer
   stack.py down            stops the stack started by `up`
 
 Everything the functions see comes from template.yaml (Globals.Function.Environment), so the
@@ -41,6 +43,9 @@ VENV_BIN = ROOT / ".venv" / "bin"
 DEV_ACCOUNT = "dev"
 
 DEFAULT_PORTS = {"ROOMREC_AWS_PORT": 5000, "ROOMREC_RTMP_PORT": 1935, "ROOMREC_HTTP_PORT": 3000}
+# The processes beside the API that `up` always runs and `run --with` runs on request: the
+# recording worker and the callback deliverer (the Lambda's handler fed from the events queue).
+SERVICES = ("worker", "deliverer")
 READY_TIMEOUT_SECS = 60.0
 STOP_GRACE_SECS = 5.0
 LOG_TAIL_LINES = 40
@@ -314,8 +319,10 @@ def child_environment(stack_env: dict[str, str]) -> dict[str, str]:
     return env
 
 
-def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str) -> dict:
-    """Starts every service; returns the environment the stack exports."""
+def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str,
+                services: tuple[str, ...]) -> dict:
+    """Starts every service (and `services` of SERVICES); returns the environment the stack
+    exports."""
     aws_port = ports["ROOMREC_AWS_PORT"]
     rtmp_port = ports["ROOMREC_RTMP_PORT"]
     http_port = ports["ROOMREC_HTTP_PORT"]
@@ -399,13 +406,13 @@ def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str) 
         env["ROOMREC_DEV_KEY_ID"] = credential["key_id"]
         env["ROOMREC_DEV_SECRET"] = credential["secret"]
 
-    # g. the recording worker and the callback deliverer (the Lambda's handler fed from the
-    # events queue). `make test` starts its own for the worker and callback tests only, so
-    # the API tests see jobs that no worker has claimed.
-    if mode == "up":
+    # g. the recording worker and the callback deliverer, when asked for. `make test` runs
+    # its API tests without them, so those see jobs that no worker has claimed.
+    if "worker" in services:
         worker = binary("ROOMREC_WORKER_BIN", "target/debug/roomrec-worker")
         sup.start("worker", [worker], state / "worker.log",
                   {**child_env, "ROOMREC_SPOOL_DIR": str(state / "spool")})
+    if "deliverer" in services:
         deliverer = binary("ROOMREC_DELIVERER_BIN", "target/debug/roomrec-deliverer")
         sup.start("deliverer", [deliverer], state / "deliverer.log", child_env)
 
@@ -455,7 +462,7 @@ def cmd_up() -> int:
     pid_file().write_text(f"{os.getpid()}\n")
     sup = Supervisor()
     try:
-        start_stack(sup, UP_STATE_DIR, ports, "up")
+        start_stack(sup, UP_STATE_DIR, ports, "up", SERVICES)
         state = os.path.relpath(UP_STATE_DIR, Path.cwd())
         print(f"""
 roomrec local stack is up
@@ -481,15 +488,15 @@ Ctrl-C or `make down` stops it.""", flush=True)
         log("stopped")
 
 
-def cmd_run(command: list[str]) -> int:
+def cmd_run(command: list[str], services: tuple[str, ...]) -> int:
     if not command:
-        raise StackError("usage: stack.py run -- CMD [ARGS...]")
+        raise StackError("usage: stack.py run [--with worker,deliverer] -- CMD [ARGS...]")
     state = Path(tempfile.mkdtemp(prefix="roomrec-stack-"))
     ports = dict(zip(DEFAULT_PORTS, free_ports(len(DEFAULT_PORTS))))
     sup = Supervisor()
     status = None  # the command's, once it ran
     try:
-        env = start_stack(sup, state, ports, "run")
+        env = start_stack(sup, state, ports, "run", services)
         log(f"stack up (state {state}); running: {' '.join(command)}")
         try:
             proc = subprocess.Popen(command, env=child_environment(env))
@@ -508,8 +515,9 @@ def cmd_run(command: list[str]) -> int:
             log(f"while {command[0]} ran, {dead.describe_death()}")
             status = status or 1
         elif status != 0:
-            log(f"{command[0]} exited with status {status}; last lines of "
-                f"{state / 'gateway.log'}:\n{tail(state / 'gateway.log')}")
+            for name in ("gateway", *services):
+                log(f"{command[0]} exited with status {status}; last lines of "
+                    f"{state / f'{name}.log'}:\n{tail(state / f'{name}.log')}")
         return status
     except Interrupted as e:
         log(f"{e}: stopping")
@@ -544,6 +552,8 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("up", help="start the stack on fixed ports and stay in the foreground")
     run = sub.add_parser("run", help="start the stack on free ports, run CMD, tear down")
+    run.add_argument("--with", dest="services", default="",
+                     help=f"comma-separated services to run too: {', '.join(SERVICES)}")
     run.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD [ARGS...]")
     sub.add_parser("down", help="stop the stack started by `up`")
     args = parser.parse_args(argv)
@@ -556,7 +566,11 @@ def main(argv: list[str]) -> int:
             return cmd_up()
         if args.command == "run":
             command = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
-            return cmd_run(command)
+            services = tuple(s for s in args.services.split(",") if s)
+            unknown = [s for s in services if s not in SERVICES]
+            if unknown:
+                raise StackError(f"--with {','.join(unknown)}: the services are {', '.join(SERVICES)}")
+            return cmd_run(command, services)
         return cmd_down()
     except StackError as e:
         log(f"error: {e}")

@@ -170,6 +170,31 @@ impl DynamoStore {
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
+    /// Deletes an item if `condition` (over one value, `name`) holds; `false` if it did not.
+    async fn delete_if(
+        &self,
+        table: &str,
+        key: Item,
+        condition: &str,
+        (name, value): (&str, AttributeValue),
+    ) -> Result<bool, StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(table)
+            .set_key(Some(key))
+            .condition_expression(condition)
+            .expression_attribute_values(name, value)
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
+        match deleted {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Every item (of the table or `index`) whose partition key `pk_name` is `pk`, following
     /// pagination.
     async fn query(&self, table: &str, index: Option<&str>, pk_name: &str, pk: &str) -> Result<Vec<Item>, StoreError> {
@@ -287,21 +312,8 @@ impl AppStore for DynamoStore {
     }
 
     async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.tables.apps)
-            .set_key(Some(key(&[("app_id", app_id.as_str())])))
-            .condition_expression("account_id = :account")
-            .expression_attribute_values(":account", s(account.as_str()))
-            .send()
-            .await
-            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(err) => Err(err),
-        }
+        let key = key(&[("app_id", app_id.as_str())]);
+        self.delete_if(&self.tables.apps, key, "account_id = :account", (":account", s(account.as_str()))).await
     }
 }
 
@@ -413,21 +425,8 @@ impl RoomStore for DynamoStore {
     }
 
     async fn close_room(&self, app_id: &AppId, room: &Room) -> Result<bool, StoreError> {
-        let deleted = self
-            .client
-            .delete_item()
-            .table_name(&self.tables.rooms)
-            .set_key(Some(key(&[("room_key", &rooms_key(app_id, &room.room_id)), ("user_id", ROOM_ITEM)])))
-            .condition_expression("last_join_seq = :seq")
-            .expression_attribute_values(":seq", n(room.last_join_seq))
-            .send()
-            .await
-            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(err) => Err(err),
-        }
+        let key = key(&[("room_key", &rooms_key(app_id, &room.room_id)), ("user_id", ROOM_ITEM)]);
+        self.delete_if(&self.tables.rooms, key, "last_join_seq = :seq", (":seq", n(room.last_join_seq))).await
     }
 }
 

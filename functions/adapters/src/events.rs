@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use roomrec_domain::event::{Attempt, DeliveryStatus, DeliveryUpdate, RecordEvent, StoredEvent};
 use roomrec_domain::ids::JobId;
@@ -68,6 +69,21 @@ fn stored_event(item: &Item) -> Result<StoredEvent, StoreError> {
 }
 
 impl DynamoEventLog {
+    /// The put of `event` as a fresh `PENDING` outbox item.
+    fn put_pending(&self, event: &RecordEvent) -> Result<PutItemFluentBuilder, StoreError> {
+        let doc = serde_json::to_string(event).map_err(backend)?;
+        Ok(self
+            .dynamo
+            .put_item()
+            .table_name(&self.table)
+            .item("job_id", AttributeValue::S(event.job_id.to_string()))
+            .item("sequence", AttributeValue::N(event.sequence.to_string()))
+            .item("event_id", AttributeValue::S(event.event_id.clone()))
+            .item("app_id", AttributeValue::S(event.app_id.to_string()))
+            .item("delivery_status", AttributeValue::S("PENDING".into()))
+            .item("doc", AttributeValue::S(doc)))
+    }
+
     /// An outbox in `table` feeding `queue_url`.
     pub fn new(dynamo: aws_sdk_dynamodb::Client, sqs: aws_sdk_sqs::Client, table: String, queue_url: String) -> Self {
         Self { dynamo, sqs, table, queue_url }
@@ -78,19 +94,7 @@ impl DynamoEventLog {
     /// sequence. For fixtures that must be reset to the same state on every run; recorders
     /// use [`EventLog::append`], which never overwrites.
     pub async fn overwrite(&self, event: &RecordEvent) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(event).map_err(backend)?;
-        self.dynamo
-            .put_item()
-            .table_name(&self.table)
-            .item("job_id", AttributeValue::S(event.job_id.to_string()))
-            .item("sequence", AttributeValue::N(event.sequence.to_string()))
-            .item("event_id", AttributeValue::S(event.event_id.clone()))
-            .item("app_id", AttributeValue::S(event.app_id.to_string()))
-            .item("delivery_status", AttributeValue::S("PENDING".into()))
-            .item("doc", AttributeValue::S(doc))
-            .send()
-            .await
-            .map_err(backend)?;
+        self.put_pending(event)?.send().await.map_err(backend)?;
         let raised = self
             .dynamo
             .update_item()
@@ -130,16 +134,7 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn append(&self, event: &RecordEvent) -> Result<(), StoreError> {
-        let doc = serde_json::to_string(event).map_err(backend)?;
-        self.dynamo
-            .put_item()
-            .table_name(&self.table)
-            .item("job_id", AttributeValue::S(event.job_id.to_string()))
-            .item("sequence", AttributeValue::N(event.sequence.to_string()))
-            .item("event_id", AttributeValue::S(event.event_id.clone()))
-            .item("app_id", AttributeValue::S(event.app_id.to_string()))
-            .item("delivery_status", AttributeValue::S("PENDING".into()))
-            .item("doc", AttributeValue::S(doc))
+        self.put_pending(event)?
             .condition_expression("attribute_not_exists(#seq)")
             .expression_attribute_names("#seq", "sequence")
             .send()

@@ -69,11 +69,12 @@ impl Deps {
             jobs: jobs.clone(),
             s3_endpoint: aws.endpoint_url().map(str::to_owned),
             clock: clock.clone(),
+            random: random.clone(),
         });
         Ok(Self {
             access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone()),
             apps: Apps::new(store.clone(), clock.clone(), random.clone()),
-            rules: Rules::new(store.clone(), clock.clone(), random),
+            rules: Rules::new(store.clone(), clock.clone(), random.clone()),
             callbacks: Callbacks::new(store.clone(), notifier, private_callbacks(&config), clock.clone()),
             rooms: Rooms::new(RoomsPorts {
                 rooms: store.clone(),
@@ -82,6 +83,7 @@ impl Deps {
                 jobs: jobs.clone(),
                 jocloud: jocloud.clone(),
                 clock,
+                random,
             }),
             events: JobEvents::new(jobs.clone(), events),
             jobs,

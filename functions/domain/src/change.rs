@@ -19,7 +19,7 @@ pub enum ChangeError<E> {
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The change itself refused (a lease held by someone else, a state that forbids it).
-    #[error("the change was refused")]
+    #[error("the change was refused: {0}")]
     Refused(E),
 }
 

@@ -6,6 +6,8 @@ use roomrec_domain::callback::EventType;
 use roomrec_domain::change::{change_job, ChangeError};
 use roomrec_domain::clock::{Clock, Random};
 use roomrec_domain::event::{FileFacts, RecordEvent};
+use roomrec_domain::ids::{AppId, JobId};
+use roomrec_domain::job::Job;
 use roomrec_domain::naming;
 use roomrec_domain::ports::{Blobs, EventLog, Store, StoreError};
 use roomrec_domain::record::JobRecord;
@@ -48,8 +50,8 @@ impl Ctx {
     /// Like [`update`](Self::update), reading the job first (a claim: nothing is known yet).
     pub async fn update_stored<F>(
         &self,
-        app_id: &roomrec_domain::ids::AppId,
-        job_id: &roomrec_domain::ids::JobId,
+        app_id: &AppId,
+        job_id: &JobId,
         mut change: F,
     ) -> Result<JobRecord, JobWriteError>
     where
@@ -62,7 +64,7 @@ impl Ctx {
     /// keeps the event for redelivery.
     pub async fn emit(
         &self,
-        job: &roomrec_domain::job::Job,
+        job: &Job,
         event_type: EventType,
         record_format: Option<RecordFormat>,
         file: Option<FileFacts>,

@@ -160,9 +160,4 @@ impl Jobs {
     pub(crate) async fn find(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError> {
         Ok(self.jobs.get_job(app_id, job_id).await?.map(|record| record.job))
     }
-
-    /// The random source jobs are made with, for use cases that build jobs themselves.
-    pub(crate) fn random(&self) -> &dyn Random {
-        self.random.as_ref()
-    }
 }

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Random};
 use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
 use crate::ids::{AppId, RecordId, RoomId};
 use crate::job::{Job, JobKind, MixUpdateRequest, StopReason, UpdateError};
@@ -31,6 +31,7 @@ pub struct Jocloud {
     /// The S3 endpoint download URLs name (`AWS_ENDPOINT_URL`); AWS's own when `None`.
     s3_endpoint: Option<String>,
     clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
 }
 
 /// The ports and use cases [`Jocloud`] works with.
@@ -42,18 +43,19 @@ pub struct JocloudPorts {
     pub jobs: Jobs,
     pub s3_endpoint: Option<String>,
     pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
 }
 
 impl Jocloud {
     /// The Jocloud use cases.
     pub fn new(ports: JocloudPorts) -> Self {
-        let JocloudPorts { recordings, rooms, rules, jobs, s3_endpoint, clock } = ports;
-        Self { recordings, rooms, rules, jobs, s3_endpoint, clock }
+        let JocloudPorts { recordings, rooms, rules, jobs, s3_endpoint, clock, random } = ports;
+        Self { recordings, rooms, rules, jobs, s3_endpoint, clock, random }
     }
 
     /// `applyrecord`: reserves a recording resource, valid for five minutes and one start.
     pub async fn apply_record(&self, app: &OwnedApp, request: ApplyRecordRequest) -> Result<Reservation, UseCaseError> {
-        let reservation = Reservation::new(app.id().clone(), request.roomid, self.jobs.random(), self.clock.now());
+        let reservation = Reservation::new(app.id().clone(), request.roomid, self.random.as_ref(), self.clock.now());
         self.recordings.put_reservation(&reservation).await?;
         Ok(reservation)
     }
@@ -67,7 +69,7 @@ impl Jocloud {
     ) -> Result<RecordingView, UseCaseError> {
         let plan = request.plan()?;
         existing_rule(self.rules.as_ref(), app.id(), plan.record_rule_id.as_str(), "record_rule_id").await?;
-        let recordid = RecordId::generate(self.jobs.random());
+        let recordid = RecordId::generate(self.random.as_ref());
         self.use_reservation(app.id(), &plan, &recordid).await?;
         let StartPlan { resid, room_id, recordtype, streamtype, record_rule_id, max_idle_time, mix_param } = plan;
         let now = self.clock.timestamp();
@@ -88,7 +90,7 @@ impl Jocloud {
         };
         match mix_param {
             Some(mix_param) => {
-                let job = recording.mix_job(mix_param, self.jobs.random(), now);
+                let job = recording.mix_job(mix_param, self.random.as_ref(), now);
                 recording.mix_job_id = Some(job.job_id.clone());
                 self.recordings.put_recording(&recording).await?;
                 if let Err(err) = self.jobs.start(job).await {
@@ -200,7 +202,7 @@ impl Jocloud {
     ) -> Result<(), UseCaseError> {
         let earlier: Vec<Job> = jobs.iter().filter(|j| j.user_id() == Some(&stream.user_id)).cloned().collect();
         let now = self.clock.timestamp();
-        let Some(job) = recording.source_job(stream, &earlier, self.jobs.random(), now) else { return Ok(()) };
+        let Some(job) = recording.source_job(stream, &earlier, self.random.as_ref(), now) else { return Ok(()) };
         match self.jobs.start(job).await {
             // A concurrent join or start created the same job.
             Ok(_) | Err(UseCaseError::Store(StoreError::Conflict)) => Ok(()),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use crate::auto_record;
-use crate::clock::Clock;
+use crate::clock::{Clock, Random};
 use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
 use crate::ids::{AppId, RoomId, UserId};
 use crate::job::JobKind;
@@ -35,6 +35,7 @@ pub struct Rooms {
     jobs: Jobs,
     jocloud: Jocloud,
     clock: Arc<dyn Clock>,
+    random: Arc<dyn Random>,
 }
 
 /// The ports and use cases [`Rooms`] works with.
@@ -47,13 +48,14 @@ pub struct RoomsPorts {
     pub jobs: Jobs,
     pub jocloud: Jocloud,
     pub clock: Arc<dyn Clock>,
+    pub random: Arc<dyn Random>,
 }
 
 impl Rooms {
     /// The rooms use cases.
     pub fn new(ports: RoomsPorts) -> Self {
-        let RoomsPorts { rooms, apps, rules, jobs, jocloud, clock } = ports;
-        Self { rooms, apps, rules, jobs, jocloud, clock }
+        let RoomsPorts { rooms, apps, rules, jobs, jocloud, clock, random } = ports;
+        Self { rooms, apps, rules, jobs, jocloud, clock, random }
     }
 
     /// Registers or updates a participant stream; `true` when it joined now.
@@ -173,7 +175,7 @@ impl Rooms {
         let Some(rule) = auto_record::rule_for(&rules, room) else { return Ok(()) };
         let room_jobs = self.jobs.in_room(app_id, JobKind::Individual, &stream.room_id).await?;
         let now = self.clock.timestamp();
-        let Some(job) = auto_record::job_for(app_id, rule, stream, &room_jobs, self.jobs.random(), now) else {
+        let Some(job) = auto_record::job_for(app_id, rule, stream, &room_jobs, self.random.as_ref(), now) else {
             return Ok(());
         };
         match self.jobs.start(job).await {

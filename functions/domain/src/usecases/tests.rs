@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::clock::Clock;
 use crate::error::{QueueError, StoreError, UseCaseError};
 use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent};
 use crate::ids::{AccountId, AppId, JobId, RoomId, UserId};
@@ -49,6 +50,7 @@ fn world() -> World {
         jobs: jobs.clone(),
         s3_endpoint: Some("http://127.0.0.1:5000".into()),
         clock: clock.clone(),
+        random: random.clone(),
     });
     World {
         access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone()),
@@ -63,6 +65,7 @@ fn world() -> World {
             jobs: jobs.clone(),
             jocloud: jocloud.clone(),
             clock: clock.clone(),
+            random: random.clone(),
         }),
         jobs,
         jocloud,
@@ -127,7 +130,7 @@ impl World {
     /// What a worker's claim writes.
     fn claim(&self, job: &Job) {
         let mut record = self.store.job(&job.app_id, &job.job_id).unwrap();
-        record.claim("w1", self.clock.now_for_tests(), Duration::from_secs(30)).unwrap();
+        record.claim("w1", self.clock.now(), Duration::from_secs(30)).unwrap();
         record.version += 1;
         self.store.put_job_record(record);
     }
@@ -136,12 +139,6 @@ impl World {
         self.clock.advance(Duration::from_millis(5));
         let request = body(r#"{"url":"rtmp://media.example.com/live/x"}"#);
         self.rooms.put_stream(app, room(), user(who), request).await.unwrap().1
-    }
-}
-
-impl ManualClock {
-    fn now_for_tests(&self) -> chrono::DateTime<chrono::Utc> {
-        crate::clock::Clock::now(self)
     }
 }
 
@@ -286,7 +283,7 @@ async fn a_stop_racing_a_worker_claim_leaves_the_job_stopping_for_the_worker() {
     let (app, rule) = w.app_with_rule().await;
     let job = w.individual(&app, &rule).await;
     // The worker's claim lands between the stop's read and its write.
-    let now = w.clock.now_for_tests();
+    let now = w.clock.now();
     w.store.race_next_save(move |record: &mut JobRecord| {
         record.claim("w1", now, Duration::from_secs(30)).unwrap();
     });
