@@ -4,10 +4,10 @@ the API gateway and a dev credential.
 
   stack.py up              fixed ports (ROOMREC_AWS_PORT/RTMP_PORT/HTTP_PORT), state in .local/,
                            stays in the foreground until Ctrl-C / SIGTERM / `stack.py down`
-  stack.py run [--with worker,deliverer] -- CMD ...
+  stack.py run [--with worker,deliverer,sweeper] -- CMD ...
                            free loopback ports and a temporary state dir; runs CMD with the
                            stack's environment and exits with CMD's exit code; --with also
-                           runs the recording worker and the callback deliverer
+                           runs the recording worker, the callback deliverer, the sweeper
   stack.py down            stops the stack started by `up`
 
 Everything the functions see comes from template.yaml (Globals.Function.Environment), so the
@@ -44,8 +44,11 @@ DEV_ACCOUNT = "dev"
 
 DEFAULT_PORTS = {"ROOMREC_AWS_PORT": 5000, "ROOMREC_RTMP_PORT": 1935, "ROOMREC_HTTP_PORT": 3000}
 # The processes beside the API that `up` always runs and `run --with` runs on request: the
-# recording worker and the callback deliverer (the Lambda's handler fed from the events queue).
-SERVICES = ("worker", "deliverer")
+# recording worker, the callback deliverer (the Lambda's handler fed from the events queue)
+# and the sweeper (`roomrec-admin sweep`, the scheduled function's use case in a loop).
+SERVICES = ("worker", "deliverer", "sweeper")
+# How often the sweeper runs: every minute as on AWS, but every 5 s in test stacks.
+SWEEP_EVERY_SECS = {"up": 60, "run": 5}
 READY_TIMEOUT_SECS = 60.0
 STOP_GRACE_SECS = 5.0
 LOG_TAIL_LINES = 40
@@ -281,12 +284,16 @@ def write_env_file(path: Path, env: dict[str, str]) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def run_admin(env: dict[str, str], extra: list[str]) -> dict:
+def admin_binary() -> str:
     admin = binary("ROOMREC_ADMIN_BIN", "target/debug/roomrec-admin")
-    argv = [admin, "create-credential", "--account", DEV_ACCOUNT, *extra]
     if not os.path.exists(admin):
         raise StackError(f"{admin} is missing; run `cargo build --workspace --bins` "
                          f"(`make build` does)")
+    return admin
+
+
+def run_admin(env: dict[str, str], extra: list[str]) -> dict:
+    argv = [admin_binary(), "create-credential", "--account", DEV_ACCOUNT, *extra]
     result = subprocess.run(argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=60)
     if result.returncode != 0:
@@ -415,6 +422,9 @@ def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str,
     if "deliverer" in services:
         deliverer = binary("ROOMREC_DELIVERER_BIN", "target/debug/roomrec-deliverer")
         sup.start("deliverer", [deliverer], state / "deliverer.log", child_env)
+    if "sweeper" in services:
+        sup.start("sweeper", [admin_binary(), "sweep", "--every", str(SWEEP_EVERY_SECS[mode])],
+                  state / "sweeper.log", child_env)
 
     write_env_file(state / "env", env)
     return env

@@ -16,4 +16,4 @@ echo "cfn-lint: template.yaml and infra/worker/worker-service.yaml ok"
 cargo test --workspace --no-fail-fast
 
 "${stack[@]}" -- bash infra/local/e2e.sh api
-"${stack[@]}" --with worker,deliverer -- bash infra/local/e2e.sh worker
+"${stack[@]}" --with worker,deliverer,sweeper -- bash infra/local/e2e.sh worker

@@ -37,6 +37,9 @@ pub mod env {
     /// Tests only: a factor in (0, 1] applied to the callback retry schedule (default 1).
     /// Never set in template.yaml.
     pub const RETRY_SCHEDULE_SCALE: &str = "ROOMREC_RETRY_SCHEDULE_SCALE";
+    /// Tests only: seconds a job may stay INIT before the sweeper queues it again (default
+    /// 60). Never set in template.yaml.
+    pub const SWEEP_INIT_GRACE_SECONDS: &str = "ROOMREC_SWEEP_INIT_GRACE_SECONDS";
 }
 
 /// Physical names of the DynamoDB tables.
@@ -66,6 +69,8 @@ pub struct Config {
     pub media_pull_base: Option<String>,
     /// The callback retry schedule: the standard one unless a test compresses it.
     pub retry_schedule: RetrySchedule,
+    /// How long a job may stay INIT before the sweeper queues it again.
+    pub sweep_init_grace: std::time::Duration,
 }
 
 /// A required setting is missing or unreadable.
@@ -122,6 +127,15 @@ impl Config {
             hook_token: optional(env::HOOK_TOKEN),
             media_pull_base: optional(env::MEDIA_PULL_BASE),
             retry_schedule,
+            sweep_init_grace: match optional(env::SWEEP_INIT_GRACE_SECONDS) {
+                None => roomrec_domain::usecases::INIT_GRACE,
+                Some(text) => {
+                    std::time::Duration::from_secs(text.trim().parse().map_err(|_| ConfigError::Invalid {
+                        name: env::SWEEP_INIT_GRACE_SECONDS,
+                        reason: "use a whole number of seconds",
+                    })?)
+                }
+            },
         })
     }
 }

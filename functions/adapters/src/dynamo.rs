@@ -33,8 +33,20 @@ const DOC: &str = "doc";
 const BATCH_GET_MAX_KEYS: usize = 100;
 /// The apps table's index by owning account (template.yaml).
 const APPS_BY_ACCOUNT: &str = "by_account";
+/// The jobs table's sparse index of the jobs that have not ended (template.yaml): only their
+/// items carry [`ACTIVE_SHARD`], spread over [`ACTIVE_SHARDS`] partitions.
+const ACTIVE_JOBS_INDEX: &str = "active_jobs";
+/// The attribute the active-jobs index is keyed by: the first hex digit of the job id.
+const ACTIVE_SHARD: &str = "active_shard";
+/// Every value of [`ACTIVE_SHARD`].
+const ACTIVE_SHARDS: &str = "0123456789abcdef";
 
-/// [`Store`] over the tables the template declares.
+/// The active-jobs partition of `job_id`.
+fn active_shard(job_id: &JobId) -> String {
+    job_id.as_str().chars().next().unwrap_or('0').to_string()
+}
+
+/// Every entity store over the tables the template declares.
 #[derive(Debug, Clone)]
 pub struct DynamoStore {
     client: Client,
@@ -237,6 +249,9 @@ impl DynamoStore {
                 ("create_time", s(job.create_time.to_string())),
             ],
         )?;
+        if job.is_active() {
+            item.insert(ACTIVE_SHARD.into(), s(active_shard(&job.job_id)));
+        }
         if let Some(lease) = &record.lease {
             item.insert("lease_owner".into(), s(lease.owner.as_str()));
             item.insert("lease_expires_ms".into(), n(lease.expires_at_ms));
@@ -486,5 +501,17 @@ impl JobStore for DynamoStore {
     async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError> {
         self.delete(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
         Ok(())
+    }
+
+    async fn active_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        let mut jobs = Vec::new();
+        for shard in ACTIVE_SHARDS.chars() {
+            let items =
+                self.query(&self.tables.jobs, Some(ACTIVE_JOBS_INDEX), ACTIVE_SHARD, &shard.to_string()).await?;
+            for item in &items {
+                jobs.push(Self::job_from(item)?);
+            }
+        }
+        Ok(jobs)
     }
 }

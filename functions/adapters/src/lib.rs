@@ -22,7 +22,7 @@ use roomrec_domain::clock::{Clock, Random};
 use roomrec_domain::delivery::{Deliverer, DelivererPorts};
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::usecases::{
-    Access, Apps, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, Rooms, RoomsPorts, Rules,
+    Access, Apps, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, Rooms, RoomsPorts, Rules, Sweeper,
 };
 pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
@@ -118,6 +118,14 @@ fn private_callbacks(config: &Config) -> PrivateAddresses {
     } else {
         PrivateAddresses::Refuse
     }
+}
+
+/// The sweeper wired to the jobs table and the jobs queue.
+pub async fn sweeper(config: &Config) -> Sweeper {
+    let aws = aws_config::load_from_env().await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.tables.clone());
+    let queue = SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws), config.jobs_queue_url.clone());
+    Sweeper::new(Arc::new(store), Arc::new(queue), Arc::new(SystemClock)).with_init_grace(config.sweep_init_grace)
 }
 
 /// The callback deliverer wired to the outbox, the callbacks table, HTTP and the events

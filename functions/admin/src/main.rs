@@ -4,10 +4,15 @@
 //!   as its last line; with `--key-id`/`--secret` it registers that pair again (local stacks
 //!   start with empty tables and keep the developer's saved credential working).
 //! - `seed-fixtures` writes the fixtures the `events/` replays use.
+//! - `sweep [--every SECONDS]` runs the sweeper once, or every SECONDS until stopped (the
+//!   local stack's stand-in for the scheduled `sweeper` function).
+
+use std::time::Duration;
 
 use anyhow::{bail, Context};
-use roomrec_adapters::init_tracing;
+use roomrec_adapters::{init_tracing, sweeper, Config};
 use roomrec_admin::Admin;
+use roomrec_domain::error::error_chain;
 use roomrec_domain::ids::{AccountId, KeyId};
 
 fn flag(args: &[String], name: &str) -> Option<String> {
@@ -18,9 +23,9 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 async fn main() -> anyhow::Result<()> {
     init_tracing();
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let admin = Admin::from_env().await?;
     match args.first().map(String::as_str) {
         Some("create-credential") => {
+            let admin = Admin::from_env().await?;
             let account = AccountId::try_from(flag(&args, "--account").context("--account NAME is required")?)?;
             let issued = match (flag(&args, "--key-id"), flag(&args, "--secret")) {
                 (Some(key_id), Some(secret)) => {
@@ -33,10 +38,24 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&issued)?);
         }
         Some("seed-fixtures") => {
-            roomrec_admin::seed(&admin).await?;
+            roomrec_admin::seed(&Admin::from_env().await?).await?;
             println!("fixtures written: app {}, rule {}", roomrec_admin::APP_ID, roomrec_admin::RULE_ID);
         }
-        _ => bail!("usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] | seed-fixtures"),
+        Some("sweep") => {
+            let every = flag(&args, "--every").map(|s| s.parse()).transpose().context("--every takes seconds")?;
+            let sweeper = sweeper(&Config::from_env()?).await;
+            loop {
+                match sweeper.sweep().await {
+                    Ok(swept) => tracing::info!(active = swept.active, requeued = swept.requeued.len(), "swept"),
+                    Err(err) => tracing::warn!(error = %error_chain(&err), "the sweep failed; the next one retries"),
+                }
+                let Some(every) = every else { break };
+                tokio::time::sleep(Duration::from_secs(every)).await;
+            }
+        }
+        _ => bail!(
+            "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] | seed-fixtures | sweep [--every SECONDS]"
+        ),
     }
     Ok(())
 }

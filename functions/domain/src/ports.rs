@@ -134,6 +134,9 @@ pub trait JobStore: Send + Sync {
     async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError>;
     /// Deletes a job (used to undo a create whose enqueue failed).
     async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError>;
+    /// Every job of every app that has not ended (INIT, RUNNING, STOPPING), as stored; for
+    /// the sweeper, so it may lag the latest writes by a moment.
+    async fn active_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
 }
 
 /// Every entity store at once, for processes that need several (the worker, operator tools).

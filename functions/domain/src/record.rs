@@ -126,6 +126,22 @@ impl JobRecord {
         }
     }
 
+    /// Whether no worker will take the job unless one is woken for it: INIT for at least
+    /// `init_grace` (its first message is late or lost), or RUNNING / STOPPING with no lease or
+    /// an expired one (handed back, or its worker died, and the message that would wake the
+    /// next one may be gone).
+    pub fn needs_wake_up(&self, now: DateTime<Utc>, init_grace: Duration) -> bool {
+        match self.job.state {
+            JobState::Init => {
+                now - self.job.create_time.as_datetime() >= chrono::Duration::from_std(init_grace).unwrap_or_default()
+            }
+            JobState::Running | JobState::Stopping => {
+                self.lease.as_ref().is_none_or(|lease| lease.expires_at_ms <= now.timestamp_millis())
+            }
+            JobState::Stopped | JobState::Failed => false,
+        }
+    }
+
     /// Ends the job: STOPPED for a stop or idle, FAILED for an internal error.
     pub fn finish(&mut self, reason: StopReason, now: Timestamp) {
         let job = &mut self.job;
@@ -181,6 +197,23 @@ mod tests {
         job.claim("w1", at(1_000), LEASE).unwrap();
         job.release("w1");
         assert_eq!(job.claim("w2", at(2_000), LEASE), Ok(true));
+    }
+
+    #[test]
+    fn a_job_needs_waking_when_unclaimed_past_the_grace_or_its_lease_is_gone_or_expired() {
+        let grace = Duration::from_secs(60);
+        let created = crate::testing::epoch();
+        let mut job = job();
+        assert!(!job.needs_wake_up(created + chrono::Duration::seconds(59), grace), "its message is on its way");
+        assert!(job.needs_wake_up(created + chrono::Duration::seconds(60), grace), "INIT for a minute");
+        let claimed_at = created + chrono::Duration::seconds(61);
+        job.claim("w1", claimed_at, LEASE).unwrap();
+        assert!(!job.needs_wake_up(claimed_at + chrono::Duration::seconds(29), grace), "a live lease");
+        assert!(job.needs_wake_up(claimed_at + chrono::Duration::seconds(30), grace), "an expired lease");
+        job.release("w1");
+        assert!(job.needs_wake_up(claimed_at, grace), "handed back");
+        job.finish(StopReason::TenantStop, now());
+        assert!(!job.needs_wake_up(claimed_at + chrono::Duration::days(1), grace), "ended");
     }
 
     #[test]

@@ -10,6 +10,7 @@ mod jobs;
 mod jocloud;
 mod rooms;
 mod rules;
+mod sweeper;
 #[cfg(test)]
 mod tests;
 
@@ -21,3 +22,4 @@ pub use jobs::Jobs;
 pub use jocloud::{Jocloud, JocloudPorts};
 pub use rooms::{PublishEvent, Rooms, RoomsPorts};
 pub use rules::Rules;
+pub use sweeper::{Sweeper, Swept, INIT_GRACE};

@@ -1,6 +1,7 @@
-//! Workers that die or shut down: the tests start their own `roomrec-worker` processes (short
-//! leases and message visibility), kill or stop them mid-recording, and check that another
-//! worker continues the job and that nothing already uploaded is lost. Run by `make test`
+//! Workers that die or shut down, and jobs whose message is lost: the tests start their own
+//! `roomrec-worker` processes (short leases and message visibility) and sweeper, kill or stop
+//! workers mid-recording or delete a job's message, and check that another worker continues
+//! the job and that nothing already uploaded is lost. Run by `make test`
 //! before the shared worker starts, one test at a time (each test's workers would take the
 //! other's jobs), so only these workers take jobs.
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
@@ -19,6 +20,34 @@ use roomrec_tests::publish_with;
 use roomrec_tests::store;
 use serde_json::json;
 use support::{decodes, download, duration, events, objects, probe, Setup};
+
+/// The stack's jobs queue URL.
+fn jobs_queue() -> String {
+    roomrec_tests::stack_env("ROOMREC_JOBS_QUEUE_URL")
+}
+
+/// A sweeper of our own (`roomrec-admin sweep`) sweeping every second, counting a job as lost
+/// after two seconds in INIT; stopped when dropped.
+fn start_sweeper() -> tokio::process::Child {
+    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/roomrec-admin");
+    let state = roomrec_tests::stack_env("ROOMREC_STATE_DIR");
+    let log = std::fs::File::create(format!("{state}/sweeper.log")).unwrap();
+    tokio::process::Command::new(binary)
+        .args(["sweep", "--every", "1"])
+        .env("ROOMREC_SWEEP_INIT_GRACE_SECONDS", "2")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the admin binary is built by make test")
+}
+
+/// The worker holding the job now, if any.
+async fn lease_owner(app: &str, job: &str) -> Option<String> {
+    let record = store().await.get_job(&AppId::parse(app).unwrap(), &JobId::parse(job).unwrap()).await.unwrap();
+    record.and_then(|r| r.lease).map(|lease| lease.owner)
+}
 
 /// A worker process of our own, stopped (SIGKILL) when dropped.
 fn start_worker(name: &str) -> tokio::process::Child {
@@ -129,5 +158,78 @@ async fn a_worker_told_to_shut_down_finishes_its_files_and_hands_the_job_on() {
     setup.stop(&job).await;
     let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
     assert_eq!(stopped["record_files"].as_array().unwrap().len(), 2, "{stopped}");
+    publisher.kill().await.ok();
+}
+
+/// SIGTERM, and the worker's clean exit.
+async fn shut_down(worker: tokio::process::Child) {
+    let pid = worker.id().unwrap().to_string();
+    assert!(std::process::Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let output = worker.wait_with_output().await.unwrap();
+    assert!(output.status.success(), "the worker exits cleanly on SIGTERM");
+}
+
+#[tokio::test]
+async fn a_job_handed_over_ten_times_is_still_recorded_and_stops_on_request() {
+    let setup = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&format!("{}.room3.fay", setup.app), 180, "640x360", &[]);
+    let job = setup.start_job("room3", "fay", 30).await;
+    // SQS dead-letters a message received five times (template.yaml); each hand-off must
+    // wake the next worker with a fresh one.
+    for round in 0..10 {
+        let name = format!("relay{round}");
+        let worker = start_worker(&name);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while lease_owner(&setup.app, &job).await.as_deref() != Some(name.as_str()) {
+            assert!(tokio::time::Instant::now() < deadline, "hand-off {round}: {name} never took the job over");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        wait_for_events(&job, EventType::RecordNewFileStart, round + 1, Duration::from_secs(30)).await;
+        shut_down(worker).await;
+        assert_eq!(setup.job(&job).await["state"], "RUNNING", "hand-off {round} is not a stop");
+    }
+    let _last = start_worker("anchor");
+    wait_for_events(&job, EventType::RecordNewFileStart, 11, Duration::from_secs(30)).await;
+    setup.stop(&job).await;
+    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    assert_eq!(stopped["stop_reason"], "TENANT_STOP", "{stopped}");
+    let files = stopped["record_files"].as_array().unwrap();
+    assert_eq!(files.len(), 11, "one playlist per worker: {stopped}");
+    for file in files {
+        let key = file["obs_object"].as_str().unwrap();
+        assert_eq!(objects(&setup.bucket, key).await.len(), 1, "{key} is in S3");
+    }
+    publisher.kill().await.ok();
+}
+
+#[tokio::test]
+async fn a_job_whose_queue_message_was_deleted_is_woken_by_the_sweeper() {
+    let setup = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&format!("{}.room4.gus", setup.app), 60, "640x360", &[]);
+    let job = setup.start_job("room4", "gus", 30).await;
+    // Take the job's message off the queue, as if it had been lost (no worker runs yet).
+    let sqs = aws_sdk_sqs::Client::new(&roomrec_tests::aws().await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    'found: loop {
+        assert!(tokio::time::Instant::now() < deadline, "the job's message never came");
+        let received = sqs.receive_message().queue_url(jobs_queue()).max_number_of_messages(10).send().await.unwrap();
+        for message in received.messages.unwrap_or_default() {
+            let receipt = message.receipt_handle.unwrap();
+            sqs.delete_message().queue_url(jobs_queue()).receipt_handle(receipt).send().await.unwrap();
+            if message.body.unwrap_or_default().contains(&job) {
+                break 'found;
+            }
+        }
+    }
+    let _worker = start_worker("woken");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(setup.job(&job).await["state"], "INIT", "no message, so no worker took it");
+
+    let _sweeper = start_sweeper();
+    setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 1, Duration::from_secs(20)).await;
+    setup.stop(&job).await;
+    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    assert_eq!(stopped["record_files"].as_array().map(Vec::len), Some(1), "{stopped}");
     publisher.kill().await.ok();
 }

@@ -34,8 +34,9 @@ const OUTPUT_QUEUE: usize = 64;
 pub enum MessageFate {
     /// The job has ended: delete the message.
     Delete,
-    /// Hand the job to another worker now: make the message visible again.
-    ReturnNow,
+    /// Hand the job to another worker now, with a fresh message: it starts its receive count
+    /// anew, so no number of hand-offs dead-letters a job.
+    HandOff,
     /// Another worker holds it: let the message reappear after its visibility timeout.
     Leave,
 }
@@ -61,7 +62,11 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
     let job = match (claimed, refused) {
         (Ok(job), _) => job,
         (Err(_), Some(ClaimRefused::Ended)) | (Err(JobWriteError::Gone), _) => return MessageFate::Delete,
-        (Err(_), Some(ClaimRefused::Held(_))) => return MessageFate::Leave,
+        // A duplicate: the holder keeps its own message invisible while it lives, and its
+        // message outlives its lease (visibility > lease), so a dead holder's message is never
+        // refused. Kept, a duplicate would come back for as long as the job runs; should the
+        // holder's message be lost as well, the sweeper wakes a worker once the lease expires.
+        (Err(_), Some(ClaimRefused::Held(_))) => return MessageFate::Delete,
         (Err(err), None) => {
             tracing::warn!(job_id = %message.job_id, error = %err, "could not claim the job; it will be retried");
             return MessageFate::Leave;
@@ -375,7 +380,7 @@ impl JobTask {
             if let Err(err) = released.await {
                 tracing::warn!(job_id = %job.job.job_id, error = %err, "could not release the lease; it will expire");
             }
-            return MessageFate::ReturnNow;
+            return MessageFate::HandOff;
         }
         let (reason, event, detail) = match ending {
             Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, reason.as_str().to_owned()),

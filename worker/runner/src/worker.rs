@@ -56,8 +56,9 @@ impl Worker {
             let stop = shutdown.clone();
             running.spawn(async move {
                 let visibility = ctx.config.visibility;
-                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx, message, stop)).await;
-                settle(&sqs, &queue, &receipt, fate).await;
+                let run = job::run(ctx, message.clone(), stop);
+                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, run).await;
+                settle(&sqs, &queue, &receipt, &message, fate).await;
                 drop((entry, permit));
             });
             while running.try_join_next().is_some() {}
@@ -91,7 +92,10 @@ impl Worker {
             Err(err) => {
                 // A message that is not a job never will be: drop it rather than retry it forever.
                 tracing::error!(error = %err, "dropping a malformed job message");
-                settle(&self.sqs, &self.queue_url, &receipt, MessageFate::Delete).await;
+                let delete = self.sqs.delete_message().queue_url(&self.queue_url).receipt_handle(&receipt).send();
+                if let Err(err) = delete.await {
+                    tracing::warn!(error = %err, "could not delete a malformed job message");
+                }
                 None
             }
         }
@@ -151,15 +155,21 @@ async fn with_keepalive(
     }
 }
 
-async fn settle(sqs: &Client, queue: &str, receipt: &str, fate: MessageFate) {
+async fn settle(sqs: &Client, queue: &str, receipt: &str, message: &JobMessage, fate: MessageFate) {
+    let delete = || async {
+        sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.err().map(|e| e.to_string())
+    };
     let failure = match fate {
-        MessageFate::Delete => {
-            sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.err().map(|e| e.to_string())
-        }
-        MessageFate::ReturnNow => {
-            let returned =
-                sqs.change_message_visibility().queue_url(queue).receipt_handle(receipt).visibility_timeout(0).send();
-            returned.await.err().map(|e| e.to_string())
+        MessageFate::Delete => delete().await,
+        MessageFate::HandOff => {
+            let body = serde_json::to_string(message).unwrap_or_default();
+            let sent = sqs.send_message().queue_url(queue).message_body(body).send().await;
+            match sent {
+                // The fresh message is out: the received one has served.
+                Ok(_) => delete().await,
+                // Left to reappear when its visibility ends: a later receive, not a lost job.
+                Err(err) => Some(err.to_string()),
+            }
         }
         MessageFate::Leave => None,
     };

@@ -284,6 +284,9 @@ impl JobStore for MemStore {
         self.open()?.jobs.remove(&(app_id.clone(), job_id.clone()));
         Ok(())
     }
+    async fn active_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
+        Ok(self.open()?.jobs.values().filter(|record| record.job.is_active()).cloned().collect())
+    }
 }
 
 #[async_trait]

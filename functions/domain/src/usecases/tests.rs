@@ -498,3 +498,50 @@ async fn a_jocloud_recording_of_another_room_or_app_is_refused() {
     assert_eq!(not_found_field(w.jocloud.query_record(&other, body(&query)).await), "recordid");
     assert!(w.store.get_rule(app.id(), &crate::ids::RuleId::parse(&rule).unwrap()).await.unwrap().is_some());
 }
+
+// ---- sweeper ----
+
+#[tokio::test]
+async fn the_sweeper_wakes_a_worker_for_jobs_nobody_will_take_and_for_no_other() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let sweeper = Sweeper::new(w.store.clone(), w.queue.clone(), w.clock.clone());
+    let fresh = w.individual(&app, &rule).await;
+    let (held, released, stopped) =
+        (w.individual(&app, &rule).await, w.individual(&app, &rule).await, w.individual(&app, &rule).await);
+    let swept = sweeper.sweep().await.unwrap();
+    assert_eq!((swept.active, swept.requeued.len()), (4, 0), "every INIT job's message is on its way");
+
+    w.clock.advance(INIT_GRACE);
+    w.claim(&held);
+    w.claim(&released);
+    let mut record = w.store.job(&released.app_id, &released.job_id).unwrap();
+    record.release("w1");
+    w.store.put_job_record(record);
+    w.jobs.stop(&app, JobKind::Individual, stopped.job_id.as_str()).await.unwrap();
+    let before = w.queue.messages().len();
+    let swept = sweeper.sweep().await.unwrap();
+    assert_eq!(swept.active, 3);
+    let mut requeued = swept.requeued.clone();
+    requeued.sort();
+    let mut expected = vec![fresh.job_id.clone(), released.job_id.clone()];
+    expected.sort();
+    assert_eq!(requeued, expected, "the lost INIT message and the handed-back job, not the held or stopped one");
+    assert_eq!(w.queue.messages().len(), before + 2);
+
+    // The held job's worker dies: once its lease runs out, it is woken too.
+    w.clock.advance(Duration::from_secs(30));
+    assert!(sweeper.sweep().await.unwrap().requeued.contains(&held.job_id));
+}
+
+#[tokio::test]
+async fn a_job_the_sweeper_cannot_queue_is_reported_and_tried_again_next_time() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let job = w.individual(&app, &rule).await;
+    let sweeper = Sweeper::new(w.store.clone(), w.queue.clone(), w.clock.clone()).with_init_grace(Duration::ZERO);
+    w.queue.fail_next(1);
+    let swept = sweeper.sweep().await.unwrap();
+    assert_eq!((swept.requeued.clone(), swept.failed.clone()), (vec![], vec![job.job_id.clone()]));
+    assert_eq!(sweeper.sweep().await.unwrap().requeued, vec![job.job_id]);
+}
