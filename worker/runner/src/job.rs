@@ -37,7 +37,8 @@ pub enum MessageFate {
     /// Hand the job to another worker now, with a fresh message: it starts its receive count
     /// anew, so no number of hand-offs dead-letters a job.
     HandOff,
-    /// Another worker holds it: let the message reappear after its visibility timeout.
+    /// Let the message reappear after its visibility timeout: a claim or write that failed
+    /// (tried again then), or a lease lost to another worker.
     Leave,
 }
 
@@ -91,7 +92,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
             tracing::warn!(%job_id, error = %format!("{err:#}"), "finishing abandoned files failed");
         }
     }
-    let ending = task.record().await;
+    let ending = task.run_recording().await;
     task.end(ending).await
 }
 
@@ -164,7 +165,7 @@ impl JobTask {
         Duration::from_secs(u64::from(self.record.job.max_idle_time()))
     }
 
-    async fn record(&mut self) -> Ending {
+    async fn run_recording(&mut self) -> Ending {
         if self.record.job.state == JobState::Stopping {
             return Ending::Stopped(StopReason::TenantStop);
         }
