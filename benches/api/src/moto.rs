@@ -140,7 +140,7 @@ impl Moto {
         let item = with(&self.items.job, "job_id", job_id.as_str());
         self.put(&self.tables.jobs, item, Some("attribute_not_exists(job_id)")).await?;
         let app_id = AppId::parse(&self.fixture.app_id).context("the fixture's app id")?;
-        let body = serde_json::to_string(&JobMessage { app_id, job_id })?;
+        let body = serde_json::to_string(&JobMessage::wake(app_id, job_id))?;
         let send = self.sqs.send_message().queue_url(&self.queue_url).message_body(body).send().await;
         send.context("SendMessage on the jobs queue")?;
         Ok(())

@@ -11,7 +11,7 @@ use crate::event::{DeliveryUpdate, RecordEvent, StoredEvent};
 use crate::ids::{AccountId, AppId, JobId, KeyId, RecordId, ResId, RoomId, RuleId, UserId};
 use crate::job::{Job, JobKind, JobState};
 use crate::jocloud::{Recording, Reservation};
-use crate::record::JobRecord;
+use crate::record::{JobRecord, Lease};
 use crate::room::{Room, RoomStream};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
@@ -38,11 +38,23 @@ pub struct JobFilter {
     pub state: Option<JobState>,
 }
 
-/// The message a worker receives for a new job.
+/// The message that wakes a worker for a job. The job store's lease, not the message, says
+/// who records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JobMessage {
     pub app_id: AppId,
     pub job_id: JobId,
+    /// The lease a claim met when this message was sent again after a refusal: met again,
+    /// renewed by the same worker, it shows the holder alive and the message a duplicate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused_by: Option<Lease>,
+}
+
+impl JobMessage {
+    /// A message waking a worker for `job_id`.
+    pub fn wake(app_id: AppId, job_id: JobId) -> Self {
+        Self { app_id, job_id, refused_by: None }
+    }
 }
 
 /// API credentials.

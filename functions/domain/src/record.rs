@@ -25,7 +25,7 @@ pub struct JobRecord {
 }
 
 /// Who holds a job and until when (milliseconds since the epoch).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub owner: String,
     pub expires_at_ms: i64,
@@ -65,8 +65,8 @@ pub enum ClaimRefused {
     #[error("the job has ended")]
     Ended,
     /// Another worker holds a live lease.
-    #[error("another worker holds the job until {0} ms")]
-    Held(i64),
+    #[error("{} holds the job until {} ms", .0.owner, .0.expires_at_ms)]
+    Held(Lease),
 }
 
 /// The lease is no longer ours: another worker took the job over.
@@ -94,7 +94,7 @@ impl JobRecord {
         }
         let takeover = match &self.lease {
             Some(held) if held.owner != worker && held.expires_at_ms > now_ms => {
-                return Err(ClaimRefused::Held(held.expires_at_ms));
+                return Err(ClaimRefused::Held(held.clone()));
             }
             Some(held) => held.owner != worker,
             None => job.state != JobState::Init,
@@ -185,7 +185,8 @@ mod tests {
     fn a_live_lease_refuses_others_and_an_expired_one_is_taken_over() {
         let mut job = job();
         job.claim("w1", at(1_000), LEASE).unwrap();
-        assert_eq!(job.claim("w2", at(20_000), LEASE), Err(ClaimRefused::Held(31_000)));
+        let held = Lease { owner: "w1".into(), expires_at_ms: 31_000 };
+        assert_eq!(job.claim("w2", at(20_000), LEASE), Err(ClaimRefused::Held(held)));
         assert_eq!(job.claim("w2", at(31_001), LEASE), Ok(true));
         assert_eq!(job.renew("w1", at(31_002), LEASE), Err(LeaseLost));
         assert_eq!(job.renew("w2", at(31_002), LEASE), Ok(()));

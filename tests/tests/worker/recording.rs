@@ -159,7 +159,7 @@ async fn a_duplicate_delivery_of_a_running_job_does_not_start_a_second_recorder(
     let running = setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;
     // SQS delivers at least once: the same message again, while this worker records the job.
     let queue = SqsJobQueue::new(aws_sdk_sqs::Client::new(&aws().await), stack_env("ROOMREC_JOBS_QUEUE_URL"));
-    let message = JobMessage { app_id: AppId::parse(&setup.app).unwrap(), job_id: JobId::parse(&job).unwrap() };
+    let message = JobMessage::wake(AppId::parse(&setup.app).unwrap(), JobId::parse(&job).unwrap());
     queue.enqueue(&message).await.unwrap();
     tokio::time::sleep(Duration::from_secs(8)).await;
     setup.stop(&job).await;

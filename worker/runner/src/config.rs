@@ -55,7 +55,7 @@ impl WorkerConfig {
     pub fn from_env() -> Result<Self, ConfigError> {
         let default_id =
             format!("{}-{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "worker".into()), std::process::id());
-        let config = Self {
+        Ok(Self {
             base: Config::from_env()?,
             worker_id: parsed(env::WORKER_ID, default_id)?,
             spool_dir: parsed(env::SPOOL_DIR, std::env::temp_dir().join("roomrec-spool"))?,
@@ -64,12 +64,6 @@ impl WorkerConfig {
             lease: Duration::from_secs(parsed(env::LEASE_SECONDS, DEFAULT_LEASE.as_secs())?),
             visibility: Duration::from_secs(parsed(env::VISIBILITY_SECONDS, DEFAULT_VISIBILITY.as_secs())?),
             s3_endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
-        };
-        // A dead worker's message must come back after its lease has expired, or the next
-        // worker would find the job held and drop the message (see `job::run`).
-        if config.visibility <= config.lease {
-            return Err(ConfigError::Invalid { name: env::VISIBILITY_SECONDS, reason: "must exceed the lease" });
-        }
-        Ok(config)
+        })
     }
 }

@@ -10,7 +10,7 @@ use roomrec_domain::ids::UserId;
 use roomrec_domain::job::{JobSpec, JobState, StopReason};
 use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::JobMessage;
-use roomrec_domain::record::{ClaimRefused, JobRecord};
+use roomrec_domain::record::{ClaimRefused, JobRecord, Lease};
 use roomrec_domain::rule::RecordRule;
 use roomrec_media::{Command, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
@@ -30,16 +30,37 @@ const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 const OUTPUT_QUEUE: usize = 64;
 
 /// What to do with the job's SQS message when the task ends.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageFate {
     /// The job has ended: delete the message.
     Delete,
-    /// Hand the job to another worker now, with a fresh message: it starts its receive count
-    /// anew, so no number of hand-offs dead-letters a job.
-    HandOff,
+    /// Send this message after this long, then delete the received one: a hand-off (now), or
+    /// a claim refused by a live lease (when it expires). A fresh message starts its receive
+    /// count anew, so no number of hand-offs or refusals dead-letters a job.
+    Requeue(JobMessage, Duration),
     /// Let the message reappear after its visibility timeout: a claim or write that failed
     /// (tried again then), or a lease lost to another worker.
     Leave,
+}
+
+/// How long after a held lease expires a refused claim tries again.
+const LEASE_MARGIN: Duration = Duration::from_secs(1);
+
+/// What becomes of `message` when its claim found `holder`'s live lease. Its holder may be
+/// dead (this is its own message, back before the lease ran out), so the message comes back
+/// once the lease has expired, naming it. Meeting the same holder with a renewed lease then
+/// shows it alive and the message a duplicate (the sweeper's, say): dropped, or it would
+/// come back for as long as the job runs.
+fn after_refusal(message: JobMessage, holder: Lease, now_ms: i64) -> MessageFate {
+    let renewed = message
+        .refused_by
+        .as_ref()
+        .is_some_and(|before| before.owner == holder.owner && holder.expires_at_ms > before.expires_at_ms);
+    if renewed {
+        return MessageFate::Delete;
+    }
+    let left = Duration::from_millis(u64::try_from(holder.expires_at_ms - now_ms).unwrap_or(0));
+    MessageFate::Requeue(JobMessage { refused_by: Some(holder), ..message }, left + LEASE_MARGIN)
 }
 
 /// Runs the job named by `message` until it ends, is handed back (shutdown) or is lost.
@@ -63,11 +84,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
     let job = match (claimed, refused) {
         (Ok(job), _) => job,
         (Err(_), Some(ClaimRefused::Ended)) | (Err(JobWriteError::Gone), _) => return MessageFate::Delete,
-        // A duplicate: the holder keeps its own message invisible while it lives, and its
-        // message outlives its lease (visibility > lease), so a dead holder's message is never
-        // refused. Kept, a duplicate would come back for as long as the job runs; should the
-        // holder's message be lost as well, the sweeper wakes a worker once the lease expires.
-        (Err(_), Some(ClaimRefused::Held(_))) => return MessageFate::Delete,
+        (Err(_), Some(ClaimRefused::Held(holder))) => return after_refusal(message, holder, ctx.clock.millis()),
         (Err(err), None) => {
             tracing::warn!(job_id = %message.job_id, error = %err, "could not claim the job; it will be retried");
             return MessageFate::Leave;
@@ -381,7 +398,7 @@ impl JobTask {
             if let Err(err) = released.await {
                 tracing::warn!(job_id = %job.job.job_id, error = %err, "could not release the lease; it will expire");
             }
-            return MessageFate::HandOff;
+            return MessageFate::Requeue(JobMessage::wake(job.job.app_id, job.job.job_id), Duration::ZERO);
         }
         let (reason, event, detail) = match ending {
             Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, reason.as_str().to_owned()),
@@ -407,5 +424,34 @@ impl JobTask {
             tracing::error!(job_id = %job.job_id, error = %err, "could not record the job's last event");
         }
         MessageFate::Delete
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomrec_domain::ids::{AppId, JobId};
+    use roomrec_domain::testing::random;
+
+    fn lease(owner: &str, expires_at_ms: i64) -> Lease {
+        Lease { owner: owner.into(), expires_at_ms }
+    }
+
+    #[test]
+    fn a_refused_message_comes_back_when_the_lease_expires_and_dies_when_the_holder_renewed() {
+        let message = JobMessage::wake(AppId::generate(random()), JobId::generate(random()));
+        let MessageFate::Requeue(again, delay) = after_refusal(message, lease("w1", 10_000), 4_000) else {
+            panic!("the holder may be dead: the message must come back")
+        };
+        assert_eq!(delay, Duration::from_millis(6_000) + LEASE_MARGIN);
+        assert_eq!(again.refused_by, Some(lease("w1", 10_000)));
+
+        // At 11 s: the same worker renewed its lease, so it lives and this was a duplicate.
+        assert_eq!(after_refusal(again.clone(), lease("w1", 20_000), 11_000), MessageFate::Delete);
+        // Another worker took the job over meanwhile: that one may die too.
+        let MessageFate::Requeue(third, _) = after_refusal(again, lease("w2", 25_000), 11_000) else {
+            panic!("a new holder is judged afresh")
+        };
+        assert_eq!(third.refused_by, Some(lease("w2", 25_000)));
     }
 }

@@ -56,9 +56,8 @@ impl Worker {
             let stop = shutdown.clone();
             running.spawn(async move {
                 let visibility = ctx.config.visibility;
-                let run = job::run(ctx, message.clone(), stop);
-                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, run).await;
-                settle(&sqs, &queue, &receipt, &message, fate).await;
+                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx, message, stop)).await;
+                settle(&sqs, &queue, &receipt, fate).await;
                 drop((entry, permit));
             });
             while running.try_join_next().is_some() {}
@@ -155,15 +154,20 @@ async fn with_keepalive(
     }
 }
 
-async fn settle(sqs: &Client, queue: &str, receipt: &str, message: &JobMessage, fate: MessageFate) {
+/// Longest delay SQS puts on a message; a lease outliving it is refused again then.
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-timers.html>
+const MAX_DELAY: Duration = Duration::from_secs(900);
+
+async fn settle(sqs: &Client, queue: &str, receipt: &str, fate: MessageFate) {
     let delete = || async {
         sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.err().map(|e| e.to_string())
     };
-    let failure = match fate {
+    let failure = match &fate {
         MessageFate::Delete => delete().await,
-        MessageFate::HandOff => {
-            let body = serde_json::to_string(message).unwrap_or_default();
-            let sent = sqs.send_message().queue_url(queue).message_body(body).send().await;
+        MessageFate::Requeue(fresh, delay) => {
+            let body = serde_json::to_string(fresh).unwrap_or_default();
+            let delay = secs((*delay).min(MAX_DELAY));
+            let sent = sqs.send_message().queue_url(queue).message_body(body).delay_seconds(delay).send().await;
             match sent {
                 // The fresh message is out: the received one has served.
                 Ok(_) => delete().await,

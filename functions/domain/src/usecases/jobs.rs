@@ -58,7 +58,7 @@ impl Jobs {
         let field = "record_param.record_rule_id";
         existing_rule(self.rules.as_ref(), &job.app_id, &job.record_param.record_rule_id, field).await?;
         self.jobs.create_job(&job).await?;
-        let message = JobMessage { app_id: job.app_id.clone(), job_id: job.job_id.clone() };
+        let message = JobMessage::wake(job.app_id.clone(), job.job_id.clone());
         if let Err(err) = self.queue.enqueue(&message).await {
             self.jobs.delete_job(&job.app_id, &job.job_id).await?;
             return Err(err.into());

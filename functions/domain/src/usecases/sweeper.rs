@@ -3,7 +3,8 @@
 //! deleted, dead-lettered after too many receives, or past SQS's 12-hour invisibility cap),
 //! the sweeper queues a fresh message for every job that needs a worker and may have none
 //! coming: see [`JobRecord::needs_wake_up`]. A duplicate message is harmless: a claim is a
-//! conditional write, and a worker that finds the job held by a live lease drops it.
+//! conditional write, and a duplicate dies once it finds the same worker holding the job a
+//! second time (see `roomrec-worker`'s claim).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,7 +56,7 @@ impl Sweeper {
         let now = self.clock.now();
         let mut swept = Swept { active: active.len(), ..Swept::default() };
         for JobRecord { job, .. } in active.iter().filter(|record| record.needs_wake_up(now, self.init_grace)) {
-            let message = JobMessage { app_id: job.app_id.clone(), job_id: job.job_id.clone() };
+            let message = JobMessage::wake(job.app_id.clone(), job.job_id.clone());
             match self.queue.enqueue(&message).await {
                 Ok(()) => {
                     tracing::info!(job_id = %job.job_id, state = job.state.as_str(), "job re-queued by the sweeper");
