@@ -24,17 +24,11 @@ use super::rules::existing_rule;
 /// The Jocloud use cases.
 #[derive(Clone)]
 pub struct Jocloud {
-    recordings: Arc<dyn RecordingStore>,
-    rooms: Arc<dyn RoomStore>,
-    rules: Arc<dyn RuleStore>,
-    jobs: Jobs,
-    /// The S3 endpoint download URLs name (`AWS_ENDPOINT_URL`); AWS's own when `None`.
-    s3_endpoint: Option<String>,
-    clock: Arc<dyn Clock>,
-    random: Arc<dyn Random>,
+    ports: JocloudPorts,
 }
 
 /// The ports and use cases [`Jocloud`] works with.
+#[derive(Clone)]
 pub struct JocloudPorts {
     pub recordings: Arc<dyn RecordingStore>,
     /// For the participants a source recording starts with.
@@ -49,14 +43,14 @@ pub struct JocloudPorts {
 impl Jocloud {
     /// The Jocloud use cases.
     pub fn new(ports: JocloudPorts) -> Self {
-        let JocloudPorts { recordings, rooms, rules, jobs, s3_endpoint, clock, random } = ports;
-        Self { recordings, rooms, rules, jobs, s3_endpoint, clock, random }
+        Self { ports }
     }
 
     /// `applyrecord`: reserves a recording resource, valid for five minutes and one start.
     pub async fn apply_record(&self, app: &OwnedApp, request: ApplyRecordRequest) -> Result<Reservation, UseCaseError> {
-        let reservation = Reservation::new(app.id().clone(), request.roomid, self.random.as_ref(), self.clock.now());
-        self.recordings.put_reservation(&reservation).await?;
+        let reservation =
+            Reservation::new(app.id().clone(), request.roomid, self.ports.random.as_ref(), self.ports.clock.now());
+        self.ports.recordings.put_reservation(&reservation).await?;
         Ok(reservation)
     }
 
@@ -68,11 +62,11 @@ impl Jocloud {
         request: StartRecordRequest,
     ) -> Result<RecordingView, UseCaseError> {
         let plan = request.plan()?;
-        existing_rule(self.rules.as_ref(), app.id(), plan.record_rule_id.as_str(), "record_rule_id").await?;
-        let recordid = RecordId::generate(self.random.as_ref());
+        existing_rule(self.ports.rules.as_ref(), app.id(), plan.record_rule_id.as_str(), "record_rule_id").await?;
+        let recordid = RecordId::generate(self.ports.random.as_ref());
         self.use_reservation(app.id(), &plan, &recordid).await?;
         let StartPlan { resid, room_id, recordtype, streamtype, record_rule_id, max_idle_time, mix_param } = plan;
-        let now = self.clock.timestamp();
+        let now = self.ports.clock.timestamp();
         let mut recording = Recording {
             app_id: app.id().clone(),
             recordid,
@@ -90,11 +84,11 @@ impl Jocloud {
         };
         match mix_param {
             Some(mix_param) => {
-                let job = recording.mix_job(mix_param, self.random.as_ref(), now);
+                let job = recording.mix_job(mix_param, self.ports.random.as_ref(), now);
                 recording.mix_job_id = Some(job.job_id.clone());
-                self.recordings.put_recording(&recording).await?;
-                if let Err(err) = self.jobs.start(job).await {
-                    recording.stop(StopReason::InternalError, self.clock.timestamp());
+                self.ports.recordings.put_recording(&recording).await?;
+                if let Err(err) = self.ports.jobs.start(job).await {
+                    recording.stop(StopReason::InternalError, self.ports.clock.timestamp());
                     self.save_settled(&recording).await;
                     return Err(err);
                 }
@@ -102,9 +96,9 @@ impl Jocloud {
             None => {
                 // Saved first: a participant joining from now on finds it (and whoever of
                 // the two starts their job first, the derived job id makes it one job).
-                self.recordings.put_recording(&recording).await?;
+                self.ports.recordings.put_recording(&recording).await?;
                 let jobs = self.recording_jobs(&recording).await?;
-                for stream in self.rooms.list_streams(app.id(), &recording.room_id).await? {
+                for stream in self.ports.rooms.list_streams(app.id(), &recording.room_id).await? {
                     self.record_participant(&recording, &stream, &jobs).await?;
                 }
             }
@@ -115,20 +109,20 @@ impl Jocloud {
     /// Checks the plan's reservation and marks it used by `recordid`, once.
     async fn use_reservation(&self, app_id: &AppId, plan: &StartPlan, recordid: &RecordId) -> Result<(), UseCaseError> {
         let not_found = || UseCaseError::not_found("resid", "recording resource");
-        let reservation = self.recordings.get_reservation(app_id, &plan.resid).await?.ok_or_else(not_found)?;
-        let now_secs = self.clock.now().timestamp();
+        let reservation = self.ports.recordings.get_reservation(app_id, &plan.resid).await?.ok_or_else(not_found)?;
+        let now_secs = self.ports.clock.now().timestamp();
         if let Some(refusal) = reservation.refusal(now_secs) {
             return Err(refusal.into());
         }
         if let Some(room) = reservation.room_id.as_ref().filter(|room| **room != plan.room_id) {
             return Err(Invalid::new("roomid", format!("the resid was applied for room {room}")).into());
         }
-        match self.recordings.consume_reservation(app_id, &plan.resid, recordid, now_secs).await {
+        match self.ports.recordings.consume_reservation(app_id, &plan.resid, recordid, now_secs).await {
             Ok(()) => Ok(()),
             Err(StoreError::Conflict) => {
                 // Used by a concurrent start, or expired, since it was read: say which.
-                let again = self.recordings.get_reservation(app_id, &plan.resid).await?.ok_or_else(not_found)?;
-                Err(again.refusal(self.clock.now().timestamp()).map_or_else(
+                let again = self.ports.recordings.get_reservation(app_id, &plan.resid).await?.ok_or_else(not_found)?;
+                Err(again.refusal(self.ports.clock.now().timestamp()).map_or_else(
                     || UseCaseError::Conflict("resid: changed while starting; try again".into()),
                     UseCaseError::from,
                 ))
@@ -142,15 +136,15 @@ impl Jocloud {
         let mut recording = self.recording(app, &request.recordid, request.roomid.as_ref()).await?;
         if recording.state == RecordingState::Recording {
             // First, so that nobody who joins from now on is recorded.
-            recording.stop(StopReason::TenantStop, self.clock.timestamp());
-            self.recordings.put_recording(&recording).await?;
+            recording.stop(StopReason::TenantStop, self.ports.clock.timestamp());
+            self.ports.recordings.put_recording(&recording).await?;
         }
         let kind = match recording.streamtype {
             StreamType::Mixed => JobKind::Mix,
             StreamType::Source => JobKind::Individual,
         };
         for job in self.recording_jobs(&recording).await?.iter().filter(|j| j.is_active()) {
-            self.jobs.stop_job(&recording.app_id, kind, job.job_id.as_str()).await?;
+            self.ports.jobs.stop_job(&recording.app_id, kind, job.job_id.as_str()).await?;
         }
         self.view(recording).await
     }
@@ -170,7 +164,7 @@ impl Jocloud {
             UpdateError::Invalid(invalid) => jocloud_field(invalid).into(),
             err => UseCaseError::Conflict(format!("recordid: {err}")),
         };
-        self.jobs.update_mix_job(&recording.app_id, job_id.as_str(), update, refusal).await?;
+        self.ports.jobs.update_mix_job(&recording.app_id, job_id.as_str(), update, refusal).await?;
         self.view(recording).await
     }
 
@@ -182,9 +176,9 @@ impl Jocloud {
 
     /// Records `stream`'s participant in every open source recording of their room.
     pub(crate) async fn join_recordings(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), UseCaseError> {
-        for recording in self.recordings.open_recordings(app_id, &stream.room_id).await? {
+        for recording in self.ports.recordings.open_recordings(app_id, &stream.room_id).await? {
             let jobs = self.recording_jobs(&recording).await?;
-            if recording.is_live(&jobs, self.clock.now()) {
+            if recording.is_live(&jobs, self.ports.clock.now()) {
                 self.record_participant(&recording, stream, &jobs).await?;
             } else {
                 self.settle(recording, &jobs).await;
@@ -201,9 +195,9 @@ impl Jocloud {
         jobs: &[Job],
     ) -> Result<(), UseCaseError> {
         let earlier: Vec<Job> = jobs.iter().filter(|j| j.user_id() == Some(&stream.user_id)).cloned().collect();
-        let now = self.clock.timestamp();
-        let Some(job) = recording.source_job(stream, &earlier, self.random.as_ref(), now) else { return Ok(()) };
-        match self.jobs.start(job).await {
+        let now = self.ports.clock.timestamp();
+        let Some(job) = recording.source_job(stream, &earlier, self.ports.random.as_ref(), now) else { return Ok(()) };
+        match self.ports.jobs.start(job).await {
             // A concurrent join or start created the same job.
             Ok(_) | Err(UseCaseError::Store(StoreError::Conflict)) => Ok(()),
             Err(err) => Err(err),
@@ -219,7 +213,7 @@ impl Jocloud {
     ) -> Result<Recording, UseCaseError> {
         let not_found = || UseCaseError::not_found("recordid", "recording");
         let recordid = RecordId::parse(recordid).ok_or_else(not_found)?;
-        let recording = self.recordings.get_recording(app.id(), &recordid).await?.ok_or_else(not_found)?;
+        let recording = self.ports.recordings.get_recording(app.id(), &recordid).await?.ok_or_else(not_found)?;
         if let Some(room) = roomid.filter(|room| **room != recording.room_id) {
             return Err(Invalid::new("roomid", format!("recording {recordid} is not of room {room}")).into());
         }
@@ -229,9 +223,10 @@ impl Jocloud {
     /// The recording's jobs, oldest first.
     async fn recording_jobs(&self, recording: &Recording) -> Result<Vec<Job>, UseCaseError> {
         if let Some(job_id) = &recording.mix_job_id {
-            return Ok(self.jobs.find(&recording.app_id, job_id).await?.into_iter().collect());
+            return Ok(self.ports.jobs.find(&recording.app_id, job_id).await?.into_iter().collect());
         }
         let mut jobs: Vec<Job> = self
+            .ports
             .jobs
             .in_room(&recording.app_id, JobKind::Individual, &recording.room_id)
             .await?
@@ -245,13 +240,13 @@ impl Jocloud {
     /// The view of `recording`, which is first marked stopped if its jobs show it ended.
     async fn view(&self, recording: Recording) -> Result<RecordingView, UseCaseError> {
         let jobs = self.recording_jobs(&recording).await?;
-        let recording = match recording.is_live(&jobs, self.clock.now()) {
+        let recording = match recording.is_live(&jobs, self.ports.clock.now()) {
             true => recording,
             false => self.settle(recording, &jobs).await,
         };
-        let rule = self.rules.get_rule(&recording.app_id, &recording.record_rule_id).await?;
+        let rule = self.ports.rules.get_rule(&recording.app_id, &recording.record_rule_id).await?;
         let region = rule.map(|r| r.obs_addr.location);
-        let endpoint = self.s3_endpoint.as_deref();
+        let endpoint = self.ports.s3_endpoint.as_deref();
         Ok(RecordingView::new(recording, &jobs, |bucket, key| download_url(endpoint, bucket, region.as_deref(), key)))
     }
 
@@ -266,7 +261,7 @@ impl Jocloud {
             StreamType::Source => None,
         };
         let ended = jobs.iter().map(|j| j.stop_time).max().filter(|t| *t > Timestamp::zero());
-        let ended = ended.unwrap_or_else(|| self.clock.timestamp());
+        let ended = ended.unwrap_or_else(|| self.ports.clock.timestamp());
         recording.stop(reason.unwrap_or(StopReason::ExceedMaxIdleTime), ended);
         self.save_settled(&recording).await;
         recording
@@ -275,7 +270,7 @@ impl Jocloud {
     /// Saves a recording the service ended by itself; a failure is logged (the next look
     /// settles it again).
     async fn save_settled(&self, recording: &Recording) {
-        if let Err(err) = self.recordings.put_recording(recording).await {
+        if let Err(err) = self.ports.recordings.put_recording(recording).await {
             tracing::warn!(recordid = %recording.recordid, error = %error_chain(&err),
                 "could not save the recording's end");
         }

@@ -29,16 +29,11 @@ pub struct PublishEvent {
 /// The rooms use cases.
 #[derive(Clone)]
 pub struct Rooms {
-    rooms: Arc<dyn RoomStore>,
-    apps: Arc<dyn AppStore>,
-    rules: Arc<dyn RuleStore>,
-    jobs: Jobs,
-    jocloud: Jocloud,
-    clock: Arc<dyn Clock>,
-    random: Arc<dyn Random>,
+    ports: RoomsPorts,
 }
 
 /// The ports and use cases [`Rooms`] works with.
+#[derive(Clone)]
 pub struct RoomsPorts {
     pub rooms: Arc<dyn RoomStore>,
     /// For the media hook, which names an app without an account.
@@ -54,8 +49,7 @@ pub struct RoomsPorts {
 impl Rooms {
     /// The rooms use cases.
     pub fn new(ports: RoomsPorts) -> Self {
-        let RoomsPorts { rooms, apps, rules, jobs, jocloud, clock, random } = ports;
-        Self { rooms, apps, rules, jobs, jocloud, clock, random }
+        Self { ports }
     }
 
     /// Registers or updates a participant stream; `true` when it joined now.
@@ -83,7 +77,7 @@ impl Rooms {
 
     /// Removes a participant stream (the participant left).
     pub async fn delete_stream(&self, app: &OwnedApp, room: RoomId, user: UserId) -> Result<(), UseCaseError> {
-        if !self.rooms.delete_stream(app.id(), &room, &user).await? {
+        if !self.ports.rooms.delete_stream(app.id(), &room, &user).await? {
             return Err(UseCaseError::not_found("user_id", "stream"));
         }
         self.leave(app.id(), &room).await;
@@ -92,20 +86,20 @@ impl Rooms {
 
     /// One participant stream of a room.
     pub async fn get_stream(&self, app: &OwnedApp, room: RoomId, user: UserId) -> Result<RoomStream, UseCaseError> {
-        let stream = self.rooms.get_stream(app.id(), &room, &user).await?;
+        let stream = self.ports.rooms.get_stream(app.id(), &room, &user).await?;
         stream.ok_or_else(|| UseCaseError::not_found("user_id", "stream"))
     }
 
     /// A room's roster in join order.
     pub async fn list_streams(&self, app: &OwnedApp, room: RoomId) -> Result<Vec<RoomStream>, UseCaseError> {
-        Ok(self.rooms.list_streams(app.id(), &room).await?)
+        Ok(self.ports.rooms.list_streams(app.id(), &room).await?)
     }
 
     /// Applies a media server's publish / publish-done report. The hook is trusted by its
     /// deployment token, not by an account, so it names the app directly.
     pub async fn media_hook(&self, event: PublishEvent) -> Result<(), UseCaseError> {
         let PublishEvent { app_id, room_id, user_id, url } = event;
-        if self.apps.find_app(&app_id).await?.is_none() {
+        if self.ports.apps.find_app(&app_id).await?.is_none() {
             return Err(UseCaseError::not_found("app_id", "app"));
         }
         match url {
@@ -114,7 +108,7 @@ impl Rooms {
                 self.join(&app_id, stream).await?;
             }
             None => {
-                if self.rooms.delete_stream(&app_id, &room_id, &user_id).await? {
+                if self.ports.rooms.delete_stream(&app_id, &room_id, &user_id).await? {
                     self.leave(&app_id, &room_id).await;
                 }
             }
@@ -125,10 +119,10 @@ impl Rooms {
     /// Saves `stream`; a user already in the room keeps their join time and order. A user
     /// who joins now opens the room (if empty) and may start recordings; `true` then.
     async fn join(&self, app_id: &AppId, mut stream: RoomStream) -> Result<(RoomStream, bool), StoreError> {
-        let existing = self.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?;
+        let existing = self.ports.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?;
         let created = match existing {
             Some(_) => Err(StoreError::Conflict),
-            None => self.rooms.create_stream(app_id, &stream).await,
+            None => self.ports.rooms.create_stream(app_id, &stream).await,
         };
         match created {
             Ok(()) => {}
@@ -136,19 +130,19 @@ impl Rooms {
                 // In the room already (or a concurrent join of the same user won): an update.
                 let current = match existing {
                     Some(current) => Some(current),
-                    None => self.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?,
+                    None => self.ports.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?,
                 };
                 if let Some(current) = current {
                     (stream.join_time, stream.join_seq) = (current.join_time, current.join_seq);
                 }
-                self.rooms.put_stream(app_id, &stream).await?;
+                self.ports.rooms.put_stream(app_id, &stream).await?;
                 return Ok((stream, false));
             }
             Err(err) => return Err(err),
         }
         // The stream is saved before the room is touched, so a concurrent last leave either
         // sees it or finds the room changed (see `leave`).
-        match self.rooms.open_room(app_id, &stream.room_id, stream.join_seq, stream.join_time).await {
+        match self.ports.rooms.open_room(app_id, &stream.room_id, stream.join_seq, stream.join_time).await {
             Ok(room) => self.on_join(app_id, &stream, &room).await,
             Err(err) => tracing::error!(%app_id, room_id = %stream.room_id, error = %error_chain(&err),
                 "could not open the room; nothing is recorded automatically for this join"),
@@ -163,7 +157,7 @@ impl Rooms {
             tracing::error!(%app_id, room_id = %stream.room_id, user_id = %stream.user_id,
                 error = %error_chain(&err), "automatic recording did not start");
         }
-        if let Err(err) = self.jocloud.join_recordings(app_id, stream).await {
+        if let Err(err) = self.ports.jocloud.join_recordings(app_id, stream).await {
             tracing::error!(%app_id, room_id = %stream.room_id, user_id = %stream.user_id,
                 error = %error_chain(&err), "the participant's Jocloud recording did not start");
         }
@@ -171,14 +165,14 @@ impl Rooms {
 
     /// Starts the automatic individual job for `stream` if the app records automatically.
     async fn auto_record(&self, app_id: &AppId, stream: &RoomStream, room: &Room) -> Result<(), UseCaseError> {
-        let rules = self.rules.list_rules(app_id).await?;
+        let rules = self.ports.rules.list_rules(app_id).await?;
         let Some(rule) = auto_record::rule_for(&rules, room) else { return Ok(()) };
-        let room_jobs = self.jobs.in_room(app_id, JobKind::Individual, &stream.room_id).await?;
-        let now = self.clock.timestamp();
-        let Some(job) = auto_record::job_for(app_id, rule, stream, &room_jobs, self.random.as_ref(), now) else {
+        let room_jobs = self.ports.jobs.in_room(app_id, JobKind::Individual, &stream.room_id).await?;
+        let now = self.ports.clock.timestamp();
+        let Some(job) = auto_record::job_for(app_id, rule, stream, &room_jobs, self.ports.random.as_ref(), now) else {
             return Ok(());
         };
-        match self.jobs.start(job).await {
+        match self.ports.jobs.start(job).await {
             Ok(job) => {
                 tracing::info!(%app_id, job_id = %job.job_id, rule_id = %rule.rule_id, "automatic recording started");
                 Ok(())
@@ -192,9 +186,9 @@ impl Rooms {
     /// Removes the room once its last stream has left, unless someone joined meanwhile.
     async fn leave(&self, app_id: &AppId, room: &RoomId) {
         let closed = async {
-            let Some(current) = self.rooms.get_room(app_id, room).await? else { return Ok(()) };
-            if self.rooms.list_streams(app_id, room).await?.is_empty() {
-                self.rooms.close_room(app_id, &current).await?;
+            let Some(current) = self.ports.rooms.get_room(app_id, room).await? else { return Ok(()) };
+            if self.ports.rooms.list_streams(app_id, room).await?.is_empty() {
+                self.ports.rooms.close_room(app_id, &current).await?;
             }
             Ok::<_, StoreError>(())
         };
@@ -213,7 +207,7 @@ impl Rooms {
         has_audio: bool,
         has_video: bool,
     ) -> RoomStream {
-        let now = self.clock.timestamp();
+        let now = self.ports.clock.timestamp();
         RoomStream {
             room_id,
             user_id,
@@ -222,7 +216,7 @@ impl Rooms {
             has_audio,
             has_video,
             join_time: now,
-            join_seq: self.clock.micros(),
+            join_seq: self.ports.clock.micros(),
             update_time: now,
         }
     }
