@@ -19,7 +19,7 @@ use roomrec_domain::ports::JobStore;
 use roomrec_tests::publish_with;
 use roomrec_tests::store;
 use serde_json::json;
-use support::{decodes, download, duration, events, objects, probe, Setup};
+use support::{decodes, download, duration, objects, probe, wait_for_events, Setup};
 
 /// The stack's jobs queue URL.
 fn jobs_queue() -> String {
@@ -71,23 +71,6 @@ async fn open_mp4_parts(app: &str, job: &str) -> usize {
     let store = store().await;
     let job = store.get_job(&AppId::parse(app).unwrap(), &JobId::parse(job).unwrap()).await.unwrap().unwrap();
     job.open_uploads.iter().filter_map(|u| u.multipart.as_ref()).map(|m| m.etags.len()).sum()
-}
-
-async fn wait_for_events(
-    job: &str,
-    kind: EventType,
-    count: usize,
-    within: Duration,
-) -> Vec<roomrec_domain::event::RecordEvent> {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let events = events(job).await;
-        if events.iter().filter(|e| e.event_type == kind).count() >= count {
-            return events;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "never saw {count} {kind:?}: {events:?}");
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 #[tokio::test]

@@ -4,7 +4,7 @@ use roomrec_domain::callback::EventType;
 use roomrec_tests::publish_colour;
 use serde_json::{json, Value};
 
-use crate::support::{decodes, download, events, objects, Setup};
+use crate::support::{decodes, download, final_events, objects, Setup};
 
 /// The app's individual jobs in `room`, as the jobs API lists them.
 async fn room_jobs(setup: &Setup, room: &str) -> Vec<Value> {
@@ -60,7 +60,7 @@ async fn an_auto_record_rule_records_a_publish_to_nginx_rtmp_without_a_jobs_api_
     std::fs::remove_dir_all(&dir).ok();
 
     // Its events, for the callback, as for any job: in the outbox and through the API.
-    let kinds: Vec<EventType> = events(&job_id).await.iter().map(|e| e.event_type).collect();
+    let kinds: Vec<EventType> = final_events(&job_id).await.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds, [EventType::RecordNewFileStart, EventType::RecordFileComplete, EventType::CloudRecordOver]);
     let listed = setup.api.get(&format!("/v2/apps/{}/individual-stream-jobs/{job_id}/events", setup.app)).await;
     assert_eq!(listed.body["events"].as_array().map(Vec::len), Some(3), "{:?}", listed.body);

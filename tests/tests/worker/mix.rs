@@ -4,7 +4,7 @@ use roomrec_domain::callback::EventType;
 use roomrec_tests::publish_colour;
 use serde_json::json;
 
-use crate::support::{download, events, frames, near, objects, pixel, probe, samples, tone, Setup};
+use crate::support::{download, final_events, frames, near, objects, pixel, probe, samples, tone, Setup};
 
 const ALICE: [u8; 3] = [0xE0, 0x30, 0x30];
 const BOB: [u8; 3] = [0x30, 0xC0, 0x30];
@@ -102,7 +102,7 @@ async fn a_mix_job_composes_the_room_and_applies_a_layout_update_in_the_same_fil
     assert!(a > 0.02 && b > 0.02 && none < 0.005, "440 Hz {a}, 660 Hz {b}, 1000 Hz {none}");
     assert!(audio.iter().all(|s| s.abs() < 0.999), "the mix clips");
 
-    let events = events(&job).await;
+    let events = final_events(&job).await;
     let kinds: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds.iter().filter(|k| **k == EventType::RecordNewFileStart).count(), 2, "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| **k == EventType::RecordFileComplete).count(), 2, "{kinds:?}");
@@ -122,7 +122,7 @@ async fn an_audio_only_mix_of_an_empty_room_ends_in_exceed_max_idle_time() {
         setup.start_mix(json!({ "room_id": "nobody-here", "encode_template": "audio_only", "max_idle_time": 5 })).await;
     let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
     assert_eq!(stopped["stop_reason"], "EXCEED_MAX_IDLE_TIME");
-    let kinds: Vec<EventType> = events(&job).await.iter().map(|e| e.event_type).collect();
+    let kinds: Vec<EventType> = final_events(&job).await.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds.last(), Some(&EventType::CloudRecordOver), "{kinds:?}");
     // A mix records from its start (silence here, until the idle limit), sound only.
     let stored = objects(&setup.bucket, &setup.prefix).await;

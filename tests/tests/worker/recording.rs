@@ -7,7 +7,7 @@ use roomrec_domain::ports::{JobMessage, JobQueue};
 use roomrec_tests::{aws, publish, stack_env};
 use serde_json::json;
 
-use crate::support::{decodes, download, duration, events, objects, probe, Setup};
+use crate::support::{decodes, download, duration, final_events, objects, probe, Setup};
 
 #[tokio::test]
 async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {
@@ -65,7 +65,7 @@ async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {
     assert!((hls_total - mp4_seconds).abs() < mp4_seconds * 0.1, "HLS {hls_total} s vs MP4 {mp4_seconds} s");
 
     // The outbox tells the same story, in order, with the seed's fields.
-    let events = events(&job).await;
+    let events = final_events(&job).await;
     let kinds: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds.first(), Some(&EventType::RecordNewFileStart), "{kinds:?}");
     assert_eq!(kinds.last(), Some(&EventType::CloudRecordOver), "{kinds:?}");
@@ -113,7 +113,7 @@ async fn a_source_that_never_appears_ends_in_exceed_max_idle_time() {
     let job = setup.start_job("empty-room", "ghost", 5).await;
     let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
     assert_eq!(stopped["stop_reason"], "EXCEED_MAX_IDLE_TIME");
-    let kinds: Vec<EventType> = events(&job).await.iter().map(|e| e.event_type).collect();
+    let kinds: Vec<EventType> = final_events(&job).await.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds, [EventType::CloudRecordOver]);
     assert!(objects(&setup.bucket, &setup.prefix).await.is_empty());
 }
@@ -130,7 +130,7 @@ async fn a_job_whose_rule_was_deleted_fails_with_internal_error_and_a_failure_ev
     assert_eq!(joined.status, 201, "{:?}", joined.body);
     let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(30)).await;
     assert_eq!(failed["stop_reason"], "INTERNAL_ERROR");
-    let events = events(&job).await;
+    let events = final_events(&job).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].event_type, EventType::CloudRecordFailed);
     assert!(events[0].detail_message.contains("record rule"), "{}", events[0].detail_message);
@@ -147,7 +147,7 @@ async fn a_recording_into_a_missing_bucket_fails_instead_of_pretending() {
     let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(40)).await;
     publisher.kill().await.ok();
     assert_eq!(failed["stop_reason"], "INTERNAL_ERROR");
-    let kinds: Vec<EventType> = events(&job).await.iter().map(|e| e.event_type).collect();
+    let kinds: Vec<EventType> = final_events(&job).await.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds.last(), Some(&EventType::CloudRecordFailed), "{kinds:?}");
 }
 
@@ -167,7 +167,7 @@ async fn a_duplicate_delivery_of_a_running_job_does_not_start_a_second_recorder(
     publisher.kill().await.ok();
     assert_eq!(stopped["start_time"], running["start_time"], "the job was not started again");
 
-    let starts = events(&job).await.iter().filter(|e| e.event_type == EventType::RecordNewFileStart).count();
+    let starts = final_events(&job).await.iter().filter(|e| e.event_type == EventType::RecordNewFileStart).count();
     assert_eq!(starts, 2, "one HLS and one MP4 file, from one recorder");
     let stored = objects(&setup.bucket, &setup.prefix).await;
     assert_eq!(stored.iter().filter(|(k, _)| k.ends_with(".mp4")).count(), 1, "{stored:?}");

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use aws_sdk_s3::Client as S3;
 use roomrec_adapters::DynamoEventLog;
+use roomrec_domain::callback::EventType;
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::EventLog;
@@ -160,6 +161,34 @@ pub async fn events(job_id: &str) -> Vec<RecordEvent> {
         stack_env("ROOMREC_EVENTS_QUEUE_URL"),
     );
     log.list(&JobId::parse(job_id).unwrap()).await.unwrap()
+}
+
+/// The job's events once at least `count` of `kind` were recorded, waiting up to `within`.
+#[allow(dead_code)] // the takeover tests use it
+pub async fn wait_for_events(job_id: &str, kind: EventType, count: usize, within: Duration) -> Vec<RecordEvent> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let events = events(job_id).await;
+        if events.iter().filter(|e| e.event_type == kind).count() >= count {
+            return events;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never saw {count} {kind:?}: {events:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// The events of a job that ended: its state is written first, its last event just after.
+pub async fn final_events(job_id: &str) -> Vec<RecordEvent> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let events = events(job_id).await;
+        let last = events.last().map(|e| e.event_type);
+        if matches!(last, Some(EventType::CloudRecordOver | EventType::CloudRecordFailed)) {
+            return events;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the job's last event never came: {events:?}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// The frames of the video in `path`, one per `every` seconds, as `width`×`height` RGB.
