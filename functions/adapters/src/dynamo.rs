@@ -255,6 +255,7 @@ impl DynamoStore {
         if let Some(lease) = &record.lease {
             item.insert("lease_owner".into(), s(lease.owner.as_str()));
             item.insert("lease_expires_ms".into(), n(lease.expires_at_ms));
+            item.insert("lease_epoch".into(), n(lease.epoch));
         }
         if !record.open_uploads.is_empty() {
             item.insert("open_uploads".into(), s(serde_json::to_string(&record.open_uploads).map_err(backend)?));
@@ -267,7 +268,9 @@ impl DynamoStore {
         record.version = number(item, "version")?;
         let owner = item.get("lease_owner").and_then(|v| v.as_s().ok());
         let expires = item.get("lease_expires_ms").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok());
-        record.lease = owner.zip(expires).map(|(owner, expires_at_ms)| Lease { owner: owner.clone(), expires_at_ms });
+        let epoch = item.get("lease_epoch").and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).unwrap_or(0);
+        record.lease =
+            owner.zip(expires).map(|(owner, expires_at_ms)| Lease { owner: owner.clone(), expires_at_ms, epoch });
         if let Some(uploads) = item.get("open_uploads").and_then(|v| v.as_s().ok()) {
             record.open_uploads = serde_json::from_str(uploads).map_err(backend)?;
         }

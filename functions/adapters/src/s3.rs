@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
-use roomrec_domain::ports::{Blobs, FilePart, StoreError};
+use roomrec_domain::ports::{Blobs, FilePart, IfStored, Object, StoreError};
 
 /// [`Blobs`] on S3.
 #[derive(Debug, Clone)]
@@ -35,17 +35,24 @@ impl S3Blobs {
 
 #[async_trait]
 impl Blobs for S3Blobs {
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError> {
-        self.client
-            .put_object()
-            .bucket(bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(body))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        when: IfStored,
+    ) -> Result<String, StoreError> {
+        let mut put = self.client.put_object().bucket(bucket).key(key).content_type(content_type);
+        if let IfStored::Matches(etag) = when {
+            put = put.if_match(etag);
+        }
+        match put.body(ByteStream::from(body)).send().await {
+            Ok(out) => out.e_tag.ok_or_else(|| backend(MissingField("an ETag"))),
+            // 412 Precondition Failed: another writer replaced the object.
+            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Err(StoreError::Conflict),
+            Err(err) => Err(backend(err)),
+        }
     }
 
     async fn start_multipart(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StoreError> {
@@ -107,9 +114,32 @@ impl Blobs for S3Blobs {
         Ok(())
     }
 
-    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
-        let out = self.client.get_object().bucket(bucket).key(key).send().await.map_err(backend)?;
-        Ok(out.body.collect().await.map_err(backend)?.into_bytes().to_vec())
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Object>, StoreError> {
+        let out = match self.client.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
+            Err(err) => return Err(backend(err)),
+        };
+        let etag = out.e_tag.clone().ok_or_else(|| backend(MissingField("an ETag")))?;
+        let body = out.body.collect().await.map_err(backend)?.into_bytes().to_vec();
+        Ok(Some(Object { body, etag }))
+    }
+
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut pages = self.client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
+        let mut listed = Vec::new();
+        while let Some(page) = pages.next().await {
+            for object in page.map_err(backend)?.contents.unwrap_or_default() {
+                let size = object.size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
+                listed.extend(object.key.map(|key| (key, size)));
+            }
+        }
+        Ok(listed)
+    }
+
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.client.delete_object().bucket(bucket).key(key).send().await.map_err(backend)?;
+        Ok(())
     }
 
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError> {

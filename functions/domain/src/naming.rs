@@ -48,7 +48,36 @@ fn record_type(job: &Job) -> &'static str {
 /// The keys of a file of `record`'s job in `format` that started at `start`; `stream_url`
 /// gives `{publish_domain}` (its host) and `{app}` (its first path segment). A Jocloud job's
 /// files take Jocloud's names under `obs_addr.object` instead of the rule's prefix.
+///
+/// A file never takes the name of one the job made or is making (a prefix without
+/// `{file_start_time}`, or two files in one second after a hand-off): it gets the claim's
+/// epoch appended, so a worker that lost the job keeps writing only objects of its own.
 pub fn file_keys(
+    record: &JobRecord,
+    rule: &RecordRule,
+    format: RecordFormat,
+    start: DateTime<Utc>,
+    stream_url: &str,
+) -> FileKeys {
+    let keys = template_keys(record, rule, format, start, stream_url);
+    let known = |keys: &FileKeys| {
+        let key = keys.main(format);
+        let done = record.job.record_files.iter().flatten().any(|f| f.obs_object == key);
+        done || record.open_uploads.iter().any(|u| u.key == key)
+    };
+    if !known(&keys) {
+        return keys;
+    }
+    let epoch = record.lease.as_ref().map_or(0, |l| l.epoch);
+    (1..)
+        .map(|n| FileKeys {
+            base: if n == 1 { format!("{}_{epoch}", keys.base) } else { format!("{}_{epoch}_{n}", keys.base) },
+        })
+        .find(|keys| !known(keys))
+        .unwrap_or(keys)
+}
+
+fn template_keys(
     record: &JobRecord,
     rule: &RecordRule,
     format: RecordFormat,
@@ -234,5 +263,39 @@ mod tests {
         job.job.jocloud = Some(JocloudTag { recordid: rid.clone(), part: 2, first_file: 2 });
         let later = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
         assert_eq!(later, format!("rec/rid_{rid}_abcabc__uid_s_u1__uid_e_3.m3u8"));
+    }
+
+    #[test]
+    fn a_file_named_like_one_of_the_job_gets_the_claim_epoch_appended() {
+        let app = AppId::generate(random());
+        let rule_body = r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","object":"rec/"},"record_formats":["MP4"],
+            "mp4_config":{"record_prefix":"{job_id}"}}"#;
+        let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), random(), now()).unwrap();
+        let body = format!(r#"{{"room_id":"r","user_id":"u","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
+        let mut job =
+            JobRecord::new(Job::individual(app, serde_json::from_str(&body).unwrap(), random(), now()).unwrap());
+        let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
+        job.claim("w1", start, std::time::Duration::from_secs(10)).unwrap();
+        let first = file_keys(&job, &rule, RecordFormat::Mp4, start, "").main(RecordFormat::Mp4);
+        assert_eq!(first, format!("rec/{}.mp4", job.job.job_id));
+        let open = |key: &str| OpenUpload {
+            record_format: RecordFormat::Mp4,
+            bucket: "b".into(),
+            key: key.to_owned(),
+            start_time: now(),
+            width: 0,
+            height: 0,
+            multipart: None,
+            bytes: 0,
+            duration: 0.0,
+        };
+        // The first worker's file is open; the job is taken over (claim 2).
+        job.open_uploads.push(open(&first));
+        job.claim("w2", start + chrono::Duration::seconds(20), std::time::Duration::from_secs(10)).unwrap();
+        let second = file_keys(&job, &rule, RecordFormat::Mp4, start, "").main(RecordFormat::Mp4);
+        assert_eq!(second, format!("rec/{}_2.mp4", job.job.job_id));
+        job.open_uploads.push(open(&second));
+        let third = file_keys(&job, &rule, RecordFormat::Mp4, start, "").main(RecordFormat::Mp4);
+        assert_eq!(third, format!("rec/{}_2_2.mp4", job.job.job_id));
     }
 }

@@ -217,11 +217,35 @@ pub struct FilePart<'a> {
     pub length: u64,
 }
 
+/// What a [`Blobs::put`] may replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfStored {
+    /// Whatever is stored, or nothing.
+    Any,
+    /// Only the object with this ETag (as [`Blobs::put`] or [`Blobs::get`] returned it).
+    Matches(String),
+}
+
+/// An object as read: its bytes and its ETag.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub body: Vec<u8>,
+    pub etag: String,
+}
+
 /// Object storage for recordings.
 #[async_trait]
 pub trait Blobs: Send + Sync {
-    /// Writes a whole object.
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, content_type: &str) -> Result<(), StoreError>;
+    /// Writes a whole object if what is stored is `when`; returns its ETag. `Conflict` when
+    /// the condition failed (another writer replaced the object).
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        content_type: &str,
+        when: IfStored,
+    ) -> Result<String, StoreError>;
     /// Starts a multipart upload; returns its id.
     async fn start_multipart(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StoreError>;
     /// Uploads part `number` (from 1) streamed from a file on disk; returns its ETag.
@@ -241,8 +265,12 @@ pub trait Blobs: Send + Sync {
         upload_id: &str,
         etags: &[String],
     ) -> Result<(), StoreError>;
-    /// Reads a whole object.
-    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError>;
+    /// Reads a whole object; `None` if there is none.
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Object>, StoreError>;
+    /// The keys and sizes of the objects whose key starts with `prefix`, in key order.
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError>;
+    /// Deletes an object (nothing if there is none).
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError>;
     /// Abandons a multipart upload.
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError>;
     /// The size of an object, if it exists.

@@ -24,11 +24,15 @@ pub struct JobRecord {
     pub open_uploads: Vec<OpenUpload>,
 }
 
-/// Who holds a job and until when (milliseconds since the epoch).
+/// Who holds a job and until when (milliseconds since the epoch), and which claim of the job
+/// this is: every claim takes the next `epoch`, so a write made under an older claim (a worker
+/// frozen past its lease that wakes up) is told apart from the holder's, even by the same name.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Lease {
     pub owner: String,
     pub expires_at_ms: i64,
+    #[serde(default)]
+    pub epoch: u64,
 }
 
 /// A file a worker is uploading, recorded so that a worker taking the job over (after a
@@ -103,26 +107,31 @@ impl JobRecord {
             job.state = JobState::Running;
             job.start_time = Timestamp::at(now);
         }
-        self.lease = Some(Lease { owner: worker.to_owned(), expires_at_ms: now_ms + millis(lease) });
+        let epoch = self.lease.as_ref().map_or(0, |l| l.epoch) + 1;
+        self.lease = Some(Lease { owner: worker.to_owned(), expires_at_ms: now_ms + millis(lease), epoch });
         job.update_time = Timestamp::at(now);
         Ok(takeover)
     }
 
-    /// Extends `worker`'s lease; fails if someone else holds the job now.
-    pub fn renew(&mut self, worker: &str, now: DateTime<Utc>, lease: Duration) -> Result<(), LeaseLost> {
-        match &mut self.lease {
-            Some(held) if held.owner == worker => {
-                held.expires_at_ms = now.timestamp_millis() + millis(lease);
-                Ok(())
-            }
-            _ => Err(LeaseLost),
-        }
+    /// Whether the job is still held under `lease` (same holder, same claim), expired or not.
+    pub fn holds(&self, lease: &Lease) -> bool {
+        self.lease.as_ref().is_some_and(|l| l.owner == lease.owner && l.epoch == lease.epoch)
     }
 
-    /// Gives the job back without ending it (worker shutdown): another worker continues it.
-    pub fn release(&mut self, worker: &str) {
-        if self.lease.as_ref().is_some_and(|l| l.owner == worker) {
-            self.lease = None;
+    /// Extends the claim `held`; fails if the job was claimed since.
+    pub fn renew(&mut self, held: &Lease, now: DateTime<Utc>, lease: Duration) -> Result<(), LeaseLost> {
+        if !self.holds(held) {
+            return Err(LeaseLost);
+        }
+        self.lease = Some(Lease { expires_at_ms: now.timestamp_millis() + millis(lease), ..held.clone() });
+        Ok(())
+    }
+
+    /// Gives the job back without ending it (worker shutdown): the claim `held` expires now,
+    /// keeping its epoch for the next, and another worker continues the job.
+    pub fn release(&mut self, held: &Lease) {
+        if let Some(lease) = self.lease.as_mut().filter(|l| l.owner == held.owner && l.epoch == held.epoch) {
+            lease.expires_at_ms = 0;
         }
     }
 
@@ -178,26 +187,42 @@ mod tests {
         let mut job = job();
         assert_eq!(job.claim("w1", at(1_000), LEASE), Ok(false));
         assert_eq!(job.job.state, JobState::Running);
-        assert_eq!(job.lease, Some(Lease { owner: "w1".into(), expires_at_ms: 31_000 }));
+        assert_eq!(job.lease, Some(Lease { owner: "w1".into(), expires_at_ms: 31_000, epoch: 1 }));
     }
 
     #[test]
     fn a_live_lease_refuses_others_and_an_expired_one_is_taken_over() {
         let mut job = job();
         job.claim("w1", at(1_000), LEASE).unwrap();
-        let held = Lease { owner: "w1".into(), expires_at_ms: 31_000 };
-        assert_eq!(job.claim("w2", at(20_000), LEASE), Err(ClaimRefused::Held(held)));
+        let first = Lease { owner: "w1".into(), expires_at_ms: 31_000, epoch: 1 };
+        assert_eq!(job.claim("w2", at(20_000), LEASE), Err(ClaimRefused::Held(first.clone())));
         assert_eq!(job.claim("w2", at(31_001), LEASE), Ok(true));
-        assert_eq!(job.renew("w1", at(31_002), LEASE), Err(LeaseLost));
-        assert_eq!(job.renew("w2", at(31_002), LEASE), Ok(()));
+        let second = job.lease.clone().unwrap();
+        assert_eq!(second.epoch, 2);
+        assert_eq!(job.renew(&first, at(31_002), LEASE), Err(LeaseLost));
+        assert_eq!(job.renew(&second, at(31_002), LEASE), Ok(()));
+        assert!(job.holds(&second) && !job.holds(&first));
+    }
+
+    #[test]
+    fn a_worker_claiming_again_under_its_old_name_is_a_new_claim() {
+        let mut job = job();
+        job.claim("w1", at(1_000), LEASE).unwrap();
+        let frozen = job.lease.clone().unwrap();
+        // Frozen past its lease, the same process name claims again (its own message came back).
+        job.claim("w1", at(40_000), LEASE).unwrap();
+        assert!(!job.holds(&frozen), "the frozen claim's writes must be refused");
+        assert_eq!(job.renew(&frozen, at(40_001), LEASE), Err(LeaseLost));
     }
 
     #[test]
     fn a_released_running_job_is_a_takeover_for_the_next_worker() {
         let mut job = job();
         job.claim("w1", at(1_000), LEASE).unwrap();
-        job.release("w1");
+        let held = job.lease.clone().unwrap();
+        job.release(&held);
         assert_eq!(job.claim("w2", at(2_000), LEASE), Ok(true));
+        assert_eq!(job.lease.as_ref().map(|l| l.epoch), Some(2));
     }
 
     #[test]
@@ -211,7 +236,8 @@ mod tests {
         job.claim("w1", claimed_at, LEASE).unwrap();
         assert!(!job.needs_wake_up(claimed_at + chrono::Duration::seconds(29), grace), "a live lease");
         assert!(job.needs_wake_up(claimed_at + chrono::Duration::seconds(30), grace), "an expired lease");
-        job.release("w1");
+        let held = job.lease.clone().unwrap();
+        job.release(&held);
         assert!(job.needs_wake_up(claimed_at, grace), "handed back");
         job.finish(StopReason::TenantStop, now());
         assert!(!job.needs_wake_up(claimed_at + chrono::Duration::days(1), grace), "ended");

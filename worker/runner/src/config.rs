@@ -15,19 +15,23 @@ pub mod env {
     pub const MAX_JOBS: &str = "ROOMREC_MAX_JOBS";
     /// `true` lets jobs read `file:` URLs (tests only).
     pub const ALLOW_FILE_INPUTS: &str = "ROOMREC_ALLOW_FILE_INPUTS";
-    /// Lease length in seconds; renewed every second.
+    /// Lease length in seconds; renewed every third of it. A worker that dies or freezes
+    /// holds its jobs this long at most.
     pub const LEASE_SECONDS: &str = "ROOMREC_LEASE_SECONDS";
-    /// How long a received job message stays invisible, in seconds: after a worker dies, its
-    /// jobs are picked up again this long after its last keepalive.
+    /// How long a received job message stays invisible, in seconds (extended every third of
+    /// it while the job runs): after a worker dies, its jobs' messages come back this long
+    /// after its last keepalive.
     pub const VISIBILITY_SECONDS: &str = "ROOMREC_VISIBILITY_SECONDS";
 }
 
 /// Default number of concurrent recordings.
 const DEFAULT_MAX_JOBS: usize = 50;
-/// Default message visibility: the longest a dead worker's job waits for a taker.
-const DEFAULT_VISIBILITY: Duration = Duration::from_secs(60);
-/// Default lease: long enough to ride out a slow DynamoDB call, short enough for a quick takeover.
-const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+/// Default message visibility, as long as the lease: a dead worker's message comes back about
+/// when its lease runs out, so another worker resumes its jobs within about 10 s.
+const DEFAULT_VISIBILITY: Duration = Duration::from_secs(8);
+/// Default lease: renewed when a third of it has passed and retried every second, so a few
+/// slow or failed DynamoDB calls in a row do not lose it; short, for a quick takeover.
+const DEFAULT_LEASE: Duration = Duration::from_secs(8);
 
 /// Everything the worker needs to know about its deployment.
 #[derive(Debug, Clone)]

@@ -32,32 +32,46 @@ pub struct Ctx {
 }
 
 /// A job write could not be made: the job is gone, kept changing, the store failed, or the
-/// change refused (e.g. the lease is someone else's).
+/// change refused (e.g. [`LEASE_LOST`]).
 pub type JobWriteError = ChangeError<String>;
 
+/// Why [`Ctx::update`] refuses a write: the job is held under another lease now.
+pub const LEASE_LOST: &str = "the job was claimed under another lease";
+
+/// Whether `err`, from handling the job, means the job is no longer this worker's: a job
+/// write refused by its lease, or an object another worker replaced (see the uploads).
+pub fn lost_job(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        matches!(cause.downcast_ref::<JobWriteError>(), Some(ChangeError::Refused(why)) if why == LEASE_LOST)
+            || matches!(cause.downcast_ref::<crate::upload::UploadError>(), Some(crate::upload::UploadError::Fenced))
+    })
+}
+
 impl Ctx {
-    /// Applies `change` to the job, starting from `record` as last read or written, and
-    /// writes it back conditionally: one write when nobody wrote in between, a read and a
-    /// write more when someone did. Returns the job as written.
+    /// Applies `change` to the job this worker holds, starting from `record` as last read or
+    /// written, and writes it back conditionally: one write when nobody wrote in between, a
+    /// read and a write more when someone did. Fenced: refused with [`LEASE_LOST`] once the
+    /// job was claimed under another lease than `record`'s, so a worker that was frozen past
+    /// its lease changes nothing of the new holder's. Returns the job as written.
     pub async fn update<F>(&self, record: &JobRecord, mut change: F) -> Result<JobRecord, JobWriteError>
     where
         F: FnMut(&mut JobRecord) -> Result<(), String> + Send,
     {
         let key = (&record.job.app_id, &record.job.job_id);
-        change_job(self.store.as_ref(), key, Some(record), JOB_WRITE_ATTEMPTS, |r| change(r).map(|()| true)).await
+        let held = record.lease.clone();
+        let fenced = |r: &mut JobRecord| match &held {
+            Some(held) if r.holds(held) => change(r).map(|()| true),
+            _ => Err(LEASE_LOST.to_owned()),
+        };
+        change_job(self.store.as_ref(), key, Some(record), JOB_WRITE_ATTEMPTS, fenced).await
     }
 
-    /// Like [`update`](Self::update), reading the job first (a claim: nothing is known yet).
-    pub async fn update_stored<F>(
-        &self,
-        app_id: &AppId,
-        job_id: &JobId,
-        mut change: F,
-    ) -> Result<JobRecord, JobWriteError>
+    /// Claims the job: `claim` is applied to it as stored, nothing being known yet.
+    pub async fn claim<F>(&self, app_id: &AppId, job_id: &JobId, mut claim: F) -> Result<JobRecord, JobWriteError>
     where
         F: FnMut(&mut JobRecord) -> Result<(), String> + Send,
     {
-        change_job(self.store.as_ref(), (app_id, job_id), None, JOB_WRITE_ATTEMPTS, |r| change(r).map(|()| true)).await
+        change_job(self.store.as_ref(), (app_id, job_id), None, JOB_WRITE_ATTEMPTS, |r| claim(r).map(|()| true)).await
     }
 
     /// Records an event in the outbox and queues it; a queue failure is logged, the outbox

@@ -91,6 +91,7 @@ impl OpenFiles {
                         Upload::Mp4(Mp4Stream::new(ctx.blobs.clone(), bucket, keys.main(format)), Default::default(), 0)
                     }
                 };
+                tracing::info!(job_id = %job.job.job_id, key = keys.main(format), "file started");
                 let opened = OpenFile { keys, started, width, height, upload };
                 let facts = self.facts(ctx, &opened, format);
                 let tracked = OpenUpload {
@@ -136,15 +137,16 @@ impl OpenFiles {
                     .get_mut(&(RecordFormat::Mp4, file))
                     .ok_or_else(|| anyhow::anyhow!("MP4 data of an unknown file"))?;
                 if let Upload::Mp4(stream, spool, size) = &mut open.upload {
-                    let sent = stream.progress(&path, bytes).await?;
+                    let elapsed = (ctx.clock.now() - open.started).to_std().unwrap_or_default();
+                    let changed = stream.progress(&path, bytes, elapsed).await?;
                     (*spool, *size) = (path, bytes);
-                    if let (true, Some((multipart, uploaded))) = (sent, stream.multipart()) {
-                        // What a worker taking over would complete: the parts in S3 so far.
-                        let elapsed = (ctx.clock.now() - open.started).num_milliseconds() as f64 / 1000.0;
+                    if let (true, Some((multipart, uploaded))) = (changed, stream.multipart()) {
+                        // What a worker taking over would complete: the parts in S3 so far
+                        // (and the pending objects after them).
                         *job = track(ctx, job, &open.keys.main(RecordFormat::Mp4), |u| {
                             u.multipart = Some(multipart.clone());
                             u.bytes = uploaded;
-                            u.duration = elapsed;
+                            u.duration = if uploaded == 0 { 0.0 } else { elapsed.as_secs_f64() };
                         })
                         .await?;
                     }

@@ -16,7 +16,7 @@ use roomrec_media::{Command, InputSpec, MediaError, MixCommand, Mixer, Output, R
 use tokio::sync::{mpsc, watch};
 
 use crate::board::{Seen, Watch};
-use crate::context::{Ctx, JobWriteError};
+use crate::context::{lost_job, Ctx, JobWriteError};
 use crate::files::OpenFiles;
 use crate::mix::MixFeed;
 use crate::recovery;
@@ -70,7 +70,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
     let (mut refused, mut takeover) = (None, false);
     let clock = ctx.clock.clone();
     let claimed = ctx
-        .update_stored(&message.app_id, &message.job_id, |job| match job.claim(&worker, clock.now(), lease) {
+        .claim(&message.app_id, &message.job_id, |job| match job.claim(&worker, clock.now(), lease) {
             Ok(took_over) => {
                 takeover = took_over;
                 Ok(())
@@ -297,20 +297,23 @@ impl JobTask {
     /// Takes the board's latest read of the job (stop requests), and renews the lease once a
     /// third of it has passed: one write per `lease / 3`.
     async fn refresh(&mut self) {
-        let worker = self.ctx.config.worker_id.clone();
+        let Some(held) = self.record.lease.clone() else {
+            self.lost = true;
+            return;
+        };
         let lease = self.ctx.config.lease;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let now_ms = self.ctx.clock.millis();
         let renewal_due = self.record.lease.as_ref().is_none_or(|l| l.expires_at_ms - now_ms < lease_ms * 2 / 3);
         let result = if renewal_due {
             let clock = self.ctx.clock.clone();
-            let renew = |job: &mut JobRecord| job.renew(&worker, clock.now(), lease).map_err(|e| e.to_string());
+            let renew = |job: &mut JobRecord| job.renew(&held, clock.now(), lease).map_err(|e| e.to_string());
             self.ctx.update(&self.record, renew).await
         } else {
             match self.watch.latest() {
                 // Read before our own last write: ours is newer.
                 Seen::Found(job) if job.version < self.record.version => return,
-                Seen::Found(job) if job.lease.as_ref().is_some_and(|l| l.owner == worker) => Ok(*job),
+                Seen::Found(job) if job.holds(&held) => Ok(*job),
                 Seen::Found(_) | Seen::Gone => Err(JobWriteError::Gone),
                 Seen::Failed(why) => {
                     tracing::warn!(job_id = %self.record.job.job_id, error = %why, "reading the job failed; will retry");
@@ -348,7 +351,11 @@ impl JobTask {
                     Some(Output::Alive) => self.last_media = Instant::now(),
                     Some(output) => {
                         if let Err(err) = files.handle(&self.ctx, &mut self.record, output).await {
-                            failure.get_or_insert(format!("{err:#}"));
+                            if lost_job(&err) {
+                                self.lost = true;
+                            } else {
+                                failure.get_or_insert(format!("{err:#}"));
+                            }
                             stop_sent = stop_sent || control.stop();
                         }
                     }
@@ -389,10 +396,10 @@ impl JobTask {
             tracing::warn!(job_id = %job.job.job_id, "lease lost; another worker continues the job");
             return MessageFate::Leave;
         }
-        let worker = ctx.config.worker_id.clone();
         if handback {
+            let held = job.lease.clone();
             let released = ctx.update(&job, |j| {
-                j.release(&worker);
+                held.iter().for_each(|held| j.release(held));
                 Ok(())
             });
             if let Err(err) = released.await {
@@ -413,6 +420,10 @@ impl JobTask {
             .await;
         let job = match finished {
             Ok(job) => job,
+            Err(JobWriteError::Refused(_)) => {
+                tracing::warn!(job_id = %job.job.job_id, "lease lost before the end was written; the new holder ends the job");
+                return MessageFate::Leave;
+            }
             Err(err) => {
                 tracing::error!(job_id = %job.job.job_id, error = %err, "could not write the job's end; it will be retried");
                 return MessageFate::Leave;
@@ -434,7 +445,7 @@ mod tests {
     use roomrec_domain::testing::random;
 
     fn lease(owner: &str, expires_at_ms: i64) -> Lease {
-        Lease { owner: owner.into(), expires_at_ms }
+        Lease { owner: owner.into(), expires_at_ms, epoch: 1 }
     }
 
     #[test]

@@ -97,7 +97,11 @@ impl MixFeed {
             return cached.clone();
         }
         let fetched = match ctx.blobs.get(uri.bucket(), uri.key()).await {
-            Ok(bytes) => Some(Image(bytes.into())),
+            Ok(Some(object)) => Some(Image(object.body.into())),
+            Ok(None) => {
+                tracing::warn!(image = %String::from(uri.clone()), "background image not found");
+                None
+            }
             Err(err) => {
                 tracing::warn!(image = %String::from(uri.clone()), error = %err, "background image not available");
                 None

@@ -1,13 +1,17 @@
 //! Taking over a job whose worker died: the files it left open are finished from what is
 //! already in storage, so nothing uploaded is lost, then recording continues in new files.
 
+use std::time::Duration;
+
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::RecordFile;
-use roomrec_domain::record::{JobRecord, OpenUpload};
+use roomrec_domain::ports::{FilePart, IfStored};
+use roomrec_domain::record::{JobRecord, Multipart, OpenUpload};
 use roomrec_domain::rule::RecordFormat;
 
 use crate::context::Ctx;
+use crate::upload::{parse_pending, pending_prefix, PLAYLIST_TYPE};
 
 /// Finishes every upload the previous worker left open and reports each as complete.
 pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str) -> anyhow::Result<()> {
@@ -15,34 +19,32 @@ pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str) -> a
         let finished = match finish(ctx, &upload).await {
             Ok(finished) => finished,
             Err(err) => {
-                tracing::warn!(job_id = %job.job.job_id, key = upload.key, error = %err, "an abandoned file could not be finished");
-                false
+                tracing::warn!(job_id = %job.job.job_id, key = upload.key, error = %format!("{err:#}"), "an abandoned file could not be finished");
+                None
             }
         };
         let now = ctx.clock.timestamp();
-        let record = RecordFile {
+        let record = finished.map(|(bytes, duration)| RecordFile {
             record_format: upload.record_format,
             obs_bucket: upload.bucket.clone(),
             obs_object: upload.key.clone(),
-            file_size: upload.bytes,
-            record_duration: upload.duration,
+            file_size: bytes,
+            record_duration: duration,
             start_time: upload.start_time,
             end_time: now,
-        };
+        });
         *job = ctx
-            .update_stored(&job.job.app_id, &job.job.job_id, |j| {
+            .update(job, |j| {
                 j.open_uploads.retain(|u| u.key != upload.key);
-                if finished {
-                    j.job.record_files.get_or_insert_with(Vec::new).push(record.clone());
-                }
+                j.job.record_files.get_or_insert_with(Vec::new).extend(record.clone());
                 Ok(())
             })
             .await?;
-        if finished {
+        if let Some(record) = record {
             let facts = FileFacts {
                 download_url: Some(ctx.download_url(&upload.bucket, region, &upload.key)),
-                file_size: Some(upload.bytes),
-                record_duration: Some(upload.duration.round() as u64),
+                file_size: Some(record.file_size),
+                record_duration: Some(record.record_duration.round() as u64),
                 start_time: upload.start_time,
                 end_time: Some(now),
                 width: upload.width,
@@ -58,23 +60,65 @@ pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str) -> a
     Ok(())
 }
 
-/// Makes the stored part of `upload` a complete object; `false` when nothing was stored.
-async fn finish(ctx: &Ctx, upload: &OpenUpload) -> anyhow::Result<bool> {
+/// Makes what is stored of `upload` a complete object: its bytes and seconds, or `None` when
+/// nothing was stored.
+async fn finish(ctx: &Ctx, upload: &OpenUpload) -> anyhow::Result<Option<(u64, f64)>> {
     match (upload.record_format, &upload.multipart) {
-        (RecordFormat::Mp4, Some(multipart)) if !multipart.etags.is_empty() => {
-            ctx.blobs.complete_multipart(&upload.bucket, &upload.key, &multipart.upload_id, &multipart.etags).await?;
-            Ok(true)
-        }
-        (RecordFormat::Mp4, _) => Ok(false),
+        (RecordFormat::Mp4, Some(multipart)) => finish_mp4(ctx, upload, multipart).await,
+        (RecordFormat::Mp4, None) => Ok(None),
         (RecordFormat::Hls, _) => {
-            let Ok(playlist) = ctx.blobs.get(&upload.bucket, &upload.key).await else { return Ok(false) };
-            let mut text = String::from_utf8(playlist)?;
+            let Some(playlist) = ctx.blobs.get(&upload.bucket, &upload.key).await? else { return Ok(None) };
+            let mut text = String::from_utf8(playlist.body)?;
             if !text.contains("#EXT-X-ENDLIST") {
                 text = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD");
                 text.push_str("#EXT-X-ENDLIST\n");
-                ctx.blobs.put(&upload.bucket, &upload.key, text.into_bytes(), "application/vnd.apple.mpegurl").await?;
+                // Over the dead worker's last write only: if it wakes up, its next write fails.
+                let when = IfStored::Matches(playlist.etag);
+                ctx.blobs.put(&upload.bucket, &upload.key, text.into_bytes(), PLAYLIST_TYPE, when).await?;
             }
-            Ok(true)
+            Ok(Some((upload.bytes, upload.duration)))
         }
     }
+}
+
+/// Completes the dead worker's multipart upload with its parts and, as the last part, the
+/// pending objects that follow them, then deletes those.
+async fn finish_mp4(ctx: &Ctx, upload: &OpenUpload, multipart: &Multipart) -> anyhow::Result<Option<(u64, f64)>> {
+    let (bucket, key) = (&upload.bucket, &upload.key);
+    let prefix = pending_prefix(key);
+    let mut pending: Vec<(u64, Duration, String)> = Vec::new();
+    for (object, _) in ctx.blobs.list(bucket, &prefix).await? {
+        pending.extend(parse_pending(&prefix, &object).map(|(offset, media)| (offset, media, object)));
+    }
+    pending.sort();
+    let (mut end, mut seconds, mut tail) = (upload.bytes, upload.duration, Vec::new());
+    for (offset, media, object) in &pending {
+        if *offset != end {
+            continue;
+        }
+        let Some(stored) = ctx.blobs.get(bucket, object).await? else { break };
+        end += stored.body.len() as u64;
+        seconds = seconds.max(media.as_secs_f64());
+        tail.extend(stored.body);
+    }
+    let mut etags = multipart.etags.clone();
+    if !tail.is_empty() {
+        let spooled = ctx.config.spool_dir.join(format!("recovered-{}", ctx.random.hex(8)));
+        tokio::fs::create_dir_all(&ctx.config.spool_dir).await?;
+        tokio::fs::write(&spooled, &tail).await?;
+        let part = FilePart { path: &spooled, offset: 0, length: tail.len() as u64 };
+        let number = i32::try_from(etags.len() + 1)?;
+        let sent = ctx.blobs.upload_part(bucket, key, &multipart.upload_id, number, part).await;
+        tokio::fs::remove_file(&spooled).await.ok();
+        etags.push(sent?);
+    }
+    if etags.is_empty() {
+        ctx.blobs.abort_multipart(bucket, key, &multipart.upload_id).await?;
+        return Ok(None);
+    }
+    ctx.blobs.complete_multipart(bucket, key, &multipart.upload_id, &etags).await?;
+    for (_, _, object) in pending {
+        ctx.blobs.delete(bucket, &object).await?;
+    }
+    Ok(Some((end, seconds)))
 }

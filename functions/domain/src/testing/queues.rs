@@ -13,7 +13,7 @@ use crate::clock::Clock;
 use crate::error::{QueueError, StoreError};
 use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent, StoredEvent};
 use crate::ids::JobId;
-use crate::ports::{Blobs, DeliveryQueue, EventLog, FilePart, JobMessage, JobQueue, Notifier};
+use crate::ports::{Blobs, DeliveryQueue, EventLog, FilePart, IfStored, JobMessage, JobQueue, Notifier, Object};
 use crate::url::CallbackUrl;
 use crate::webhook::{AttemptResult, SignedHeaders};
 
@@ -162,7 +162,10 @@ struct Multipart {
 
 #[derive(Default)]
 struct Objects {
-    objects: HashMap<(String, String), Vec<u8>>,
+    /// Bytes and ETag by bucket and key.
+    objects: BTreeMap<(String, String), (Vec<u8>, String)>,
+    /// Writes so far, numbering ETags.
+    writes: u64,
     /// Multipart uploads under way, by id.
     uploads: HashMap<String, Multipart>,
     next_upload: u64,
@@ -175,7 +178,7 @@ pub struct MemBlobs(Mutex<Objects>);
 impl MemBlobs {
     /// An object's bytes, if it exists.
     pub fn object(&self, bucket: &str, key: &str) -> Option<Vec<u8>> {
-        self.lock().objects.get(&(bucket.to_owned(), key.to_owned())).cloned()
+        self.lock().objects.get(&(bucket.to_owned(), key.to_owned())).map(|(body, _)| body.clone())
     }
 
     /// How many multipart uploads are neither completed nor aborted.
@@ -185,6 +188,16 @@ impl MemBlobs {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Objects> {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Objects {
+    /// Stores `body` at `bucket`/`key` under a new ETag.
+    fn store(&mut self, bucket: &str, key: &str, body: Vec<u8>) -> String {
+        self.writes += 1;
+        let etag = format!("\"etag-{}\"", self.writes);
+        self.objects.insert((bucket.to_owned(), key.to_owned()), (body, etag.clone()));
+        etag
     }
 }
 
@@ -198,9 +211,22 @@ fn read_part(part: FilePart<'_>) -> std::io::Result<Vec<u8>> {
 
 #[async_trait]
 impl Blobs for MemBlobs {
-    async fn put(&self, bucket: &str, key: &str, body: Vec<u8>, _content_type: &str) -> Result<(), StoreError> {
-        self.lock().objects.insert((bucket.to_owned(), key.to_owned()), body);
-        Ok(())
+    async fn put(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: Vec<u8>,
+        _content_type: &str,
+        when: IfStored,
+    ) -> Result<String, StoreError> {
+        let mut objects = self.lock();
+        if let IfStored::Matches(etag) = when {
+            let stored = objects.objects.get(&(bucket.to_owned(), key.to_owned())).map(|(_, e)| e);
+            if stored != Some(&etag) {
+                return Err(StoreError::Conflict);
+            }
+        }
+        Ok(objects.store(bucket, key, body))
     }
     async fn start_multipart(&self, bucket: &str, key: &str, _content_type: &str) -> Result<String, StoreError> {
         let mut objects = self.lock();
@@ -236,11 +262,22 @@ impl Blobs for MemBlobs {
         if upload.parts.len() != etags.len() {
             return Err(StoreError::Conflict);
         }
-        objects.objects.insert((upload.bucket, upload.key), upload.parts.into_values().flatten().collect());
+        objects.store(&upload.bucket, &upload.key, upload.parts.into_values().flatten().collect());
         Ok(())
     }
-    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
-        self.object(bucket, key).ok_or(StoreError::Conflict)
+    async fn get(&self, bucket: &str, key: &str) -> Result<Option<Object>, StoreError> {
+        let objects = self.lock();
+        let found = objects.objects.get(&(bucket.to_owned(), key.to_owned()));
+        Ok(found.map(|(body, etag)| Object { body: body.clone(), etag: etag.clone() }))
+    }
+    async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
+        let objects = self.lock();
+        let listed = objects.objects.iter().filter(|((b, k), _)| b == bucket && k.starts_with(prefix));
+        Ok(listed.map(|((_, key), (body, _))| (key.clone(), body.len() as u64)).collect())
+    }
+    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
+        self.lock().objects.remove(&(bucket.to_owned(), key.to_owned()));
+        Ok(())
     }
     async fn abort_multipart(&self, _bucket: &str, _key: &str, upload_id: &str) -> Result<(), StoreError> {
         self.lock().uploads.remove(upload_id);

@@ -516,7 +516,8 @@ async fn the_sweeper_wakes_a_worker_for_jobs_nobody_will_take_and_for_no_other()
     w.claim(&held);
     w.claim(&released);
     let mut record = w.store.job(&released.app_id, &released.job_id).unwrap();
-    record.release("w1");
+    let lease = record.lease.clone().unwrap();
+    record.release(&lease);
     w.store.put_job_record(record);
     w.jobs.stop(&app, JobKind::Individual, stopped.job_id.as_str()).await.unwrap();
     let before = w.queue.messages().len();
