@@ -2,6 +2,8 @@
 //! concurrently, signed, retried by the [`webhook`](crate::webhook) policy, every attempt
 //! recorded in the outbox.
 
+#[cfg(test)]
+mod faults;
 mod lanes;
 #[cfg(test)]
 mod tests;
@@ -36,6 +38,10 @@ pub const IN_PROCESS_ORDER_WAIT: Duration = Duration::from_secs(1);
 /// the next event of its job queues it again, so it cannot hold the job's later events up
 /// forever. Scaled with the retry schedule.
 pub const ORPHAN_AFTER: Duration = Duration::from_secs(60);
+
+/// A message back this little before its event's retry is due counts as on time: SQS's clock
+/// is not ours.
+const DUE_SLACK: Duration = Duration::from_secs(1);
 
 /// How often that in-process wait looks at the outbox again.
 const IN_PROCESS_ORDER_POLL: Duration = Duration::from_millis(100);
@@ -226,6 +232,12 @@ impl Deliverer {
         if stored.delivery_status.is_final() {
             return Ok(Settled::Done(Some(stored.delivery_status)));
         }
+        if let Some(due_in) = retry_not_due(stored, self.clock.now()) {
+            // Back early: the wait was longer than one postponement (a long Retry-After), or this
+            // is a copy left by a redelivery or a failed postponement. An attempt now would
+            // overrule the receiver and count against the schedule.
+            return self.postpone(due_in, receipt).await;
+        }
         let previous = sequence.checked_sub(1).and_then(|p| known.get(&p));
         let step = match predecessor_wait(sequence, previous, self.clock.now()) {
             Some(wait) => self.later(stored, None, wait, receipt).await,
@@ -296,10 +308,17 @@ impl Deliverer {
             restart_schedule: false,
         };
         self.events.record_delivery(&stored.event.job_id, stored.event.sequence, &update).await?;
+        Ok((update, self.postpone(delay, receipt).await?))
+    }
+
+    /// Hides the message for `wait`, or as much of it as one postponement may be: the rest is
+    /// postponed again when the message comes back before its event is due.
+    async fn postpone(&self, wait: Duration, receipt: Option<&str>) -> Result<Settled, DeliveryError> {
+        let delay = wait.min(webhook::MAX_DELAY);
         if let Some(receipt) = receipt {
             self.queue.postpone(receipt, delay).await?;
         }
-        Ok((update, Settled::Later(delay)))
+        Ok(Settled::Later(delay))
     }
 
     /// Queues an orphaned event's message again and notes it as due now, so the events after
@@ -348,6 +367,13 @@ fn predecessor_wait(sequence: u64, previous: Option<&StoredEvent>, now: DateTime
     let due = previous.next_attempt_at.map_or(Duration::ZERO, |due| until(due, now));
     let after = if previous.scheduled_attempts().is_empty() { Duration::ZERO } else { Duration::from_secs(1) };
     Some((due + after).max(ORDER_WAIT).min(webhook::MAX_DELAY))
+}
+
+/// How long until `event`'s next attempt, when it is in a retry backoff (an attempt since its
+/// last redelivery) and that attempt is more than [`DUE_SLACK`] away.
+fn retry_not_due(event: &StoredEvent, now: DateTime<Utc>) -> Option<Duration> {
+    let due_in = until(event.next_attempt_at?, now);
+    (!event.scheduled_attempts().is_empty() && due_in > DUE_SLACK).then_some(due_in)
 }
 
 /// Whether `event` has waited `after` without any deliverer handling it: pending, never

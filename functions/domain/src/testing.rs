@@ -4,6 +4,7 @@
 //! sequences — and let a test inject the failures it wants to see handled.
 #![allow(clippy::unwrap_used)]
 
+mod event_source;
 mod queues;
 mod store;
 
@@ -15,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::clock::{Clock, Random};
 use crate::time::Timestamp;
 
+pub use event_source::MemEventSource;
 pub use queues::{MemBlobs, MemDeliveryQueue, MemEventLog, MemJobQueue, Posted, QueuedMessage, ScriptedNotifier};
 pub use store::MemStore;
 
