@@ -222,8 +222,10 @@ impl Deliverer {
         let orphan =
             sequence.checked_sub(1).and_then(|p| known.get(&p)).filter(|p| orphaned(p, orphan_after, self.clock.now()));
         if let Some(mut orphan) = orphan.cloned() {
-            orphan.apply(&self.requeue(&orphan).await?);
-            known.insert(orphan.event.sequence, orphan);
+            if let Some(update) = self.requeue(&orphan).await? {
+                orphan.apply(&update);
+                known.insert(orphan.event.sequence, orphan);
+            }
         }
         let Some(stored) = known.get(&sequence) else {
             tracing::warn!(job_id = %job, sequence, "no such event in the outbox; dropping");
@@ -250,6 +252,7 @@ impl Deliverer {
                 }
                 Ok(settled)
             }
+            Err(DeliveryError::Store(StoreError::Conflict)) => self.settled_elsewhere(job, sequence, known).await,
             Err(err) => {
                 // Its state is unknown now: the events after it wait the default time.
                 if let Some(stored) = known.get_mut(&sequence) {
@@ -258,6 +261,28 @@ impl Deliverer {
                 Err(err)
             }
         }
+    }
+
+    /// After the outbox refused this batch's record of event `sequence`: if another deliverer
+    /// settled it meanwhile, that stands (a late failure never undoes a delivery) and the
+    /// message is done; otherwise it comes back.
+    async fn settled_elsewhere(
+        &self,
+        job: &JobId,
+        sequence: u64,
+        known: &mut BTreeMap<u64, StoredEvent>,
+    ) -> Result<Settled, DeliveryError> {
+        let current = self.events.get(job, sequence).await?;
+        let Some(current) = current.filter(|c| c.delivery_status.is_final()) else {
+            if let Some(stored) = known.get_mut(&sequence) {
+                stored.next_attempt_at = None;
+            }
+            return Err(DeliveryError::Store(StoreError::Conflict));
+        };
+        let status = current.delivery_status;
+        tracing::info!(job_id = %job, sequence, ?status, "already settled by another deliverer; keeping that");
+        known.insert(sequence, current);
+        Ok(Settled::Done(Some(status)))
     }
 
     /// Makes one attempt (or skips an event the app does not want) and records it.
@@ -322,8 +347,8 @@ impl Deliverer {
     }
 
     /// Queues an orphaned event's message again and notes it as due now, so the events after
-    /// it wait for its delivery as for any other.
-    async fn requeue(&self, orphan: &StoredEvent) -> Result<DeliveryUpdate, DeliveryError> {
+    /// it wait for its delivery as for any other; `None` when it was settled meanwhile.
+    async fn requeue(&self, orphan: &StoredEvent) -> Result<Option<DeliveryUpdate>, DeliveryError> {
         let event = &orphan.event;
         tracing::warn!(job_id = %event.job_id, sequence = event.sequence, "event never handled; queueing it again");
         let update = DeliveryUpdate {
@@ -332,9 +357,13 @@ impl Deliverer {
             next_attempt_at: Some(self.clock.timestamp()),
             restart_schedule: false,
         };
-        self.events.record_delivery(&event.job_id, event.sequence, &update).await?;
+        match self.events.record_delivery(&event.job_id, event.sequence, &update).await {
+            // Nothing to queue; the events after it wait the default time and look again.
+            Err(StoreError::Conflict) => return Ok(None),
+            recorded => recorded?,
+        }
         self.events.publish(event).await?;
-        Ok(update)
+        Ok(Some(update))
     }
 
     async fn fail(&self, stored: &StoredEvent, attempt: Attempt) -> Step {

@@ -1,8 +1,9 @@
 //! Callbacks under fault, over the in-memory twins of the ports and Lambda's event source: a
-//! receiver asking for a day's pause, a receiver down for hours. The clock is a [`ManualClock`]
-//! the event source moves, so days pass in milliseconds.
+//! receiver asking for a day's pause, a receiver down for hours, a slower deliverer's late
+//! record. The clock is a [`ManualClock`] the event source moves, so days pass in milliseconds.
 #![allow(clippy::unwrap_used)]
 
+use async_trait::async_trait;
 use chrono::TimeZone;
 
 use super::*;
@@ -14,7 +15,7 @@ use crate::testing::{
     SeqRandom,
 };
 use crate::url::{CallbackUrl, PrivateAddresses};
-use crate::webhook::{AttemptResult, MAX_DELAY, RETRY_SCHEDULE_SECS};
+use crate::webhook::{AttemptResult, SignedHeaders, MAX_DELAY, RETRY_SCHEDULE_SECS};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(24 * 3600);
@@ -181,4 +182,56 @@ async fn a_receiver_down_for_23_hours_still_gets_every_event_in_order() {
     let arrived = every_event_arrives_in_order_after_an_outage_of(23 * HOUR).await;
     let after = (arrived - epoch()).to_std().unwrap();
     assert!(after >= 23 * HOUR && after <= 34 * HOUR, "first delivery {after:?} after the event");
+}
+
+// ---- a slower deliverer's late record ----
+
+/// A receiver slow to answer: while it keeps this deliverer waiting, another deliverer
+/// delivers the event (its record lands first); then it answers this one with `late`.
+struct Overtaken {
+    events: Arc<MemEventLog>,
+    late: AttemptResult,
+}
+
+#[async_trait]
+impl Notifier for Overtaken {
+    async fn post(&self, _url: &CallbackUrl, _headers: &SignedHeaders, body: Vec<u8>) -> AttemptResult {
+        let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let job: JobId = serde_json::from_value(body["job_id"].clone()).unwrap();
+        let attempt = Attempt { at: now(), status: Some(200), latency_ms: 5, error: None };
+        let delivered = DeliveryUpdate {
+            status: DeliveryStatus::Delivered,
+            attempt: Some(attempt),
+            next_attempt_at: None,
+            restart_schedule: false,
+        };
+        self.events.record_delivery(&job, body["sequence"].as_u64().unwrap(), &delivered).await.unwrap();
+        self.late.clone()
+    }
+    async fn refusal(&self, _url: &CallbackUrl) -> Option<String> {
+        None
+    }
+}
+
+#[tokio::test]
+async fn a_late_failure_of_a_slower_deliverer_leaves_the_event_delivered_and_its_message_done() {
+    for late in [AttemptResult::Answered { status: 503, retry_after: None }, AttemptResult::TimedOut] {
+        let mut f = faults(Arc::new(ManualClock::default()), |events| {
+            Arc::new(Overtaken { events: events.clone(), late: late.clone() })
+        })
+        .await;
+        f.record(1).await;
+
+        f.source.run_until(epoch() + DAY).await;
+        assert!(f.source.is_empty(), "the message is done with: the event was delivered ({late:?})");
+        assert_eq!(f.source.max_receives(), 1, "the refused record is no error to retry");
+        let stored = f.stored(1).await;
+        assert_eq!(stored.delivery_status, DeliveryStatus::Delivered, "{late:?}");
+        assert_eq!(
+            (stored.attempts.len(), stored.attempts[0].status, stored.next_attempt_at),
+            (1, Some(200), None),
+            "only the delivery is logged"
+        );
+        assert!(f.queue.postponed().is_empty() && f.queue.dead().is_empty());
+    }
 }

@@ -50,6 +50,9 @@ impl EventLog for FakeEvents {
     async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError> {
         let mut items = self.items.lock().unwrap();
         let stored = items.get_mut(&(job_id.clone(), sequence)).ok_or(StoreError::Conflict)?;
+        if stored.delivery_status.is_final() && !update.restart_schedule {
+            return Err(StoreError::Conflict);
+        }
         stored.apply(update);
         Ok(())
     }
@@ -518,4 +521,20 @@ async fn a_message_back_before_its_events_retry_is_due_is_postponed_again_withou
     w.clock.advance(Duration::from_secs(30 * 60));
     assert_eq!(w.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Delivered)));
     assert!(w.queue.dead.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn two_deliverers_answered_2xx_the_second_record_is_refused_and_its_message_done() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate(random());
+    let queued = w.record(&job, 1);
+    let stale = w.stored(&job, 1);
+    assert_eq!(w.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Delivered)));
+
+    // A second deliverer read the event while it was pending and got its own 2xx.
+    let mut known = BTreeMap::from([(1, stale)]);
+    let settled = w.deliverer.settle(&job, 1, &mut known, None, &CallbackCache::default()).await.unwrap();
+    assert_eq!(settled, Settled::Done(Some(DeliveryStatus::Delivered)));
+    assert_eq!(w.stored(&job, 1).attempts.len(), 1, "the refused record added nothing");
+    assert_eq!(w.posted(), [1, 1]);
 }

@@ -83,8 +83,9 @@ impl JobQueue for MemJobQueue {
     }
 }
 
-/// The event outbox in memory: per-job sequences, conditional appends, the delivery log, and
-/// the events queued for delivery.
+/// The event outbox in memory: per-job sequences, conditional appends, the delivery log with
+/// its conditional writes (a settled event stays settled but for a redelivery), and the events
+/// queued for delivery.
 #[derive(Default)]
 pub struct MemEventLog {
     sequences: Mutex<HashMap<JobId, u64>>,
@@ -140,6 +141,9 @@ impl EventLog for MemEventLog {
     async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError> {
         let mut items = self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let stored = items.get_mut(&(job_id.clone(), sequence)).ok_or(StoreError::Conflict)?;
+        if stored.delivery_status.is_final() && !update.restart_schedule {
+            return Err(StoreError::Conflict);
+        }
         stored.apply(update);
         Ok(())
     }
