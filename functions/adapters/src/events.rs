@@ -4,12 +4,14 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::operation::put_item::builders::PutItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use roomrec_domain::event::{Attempt, DeliveryStatus, DeliveryUpdate, RecordEvent, StoredEvent};
 use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::{EventLog, QueueError, StoreError};
 
-use crate::dynamo::batch_get;
+use crate::dynamo::{batch_get, write_error};
 
 /// The per-job counter lives in the item with sequence 0, before every event.
 const COUNTER_SEQUENCE: &str = "0";
@@ -112,6 +114,59 @@ impl DynamoEventLog {
             Err(err) => Err(backend(err)),
         }
     }
+
+    /// The conditional update recording `update` on event `sequence` of `job_id`: refused
+    /// (ConditionalCheckFailed) when the item is missing, or settled and `update` is no
+    /// redelivery, so a late record never undoes a settlement.
+    fn delivery_update(
+        &self,
+        job_id: &JobId,
+        sequence: u64,
+        update: &DeliveryUpdate,
+    ) -> Result<UpdateItemFluentBuilder, StoreError> {
+        let condition = if update.restart_schedule {
+            "attribute_exists(event_id)"
+        } else {
+            "attribute_exists(event_id) AND (attribute_not_exists(delivery_status) OR delivery_status = :pending)"
+        };
+        let mut set = vec!["delivery_status = :status"];
+        let mut request = self
+            .dynamo
+            .update_item()
+            .table_name(&self.table)
+            .key("job_id", AttributeValue::S(job_id.to_string()))
+            .key("sequence", AttributeValue::N(sequence.to_string()))
+            .condition_expression(condition)
+            .expression_attribute_values(":status", AttributeValue::S(update.status.as_str().into()));
+        if !update.restart_schedule {
+            let pending = DeliveryStatus::Pending.as_str();
+            request = request.expression_attribute_values(":pending", AttributeValue::S(pending.into()));
+        }
+        if let Some(attempt) = &update.attempt {
+            set.push("attempts = list_append(if_not_exists(attempts, :none), :attempt)");
+            set.push("attempt_count = if_not_exists(attempt_count, :zero) + :one");
+            let entry = AttributeValue::S(serde_json::to_string(attempt).map_err(backend)?);
+            request = request
+                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
+                .expression_attribute_values(":attempt", AttributeValue::L(vec![entry]))
+                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()));
+        }
+        if update.restart_schedule {
+            // The attempts made so far no longer count towards the schedule.
+            set.push("retry_from = if_not_exists(attempt_count, :zero)");
+            request = request.expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        match update.next_attempt_at {
+            Some(due) => {
+                expression.push_str(", next_attempt_at = :due");
+                request = request.expression_attribute_values(":due", AttributeValue::S(due.to_string()));
+            }
+            None => expression.push_str(" REMOVE next_attempt_at"),
+        }
+        Ok(request.update_expression(expression))
+    }
 }
 
 #[async_trait]
@@ -207,42 +262,8 @@ impl EventLog for DynamoEventLog {
     }
 
     async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError> {
-        let mut set = vec!["delivery_status = :status"];
-        let mut request = self
-            .dynamo
-            .update_item()
-            .table_name(&self.table)
-            .key("job_id", AttributeValue::S(job_id.to_string()))
-            .key("sequence", AttributeValue::N(sequence.to_string()))
-            .condition_expression("attribute_exists(event_id)")
-            .expression_attribute_values(":status", AttributeValue::S(update.status.as_str().into()));
-        if let Some(attempt) = &update.attempt {
-            set.push("attempts = list_append(if_not_exists(attempts, :none), :attempt)");
-            set.push("attempt_count = if_not_exists(attempt_count, :zero) + :one");
-            let entry = AttributeValue::S(serde_json::to_string(attempt).map_err(backend)?);
-            request = request
-                .expression_attribute_values(":none", AttributeValue::L(Vec::new()))
-                .expression_attribute_values(":attempt", AttributeValue::L(vec![entry]))
-                .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-                .expression_attribute_values(":one", AttributeValue::N("1".into()));
-        }
-        if update.restart_schedule {
-            // The attempts made so far no longer count towards the schedule.
-            set.push("retry_from = if_not_exists(attempt_count, :zero)");
-            request = request.expression_attribute_values(":zero", AttributeValue::N("0".into()));
-        }
-        let mut expression = format!("SET {}", set.join(", "));
-        match update.next_attempt_at {
-            Some(due) => {
-                expression.push_str(", next_attempt_at = :due");
-                request = request.expression_attribute_values(":due", AttributeValue::S(due.to_string()));
-            }
-            None => expression.push_str(" REMOVE next_attempt_at"),
-        }
-        request.update_expression(expression).send().await.map_err(|err| match err.as_service_error() {
-            Some(e) if e.is_conditional_check_failed_exception() => StoreError::Conflict,
-            _ => backend(err),
-        })?;
+        let request = self.delivery_update(job_id, sequence, update)?;
+        request.send().await.map_err(|err| write_error(err, UpdateItemError::is_conditional_check_failed_exception))?;
         Ok(())
     }
 
@@ -257,5 +278,91 @@ impl EventLog for DynamoEventLog {
             .await
             .map_err(|e| QueueError(Box::new(e)))?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::config::{BehaviorVersion, Region};
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::types::error::ConditionalCheckFailedException;
+    use roomrec_domain::event::Attempt;
+
+    use super::*;
+    use crate::OsRandom;
+
+    fn log() -> DynamoEventLog {
+        let dynamo = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("eu-west-1"))
+            .build();
+        let sqs = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_sdk_sqs::config::BehaviorVersion::latest())
+            .region(aws_sdk_sqs::config::Region::new("eu-west-1"))
+            .build();
+        DynamoEventLog::new(
+            aws_sdk_dynamodb::Client::from_conf(dynamo),
+            aws_sdk_sqs::Client::from_conf(sqs),
+            "events".into(),
+            "http://sqs.invalid/events".into(),
+        )
+    }
+
+    /// The condition of the update recording `update`, and its placeholders with values.
+    fn condition(update: &DeliveryUpdate) -> (String, Vec<String>) {
+        let request = log().delivery_update(&JobId::generate(&OsRandom), 1, update).unwrap();
+        let input = request.as_input();
+        let mut values: Vec<String> =
+            input.get_expression_attribute_values().iter().flatten().map(|(name, _)| name.clone()).collect();
+        values.sort();
+        (input.get_condition_expression().clone().unwrap(), values)
+    }
+
+    #[test]
+    fn a_delivery_record_is_written_only_while_the_event_is_pending() {
+        let at = roomrec_domain::time::Timestamp::at(chrono::Utc::now());
+        let failed = Attempt { at, status: Some(503), latency_ms: 3, error: Some("HTTP 503".into()) };
+        let retry = DeliveryUpdate {
+            status: DeliveryStatus::Pending,
+            attempt: Some(failed),
+            next_attempt_at: Some(at),
+            restart_schedule: false,
+        };
+        let (expression, values) = condition(&retry);
+        assert_eq!(
+            expression,
+            "attribute_exists(event_id) AND (attribute_not_exists(delivery_status) OR delivery_status = :pending)"
+        );
+        assert!(values.contains(&":pending".to_owned()), "{values:?}");
+        let request = log().delivery_update(&JobId::generate(&OsRandom), 1, &retry).unwrap();
+        let pending = request.as_input().get_expression_attribute_values().as_ref().unwrap()[":pending"].clone();
+        assert_eq!(pending, AttributeValue::S("PENDING".into()));
+    }
+
+    #[test]
+    fn a_redelivery_is_written_whatever_the_events_status() {
+        let (expression, values) = condition(&DeliveryUpdate::redelivery());
+        assert_eq!(expression, "attribute_exists(event_id)");
+        // DynamoDB refuses a request with a value its expressions do not use.
+        assert_eq!(values, [":status", ":zero"]);
+    }
+
+    #[test]
+    fn a_refused_delivery_record_is_a_conflict_and_other_failures_are_not() {
+        let answer = || HttpResponse::new(400u16.try_into().unwrap(), "".into());
+        let refused =
+            UpdateItemError::ConditionalCheckFailedException(ConditionalCheckFailedException::builder().build());
+        let refused = write_error(
+            SdkError::service_error(refused, answer()),
+            UpdateItemError::is_conditional_check_failed_exception,
+        );
+        assert!(matches!(refused, StoreError::Conflict), "{refused:?}");
+        let throttled = UpdateItemError::unhandled("ProvisionedThroughputExceededException");
+        let throttled = write_error(
+            SdkError::service_error(throttled, answer()),
+            UpdateItemError::is_conditional_check_failed_exception,
+        );
+        assert!(matches!(throttled, StoreError::Backend(_)), "{throttled:?}");
     }
 }

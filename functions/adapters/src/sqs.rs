@@ -54,7 +54,9 @@ impl SqsDeliveryQueue {
 #[async_trait]
 impl DeliveryQueue for SqsDeliveryQueue {
     async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
-        let secs = i32::try_from(delay.as_secs().max(1)).unwrap_or(i32::MAX);
+        // Whole seconds, rounded up: a message back a fraction early would only be postponed again.
+        let secs = delay.as_secs() + u64::from(delay.subsec_nanos() > 0);
+        let secs = i32::try_from(secs.max(1)).unwrap_or(i32::MAX);
         self.client
             .change_message_visibility()
             .queue_url(&self.events_queue_url)

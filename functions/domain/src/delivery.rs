@@ -2,6 +2,8 @@
 //! concurrently, signed, retried by the [`webhook`](crate::webhook) policy, every attempt
 //! recorded in the outbox.
 
+#[cfg(test)]
+mod faults;
 mod lanes;
 #[cfg(test)]
 mod tests;
@@ -36,6 +38,10 @@ pub const IN_PROCESS_ORDER_WAIT: Duration = Duration::from_secs(1);
 /// the next event of its job queues it again, so it cannot hold the job's later events up
 /// forever. Scaled with the retry schedule.
 pub const ORPHAN_AFTER: Duration = Duration::from_secs(60);
+
+/// A message back this little before its event's retry is due counts as on time: SQS's clock
+/// is not ours.
+const DUE_SLACK: Duration = Duration::from_secs(1);
 
 /// How often that in-process wait looks at the outbox again.
 const IN_PROCESS_ORDER_POLL: Duration = Duration::from_millis(100);
@@ -216,8 +222,10 @@ impl Deliverer {
         let orphan =
             sequence.checked_sub(1).and_then(|p| known.get(&p)).filter(|p| orphaned(p, orphan_after, self.clock.now()));
         if let Some(mut orphan) = orphan.cloned() {
-            orphan.apply(&self.requeue(&orphan).await?);
-            known.insert(orphan.event.sequence, orphan);
+            if let Some(update) = self.requeue(&orphan).await? {
+                orphan.apply(&update);
+                known.insert(orphan.event.sequence, orphan);
+            }
         }
         let Some(stored) = known.get(&sequence) else {
             tracing::warn!(job_id = %job, sequence, "no such event in the outbox; dropping");
@@ -225,6 +233,12 @@ impl Deliverer {
         };
         if stored.delivery_status.is_final() {
             return Ok(Settled::Done(Some(stored.delivery_status)));
+        }
+        if let Some(due_in) = retry_not_due(stored, self.clock.now()) {
+            // Back early: the wait was longer than one postponement (a long Retry-After), or this
+            // is a copy left by a redelivery or a failed postponement. An attempt now would
+            // overrule the receiver and count against the schedule.
+            return self.postpone(due_in, receipt).await;
         }
         let previous = sequence.checked_sub(1).and_then(|p| known.get(&p));
         let step = match predecessor_wait(sequence, previous, self.clock.now()) {
@@ -238,6 +252,7 @@ impl Deliverer {
                 }
                 Ok(settled)
             }
+            Err(DeliveryError::Store(StoreError::Conflict)) => self.settled_elsewhere(job, sequence, known).await,
             Err(err) => {
                 // Its state is unknown now: the events after it wait the default time.
                 if let Some(stored) = known.get_mut(&sequence) {
@@ -246,6 +261,28 @@ impl Deliverer {
                 Err(err)
             }
         }
+    }
+
+    /// After the outbox refused this batch's record of event `sequence`: if another deliverer
+    /// settled it meanwhile, that stands (a late failure never undoes a delivery) and the
+    /// message is done; otherwise it comes back.
+    async fn settled_elsewhere(
+        &self,
+        job: &JobId,
+        sequence: u64,
+        known: &mut BTreeMap<u64, StoredEvent>,
+    ) -> Result<Settled, DeliveryError> {
+        let current = self.events.get(job, sequence).await?;
+        let Some(current) = current.filter(|c| c.delivery_status.is_final()) else {
+            if let Some(stored) = known.get_mut(&sequence) {
+                stored.next_attempt_at = None;
+            }
+            return Err(DeliveryError::Store(StoreError::Conflict));
+        };
+        let status = current.delivery_status;
+        tracing::info!(job_id = %job, sequence, ?status, "already settled by another deliverer; keeping that");
+        known.insert(sequence, current);
+        Ok(Settled::Done(Some(status)))
     }
 
     /// Makes one attempt (or skips an event the app does not want) and records it.
@@ -296,15 +333,22 @@ impl Deliverer {
             restart_schedule: false,
         };
         self.events.record_delivery(&stored.event.job_id, stored.event.sequence, &update).await?;
+        Ok((update, self.postpone(delay, receipt).await?))
+    }
+
+    /// Hides the message for `wait`, or as much of it as one postponement may be: the rest is
+    /// postponed again when the message comes back before its event is due.
+    async fn postpone(&self, wait: Duration, receipt: Option<&str>) -> Result<Settled, DeliveryError> {
+        let delay = wait.min(webhook::MAX_DELAY);
         if let Some(receipt) = receipt {
             self.queue.postpone(receipt, delay).await?;
         }
-        Ok((update, Settled::Later(delay)))
+        Ok(Settled::Later(delay))
     }
 
     /// Queues an orphaned event's message again and notes it as due now, so the events after
-    /// it wait for its delivery as for any other.
-    async fn requeue(&self, orphan: &StoredEvent) -> Result<DeliveryUpdate, DeliveryError> {
+    /// it wait for its delivery as for any other; `None` when it was settled meanwhile.
+    async fn requeue(&self, orphan: &StoredEvent) -> Result<Option<DeliveryUpdate>, DeliveryError> {
         let event = &orphan.event;
         tracing::warn!(job_id = %event.job_id, sequence = event.sequence, "event never handled; queueing it again");
         let update = DeliveryUpdate {
@@ -313,9 +357,13 @@ impl Deliverer {
             next_attempt_at: Some(self.clock.timestamp()),
             restart_schedule: false,
         };
-        self.events.record_delivery(&event.job_id, event.sequence, &update).await?;
+        match self.events.record_delivery(&event.job_id, event.sequence, &update).await {
+            // Nothing to queue; the events after it wait the default time and look again.
+            Err(StoreError::Conflict) => return Ok(None),
+            recorded => recorded?,
+        }
         self.events.publish(event).await?;
-        Ok(update)
+        Ok(Some(update))
     }
 
     async fn fail(&self, stored: &StoredEvent, attempt: Attempt) -> Step {
@@ -348,6 +396,13 @@ fn predecessor_wait(sequence: u64, previous: Option<&StoredEvent>, now: DateTime
     let due = previous.next_attempt_at.map_or(Duration::ZERO, |due| until(due, now));
     let after = if previous.scheduled_attempts().is_empty() { Duration::ZERO } else { Duration::from_secs(1) };
     Some((due + after).max(ORDER_WAIT).min(webhook::MAX_DELAY))
+}
+
+/// How long until `event`'s next attempt, when it is in a retry backoff (an attempt since its
+/// last redelivery) and that attempt is more than [`DUE_SLACK`] away.
+fn retry_not_due(event: &StoredEvent, now: DateTime<Utc>) -> Option<Duration> {
+    let due_in = until(event.next_attempt_at?, now);
+    (!event.scheduled_attempts().is_empty() && due_in > DUE_SLACK).then_some(due_in)
 }
 
 /// Whether `event` has waited `after` without any deliverer handling it: pending, never

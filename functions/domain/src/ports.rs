@@ -203,7 +203,10 @@ pub trait EventLog: Send + Sync {
         }
         Ok(found)
     }
-    /// Sets an event's delivery status, appends an attempt, sets or clears the next due time.
+    /// Sets an event's delivery status, appends an attempt, sets or clears the next due time, as
+    /// one conditional write: `Conflict` when the event is missing or already settled
+    /// (DELIVERED, SKIPPED, FAILED), so a slower deliverer's late record never undoes a
+    /// settlement. Only a redelivery (`restart_schedule`) applies to a settled event.
     async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError>;
     /// Queues a recorded event for delivery.
     async fn publish(&self, event: &RecordEvent) -> Result<(), QueueError>;

@@ -4,6 +4,7 @@
 //! sequences — and let a test inject the failures it wants to see handled.
 #![allow(clippy::unwrap_used)]
 
+mod event_source;
 mod queues;
 mod store;
 
@@ -15,6 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use crate::clock::{Clock, Random};
 use crate::time::Timestamp;
 
+pub use event_source::MemEventSource;
 pub use queues::{MemBlobs, MemDeliveryQueue, MemEventLog, MemJobQueue, Posted, QueuedMessage, ScriptedNotifier};
 pub use store::MemStore;
 
@@ -92,6 +94,42 @@ mod tests {
         assert_eq!(clock.now(), epoch());
         clock.advance(std::time::Duration::from_secs(90));
         assert_eq!(clock.timestamp().to_string(), "2021-04-21T10:31:03Z");
+    }
+
+    #[tokio::test]
+    async fn the_outbox_refuses_a_delivery_record_for_a_settled_event_but_not_a_redelivery() {
+        use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent};
+        use crate::ids::{AppId, JobId, RoomId};
+        use crate::ports::EventLog;
+
+        let events = MemEventLog::default();
+        let job = JobId::generate(random());
+        let event = RecordEvent {
+            event_id: "e1".into(),
+            sequence: 1,
+            event_type: crate::callback::EventType::CloudRecordOver,
+            app_id: AppId::generate(random()),
+            job_id: job.clone(),
+            room_id: RoomId::try_from("room1").unwrap(),
+            stream_name: "s".into(),
+            record_format: None,
+            file: None,
+            detail_message: String::new(),
+            create_time: now(),
+        };
+        events.append(&event).await.unwrap();
+        let update = |status| DeliveryUpdate { status, attempt: None, next_attempt_at: None, restart_schedule: false };
+        events.record_delivery(&job, 1, &update(DeliveryStatus::Pending)).await.unwrap();
+        events.record_delivery(&job, 1, &update(DeliveryStatus::Delivered)).await.unwrap();
+        for late in [DeliveryStatus::Pending, DeliveryStatus::Failed, DeliveryStatus::Delivered] {
+            let refused = events.record_delivery(&job, 1, &update(late)).await;
+            assert!(matches!(refused, Err(crate::error::StoreError::Conflict)), "{late:?}: {refused:?}");
+        }
+        assert_eq!(events.get(&job, 1).await.unwrap().unwrap().delivery_status, DeliveryStatus::Delivered);
+        events.record_delivery(&job, 1, &DeliveryUpdate::redelivery()).await.unwrap();
+        assert_eq!(events.get(&job, 1).await.unwrap().unwrap().delivery_status, DeliveryStatus::Pending);
+        let missing = events.record_delivery(&job, 2, &update(DeliveryStatus::Delivered)).await;
+        assert!(matches!(missing, Err(crate::error::StoreError::Conflict)), "{missing:?}");
     }
 
     #[test]

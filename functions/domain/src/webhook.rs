@@ -27,9 +27,17 @@ pub const RETRY_SCHEDULE_SECS: [u64; 8] = [0, 5, 5 * 60, 30 * 60, 2 * 3600, 5 * 
 /// first attempt, so jitter can never shorten the promise of DESIGN §5.
 pub const MIN_RETRY_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
-/// Longest single wait: SQS's maximum visibility timeout (12 h).
-/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-visibility-timeout.html>
-pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600);
+/// Longest single postponement of a queued message: SQS's maximum visibility timeout (12 h),
+/// which it counts from the receive and enforces by refusing a longer one, less the longest a
+/// Lambda can hold the batch first (15 min). A longer wait is postponed again when the message
+/// comes back.
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html>
+pub const MAX_DELAY: Duration = Duration::from_secs(12 * 3600 - 15 * 60);
+
+/// Longest receiver's `Retry-After` honoured: a day, the retry window of DESIGN §5. A longer one
+/// counts as a day, so the retries stay within the events queue's message retention and
+/// receive count.
+pub const MAX_RETRY_AFTER: Duration = MIN_RETRY_WINDOW;
 
 /// Jitter applied to every scheduled delay: ±20 %.
 pub const JITTER_FRACTION: f64 = 0.2;
@@ -166,8 +174,9 @@ impl RetrySchedule {
 
     /// The wait before the next attempt after `attempts_made` failed ones, the first of which
     /// was `since_first` ago; `None` when retrying is over. `jitter` in [-1, 1] scales ±20 %; a
-    /// larger `retry_after` from the receiver wins (it is never scaled). Never longer than
-    /// [`MAX_DELAY`].
+    /// larger `retry_after` from the receiver wins (it is never scaled, and counts up to
+    /// [`MAX_RETRY_AFTER`]). Only the number of attempts and the window end retrying, never a
+    /// long `retry_after`; the wait may be longer than one postponement ([`MAX_DELAY`]).
     pub fn next_delay(
         &self,
         attempts_made: usize,
@@ -183,7 +192,7 @@ impl RetrySchedule {
             None if since_first < window => window - since_first,
             None => return None,
         };
-        Some(scheduled.max(retry_after.unwrap_or_default()).min(MAX_DELAY))
+        Some(scheduled.max(retry_after.unwrap_or_default().min(MAX_RETRY_AFTER)))
     }
 }
 
@@ -262,7 +271,29 @@ mod tests {
     fn a_larger_retry_after_wins_and_a_smaller_one_does_not() {
         assert_eq!(next_delay(1, Duration::ZERO, Some(Duration::from_secs(60)), 0.0), Some(Duration::from_secs(60)));
         assert_eq!(next_delay(2, Duration::ZERO, Some(Duration::from_secs(1)), 0.0), Some(Duration::from_secs(300)));
-        assert_eq!(next_delay(1, Duration::ZERO, Some(Duration::from_secs(86400)), 0.0), Some(MAX_DELAY));
+        let day = Duration::from_secs(86400);
+        assert_eq!(next_delay(1, Duration::ZERO, Some(day), 0.0), Some(day), "longer than SQS allows at once");
+        assert_eq!(next_delay(1, Duration::ZERO, Some(day * 30), 0.0), Some(MAX_RETRY_AFTER));
+    }
+
+    #[test]
+    fn a_long_retry_after_never_ends_retrying_before_the_schedule_is_used_up() {
+        // A receiver asking for a day every time: past the window after two attempts, yet every
+        // scheduled attempt is still made.
+        let day = Duration::from_secs(86400);
+        for attempts in 1..RETRY_SCHEDULE_SECS.len() {
+            let since_first = day * (attempts as u32 - 1);
+            assert_eq!(next_delay(attempts, since_first, Some(day), 1.0), Some(day), "after {attempts} attempts");
+        }
+        assert_eq!(next_delay(RETRY_SCHEDULE_SECS.len(), day * 7, Some(day), 0.0), None);
+    }
+
+    #[test]
+    fn the_schedule_spans_about_twenty_seven_and_a_half_hours_and_one_wait_fits_no_single_postponement() {
+        let span: u64 = RETRY_SCHEDULE_SECS.iter().sum();
+        assert_eq!(span, 27 * 3600 + 35 * 60 + 5);
+        let longest = next_delay(RETRY_SCHEDULE_SECS.len() - 1, Duration::ZERO, None, 1.0).unwrap();
+        assert!(longest > MAX_DELAY, "{longest:?}: the deliverer must postpone it twice");
     }
 
     #[test]

@@ -50,6 +50,9 @@ impl EventLog for FakeEvents {
     async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError> {
         let mut items = self.items.lock().unwrap();
         let stored = items.get_mut(&(job_id.clone(), sequence)).ok_or(StoreError::Conflict)?;
+        if stored.delivery_status.is_final() && !update.restart_schedule {
+            return Err(StoreError::Conflict);
+        }
         stored.apply(update);
         Ok(())
     }
@@ -125,6 +128,7 @@ struct World {
     callbacks: Arc<FakeCallbacks>,
     notifier: Arc<FakeNotifier>,
     queue: Arc<FakeQueue>,
+    clock: Arc<ManualClock>,
     deliverer: Deliverer,
     app: AppId,
 }
@@ -140,16 +144,17 @@ fn world(subscribed: &[EventType], script: Vec<AttemptResult>, delay: Duration) 
     let callbacks = Arc::new(FakeCallbacks { callback: Some(callback), reads: Mutex::new(0) });
     let notifier = Arc::new(FakeNotifier { script: Mutex::new(script.into()), delay, ..FakeNotifier::default() });
     let queue = Arc::new(FakeQueue::default());
-    // A clock that stands still: every "now" in these tests is `epoch()`.
+    // A clock that stands still unless a test moves it: "now" is `epoch()`.
+    let clock = Arc::new(ManualClock::default());
     let deliverer = Deliverer::new(DelivererPorts {
         events: events.clone(),
         callbacks: callbacks.clone(),
         notifier: notifier.clone(),
         queue: queue.clone(),
-        clock: Arc::new(ManualClock::default()),
+        clock: clock.clone(),
         random: Arc::new(SeqRandom::new(3)),
     });
-    World { events, callbacks, notifier, queue, deliverer, app: AppId::generate(random()) }
+    World { events, callbacks, notifier, queue, clock, deliverer, app: AppId::generate(random()) }
 }
 
 fn answered(status: u16) -> AttemptResult {
@@ -308,6 +313,7 @@ async fn a_redelivered_event_whose_schedule_was_used_up_gets_the_schedule_again(
 
     let Settled::Later(delay) = w.deliver(&queued).await else { panic!("a redelivery failed at once") };
     secs(4.0, 6.0, delay); // the schedule's first retry again
+    w.clock.advance(delay);
     let Settled::Later(delay) = w.deliver(&queued).await else { panic!("the second retry failed at once") };
     secs(240.0, 360.0, delay);
     assert_eq!(
@@ -494,4 +500,41 @@ async fn events_queued_behind_one_that_waits_in_line_come_back_with_it_not_a_sec
         let Ok(Settled::Later(wait)) = result else { panic!("{result:?}") };
         secs(2.0, 3.0, wait);
     }
+}
+
+#[tokio::test]
+async fn a_message_back_before_its_events_retry_is_due_is_postponed_again_without_an_attempt() {
+    let busy = AttemptResult::Answered { status: 503, retry_after: Some(Duration::from_secs(86400)) };
+    let w = world(&ALL, vec![busy], NO_DELAY);
+    let job = JobId::generate(random());
+    let queued = w.record(&job, 1);
+
+    assert_eq!(w.deliver(&queued).await, Settled::Later(webhook::MAX_DELAY), "a day is more than SQS allows at once");
+    let due = w.stored(&job, 1).next_attempt_at.unwrap();
+    assert_eq!(due.as_datetime() - epoch(), chrono::Duration::days(1), "the receiver's day is kept as the due time");
+    w.clock.advance(webhook::MAX_DELAY);
+    assert_eq!(w.deliver(&queued).await, Settled::Later(webhook::MAX_DELAY));
+    w.clock.advance(webhook::MAX_DELAY);
+    assert_eq!(w.deliver(&queued).await, Settled::Later(Duration::from_secs(30 * 60)));
+    assert_eq!(w.posted(), [1], "no attempt before the due time");
+    assert_eq!(w.stored(&job, 1).next_attempt_at, Some(due), "waiting again changes nothing in the outbox");
+    w.clock.advance(Duration::from_secs(30 * 60));
+    assert_eq!(w.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Delivered)));
+    assert!(w.queue.dead.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn two_deliverers_answered_2xx_the_second_record_is_refused_and_its_message_done() {
+    let w = world(&ALL, vec![], NO_DELAY);
+    let job = JobId::generate(random());
+    let queued = w.record(&job, 1);
+    let stale = w.stored(&job, 1);
+    assert_eq!(w.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Delivered)));
+
+    // A second deliverer read the event while it was pending and got its own 2xx.
+    let mut known = BTreeMap::from([(1, stale)]);
+    let settled = w.deliverer.settle(&job, 1, &mut known, None, &CallbackCache::default()).await.unwrap();
+    assert_eq!(settled, Settled::Done(Some(DeliveryStatus::Delivered)));
+    assert_eq!(w.stored(&job, 1).attempts.len(), 1, "the refused record added nothing");
+    assert_eq!(w.posted(), [1, 1]);
 }

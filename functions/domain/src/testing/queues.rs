@@ -83,8 +83,9 @@ impl JobQueue for MemJobQueue {
     }
 }
 
-/// The event outbox in memory: per-job sequences, conditional appends, the delivery log, and
-/// the events queued for delivery.
+/// The event outbox in memory: per-job sequences, conditional appends, the delivery log with
+/// its conditional writes (a settled event stays settled but for a redelivery), and the events
+/// queued for delivery.
 #[derive(Default)]
 pub struct MemEventLog {
     sequences: Mutex<HashMap<JobId, u64>>,
@@ -140,6 +141,9 @@ impl EventLog for MemEventLog {
     async fn record_delivery(&self, job_id: &JobId, sequence: u64, update: &DeliveryUpdate) -> Result<(), StoreError> {
         let mut items = self.items.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         let stored = items.get_mut(&(job_id.clone(), sequence)).ok_or(StoreError::Conflict)?;
+        if stored.delivery_status.is_final() && !update.restart_schedule {
+            return Err(StoreError::Conflict);
+        }
         stored.apply(update);
         Ok(())
     }
@@ -297,18 +301,32 @@ pub struct Posted {
 }
 
 /// A notifier that answers with scripted results (then 200) and notes every POST; it refuses
-/// the URLs it is told to.
+/// the URLs it is told to, and can be down until a time.
 #[derive(Default)]
 pub struct ScriptedNotifier {
     script: Mutex<VecDeque<AttemptResult>>,
     posted: Mutex<Vec<Posted>>,
     refusal: Mutex<Option<String>>,
+    down: Option<Outage>,
+}
+
+/// Until when, by which clock, a [`ScriptedNotifier`] answers what.
+struct Outage {
+    clock: Arc<dyn Clock>,
+    until: DateTime<Utc>,
+    answer: AttemptResult,
 }
 
 impl ScriptedNotifier {
     /// A notifier answering `script` in turn, then 200.
     pub fn answering(script: Vec<AttemptResult>) -> Self {
         Self { script: Mutex::new(script.into()), ..Self::default() }
+    }
+
+    /// The same notifier answering `answer` to every POST until `until` on `clock` (a receiver
+    /// down or overloaded for a while), its script only after.
+    pub fn down_until(self, clock: Arc<dyn Clock>, until: DateTime<Utc>, answer: AttemptResult) -> Self {
+        Self { down: Some(Outage { clock, until, answer }), ..self }
     }
 
     /// From now on every URL resolves to a refused address, for `reason`.
@@ -328,6 +346,9 @@ impl Notifier for ScriptedNotifier {
         let body = serde_json::from_slice(&body).unwrap_or_default();
         let posted = Posted { url: url.as_str().to_owned(), headers: headers.clone(), body };
         self.posted.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push(posted);
+        if let Some(down) = self.down.as_ref().filter(|down| down.clock.now() < down.until) {
+            return down.answer.clone();
+        }
         let next = self.script.lock().unwrap_or_else(std::sync::PoisonError::into_inner).pop_front();
         next.unwrap_or(AttemptResult::Answered { status: 200, retry_after: None })
     }
@@ -336,8 +357,12 @@ impl Notifier for ScriptedNotifier {
     }
 }
 
+/// SQS's longest visibility timeout; it refuses to postpone a message longer.
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ChangeMessageVisibility.html>
+const SQS_MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
 /// The events queue as the deliverer sees it, in memory: what was postponed (by receipt) and
-/// what was dead-lettered.
+/// what was dead-lettered; like SQS it refuses a postponement over 12 h.
 #[derive(Default)]
 pub struct MemDeliveryQueue {
     postponed: Mutex<Vec<(String, Duration)>>,
@@ -359,6 +384,9 @@ impl MemDeliveryQueue {
 #[async_trait]
 impl DeliveryQueue for MemDeliveryQueue {
     async fn postpone(&self, receipt: &str, delay: Duration) -> Result<(), QueueError> {
+        if delay > SQS_MAX_VISIBILITY {
+            return Err(QueueError("SQS refuses a visibility timeout over 12 h".into()));
+        }
         self.postponed.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((receipt.to_owned(), delay));
         Ok(())
     }

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::clock::Clock;
+use crate::delivery::{Deliverer, DelivererPorts};
 use crate::error::{QueueError, StoreError, UseCaseError};
 use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent};
 use crate::ids::{AccountId, AppId, JobId, RoomId, UserId};
@@ -13,7 +14,9 @@ use crate::job::{Job, JobKind, JobState, StopReason};
 use crate::jocloud::{RecordingState, RecordingView};
 use crate::ports::{EventLog, JobFilter, RuleStore};
 use crate::record::JobRecord;
-use crate::testing::{ManualClock, MemEventLog, MemJobQueue, MemStore, ScriptedNotifier, SeqRandom};
+use crate::testing::{
+    ManualClock, MemDeliveryQueue, MemEventLog, MemEventSource, MemJobQueue, MemStore, ScriptedNotifier, SeqRandom,
+};
 use crate::url::{PrivateAddresses, StreamUrl};
 
 const CALLBACK: &str = r#"{"url":"https://hooks.example.com/cb","auth_key":"8923ab8c2dcef4538923ab8c2dcef453"}"#;
@@ -133,6 +136,21 @@ impl World {
         record.claim("w1", self.clock.now(), Duration::from_secs(30)).unwrap();
         record.version += 1;
         self.store.put_job_record(record);
+    }
+
+    /// The callback deliverer over this world's outbox and callbacks, posting to `notifier`,
+    /// fed by the events queue.
+    fn event_source(&self, notifier: Arc<ScriptedNotifier>) -> MemEventSource {
+        let queue = Arc::new(MemDeliveryQueue::default());
+        let deliverer = Deliverer::new(DelivererPorts {
+            events: self.events.clone(),
+            callbacks: self.store.clone(),
+            notifier,
+            queue: queue.clone(),
+            clock: self.clock.clone(),
+            random: Arc::new(SeqRandom::new(13)),
+        });
+        MemEventSource::new(self.clock.clone(), self.events.clone(), queue, deliverer)
     }
 
     async fn join(&self, app: &OwnedApp, who: &str) -> bool {
@@ -377,6 +395,54 @@ async fn a_jobs_events_are_listed_in_order_and_one_is_redelivered_once_per_call(
     let unknown = w.job_events.redeliver(&app, JobKind::Individual, job.job_id.as_str(), "nope").await;
     assert_eq!(not_found_field(unknown), "event_id");
     assert_eq!(not_found_field(w.job_events.list(&app, JobKind::Mix, job.job_id.as_str()).await), "job_id");
+}
+
+#[tokio::test]
+async fn fifty_redeliveries_of_one_event_send_it_once_per_call() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    w.callbacks.put(&app, body(CALLBACK)).await.unwrap();
+    let job = w.individual(&app, &rule).await;
+    let first = event(&job, 1);
+    w.events.append(&first).await.unwrap();
+    w.events.publish(&first).await.unwrap();
+    let notifier = Arc::new(ScriptedNotifier::default());
+    let mut source = w.event_source(notifier.clone());
+    source.run_until(w.clock.now()).await;
+    assert_eq!(notifier.posted().len(), 1);
+
+    for call in 1..=50 {
+        let again = w.job_events.redeliver(&app, JobKind::Individual, job.job_id.as_str(), &first.event_id).await;
+        assert_eq!(again.unwrap().delivery_status, DeliveryStatus::Pending);
+        source.run_until(w.clock.now()).await;
+        assert_eq!(notifier.posted().len(), 1 + call, "redelivery {call} sent the event exactly once");
+    }
+    assert!(source.is_empty());
+    assert!(notifier.posted().iter().all(|p| p.headers.id == first.event_id));
+}
+
+#[tokio::test]
+async fn fifty_redeliveries_at_once_while_the_receiver_fails_send_the_event_once_per_retry_not_once_per_call() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    w.callbacks.put(&app, body(CALLBACK)).await.unwrap();
+    let job = w.individual(&app, &rule).await;
+    let first = event(&job, 1);
+    w.events.append(&first).await.unwrap();
+    let busy = crate::webhook::AttemptResult::Answered { status: 503, retry_after: None };
+    let back = w.clock.now() + chrono::Duration::minutes(10);
+    let notifier = Arc::new(ScriptedNotifier::default().down_until(w.clock.clone(), back, busy));
+    let mut source = w.event_source(notifier.clone());
+
+    for _ in 0..50 {
+        w.job_events.redeliver(&app, JobKind::Individual, job.job_id.as_str(), &first.event_id).await.unwrap();
+    }
+    source.run_until(w.clock.now() + chrono::Duration::days(2)).await;
+    // 503 at once, after 5 s and after 5 min; delivered at the next retry, 30 min later.
+    assert_eq!(notifier.posted().len(), 4, "the 50 queued copies make one attempt per retry between them");
+    assert!(source.is_empty(), "every copy is done with");
+    let stored = w.events.get(&job.job_id, 1).await.unwrap().unwrap();
+    assert_eq!((stored.delivery_status, stored.attempts.len()), (DeliveryStatus::Delivered, 4));
 }
 
 // ---- rooms ----
