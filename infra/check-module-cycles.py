@@ -4,9 +4,9 @@
 For every crate under the given folders (default: functions/ and worker/), each top-level
 module of its src/ (`foo.rs`, `foo/…`) is a node; `use crate::foo…`, `crate::foo::…` paths and
 `super::` from a top-level module are edges (a name the crate root re-exports with `pub use`
-counts as its module). Test code (`#[cfg(test)]` items and `tests.rs` files) is left out: it
-may import the in-memory twins that import the module under test. Prints every cycle found
-and exits 1 if there is one.
+counts as its module). Test code (`#[cfg(test)]` items, `tests.rs` and other files of
+`#[cfg(test)] mod name;` modules) is left out: it may import the in-memory twins that import
+the module under test. Prints every cycle found and exits 1 if there is one.
 """
 
 import re
@@ -18,6 +18,7 @@ CRATE_PATH = re.compile(r"\bcrate::([A-Za-z_][A-Za-z0-9_]*)")
 SUPER_PATH = re.compile(r"\bsuper::(\{[^;]*?\}|[A-Za-z_][A-Za-z0-9_]*)", re.S)
 REEXPORT = re.compile(r"^\s*pub use ([A-Za-z_][A-Za-z0-9_]*)::(\{[^;]*\}|[A-Za-z_][A-Za-z0-9_]*)\s*;", re.M | re.S)
 TEST_BLOCK = re.compile(r"#\[cfg\(test\)\]\s*(mod\s+\w+\s*\{.*|mod\s+\w+\s*;)", re.S)
+TEST_MOD_FILE = re.compile(r"#\[cfg\(test\)\]\s*mod\s+(\w+)\s*;")
 COMMENT = re.compile(r"(^|\s)//.*$", re.M)
 
 
@@ -51,6 +52,16 @@ def module_of(src: Path, path: Path) -> str | None:
     return rel.parts[0].removesuffix(".rs")
 
 
+def test_files(src: Path) -> set[Path]:
+    """Files of test modules declared as `#[cfg(test)] mod name;` (`tests.rs` and others)."""
+    found = set()
+    for path in src.rglob("*.rs"):
+        folder = path.parent if path.name in ("lib.rs", "main.rs", "mod.rs") else path.with_suffix("")
+        for name in TEST_MOD_FILE.findall(COMMENT.sub("", path.read_text())):
+            found |= {folder / f"{name}.rs", folder / name / "mod.rs"}
+    return found
+
+
 def crate_graph(src: Path) -> dict[str, set[str]]:
     modules = {p.name.removesuffix(".rs") for p in src.iterdir() if p.suffix == ".rs" or p.is_dir()}
     modules -= {"lib", "main"}
@@ -61,9 +72,10 @@ def crate_graph(src: Path) -> dict[str, set[str]]:
                 for name in names(group):
                     reexports[name.split(" as ")[-1].strip()] = module
     graph: dict[str, set[str]] = {m: set() for m in modules}
+    tests = test_files(src)
     for path in src.rglob("*.rs"):
         module = module_of(src, path)
-        if module is None or path.name == "tests.rs":
+        if module is None or path.name == "tests.rs" or path in tests:
             continue
         text = code(path.read_text())
         targets: list[str] = []
