@@ -289,6 +289,12 @@ class ResourceCreator:
         s3 = boto_client("s3", self.aws_port)
         name = (props.get("BucketName") or f"{NAME_PREFIX}{logical_id}").lower()
         s3.create_bucket(Bucket=name)
+        rules = props.get("LifecycleConfiguration", {}).get("Rules", [])
+        if rules:
+            # CloudFormation's rule shape to S3's: `Id` is `ID`, and an empty filter is "all".
+            rules = [{("ID" if k == "Id" else k): v for k, v in rule.items()} | {"Filter": {"Prefix": ""}}
+                     for rule in rules]
+            s3.put_bucket_lifecycle_configuration(Bucket=name, LifecycleConfiguration={"Rules": rules})
         self.resolver.refs[logical_id] = name
         self.resolver.attrs.update({
             (logical_id, "Arn"): f"arn:aws:s3:::{name}",

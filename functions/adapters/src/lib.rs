@@ -7,6 +7,7 @@ mod dynamo;
 mod events;
 mod notifier;
 mod recordings;
+mod retrying;
 mod s3;
 mod sqs;
 mod system;
@@ -18,8 +19,11 @@ pub use dynamo::DynamoStore;
 pub use events::DynamoEventLog;
 pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
 pub use recordings::DynamoRecordingStore;
+pub use retrying::Retrying;
 use roomrec_domain::clock::{Clock, Random};
 use roomrec_domain::delivery::{Deliverer, DelivererPorts};
+use roomrec_domain::ports::{DeliveryQueue, EventLog};
+use roomrec_domain::retry::Backoff;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::usecases::{
     Access, Apps, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, Rooms, RoomsPorts, Rules, Sweeper,
@@ -139,13 +143,14 @@ pub async fn deliverer(config: &Config) -> Result<Deliverer, ConfigError> {
     let store = DynamoStore::new(dynamo, config.tables.clone());
     let notifier = HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config));
     let queue = SqsDeliveryQueue::new(sqs, config.events_queue_url.clone(), dead_letter_url);
+    let random: Arc<dyn Random> = Arc::new(OsRandom);
     let ports = DelivererPorts {
-        events: Arc::new(events),
+        events: Arc::new(Retrying::new(Arc::new(events) as Arc<dyn EventLog>, Backoff::IN_LAMBDA, random.clone())),
         callbacks: Arc::new(store),
         notifier: Arc::new(notifier),
-        queue: Arc::new(queue),
+        queue: Arc::new(Retrying::new(Arc::new(queue) as Arc<dyn DeliveryQueue>, Backoff::IN_LAMBDA, random.clone())),
         clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
+        random,
     };
     Ok(Deliverer::new(ports).with_schedule(config.retry_schedule))
 }

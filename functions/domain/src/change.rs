@@ -5,6 +5,7 @@ use crate::error::StoreError;
 use crate::ids::{AppId, JobId};
 use crate::ports::JobStore;
 use crate::record::JobRecord;
+use crate::retry::Transient;
 
 /// Why a job change was not written.
 #[derive(Debug, thiserror::Error)]
@@ -21,6 +22,13 @@ pub enum ChangeError<E> {
     /// The change itself refused (a lease held by someone else, a state that forbids it).
     #[error("the change was refused: {0}")]
     Refused(E),
+}
+
+impl<E> Transient for ChangeError<E> {
+    /// Only a store failure may pass.
+    fn is_transient(&self) -> bool {
+        matches!(self, ChangeError::Store(err) if err.is_transient())
+    }
 }
 
 /// Applies `change` to the job and writes it back if nobody wrote in between, re-reading

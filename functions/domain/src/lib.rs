@@ -18,6 +18,7 @@ pub mod mix;
 pub mod naming;
 pub mod ports;
 pub mod record;
+pub mod retry;
 pub mod room;
 pub mod rule;
 #[cfg(any(test, feature = "testing"))]

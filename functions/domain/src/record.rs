@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::job::{Job, JobState, StopReason};
+use crate::job::{Job, JobState, RecordFile, StopReason};
 use crate::rule::RecordFormat;
 use crate::time::Timestamp;
 
@@ -111,6 +111,23 @@ impl JobRecord {
         self.lease = Some(Lease { owner: worker.to_owned(), expires_at_ms: now_ms + millis(lease), epoch });
         job.update_time = Timestamp::at(now);
         Ok(takeover)
+    }
+
+    /// Notes a file the holder started uploading; once, however often it is applied.
+    pub fn open_upload(&mut self, upload: &OpenUpload) {
+        if !self.open_uploads.iter().any(|u| u.key == upload.key) {
+            self.open_uploads.push(upload.clone());
+        }
+    }
+
+    /// The upload of `key` has ended: it is no longer open, and `file` (if it became one) is
+    /// among the job's files, once, however often this is applied.
+    pub fn close_upload(&mut self, key: &str, file: Option<&RecordFile>) {
+        self.open_uploads.retain(|u| u.key != key);
+        let files = self.job.record_files.get_or_insert_with(Vec::new);
+        if let Some(file) = file.filter(|f| !files.iter().any(|known| known.obs_object == f.obs_object)) {
+            files.push(file.clone());
+        }
     }
 
     /// Whether the job is still held under `lease` (same holder, same claim), expired or not.
@@ -241,6 +258,38 @@ mod tests {
         assert!(job.needs_wake_up(claimed_at, grace), "handed back");
         job.finish(StopReason::TenantStop, now());
         assert!(!job.needs_wake_up(claimed_at + chrono::Duration::days(1), grace), "ended");
+    }
+
+    #[test]
+    fn opening_and_closing_an_upload_twice_as_a_retried_write_does_changes_nothing_more() {
+        let mut job = job();
+        let upload = OpenUpload {
+            record_format: RecordFormat::Mp4,
+            bucket: "b12".into(),
+            key: "rec.mp4".into(),
+            start_time: now(),
+            width: 0,
+            height: 0,
+            multipart: None,
+            bytes: 0,
+            duration: 0.0,
+        };
+        job.open_upload(&upload);
+        job.open_upload(&upload);
+        assert_eq!(job.open_uploads.len(), 1);
+        let file = RecordFile {
+            record_format: RecordFormat::Mp4,
+            obs_bucket: "b12".into(),
+            obs_object: "rec.mp4".into(),
+            file_size: 10,
+            record_duration: 1.0,
+            start_time: now(),
+            end_time: now(),
+        };
+        job.close_upload("rec.mp4", Some(&file));
+        job.close_upload("rec.mp4", Some(&file));
+        assert!(job.open_uploads.is_empty());
+        assert_eq!(job.job.record_files, Some(vec![file]));
     }
 
     #[test]

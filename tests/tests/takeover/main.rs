@@ -320,3 +320,16 @@ async fn a_job_whose_queue_message_was_deleted_is_woken_by_the_sweeper() {
     assert_eq!(stopped["record_files"].as_array().map(Vec::len), Some(1), "{stopped}");
     publisher.kill().await.ok();
 }
+
+#[tokio::test]
+async fn the_recordings_bucket_aborts_multipart_uploads_nobody_finished_after_a_day() {
+    let bucket = roomrec_tests::stack_env("ROOMREC_RECORDINGS_BUCKET");
+    let lifecycle = support::s3().await.get_bucket_lifecycle_configuration().bucket(bucket).send().await.unwrap();
+    let days: Vec<Option<i32>> = lifecycle
+        .rules()
+        .iter()
+        .filter_map(|rule| rule.abort_incomplete_multipart_upload())
+        .map(|abort| abort.days_after_initiation())
+        .collect();
+    assert_eq!(days, [Some(1)], "{lifecycle:?}");
+}

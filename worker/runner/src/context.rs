@@ -11,6 +11,7 @@ use roomrec_domain::job::Job;
 use roomrec_domain::naming;
 use roomrec_domain::ports::{Blobs, EventLog, Store, StoreError};
 use roomrec_domain::record::JobRecord;
+use roomrec_domain::retry::{retry, Backoff};
 use roomrec_domain::rule::RecordFormat;
 
 use crate::board::Board;
@@ -50,12 +51,14 @@ pub fn lost_job(err: &anyhow::Error) -> bool {
 impl Ctx {
     /// Applies `change` to the job this worker holds, starting from `record` as last read or
     /// written, and writes it back conditionally: one write when nobody wrote in between, a
-    /// read and a write more when someone did. Fenced: refused with [`LEASE_LOST`] once the
-    /// job was claimed under another lease than `record`'s, so a worker that was frozen past
-    /// its lease changes nothing of the new holder's. Returns the job as written.
-    pub async fn update<F>(&self, record: &JobRecord, mut change: F) -> Result<JobRecord, JobWriteError>
+    /// read and a write more when someone did; a store outage is retried for minutes, so
+    /// `change` may be applied to a record that has it already and must not apply it twice.
+    /// Fenced: refused with [`LEASE_LOST`] once the job was claimed under another lease than
+    /// `record`'s, so a worker that was frozen past its lease changes nothing of the new
+    /// holder's. Returns the job as written.
+    pub async fn update<F>(&self, record: &JobRecord, change: F) -> Result<JobRecord, JobWriteError>
     where
-        F: FnMut(&mut JobRecord) -> Result<(), String> + Send,
+        F: Fn(&mut JobRecord) -> Result<(), String> + Send + Sync,
     {
         let key = (&record.job.app_id, &record.job.job_id);
         let held = record.lease.clone();
@@ -63,7 +66,10 @@ impl Ctx {
             Some(held) if r.holds(held) => change(r).map(|()| true),
             _ => Err(LEASE_LOST.to_owned()),
         };
-        change_job(self.store.as_ref(), key, Some(record), JOB_WRITE_ATTEMPTS, fenced).await
+        retry(&Backoff::AWS, self.random.as_ref(), "job write", || {
+            change_job(self.store.as_ref(), key, Some(record), JOB_WRITE_ATTEMPTS, &fenced)
+        })
+        .await
     }
 
     /// Claims the job: `claim` is applied to it as stored, nothing being known yet.

@@ -108,7 +108,7 @@ impl OpenFiles {
                 self.open.insert((format, file), opened);
                 *job = ctx
                     .update(job, |j| {
-                        j.open_uploads.push(tracked.clone());
+                        j.open_upload(&tracked);
                         Ok(())
                     })
                     .await?;
@@ -196,8 +196,7 @@ impl OpenFiles {
         };
         let updated = ctx
             .update(job, |j| {
-                j.open_uploads.retain(|u| u.key != record.obs_object);
-                j.job.record_files.get_or_insert_with(Vec::new).push(record.clone());
+                j.close_upload(&record.obs_object, Some(&record));
                 Ok(())
             })
             .await?;

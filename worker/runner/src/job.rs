@@ -14,6 +14,7 @@ use roomrec_domain::record::{ClaimRefused, JobRecord, Lease};
 use roomrec_domain::rule::RecordRule;
 use roomrec_media::{Command, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
 
 use crate::board::{Seen, Watch};
 use crate::context::{lost_job, Ctx, JobWriteError};
@@ -90,27 +91,59 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
             return MessageFate::Leave;
         }
     };
-    tracing::info!(job_id = %job.job.job_id, state = job.job.state.as_str(), takeover, "job claimed");
+    let epoch = job.lease.as_ref().map_or(0, |l| l.epoch);
+    let span = tracing::info_span!("job", job_id = %job.job.job_id, epoch);
+    tracing::info!(parent: &span, state = job.job.state.as_str(), takeover, "job claimed");
     let watch = ctx.board.watch(&job.job.app_id, &job.job.job_id);
-    let mut task = JobTask {
+    let task = JobTask {
         ctx,
         record: job,
         watch,
         shutdown,
         last_media: Instant::now(),
-        stop: None,
-        handback: false,
-        lost: false,
+        phase: if takeover { Phase::TakingOver } else { Phase::Starting },
     };
-    if takeover && !task.record.open_uploads.is_empty() {
-        let region = task.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
-        if let Err(err) = recovery::finish_abandoned(&task.ctx, &mut task.record, &region).await {
-            let job_id = &task.record.job.job_id;
-            tracing::warn!(%job_id, error = %format!("{err:#}"), "finishing abandoned files failed");
+    task.run().instrument(span).await
+}
+
+/// Where a job stands in this worker. [`JobTask::enter`] is the one place it changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Claimed; reading what the recording needs.
+    Starting,
+    /// Claimed from a worker that died or froze: finishing the files it left open.
+    TakingOver,
+    /// Waiting for the participant's stream to appear (individual recordings).
+    WaitingForSource,
+    /// The media thread records.
+    Recording,
+    /// A stop was decided (the tenant's, or idleness): the media thread finishes its files.
+    Stopping(StopReason),
+    /// The worker shuts down: the files are finished, then the job is given back.
+    HandingBack,
+    /// Another worker holds the job now: this one writes nothing more.
+    Lost,
+    /// Writing the job's end and its last event.
+    Finishing,
+}
+
+impl Phase {
+    /// Whether the job may move from `self` to `next`: a lost job stays lost, a hand-back
+    /// only ends, and a stop only gives way to a tenant stop, a hand-back or a loss.
+    fn allows(self, next: Phase) -> bool {
+        match (self, next) {
+            (Phase::Lost, _) => false,
+            (Phase::HandingBack, next) => matches!(next, Phase::Lost | Phase::Finishing),
+            (Phase::Stopping(_), Phase::Stopping(reason)) => reason == StopReason::TenantStop,
+            (Phase::Stopping(_), next) => matches!(next, Phase::HandingBack | Phase::Lost | Phase::Finishing),
+            _ => true,
         }
     }
-    let ending = task.run_recording().await;
-    task.end(ending).await
+
+    /// Whether the recording must end now (stop, hand-back or loss).
+    fn ending(self) -> bool {
+        matches!(self, Phase::Stopping(_) | Phase::HandingBack | Phase::Lost)
+    }
 }
 
 /// The media work of a job, before it starts.
@@ -169,15 +202,39 @@ struct JobTask {
     watch: Watch,
     shutdown: watch::Receiver<bool>,
     last_media: Instant,
-    /// Set once a stop was decided; the recorder is finishing.
-    stop: Option<StopReason>,
-    /// Shutting down: give the job back instead of ending it.
-    handback: bool,
-    /// Another worker took the job over.
-    lost: bool,
+    phase: Phase,
 }
 
 impl JobTask {
+    /// Moves the job to `next` if its phase allows it; logs the move.
+    fn enter(&mut self, next: Phase) {
+        if self.phase != next && self.phase.allows(next) {
+            tracing::info!(from = ?self.phase, to = ?next, "job phase");
+            self.phase = next;
+        }
+    }
+
+    /// The reason of the stop under way, if one is.
+    fn stop_reason(&self) -> Option<StopReason> {
+        match self.phase {
+            Phase::Stopping(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// The job from claim to end: abandoned files finished, recorded, ended.
+    async fn run(mut self) -> MessageFate {
+        if self.phase == Phase::TakingOver && !self.record.open_uploads.is_empty() {
+            let region = self.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
+            let finished = recovery::finish_abandoned(&self.ctx, &mut self.record, &region, recovery::TAKEN_OVER).await;
+            if let Err(err) = finished {
+                tracing::warn!(error = %format!("{err:#}"), "finishing abandoned files failed");
+            }
+        }
+        let ending = self.run_recording().await;
+        self.end(ending).await
+    }
+
     fn max_idle(&self) -> Duration {
         Duration::from_secs(u64::from(self.record.job.max_idle_time()))
     }
@@ -193,8 +250,9 @@ impl JobTask {
     }
 
     async fn record_individual(&mut self, user: &UserId) -> Ending {
+        self.enter(Phase::WaitingForSource);
         let Some(url) = self.wait_for_stream(user).await else {
-            return Ending::Stopped(self.stop.unwrap_or(StopReason::ExceedMaxIdleTime));
+            return Ending::Stopped(self.stop_reason().unwrap_or(StopReason::ExceedMaxIdleTime));
         };
         // Read when recording starts, so a rule changed while the job waited applies.
         let rule = match self.rule().await {
@@ -271,34 +329,31 @@ impl JobTask {
                 }
             }
             self.watch.next().await;
-            if self.check().await.is_some() {
+            if self.check().await {
                 return None;
             }
         }
     }
 
-    /// Reads the job, renews the lease and judges idleness; returns a reason to stop, if any.
-    async fn check(&mut self) -> Option<StopReason> {
+    /// Reads the job, renews the lease and judges idleness; `true` when the recording must end.
+    async fn check(&mut self) -> bool {
         if *self.shutdown.borrow() {
-            self.handback = true;
+            self.enter(Phase::HandingBack);
         }
         self.refresh().await;
-        if self.lost || self.handback {
-            return self.stop.or(Some(StopReason::TenantStop));
-        }
         if self.record.job.state == JobState::Stopping {
-            self.stop = Some(StopReason::TenantStop);
+            self.enter(Phase::Stopping(StopReason::TenantStop));
         } else if self.last_media.elapsed() > self.max_idle() {
-            self.stop.get_or_insert(StopReason::ExceedMaxIdleTime);
+            self.enter(Phase::Stopping(StopReason::ExceedMaxIdleTime));
         }
-        self.stop
+        self.phase.ending()
     }
 
     /// Takes the board's latest read of the job (stop requests), and renews the lease once a
     /// third of it has passed: one write per `lease / 3`.
     async fn refresh(&mut self) {
         let Some(held) = self.record.lease.clone() else {
-            self.lost = true;
+            self.enter(Phase::Lost);
             return;
         };
         let lease = self.ctx.config.lease;
@@ -324,7 +379,7 @@ impl JobTask {
         };
         match result {
             Ok(job) => self.record = job,
-            Err(JobWriteError::Refused(_)) | Err(JobWriteError::Gone) => self.lost = true,
+            Err(JobWriteError::Refused(_)) | Err(JobWriteError::Gone) => self.enter(Phase::Lost),
             Err(err) => {
                 tracing::warn!(job_id = %self.record.job.job_id, error = %err, "reading or renewing the job failed; will retry")
             }
@@ -332,12 +387,15 @@ impl JobTask {
     }
 
     async fn run_media(&mut self, media: Media, mut files: OpenFiles) -> Ending {
+        self.enter(Phase::Recording);
         let (out_tx, out_rx) = std::sync::mpsc::sync_channel(OUTPUT_QUEUE);
         let (mut control, thread) = media.start(out_tx);
-        let (forward, mut outputs) = mpsc::channel(OUTPUT_QUEUE);
+        // Unbounded here: while uploads wait out an outage, the media thread goes on writing
+        // the spool and reporting, never blocked by this task.
+        let (forward, mut outputs) = mpsc::unbounded_channel();
         std::thread::spawn(move || {
             for output in out_rx {
-                if forward.blocking_send(output).is_err() {
+                if forward.send(output).is_err() {
                     break;
                 }
             }
@@ -346,13 +404,16 @@ impl JobTask {
         let mut stop_sent = false;
         loop {
             tokio::select! {
+                // Outputs first: after a long upload retry, the media they report is counted
+                // before idleness is judged.
+                biased;
                 output = outputs.recv() => match output {
                     Some(Output::Finished) | None => break,
                     Some(Output::Alive) => self.last_media = Instant::now(),
                     Some(output) => {
                         if let Err(err) = files.handle(&self.ctx, &mut self.record, output).await {
                             if lost_job(&err) {
-                                self.lost = true;
+                                self.enter(Phase::Lost);
                             } else {
                                 failure.get_or_insert(format!("{err:#}"));
                             }
@@ -361,7 +422,7 @@ impl JobTask {
                     }
                 },
                 _ = self.watch.next() => {
-                    if self.check().await.is_some() {
+                    if self.check().await {
                         stop_sent = stop_sent || control.stop();
                     } else if !stop_sent {
                         self.update_mix(&mut control).await;
@@ -372,7 +433,7 @@ impl JobTask {
         let result = tokio::task::spawn_blocking(move || thread.join()).await;
         match (failure, result) {
             (Some(reason), _) => Ending::Failed(reason),
-            (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop.unwrap_or(StopReason::TenantStop)),
+            (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop_reason().unwrap_or(StopReason::TenantStop)),
             (None, Ok(Ok(Err(err)))) => Ending::Failed(format!("media: {err}")),
             (None, _) => Ending::Failed("the media thread panicked".into()),
         }
@@ -389,52 +450,68 @@ impl JobTask {
         }
     }
 
-    /// Writes the end of the job and its last event, unless it was lost or handed back.
-    async fn end(self, ending: Ending) -> MessageFate {
-        let JobTask { ctx, record: job, handback, lost, .. } = self;
-        if lost {
-            tracing::warn!(job_id = %job.job.job_id, "lease lost; another worker continues the job");
-            return MessageFate::Leave;
-        }
-        if handback {
-            let held = job.lease.clone();
-            let released = ctx.update(&job, |j| {
-                held.iter().for_each(|held| j.release(held));
-                Ok(())
-            });
-            if let Err(err) = released.await {
-                tracing::warn!(job_id = %job.job.job_id, error = %err, "could not release the lease; it will expire");
+    /// Writes the end of the job and its last event, unless it was lost or handed back. Files
+    /// a failed recording left open are finished first, from what was uploaded.
+    async fn end(mut self, ending: Ending) -> MessageFate {
+        match self.phase {
+            Phase::Lost => {
+                tracing::warn!("lease lost; another worker continues the job");
+                return MessageFate::Leave;
             }
-            return MessageFate::Requeue(JobMessage::wake(job.job.app_id, job.job.job_id), Duration::ZERO);
+            Phase::HandingBack => return self.hand_back().await,
+            _ => self.enter(Phase::Finishing),
+        }
+        if !self.record.open_uploads.is_empty() {
+            let region = self.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
+            let finished =
+                recovery::finish_abandoned(&self.ctx, &mut self.record, &region, recovery::RECORDING_FAILED).await;
+            if let Err(err) = finished {
+                tracing::warn!(error = %format!("{err:#}"), "finishing the failed recording's files failed");
+            }
         }
         let (reason, event, detail) = match ending {
             Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, reason.as_str().to_owned()),
             Ending::Failed(detail) => (StopReason::InternalError, EventType::CloudRecordFailed, detail),
         };
-        let now = ctx.clock.timestamp();
-        let finished = ctx
-            .update(&job, |j| {
+        let now = self.ctx.clock.timestamp();
+        let finished = self
+            .ctx
+            .update(&self.record, |j| {
                 j.finish(reason, now);
                 Ok(())
             })
             .await;
         let job = match finished {
-            Ok(job) => job,
+            Ok(record) => record.job,
             Err(JobWriteError::Refused(_)) => {
-                tracing::warn!(job_id = %job.job.job_id, "lease lost before the end was written; the new holder ends the job");
+                tracing::warn!("lease lost before the end was written; the new holder ends the job");
                 return MessageFate::Leave;
             }
             Err(err) => {
-                tracing::error!(job_id = %job.job.job_id, error = %err, "could not write the job's end; it will be retried");
+                tracing::error!(error = %err, "could not write the job's end; it will be retried");
                 return MessageFate::Leave;
             }
         };
-        let job = job.job;
-        tracing::info!(job_id = %job.job_id, state = job.state.as_str(), detail, "job ended");
-        if let Err(err) = ctx.emit(&job, event, None, None, detail).await {
-            tracing::error!(job_id = %job.job_id, error = %err, "could not record the job's last event");
+        tracing::info!(state = job.state.as_str(), detail, "job ended");
+        if let Err(err) = self.ctx.emit(&job, event, None, None, detail).await {
+            tracing::error!(error = %err, "could not record the job's last event");
         }
         MessageFate::Delete
+    }
+
+    /// Gives the job back (its files are finished): the lease expires now, and a fresh message
+    /// wakes the next worker at once.
+    async fn hand_back(self) -> MessageFate {
+        let held = self.record.lease.clone();
+        let released = self.ctx.update(&self.record, |j| {
+            held.iter().for_each(|held| j.release(held));
+            Ok(())
+        });
+        if let Err(err) = released.await {
+            tracing::warn!(error = %err, "could not release the lease; it will expire");
+        }
+        let job = self.record.job;
+        MessageFate::Requeue(JobMessage::wake(job.app_id, job.job_id), Duration::ZERO)
     }
 }
 
@@ -446,6 +523,19 @@ mod tests {
 
     fn lease(owner: &str, expires_at_ms: i64) -> Lease {
         Lease { owner: owner.into(), expires_at_ms, epoch: 1 }
+    }
+
+    #[test]
+    fn a_lost_job_stays_lost_a_hand_back_only_ends_and_only_a_tenant_stop_overrides_a_stop() {
+        let idle = Phase::Stopping(StopReason::ExceedMaxIdleTime);
+        let tenant = Phase::Stopping(StopReason::TenantStop);
+        assert!(Phase::Recording.allows(idle) && idle.allows(tenant) && !tenant.allows(idle));
+        assert!(!idle.allows(Phase::Recording), "a decided stop is not undone");
+        assert!(tenant.allows(Phase::HandingBack) && tenant.allows(Phase::Lost));
+        assert!(!Phase::HandingBack.allows(tenant) && Phase::HandingBack.allows(Phase::Lost));
+        for next in [Phase::Recording, tenant, Phase::HandingBack, Phase::Finishing] {
+            assert!(!Phase::Lost.allows(next), "{next:?}");
+        }
     }
 
     #[test]

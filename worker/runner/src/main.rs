@@ -14,8 +14,10 @@ mod worker;
 use std::sync::Arc;
 
 use board::Board;
-use roomrec_adapters::{init_tracing, DynamoEventLog, DynamoStore, OsRandom, S3Blobs, SystemClock};
-use roomrec_domain::ports::Store;
+use roomrec_adapters::{init_tracing, DynamoEventLog, DynamoStore, OsRandom, Retrying, S3Blobs, SystemClock};
+use roomrec_domain::clock::Random;
+use roomrec_domain::ports::{Blobs, EventLog, Store};
+use roomrec_domain::retry::Backoff;
 use tokio::signal::unix::{signal, SignalKind};
 
 #[tokio::main]
@@ -27,18 +29,22 @@ async fn main() -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(DynamoStore::new(dynamo.clone(), config.base.tables.clone()));
     let board = Board::new(store.clone() as Arc<dyn roomrec_domain::ports::JobStore>);
     tokio::spawn(board.clone().run());
+    // Every outbox and S3 call rides out an outage of minutes; the spool holds the media.
+    let random: Arc<dyn Random> = Arc::new(OsRandom);
+    let events: Arc<dyn EventLog> = Arc::new(DynamoEventLog::new(
+        dynamo,
+        sqs.clone(),
+        config.base.tables.events.clone(),
+        config.base.events_queue_url.clone(),
+    ));
+    let blobs: Arc<dyn Blobs> = Arc::new(S3Blobs::new(&aws));
     let ctx = Arc::new(context::Ctx {
         store,
-        events: Arc::new(DynamoEventLog::new(
-            dynamo,
-            sqs.clone(),
-            config.base.tables.events.clone(),
-            config.base.events_queue_url.clone(),
-        )),
-        blobs: Arc::new(S3Blobs::new(&aws)),
+        events: Arc::new(Retrying::new(events, Backoff::AWS, random.clone())),
+        blobs: Arc::new(Retrying::new(blobs, Backoff::AWS, random.clone())),
         board,
         clock: Arc::new(SystemClock),
-        random: Arc::new(OsRandom),
+        random,
         config: config.clone(),
     });
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -1,5 +1,6 @@
-//! Taking over a job whose worker died: the files it left open are finished from what is
-//! already in storage, so nothing uploaded is lost, then recording continues in new files.
+//! Files left open, finished from what is already in storage so nothing uploaded is lost: a
+//! dead worker's (the worker taking its job over finishes them, then records new files), or a
+//! failed recording's.
 
 use std::time::Duration;
 
@@ -13,8 +14,13 @@ use roomrec_domain::rule::RecordFormat;
 use crate::context::Ctx;
 use crate::upload::{parse_pending, pending_prefix, PLAYLIST_TYPE};
 
-/// Finishes every upload the previous worker left open and reports each as complete.
-pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str) -> anyhow::Result<()> {
+/// Why files are finished from what is in storage, as their completion events say.
+pub const TAKEN_OVER: &str = "file completed by the worker that took the job over";
+pub const RECORDING_FAILED: &str = "file completed from what was uploaded before the recording failed";
+
+/// Finishes every upload left open (by a worker that died, or a recording that failed) and
+/// reports each as complete with `detail`: no multipart upload is left incomplete.
+pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str, detail: &str) -> anyhow::Result<()> {
     for upload in job.open_uploads.clone() {
         let finished = match finish(ctx, &upload).await {
             Ok(finished) => finished,
@@ -35,8 +41,7 @@ pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str) -> a
         });
         *job = ctx
             .update(job, |j| {
-                j.open_uploads.retain(|u| u.key != upload.key);
-                j.job.record_files.get_or_insert_with(Vec::new).extend(record.clone());
+                j.close_upload(&upload.key, record.as_ref());
                 Ok(())
             })
             .await?;
@@ -53,8 +58,8 @@ pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str) -> a
                 obs_bucket: upload.bucket.clone(),
                 obs_object: upload.key.clone(),
             };
-            let detail = "file completed by the worker that took the job over".to_owned();
-            ctx.emit(&job.job, EventType::RecordFileComplete, Some(upload.record_format), Some(facts), detail).await?;
+            let (format, detail) = (Some(upload.record_format), detail.to_owned());
+            ctx.emit(&job.job, EventType::RecordFileComplete, format, Some(facts), detail).await?;
         }
     }
     Ok(())

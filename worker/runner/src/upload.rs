@@ -328,7 +328,10 @@ mod tests {
         hls.segment(&segment, "rec_000000.ts", "rec_000000.ts".into(), Duration::from_secs(2), false).await.unwrap();
         // Retrying our own write (its answer was lost) is not a conflict.
         let ours = blobs.get("b", "rec.m3u8").await.unwrap().unwrap();
-        blobs.put("b", "rec.m3u8", ours.body.clone(), PLAYLIST_TYPE, IfStored::Matches(ours.etag.clone())).await.unwrap();
+        blobs
+            .put("b", "rec.m3u8", ours.body.clone(), PLAYLIST_TYPE, IfStored::Matches(ours.etag.clone()))
+            .await
+            .unwrap();
         hls.put_playlist(false).await.unwrap();
 
         // The worker that took the job over closes the playlist.

@@ -7,8 +7,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_sdk_sqs::Client;
+use roomrec_domain::clock::Random;
 use roomrec_domain::ids::JobId;
-use roomrec_domain::ports::JobMessage;
+use roomrec_domain::ports::{JobMessage, QueueError};
+use roomrec_domain::retry::{retry, Backoff};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 
@@ -56,8 +58,9 @@ impl Worker {
             let stop = shutdown.clone();
             running.spawn(async move {
                 let visibility = ctx.config.visibility;
+                let random = ctx.random.clone();
                 let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx, message, stop)).await;
-                settle(&sqs, &queue, &receipt, fate).await;
+                settle(&sqs, &queue, &receipt, fate, random.as_ref()).await;
                 drop((entry, permit));
             });
             while running.try_join_next().is_some() {}
@@ -154,31 +157,40 @@ async fn with_keepalive(
     }
 }
 
+fn queue_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> QueueError {
+    QueueError(Box::new(err))
+}
+
 /// Longest delay SQS puts on a message; a lease outliving it is refused again then.
 /// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/SQSDeveloperGuide/sqs-message-timers.html>
 const MAX_DELAY: Duration = Duration::from_secs(900);
 
-async fn settle(sqs: &Client, queue: &str, receipt: &str, fate: MessageFate) {
+/// Deletes, or replaces and deletes, the received message as `fate` says; SQS failures are
+/// retried for minutes, then left to the message's visibility timeout.
+async fn settle(sqs: &Client, queue: &str, receipt: &str, fate: MessageFate, random: &dyn Random) {
     let delete = || async {
-        sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.err().map(|e| e.to_string())
+        sqs.delete_message().queue_url(queue).receipt_handle(receipt).send().await.map(drop).map_err(queue_error)
     };
-    let failure = match &fate {
-        MessageFate::Delete => delete().await,
+    let settled = match &fate {
+        MessageFate::Delete => retry(&Backoff::AWS, random, "jobs queue delete", delete).await,
         MessageFate::Requeue(fresh, delay) => {
             let body = serde_json::to_string(fresh).unwrap_or_default();
             let delay = secs((*delay).min(MAX_DELAY));
-            let sent = sqs.send_message().queue_url(queue).message_body(body).delay_seconds(delay).send().await;
-            match sent {
-                // The fresh message is out: the received one has served.
-                Ok(_) => delete().await,
-                // Left to reappear when its visibility ends: a later receive, not a lost job.
-                Err(err) => Some(err.to_string()),
+            let send = || async {
+                let sent = sqs.send_message().queue_url(queue).message_body(&body).delay_seconds(delay).send().await;
+                sent.map(drop).map_err(queue_error)
+            };
+            // Once the fresh message is out, the received one has served; until then it is
+            // left to reappear when its visibility ends: a later receive, not a lost job.
+            match retry(&Backoff::AWS, random, "jobs queue send", send).await {
+                Ok(()) => retry(&Backoff::AWS, random, "jobs queue delete", delete).await,
+                Err(err) => Err(err),
             }
         }
-        MessageFate::Leave => None,
+        MessageFate::Leave => Ok(()),
     };
-    if let Some(error) = failure {
-        tracing::warn!(error, ?fate, "could not settle a job message");
+    if let Err(error) = settled {
+        tracing::warn!(%error, ?fate, "could not settle a job message");
     }
 }
 
