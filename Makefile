@@ -9,7 +9,7 @@ ADMIN := target/debug/roomrec-admin
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install build up down credential test lint-template bench-api bench-worker bench-callbacks bench-mix
+.PHONY: help install build up down credential test chaos lint-template bench-api bench-worker bench-callbacks bench-mix
 
 help:
 	@echo "make install        apt packages, .venv with moto and cfn-lint (idempotent)"
@@ -18,6 +18,7 @@ help:
 	@echo "make down           stop the stack started by make up"
 	@echo "make credential ACCOUNT=name   create an API credential on the running stack"
 	@echo "make test           every test against a stack on free ports (what CI runs)"
+	@echo "make chaos          real faults on a local stack and the table of what they cost (~15 min)"
 	@echo "make lint-template  cfn-lint template.yaml"
 	@echo "make bench-api      API benchmark against a stack on free ports"
 	@echo "make bench-worker   recording worker against ffmpeg, CPU and memory (BENCH_NS=\"1 10 50\", BENCH_WINDOW_SECS=30)"
@@ -43,6 +44,13 @@ credential:
 
 test: install build
 	bash infra/local/test.sh
+
+# Its own workers behind a fault proxy, the stack's deliverer with a compressed retry
+# schedule (retries after about 0.2 s, 12 s, 72 s), so a receiver down for a minute is found
+# back within the run.
+chaos: install build
+	ROOMREC_RETRY_SCHEDULE_SCALE=0.04 $(STACK) run --with deliverer -- \
+		cargo test -p roomrec-tests --features e2e --test chaos -- --nocapture
 
 lint-template: install
 	.venv/bin/cfn-lint template.yaml

@@ -288,6 +288,8 @@ mod tests {
             multipart: None,
             bytes: 0,
             duration: 0.0,
+            epoch: 1,
+            handed_over_until_ms: None,
         };
         // The first worker's file is open; the job is taken over (claim 2).
         job.open_uploads.push(open(&first));

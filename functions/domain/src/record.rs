@@ -53,6 +53,21 @@ pub struct OpenUpload {
     pub bytes: u64,
     /// Seconds of media in storage so far.
     pub duration: f64,
+    /// The claim (lease epoch) that opened it.
+    #[serde(default)]
+    pub epoch: u64,
+    /// Set when that claim handed the job over (worker shutdown) while the file was still
+    /// recording: until then (ms since the epoch) its worker may still finish it; after, the
+    /// job's holder finishes it from what is in storage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handed_over_until_ms: Option<i64>,
+}
+
+impl OpenUpload {
+    /// Whether the worker that opened it may still finish it itself (handed over, in time).
+    pub fn finishing_by_owner(&self, now_ms: i64) -> bool {
+        self.handed_over_until_ms.is_some_and(|until| until > now_ms)
+    }
 }
 
 /// An S3 multipart upload in progress.
@@ -128,6 +143,28 @@ impl JobRecord {
         if let Some(file) = file.filter(|f| !files.iter().any(|known| known.obs_object == f.obs_object)) {
             files.push(file.clone());
         }
+    }
+
+    /// Hands the job over from the claim `held` (worker shutdown) while its files still record:
+    /// the lease expires now so the next worker may claim at once, and that claim's open
+    /// files stay its own to finish for `grace` (see [`may_close_upload`](Self::may_close_upload)).
+    pub fn hand_over(&mut self, held: &Lease, now: DateTime<Utc>, grace: Duration) {
+        if !self.holds(held) {
+            return;
+        }
+        let until = now.timestamp_millis() + millis(grace);
+        for upload in self.open_uploads.iter_mut().filter(|u| u.epoch == held.epoch) {
+            upload.handed_over_until_ms = Some(until);
+        }
+        self.release(held);
+    }
+
+    /// Whether the claim `held` may write the upload of `key`: it holds the job, or it opened
+    /// that upload and handed the job over less than its grace ago.
+    pub fn may_close_upload(&self, held: &Lease, key: &str, now: DateTime<Utc>) -> bool {
+        let own = |u: &&OpenUpload| u.key == key && u.epoch == held.epoch;
+        self.holds(held)
+            || self.open_uploads.iter().find(own).is_some_and(|u| u.finishing_by_owner(now.timestamp_millis()))
     }
 
     /// Whether the job is still held under `lease` (same holder, same claim), expired or not.
@@ -273,6 +310,8 @@ mod tests {
             multipart: None,
             bytes: 0,
             duration: 0.0,
+            epoch: 1,
+            handed_over_until_ms: None,
         };
         job.open_upload(&upload);
         job.open_upload(&upload);
@@ -290,6 +329,36 @@ mod tests {
         job.close_upload("rec.mp4", Some(&file));
         assert!(job.open_uploads.is_empty());
         assert_eq!(job.job.record_files, Some(vec![file]));
+    }
+
+    #[test]
+    fn a_handed_over_file_is_its_workers_to_finish_for_the_grace_and_then_the_holders() {
+        let mut job = job();
+        job.claim("w1", at(1_000), LEASE).unwrap();
+        let first = job.lease.clone().unwrap();
+        let upload = |key: &str, epoch| OpenUpload {
+            record_format: RecordFormat::Hls,
+            bucket: "b12".into(),
+            key: key.into(),
+            start_time: now(),
+            width: 0,
+            height: 0,
+            multipart: None,
+            bytes: 0,
+            duration: 0.0,
+            epoch,
+            handed_over_until_ms: None,
+        };
+        job.open_upload(&upload("a.m3u8", 1));
+        job.hand_over(&first, at(5_000), Duration::from_secs(30));
+        assert_eq!(job.claim("w2", at(5_500), LEASE), Ok(true), "the next worker claims at once");
+        let second = job.lease.clone().unwrap();
+        job.open_upload(&upload("b.m3u8", 2));
+        assert!(job.may_close_upload(&first, "a.m3u8", at(6_000)), "w1 finishes its own file");
+        assert!(!job.may_close_upload(&first, "b.m3u8", at(6_000)), "never the new holder's");
+        assert!(!job.may_close_upload(&first, "a.m3u8", at(35_001)), "not after the grace");
+        assert!(job.may_close_upload(&second, "a.m3u8", at(35_001)), "the holder finishes it then");
+        assert!(!job.open_uploads[0].finishing_by_owner(35_001));
     }
 
     #[test]

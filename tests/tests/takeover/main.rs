@@ -10,138 +10,19 @@
 #[allow(dead_code)]
 mod support;
 
-use std::process::Stdio;
+mod faults;
+
 use std::time::Duration;
 
+use faults::{
+    coverage, etags, jobs_queue, lease_owner, shut_down, signal, start_sweeper, start_worker,
+    start_worker_on_small_spool, start_worker_with, wait_for_owner,
+};
 use roomrec_domain::callback::EventType;
-use roomrec_domain::event::RecordEvent;
-use roomrec_domain::ids::{AppId, JobId};
-use roomrec_domain::ports::JobStore;
+use roomrec_faultproxy::{FaultProxy, Mode};
 use roomrec_tests::publish_with;
-use roomrec_tests::store;
 use serde_json::json;
-use support::{decodes, download, duration, objects, probe, wait_for_events, Setup};
-
-/// The stack's jobs queue URL.
-fn jobs_queue() -> String {
-    roomrec_tests::stack_env("ROOMREC_JOBS_QUEUE_URL")
-}
-
-/// A sweeper of our own (`roomrec-admin sweep`) sweeping every second, counting a job as lost
-/// after two seconds in INIT; stopped when dropped.
-fn start_sweeper() -> tokio::process::Child {
-    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/roomrec-admin");
-    let state = roomrec_tests::stack_env("ROOMREC_STATE_DIR");
-    let log = std::fs::File::create(format!("{state}/sweeper.log")).unwrap();
-    tokio::process::Command::new(binary)
-        .args(["sweep", "--every", "1"])
-        .env("ROOMREC_SWEEP_INIT_GRACE_SECONDS", "2")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the admin binary is built by make test")
-}
-
-/// The worker holding the job now, if any.
-async fn lease_owner(app: &str, job: &str) -> Option<String> {
-    let record = store().await.get_job(&AppId::parse(app).unwrap(), &JobId::parse(job).unwrap()).await.unwrap();
-    record.and_then(|r| r.lease).map(|lease| lease.owner)
-}
-
-/// A worker process of our own, with the default lease and message visibility (what the
-/// takeover times are promised for); stopped (SIGKILL) when dropped.
-fn start_worker(name: &str) -> tokio::process::Child {
-    let binary = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/roomrec-worker");
-    let state = roomrec_tests::stack_env("ROOMREC_STATE_DIR");
-    let log = std::fs::File::create(format!("{state}/worker-{name}.log")).unwrap();
-    tokio::process::Command::new(binary)
-        .env("ROOMREC_WORKER_ID", name)
-        .env("ROOMREC_SPOOL_DIR", format!("{state}/spool-{name}"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the worker binary is built by make test")
-}
-
-/// Sends `signal` (`-STOP`, `-CONT`, `-TERM`) to `worker`.
-fn signal(worker: &tokio::process::Child, signal: &str) {
-    let pid = worker.id().unwrap().to_string();
-    assert!(std::process::Command::new("kill").args([signal, &pid]).status().unwrap().success());
-}
-
-/// Waits until `name` holds the job.
-async fn wait_for_owner(setup: &Setup, job: &str, name: &str, within: Duration) {
-    let deadline = tokio::time::Instant::now() + within;
-    while lease_owner(&setup.app, job).await.as_deref() != Some(name) {
-        assert!(tokio::time::Instant::now() < deadline, "{name} never took the job");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Media of one format in a job's completed files, against the time they span.
-#[derive(Debug)]
-struct Coverage {
-    /// Seconds from the first file's start to the last file's end.
-    span: f64,
-    /// Seconds of media in the files: MP4 by ffprobe, HLS by its playlist, every segment of
-    /// which must be in S3.
-    media: f64,
-    /// Seconds of each file, in event order.
-    files: Vec<f64>,
-}
-
-impl Coverage {
-    fn lost(&self) -> f64 {
-        self.span - self.media
-    }
-}
-
-/// What the job's completed files of `format` ("mp4" or "m3u8") hold.
-async fn coverage(setup: &Setup, events: &[RecordEvent], format: &str, dir: &std::path::Path) -> Coverage {
-    let done: Vec<_> = events
-        .iter()
-        .filter(|e| e.event_type == EventType::RecordFileComplete)
-        .filter_map(|e| e.file.as_ref())
-        .filter(|f| f.obs_object.ends_with(&format!(".{format}")))
-        .collect();
-    assert!(!done.is_empty(), "no {format} file completed: {events:?}");
-    let start = done.iter().map(|f| f.start_time.as_datetime()).min().unwrap();
-    let end = done.iter().filter_map(|f| f.end_time.as_ref()).map(|t| t.as_datetime()).max().unwrap();
-    let mut files = Vec::new();
-    for file in &done {
-        let local = download(&setup.bucket, &file.obs_object, dir).await;
-        let seconds = if format == "mp4" {
-            assert!(decodes(&local), "{} decodes", file.obs_object);
-            duration(&probe(&local))
-        } else {
-            let text = std::fs::read_to_string(&local).unwrap();
-            assert!(text.contains("#EXT-X-ENDLIST"), "{} is closed: {text}", file.obs_object);
-            let folder = file.obs_object.rsplit_once('/').map_or(String::new(), |(f, _)| format!("{f}/"));
-            let mut seconds = 0.0;
-            for line in text.lines() {
-                if let Some(extinf) = line.strip_prefix("#EXTINF:") {
-                    seconds += extinf.trim_end_matches(',').parse::<f64>().unwrap();
-                } else if !line.starts_with('#') && !line.is_empty() {
-                    assert_eq!(objects(&setup.bucket, &format!("{folder}{line}")).await.len(), 1, "{line} is in S3");
-                }
-            }
-            seconds
-        };
-        files.push(seconds);
-    }
-    let span = (end - start).num_milliseconds() as f64 / 1000.0;
-    Coverage { span, media: files.iter().sum(), files }
-}
-
-/// Every object under `prefix` with its ETag.
-async fn etags(bucket: &str, prefix: &str) -> std::collections::BTreeMap<String, String> {
-    let listed = support::s3().await.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
-    listed.contents().iter().map(|o| (o.key().unwrap().to_owned(), o.e_tag().unwrap().to_owned())).collect()
-}
+use support::{objects, wait_for_events, Setup};
 
 /// Most media a crashed or frozen worker's recording may lose, per format (the goal).
 const TAKEOVER_LOSS: f64 = 15.0;
@@ -181,8 +62,8 @@ async fn a_job_whose_worker_dies_resumes_on_another_within_seconds_and_loses_no_
     // HLS up to its last whole segment, MP4 up to its last pending upload.
     let dead_for =
         (killed_at - events[0].file.as_ref().unwrap().start_time.as_datetime()).num_milliseconds() as f64 / 1000.0;
-    assert!(hls.files[0] > dead_for - 2.0 - 2.0, "HLS kept {:.1} s of {dead_for:.1} s: {hls:?}", hls.files[0]);
-    assert!(mp4.files[0] > dead_for - 2.0 - 2.0, "MP4 kept {:.1} s of {dead_for:.1} s: {mp4:?}", mp4.files[0]);
+    assert!(hls.files[0].1 > dead_for - 2.0 - 2.0, "HLS kept {:.1} s of {dead_for:.1} s: {hls:?}", hls.files[0].1);
+    assert!(mp4.files[0].1 > dead_for - 2.0 - 2.0, "MP4 kept {:.1} s of {dead_for:.1} s: {mp4:?}", mp4.files[0].1);
     assert!(hls.lost() <= TAKEOVER_LOSS, "HLS lost {:.1} s: {hls:?}", hls.lost());
     assert!(mp4.lost() <= TAKEOVER_LOSS, "MP4 lost {:.1} s: {mp4:?}", mp4.lost());
     let pending = objects(&setup.bucket, &setup.prefix).await.into_iter().filter(|(k, _)| k.contains(".pending/"));
@@ -241,13 +122,6 @@ async fn a_worker_told_to_shut_down_finishes_its_files_and_hands_the_job_on() {
     let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
     assert_eq!(stopped["record_files"].as_array().unwrap().len(), 2, "{stopped}");
     publisher.kill().await.ok();
-}
-
-/// SIGTERM, and the worker's clean exit.
-async fn shut_down(worker: tokio::process::Child) {
-    signal(&worker, "-TERM");
-    let output = worker.wait_with_output().await.unwrap();
-    assert!(output.status.success(), "the worker exits cleanly on SIGTERM");
 }
 
 /// Most media one hand-off may lose (the goal).
@@ -332,4 +206,55 @@ async fn the_recordings_bucket_aborts_multipart_uploads_nobody_finished_after_a_
         .map(|abort| abort.days_after_initiation())
         .collect();
     assert_eq!(days, [Some(1)], "{lifecycle:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_aws_connections_for_a_while_lose_no_media() {
+    // The short version of `make chaos`'s network faults: 15 s of refused connections to S3,
+    // DynamoDB and SQS (a fault proxy in front of moto) while the worker records.
+    let moto = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let moto = moto.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto).await.unwrap();
+    let endpoint = format!("http://{}", proxy.listen_addr());
+    let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&format!("{}.room6.jo", setup.app), 90, "640x360", &[]);
+    let _worker = start_worker_with("cut-off", &[("AWS_ENDPOINT_URL", endpoint.as_str())]);
+    let job = setup.start_job("room6", "jo", 30).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    proxy.set_mode(Mode::Refuse, Some(Duration::from_secs(15))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(25)).await;
+    setup.stop(&job).await;
+    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(60)).await;
+    assert_eq!(stopped["stop_reason"], "TENANT_STOP", "{stopped}");
+    publisher.kill().await.ok();
+
+    let events = support::final_events(&job).await;
+    let dir = std::env::temp_dir().join(format!("roomrec-refused-{job}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8", &dir).await, coverage(&setup, &events, "mp4", &dir).await);
+    assert_eq!((hls.files.len(), mp4.files.len()), (1, 1), "one file each, never interrupted: {hls:?} {mp4:?}");
+    assert!(hls.lost() <= 1.0 && mp4.lost() <= 1.0, "lost HLS {:.1} s, MP4 {:.1} s", hls.lost(), mp4.lost());
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[tokio::test]
+async fn a_full_spool_disk_fails_the_job_with_its_reason_and_keeps_what_was_uploaded() {
+    let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&format!("{}.room7.kay", setup.app), 120, "640x360", &[]);
+    let _worker = start_worker_on_small_spool("cramped", &[], 6);
+    let job = setup.start_job("room7", "kay", 30).await;
+    let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(120)).await;
+    assert_eq!(failed["stop_reason"], "INTERNAL_ERROR", "{failed}");
+    publisher.kill().await.ok();
+
+    let events = support::final_events(&job).await;
+    let last = events.last().unwrap();
+    assert!(last.detail_message.contains("No space left"), "the reason names the full disk: {last:?}");
+    // Every file that was uploaded is complete and plays.
+    let dir = std::env::temp_dir().join(format!("roomrec-full-{job}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8", &dir).await, coverage(&setup, &events, "mp4", &dir).await);
+    assert!(hls.media > 5.0 && mp4.media > 5.0, "{hls:?} {mp4:?}");
+    std::fs::remove_dir_all(&dir).ok();
 }

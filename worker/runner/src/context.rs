@@ -9,8 +9,8 @@ use roomrec_domain::event::{FileFacts, RecordEvent};
 use roomrec_domain::ids::{AppId, JobId};
 use roomrec_domain::job::Job;
 use roomrec_domain::naming;
-use roomrec_domain::ports::{Blobs, EventLog, Store, StoreError};
-use roomrec_domain::record::JobRecord;
+use roomrec_domain::ports::{Blobs, EventLog, JobQueue, Store, StoreError};
+use roomrec_domain::record::{JobRecord, Lease};
 use roomrec_domain::retry::{retry, Backoff};
 use roomrec_domain::rule::RecordFormat;
 
@@ -25,6 +25,8 @@ pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub events: Arc<dyn EventLog>,
     pub blobs: Arc<dyn Blobs>,
+    /// The jobs queue, to wake the next worker at a hand-over.
+    pub queue: Arc<dyn JobQueue>,
     /// The running jobs' items, read together every second.
     pub board: Arc<Board>,
     pub clock: Arc<dyn Clock>,
@@ -53,21 +55,43 @@ impl Ctx {
     /// written, and writes it back conditionally: one write when nobody wrote in between, a
     /// read and a write more when someone did; a store outage is retried for minutes, so
     /// `change` may be applied to a record that has it already and must not apply it twice.
-    /// Fenced: refused with [`LEASE_LOST`] once the job was claimed under another lease than
-    /// `record`'s, so a worker that was frozen past its lease changes nothing of the new
-    /// holder's. Returns the job as written.
-    pub async fn update<F>(&self, record: &JobRecord, change: F) -> Result<JobRecord, JobWriteError>
+    /// Fenced: refused with [`LEASE_LOST`] unless the job is still held under the claim
+    /// `held`, so a worker that was frozen past its lease changes nothing of the new holder's.
+    /// Returns the job as written.
+    pub async fn update<F>(&self, record: &JobRecord, held: &Lease, change: F) -> Result<JobRecord, JobWriteError>
     where
         F: Fn(&mut JobRecord) -> Result<(), String> + Send + Sync,
     {
         let key = (&record.job.app_id, &record.job.job_id);
-        let held = record.lease.clone();
-        let fenced = |r: &mut JobRecord| match &held {
-            Some(held) if r.holds(held) => change(r).map(|()| true),
-            _ => Err(LEASE_LOST.to_owned()),
+        let fenced = |r: &mut JobRecord| match r.holds(held) {
+            true => change(r).map(|()| true),
+            false => Err(LEASE_LOST.to_owned()),
         };
         retry(&Backoff::AWS, self.random.as_ref(), "job write", || {
             change_job(self.store.as_ref(), key, Some(record), JOB_WRITE_ATTEMPTS, &fenced)
+        })
+        .await
+    }
+
+    /// Like [`update`](Self::update), for a change to the upload of `key` only: also allowed
+    /// to the claim that opened it and handed the job over, while its grace lasts.
+    pub async fn update_upload<F>(
+        &self,
+        record: &JobRecord,
+        held: &Lease,
+        key: &str,
+        change: F,
+    ) -> Result<JobRecord, JobWriteError>
+    where
+        F: Fn(&mut JobRecord) -> Result<(), String> + Send + Sync,
+    {
+        let ids = (&record.job.app_id, &record.job.job_id);
+        let fenced = |r: &mut JobRecord| match r.may_close_upload(held, key, self.clock.now()) {
+            true => change(r).map(|()| true),
+            false => Err(LEASE_LOST.to_owned()),
+        };
+        retry(&Backoff::AWS, self.random.as_ref(), "job write", || {
+            change_job(self.store.as_ref(), ids, Some(record), JOB_WRITE_ATTEMPTS, &fenced)
         })
         .await
     }

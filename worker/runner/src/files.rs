@@ -9,7 +9,7 @@ use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::RecordFile;
 use roomrec_domain::naming::{file_keys, FileKeys};
-use roomrec_domain::record::{JobRecord, OpenUpload};
+use roomrec_domain::record::{JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
 use roomrec_media::{Format, Output};
@@ -77,8 +77,8 @@ impl OpenFiles {
         }
     }
 
-    /// Acts on one recorder output.
-    pub async fn handle(&mut self, ctx: &Ctx, job: &mut JobRecord, output: Output) -> anyhow::Result<()> {
+    /// Acts on one recorder output; job writes are made under the claim `held`.
+    pub async fn handle(&mut self, ctx: &Ctx, job: &mut JobRecord, held: &Lease, output: Output) -> anyhow::Result<()> {
         let bucket = self.rule.obs_addr.bucket.clone();
         match output {
             Output::FileOpened { format, file, started_at, width, height } => {
@@ -104,10 +104,12 @@ impl OpenFiles {
                     multipart: None,
                     bytes: 0,
                     duration: 0.0,
+                    epoch: job.lease.as_ref().map_or(0, |l| l.epoch),
+                    handed_over_until_ms: None,
                 };
                 self.open.insert((format, file), opened);
                 *job = ctx
-                    .update(job, |j| {
+                    .update(job, held, |j| {
                         j.open_upload(&tracked);
                         Ok(())
                     })
@@ -124,7 +126,7 @@ impl OpenFiles {
                 if let Upload::Hls(hls) = &mut open.upload {
                     hls.segment(&path, &key, uri, duration, discontinuity).await?;
                     let (playlist, bytes) = (open.keys.main(RecordFormat::Hls), hls.bytes);
-                    *job = track(ctx, job, &playlist, |u| {
+                    *job = track(ctx, job, held, &playlist, |u| {
                         u.bytes = bytes;
                         u.duration += duration.as_secs_f64();
                     })
@@ -143,7 +145,7 @@ impl OpenFiles {
                     if let (true, Some((multipart, uploaded))) = (changed, stream.multipart()) {
                         // What a worker taking over would complete: the parts in S3 so far
                         // (and the pending objects after them).
-                        *job = track(ctx, job, &open.keys.main(RecordFormat::Mp4), |u| {
+                        *job = track(ctx, job, held, &open.keys.main(RecordFormat::Mp4), |u| {
                             u.multipart = Some(multipart.clone());
                             u.bytes = uploaded;
                             u.duration = if uploaded == 0 { 0.0 } else { elapsed.as_secs_f64() };
@@ -162,7 +164,7 @@ impl OpenFiles {
                     }
                     Upload::Mp4(stream, spool, size) => stream.finish(spool, *size).await?,
                 };
-                self.complete(ctx, job, format, open, size, duration, utc(ended_at)).await?;
+                self.complete(ctx, job, held, format, open, size, duration, utc(ended_at)).await?;
             }
             Output::Alive | Output::Waiting { .. } | Output::Finished => {}
         }
@@ -174,6 +176,7 @@ impl OpenFiles {
         &self,
         ctx: &Ctx,
         job: &mut JobRecord,
+        held: &Lease,
         format: RecordFormat,
         open: OpenFile,
         size: u64,
@@ -195,7 +198,7 @@ impl OpenFiles {
             end_time: Timestamp::from(ended),
         };
         let updated = ctx
-            .update(job, |j| {
+            .update_upload(job, held, &record.obs_object, |j| {
                 j.close_upload(&record.obs_object, Some(&record));
                 Ok(())
             })
@@ -210,10 +213,11 @@ impl OpenFiles {
 async fn track(
     ctx: &Ctx,
     job: &JobRecord,
+    held: &Lease,
     key: &str,
     change: impl Fn(&mut OpenUpload) + Send + Sync,
 ) -> Result<JobRecord, JobWriteError> {
-    ctx.update(job, |j| {
+    ctx.update_upload(job, held, key, |j| {
         j.open_uploads.iter_mut().filter(|u| u.key == key).for_each(&change);
         Ok(())
     })

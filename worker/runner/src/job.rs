@@ -10,7 +10,7 @@ use roomrec_domain::ids::UserId;
 use roomrec_domain::job::{JobSpec, JobState, StopReason};
 use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::JobMessage;
-use roomrec_domain::record::{ClaimRefused, JobRecord, Lease};
+use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::RecordRule;
 use roomrec_media::{Command, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
@@ -64,6 +64,17 @@ fn after_refusal(message: JobMessage, holder: Lease, now_ms: i64) -> MessageFate
     MessageFate::Requeue(JobMessage { refused_by: Some(holder), ..message }, left + LEASE_MARGIN)
 }
 
+/// `err` and its causes, "a: b: c": the last is often what happened ("No space left on device").
+fn causes(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut cause = err.source();
+    while let Some(next) = cause {
+        text.push_str(&format!(": {next}"));
+        cause = next.source();
+    }
+    text
+}
+
 /// Runs the job named by `message` until it ends, is handed back (shutdown) or is lost.
 pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<bool>) -> MessageFate {
     let worker = ctx.config.worker_id.clone();
@@ -91,17 +102,19 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
             return MessageFate::Leave;
         }
     };
-    let epoch = job.lease.as_ref().map_or(0, |l| l.epoch);
-    let span = tracing::info_span!("job", job_id = %job.job.job_id, epoch);
+    let Some(held) = job.lease.clone() else { return MessageFate::Leave };
+    let span = tracing::info_span!("job", job_id = %job.job.job_id, epoch = held.epoch);
     tracing::info!(parent: &span, state = job.job.state.as_str(), takeover, "job claimed");
     let watch = ctx.board.watch(&job.job.app_id, &job.job.job_id);
     let task = JobTask {
         ctx,
         record: job,
+        held,
         watch,
         shutdown,
         last_media: Instant::now(),
         phase: if takeover { Phase::TakingOver } else { Phase::Starting },
+        handover: None,
     };
     task.run().instrument(span).await
 }
@@ -119,7 +132,8 @@ enum Phase {
     Recording,
     /// A stop was decided (the tenant's, or idleness): the media thread finishes its files.
     Stopping(StopReason),
-    /// The worker shuts down: the files are finished, then the job is given back.
+    /// The worker shuts down: the job is handed over, recording goes on until the next
+    /// worker records (or [`HANDOVER_WAIT`]), then the files are finished.
     HandingBack,
     /// Another worker holds the job now: this one writes nothing more.
     Lost,
@@ -194,15 +208,34 @@ enum Ending {
     Failed(String),
 }
 
+/// How long a worker shutting down records on, waiting for the next worker to record.
+const HANDOVER_WAIT: Duration = Duration::from_secs(10);
+/// How long after handing a job over its worker may still finish its files (recording on for
+/// up to [`HANDOVER_WAIT`], then uploading); after that the job's holder finishes them.
+const HANDOVER_GRACE: Duration = Duration::from_secs(60);
+
+/// A hand-over under way (make before break): the lease is given up and the next worker woken,
+/// and this one records until the next one does.
+struct Handover {
+    since: Instant,
+    /// A fresh message woke the next worker; the received one is done with.
+    woken: bool,
+    /// The next worker's files have started (or the job ended).
+    successor_recording: bool,
+}
+
 struct JobTask {
     ctx: Arc<Ctx>,
     /// The job as last read or written.
     record: JobRecord,
+    /// This worker's claim: every job write is made under it.
+    held: Lease,
     /// Its entry on the worker's board of job reads.
     watch: Watch,
     shutdown: watch::Receiver<bool>,
     last_media: Instant,
     phase: Phase,
+    handover: Option<Handover>,
 }
 
 impl JobTask {
@@ -224,15 +257,27 @@ impl JobTask {
 
     /// The job from claim to end: abandoned files finished, recorded, ended.
     async fn run(mut self) -> MessageFate {
-        if self.phase == Phase::TakingOver && !self.record.open_uploads.is_empty() {
-            let region = self.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
-            let finished = recovery::finish_abandoned(&self.ctx, &mut self.record, &region, recovery::TAKEN_OVER).await;
-            if let Err(err) = finished {
-                tracing::warn!(error = %format!("{err:#}"), "finishing abandoned files failed");
-            }
+        if self.phase == Phase::TakingOver {
+            // A handed-over file is its worker's to finish for a while yet.
+            let now_ms = self.ctx.clock.millis();
+            self.finish_abandoned(|u| !u.finishing_by_owner(now_ms), recovery::TAKEN_OVER).await;
         }
         let ending = self.run_recording().await;
         self.end(ending).await
+    }
+
+    /// Finishes the open uploads `which` picks from what is in storage, reporting them with
+    /// `detail`; a failure is logged (what is stored stays).
+    async fn finish_abandoned(&mut self, which: impl Fn(&OpenUpload) -> bool, detail: &str) {
+        if !self.record.open_uploads.iter().any(&which) {
+            return;
+        }
+        let region = self.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
+        let finished =
+            recovery::finish_abandoned(&self.ctx, &mut self.record, &self.held, which, (&region, detail)).await;
+        if let Err(err) = finished {
+            tracing::warn!(error = %format!("{err:#}"), detail, "finishing abandoned files failed");
+        }
     }
 
     fn max_idle(&self) -> Duration {
@@ -337,10 +382,19 @@ impl JobTask {
 
     /// Reads the job, renews the lease and judges idleness; `true` when the recording must end.
     async fn check(&mut self) -> bool {
-        if *self.shutdown.borrow() {
-            self.enter(Phase::HandingBack);
+        // A job already stopping is ended here rather than handed over.
+        if *self.shutdown.borrow() && self.handover.is_none() && self.stop_reason().is_none() {
+            self.hand_over().await;
         }
         self.refresh().await;
+        if let Some(handover) = &self.handover {
+            let recording = self.record.open_uploads.iter().any(|u| u.epoch == self.held.epoch);
+            return handover.successor_recording || handover.since.elapsed() > HANDOVER_WAIT || !recording;
+        }
+        // Files a worker handed over and did not finish in time are this one's to finish.
+        let (now_ms, epoch) = (self.ctx.clock.millis(), self.held.epoch);
+        let expired = |u: &OpenUpload| u.epoch != epoch && !u.finishing_by_owner(now_ms);
+        self.finish_abandoned(expired, recovery::TAKEN_OVER).await;
         if self.record.job.state == JobState::Stopping {
             self.enter(Phase::Stopping(StopReason::TenantStop));
         } else if self.last_media.elapsed() > self.max_idle() {
@@ -349,13 +403,46 @@ impl JobTask {
         self.phase.ending()
     }
 
-    /// Takes the board's latest read of the job (stop requests), and renews the lease once a
-    /// third of it has passed: one write per `lease / 3`.
-    async fn refresh(&mut self) {
-        let Some(held) = self.record.lease.clone() else {
-            self.enter(Phase::Lost);
-            return;
+    /// Gives the job up while its files still record: the lease expires now and a fresh
+    /// message wakes the next worker, which claims at once; this worker's open files stay its
+    /// own to finish (see [`JobRecord::hand_over`]).
+    async fn hand_over(&mut self) {
+        self.enter(Phase::HandingBack);
+        let (held, now) = (self.held.clone(), self.ctx.clock.now());
+        let handed = self.ctx.update(&self.record, &held, |j| {
+            j.hand_over(&held, now, HANDOVER_GRACE);
+            Ok(())
+        });
+        let woken = match handed.await {
+            Ok(record) => {
+                self.record = record;
+                let wake = JobMessage::wake(self.record.job.app_id.clone(), self.record.job.job_id.clone());
+                let sent = self.ctx.queue.enqueue(&wake).await;
+                if let Err(err) = &sent {
+                    tracing::warn!(error = %err, "could not wake the next worker; the job is given back at the end");
+                }
+                sent.is_ok()
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "could not hand the job over; it is given back at the end");
+                false
+            }
         };
+        self.handover = Some(Handover { since: Instant::now(), woken, successor_recording: false });
+    }
+
+    /// Takes the board's latest read of the job (stop requests), and renews the lease once a
+    /// third of it has passed: one write per `lease / 3`. While handing over, only watches for
+    /// the next worker's first file.
+    async fn refresh(&mut self) {
+        let held = self.held.clone();
+        if let Some(handover) = &mut self.handover {
+            if let Seen::Found(job) = self.watch.latest() {
+                let started = job.open_uploads.iter().any(|u| u.epoch > held.epoch);
+                handover.successor_recording = started || job.job.state.is_final();
+            }
+            return;
+        }
         let lease = self.ctx.config.lease;
         let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
         let now_ms = self.ctx.clock.millis();
@@ -363,7 +450,7 @@ impl JobTask {
         let result = if renewal_due {
             let clock = self.ctx.clock.clone();
             let renew = |job: &mut JobRecord| job.renew(&held, clock.now(), lease).map_err(|e| e.to_string());
-            self.ctx.update(&self.record, renew).await
+            self.ctx.update(&self.record, &held, renew).await
         } else {
             match self.watch.latest() {
                 // Read before our own last write: ours is newer.
@@ -411,7 +498,7 @@ impl JobTask {
                     Some(Output::Finished) | None => break,
                     Some(Output::Alive) => self.last_media = Instant::now(),
                     Some(output) => {
-                        if let Err(err) = files.handle(&self.ctx, &mut self.record, output).await {
+                        if let Err(err) = files.handle(&self.ctx, &mut self.record, &self.held, output).await {
                             if lost_job(&err) {
                                 self.enter(Phase::Lost);
                             } else {
@@ -434,7 +521,7 @@ impl JobTask {
         match (failure, result) {
             (Some(reason), _) => Ending::Failed(reason),
             (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop_reason().unwrap_or(StopReason::TenantStop)),
-            (None, Ok(Ok(Err(err)))) => Ending::Failed(format!("media: {err}")),
+            (None, Ok(Ok(Err(err)))) => Ending::Failed(format!("media: {}", causes(&err))),
             (None, _) => Ending::Failed("the media thread panicked".into()),
         }
     }
@@ -461,14 +548,9 @@ impl JobTask {
             Phase::HandingBack => return self.hand_back().await,
             _ => self.enter(Phase::Finishing),
         }
-        if !self.record.open_uploads.is_empty() {
-            let region = self.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
-            let finished =
-                recovery::finish_abandoned(&self.ctx, &mut self.record, &region, recovery::RECORDING_FAILED).await;
-            if let Err(err) = finished {
-                tracing::warn!(error = %format!("{err:#}"), "finishing the failed recording's files failed");
-            }
-        }
+        // A handed-over file of another worker that is still being finished stays its own.
+        let now_ms = self.ctx.clock.millis();
+        self.finish_abandoned(|u| !u.finishing_by_owner(now_ms), recovery::RECORDING_FAILED).await;
         let (reason, event, detail) = match ending {
             Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, reason.as_str().to_owned()),
             Ending::Failed(detail) => (StopReason::InternalError, EventType::CloudRecordFailed, detail),
@@ -476,7 +558,7 @@ impl JobTask {
         let now = self.ctx.clock.timestamp();
         let finished = self
             .ctx
-            .update(&self.record, |j| {
+            .update(&self.record, &self.held, |j| {
                 j.finish(reason, now);
                 Ok(())
             })
@@ -499,12 +581,16 @@ impl JobTask {
         MessageFate::Delete
     }
 
-    /// Gives the job back (its files are finished): the lease expires now, and a fresh message
-    /// wakes the next worker at once.
+    /// Ends a hand-over (the files are finished): done if the next worker was woken;
+    /// otherwise the lease expires now and a fresh message wakes the next worker.
     async fn hand_back(self) -> MessageFate {
-        let held = self.record.lease.clone();
-        let released = self.ctx.update(&self.record, |j| {
-            held.iter().for_each(|held| j.release(held));
+        if self.handover.as_ref().is_some_and(|h| h.woken) {
+            tracing::info!("job handed over");
+            return MessageFate::Delete;
+        }
+        let held = self.held.clone();
+        let released = self.ctx.update(&self.record, &held, |j| {
+            j.release(&held);
             Ok(())
         });
         if let Err(err) = released.await {

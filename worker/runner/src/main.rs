@@ -14,7 +14,9 @@ mod worker;
 use std::sync::Arc;
 
 use board::Board;
-use roomrec_adapters::{init_tracing, DynamoEventLog, DynamoStore, OsRandom, Retrying, S3Blobs, SystemClock};
+use roomrec_adapters::{
+    init_tracing, DynamoEventLog, DynamoStore, OsRandom, Retrying, S3Blobs, SqsJobQueue, SystemClock,
+};
 use roomrec_domain::clock::Random;
 use roomrec_domain::ports::{Blobs, EventLog, Store};
 use roomrec_domain::retry::Backoff;
@@ -42,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         store,
         events: Arc::new(Retrying::new(events, Backoff::AWS, random.clone())),
         blobs: Arc::new(Retrying::new(blobs, Backoff::AWS, random.clone())),
+        queue: Arc::new(SqsJobQueue::new(sqs.clone(), config.base.jobs_queue_url.clone())),
         board,
         clock: Arc::new(SystemClock),
         random,

@@ -8,7 +8,7 @@ use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::RecordFile;
 use roomrec_domain::ports::{FilePart, IfStored};
-use roomrec_domain::record::{JobRecord, Multipart, OpenUpload};
+use roomrec_domain::record::{JobRecord, Lease, Multipart, OpenUpload};
 use roomrec_domain::rule::RecordFormat;
 
 use crate::context::Ctx;
@@ -18,10 +18,18 @@ use crate::upload::{parse_pending, pending_prefix, PLAYLIST_TYPE};
 pub const TAKEN_OVER: &str = "file completed by the worker that took the job over";
 pub const RECORDING_FAILED: &str = "file completed from what was uploaded before the recording failed";
 
-/// Finishes every upload left open (by a worker that died, or a recording that failed) and
-/// reports each as complete with `detail`: no multipart upload is left incomplete.
-pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str, detail: &str) -> anyhow::Result<()> {
-    for upload in job.open_uploads.clone() {
+/// Finishes the uploads left open that `which` picks (a dead worker's, a failed
+/// recording's), as the claim `held`, and reports each as complete with `detail`: no
+/// multipart upload is left incomplete.
+pub async fn finish_abandoned(
+    ctx: &Ctx,
+    job: &mut JobRecord,
+    held: &Lease,
+    which: impl Fn(&OpenUpload) -> bool,
+    (region, detail): (&str, &str),
+) -> anyhow::Result<()> {
+    let abandoned: Vec<OpenUpload> = job.open_uploads.iter().filter(|u| which(u)).cloned().collect();
+    for upload in abandoned {
         let finished = match finish(ctx, &upload).await {
             Ok(finished) => finished,
             Err(err) => {
@@ -40,7 +48,7 @@ pub async fn finish_abandoned(ctx: &Ctx, job: &mut JobRecord, region: &str, deta
             end_time: now,
         });
         *job = ctx
-            .update(job, |j| {
+            .update(job, held, |j| {
                 j.close_upload(&upload.key, record.as_ref());
                 Ok(())
             })
