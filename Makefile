@@ -18,7 +18,7 @@ help:
 	@echo "make down           stop the stack started by make up"
 	@echo "make credential ACCOUNT=name   create an API credential on the running stack"
 	@echo "make test           every test against a stack on free ports (what CI runs)"
-	@echo "make chaos          real faults on a local stack and the table of what they cost (~15 min)"
+	@echo "make chaos          real faults on a local stack and the table of what they cost (~15 min; CHAOS_CASES=reset,kill for some)"
 	@echo "make lint-template  cfn-lint template.yaml"
 	@echo "make bench-api      API benchmark against a stack on free ports"
 	@echo "make bench-worker   recording worker against ffmpeg, CPU and memory (BENCH_NS=\"1 10 50\", BENCH_WINDOW_SECS=30)"

@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::Client;
 use roomrec_domain::clock::Random;
@@ -25,12 +25,14 @@ pub struct Worker {
     ctx: Arc<Ctx>,
     sqs: Client,
     queue_url: String,
+    /// When receiving from the queue last failed.
+    last_failure: Mutex<Option<Instant>>,
 }
 
 impl Worker {
     /// A worker taking jobs from `queue_url`.
     pub fn new(ctx: Arc<Ctx>, sqs: Client, queue_url: String) -> Self {
-        Self { ctx, sqs, queue_url }
+        Self { ctx, sqs, queue_url, last_failure: Mutex::new(None) }
     }
 
     /// Takes and runs jobs until `shutdown` turns true, then waits for the running ones to
@@ -47,6 +49,12 @@ impl Worker {
                 received = self.receive() => received,
             };
             let Some((message, receipt)) = received else { continue };
+            if let Some(wait) = self.after_outage() {
+                // The jobs' holders were cut off too, and their leases may have run out
+                // meanwhile: they renew first, and this message comes back after.
+                self.postpone(&receipt, wait).await;
+                continue;
+            }
             // A second delivery of a job this worker runs already: the lease is ours, so a
             // claim would succeed and start a second recorder. The message is left to
             // reappear; by then the job has ended and the message is dropped.
@@ -69,6 +77,21 @@ impl Worker {
         while running.join_next().await.is_some() {}
     }
 
+    /// How long messages are still put back after the queue failed: a lease, so that every
+    /// live holder cut off by the same outage renews before anyone takes its job over.
+    fn after_outage(&self) -> Option<Duration> {
+        let failed = (*self.last_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner))?;
+        self.ctx.config.lease.checked_sub(failed.elapsed()).filter(|left| !left.is_zero())
+    }
+
+    /// Makes a received message visible again after `wait`.
+    async fn postpone(&self, receipt: &str, wait: Duration) {
+        let hidden = self.sqs.change_message_visibility().queue_url(&self.queue_url).receipt_handle(receipt);
+        if let Err(err) = hidden.visibility_timeout(secs(wait).max(1)).send().await {
+            tracing::warn!(error = %err, "could not postpone a job message; it comes back with its visibility");
+        }
+    }
+
     /// One message, if one arrives within the long-poll wait.
     async fn receive(&self) -> Option<(JobMessage, String)> {
         let out = self
@@ -83,6 +106,7 @@ impl Worker {
         let message = match out {
             Ok(out) => out.messages?.into_iter().next()?,
             Err(err) => {
+                *self.last_failure.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
                 tracing::warn!(error = %err, "receiving from the jobs queue failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 return None;
