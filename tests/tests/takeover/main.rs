@@ -258,3 +258,33 @@ async fn a_full_spool_disk_fails_the_job_with_its_reason_and_keeps_what_was_uplo
     assert!(hls.media > 5.0 && mp4.media > 5.0, "{hls:?} {mp4:?}");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recording_past_its_spool_budget_while_storage_is_unreachable_fails_and_keeps_its_media() {
+    let moto = std::env::var("AWS_ENDPOINT_URL").unwrap();
+    let moto = moto.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto).await.unwrap();
+    let endpoint = format!("http://{}", proxy.listen_addr());
+    let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&format!("{}.room8.lee", setup.app), 90, "640x360", &[]);
+    let settings = [("AWS_ENDPOINT_URL", endpoint.as_str()), ("ROOMREC_SPOOL_BUDGET_MB", "1")];
+    let _worker = start_worker_with("budgeted", &settings);
+    let job = setup.start_job("room8", "lee", 30).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // Storage unreachable for 20 s: the backlog passes 1 MiB within seconds.
+    proxy.set_mode(Mode::Refuse, Some(Duration::from_secs(20))).await.unwrap();
+    let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(120)).await;
+    assert_eq!(failed["stop_reason"], "INTERNAL_ERROR", "{failed}");
+    publisher.kill().await.ok();
+
+    let events = support::final_events(&job).await;
+    let last = events.last().unwrap();
+    assert!(last.detail_message.contains("spool budget"), "the reason names the budget: {last:?}");
+    // What was spooled was still uploaded once storage came back, and plays.
+    let dir = std::env::temp_dir().join(format!("roomrec-budget-{job}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8", &dir).await, coverage(&setup, &events, "mp4", &dir).await);
+    assert!(hls.media > 6.0 && mp4.media > 6.0, "the media before the outage and spooled in it: {hls:?} {mp4:?}");
+    std::fs::remove_dir_all(&dir).ok();
+}

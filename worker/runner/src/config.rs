@@ -13,6 +13,9 @@ pub mod env {
     pub const SPOOL_DIR: &str = "ROOMREC_SPOOL_DIR";
     /// How many recordings one worker runs at once.
     pub const MAX_JOBS: &str = "ROOMREC_MAX_JOBS";
+    /// Most MiB one recording may hold on the spool not yet uploaded (while uploads wait out
+    /// an outage); past it the recording stops and the job fails.
+    pub const SPOOL_BUDGET_MB: &str = "ROOMREC_SPOOL_BUDGET_MB";
     /// `true` lets jobs read `file:` URLs (tests only).
     pub const ALLOW_FILE_INPUTS: &str = "ROOMREC_ALLOW_FILE_INPUTS";
     /// Lease length in seconds; renewed every third of it. A worker that dies or freezes
@@ -24,6 +27,8 @@ pub mod env {
     pub const VISIBILITY_SECONDS: &str = "ROOMREC_VISIBILITY_SECONDS";
 }
 
+/// Default spool budget per recording: about 30 minutes of a 2 Mbit/s stream.
+const DEFAULT_SPOOL_BUDGET_MB: u64 = 512;
 /// Default number of concurrent recordings.
 const DEFAULT_MAX_JOBS: usize = 50;
 /// Default message visibility, as long as the lease: a dead worker's message comes back about
@@ -39,6 +44,8 @@ pub struct WorkerConfig {
     pub base: Config,
     pub worker_id: String,
     pub spool_dir: PathBuf,
+    /// Bytes one recording may hold on the spool, not yet uploaded.
+    pub spool_budget: u64,
     pub max_jobs: usize,
     pub allow_file_inputs: bool,
     pub lease: Duration,
@@ -63,6 +70,7 @@ impl WorkerConfig {
             base: Config::from_env()?,
             worker_id: parsed(env::WORKER_ID, default_id)?,
             spool_dir: parsed(env::SPOOL_DIR, std::env::temp_dir().join("roomrec-spool"))?,
+            spool_budget: parsed(env::SPOOL_BUDGET_MB, DEFAULT_SPOOL_BUDGET_MB)?.saturating_mul(1024 * 1024),
             max_jobs: parsed(env::MAX_JOBS, DEFAULT_MAX_JOBS)?,
             allow_file_inputs: parsed(env::ALLOW_FILE_INPUTS, false)?,
             lease: Duration::from_secs(parsed(env::LEASE_SECONDS, DEFAULT_LEASE.as_secs())?),

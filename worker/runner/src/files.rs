@@ -2,6 +2,7 @@
 //! grows, announced when it starts, and added to the job with a completion event when it ends.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -15,6 +16,7 @@ use roomrec_domain::time::Timestamp;
 use roomrec_media::{Format, Output};
 
 use crate::context::{Ctx, JobWriteError};
+use crate::spool::Backlog;
 use crate::upload::{HlsUpload, Mp4Stream};
 
 /// Open files by format and index.
@@ -47,6 +49,8 @@ pub struct OpenFiles {
     rule: RecordRule,
     stream_url: String,
     open: FileMap<OpenFile>,
+    /// What the recording holds on the spool, not uploaded yet.
+    pub backlog: Arc<Backlog>,
 }
 
 fn utc(time: SystemTime) -> DateTime<Utc> {
@@ -54,9 +58,10 @@ fn utc(time: SystemTime) -> DateTime<Utc> {
 }
 
 impl OpenFiles {
-    /// No files yet, for a recording under `rule` of the stream at `stream_url`.
-    pub fn new(rule: RecordRule, stream_url: String) -> Self {
-        Self { rule, stream_url, open: FileMap::new() }
+    /// No files yet, for a recording under `rule` of the stream at `stream_url`, which may
+    /// hold `spool_budget` bytes on the spool not uploaded yet.
+    pub fn new(rule: RecordRule, stream_url: String, spool_budget: u64) -> Self {
+        Self { rule, stream_url, open: FileMap::new(), backlog: Arc::new(Backlog::new(spool_budget)) }
     }
 
     fn facts(&self, ctx: &Ctx, file: &OpenFile, format: RecordFormat) -> FileFacts {
@@ -124,7 +129,9 @@ impl OpenFiles {
                     .ok_or_else(|| anyhow::anyhow!("segment of an unknown file"))?;
                 let (key, uri) = (open.keys.segment(seq), open.keys.segment_uri(seq));
                 if let Upload::Hls(hls) = &mut open.upload {
+                    let before = hls.bytes;
                     hls.segment(&path, &key, uri, duration, discontinuity).await?;
+                    self.backlog.uploaded(hls.bytes - before);
                     let (playlist, bytes) = (open.keys.main(RecordFormat::Hls), hls.bytes);
                     *job = track(ctx, job, held, &playlist, |u| {
                         u.bytes = bytes;
@@ -141,6 +148,7 @@ impl OpenFiles {
                 if let Upload::Mp4(stream, spool, size) = &mut open.upload {
                     let elapsed = (ctx.clock.now() - open.started).to_std().unwrap_or_default();
                     let changed = stream.progress(&path, bytes, elapsed).await?;
+                    self.backlog.uploaded(bytes.saturating_sub(*size));
                     (*spool, *size) = (path, bytes);
                     if let (true, Some((multipart, uploaded))) = (changed, stream.multipart()) {
                         // What a worker taking over would complete: the parts in S3 so far

@@ -22,6 +22,7 @@ use crate::files::OpenFiles;
 use crate::mix::MixFeed;
 use crate::recovery;
 use crate::spec::{mix_spec, record_spec};
+use crate::spool::Writes;
 
 /// A read or connect to the source that makes no progress for this long fails and is retried.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -193,9 +194,30 @@ impl Media {
 impl Control {
     /// Asks the media thread to finish its files and end; false if it is gone already.
     fn stop(&self) -> bool {
+        self.stopper().stop()
+    }
+
+    /// What can stop the media thread from another thread.
+    fn stopper(&self) -> Stopper {
+        match self {
+            Self::Recorder(commands) => Stopper::Recorder(commands.clone()),
+            Self::Mixer(commands, _) => Stopper::Mixer(commands.clone()),
+        }
+    }
+}
+
+/// A media thread's stop command, for another thread.
+enum Stopper {
+    Recorder(std::sync::mpsc::Sender<Command>),
+    Mixer(std::sync::mpsc::Sender<MixCommand>),
+}
+
+impl Stopper {
+    /// Asks the media thread to finish its files and end; false if it is gone already.
+    fn stop(&self) -> bool {
         match self {
             Self::Recorder(commands) => commands.send(Command::Stop).is_ok(),
-            Self::Mixer(commands, _) => commands.send(MixCommand::Stop).is_ok(),
+            Self::Mixer(commands) => commands.send(MixCommand::Stop).is_ok(),
         }
     }
 }
@@ -307,7 +329,8 @@ impl JobTask {
         let spec = record_spec(&self.record.job, &rule, &self.ctx.config.spool_dir);
         let spool = spec.spool_dir.clone();
         let recorder = Recorder::new(self.input(url.clone()), spec);
-        self.run_in_spool(spool, Media::Recorder(recorder), OpenFiles::new(rule, url)).await
+        let files = OpenFiles::new(rule, url, self.ctx.config.spool_budget);
+        self.run_in_spool(spool, Media::Recorder(recorder), files).await
     }
 
     /// A mix records from the start, whoever is in the room: the picture shows the
@@ -325,7 +348,7 @@ impl JobTask {
         self.run_in_spool(
             spool,
             Media::Mixer(Box::new(Mixer::new(spec)), Box::new(feed)),
-            OpenFiles::new(rule, String::new()),
+            OpenFiles::new(rule, String::new(), self.ctx.config.spool_budget),
         )
         .await
     }
@@ -478,10 +501,15 @@ impl JobTask {
         let (out_tx, out_rx) = std::sync::mpsc::sync_channel(OUTPUT_QUEUE);
         let (mut control, thread) = media.start(out_tx);
         // Unbounded here: while uploads wait out an outage, the media thread goes on writing
-        // the spool and reporting, never blocked by this task.
+        // the spool and reporting, never blocked by this task, up to the spool budget.
         let (forward, mut outputs) = mpsc::unbounded_channel();
+        let (backlog, stopper) = (files.backlog.clone(), control.stopper());
         std::thread::spawn(move || {
+            let mut writes = Writes::default();
             for output in out_rx {
+                if writes.count(&output, &backlog) {
+                    stopper.stop();
+                }
                 if forward.send(output).is_err() {
                     break;
                 }
@@ -518,6 +546,10 @@ impl JobTask {
             }
         }
         let result = tokio::task::spawn_blocking(move || thread.join()).await;
+        if files.backlog.over() {
+            let budget = files.backlog.budget_mib();
+            failure.get_or_insert(format!("uploads fell behind: the recording passed its {budget} MiB spool budget"));
+        }
         match (failure, result) {
             (Some(reason), _) => Ending::Failed(reason),
             (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop_reason().unwrap_or(StopReason::TenantStop)),

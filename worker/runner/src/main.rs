@@ -8,6 +8,7 @@ mod job;
 mod mix;
 mod recovery;
 mod spec;
+mod spool;
 mod upload;
 mod worker;
 
