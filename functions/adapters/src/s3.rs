@@ -1,6 +1,8 @@
 //! Recordings in S3: whole objects for HLS segments and playlists, multipart uploads for MP4.
 
 use async_trait::async_trait;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
@@ -14,6 +16,23 @@ pub struct S3Blobs {
 
 fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
     StoreError::Backend(Box::new(err))
+}
+
+/// An S3 failure as the core sees it: a failed precondition (412) is `Conflict`; a request
+/// S3 refuses for good (any other 3xx or 4xx but a timeout or throttling: a bucket in another
+/// region, no such bucket, access denied, an upload completed meanwhile) is `Rejected`;
+/// anything else `Backend`, retried.
+fn s3_error<E>(err: SdkError<E, HttpResponse>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    let passing = matches!(err.code(), Some("RequestTimeout" | "SlowDown" | "Throttling" | "InternalError"));
+    match err.raw_response().map(|r| r.status().as_u16()) {
+        Some(412) => StoreError::Conflict,
+        Some(408 | 429) => backend(err),
+        Some(300..=499) if !passing => StoreError::Rejected(Box::new(err)),
+        _ => backend(err),
+    }
 }
 
 /// An S3 answer lacked a field it always carries.
@@ -49,15 +68,14 @@ impl Blobs for S3Blobs {
         }
         match put.body(ByteStream::from(body)).send().await {
             Ok(out) => out.e_tag.ok_or_else(|| backend(MissingField("an ETag"))),
-            // 412 Precondition Failed: another writer replaced the object.
-            Err(err) if err.raw_response().is_some_and(|r| r.status().as_u16() == 412) => Err(StoreError::Conflict),
-            Err(err) => Err(backend(err)),
+            // A 412 (another writer replaced the object) is a Conflict.
+            Err(err) => Err(s3_error(err)),
         }
     }
 
     async fn start_multipart(&self, bucket: &str, key: &str, content_type: &str) -> Result<String, StoreError> {
         let out = self.client.create_multipart_upload().bucket(bucket).key(key).content_type(content_type).send().await;
-        out.map_err(backend)?.upload_id.ok_or_else(|| backend(MissingField("an upload id")))
+        out.map_err(s3_error)?.upload_id.ok_or_else(|| backend(MissingField("an upload id")))
     }
 
     async fn upload_part(
@@ -86,7 +104,7 @@ impl Blobs for S3Blobs {
             .body(body)
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(s3_error)?;
         out.e_tag.ok_or_else(|| backend(MissingField("an ETag")))
     }
 
@@ -110,7 +128,7 @@ impl Blobs for S3Blobs {
             .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(s3_error)?;
         Ok(())
     }
 
@@ -118,7 +136,7 @@ impl Blobs for S3Blobs {
         let out = match self.client.get_object().bucket(bucket).key(key).send().await {
             Ok(out) => out,
             Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(None),
-            Err(err) => return Err(backend(err)),
+            Err(err) => return Err(s3_error(err)),
         };
         let etag = out.e_tag.clone().ok_or_else(|| backend(MissingField("an ETag")))?;
         let body = out.body.collect().await.map_err(backend)?.into_bytes().to_vec();
@@ -129,7 +147,7 @@ impl Blobs for S3Blobs {
         let mut pages = self.client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
         let mut listed = Vec::new();
         while let Some(page) = pages.next().await {
-            for object in page.map_err(backend)?.contents.unwrap_or_default() {
+            for object in page.map_err(s3_error)?.contents.unwrap_or_default() {
                 let size = object.size.and_then(|n| u64::try_from(n).ok()).unwrap_or(0);
                 listed.extend(object.key.map(|key| (key, size)));
             }
@@ -138,7 +156,7 @@ impl Blobs for S3Blobs {
     }
 
     async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
-        self.client.delete_object().bucket(bucket).key(key).send().await.map_err(backend)?;
+        self.client.delete_object().bucket(bucket).key(key).send().await.map_err(s3_error)?;
         Ok(())
     }
 
@@ -150,7 +168,7 @@ impl Blobs for S3Blobs {
             .upload_id(upload_id)
             .send()
             .await
-            .map_err(backend)?;
+            .map_err(s3_error)?;
         Ok(())
     }
 
@@ -158,7 +176,32 @@ impl Blobs for S3Blobs {
         match self.client.head_object().bucket(bucket).key(key).send().await {
             Ok(out) => Ok(out.content_length.and_then(|n| u64::try_from(n).ok())),
             Err(err) if err.as_service_error().is_some_and(|e| e.is_not_found()) => Ok(None),
-            Err(err) => Err(backend(err)),
+            Err(err) => Err(s3_error(err)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_s3::error::ErrorMetadata;
+    use aws_sdk_s3::operation::put_object::PutObjectError;
+
+    use super::*;
+
+    fn failure(status: u16, code: &str) -> StoreError {
+        let error = PutObjectError::generic(ErrorMetadata::builder().code(code).build());
+        s3_error(SdkError::service_error(error, HttpResponse::new(status.try_into().unwrap(), "".into())))
+    }
+
+    #[test]
+    fn refusals_for_good_are_not_retried_and_passing_failures_are() {
+        assert!(matches!(failure(412, "PreconditionFailed"), StoreError::Conflict));
+        assert!(matches!(failure(404, "NoSuchBucket"), StoreError::Rejected(_)));
+        assert!(matches!(failure(404, "NoSuchUpload"), StoreError::Rejected(_)));
+        assert!(matches!(failure(403, "AccessDenied"), StoreError::Rejected(_)));
+        assert!(matches!(failure(301, "PermanentRedirect"), StoreError::Rejected(_)));
+        assert!(matches!(failure(400, "RequestTimeout"), StoreError::Backend(_)));
+        assert!(matches!(failure(429, "TooManyRequests"), StoreError::Backend(_)));
+        assert!(matches!(failure(503, "SlowDown"), StoreError::Backend(_)));
     }
 }

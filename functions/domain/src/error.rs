@@ -10,9 +10,13 @@ pub enum StoreError {
     /// A conditional write lost: the item changed (or existed) since it was read.
     #[error("the item changed concurrently")]
     Conflict,
-    /// The backend failed or answered something unreadable.
+    /// The backend failed or answered something unreadable; trying again may work.
     #[error("store backend failed")]
     Backend(#[source] BackendError),
+    /// The backend refused the request for good (no such bucket, access denied): trying
+    /// again cannot help.
+    #[error("store backend refused the request")]
+    Rejected(#[source] BackendError),
 }
 
 /// A queue failed to take a message.
