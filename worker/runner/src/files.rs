@@ -96,7 +96,7 @@ impl OpenFiles {
                         Upload::Mp4(Mp4Stream::new(ctx.blobs.clone(), bucket, keys.main(format)), Default::default(), 0)
                     }
                 };
-                tracing::info!(job_id = %job.job.job_id, key = keys.main(format), "file started");
+                tracing::info!(key = keys.main(format), "file started");
                 let opened = OpenFile { keys, started, width, height, upload };
                 let facts = self.facts(ctx, &opened, format);
                 let tracked = OpenUpload {
@@ -109,7 +109,7 @@ impl OpenFiles {
                     multipart: None,
                     bytes: 0,
                     duration: 0.0,
-                    epoch: job.lease.as_ref().map_or(0, |l| l.epoch),
+                    epoch: held.epoch,
                     handed_over_until_ms: None,
                 };
                 self.open.insert((format, file), opened);
