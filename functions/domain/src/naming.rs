@@ -177,7 +177,7 @@ mod tests {
     use super::*;
     use crate::ids::{AppId, RecordId};
     use crate::job::RecordFile;
-    use crate::testing::{now, random};
+    use crate::testing::{now, open_upload, random};
     use chrono::TimeZone;
 
     #[test]
@@ -278,19 +278,7 @@ mod tests {
         job.claim("w1", start, std::time::Duration::from_secs(10)).unwrap();
         let first = file_keys(&job, &rule, RecordFormat::Mp4, start, "").main(RecordFormat::Mp4);
         assert_eq!(first, format!("rec/{}.mp4", job.job.job_id));
-        let open = |key: &str| OpenUpload {
-            record_format: RecordFormat::Mp4,
-            bucket: "b".into(),
-            key: key.to_owned(),
-            start_time: now(),
-            width: 0,
-            height: 0,
-            multipart: None,
-            bytes: 0,
-            duration: 0.0,
-            epoch: 1,
-            handed_over_until_ms: None,
-        };
+        let open = |key: &str| open_upload(RecordFormat::Mp4, key, 1);
         // The first worker's file is open; the job is taken over (claim 2).
         job.open_uploads.push(open(&first));
         job.claim("w2", start + chrono::Duration::seconds(20), std::time::Duration::from_secs(10)).unwrap();

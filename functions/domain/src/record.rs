@@ -221,7 +221,7 @@ impl JobRecord {
 mod tests {
     use super::*;
     use crate::ids::AppId;
-    use crate::testing::{now, random};
+    use crate::testing::{now, open_upload, random};
 
     const LEASE: Duration = Duration::from_secs(30);
 
@@ -300,19 +300,7 @@ mod tests {
     #[test]
     fn opening_and_closing_an_upload_twice_as_a_retried_write_does_changes_nothing_more() {
         let mut job = job();
-        let upload = OpenUpload {
-            record_format: RecordFormat::Mp4,
-            bucket: "b12".into(),
-            key: "rec.mp4".into(),
-            start_time: now(),
-            width: 0,
-            height: 0,
-            multipart: None,
-            bytes: 0,
-            duration: 0.0,
-            epoch: 1,
-            handed_over_until_ms: None,
-        };
+        let upload = open_upload(RecordFormat::Mp4, "rec.mp4", 1);
         job.open_upload(&upload);
         job.open_upload(&upload);
         assert_eq!(job.open_uploads.len(), 1);
@@ -336,19 +324,7 @@ mod tests {
         let mut job = job();
         job.claim("w1", at(1_000), LEASE).unwrap();
         let first = job.lease.clone().unwrap();
-        let upload = |key: &str, epoch| OpenUpload {
-            record_format: RecordFormat::Hls,
-            bucket: "b12".into(),
-            key: key.into(),
-            start_time: now(),
-            width: 0,
-            height: 0,
-            multipart: None,
-            bytes: 0,
-            duration: 0.0,
-            epoch,
-            handed_over_until_ms: None,
-        };
+        let upload = |key: &str, epoch| open_upload(RecordFormat::Hls, key, epoch);
         job.open_upload(&upload("a.m3u8", 1));
         job.hand_over(&first, at(5_000), Duration::from_secs(30));
         assert_eq!(job.claim("w2", at(5_500), LEASE), Ok(true), "the next worker claims at once");

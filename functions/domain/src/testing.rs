@@ -30,6 +30,23 @@ pub fn now() -> Timestamp {
     Timestamp::at(epoch())
 }
 
+/// An upload of `format` at `key`, opened under claim `epoch`, nothing stored yet.
+pub fn open_upload(format: crate::rule::RecordFormat, key: &str, epoch: u64) -> crate::record::OpenUpload {
+    crate::record::OpenUpload {
+        record_format: format,
+        bucket: "b12".into(),
+        key: key.into(),
+        start_time: now(),
+        width: 0,
+        height: 0,
+        multipart: None,
+        bytes: 0,
+        duration: 0.0,
+        epoch,
+        handed_over_until_ms: None,
+    }
+}
+
 /// A process-wide deterministic random source, for tests that need ids.
 pub fn random() -> &'static SeqRandom {
     static RANDOM: SeqRandom = SeqRandom::new(1);

@@ -22,7 +22,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use faults::{
-    coverage, jobs_queue, lease_owner, shut_down, signal, start_sweeper, start_worker_on_small_spool,
+    coverage, delete_message, lease_owner, moto, shut_down, signal, start_sweeper, start_worker_on_small_spool,
     start_worker_with, wait_for_owner, Coverage,
 };
 use roomrec_domain::callback::EventType;
@@ -146,12 +146,6 @@ impl Row {
     }
 }
 
-/// The local AWS endpoint (moto) the proxy forwards to.
-fn moto() -> SocketAddr {
-    let url = std::env::var("AWS_ENDPOINT_URL").expect("run by make chaos inside the stack");
-    url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap()
-}
-
 /// Two workers whose AWS endpoint is `proxy`, named after `tag`.
 fn fleet(tag: &str, proxy: &FaultProxy) -> HashMap<String, Child> {
     let endpoint = format!("http://{}", proxy.listen_addr());
@@ -163,27 +157,6 @@ fn fleet(tag: &str, proxy: &FaultProxy) -> HashMap<String, Child> {
             (name, worker)
         })
         .collect()
-}
-
-/// Takes the job's message off the queue before any worker runs.
-async fn delete_message(job: &str) {
-    let sqs = aws_sdk_sqs::Client::new(&roomrec_tests::aws().await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        assert!(tokio::time::Instant::now() < deadline, "the job's message never came");
-        let received = sqs.receive_message().queue_url(jobs_queue()).max_number_of_messages(10).send().await.unwrap();
-        for message in received.messages.unwrap_or_default() {
-            sqs.delete_message()
-                .queue_url(jobs_queue())
-                .receipt_handle(message.receipt_handle.unwrap())
-                .send()
-                .await
-                .unwrap();
-            if message.body.unwrap_or_default().contains(job) {
-                return;
-            }
-        }
-    }
 }
 
 /// Records one job through `fault` and measures what it cost.

@@ -17,6 +17,30 @@ pub fn jobs_queue() -> String {
     roomrec_tests::stack_env("ROOMREC_JOBS_QUEUE_URL")
 }
 
+/// The local AWS endpoint (moto), for a fault proxy to forward to.
+pub fn moto() -> std::net::SocketAddr {
+    let url = std::env::var("AWS_ENDPOINT_URL").expect("run inside the local stack");
+    url.trim_start_matches("http://").trim_end_matches('/').parse().unwrap()
+}
+
+/// Takes the job's message off the jobs queue (and any before it), as if it were lost; run
+/// while no worker receives.
+pub async fn delete_message(job: &str) {
+    let sqs = aws_sdk_sqs::Client::new(&roomrec_tests::aws().await);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(tokio::time::Instant::now() < deadline, "the job's message never came");
+        let received = sqs.receive_message().queue_url(jobs_queue()).max_number_of_messages(10).send().await.unwrap();
+        for message in received.messages.unwrap_or_default() {
+            let receipt = message.receipt_handle.unwrap();
+            sqs.delete_message().queue_url(jobs_queue()).receipt_handle(receipt).send().await.unwrap();
+            if message.body.unwrap_or_default().contains(job) {
+                return;
+            }
+        }
+    }
+}
+
 /// A sweeper of our own (`roomrec-admin sweep`) sweeping every second, counting a job as lost
 /// after two seconds in INIT; stopped when dropped.
 pub fn start_sweeper() -> tokio::process::Child {

@@ -15,7 +15,7 @@ mod faults;
 use std::time::Duration;
 
 use faults::{
-    coverage, etags, jobs_queue, lease_owner, shut_down, signal, start_sweeper, start_worker,
+    coverage, delete_message, etags, lease_owner, moto, shut_down, signal, start_sweeper, start_worker,
     start_worker_on_small_spool, start_worker_with, wait_for_owner,
 };
 use roomrec_domain::callback::EventType;
@@ -169,19 +169,7 @@ async fn a_job_whose_queue_message_was_deleted_is_woken_by_the_sweeper() {
     let mut publisher = publish_with(&format!("{}.room4.gus", setup.app), 60, "640x360", &[]);
     let job = setup.start_job("room4", "gus", 30).await;
     // Take the job's message off the queue, as if it had been lost (no worker runs yet).
-    let sqs = aws_sdk_sqs::Client::new(&roomrec_tests::aws().await);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    'found: loop {
-        assert!(tokio::time::Instant::now() < deadline, "the job's message never came");
-        let received = sqs.receive_message().queue_url(jobs_queue()).max_number_of_messages(10).send().await.unwrap();
-        for message in received.messages.unwrap_or_default() {
-            let receipt = message.receipt_handle.unwrap();
-            sqs.delete_message().queue_url(jobs_queue()).receipt_handle(receipt).send().await.unwrap();
-            if message.body.unwrap_or_default().contains(&job) {
-                break 'found;
-            }
-        }
-    }
+    delete_message(&job).await;
     let _worker = start_worker("woken");
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert_eq!(setup.job(&job).await["state"], "INIT", "no message, so no worker took it");
@@ -212,9 +200,7 @@ async fn the_recordings_bucket_aborts_multipart_uploads_nobody_finished_after_a_
 async fn refused_aws_connections_for_a_while_lose_no_media() {
     // The short version of `make chaos`'s network faults: 15 s of refused connections to S3,
     // DynamoDB and SQS (a fault proxy in front of moto) while the worker records.
-    let moto = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let moto = moto.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
-    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto).await.unwrap();
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto()).await.unwrap();
     let endpoint = format!("http://{}", proxy.listen_addr());
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
     let mut publisher = publish_with(&format!("{}.room6.jo", setup.app), 90, "640x360", &[]);
@@ -261,9 +247,7 @@ async fn a_full_spool_disk_fails_the_job_with_its_reason_and_keeps_what_was_uplo
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_past_its_spool_budget_while_storage_is_unreachable_fails_and_keeps_its_media() {
-    let moto = std::env::var("AWS_ENDPOINT_URL").unwrap();
-    let moto = moto.trim_start_matches("http://").trim_end_matches('/').parse().unwrap();
-    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto).await.unwrap();
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto()).await.unwrap();
     let endpoint = format!("http://{}", proxy.listen_addr());
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
     let mut publisher = publish_with(&format!("{}.room8.lee", setup.app), 90, "640x360", &[]);
