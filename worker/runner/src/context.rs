@@ -62,15 +62,7 @@ impl Ctx {
     where
         F: Fn(&mut JobRecord) -> Result<(), String> + Send + Sync,
     {
-        let key = (&record.job.app_id, &record.job.job_id);
-        let fenced = |r: &mut JobRecord| match r.holds(held) {
-            true => change(r).map(|()| true),
-            false => Err(LEASE_LOST.to_owned()),
-        };
-        retry(&Backoff::AWS, self.random.as_ref(), "job write", || {
-            change_job(self.store.as_ref(), key, Some(record), JOB_WRITE_ATTEMPTS, &fenced)
-        })
-        .await
+        self.fenced_write(record, |r| r.holds(held), change).await
     }
 
     /// Like [`update`](Self::update), for a change to the upload of `key` only: also allowed
@@ -85,13 +77,23 @@ impl Ctx {
     where
         F: Fn(&mut JobRecord) -> Result<(), String> + Send + Sync,
     {
-        let ids = (&record.job.app_id, &record.job.job_id);
-        let fenced = |r: &mut JobRecord| match r.may_close_upload(held, key, self.clock.now()) {
+        self.fenced_write(record, |r| r.may_close_upload(held, key, self.clock.now()), change).await
+    }
+
+    /// Writes `change` if `allowed` says the job as stored may still be changed by this
+    /// worker, else refuses with [`LEASE_LOST`]; store outages are retried.
+    async fn fenced_write<A, F>(&self, record: &JobRecord, allowed: A, change: F) -> Result<JobRecord, JobWriteError>
+    where
+        A: Fn(&JobRecord) -> bool + Send + Sync,
+        F: Fn(&mut JobRecord) -> Result<(), String> + Send + Sync,
+    {
+        let key = (&record.job.app_id, &record.job.job_id);
+        let fenced = |r: &mut JobRecord| match allowed(r) {
             true => change(r).map(|()| true),
             false => Err(LEASE_LOST.to_owned()),
         };
         retry(&Backoff::AWS, self.random.as_ref(), "job write", || {
-            change_job(self.store.as_ref(), ids, Some(record), JOB_WRITE_ATTEMPTS, &fenced)
+            change_job(self.store.as_ref(), key, Some(record), JOB_WRITE_ATTEMPTS, &fenced)
         })
         .await
     }
