@@ -242,10 +242,7 @@ async fn record_through(fault: Fault, tag: String) -> Row {
     let end = format!("{} {}", stopped["state"].as_str().unwrap(), stopped["stop_reason"].as_str().unwrap_or("-"));
 
     let events = final_events(&job).await;
-    let dir = std::env::temp_dir().join(format!("roomrec-chaos-{job}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (hls, mp4) = (coverage(&setup, &events, "m3u8", &dir).await, coverage(&setup, &events, "mp4", &dir).await);
-    std::fs::remove_dir_all(&dir).ok();
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
 
     // Every event should arrive, once, in order; give the retry schedule time to find the
     // receiver back.

@@ -151,11 +151,15 @@ impl Coverage {
     }
 }
 
-/// What the job's completed files of `format` ("mp4" or "m3u8") hold. A file's start time is
+/// What the job's completed files of `format` ("mp4" or "m3u8") hold, downloaded to a
+/// temporary folder of their own. A file's start time is
 /// stamped when its first packet is written, after the ~2 s its input is probed, yet it holds
 /// the packets read while probing: each file's media is taken to begin that much before its
 /// start time, as measured on the last file (which ends when written, at the stop).
-pub async fn coverage(setup: &Setup, events: &[RecordEvent], format: &str, dir: &std::path::Path) -> Coverage {
+pub async fn coverage(setup: &Setup, events: &[RecordEvent], format: &str) -> Coverage {
+    let job = events.first().map(|e| e.job_id.to_string()).unwrap_or_default();
+    let dir = std::env::temp_dir().join(format!("roomrec-coverage-{job}-{format}"));
+    std::fs::create_dir_all(&dir).unwrap();
     let done: Vec<_> = events
         .iter()
         .filter(|e| e.event_type == EventType::RecordFileComplete)
@@ -168,7 +172,7 @@ pub async fn coverage(setup: &Setup, events: &[RecordEvent], format: &str, dir: 
     };
     let mut media = Vec::new();
     for file in &done {
-        let local = download(&setup.bucket, &file.obs_object, dir).await;
+        let local = download(&setup.bucket, &file.obs_object, &dir).await;
         media.push(if format == "mp4" {
             assert!(decodes(&local), "{} decodes", file.obs_object);
             duration(&probe(&local))
@@ -187,6 +191,7 @@ pub async fn coverage(setup: &Setup, events: &[RecordEvent], format: &str, dir: 
             total
         });
     }
+    std::fs::remove_dir_all(&dir).ok();
     let last = done.last().unwrap();
     let last_span = seconds(last.start_time.as_datetime(), last.end_time.as_ref().unwrap().as_datetime());
     let probed = (media.last().unwrap() - last_span).max(0.0);

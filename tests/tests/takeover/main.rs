@@ -55,9 +55,7 @@ async fn a_job_whose_worker_dies_resumes_on_another_within_seconds_and_loses_no_
     let events = support::final_events(&job).await;
     let recovered: Vec<_> = events.iter().filter(|e| e.detail_message.contains("took the job over")).collect();
     assert_eq!(recovered.len(), 2, "the dead worker's playlist and MP4 were completed: {events:?}");
-    let dir = std::env::temp_dir().join(format!("roomrec-takeover-{job}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (hls, mp4) = (coverage(&setup, &events, "m3u8", &dir).await, coverage(&setup, &events, "mp4", &dir).await);
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
     // What the dead worker had recorded up to a few seconds before the kill is in its files:
     // HLS up to its last whole segment, MP4 up to its last pending upload.
     let dead_for =
@@ -69,7 +67,6 @@ async fn a_job_whose_worker_dies_resumes_on_another_within_seconds_and_loses_no_
     let pending = objects(&setup.bucket, &setup.prefix).await.into_iter().filter(|(k, _)| k.contains(".pending/"));
     assert_eq!(pending.count(), 0, "the pending MP4 uploads were cleaned up");
     eprintln!("kill -9: resumed after {gap:.1} s; lost HLS {:.1} s, MP4 {:.1} s", hls.lost(), mp4.lost());
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
@@ -155,12 +152,9 @@ async fn a_job_handed_over_ten_times_is_still_recorded_and_stops_on_request() {
     assert_eq!(stopped["record_files"].as_array().unwrap().len(), 11, "one playlist per worker: {stopped}");
     publisher.kill().await.ok();
 
-    let dir = std::env::temp_dir().join(format!("roomrec-handoffs-{job}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let hls = coverage(&setup, &support::final_events(&job).await, "m3u8", &dir).await;
+    let hls = coverage(&setup, &support::final_events(&job).await, "m3u8").await;
     eprintln!("ten hand-offs: lost {:.1} s of HLS, {:.2} s per hand-off", hls.lost(), hls.lost() / 10.0);
     assert!(hls.lost() <= 10.0 * HANDOFF_LOSS, "lost {:.1} s in ten hand-offs: {hls:?}", hls.lost());
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
@@ -216,12 +210,9 @@ async fn refused_aws_connections_for_a_while_lose_no_media() {
     publisher.kill().await.ok();
 
     let events = support::final_events(&job).await;
-    let dir = std::env::temp_dir().join(format!("roomrec-refused-{job}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (hls, mp4) = (coverage(&setup, &events, "m3u8", &dir).await, coverage(&setup, &events, "mp4", &dir).await);
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
     assert_eq!((hls.files.len(), mp4.files.len()), (1, 1), "one file each, never interrupted: {hls:?} {mp4:?}");
     assert!(hls.lost() <= 1.0 && mp4.lost() <= 1.0, "lost HLS {:.1} s, MP4 {:.1} s", hls.lost(), mp4.lost());
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test]
@@ -238,11 +229,8 @@ async fn a_full_spool_disk_fails_the_job_with_its_reason_and_keeps_what_was_uplo
     let last = events.last().unwrap();
     assert!(last.detail_message.contains("No space left"), "the reason names the full disk: {last:?}");
     // Every file that was uploaded is complete and plays.
-    let dir = std::env::temp_dir().join(format!("roomrec-full-{job}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (hls, mp4) = (coverage(&setup, &events, "m3u8", &dir).await, coverage(&setup, &events, "mp4", &dir).await);
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
     assert!(hls.media > 5.0 && mp4.media > 5.0, "{hls:?} {mp4:?}");
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -266,9 +254,6 @@ async fn a_recording_past_its_spool_budget_while_storage_is_unreachable_fails_an
     let last = events.last().unwrap();
     assert!(last.detail_message.contains("spool budget"), "the reason names the budget: {last:?}");
     // What was spooled was still uploaded once storage came back, and plays.
-    let dir = std::env::temp_dir().join(format!("roomrec-budget-{job}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let (hls, mp4) = (coverage(&setup, &events, "m3u8", &dir).await, coverage(&setup, &events, "mp4", &dir).await);
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
     assert!(hls.media > 6.0 && mp4.media > 6.0, "the media before the outage and spooled in it: {hls:?} {mp4:?}");
-    std::fs::remove_dir_all(&dir).ok();
 }
