@@ -5,6 +5,7 @@ DynamoDB tables, SQS queues and S3 buckets in moto, and resolves the functions' 
 from __future__ import annotations
 
 import json
+import urllib.request
 from pathlib import Path
 
 import boto3
@@ -335,3 +336,111 @@ def function_environment(template: dict, resolver: Resolver) -> dict[str, str]:
         else:
             env[key] = str(resolved)
     return env
+
+
+# ---------------------------------------------------------------------------------------------
+# IAM: every process calls AWS as the role the template gives it
+# ---------------------------------------------------------------------------------------------
+
+ROLE_TYPE = "AWS::IAM::Role"
+FUNCTION_TYPE = "AWS::Serverless::Function"
+TASK_DEFINITION_TYPE = "AWS::ECS::TaskDefinition"
+# Long enough for any local stack; moto does not expire assumed-role credentials anyway.
+SESSION_SECONDS = 12 * 3600
+
+
+def sam_transform(template: dict, parameters: dict[str, str]) -> dict:
+    """template.yaml as CloudFormation receives it: SAM's own translator expands each function's
+    `Policies` (policy templates, statements, managed policies) into the role it creates, so the
+    roles here are the deployed ones."""
+    from samtranslator.parser.parser import Parser
+    from samtranslator.translator.translator import Translator
+
+    sam = json.loads(json.dumps(template))
+    for resource in sam.get("Resources", {}).values():
+        if resource.get("Type") == FUNCTION_TYPE:
+            # SAM wants a packaged code location; the code does not matter here.
+            resource["Properties"]["CodeUri"] = "s3://local/bootstrap.zip"
+    translator = Translator(None, Parser(), boto_session=boto3.Session(region_name=REGION))
+    return translator.translate(sam, parameter_values=dict(parameters), get_managed_policy_map=lambda: {})
+
+
+def role_users(template: dict, transformed: dict) -> dict[str, str]:
+    """Who runs as which role: each function by its binary's name (`BuildProperties.Binary`),
+    and each ECS container by its name (the recording worker is `worker`)."""
+    users = {}
+    for logical_id, resource in transformed.get("Resources", {}).items():
+        props = resource.get("Properties") or {}
+        if resource.get("Type") == "AWS::Lambda::Function":
+            binary = template["Resources"][logical_id]["Metadata"]["BuildProperties"]["Binary"]
+            users[binary] = props["Role"]["Fn::GetAtt"][0]
+        elif resource.get("Type") == TASK_DEFINITION_TYPE:
+            for container in props.get("ContainerDefinitions", []):
+                users[container["Name"]] = props["TaskRoleArn"]["Fn::GetAtt"][0]
+    return users
+
+
+class Identities:
+    """Creates the template's roles in moto, an operator with every permission (for the
+    stack's set-up, `roomrec-admin create-credential` and the tests' own checks, as an operator
+    deploying roomrec has), and credentials for each role."""
+
+    def __init__(self, template: dict, resolver: Resolver, aws_port: int):
+        self.template = template
+        self.transformed = sam_transform(template, resolver.parameters)
+        self.resolver = resolver
+        self.aws_port = aws_port
+
+    def create_roles(self) -> list[str]:
+        iam = boto_client("iam", self.aws_port)
+        created = []
+        for logical_id, resource in self.transformed["Resources"].items():
+            if resource.get("Type") != ROLE_TYPE:
+                continue
+            props = self.resolver.resolve(resource["Properties"])
+            name = f"{NAME_PREFIX}{logical_id}"
+            iam.create_role(RoleName=name, MaxSessionDuration=SESSION_SECONDS,
+                            AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
+            for policy in props.get("Policies", []):
+                # SAM's policy templates leave the version out, which moto refuses.
+                document = {"Version": "2012-10-17", **policy["PolicyDocument"]}
+                iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"],
+                                    PolicyDocument=json.dumps(document))
+            for arn in props.get("ManagedPolicyArns", []):
+                iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+            self.resolver.refs[logical_id] = name
+            self.resolver.attrs[(logical_id, "Arn")] = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
+            created.append(f"{ROLE_TYPE} {logical_id} -> {name}")
+        return created
+
+    def operator(self) -> dict[str, str]:
+        iam = boto_client("iam", self.aws_port)
+        name = f"{NAME_PREFIX}operator"
+        iam.create_user(UserName=name)
+        iam.put_user_policy(UserName=name, PolicyName="everything", PolicyDocument=json.dumps({
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
+        key = iam.create_access_key(UserName=name)["AccessKey"]
+        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+
+    def role_credentials(self) -> dict[str, dict[str, str]]:
+        """`{user: {AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN}}` for each
+        function binary and container of the template."""
+        sts = boto_client("sts", self.aws_port)
+        credentials = {}
+        for user, role in role_users(self.template, self.transformed).items():
+            c = sts.assume_role(RoleArn=self.resolver.get_att(role, "Arn"), RoleSessionName=user,
+                                DurationSeconds=SESSION_SECONDS)["Credentials"]
+            credentials[user] = {"AWS_ACCESS_KEY_ID": c["AccessKeyId"],
+                                 "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+                                 "AWS_SESSION_TOKEN": c["SessionToken"]}
+        return credentials
+
+
+def enforce_iam(aws_port: int) -> None:
+    """From now on moto checks every request's signature and the caller's policies."""
+    request = urllib.request.Request(f"http://127.0.0.1:{aws_port}/moto-api/reset-auth", data=b"0",
+                                     headers={"Content-Type": "text/plain"}, method="POST")
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10) as r:
+        if r.status != 200:
+            raise StackError(f"moto refused to enforce IAM: HTTP {r.status}")

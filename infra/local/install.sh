@@ -21,6 +21,8 @@ PIP_REQUIREMENTS=(
   "cfn-lint>=1.0"
   "boto3>=1.34"
   "pyyaml>=6.0"
+  # SAM's own translator: the local stack derives each function's role from template.yaml.
+  "aws-sam-translator>=1.90"
 )
 
 log() { printf 'install: %s\n' "$*" >&2; }

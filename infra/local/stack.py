@@ -32,8 +32,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from cfn import (BUCKET_TYPE, DUMMY_KEY, REGION, ResourceCreator, Resolver, StackError,
-                 function_environment, load_template, local_parameters)
+from cfn import (BUCKET_TYPE, REGION, Identities, ResourceCreator, Resolver,
+                 StackError, enforce_iam, function_environment, load_template, local_parameters)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "template.yaml"
@@ -345,17 +345,29 @@ def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str,
     for old_log in state.glob("*.log"):
         old_log.unlink()
 
-    # a. moto
-    moto = sup.start("moto", [str(VENV_BIN / "moto_server"), "-H", "127.0.0.1", "-p",
-                              str(aws_port)], state / "moto.log", dict(os.environ))
+    # a. moto, with AWS's managed policies (SAM attaches some to the functions' roles)
+    moto = sup.start("moto", [str(VENV_BIN / "python"), str(ROOT / "infra/local/moto_iam.py"),
+                              "-H", "127.0.0.1", "-p", str(aws_port)], state / "moto.log",
+                     {**os.environ, "MOTO_IAM_LOAD_MANAGED_POLICIES": "true"})
     wait_until("moto", moto, lambda: http_answers(f"http://127.0.0.1:{aws_port}/"))
 
-    # b. tables, queues, buckets
+    # b. tables, queues, buckets; the roles, an operator, each role's credentials; then moto
+    # enforces IAM, so a call a role's policies do not allow fails as it would on AWS.
     template = load_template(TEMPLATE)
     hook_token = secrets.token_hex(16)
     resolver = Resolver(template, local_parameters(template, hook_token, rtmp_port))
     for line in ResourceCreator(template, resolver, aws_port).create_all():
         log(f"created {line}")
+    identities = Identities(template, resolver, aws_port)
+    for line in identities.create_roles():
+        log(f"created {line}")
+    operator = identities.operator()
+    roles = identities.role_credentials()
+    roles_file = state / "roles.json"
+    roles_file.write_text(json.dumps(roles, indent=1) + "\n")
+    roles_file.chmod(0o600)
+    enforce_iam(aws_port)
+    log(f"IAM enforced; roles of {', '.join(sorted(roles))} in {roles_file}")
 
     # c. the functions' environment
     env = function_environment(template, resolver)
@@ -365,8 +377,8 @@ def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str,
         "AWS_ENDPOINT_URL": f"http://127.0.0.1:{aws_port}",
         "AWS_REGION": REGION,
         "AWS_DEFAULT_REGION": REGION,
-        "AWS_ACCESS_KEY_ID": DUMMY_KEY,
-        "AWS_SECRET_ACCESS_KEY": DUMMY_KEY,
+        **operator,
+        "ROOMREC_ROLES_FILE": str(roles_file),
         "ROOMREC_HTTP_URL": f"http://127.0.0.1:{http_port}",
         "ROOMREC_RTMP_URL": f"rtmp://127.0.0.1:{rtmp_port}/live",
         **{k: str(v) for k, v in ports.items()},
@@ -418,13 +430,14 @@ def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str,
     if "worker" in services:
         worker = binary("ROOMREC_WORKER_BIN", "target/debug/roomrec-worker")
         sup.start("worker", [worker], state / "worker.log",
-                  {**child_env, "ROOMREC_SPOOL_DIR": str(state / "spool")})
+                  {**child_env, **roles["worker"], "ROOMREC_SPOOL_DIR": str(state / "spool")})
     if "deliverer" in services:
         deliverer = binary("ROOMREC_DELIVERER_BIN", "target/debug/roomrec-deliverer")
-        sup.start("deliverer", [deliverer], state / "deliverer.log", child_env)
+        sup.start("deliverer", [deliverer], state / "deliverer.log",
+                  {**child_env, **roles["callback-delivery"]})
     if "sweeper" in services:
         sup.start("sweeper", [admin_binary(), "sweep", "--every", str(SWEEP_EVERY_SECS[mode])],
-                  state / "sweeper.log", child_env)
+                  state / "sweeper.log", {**child_env, **roles["sweeper"]})
 
     write_env_file(state / "env", env)
     return env

@@ -14,6 +14,16 @@ pub fn stack_env(name: &str) -> String {
     env::stack_var(name).unwrap_or_else(|err| panic!("{err}"))
 }
 
+/// The AWS credentials of `user`'s role in the stack's roles file (`ROOMREC_ROLES_FILE`):
+/// `user` is a function's binary name or `worker`. A process a test starts with them has the
+/// permissions it has on AWS, which moto enforces.
+pub fn role_env(user: &str) -> Vec<(String, String)> {
+    let path = stack_env("ROOMREC_ROLES_FILE");
+    let roles: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let role = roles[user].as_object().unwrap_or_else(|| panic!("{path} has no role for {user}"));
+    role.iter().map(|(name, value)| (name.clone(), value.as_str().unwrap().to_owned())).collect()
+}
+
 /// The functions' dependencies, wired to the stack's moto tables and queues.
 pub async fn deps() -> Deps {
     Deps::from_env().await.expect("the stack environment configures every table and queue")

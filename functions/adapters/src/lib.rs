@@ -51,10 +51,15 @@ impl Deps {
     /// credentials come from the standard AWS environment (`AWS_ENDPOINT_URL` points it at
     /// moto locally).
     pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::with_aws(&aws_config::load_from_env().await)
+    }
+
+    /// [`Deps::from_env`] calling AWS as `aws` says (the local gateway gives each function the
+    /// credentials of its own role).
+    pub fn with_aws(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let config = Config::from_env()?;
         let jocloud_table = config.tables.jocloud.clone().ok_or(ConfigError::Missing(env::JOCLOUD_TABLE))?;
-        let aws = aws_config::load_from_env().await;
-        let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
+        let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(aws), aws_sdk_sqs::Client::new(aws));
         let store = Arc::new(DynamoStore::new(dynamo.clone(), config.tables.clone()));
         let queue = Arc::new(SqsJobQueue::new(sqs.clone(), config.jobs_queue_url.clone()));
         let events = Arc::new(DynamoEventLog::new(

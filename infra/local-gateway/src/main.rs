@@ -1,7 +1,8 @@
 //! `roomrec-gateway --template template.yaml --listen 127.0.0.1:3000`: a local API Gateway.
 //! Each request becomes the API Gateway HTTP API (v2) event Lambda would receive, goes through
 //! `lambda_http`'s own conversion, and reaches the function's handler, so local behaviour is
-//! the deployed behaviour.
+//! the deployed behaviour. Each function calls AWS as its own role when `ROOMREC_ROLES_FILE`
+//! names the roles' credentials (the local stack writes it), as it would on AWS.
 
 mod routes;
 
@@ -10,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use aws_credential_types::Credentials;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -24,8 +26,12 @@ use serde_json::json;
 /// Largest request body accepted (API Gateway's own limit is higher; ours are small JSON).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
 
+/// The local stack's file of each function's role credentials, by binary name.
+const ROLES_FILE: &str = "ROOMREC_ROLES_FILE";
+
 struct Gateway {
-    deps: Deps,
+    /// Each function's dependencies, by binary name.
+    deps: HashMap<String, Deps>,
     routes: Vec<Route>,
 }
 
@@ -41,7 +47,7 @@ async fn main() -> anyhow::Result<()> {
     let listen: SocketAddr = arg(&args, "--listen", "127.0.0.1:3000").parse().context("--listen")?;
     let template = std::fs::read_to_string(&template_path).with_context(|| format!("reading {template_path}"))?;
     let routes = routes::from_template(&template)?;
-    let deps = Deps::from_env().await?;
+    let deps = function_deps(&routes).await?;
     let gateway = Arc::new(Gateway { deps, routes });
     let listener = tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding {listen}"))?;
     tracing::info!(%listen, routes = gateway.routes.len(), "gateway listening");
@@ -58,6 +64,39 @@ async fn main() -> anyhow::Result<()> {
             }
         });
     }
+}
+
+/// Every function's [`Deps`]; with [`ROLES_FILE`] set, each calls AWS with its role's
+/// credentials, otherwise all with the environment's.
+async fn function_deps(routes: &[Route]) -> anyhow::Result<HashMap<String, Deps>> {
+    let roles: HashMap<String, HashMap<String, String>> = match std::env::var_os(ROLES_FILE) {
+        Some(path) => {
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {ROLES_FILE} {path:?}"))?;
+            serde_json::from_str(&text).with_context(|| format!("{ROLES_FILE} {path:?} is not a roles file"))?
+        }
+        None => HashMap::new(),
+    };
+    let mut deps = HashMap::new();
+    for route in routes {
+        if deps.contains_key(&route.binary) {
+            continue;
+        }
+        let mut aws = aws_config::from_env();
+        if !roles.is_empty() {
+            let role = roles.get(&route.binary).with_context(|| format!("{ROLES_FILE} has no role for {}", route.binary))?;
+            let var = |name: &str| role.get(name).cloned().with_context(|| format!("{}: no {name}", route.binary));
+            let credentials = Credentials::new(
+                var("AWS_ACCESS_KEY_ID")?,
+                var("AWS_SECRET_ACCESS_KEY")?,
+                Some(var("AWS_SESSION_TOKEN")?),
+                None,
+                "roomrec-roles-file",
+            );
+            aws = aws.credentials_provider(credentials);
+        }
+        deps.insert(route.binary.clone(), Deps::with_aws(&aws.load().await)?);
+    }
+    Ok(deps)
 }
 
 fn plain(status: u16, body: serde_json::Value) -> hyper::Response<Full<Bytes>> {
@@ -94,7 +133,7 @@ impl Gateway {
                 return plain(500, json!({ "message": "Internal Server Error" }));
             }
         };
-        let response = (route.handler)(&self.deps, request).await;
+        let response = (route.handler)(&self.deps[&route.binary], request).await;
         let (parts, body) = response.into_parts();
         let bytes = match body {
             Body::Text(text) => Bytes::from(text),

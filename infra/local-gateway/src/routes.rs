@@ -40,6 +40,8 @@ pub struct Route {
     /// The template path, e.g. `/v2/apps/{app_id}`; with the method it is the route key.
     pub path: String,
     segments: Vec<String>,
+    /// The function's binary (`BuildProperties.Binary`), which names its role too.
+    pub binary: String,
     pub handler: Handler,
 }
 
@@ -97,6 +99,7 @@ pub fn from_template(text: &str) -> anyhow::Result<Vec<Route>> {
                 method: method.to_ascii_uppercase(),
                 path: path.to_owned(),
                 segments: path.split('/').map(str::to_owned).collect(),
+                binary: binary.to_owned(),
                 handler,
             });
         }

@@ -11,6 +11,7 @@ mod support;
 use std::time::Duration;
 
 use roomrec_domain::callback::EventType;
+use roomrec_domain::delivery::ORPHAN_AFTER;
 use roomrec_domain::event::DeliveryStatus;
 use roomrec_testkit::receiver::{Answer, Receiver};
 use support::{dead_lettered, verify, Setup};
@@ -121,6 +122,25 @@ async fn events_published_out_of_order_arrive_in_sequence_order() {
     let sequences: Vec<_> = got.iter().map(|r| r.json()["sequence"].as_u64().unwrap()).collect();
     assert_eq!(sequences, [1, 2, 3, 4, 5]);
     for event in &events {
+        assert_eq!(setup.wait_settled(event, SETTLE).await.delivery_status, DeliveryStatus::Delivered);
+    }
+}
+
+/// The stack's deliverer runs as its role (moto enforces IAM), so this fails if the role may
+/// not send to the events queue, as it could not before the role was given that.
+#[tokio::test]
+async fn the_deliverer_queues_an_event_whose_message_was_lost_again_on_the_events_queue() {
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
+    let setup = Setup::new(&receiver.url(), &["RECORD_NEW_FILE_START", "CLOUD_RECORD_OVER"]).await;
+    // In the outbox, but its message never reached the queue (the worker's publish failed).
+    let lost = setup.record(EventType::RecordNewFileStart).await;
+    tokio::time::sleep(ORPHAN_AFTER + Duration::from_secs(1)).await;
+    let next = setup.emit(EventType::CloudRecordOver).await;
+
+    let got = receiver.wait_for(2, SETTLE).await.unwrap();
+    let ids: Vec<_> = got.iter().map(|r| r.headers["webhook-id"].to_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, [lost.event_id.clone(), next.event_id.clone()], "the lost event first, then the next");
+    for event in [&lost, &next] {
         assert_eq!(setup.wait_settled(event, SETTLE).await.delivery_status, DeliveryStatus::Delivered);
     }
 }

@@ -49,6 +49,7 @@ pub fn start_sweeper() -> tokio::process::Child {
     let log = std::fs::File::create(format!("{state}/sweeper.log")).unwrap();
     tokio::process::Command::new(binary)
         .args(["sweep", "--every", "1"])
+        .envs(roomrec_tests::role_env("sweeper"))
         .env("ROOMREC_SWEEP_INIT_GRACE_SECONDS", "2")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -98,6 +99,7 @@ fn worker_command(name: &str, settings: &[(&str, &str)], spool_mib: Option<u32>)
     };
     command
         .env("ROOMREC_WORKER_ID", name)
+        .envs(roomrec_tests::role_env("worker"))
         .envs(settings.iter().copied())
         .env("ROOMREC_SPOOL_DIR", spool)
         .stdin(Stdio::null())
