@@ -21,6 +21,8 @@ PIP_REQUIREMENTS=(
   "cfn-lint>=1.0"
   "boto3>=1.34"
   "pyyaml>=6.0"
+  # `sam validate --lint` in `make test`, and `sam build` / `sam deploy` (README, Deploying).
+  "aws-sam-cli>=1.120"
 )
 
 log() { printf 'install: %s\n' "$*" >&2; }
