@@ -9,17 +9,18 @@ ADMIN := target/debug/roomrec-admin
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install build up down credential test chaos lint-template bench-api bench-worker bench-callbacks bench-mix
+.PHONY: help install build up down credential test chaos lint-template deploy bench-api bench-worker bench-callbacks bench-mix
 
 help:
-	@echo "make install        apt packages, .venv with moto and cfn-lint (idempotent)"
+	@echo "make install        apt packages, .venv with moto, cfn-lint and the SAM CLI (idempotent)"
 	@echo "make build          cargo build --workspace --bins"
 	@echo "make up             run the local stack on ports 5000/1935/3000 (Ctrl-C stops it)"
 	@echo "make down           stop the stack started by make up"
 	@echo "make credential ACCOUNT=name   create an API credential on the running stack"
 	@echo "make test           every test against a stack on free ports (what CI runs)"
 	@echo "make chaos          real faults on a local stack and the table of what they cost (~15 min; CHAOS_CASES=reset,kill for some)"
-	@echo "make lint-template  cfn-lint template.yaml"
+	@echo "make lint-template  cfn-lint, sam validate --lint and the worker's environment on template.yaml"
+	@echo "make deploy         build and push the worker image, then sam build && sam deploy (README, Deploying)"
 	@echo "make bench-api      API benchmark against a stack on free ports"
 	@echo "make bench-worker   recording worker against ffmpeg, CPU and memory (BENCH_NS=\"1 10 50\", BENCH_WINDOW_SECS=30)"
 	@echo "make bench-callbacks  callback delivery throughput and latency (BENCH_EVENTS=10000, BENCH_JOBS=100, BENCH_MAX_BACKLOG=100)"
@@ -54,6 +55,13 @@ chaos: install build
 
 lint-template: install
 	.venv/bin/cfn-lint template.yaml
+	SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --template template.yaml
+	$(PYTHON) infra/local/cfn.py check template.yaml
+
+# The whole system into the AWS account and region of the caller's credentials; the first run
+# asks for the stack's parameters (sam deploy --guided) and saves them to samconfig.toml.
+deploy: install
+	bash infra/deploy.sh
 
 # The gateway runs as a release build here, so the figures measure our code, not debug builds.
 bench-api: install build

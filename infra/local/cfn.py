@@ -5,6 +5,7 @@ DynamoDB tables, SQS queues and S3 buckets in moto, and resolves the functions' 
 from __future__ import annotations
 
 import json
+import sys
 import urllib.request
 from pathlib import Path
 
@@ -309,6 +310,11 @@ def local_parameters(template: dict, hook_token: str, rtmp_port: int) -> dict[st
         "AllowPrivateCallbacks": "true",
         "HookToken": hook_token,
         "MediaPullBase": f"rtmp://127.0.0.1:{rtmp_port}",
+        # The worker service's network and image: the local stack runs the worker as a
+        # process, so nothing reads these.
+        "WorkerImage": "roomrec-worker:local",
+        "VpcId": "vpc-local",
+        "Subnets": "subnet-local",
     }
     values = {}
     for name, spec in (template.get("Parameters") or {}).items():
@@ -444,3 +450,52 @@ def enforce_iam(aws_port: int) -> None:
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10) as r:
         if r.status != 200:
             raise StackError(f"moto refused to enforce IAM: HTTP {r.status}")
+# The worker's environment
+# ---------------------------------------------------------------------------------------------
+
+WORKER_CONTAINER = ("WorkerTaskDefinition", "worker")
+# Variables the worker reads beyond the functions' (worker/runner/src/config.rs).
+WORKER_ONLY_VARIABLES = {"ROOMREC_MAX_JOBS"}
+
+
+def worker_environment_mismatches(template: dict) -> list[str]:
+    """Where the worker container's environment in the template differs from the functions'
+    (Globals.Function.Environment): a variable one has and the other lacks, or a different
+    value. The local stack gives the worker the functions' environment, so a mismatch is a
+    deployed worker that runs differently from the tested one."""
+    functions = (((template.get("Globals") or {}).get("Function") or {})
+                 .get("Environment") or {}).get("Variables") or {}
+    resource, container_name = WORKER_CONTAINER
+    definition = (template.get("Resources") or {}).get(resource)
+    if definition is None:
+        return [f"no {resource} resource"]
+    containers = [c for c in definition.get("Properties", {}).get("ContainerDefinitions", [])
+                  if c.get("Name") == container_name]
+    if len(containers) != 1:
+        return [f"{resource} has no single container named {container_name}"]
+    worker = {item["Name"]: item["Value"] for item in containers[0].get("Environment", [])}
+    problems = []
+    for name, value in functions.items():
+        if name not in worker:
+            problems.append(f"{name} is in Globals.Function.Environment but not the worker's")
+        elif worker[name] != value:
+            problems.append(f"{name} is {worker[name]} for the worker but {value} for the functions")
+    for name in worker:
+        if name not in functions and name not in WORKER_ONLY_VARIABLES:
+            problems.append(f"{name} is in the worker's environment but not Globals.Function.Environment")
+    return problems
+
+
+def main(argv: list[str]) -> int:
+    """`cfn.py check TEMPLATE`: the template checks cfn-lint cannot make."""
+    if len(argv) != 2 or argv[0] != "check":
+        print("usage: cfn.py check TEMPLATE", file=sys.stderr)
+        return 2
+    problems = worker_environment_mismatches(load_template(Path(argv[1])))
+    for problem in problems:
+        print(f"{argv[1]}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -21,6 +21,8 @@ PIP_REQUIREMENTS=(
   "cfn-lint>=1.0"
   "boto3>=1.34"
   "pyyaml>=6.0"
+  # `sam validate --lint` in `make test`, and `sam build` / `sam deploy` (README, Deploying).
+  "aws-sam-cli>=1.120"
   # SAM's own translator: the local stack derives each function's role from template.yaml.
   "aws-sam-translator>=1.90"
 )

@@ -10,8 +10,12 @@ stack=(.venv/bin/python infra/local/stack.py run)
 
 # No module of functions/ or worker/ imports one that imports it back.
 python3 infra/check-module-cycles.py
-.venv/bin/cfn-lint template.yaml infra/worker/worker-service.yaml
-echo "cfn-lint: template.yaml and infra/worker/worker-service.yaml ok"
+# The one deployable template: cfn-lint, SAM's own lint (offline: no region or credentials),
+# and the worker's environment against the functions' (infra/local/cfn.py).
+.venv/bin/cfn-lint template.yaml
+SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --template template.yaml
+.venv/bin/python infra/local/cfn.py check template.yaml
+echo "template.yaml: cfn-lint, sam validate --lint and the worker's environment ok"
 # The offline tier: what `cargo test --workspace` runs with nothing started.
 cargo test --workspace --no-fail-fast
 
