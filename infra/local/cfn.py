@@ -450,6 +450,9 @@ def enforce_iam(aws_port: int) -> None:
     with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(request, timeout=10) as r:
         if r.status != 200:
             raise StackError(f"moto refused to enforce IAM: HTTP {r.status}")
+
+
+# ---------------------------------------------------------------------------------------------
 # The worker's environment
 # ---------------------------------------------------------------------------------------------
 
