@@ -6,7 +6,10 @@ action against the caller's policies, and the resource too for SQS queues and S3
 DynamoDB it checks the resource "*", which no policy naming a table matches, so every call of a
 least-privilege role would be refused. Here a DynamoDB request is checked once per table (or
 index) it reads or writes, by that table's ARN: `TableName` (with `IndexName`), the tables of
-`RequestItems` (BatchGetItem, BatchWriteItem) and of `TransactItems`.
+`RequestItems` (BatchGetItem, BatchWriteItem) and of `TransactItems`. SQS's batch calls need
+the permission of their single call on AWS (there is no `sqs:DeleteMessageBatch` permission);
+moto asks for the batch call's own name, so they are checked as AWS does. Every refusal is logged
+(`denied: <caller> <action> on <resource>`), so moto.log says which permission a role lacks.
 
   moto_iam.py -H 127.0.0.1 -p PORT     the arguments of moto_server
 """
@@ -16,9 +19,11 @@ from __future__ import annotations
 import sys
 
 from moto.dynamodb.responses import DynamoHandler
+from moto.iam.access_control import IAMRequestBase
 from moto.server import main
 
 _authorize = DynamoHandler._authenticate_and_authorize_normal_action
+_check = IAMRequestBase.check_action_permitted
 
 
 def table_arns(handler: DynamoHandler) -> list[str]:
@@ -39,7 +44,25 @@ def authorize_each_table(self: DynamoHandler, resource: str = "*") -> None:
         _authorize(self, arn)
 
 
+# The permission each SQS batch call needs on AWS.
+SQS_BATCH_PERMISSIONS = {
+    "sqs:SendMessageBatch": "sqs:SendMessage",
+    "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
+    "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+}
+
+
+def check_and_log(self: IAMRequestBase, resource: str) -> None:
+    self._action = SQS_BATCH_PERMISSIONS.get(self._action, self._action)
+    try:
+        _check(self, resource)
+    except Exception:
+        print(f"denied: {self._access_key.arn} {self._action} on {resource}", file=sys.stderr, flush=True)
+        raise
+
+
 DynamoHandler._authenticate_and_authorize_normal_action = authorize_each_table
+IAMRequestBase.check_action_permitted = check_and_log
 
 if __name__ == "__main__":
     sys.exit(main())
