@@ -4,6 +4,7 @@ DynamoDB tables, SQS queues and S3 buckets in moto, and resolves the functions' 
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import sys
 import urllib.request
@@ -489,12 +490,45 @@ def worker_environment_mismatches(template: dict) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------------------------------------
+# Permissions moto cannot check
+# ---------------------------------------------------------------------------------------------
+
+# AWS actions our code makes happen where moto does not see them, by the role they need: the
+# worker asks the ECS agent to protect its task (worker/runner/src/agent.rs), and the agent calls
+# ECS with the task role's credentials.
+UNCHECKED_BY_MOTO = {"WorkerTaskRole": ["ecs:UpdateTaskProtection"]}
+
+
+def allows(statement: dict, action: str) -> bool:
+    actions = statement.get("Action", [])
+    actions = [actions] if isinstance(actions, str) else actions
+    return statement.get("Effect") == "Allow" and any(
+        fnmatch.fnmatchcase(action.lower(), pattern.lower()) for pattern in actions)
+
+
+def missing_unchecked_permissions(template: dict) -> list[str]:
+    """The actions of UNCHECKED_BY_MOTO a role of the template does not allow."""
+    problems = []
+    for role, actions in UNCHECKED_BY_MOTO.items():
+        resource = (template.get("Resources") or {}).get(role)
+        if resource is None:
+            problems.append(f"no {role} resource")
+            continue
+        statements = [statement for policy in resource.get("Properties", {}).get("Policies", [])
+                      for statement in policy["PolicyDocument"]["Statement"]]
+        problems += [f"{role} does not allow {action}, which moto cannot check"
+                     for action in actions if not any(allows(s, action) for s in statements)]
+    return problems
+
+
 def main(argv: list[str]) -> int:
     """`cfn.py check TEMPLATE`: the template checks cfn-lint cannot make."""
     if len(argv) != 2 or argv[0] != "check":
         print("usage: cfn.py check TEMPLATE", file=sys.stderr)
         return 2
-    problems = worker_environment_mismatches(load_template(Path(argv[1])))
+    template = load_template(Path(argv[1]))
+    problems = worker_environment_mismatches(template) + missing_unchecked_permissions(template)
     for problem in problems:
         print(f"{argv[1]}: {problem}", file=sys.stderr)
     return 1 if problems else 0
