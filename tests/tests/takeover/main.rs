@@ -315,3 +315,29 @@ async fn a_worker_is_protected_from_scale_in_while_it_records_and_not_after_its_
     setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
     publisher.kill().await.ok();
 }
+
+#[tokio::test]
+async fn a_worker_without_room_for_a_mix_leaves_it_queued_until_its_recordings_end() {
+    let individual = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mixing = Setup::for_mix(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&format!("{}.room10.ned", individual.app), 90, "640x360", &[]);
+    // 30 units: a 640x360 grid mix (4 to encode, 75 for the panes it may decode) takes all of them.
+    let _worker = start_worker_with("narrow", &[("ROOMREC_MAX_JOBS", "30")]);
+    let recording = individual.start_job("room10", "ned", 30).await;
+    wait_for_events(&recording, EventType::RecordNewFileStart, 1, Duration::from_secs(30)).await;
+
+    let mix = mixing.start_mix(json!({ "room_id": "room11", "encode_template": "640x360_15_500" })).await;
+    // Declined every couple of seconds, each time with a fresh message: more declines than
+    // SQS's five receives before dead-lettering, and the job still waits.
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    assert_eq!(mixing.job(&mix).await["state"], "INIT", "no room beside the recording");
+    assert_eq!(individual.job(&recording).await["state"], "RUNNING");
+
+    individual.stop(&recording).await;
+    individual.wait_for_state(&recording, "STOPPED", Duration::from_secs(30)).await;
+    mixing.wait_for_state(&mix, "RUNNING", Duration::from_secs(10)).await;
+    mixing.stop(&mix).await;
+    let stopped = mixing.wait_for_state(&mix, "STOPPED", Duration::from_secs(30)).await;
+    assert_eq!(stopped["stop_reason"], "TENANT_STOP", "{stopped}");
+    publisher.kill().await.ok();
+}

@@ -45,8 +45,8 @@ pub fn cost(job: &Job) -> Units {
 /// What a worker holds at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Load {
-    /// Units held: the running jobs' and one per message being looked at.
-    pub held: Units,
+    /// Messages received (or being received) whose job is not claimed yet.
+    pub looking: u32,
     /// Jobs claimed and not yet ended.
     pub jobs: u32,
     /// Units of the claimed jobs: the capacity in use.
@@ -80,13 +80,20 @@ impl Capacity {
         self.load.subscribe()
     }
 
-    /// Waits until one unit is free and holds it while a message is received and its job
-    /// read: the cheapest job fits, and [`Slot::claim`] says whether this one does.
+    /// Waits until the running jobs and the messages already being looked at leave a unit
+    /// free, then counts one more message being looked at: a full worker does not receive,
+    /// and [`Slot::claim`] says whether the job it receives fits.
     pub async fn reserve(self: &Arc<Self>) -> Slot {
+        let budget = self.budget;
         let mut load = self.load.subscribe();
         loop {
-            if self.load.send_if_modified(|load| take(load, self.budget, 0, 1)) {
-                return Slot { capacity: self.clone(), units: 1, claimed: false };
+            let room = |load: &mut Load| {
+                let fits = load.in_use.saturating_add(load.looking) < budget;
+                load.looking += u32::from(fits);
+                fits
+            };
+            if self.load.send_if_modified(room) {
+                return Slot { capacity: self.clone(), claimed: None };
             }
             // The sender lives in `self`, so the channel cannot close while we wait.
             let _ = load.changed().await;
@@ -94,22 +101,11 @@ impl Capacity {
     }
 }
 
-/// Whether `units` more (`freed` of them already held by the same slot) fit in `budget`; if
-/// they do, `load` holds them.
-fn take(load: &mut Load, budget: Units, freed: Units, units: Units) -> bool {
-    let held = load.held - freed;
-    let fits = held.saturating_add(units) <= budget;
-    if fits {
-        load.held = held + units;
-    }
-    fits
-}
-
-/// The units one job (or one message being looked at) holds; given back when dropped.
+/// A message being looked at, then its job's units once claimed; given back when dropped.
 pub struct Slot {
     capacity: Arc<Capacity>,
-    units: Units,
-    claimed: bool,
+    /// The units of its claimed job.
+    claimed: Option<Units>,
 }
 
 /// A job's cost did not fit in what the worker has free.
@@ -127,41 +123,42 @@ impl Slot {
         &self.capacity
     }
 
-    /// Holds `cost` instead of what the slot held, and counts its job as running, if it fits
-    /// beside the other jobs. A job costing more than the whole budget takes all of it, so it
-    /// runs once the worker is idle. Called again (a claim retried), it re-counts the cost.
+    /// Counts the job as running at `cost` if that fits beside the jobs running already (not
+    /// the messages being looked at: whoever claims first has the room). A job costing more
+    /// than the whole budget takes all of it, so it runs once the worker is idle. Called
+    /// again (a claim retried), it re-counts the cost.
     pub fn claim(&mut self, cost: Units) -> Result<(), NoRoom> {
         let budget = self.capacity.budget;
         let cost = cost.min(budget);
-        let (units, claimed) = (self.units, self.claimed);
+        let before = self.claimed;
         let mut free = 0;
         let taken = self.capacity.load.send_if_modified(|load| {
-            free = budget - (load.held - units);
-            if !take(load, budget, units, cost) {
+            let others = load.in_use - before.unwrap_or(0);
+            free = budget - others;
+            if others + cost > budget {
                 return false;
             }
-            if claimed {
-                load.in_use -= units;
-            } else {
+            if before.is_none() {
+                load.looking -= 1;
                 load.jobs += 1;
             }
-            load.in_use += cost;
+            load.in_use = others + cost;
             true
         });
         if !taken {
             return Err(NoRoom { needs: cost, free, budget });
         }
-        (self.units, self.claimed) = (cost, true);
+        self.claimed = Some(cost);
         Ok(())
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        let (units, claimed) = (self.units, self.claimed);
-        self.capacity.load.send_modify(|load| {
-            load.held -= units;
-            if claimed {
+        let claimed = self.claimed;
+        self.capacity.load.send_modify(|load| match claimed {
+            None => load.looking -= 1,
+            Some(units) => {
                 load.jobs -= 1;
                 load.in_use -= units;
             }
@@ -207,12 +204,13 @@ mod tests {
         first.claim(79).unwrap();
         assert_eq!((capacity.in_use(), capacity.watch().borrow().jobs), (79, 1));
 
-        let mut second = capacity.reserve().await;
+        let (mut second, next) = (capacity.reserve().await, capacity.reserve().await);
         assert_eq!(second.claim(26), Err(NoRoom { needs: 26, free: 21, budget: 100 }));
         second.claim(21).unwrap();
         assert_eq!(capacity.in_use(), 100);
         drop(second);
-        assert_eq!(*capacity.watch().borrow(), Load { held: 79, jobs: 1, in_use: 79 });
+        assert_eq!(*capacity.watch().borrow(), Load { looking: 1, jobs: 1, in_use: 79 });
+        drop(next);
 
         drop(first);
         assert_eq!(*capacity.watch().borrow(), Load::default(), "every unit comes back");
@@ -226,6 +224,8 @@ mod tests {
         let mut big = capacity.reserve().await;
         assert!(big.claim(138).is_err(), "not beside another job");
         drop(small);
+        // The queue loop is already waiting for the next message meanwhile.
+        let _next = capacity.reserve().await;
         big.claim(138).unwrap();
         assert_eq!(capacity.in_use(), 20, "it takes the whole budget, no more");
     }
@@ -243,7 +243,9 @@ mod tests {
         assert!(waiting.is_err(), "no unit is free for a message");
         drop(jobs.pop());
         let looking = capacity.reserve().await;
-        assert_eq!(*capacity.watch().borrow(), Load { held: 2, jobs: 1, in_use: 1 });
+        assert_eq!(*capacity.watch().borrow(), Load { looking: 1, jobs: 1, in_use: 1 });
+        let waiting = tokio::time::timeout(std::time::Duration::from_secs(60), capacity.reserve()).await;
+        assert!(waiting.is_err(), "one message at a time for the one free unit");
         drop(looking);
     }
 
@@ -253,6 +255,6 @@ mod tests {
         let mut slot = capacity.reserve().await;
         slot.claim(4).unwrap();
         slot.claim(6).unwrap();
-        assert_eq!(*capacity.watch().borrow(), Load { held: 6, jobs: 1, in_use: 6 });
+        assert_eq!(*capacity.watch().borrow(), Load { looking: 0, jobs: 1, in_use: 6 });
     }
 }

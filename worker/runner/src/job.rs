@@ -732,9 +732,11 @@ mod tests {
         drop(slot);
         assert_eq!(capacity.in_use(), 1);
 
-        // Once that recording has ended, this worker takes the mix.
+        // Once that recording has ended, this worker takes the mix, while its queue loop
+        // already waits for the next message.
         drop(recording);
         let mut slot = capacity.reserve().await;
+        let _next = capacity.reserve().await;
         run(ctx, message, &mut slot, shutdown).await;
         let stored = store.job(&job.app_id, &job.job_id).unwrap();
         assert_eq!(stored.job.state, JobState::Failed, "claimed, and failed here: its rule does not exist");
