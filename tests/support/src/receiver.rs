@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -85,6 +85,8 @@ impl Answer {
 pub struct Received {
     /// When its body had arrived.
     pub at: Instant,
+    /// Its method.
+    pub method: Method,
     /// The request target, e.g. `/callback`.
     pub path: String,
     /// Its headers.
@@ -118,6 +120,8 @@ struct Shared {
     received: Mutex<Vec<Received>>,
     script: Mutex<VecDeque<(StatusCode, HeaderMap)>>,
     default: (StatusCode, HeaderMap),
+    /// The body of the default answer (JSON), empty for none.
+    default_body: Bytes,
     verifier: Option<Webhook>,
 }
 
@@ -150,26 +154,34 @@ impl Receiver {
     /// A receiver on `addr` (to come back on a port that was down) answering `script`, then
     /// `default`.
     pub async fn start_on(addr: SocketAddr, script: Vec<Answer>, default: u16) -> Result<Self, ReceiverError> {
-        Self::spawn(addr, script, default, None).await
+        Self::spawn(addr, script, (default, Bytes::new()), None).await
+    }
+
+    /// A receiver on a fresh loopback port answering every request 200 with the JSON `body`
+    /// (playing a JSON service, such as the ECS agent).
+    pub async fn start_answering(body: &Value) -> Result<Self, ReceiverError> {
+        let body = Bytes::from(body.to_string());
+        Self::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), Vec::new(), (200, body), None).await
     }
 
     /// A receiver on a fresh loopback port answering 200, verifying each request's signature
     /// against `auth_key` as it arrives (the Standard Webhooks timestamp is only valid for minutes).
     pub async fn start_verifying(auth_key: &str) -> Result<Self, ReceiverError> {
         let webhook = verifier(auth_key).map_err(ReceiverError::Key)?;
-        Self::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), Vec::new(), 200, Some(webhook)).await
+        Self::spawn(SocketAddr::from(([127, 0, 0, 1], 0)), Vec::new(), (200, Bytes::new()), Some(webhook)).await
     }
 
     async fn spawn(
         addr: SocketAddr,
         script: Vec<Answer>,
-        default: u16,
+        (default, default_body): (u16, Bytes),
         verifier: Option<Webhook>,
     ) -> Result<Self, ReceiverError> {
         let shared = Arc::new(Shared {
             received: Mutex::new(Vec::new()),
             script: Mutex::new(script.iter().map(Answer::to_http).collect::<Result<_, _>>()?),
             default: Answer::from(default).to_http()?,
+            default_body,
             verifier,
         });
         let listener = TcpListener::bind(addr).await.map_err(|source| ReceiverError::Bind { addr, source })?;
@@ -252,9 +264,16 @@ async fn answer(
     let at = Instant::now();
     let verified = shared.verifier.as_ref().map(|webhook| webhook.verify(&body, &parts.headers).is_ok());
     let path = parts.uri.path_and_query().map_or_else(|| parts.uri.to_string(), |p| p.as_str().to_owned());
-    lock(&shared.received).push(Received { at, path, headers: parts.headers, body, verified });
-    let (status, headers) = lock(&shared.script).pop_front().unwrap_or_else(|| shared.default.clone());
-    let mut response = Response::new(Full::new(Bytes::new()));
+    lock(&shared.received).push(Received { at, method: parts.method, path, headers: parts.headers, body, verified });
+    let scripted = lock(&shared.script).pop_front();
+    let ((status, mut headers), body) = match scripted {
+        Some(answer) => (answer, Bytes::new()),
+        None => (shared.default.clone(), shared.default_body.clone()),
+    };
+    if !body.is_empty() {
+        headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    let mut response = Response::new(Full::new(body));
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
@@ -291,6 +310,16 @@ mod tests {
             receiver.wait_for(4, Duration::from_millis(200)).await.map(|r| r.len()),
             Err(TooFew { got: 3, wanted: 4, within: Duration::from_millis(200) })
         );
+    }
+
+    #[tokio::test]
+    async fn it_can_answer_every_request_with_a_json_body_and_records_the_method() {
+        let receiver = Receiver::start_answering(&serde_json::json!({ "ok": true })).await.expect("starts");
+        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let response = http.put(receiver.url()).body("{}").send().await.expect("answers");
+        assert_eq!(response.headers().get("content-type").map(|v| v.as_bytes()), Some(&b"application/json"[..]));
+        assert_eq!(response.text().await.expect("a body"), r#"{"ok":true}"#);
+        assert_eq!(receiver.received()[0].method, Method::PUT);
     }
 
     #[tokio::test]

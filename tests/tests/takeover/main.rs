@@ -20,6 +20,7 @@ use faults::{
 };
 use roomrec_domain::callback::EventType;
 use roomrec_faultproxy::{FaultProxy, Mode};
+use roomrec_testkit::receiver::Receiver;
 use roomrec_tests::publish_with;
 use serde_json::json;
 use support::{objects, wait_for_events, Setup};
@@ -256,4 +257,87 @@ async fn a_recording_past_its_spool_budget_while_storage_is_unreachable_fails_an
     // What was spooled was still uploaded once storage came back, and plays.
     let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
     assert!(hls.media > 6.0 && mp4.media > 6.0, "the media before the outage and spooled in it: {hls:?} {mp4:?}");
+}
+
+/// How the ECS agent answers a protection change (amazon-ecs-agent's `TaskProtectionResponse`).
+fn agent_answer() -> serde_json::Value {
+    json!({ "protection": {
+        "ExpirationDate": "2026-11-29T10:00:00Z",
+        "ProtectionEnabled": true,
+        "TaskArn": "arn:aws:ecs:us-east-1:123456789012:task/roomrec/0123456789abcdef",
+    }})
+}
+
+/// What each request to the agent asked for, in order: `Some(minutes)` protects, `None` clears.
+fn protections(agent: &Receiver) -> Vec<Option<u64>> {
+    let asked = |request: &roomrec_testkit::receiver::Received| {
+        assert_eq!((request.method.as_str(), request.path.as_str()), ("PUT", "/api/task-1/task-protection/v1/state"));
+        let body = request.json();
+        match body["ProtectionEnabled"].as_bool() {
+            Some(true) => Some(body["ExpiresInMinutes"].as_u64().expect("a protection names its length")),
+            Some(false) => None,
+            None => panic!("not a protection change: {body}"),
+        }
+    };
+    agent.received().iter().map(asked).collect()
+}
+
+#[tokio::test]
+async fn a_worker_is_protected_from_scale_in_while_it_records_and_not_after_its_last_job() {
+    // The agent's endpoint as ECS gives it to a task: ECS_AGENT_URI, a path under it.
+    let agent = Receiver::start_answering(&agent_answer()).await.unwrap();
+    let setup = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&format!("{}.room9.max", setup.app), 150, "640x360", &[]);
+    let agent_uri = format!("http://{}/api/task-1", agent.addr);
+    let guarded = start_worker_with("guarded", &[("ECS_AGENT_URI", agent_uri.as_str())]);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(protections(&agent), [], "an idle worker leaves its task unprotected");
+
+    let job = setup.start_job("room9", "max", 30).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 1, Duration::from_secs(30)).await;
+    assert_eq!(protections(&agent), [Some(10)], "protected while it records");
+    setup.stop(&job).await;
+    setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    agent.wait_for(2, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(protections(&agent), [Some(10), None], "unprotected once its job has ended");
+
+    // Told to shut down, it hands its job over, and is unprotected before it exits.
+    let job = setup.start_job("room9", "max", 30).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 1, Duration::from_secs(30)).await;
+    assert_eq!(protections(&agent), [Some(10), None, Some(10)], "protected again");
+    shut_down(guarded).await;
+    assert_eq!(protections(&agent), [Some(10), None, Some(10), None], "unprotected when the worker exits");
+
+    // Another worker continues the handed-over job until it is stopped.
+    let _next = start_worker("unguarded");
+    wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(30)).await;
+    setup.stop(&job).await;
+    setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    publisher.kill().await.ok();
+}
+
+#[tokio::test]
+async fn a_worker_without_room_for_a_mix_leaves_it_queued_until_its_recordings_end() {
+    let individual = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mixing = Setup::for_mix(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&format!("{}.room10.ned", individual.app), 90, "640x360", &[]);
+    // 30 units: a 640x360 grid mix (4 to encode, 75 for the panes it may decode) takes all of them.
+    let _worker = start_worker_with("narrow", &[("ROOMREC_MAX_JOBS", "30")]);
+    let recording = individual.start_job("room10", "ned", 30).await;
+    wait_for_events(&recording, EventType::RecordNewFileStart, 1, Duration::from_secs(30)).await;
+
+    let mix = mixing.start_mix(json!({ "room_id": "room11", "encode_template": "640x360_15_500" })).await;
+    // Declined every couple of seconds, each time with a fresh message: more declines than
+    // SQS's five receives before dead-lettering, and the job still waits.
+    tokio::time::sleep(Duration::from_secs(14)).await;
+    assert_eq!(mixing.job(&mix).await["state"], "INIT", "no room beside the recording");
+    assert_eq!(individual.job(&recording).await["state"], "RUNNING");
+
+    individual.stop(&recording).await;
+    individual.wait_for_state(&recording, "STOPPED", Duration::from_secs(30)).await;
+    mixing.wait_for_state(&mix, "RUNNING", Duration::from_secs(10)).await;
+    mixing.stop(&mix).await;
+    let stopped = mixing.wait_for_state(&mix, "STOPPED", Duration::from_secs(30)).await;
+    assert_eq!(stopped["stop_reason"], "TENANT_STOP", "{stopped}");
+    publisher.kill().await.ok();
 }

@@ -11,7 +11,9 @@ pub mod env {
     pub const WORKER_ID: &str = "ROOMREC_WORKER_ID";
     /// Local directory for segments and MP4 files before upload.
     pub const SPOOL_DIR: &str = "ROOMREC_SPOOL_DIR";
-    /// How many recordings one worker runs at once.
+    /// The worker's capacity in recording units: an individual recording takes one, a mix
+    /// its encode and decodes (see `capacity.rs`), so it is still how many individual
+    /// recordings one worker runs at once.
     pub const MAX_JOBS: &str = "ROOMREC_MAX_JOBS";
     /// Most MiB one recording may hold on the spool not yet uploaded (while uploads wait out
     /// an outage); past it the recording stops and the job fails.
@@ -25,12 +27,15 @@ pub mod env {
     /// it while the job runs): after a worker dies, its jobs' messages come back this long
     /// after its last keepalive.
     pub const VISIBILITY_SECONDS: &str = "ROOMREC_VISIBILITY_SECONDS";
+    /// Set by ECS in every task's containers: the agent's endpoint, through which the worker
+    /// turns task scale-in protection on and off. Unset (local runs): no protection.
+    pub const ECS_AGENT_URI: &str = "ECS_AGENT_URI";
 }
 
 /// Default spool budget per recording: about 30 minutes of a 2 Mbit/s stream.
 const DEFAULT_SPOOL_BUDGET_MB: u64 = 512;
-/// Default number of concurrent recordings.
-const DEFAULT_MAX_JOBS: usize = 50;
+/// Default capacity in recording units (50 individual recordings).
+const DEFAULT_MAX_JOBS: u32 = 50;
 /// Default message visibility, as long as the lease: a dead worker's message comes back about
 /// when its lease runs out, so another worker resumes its jobs within about 10 s.
 const DEFAULT_VISIBILITY: Duration = Duration::from_secs(8);
@@ -46,12 +51,15 @@ pub struct WorkerConfig {
     pub spool_dir: PathBuf,
     /// Bytes one recording may hold on the spool, not yet uploaded.
     pub spool_budget: u64,
-    pub max_jobs: usize,
+    /// The capacity in recording units (see `capacity.rs`).
+    pub max_jobs: u32,
     pub allow_file_inputs: bool,
     pub lease: Duration,
     pub visibility: Duration,
     /// The S3 endpoint object locations name (`AWS_ENDPOINT_URL`); AWS's own when `None`.
     pub s3_endpoint: Option<String>,
+    /// The ECS agent's endpoint (`ECS_AGENT_URI`); no scale-in protection when `None`.
+    pub ecs_agent_uri: Option<String>,
 }
 
 fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
@@ -71,11 +79,15 @@ impl WorkerConfig {
             worker_id: parsed(env::WORKER_ID, default_id)?,
             spool_dir: parsed(env::SPOOL_DIR, std::env::temp_dir().join("roomrec-spool"))?,
             spool_budget: parsed(env::SPOOL_BUDGET_MB, DEFAULT_SPOOL_BUDGET_MB)?.saturating_mul(1024 * 1024),
-            max_jobs: parsed(env::MAX_JOBS, DEFAULT_MAX_JOBS)?,
+            max_jobs: match parsed(env::MAX_JOBS, DEFAULT_MAX_JOBS)? {
+                0 => return Err(ConfigError::Invalid { name: env::MAX_JOBS, reason: "must be at least 1" }),
+                units => units,
+            },
             allow_file_inputs: parsed(env::ALLOW_FILE_INPUTS, false)?,
             lease: Duration::from_secs(parsed(env::LEASE_SECONDS, DEFAULT_LEASE.as_secs())?),
             visibility: Duration::from_secs(parsed(env::VISIBILITY_SECONDS, DEFAULT_VISIBILITY.as_secs())?),
             s3_endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
+            ecs_agent_uri: std::env::var(env::ECS_AGENT_URI).ok().filter(|v| !v.is_empty()),
         })
     }
 }

@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::board::{Seen, Watch};
+use crate::capacity::{self, Slot};
 use crate::context::{lost_job, Ctx, JobWriteError};
 use crate::files::OpenFiles;
 use crate::mix::MixFeed;
@@ -44,6 +45,10 @@ pub enum MessageFate {
     /// (tried again then), or a lease lost to another worker.
     Leave,
 }
+
+/// How long a job this worker has no room for waits before any worker receives it again: a
+/// fresh message, so no number of declines dead-letters it.
+const DECLINE_DELAY: Duration = Duration::from_secs(2);
 
 /// How long after a held lease expires a refused claim tries again.
 const LEASE_MARGIN: Duration = Duration::from_secs(1);
@@ -76,36 +81,45 @@ fn causes(err: &dyn std::error::Error) -> String {
     text
 }
 
-/// Runs the job named by `message` until it ends, is handed back (shutdown) or is lost.
-pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<bool>) -> MessageFate {
+/// Runs the job named by `message` until it ends, is handed back (shutdown) or is lost; its
+/// cost is counted in `slot` from its claim, and a job that does not fit is not claimed.
+pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: watch::Receiver<bool>) -> MessageFate {
     let worker = ctx.config.worker_id.clone();
     let lease = ctx.config.lease;
-    let (mut refused, mut takeover) = (None, false);
+    let (mut refused, mut takeover, mut no_room) = (None, false, None);
     let clock = ctx.clock.clone();
     let claimed = ctx
-        .claim(&message.app_id, &message.job_id, |job| match job.claim(&worker, clock.now(), lease) {
-            Ok(took_over) => {
-                takeover = took_over;
-                Ok(())
-            }
-            Err(e) => {
+        .claim(&message.app_id, &message.job_id, |job| {
+            takeover = job.claim(&worker, clock.now(), lease).map_err(|e| {
                 refused = Some(e.clone());
-                Err(e.to_string())
-            }
+                e.to_string()
+            })?;
+            slot.claim(capacity::cost(&job.job)).map_err(|e| {
+                no_room = Some(e);
+                e.to_string()
+            })
         })
         .await;
     let job = match (claimed, refused) {
         (Ok(job), _) => job,
         (Err(_), Some(ClaimRefused::Ended)) | (Err(JobWriteError::Gone), _) => return MessageFate::Delete,
         (Err(_), Some(ClaimRefused::Held(holder))) => return after_refusal(message, holder, ctx.clock.millis()),
-        (Err(err), None) => {
-            tracing::warn!(job_id = %message.job_id, error = %err, "could not claim the job; it will be retried");
-            return MessageFate::Leave;
-        }
+        (Err(err), None) => match no_room {
+            Some(no_room) => {
+                tracing::info!(job_id = %message.job_id, %no_room, "declining the job: another worker takes it");
+                return MessageFate::Requeue(message, DECLINE_DELAY);
+            }
+            None => {
+                tracing::warn!(job_id = %message.job_id, error = %err, "could not claim the job; it will be retried");
+                return MessageFate::Leave;
+            }
+        },
     };
     let Some(held) = job.lease.clone() else { return MessageFate::Leave };
     let span = tracing::info_span!("job", job_id = %job.job.job_id, epoch = held.epoch);
-    tracing::info!(parent: &span, state = job.job.state.as_str(), takeover, "job claimed");
+    let units = capacity::cost(&job.job);
+    let in_use = slot.capacity().in_use();
+    tracing::info!(parent: &span, state = job.job.state.as_str(), takeover, units, in_use, "job claimed");
     let watch = ctx.board.watch(&job.job.app_id, &job.job.job_id);
     let task = JobTask {
         ctx,
@@ -636,8 +650,97 @@ impl JobTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::board::Board;
+    use crate::capacity::Capacity;
+    use crate::config::WorkerConfig;
+    use roomrec_adapters::{Config, Tables};
     use roomrec_domain::ids::{AppId, JobId};
-    use roomrec_domain::testing::random;
+    use roomrec_domain::job::Job;
+    use roomrec_domain::ports::JobStore;
+    use roomrec_domain::testing::{now, random, ManualClock, MemBlobs, MemEventLog, MemJobQueue, MemStore, SeqRandom};
+    use roomrec_domain::webhook::RetrySchedule;
+
+    /// A worker's shared parts over in-memory ports.
+    fn ctx(store: Arc<MemStore>) -> Arc<Ctx> {
+        let name = String::from;
+        let tables = Tables {
+            accounts: name("accounts"),
+            apps: name("apps"),
+            rules: name("rules"),
+            callbacks: name("callbacks"),
+            rooms: name("rooms"),
+            jobs: name("jobs"),
+            events: name("events"),
+            jocloud: None,
+        };
+        let base = Config {
+            tables,
+            jobs_queue_url: name("jobs"),
+            events_queue_url: name("events"),
+            callback_dlq_url: None,
+            allow_private_callbacks: false,
+            hook_token: None,
+            media_pull_base: None,
+            retry_schedule: RetrySchedule::STANDARD,
+            sweep_init_grace: Duration::from_secs(60),
+        };
+        let config = WorkerConfig {
+            base,
+            worker_id: name("w1"),
+            spool_dir: std::env::temp_dir().join("roomrec-job-tests"),
+            spool_budget: 1 << 20,
+            max_jobs: 50,
+            allow_file_inputs: false,
+            lease: Duration::from_secs(8),
+            visibility: Duration::from_secs(8),
+            s3_endpoint: None,
+            ecs_agent_uri: None,
+        };
+        Arc::new(Ctx {
+            board: Board::new(store.clone()),
+            store,
+            events: Arc::new(MemEventLog::default()),
+            blobs: Arc::new(MemBlobs::default()),
+            queue: Arc::new(MemJobQueue::default()),
+            clock: Arc::new(ManualClock::default()),
+            random: Arc::new(SeqRandom::new(3)),
+            config,
+        })
+    }
+
+    #[tokio::test]
+    async fn a_mix_the_worker_has_no_room_for_is_left_unclaimed_for_another_worker() {
+        let store = Arc::new(MemStore::default());
+        let body = serde_json::json!({
+            "mix_param": { "room_id": "r1", "encode_template": "1920x1080_30_4620" },
+            "record_param": { "record_rule_id": "0123456789abcdef0123456789abcdef" },
+        });
+        let job = Job::mix(AppId::generate(random()), serde_json::from_value(body).unwrap(), random(), now()).unwrap();
+        store.create_job(&job).await.unwrap();
+        let (ctx, capacity) = (ctx(store.clone()), Capacity::new(50));
+        let (_stop, shutdown) = watch::channel(false);
+        let message = JobMessage::wake(job.app_id.clone(), job.job_id.clone());
+
+        // One individual recording runs: a 1080p grid mix (all 50 units) does not fit beside it.
+        let mut recording = capacity.reserve().await;
+        recording.claim(1).unwrap();
+        let mut slot = capacity.reserve().await;
+        let fate = run(ctx.clone(), message.clone(), &mut slot, shutdown.clone()).await;
+        assert_eq!(fate, MessageFate::Requeue(message.clone(), DECLINE_DELAY), "its message goes back to the queue");
+        let stored = store.job(&job.app_id, &job.job_id).unwrap();
+        assert_eq!((stored.job.state, stored.lease), (JobState::Init, None), "not claimed");
+        drop(slot);
+        assert_eq!(capacity.in_use(), 1);
+
+        // Once that recording has ended, this worker takes the mix, while its queue loop
+        // already waits for the next message.
+        drop(recording);
+        let mut slot = capacity.reserve().await;
+        let _next = capacity.reserve().await;
+        run(ctx, message, &mut slot, shutdown).await;
+        let stored = store.job(&job.app_id, &job.job_id).unwrap();
+        assert_eq!(stored.job.state, JobState::Failed, "claimed, and failed here: its rule does not exist");
+    }
 
     fn lease(owner: &str, expires_at_ms: i64) -> Lease {
         Lease { owner: owner.into(), expires_at_ms, epoch: 1 }

@@ -1,11 +1,14 @@
 //! `roomrec-worker`: the recording worker process (ECS/Fargate service, `make up` locally).
 
+mod agent;
 mod board;
+mod capacity;
 mod config;
 mod context;
 mod files;
 mod job;
 mod mix;
+mod protection;
 mod recovery;
 mod spec;
 mod spool;
@@ -14,7 +17,10 @@ mod worker;
 
 use std::sync::Arc;
 
+use agent::EcsAgent;
 use board::Board;
+use capacity::Capacity;
+use protection::Protector;
 use roomrec_adapters::{
     init_tracing, DynamoEventLog, DynamoStore, OsRandom, Retrying, S3Blobs, SqsJobQueue, SystemClock,
 };
@@ -51,6 +57,15 @@ async fn main() -> anyhow::Result<()> {
         random,
         config: config.clone(),
     });
+    let capacity = Capacity::new(config.max_jobs);
+    // On ECS, the task is protected from scale-in while it runs a job.
+    let protector = match &config.ecs_agent_uri {
+        Some(uri) => {
+            let protector = Protector::new(Arc::new(EcsAgent::new(uri)?), ctx.random.clone());
+            Some(tokio::spawn(protector.run(capacity.watch())))
+        }
+        None => None,
+    };
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let mut terminate = signal(SignalKind::terminate())?;
     tokio::spawn(async move {
@@ -58,6 +73,12 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!("shutdown requested");
         let _ = stop.send(true);
     });
-    worker::Worker::new(ctx, sqs, config.base.jobs_queue_url.clone()).run(stopped).await;
+    worker::Worker::new(ctx, capacity, sqs, config.base.jobs_queue_url.clone()).run(stopped).await;
+    // Every job has ended or been handed back, and the capacity is dropped: protection is cleared.
+    if let Some(protector) = protector {
+        if tokio::time::timeout(protection::CLEAR_WAIT, protector).await.is_err() {
+            tracing::warn!("scale-in protection not cleared before exit; it lapses by itself");
+        }
+    }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! The queue loop: long-polls the jobs queue, runs each job in its own task (at most
-//! `max_jobs`), keeps each job's message invisible while it records, and settles the message
-//! by the job's outcome. On shutdown every recording is finished and handed back.
+//! The queue loop: long-polls the jobs queue while the worker has a unit of capacity free,
+//! runs each job in its own task if its cost fits (see [`crate::capacity`]), keeps each job's
+//! message invisible while it records, and settles the message by the job's outcome. On
+//! shutdown every recording is finished and handed back.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -11,9 +12,10 @@ use roomrec_domain::clock::Random;
 use roomrec_domain::ids::JobId;
 use roomrec_domain::ports::{JobMessage, QueueError};
 use roomrec_domain::retry::{retry, Backoff};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::capacity::Capacity;
 use crate::context::Ctx;
 use crate::job::{self, MessageFate};
 
@@ -23,6 +25,7 @@ const RECEIVE_WAIT_SECS: i32 = 2;
 /// The worker process's main loop.
 pub struct Worker {
     ctx: Arc<Ctx>,
+    capacity: Arc<Capacity>,
     sqs: Client,
     queue_url: String,
     /// When receiving from the queue last failed.
@@ -30,20 +33,23 @@ pub struct Worker {
 }
 
 impl Worker {
-    /// A worker taking jobs from `queue_url`.
-    pub fn new(ctx: Arc<Ctx>, sqs: Client, queue_url: String) -> Self {
-        Self { ctx, sqs, queue_url, last_failure: Mutex::new(None) }
+    /// A worker taking jobs from `queue_url` as far as `capacity` allows.
+    pub fn new(ctx: Arc<Ctx>, capacity: Arc<Capacity>, sqs: Client, queue_url: String) -> Self {
+        Self { ctx, capacity, sqs, queue_url, last_failure: Mutex::new(None) }
     }
 
     /// Takes and runs jobs until `shutdown` turns true, then waits for the running ones to
     /// hand back.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
-        let slots = Arc::new(Semaphore::new(self.ctx.config.max_jobs));
         let mut running = JoinSet::new();
         let here = Local::default();
-        tracing::info!(worker = %self.ctx.config.worker_id, "worker started");
+        tracing::info!(worker = %self.ctx.config.worker_id, capacity = self.capacity.budget(), "worker started");
         while !*shutdown.borrow() {
-            let Ok(permit) = slots.clone().acquire_owned().await else { break };
+            // A full worker does not even receive: the message stays for a worker with room.
+            let mut slot = tokio::select! {
+                _ = shutdown.changed() => break,
+                slot = self.capacity.reserve() => slot,
+            };
             let received = tokio::select! {
                 _ = shutdown.changed() => break,
                 received = self.receive() => received,
@@ -67,9 +73,10 @@ impl Worker {
             running.spawn(async move {
                 let visibility = ctx.config.visibility;
                 let random = ctx.random.clone();
-                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx, message, stop)).await;
+                let job = job::run(ctx, message, &mut slot, stop);
+                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job).await;
                 settle(&sqs, &queue, &receipt, fate, random.as_ref()).await;
-                drop((entry, permit));
+                drop((entry, slot));
             });
             while running.try_join_next().is_some() {}
         }
