@@ -76,6 +76,9 @@ class Resolver:
         self.refs: dict[str, str] = {}  # logical id -> what !Ref returns
         self.attrs: dict[tuple[str, str], str] = {}  # (logical id, attribute) -> !GetAtt value
         self.on_missing = None  # callback(logical_id) that creates a resource on demand
+        # A name for resources the local stack does not create (an ECS cluster a policy names),
+        # instead of an error: set while resolving the roles.
+        self.placeholders = False
 
     def pseudo(self, name: str):
         values = {
@@ -98,6 +101,8 @@ class Resolver:
         self._ensure(name)
         if name in self.refs:
             return self.refs[name]
+        if self.placeholders and name in self.template.get("Resources", {}):
+            return f"{NAME_PREFIX}{name}"
         kind = self.template.get("Resources", {}).get(name, {}).get("Type", "unknown")
         raise StackError(f"!Ref {name} ({kind}) has no local value; the local stack only "
                          f"creates DynamoDB tables, SQS queues and S3 buckets")
@@ -401,6 +406,7 @@ class Identities:
     def create_roles(self) -> list[str]:
         iam = boto_client("iam", self.aws_port)
         created = []
+        self.resolver.placeholders = True
         for logical_id, resource in self.transformed["Resources"].items():
             if resource.get("Type") != ROLE_TYPE:
                 continue
@@ -418,6 +424,7 @@ class Identities:
             self.resolver.refs[logical_id] = name
             self.resolver.attrs[(logical_id, "Arn")] = f"arn:aws:iam::{ACCOUNT_ID}:role/{name}"
             created.append(f"{ROLE_TYPE} {logical_id} -> {name}")
+        self.resolver.placeholders = False
         return created
 
     def operator(self) -> dict[str, str]:
