@@ -12,6 +12,8 @@ stack=(.venv/bin/python infra/local/stack.py run)
 python3 infra/check-module-cycles.py
 .venv/bin/cfn-lint template.yaml infra/worker/worker-service.yaml
 echo "cfn-lint: template.yaml and infra/worker/worker-service.yaml ok"
+# One TLS stack (rustls on aws-lc-rs) for the AWS SDK and reqwest alike.
+bash infra/check-tls-stack.sh
 # The offline tier: what `cargo test --workspace` runs with nothing started.
 cargo test --workspace --no-fail-fast
 
