@@ -6,6 +6,11 @@ SHELL := /bin/bash
 PYTHON := .venv/bin/python
 STACK := $(PYTHON) infra/local/stack.py
 ADMIN := target/debug/roomrec-admin
+# What infra/local/stack.py starts: the gateway, the worker, the callback deliverer and
+# roomrec-admin (credentials, the sweeper). The end-to-end tests start the same; benchmarks
+# and tools build their own.
+STACK_BINS := -p roomrec-gateway -p roomrec-worker -p roomrec-deliverer -p roomrec-admin \
+	--bin roomrec-gateway --bin roomrec-worker --bin roomrec-deliverer --bin roomrec-admin
 
 export CARGO_TERM_COLOR ?= never
 
@@ -13,7 +18,7 @@ export CARGO_TERM_COLOR ?= never
 
 help:
 	@echo "make install        apt packages, .venv with moto, cfn-lint and the SAM CLI (idempotent)"
-	@echo "make build          cargo build --workspace --bins"
+	@echo "make build          cargo build the binaries the stack runs (gateway, worker, deliverer, admin)"
 	@echo "make up             run the local stack on ports 5000/1935/3000 (Ctrl-C stops it)"
 	@echo "make down           stop the stack started by make up"
 	@echo "make credential ACCOUNT=name   create an API credential on the running stack"
@@ -30,7 +35,7 @@ install:
 	bash infra/local/install.sh
 
 build: install
-	cargo build --workspace --bins
+	cargo build $(STACK_BINS)
 
 up: install build
 	$(STACK) up

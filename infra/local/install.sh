@@ -61,6 +61,27 @@ install_apt_packages() {
   fi
 }
 
+# Rust is not installed here (rustup is the way to get it); this only checks that cargo is on
+# PATH and at least the workspace's rust-version (Cargo.toml), before anything else runs.
+check_rust() {
+  local want have
+  want="$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' "$ROOT/Cargo.toml")"
+  [ -n "$want" ] || { log "Cargo.toml states no rust-version"; exit 1; }
+  if ! command -v cargo >/dev/null 2>&1; then
+    log "cargo not found: roomrec needs Rust $want or newer. Install it with rustup:"
+    log "  curl --proto '=https' --tlsv1.2 -sSf https://sh.rustup.rs | sh   # then: . \"\$HOME/.cargo/env\""
+    exit 1
+  fi
+  # "cargo 1.95.0 (f2d3ce0bd 2026-03-21)"; a pre-release counts as its version.
+  have="$(cargo --version | awk '{print $2}')"
+  have="${have%%-*}"
+  if [ "$(printf '%s\n' "$want" "$have" | sort -V | head -n1)" != "$want" ]; then
+    log "cargo $have is older than Rust $want, which roomrec needs: run 'rustup update stable'"
+    log "(or 'rustup default stable' if an older toolchain is the default)"
+    exit 1
+  fi
+}
+
 # Prints the interpreter to build the venv with: the python3 on PATH (pyenv's shim included)
 # if it can make venvs, else Debian's own, which python3-venv equips.
 venv_python() {
@@ -107,6 +128,7 @@ install_pip_packages() {
   echo "$want" >"$STAMP"
 }
 
+check_rust
 install_apt_packages
 ensure_venv
 install_pip_packages

@@ -16,6 +16,8 @@ python3 infra/check-module-cycles.py
 SAM_CLI_TELEMETRY=0 .venv/bin/sam validate --lint --template template.yaml
 .venv/bin/python infra/local/cfn.py check template.yaml
 echo "template.yaml: cfn-lint, sam validate --lint and the worker's environment ok"
+# One TLS stack (rustls on aws-lc-rs) for the AWS SDK and reqwest alike.
+bash infra/check-tls-stack.sh
 # The offline tier: what `cargo test --workspace` runs with nothing started.
 cargo test --workspace --no-fail-fast
 

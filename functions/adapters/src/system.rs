@@ -1,7 +1,7 @@
 //! The real clock and random source behind the core's [`Clock`] and [`Random`] ports.
 
 use chrono::{DateTime, Utc};
-use rand::RngCore;
+use rand::Rng;
 use roomrec_domain::clock::{Clock, Random};
 
 /// The system's wall clock.
@@ -20,6 +20,6 @@ pub struct OsRandom;
 
 impl Random for OsRandom {
     fn fill(&self, bytes: &mut [u8]) {
-        rand::thread_rng().fill_bytes(bytes);
+        rand::rng().fill_bytes(bytes);
     }
 }

@@ -7,7 +7,7 @@ use std::pin::Pin;
 use anyhow::{bail, Context};
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
-use serde_yaml::Value;
+use serde_norway::Value;
 
 /// A function's handler, as its Lambda binary runs it.
 pub type Handler = for<'a> fn(&'a Deps, Request) -> Pin<Box<dyn Future<Output = Response<Body>> + Send + 'a>>;
@@ -70,7 +70,7 @@ impl Route {
 
 /// Every HttpApi route of every function in the SAM template.
 pub fn from_template(text: &str) -> anyhow::Result<Vec<Route>> {
-    let template: Value = serde_yaml::from_str(text).context("template.yaml is not YAML")?;
+    let template: Value = serde_norway::from_str(text).context("template.yaml is not YAML")?;
     let resources = template.get("Resources").and_then(Value::as_mapping).context("template has no Resources")?;
     let mut routes = Vec::new();
     for (name, resource) in resources {
@@ -125,5 +125,33 @@ mod tests {
         assert_eq!(params["rule_id"], "r 1");
         assert!(route.matches("/v2/apps/abc/record-rules").is_none());
         assert!(route.matches("/v2/apps//record-rules/x").is_none());
+    }
+
+    #[test]
+    fn cloudformation_short_tags_do_not_stop_the_template_from_reading() {
+        let text = r#"
+Resources:
+  AppsFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildProperties:
+        Binary: apps-api
+    Properties:
+      Role: !GetAtt AppsRole.Arn
+      Environment:
+        Variables:
+          TABLE: !Ref AppsTable
+          QUEUE_URL: !Sub "https://sqs.${AWS::Region}.amazonaws.com/${AWS::AccountId}/jobs"
+      Events:
+        List:
+          Type: HttpApi
+          Properties:
+            ApiId: !Ref HttpApi
+            Path: /v2/apps
+            Method: get
+"#;
+        let routes = from_template(text).unwrap();
+        assert_eq!(routes.len(), 1);
+        assert_eq!((routes[0].method.as_str(), routes[0].path.as_str()), ("GET", "/v2/apps"));
     }
 }

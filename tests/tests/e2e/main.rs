@@ -6,6 +6,7 @@ mod apps;
 mod auto_record;
 mod bad_input;
 mod callback;
+mod credentials;
 mod jobs;
 mod jocloud;
 mod replay;
