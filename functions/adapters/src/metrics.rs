@@ -3,12 +3,13 @@
 //! stream alike, with no agent and no API call:
 //! <https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html>
 //!
-//! Dimensions stay few (the service, and a job's end reason), so the metric count stays fixed;
+//! Dimensions stay few (the service, a job's end reason, a file's format), so the metric count stays fixed;
 //! ids ride along as properties, searchable in Logs Insights but not metrics of their own.
 
 use std::io::Write;
 
 use roomrec_domain::metric::{Metric, Metrics};
+use roomrec_domain::rule::RecordFormat;
 use serde_json::{json, Map, Value};
 
 /// The CloudWatch namespace of every roomrec metric.
@@ -58,7 +59,14 @@ pub fn emf_record(service: &str, metric: &Metric, timestamp_ms: i64) -> Value {
             root.insert("job_id".into(), job_id.as_str().into());
             vec![count("JobsEnded")]
         }
-        Metric::Recorded { job_id, duration } => {
+        Metric::Recorded { job_id, format, duration } => {
+            // Per format: a rule recording HLS and MP4 records the same seconds twice.
+            dimensions.push("Format");
+            let format = match format {
+                RecordFormat::Hls => "HLS",
+                RecordFormat::Mp4 => "MP4",
+            };
+            root.insert("Format".into(), format.into());
             root.insert("job_id".into(), job_id.as_str().into());
             vec![("RecordedSeconds", "Seconds", duration.as_secs_f64())]
         }
@@ -153,7 +161,7 @@ mod tests {
             Metric::JobStarted { app_id: app(), job_id: job() },
             Metric::Takeover { app_id: app(), job_id: job() },
             Metric::JobEnded { app_id: app(), job_id: job(), reason: StopReason::TenantStop },
-            Metric::Recorded { job_id: job(), duration: Duration::from_millis(61_500) },
+            Metric::Recorded { job_id: job(), format: RecordFormat::Mp4, duration: Duration::from_millis(61_500) },
             Metric::UploadRetry { operation: "s3 upload part" },
             Metric::CallbackAttempt { job_id: job(), delivered: true, latency: Duration::from_millis(3) },
             Metric::CallbackFailed { job_id: job() },

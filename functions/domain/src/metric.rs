@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::ids::{AppId, JobId};
 use crate::job::StopReason;
+use crate::rule::RecordFormat;
 
 /// One measurement, with the ids it belongs to (kept as properties, not dimensions).
 #[derive(Debug, Clone, PartialEq)]
@@ -15,8 +16,8 @@ pub enum Metric {
     Takeover { app_id: AppId, job_id: JobId },
     /// A job ended, and why.
     JobEnded { app_id: AppId, job_id: JobId, reason: StopReason },
-    /// A file was completed holding this much media.
-    Recorded { job_id: JobId, duration: Duration },
+    /// A file of `format` was completed holding this much media.
+    Recorded { job_id: JobId, format: RecordFormat, duration: Duration },
     /// A storage call failed for a passing reason and is tried again.
     UploadRetry { operation: &'static str },
     /// One callback POST: whether the receiver took it, and how long it took.

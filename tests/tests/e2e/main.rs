@@ -8,6 +8,7 @@ mod bad_input;
 mod callback;
 mod jobs;
 mod jocloud;
+mod logs;
 mod replay;
 mod rooms;
 mod rules;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::ids::UserId;
 use roomrec_domain::job::{JobSpec, JobState, StopReason};
+use roomrec_domain::metric::Metric;
 use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::JobMessage;
 use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
@@ -80,17 +81,20 @@ fn causes(err: &dyn std::error::Error) -> String {
 pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<bool>) -> MessageFate {
     let worker = ctx.config.worker_id.clone();
     let lease = ctx.config.lease;
-    let (mut refused, mut takeover) = (None, false);
+    let (mut refused, mut takeover, mut started) = (None, false, false);
     let clock = ctx.clock.clone();
     let claimed = ctx
-        .claim(&message.app_id, &message.job_id, |job| match job.claim(&worker, clock.now(), lease) {
-            Ok(took_over) => {
-                takeover = took_over;
-                Ok(())
-            }
-            Err(e) => {
-                refused = Some(e.clone());
-                Err(e.to_string())
+        .claim(&message.app_id, &message.job_id, |job| {
+            let new = job.job.state == JobState::Init;
+            match job.claim(&worker, clock.now(), lease) {
+                Ok(took_over) => {
+                    (takeover, started) = (took_over, new);
+                    Ok(())
+                }
+                Err(e) => {
+                    refused = Some(e.clone());
+                    Err(e.to_string())
+                }
             }
         })
         .await;
@@ -104,8 +108,14 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, shutdown: watch::Receiver<b
         }
     };
     let Some(held) = job.lease.clone() else { return MessageFate::Leave };
-    let span = tracing::info_span!("job", job_id = %job.job.job_id, epoch = held.epoch);
+    let (app_id, job_id) = (job.job.app_id.clone(), job.job.job_id.clone());
+    let span = tracing::info_span!("job", app_id = %app_id, job_id = %job_id, epoch = held.epoch);
     tracing::info!(parent: &span, state = job.job.state.as_str(), takeover, "job claimed");
+    if takeover {
+        ctx.metrics.record(Metric::Takeover { app_id, job_id });
+    } else if started {
+        ctx.metrics.record(Metric::JobStarted { app_id, job_id });
+    }
     let watch = ctx.board.watch(&job.job.app_id, &job.job.job_id);
     let task = JobTask {
         ctx,
@@ -607,6 +617,7 @@ impl JobTask {
             }
         };
         tracing::info!(state = job.state.as_str(), detail, "job ended");
+        self.ctx.metrics.record(Metric::JobEnded { app_id: job.app_id.clone(), job_id: job.job_id.clone(), reason });
         if let Err(err) = self.ctx.emit(&job, event, None, None, detail).await {
             tracing::error!(error = %err, "could not record the job's last event");
         }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::Client;
 use roomrec_domain::clock::Random;
 use roomrec_domain::ids::JobId;
+use roomrec_domain::metric::Metric;
 use roomrec_domain::ports::{JobMessage, QueueError};
 use roomrec_domain::retry::{retry, Backoff};
 use tokio::sync::{watch, Semaphore};
@@ -16,6 +17,10 @@ use tokio::task::JoinSet;
 
 use crate::context::Ctx;
 use crate::job::{self, MessageFate};
+
+/// How often the slots in use are reported when nothing changes, so the metric has a value in
+/// every minute (the period of CloudWatch alarms and scaling policies).
+const SLOTS_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// Long-poll wait for new messages (SQS allows up to 20 s).
 const RECEIVE_WAIT_SECS: i32 = 2;
@@ -42,6 +47,7 @@ impl Worker {
         let mut running = JoinSet::new();
         let here = Local::default();
         tracing::info!(worker = %self.ctx.config.worker_id, "worker started");
+        let reporter = tokio::spawn(report_slots_every_minute(self.ctx.clone(), here.clone()));
         while !*shutdown.borrow() {
             let Ok(permit) = slots.clone().acquire_owned().await else { break };
             let received = tokio::select! {
@@ -64,17 +70,20 @@ impl Worker {
             };
             let (ctx, sqs, queue) = (self.ctx.clone(), self.sqs.clone(), self.queue_url.clone());
             let stop = shutdown.clone();
+            report_slots(&self.ctx, &here);
+            let local = here.clone();
             running.spawn(async move {
                 let visibility = ctx.config.visibility;
-                let random = ctx.random.clone();
-                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx, message, stop)).await;
-                settle(&sqs, &queue, &receipt, fate, random.as_ref()).await;
+                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx.clone(), message, stop)).await;
+                settle(&sqs, &queue, &receipt, fate, ctx.random.as_ref()).await;
                 drop((entry, permit));
+                report_slots(&ctx, &local);
             });
             while running.try_join_next().is_some() {}
         }
         tracing::info!(jobs = running.len(), "shutting down: handing back running jobs");
         while running.join_next().await.is_some() {}
+        reporter.abort();
     }
 
     /// How long messages are still put back after the queue failed: a lease, so that every
@@ -131,6 +140,27 @@ impl Worker {
 /// The jobs this worker is running.
 #[derive(Default, Clone)]
 struct Local(Arc<Mutex<HashSet<JobId>>>);
+
+impl Local {
+    /// How many jobs run here.
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
+    }
+}
+
+/// Records how many of the worker's job slots are in use.
+fn report_slots(ctx: &Ctx, local: &Local) {
+    ctx.metrics.record(Metric::SlotsInUse { used: local.len(), total: ctx.config.max_jobs });
+}
+
+/// [`report_slots`] every [`SLOTS_REPORT_EVERY`], for as long as the worker runs.
+async fn report_slots_every_minute(ctx: Arc<Ctx>, local: Local) {
+    let mut tick = tokio::time::interval(SLOTS_REPORT_EVERY);
+    loop {
+        tick.tick().await;
+        report_slots(&ctx, &local);
+    }
+}
 
 /// A job's place in [`Local`], given up when dropped.
 struct Entry {
