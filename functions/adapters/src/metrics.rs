@@ -152,7 +152,10 @@ mod tests {
             json!([{ "Name": "CallbackAttempts", "Unit": "Count" }, { "Name": "CallbackLatency", "Unit": "Milliseconds" }])
         );
         assert_eq!((record["CallbackAttempts"].as_f64(), record["CallbackLatency"].as_f64()), (Some(1.0), Some(250.0)));
-        assert_eq!((record["Service"].as_str(), record["delivered"].as_bool()), (Some("callback-delivery"), Some(false)));
+        assert_eq!(
+            (record["Service"].as_str(), record["delivered"].as_bool()),
+            (Some("callback-delivery"), Some(false))
+        );
     }
 
     #[test]
@@ -180,6 +183,12 @@ mod tests {
             }
         }
         let recorded = emf_record("worker", &metrics[3], 0);
-        assert_eq!((recorded["RecordedSeconds"].as_f64(), recorded["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"].as_str()), (Some(61.5), Some("Seconds")));
+        assert_eq!(
+            (
+                recorded["RecordedSeconds"].as_f64(),
+                recorded["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"].as_str()
+            ),
+            (Some(61.5), Some("Seconds"))
+        );
     }
 }

@@ -148,3 +148,78 @@ impl DeliveryQueue for Retrying<dyn DeliveryQueue> {
         retried!(self, "dead-letter queue send", |queue| queue.dead_letter(event))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::atomic::AtomicUsize;
+    use std::time::Duration;
+
+    use roomrec_domain::testing::{MemBlobs, MemMetrics, SeqRandom};
+
+    use super::*;
+
+    /// Object storage whose first `failures` calls fail as an S3 outage would.
+    struct Flaky {
+        inner: MemBlobs,
+        failures: AtomicUsize,
+    }
+
+    impl Flaky {
+        fn outage(&self) -> Result<(), StoreError> {
+            let left = self.failures.load(Ordering::SeqCst);
+            if left == 0 {
+                return Ok(());
+            }
+            self.failures.store(left - 1, Ordering::SeqCst);
+            Err(StoreError::Backend("s3: service unavailable".into()))
+        }
+    }
+
+    #[async_trait]
+    impl Blobs for Flaky {
+        async fn put(&self, b: &str, k: &str, body: Vec<u8>, t: &str, w: IfStored) -> Result<String, StoreError> {
+            self.outage()?;
+            self.inner.put(b, k, body, t, w).await
+        }
+        async fn start_multipart(&self, b: &str, k: &str, t: &str) -> Result<String, StoreError> {
+            self.inner.start_multipart(b, k, t).await
+        }
+        async fn upload_part(&self, b: &str, k: &str, u: &str, n: i32, p: FilePart<'_>) -> Result<String, StoreError> {
+            self.inner.upload_part(b, k, u, n, p).await
+        }
+        async fn complete_multipart(&self, b: &str, k: &str, u: &str, e: &[String]) -> Result<(), StoreError> {
+            self.inner.complete_multipart(b, k, u, e).await
+        }
+        async fn get(&self, b: &str, k: &str) -> Result<Option<Object>, StoreError> {
+            self.inner.get(b, k).await
+        }
+        async fn list(&self, b: &str, p: &str) -> Result<Vec<(String, u64)>, StoreError> {
+            self.inner.list(b, p).await
+        }
+        async fn delete(&self, b: &str, k: &str) -> Result<(), StoreError> {
+            self.inner.delete(b, k).await
+        }
+        async fn abort_multipart(&self, b: &str, k: &str, u: &str) -> Result<(), StoreError> {
+            self.inner.abort_multipart(b, k, u).await
+        }
+        async fn size(&self, b: &str, k: &str) -> Result<Option<u64>, StoreError> {
+            self.inner.size(b, k).await
+        }
+    }
+
+    #[tokio::test]
+    async fn each_storage_call_tried_again_is_an_upload_retry() {
+        let flaky = Arc::new(Flaky { inner: MemBlobs::default(), failures: AtomicUsize::new(2) });
+        let metrics = Arc::new(MemMetrics::default());
+        let quick = Backoff { first: Duration::from_millis(1), max: Duration::from_millis(2), ..Backoff::AWS };
+        let blobs =
+            Retrying::new(flaky as Arc<dyn Blobs>, quick, Arc::new(SeqRandom::new(1))).measured(metrics.clone());
+
+        blobs.put("bucket", "a.ts", b"ts".to_vec(), "video/mp2t", IfStored::Any).await.unwrap();
+        blobs.put("bucket", "b.ts", b"ts".to_vec(), "video/mp2t", IfStored::Any).await.unwrap();
+        let retries = vec![Metric::UploadRetry { operation: "s3 put" }; 2];
+        assert_eq!(metrics.recorded(), retries, "two failed calls, two retries; the clean call none");
+    }
+}

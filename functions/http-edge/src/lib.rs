@@ -226,3 +226,64 @@ macro_rules! lambda_main {
         }
     };
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Captures what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_and_every_line_logged_while_it_is_answered_carry_its_ids() {
+        let event = include_str!("../../../events/apps-api/03-get-app.json");
+        let req = lambda_http::request::from_str(event).unwrap();
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(roomrec_adapters::FlatJson)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let response = logged(req, |_req| async {
+            tracing::Span::current().record("account", "acme");
+            tracing::warn!("inside");
+            Response::builder().status(404).body(Body::Empty).unwrap()
+        })
+        .await;
+        assert_eq!(response.status(), 404);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in &lines {
+            assert_eq!(line["request_id"], "replay-03-get-app", "{line}");
+            assert_eq!(
+                (line["account"].as_str(), line["app_id"].as_str()),
+                (Some("acme"), Some("5ff9701f2346968bb306cb43"))
+            );
+        }
+        let request = &lines[1];
+        assert_eq!((request["level"].as_str(), request["message"].as_str()), (Some("INFO"), Some("request")));
+        assert_eq!((request["method"].as_str(), request["route"].as_str()), (Some("GET"), Some("/v2/apps/{app_id}")));
+        assert_eq!(request["status"], 404);
+        assert!(request["latency_ms"].is_u64(), "{request}");
+        assert!(request.get("job_id").is_none(), "the route names no job: {request}");
+    }
+}

@@ -74,7 +74,8 @@ impl Worker {
             let local = here.clone();
             running.spawn(async move {
                 let visibility = ctx.config.visibility;
-                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx.clone(), message, stop)).await;
+                let fate =
+                    with_keepalive(&sqs, &queue, &receipt, visibility, job::run(ctx.clone(), message, stop)).await;
                 settle(&sqs, &queue, &receipt, fate, ctx.random.as_ref()).await;
                 drop((entry, permit));
                 report_slots(&ctx, &local);
