@@ -19,9 +19,10 @@ pub fn stack_env(name: &str) -> String {
 /// permissions it has on AWS, which moto enforces.
 pub fn role_env(user: &str) -> Vec<(String, String)> {
     let path = stack_env("ROOMREC_ROLES_FILE");
-    let roles: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|err| panic!("reading {path}: {err}"));
+    let roles: serde_json::Value = serde_json::from_str(&text).expect("the stack writes the roles file as JSON");
     let role = roles[user].as_object().unwrap_or_else(|| panic!("{path} has no role for {user}"));
-    role.iter().map(|(name, value)| (name.clone(), value.as_str().unwrap().to_owned())).collect()
+    role.iter().map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_owned())).collect()
 }
 
 /// The functions' dependencies, wired to the stack's moto tables and queues.

@@ -5,6 +5,8 @@
 mod config;
 mod dynamo;
 mod events;
+mod logging;
+mod metrics;
 mod notifier;
 mod recordings;
 mod retrying;
@@ -17,6 +19,8 @@ use std::sync::Arc;
 pub use config::{env, Config, ConfigError, Tables};
 pub use dynamo::DynamoStore;
 pub use events::DynamoEventLog;
+pub use logging::{init_cli_tracing, init_tracing, FlatJson, LogFormat};
+pub use metrics::EmfMetrics;
 pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
 pub use recordings::DynamoRecordingStore;
 pub use retrying::Retrying;
@@ -102,14 +106,6 @@ impl Deps {
     }
 }
 
-/// Logs to stderr (CloudWatch in Lambda), filtered by `RUST_LOG` (default `info`).
-pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    // A second call (tests, the local gateway) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(false).with_writer(std::io::stderr).try_init();
-}
-
 /// The event outbox and events queue of the deployment.
 pub async fn event_log(config: &Config) -> DynamoEventLog {
     let aws = aws_config::load_from_env().await;
@@ -156,6 +152,7 @@ pub async fn deliverer(config: &Config) -> Result<Deliverer, ConfigError> {
         queue: Arc::new(Retrying::new(Arc::new(queue) as Arc<dyn DeliveryQueue>, Backoff::IN_LAMBDA, random.clone())),
         clock: Arc::new(SystemClock),
         random,
+        metrics: Arc::new(EmfMetrics::CALLBACK_DELIVERY),
     };
     Ok(Deliverer::new(ports).with_schedule(config.retry_schedule))
 }

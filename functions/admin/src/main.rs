@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use roomrec_adapters::{init_tracing, sweeper, Config};
+use roomrec_adapters::{init_cli_tracing, init_tracing, sweeper, Config};
 use roomrec_admin::Admin;
 use roomrec_domain::error::error_chain;
 use roomrec_domain::ids::{AccountId, KeyId};
@@ -21,8 +21,13 @@ fn flag(args: &[String], name: &str) -> Option<String> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    init_tracing();
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // `sweep` stands in for the sweeper service, whose logs are JSON; the rest are for people.
+    if args.first().is_some_and(|command| command == "sweep") {
+        init_tracing();
+    } else {
+        init_cli_tracing();
+    }
     match args.first().map(String::as_str) {
         Some("create-credential") => {
             let admin = Admin::from_env().await?;

@@ -20,6 +20,7 @@ use crate::clock::{Clock, Random};
 use crate::error::{QueueError, StoreError};
 use crate::event::{Attempt, DeliveryStatus, DeliveryUpdate, StoredEvent};
 use crate::ids::{AppId, JobId};
+use crate::metric::{Metric, Metrics};
 use crate::ports::{CallbackStore, DeliveryQueue, EventLog, Notifier};
 use crate::time::Timestamp;
 use crate::webhook::{self, Outcome, RetrySchedule};
@@ -93,6 +94,7 @@ pub struct Deliverer {
     queue: Arc<dyn DeliveryQueue>,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
+    metrics: Arc<dyn Metrics>,
     schedule: RetrySchedule,
     lanes: Arc<JobLanes>,
 }
@@ -105,6 +107,8 @@ pub struct DelivererPorts {
     pub queue: Arc<dyn DeliveryQueue>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
+    /// Every attempt's outcome and latency, and every event given up on.
+    pub metrics: Arc<dyn Metrics>,
 }
 
 /// What one step recorded for an event, and what to tell the queue.
@@ -113,7 +117,7 @@ type Step = Result<(DeliveryUpdate, Settled), DeliveryError>;
 impl Deliverer {
     /// A deliverer over the outbox, the callbacks, the HTTP notifier and the queues.
     pub fn new(ports: DelivererPorts) -> Self {
-        let DelivererPorts { events, callbacks, notifier, queue, clock, random } = ports;
+        let DelivererPorts { events, callbacks, notifier, queue, clock, random, metrics } = ports;
         Self {
             events,
             callbacks,
@@ -121,6 +125,7 @@ impl Deliverer {
             queue,
             clock,
             random,
+            metrics,
             schedule: RetrySchedule::STANDARD,
             lanes: Arc::default(),
         }
@@ -303,7 +308,13 @@ impl Deliverer {
             error: result.error(),
         };
         tracing::info!(job_id = %event.job_id, sequence = event.sequence, status = ?attempt.status, error = ?attempt.error, "callback attempt");
-        match result.outcome() {
+        let outcome = result.outcome();
+        self.metrics.record(Metric::CallbackAttempt {
+            job_id: event.job_id.clone(),
+            delivered: outcome == Outcome::Delivered,
+            latency: started.elapsed(),
+        });
+        match outcome {
             Outcome::Delivered => self.finish(stored, DeliveryStatus::Delivered, Some(attempt)).await,
             Outcome::Final => self.fail(stored, attempt).await,
             Outcome::Retry => {
@@ -368,6 +379,7 @@ impl Deliverer {
 
     async fn fail(&self, stored: &StoredEvent, attempt: Attempt) -> Step {
         self.queue.dead_letter(&stored.event).await?;
+        self.metrics.record(Metric::CallbackFailed { job_id: stored.event.job_id.clone() });
         self.finish(stored, DeliveryStatus::Failed, Some(attempt)).await
     }
 

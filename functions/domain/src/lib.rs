@@ -14,6 +14,7 @@ pub mod event;
 pub mod ids;
 pub mod job;
 pub mod jocloud;
+pub mod metric;
 pub mod mix;
 pub mod naming;
 pub mod ports;

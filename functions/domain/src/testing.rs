@@ -14,6 +14,7 @@ use std::sync::Mutex;
 use chrono::{DateTime, TimeZone, Utc};
 
 use crate::clock::{Clock, Random};
+use crate::metric::{Metric, Metrics};
 use crate::time::Timestamp;
 
 pub use event_source::MemEventSource;
@@ -155,5 +156,22 @@ mod tests {
         let ids: std::collections::HashSet<String> = (0..1000).map(|_| random.hex(16)).collect();
         assert_eq!(ids.len(), 1000);
         assert!((0..1000).map(|_| random.unit()).all(|u| (0.0..1.0).contains(&u)));
+    }
+}
+
+/// The [`Metrics`] twin: keeps every measurement, in order.
+#[derive(Debug, Default)]
+pub struct MemMetrics(Mutex<Vec<Metric>>);
+
+impl MemMetrics {
+    /// What was recorded so far.
+    pub fn recorded(&self) -> Vec<Metric> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+impl Metrics for MemMetrics {
+    fn record(&self, metric: Metric) {
+        self.0.lock().unwrap().push(metric);
     }
 }

@@ -2,12 +2,14 @@
 //! failing field named, path and query helpers, and one mapping from errors to responses.
 //!
 //! A handler is `route key → use case`: [`serve`] authenticates, runs it, and turns its
-//! `Result` into a response, so handlers never build error bodies themselves.
+//! `Result` into a response, so handlers never build error bodies themselves. [`logged`]
+//! wraps every request in a span with its ids and logs it once, with its status and latency.
 
 mod error;
 mod jobs;
 
 use std::future::Future;
+use std::time::Instant;
 
 use base64::Engine;
 use lambda_http::request::RequestContext;
@@ -19,6 +21,8 @@ use roomrec_domain::usecases::{Access, OwnedApp};
 use roomrec_domain::Invalid;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use tracing::field::Empty;
+use tracing::Instrument;
 
 pub use error::ApiError;
 pub use jobs::job_routes;
@@ -32,6 +36,49 @@ pub fn route_key(req: &Request) -> &str {
         Some(RequestContext::ApiGatewayV2(ctx)) => ctx.route_key.as_deref().unwrap_or(""),
         _ => "",
     }
+}
+
+/// API Gateway's id of the request, which it also returns as the `apigw-requestid` header.
+pub fn request_id(req: &Request) -> &str {
+    match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.as_deref().unwrap_or(""),
+        _ => "",
+    }
+}
+
+/// Answers `req` with `handle` inside a `request` span holding its request id, method, route
+/// and the app and job it names (the caller's account is added once authenticated), so every
+/// line logged meanwhile carries them; then logs the request once, at info, with its status
+/// and latency.
+pub async fn logged<F, Fut>(req: Request, handle: F) -> Response<Body>
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: Future<Output = Response<Body>>,
+{
+    let started = Instant::now();
+    let route = route_key(&req).split_once(' ').map_or("", |(_, route)| route);
+    let span = tracing::info_span!(
+        "request",
+        request_id = request_id(&req),
+        method = req.method().as_str(),
+        route,
+        account = Empty,
+        app_id = Empty,
+        job_id = Empty,
+    );
+    for name in ["app_id", "job_id"] {
+        if let Some(value) = req.path_parameters_ref().and_then(|p| p.first(name)) {
+            span.record(name, value);
+        }
+    }
+    async move {
+        let response = handle(req).await;
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        tracing::info!(status = response.status().as_u16(), latency_ms, "request");
+        response
+    }
+    .instrument(span)
+    .await
 }
 
 /// A path parameter; the route guarantees it exists, so absence is an unknown route.
@@ -96,7 +143,10 @@ pub async fn authenticate(access: &Access, req: &Request) -> Result<AccountId, A
         .ok_or_else(ApiError::unauthorized)?;
     let (key_id, secret) = decoded.split_once(':').ok_or_else(ApiError::unauthorized)?;
     match access.authenticate(key_id, secret).await {
-        Ok(Some(account)) => Ok(account),
+        Ok(Some(account)) => {
+            tracing::Span::current().record("account", account.as_str());
+            Ok(account)
+        }
         Ok(None) => Err(ApiError::unauthorized()),
         Err(err) => Err(ApiError::from(roomrec_domain::UseCaseError::from(err))),
     }
@@ -158,7 +208,7 @@ pub fn job_list(req: &Request, jobs: Vec<Job>) -> ApiResult {
 }
 
 /// The `main` of an API function: tracing, the use cases wired from the environment once,
-/// then every request to `$handle(&deps, request)`. The calling crate depends on tokio,
+/// then every request to `$handle(&deps, request)`, [`logged`]. The calling crate depends on tokio,
 /// lambda_http and roomrec-adapters.
 #[macro_export]
 macro_rules! lambda_main {
@@ -169,9 +219,71 @@ macro_rules! lambda_main {
             let deps = roomrec_adapters::Deps::from_env().await?;
             let deps = &deps;
             let handler = move |req: lambda_http::Request| async move {
-                Ok::<_, std::convert::Infallible>($handle(deps, req).await)
+                let response = $crate::logged(req, |req| $handle(deps, req)).await;
+                Ok::<_, std::convert::Infallible>(response)
             };
             lambda_http::run(lambda_http::service_fn(handler)).await
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    /// Captures what a subscriber writes.
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_request_and_every_line_logged_while_it_is_answered_carry_its_ids() {
+        let event = include_str!("../../../events/apps-api/03-get-app.json");
+        let req = lambda_http::request::from_str(event).unwrap();
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(roomrec_adapters::FlatJson)
+            .with_writer(move || writer.clone())
+            .finish();
+        let _default = tracing::subscriber::set_default(subscriber);
+        let response = logged(req, |_req| async {
+            tracing::Span::current().record("account", "acme");
+            tracing::warn!("inside");
+            Response::builder().status(404).body(Body::Empty).unwrap()
+        })
+        .await;
+        assert_eq!(response.status(), 404);
+        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        for line in &lines {
+            assert_eq!(line["request_id"], "replay-03-get-app", "{line}");
+            assert_eq!(
+                (line["account"].as_str(), line["app_id"].as_str()),
+                (Some("acme"), Some("5ff9701f2346968bb306cb43"))
+            );
+        }
+        let request = &lines[1];
+        assert_eq!((request["level"].as_str(), request["message"].as_str()), (Some("INFO"), Some("request")));
+        assert_eq!((request["method"].as_str(), request["route"].as_str()), (Some("GET"), Some("/v2/apps/{app_id}")));
+        assert_eq!(request["status"], 404);
+        assert!(request["latency_ms"].is_u64(), "{request}");
+        assert!(request.get("job_id").is_none(), "the route names no job: {request}");
+    }
 }

@@ -1,8 +1,10 @@
 //! `roomrec-gateway --template template.yaml --listen 127.0.0.1:3000`: a local API Gateway.
 //! Each request becomes the API Gateway HTTP API (v2) event Lambda would receive, goes through
 //! `lambda_http`'s own conversion, and reaches the function's handler, so local behaviour is
-//! the deployed behaviour. Each function calls AWS as its own role when `ROOMREC_ROLES_FILE`
-//! names the roles' credentials (the local stack writes it), as it would on AWS.
+//! the deployed behaviour. Every answer carries its request id as `apigw-requestid`, as API
+//! Gateway's do, and each routed request is logged once by the same code as in Lambda. Each
+//! function calls AWS as its own role when `ROOMREC_ROLES_FILE` names the roles' credentials
+//! (the local stack writes it), as it would on AWS.
 
 mod routes;
 
@@ -22,6 +24,9 @@ use lambda_http::Body;
 use roomrec_adapters::{init_tracing, Deps};
 use routes::Route;
 use serde_json::json;
+
+/// The response header API Gateway names the request id in.
+const REQUEST_ID_HEADER: &str = "apigw-requestid";
 
 /// Largest request body accepted (API Gateway's own limit is higher; ours are small JSON).
 const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -83,7 +88,8 @@ async fn function_deps(routes: &[Route]) -> anyhow::Result<HashMap<String, Deps>
         }
         let mut aws = aws_config::from_env();
         if !roles.is_empty() {
-            let role = roles.get(&route.binary).with_context(|| format!("{ROLES_FILE} has no role for {}", route.binary))?;
+            let role =
+                roles.get(&route.binary).with_context(|| format!("{ROLES_FILE} has no role for {}", route.binary))?;
             let var = |name: &str| role.get(name).cloned().with_context(|| format!("{}: no {name}", route.binary));
             let credentials = Credentials::new(
                 var("AWS_ACCESS_KEY_ID")?,
@@ -112,6 +118,21 @@ impl Gateway {
         req: hyper::Request<hyper::body::Incoming>,
         peer: SocketAddr,
     ) -> hyper::Response<Full<Bytes>> {
+        let request_id = format!("{:016x}", rand::random::<u64>());
+        let mut response = self.route(req, peer, &request_id).await;
+        if let Ok(value) = hyper::header::HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert(REQUEST_ID_HEADER, value);
+        }
+        response
+    }
+
+    /// The routed function's answer to `req`, or API Gateway's own when no route takes it.
+    async fn route(
+        &self,
+        req: hyper::Request<hyper::body::Incoming>,
+        peer: SocketAddr,
+        request_id: &str,
+    ) -> hyper::Response<Full<Bytes>> {
         let method = req.method().as_str().to_owned();
         let path = req.uri().path().to_owned();
         let found =
@@ -125,7 +146,7 @@ impl Gateway {
             Ok(collected) => collected.to_bytes(),
             Err(_) => return plain(413, json!({ "message": "Request Entity Too Large" })),
         };
-        let event = api_gateway_event(&parts, &route.path, params, &bytes, peer);
+        let event = api_gateway_event(&parts, &route.path, params, &bytes, peer, request_id);
         let request = match lambda_http::request::from_str(&event.to_string()) {
             Ok(request) => request,
             Err(err) => {
@@ -133,7 +154,8 @@ impl Gateway {
                 return plain(500, json!({ "message": "Internal Server Error" }));
             }
         };
-        let response = (route.handler)(&self.deps[&route.binary], request).await;
+        let response =
+            roomrec_http_edge::logged(request, |request| (route.handler)(&self.deps[&route.binary], request)).await;
         let (parts, body) = response.into_parts();
         let bytes = match body {
             Body::Text(text) => Bytes::from(text),
@@ -151,6 +173,7 @@ fn api_gateway_event(
     params: HashMap<String, String>,
     body: &[u8],
     peer: SocketAddr,
+    request_id: &str,
 ) -> serde_json::Value {
     let method = parts.method.as_str();
     let route_key = format!("{method} {route_path}");
@@ -197,7 +220,7 @@ fn api_gateway_event(
                 "sourceIp": peer.ip().to_string(),
                 "userAgent": parts.headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default(),
             },
-            "requestId": format!("{:016x}", rand::random::<u64>()),
+            "requestId": request_id,
             "routeKey": route_key.clone(),
             "stage": "$default",
             "time": now.format("%d/%b/%Y:%H:%M:%S %z").to_string(),

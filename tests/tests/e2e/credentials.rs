@@ -40,7 +40,8 @@ fn credentials_endpoint() -> (String, Arc<Mutex<Vec<String>>>) {
                 }
                 line.clear();
             }
-            let head = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len());
+            let head =
+                format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n", body.len());
             stream.write_all(format!("{head}connection: close\r\n\r\n{body}").as_bytes()).unwrap();
         }
     });

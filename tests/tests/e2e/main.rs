@@ -9,6 +9,7 @@ mod callback;
 mod credentials;
 mod jobs;
 mod jocloud;
+mod logs;
 mod replay;
 mod rooms;
 mod rules;

@@ -6,6 +6,7 @@
 mod auto_record;
 mod files;
 mod jocloud;
+mod metrics;
 mod mix;
 mod recording;
 mod support;

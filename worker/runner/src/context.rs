@@ -8,6 +8,7 @@ use roomrec_domain::clock::{Clock, Random};
 use roomrec_domain::event::{FileFacts, RecordEvent};
 use roomrec_domain::ids::{AppId, JobId};
 use roomrec_domain::job::Job;
+use roomrec_domain::metric::Metrics;
 use roomrec_domain::naming;
 use roomrec_domain::ports::{Blobs, EventLog, JobQueue, Store, StoreError};
 use roomrec_domain::record::{JobRecord, Lease};
@@ -31,6 +32,8 @@ pub struct Ctx {
     pub board: Arc<Board>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
+    /// Jobs started and ended, takeovers, recorded seconds, slots in use.
+    pub metrics: Arc<dyn Metrics>,
     pub config: WorkerConfig,
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::RecordFile;
+use roomrec_domain::metric::Metric;
 use roomrec_domain::naming::{file_keys, FileKeys};
 use roomrec_domain::record::{JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
@@ -212,6 +213,7 @@ impl OpenFiles {
             })
             .await?;
         *job = updated;
+        ctx.metrics.record(Metric::Recorded { job_id: job.job.job_id.clone(), format, duration });
         ctx.emit(&job.job, EventType::RecordFileComplete, Some(format), Some(facts), "file complete".into()).await?;
         Ok(())
     }

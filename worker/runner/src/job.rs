@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::ids::UserId;
 use roomrec_domain::job::{JobSpec, JobState, StopReason};
+use roomrec_domain::metric::Metric;
 use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::JobMessage;
 use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
@@ -86,14 +87,18 @@ fn causes(err: &dyn std::error::Error) -> String {
 pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: watch::Receiver<bool>) -> MessageFate {
     let worker = ctx.config.worker_id.clone();
     let lease = ctx.config.lease;
-    let (mut refused, mut takeover, mut no_room) = (None, false, None);
+    let (mut refused, mut takeover, mut started, mut no_room) = (None, false, false, None);
     let clock = ctx.clock.clone();
     let claimed = ctx
         .claim(&message.app_id, &message.job_id, |job| {
-            takeover = job.claim(&worker, clock.now(), lease).map_err(|e| {
-                refused = Some(e.clone());
-                e.to_string()
-            })?;
+            let new = job.job.state == JobState::Init;
+            (takeover, started) = (
+                job.claim(&worker, clock.now(), lease).map_err(|e| {
+                    refused = Some(e.clone());
+                    e.to_string()
+                })?,
+                new,
+            );
             slot.claim(capacity::cost(&job.job)).map_err(|e| {
                 no_room = Some(e);
                 e.to_string()
@@ -116,10 +121,16 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
         },
     };
     let Some(held) = job.lease.clone() else { return MessageFate::Leave };
-    let span = tracing::info_span!("job", job_id = %job.job.job_id, epoch = held.epoch);
+    let (app_id, job_id) = (job.job.app_id.clone(), job.job.job_id.clone());
+    let span = tracing::info_span!("job", app_id = %app_id, job_id = %job_id, epoch = held.epoch);
     let units = capacity::cost(&job.job);
     let in_use = slot.capacity().in_use();
     tracing::info!(parent: &span, state = job.job.state.as_str(), takeover, units, in_use, "job claimed");
+    if takeover {
+        ctx.metrics.record(Metric::Takeover { app_id, job_id });
+    } else if started {
+        ctx.metrics.record(Metric::JobStarted { app_id, job_id });
+    }
     let watch = ctx.board.watch(&job.job.app_id, &job.job.job_id);
     let task = JobTask {
         ctx,
@@ -621,6 +632,7 @@ impl JobTask {
             }
         };
         tracing::info!(state = job.state.as_str(), detail, "job ended");
+        self.ctx.metrics.record(Metric::JobEnded { app_id: job.app_id.clone(), job_id: job.job_id.clone(), reason });
         if let Err(err) = self.ctx.emit(&job, event, None, None, detail).await {
             tracing::error!(error = %err, "could not record the job's last event");
         }
@@ -657,7 +669,9 @@ mod tests {
     use roomrec_domain::ids::{AppId, JobId};
     use roomrec_domain::job::Job;
     use roomrec_domain::ports::JobStore;
-    use roomrec_domain::testing::{now, random, ManualClock, MemBlobs, MemEventLog, MemJobQueue, MemStore, SeqRandom};
+    use roomrec_domain::testing::{
+        now, random, ManualClock, MemBlobs, MemEventLog, MemJobQueue, MemMetrics, MemStore, SeqRandom,
+    };
     use roomrec_domain::webhook::RetrySchedule;
 
     /// A worker's shared parts over in-memory ports.
@@ -704,6 +718,7 @@ mod tests {
             queue: Arc::new(MemJobQueue::default()),
             clock: Arc::new(ManualClock::default()),
             random: Arc::new(SeqRandom::new(3)),
+            metrics: Arc::new(MemMetrics::default()),
             config,
         })
     }

@@ -22,9 +22,10 @@ use board::Board;
 use capacity::Capacity;
 use protection::Protector;
 use roomrec_adapters::{
-    init_tracing, DynamoEventLog, DynamoStore, OsRandom, Retrying, S3Blobs, SqsJobQueue, SystemClock,
+    init_tracing, DynamoEventLog, DynamoStore, EmfMetrics, OsRandom, Retrying, S3Blobs, SqsJobQueue, SystemClock,
 };
 use roomrec_domain::clock::Random;
+use roomrec_domain::metric::Metrics;
 use roomrec_domain::ports::{Blobs, EventLog, Store};
 use roomrec_domain::retry::Backoff;
 use tokio::signal::unix::{signal, SignalKind};
@@ -47,14 +48,16 @@ async fn main() -> anyhow::Result<()> {
         config.base.events_queue_url.clone(),
     ));
     let blobs: Arc<dyn Blobs> = Arc::new(S3Blobs::new(&aws));
+    let metrics: Arc<dyn Metrics> = Arc::new(EmfMetrics::WORKER);
     let ctx = Arc::new(context::Ctx {
         store,
         events: Arc::new(Retrying::new(events, Backoff::AWS, random.clone())),
-        blobs: Arc::new(Retrying::new(blobs, Backoff::AWS, random.clone())),
+        blobs: Arc::new(Retrying::new(blobs, Backoff::AWS, random.clone()).measured(metrics.clone())),
         queue: Arc::new(SqsJobQueue::new(sqs.clone(), config.base.jobs_queue_url.clone())),
         board,
         clock: Arc::new(SystemClock),
         random,
+        metrics,
         config: config.clone(),
     });
     let capacity = Capacity::new(config.max_jobs);

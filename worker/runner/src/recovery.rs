@@ -7,6 +7,7 @@ use std::time::Duration;
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::RecordFile;
+use roomrec_domain::metric::Metric;
 use roomrec_domain::ports::{FilePart, IfStored};
 use roomrec_domain::record::{JobRecord, Lease, Multipart, OpenUpload};
 use roomrec_domain::rule::RecordFormat;
@@ -54,6 +55,9 @@ pub async fn finish_abandoned(
             })
             .await?;
         if let Some(record) = record {
+            let duration = Duration::try_from_secs_f64(record.record_duration).unwrap_or_default();
+            let job_id = job.job.job_id.clone();
+            ctx.metrics.record(Metric::Recorded { job_id, format: upload.record_format, duration });
             let facts = FileFacts {
                 download_url: Some(ctx.download_url(&upload.bucket, region, &upload.key)),
                 file_size: Some(record.file_size),

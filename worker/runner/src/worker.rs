@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::Client;
 use roomrec_domain::clock::Random;
 use roomrec_domain::ids::JobId;
+use roomrec_domain::metric::Metric;
 use roomrec_domain::ports::{JobMessage, QueueError};
 use roomrec_domain::retry::{retry, Backoff};
 use tokio::sync::watch;
@@ -18,6 +19,10 @@ use tokio::task::JoinSet;
 use crate::capacity::Capacity;
 use crate::context::Ctx;
 use crate::job::{self, MessageFate};
+
+/// How often the slots in use are reported when nothing changes, so the metric has a value in
+/// every minute (the period of CloudWatch alarms and scaling policies).
+const SLOTS_REPORT_EVERY: Duration = Duration::from_secs(60);
 
 /// Long-poll wait for new messages (SQS allows up to 20 s).
 const RECEIVE_WAIT_SECS: i32 = 2;
@@ -44,6 +49,7 @@ impl Worker {
         let mut running = JoinSet::new();
         let here = Local::default();
         tracing::info!(worker = %self.ctx.config.worker_id, capacity = self.capacity.budget(), "worker started");
+        let reporter = tokio::spawn(report_slots_every_minute(self.ctx.clone(), self.capacity.clone()));
         while !*shutdown.borrow() {
             // A full worker does not even receive: the message stays for a worker with room.
             let mut slot = tokio::select! {
@@ -70,18 +76,22 @@ impl Worker {
             };
             let (ctx, sqs, queue) = (self.ctx.clone(), self.sqs.clone(), self.queue_url.clone());
             let stop = shutdown.clone();
+            report_slots(&self.ctx, &self.capacity);
+            let capacity = self.capacity.clone();
             running.spawn(async move {
                 let visibility = ctx.config.visibility;
                 let random = ctx.random.clone();
-                let job = job::run(ctx, message, &mut slot, stop);
+                let job = job::run(ctx.clone(), message, &mut slot, stop);
                 let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job).await;
                 settle(&sqs, &queue, &receipt, fate, random.as_ref()).await;
                 drop((entry, slot));
+                report_slots(&ctx, &capacity);
             });
             while running.try_join_next().is_some() {}
         }
         tracing::info!(jobs = running.len(), "shutting down: handing back running jobs");
         while running.join_next().await.is_some() {}
+        reporter.abort();
     }
 
     /// How long messages are still put back after the queue failed: a lease, so that every
@@ -138,6 +148,20 @@ impl Worker {
 /// The jobs this worker is running.
 #[derive(Default, Clone)]
 struct Local(Arc<Mutex<HashSet<JobId>>>);
+
+/// Records how many of the worker's capacity units are in use.
+fn report_slots(ctx: &Ctx, capacity: &Capacity) {
+    ctx.metrics.record(Metric::SlotsInUse { used: capacity.in_use() as usize, total: capacity.budget() as usize });
+}
+
+/// [`report_slots`] every [`SLOTS_REPORT_EVERY`], for as long as the worker runs.
+async fn report_slots_every_minute(ctx: Arc<Ctx>, capacity: Arc<Capacity>) {
+    let mut tick = tokio::time::interval(SLOTS_REPORT_EVERY);
+    loop {
+        tick.tick().await;
+        report_slots(&ctx, &capacity);
+    }
+}
 
 /// A job's place in [`Local`], given up when dropped.
 struct Entry {

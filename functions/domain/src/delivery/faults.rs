@@ -55,6 +55,7 @@ async fn faults(clock: Arc<ManualClock>, notifier: impl FnOnce(&Arc<MemEventLog>
         queue: queue.clone(),
         clock: clock.clone(),
         random: Arc::new(SeqRandom::new(5)),
+        metrics: Arc::new(crate::testing::MemMetrics::default()),
     });
     let source = MemEventSource::new(clock.clone(), events.clone(), queue.clone(), deliverer);
     Faults { clock, events, queue, source, app, job: JobId::generate(random()) }

@@ -11,7 +11,7 @@ use super::*;
 use crate::callback::{AuthKey, EventType};
 use crate::event::RecordEvent;
 use crate::ids::RoomId;
-use crate::testing::{epoch, now, random, ManualClock, SeqRandom};
+use crate::testing::{epoch, now, random, ManualClock, MemMetrics, SeqRandom};
 use crate::url::{CallbackUrl, PrivateAddresses};
 use crate::webhook::{AttemptResult, SignedHeaders};
 
@@ -129,6 +129,7 @@ struct World {
     notifier: Arc<FakeNotifier>,
     queue: Arc<FakeQueue>,
     clock: Arc<ManualClock>,
+    metrics: Arc<MemMetrics>,
     deliverer: Deliverer,
     app: AppId,
 }
@@ -146,6 +147,7 @@ fn world(subscribed: &[EventType], script: Vec<AttemptResult>, delay: Duration) 
     let queue = Arc::new(FakeQueue::default());
     // A clock that stands still unless a test moves it: "now" is `epoch()`.
     let clock = Arc::new(ManualClock::default());
+    let metrics = Arc::new(MemMetrics::default());
     let deliverer = Deliverer::new(DelivererPorts {
         events: events.clone(),
         callbacks: callbacks.clone(),
@@ -153,8 +155,9 @@ fn world(subscribed: &[EventType], script: Vec<AttemptResult>, delay: Duration) 
         queue: queue.clone(),
         clock: clock.clone(),
         random: Arc::new(SeqRandom::new(3)),
+        metrics: metrics.clone(),
     });
-    World { events, callbacks, notifier, queue, clock, deliverer, app: AppId::generate(random()) }
+    World { events, callbacks, notifier, queue, clock, metrics, deliverer, app: AppId::generate(random()) }
 }
 
 fn answered(status: u16) -> AttemptResult {
@@ -227,6 +230,30 @@ async fn a_2xx_is_delivered_once_and_logged() {
     assert_eq!(stored.next_attempt_at, None);
     assert!(w.queue.postponed.lock().unwrap().is_empty() && w.queue.dead.lock().unwrap().is_empty());
     assert_eq!(w.notifier.posted.lock().unwrap()[0].0, format!("{job}-1"), "webhook-id is the event id");
+}
+
+#[tokio::test]
+async fn each_attempt_is_measured_and_an_event_given_up_on_counts_as_a_failure() {
+    let w = world(&ALL, vec![answered(503), answered(410)], NO_DELAY);
+    let job = JobId::generate(random());
+    let queued = w.record(&job, 1);
+
+    assert!(matches!(w.deliver(&queued).await, Settled::Later(_)));
+    w.clock.advance(Duration::from_secs(10));
+    assert_eq!(w.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Failed)));
+    let measured: Vec<_> = w
+        .metrics
+        .recorded()
+        .into_iter()
+        .map(|m| match m {
+            Metric::CallbackAttempt { delivered, job_id, .. } => (format!("attempt delivered={delivered}"), job_id),
+            Metric::CallbackFailed { job_id } => ("failed".to_owned(), job_id),
+            other => panic!("the deliverer measures only callbacks: {other:?}"),
+        })
+        .collect();
+    let names: Vec<&str> = measured.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["attempt delivered=false", "attempt delivered=false", "failed"]);
+    assert!(measured.iter().all(|(_, id)| *id == job));
 }
 
 #[tokio::test]

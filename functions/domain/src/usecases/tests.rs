@@ -149,6 +149,7 @@ impl World {
             queue: queue.clone(),
             clock: self.clock.clone(),
             random: Arc::new(SeqRandom::new(13)),
+            metrics: Arc::new(crate::testing::MemMetrics::default()),
         });
         MemEventSource::new(self.clock.clone(), self.events.clone(), queue, deliverer)
     }
