@@ -47,4 +47,3 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     })
     .await
 }
-

@@ -140,6 +140,9 @@ mod tests {
         let undocumented: Vec<_> = in_template.difference(&in_spec).collect();
         let not_served: Vec<_> = in_spec.difference(&in_template).collect();
         assert!(undocumented.is_empty(), "routes of template.yaml missing from api/openapi.json: {undocumented:?}");
-        assert!(not_served.is_empty(), "operations of api/openapi.json that template.yaml does not route: {not_served:?}");
+        assert!(
+            not_served.is_empty(),
+            "operations of api/openapi.json that template.yaml does not route: {not_served:?}"
+        );
     }
 }
