@@ -20,7 +20,7 @@ case "${1:?usage: e2e.sh api|worker}" in
     # Starts its own deliverers (compressed retry schedule; private addresses refused) on
     # queues of its own, and a gateway that refuses private callback URLs. About 100 s.
     cargo test -p roomrec-tests "${e2e[@]}" --test callback_processes
-    # Schemathesis against the gateway with the served OpenAPI document, about a minute. Last:
+    # Schemathesis against the gateway with the served OpenAPI document, 1.5 min. Last:
     # the jobs it creates stay queued, and the takeover test's workers must not find them.
     bash infra/local/api-fuzz.sh
     ;;
