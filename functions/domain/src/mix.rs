@@ -17,6 +17,10 @@ pub const CANVAS_PIXELS: std::ops::RangeInclusive<u32> = 64..=3840;
 pub const FRAME_RATE: std::ops::RangeInclusive<u32> = 1..=60;
 /// Output video bitrate bounds in kbit/s.
 pub const BITRATE_KBPS: std::ops::RangeInclusive<u32> = 64..=20_000;
+/// Most `user_background_images` a mix takes: the job is one DynamoDB item, at most 400 KB
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html>),
+/// and 64 images of the longest key stay under a fifth of it.
+pub const MAX_USER_BACKGROUND_IMAGES: usize = 64;
 
 /// The output of a mix: `WIDTHxHEIGHT_FPS_KBPS` (or `WIDTH*HEIGHT_FPS_KBPS`), or `audio_only`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +249,10 @@ impl MixParam {
             self.default_user_background_image = Some(image);
         }
         if let Some(images) = request.user_background_images {
+            if images.len() > MAX_USER_BACKGROUND_IMAGES {
+                let reason = format!("at most {MAX_USER_BACKGROUND_IMAGES} images, got {}", images.len());
+                return Err(Invalid::new(field("user_background_images"), reason));
+            }
             self.user_background_images = images;
         }
         check_panes(&self.layout_panes, self.layout_template, &field("layout_panes"))
@@ -309,5 +317,22 @@ mod tests {
         };
         let err = MixParam::create(request).unwrap_err();
         assert_eq!(err.field, "mix_param.layout_panes");
+    }
+
+    #[test]
+    fn more_user_background_images_than_a_job_item_holds_are_refused_not_stored() {
+        let image = |i: usize| UserBackgroundImage {
+            user_id: UserId::try_from(format!("u{i}")).unwrap(),
+            image: S3Uri::parse(&format!("s3://bucket1/{}", "k".repeat(1000)), "image").unwrap(),
+        };
+        let request = |count: usize| MixParamRequest {
+            room_id: Some(RoomId::try_from("r").unwrap()),
+            encode_template: Some(EncodeTemplate::try_from("640x360_15_500".to_owned()).unwrap()),
+            user_background_images: Some((0..count).map(image).collect()),
+            ..Default::default()
+        };
+        assert!(MixParam::create(request(MAX_USER_BACKGROUND_IMAGES)).is_ok());
+        let err = MixParam::create(request(MAX_USER_BACKGROUND_IMAGES + 1)).unwrap_err();
+        assert_eq!(err.field, "mix_param.user_background_images");
     }
 }
