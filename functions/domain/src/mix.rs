@@ -57,8 +57,8 @@ impl TryFrom<String> for EncodeTemplate {
         let parts: Vec<&str> = text.split('_').collect();
         let [size, fps, kbps] = parts.as_slice() else { return Err(shape()) };
         let (width, height) = parse_size(size).ok_or_else(shape)?;
-        let fps: u32 = fps.parse().map_err(|_| shape())?;
-        let kbps: u32 = kbps.parse().map_err(|_| shape())?;
+        let fps = plain_number(fps).ok_or_else(shape)?;
+        let kbps = plain_number(kbps).ok_or_else(shape)?;
         if !CANVAS_PIXELS.contains(&width) || !CANVAS_PIXELS.contains(&height) || width % 2 + height % 2 != 0 {
             return Err(Invalid::new(FIELD, "width and height must be even and between 64 and 3840"));
         }
@@ -81,7 +81,16 @@ impl From<EncodeTemplate> for String {
 /// Parses `1280x720` or `1280*720`.
 pub fn parse_size(text: &str) -> Option<(u32, u32)> {
     let (w, h) = text.split_once(['x', '*'])?;
-    Some((w.parse().ok()?, h.parse().ok()?))
+    Some((plain_number(w)?, plain_number(h)?))
+}
+
+/// A number written plainly: 1 to 6 digits, no sign, no leading zero. The text is stored as
+/// given, so `0000…01280` must not pass for 1280.
+fn plain_number(text: &str) -> Option<u32> {
+    let plain = (1..=6).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !(text.len() > 1 && text.starts_with('0'));
+    plain.then(|| text.parse().ok()).flatten()
 }
 
 /// The picture layouts of seed 004.
@@ -288,7 +297,11 @@ mod tests {
         assert_eq!(t.video(), Some(VideoEncoding { width: 1920, height: 1080, fps: 30, kbps: 4620 }));
         assert!(EncodeTemplate::try_from("1280*720_15_1500".to_owned()).is_ok());
         assert_eq!(EncodeTemplate::try_from("audio_only".to_owned()).unwrap().video(), None);
-        for bad in ["1920x1080", "1921x1080_30_4620", "1920x1080_0_4620", "1920x1080_30_1", "big_30_100", ""] {
+        let zeros = format!("{}1920x1080_30_4620", "0".repeat(100_000));
+        for bad in ["1920x1080", "1921x1080_30_4620", "1920x1080_0_4620", "1920x1080_30_1", "big_30_100", ""]
+            .into_iter()
+            .chain(["+1920x1080_30_4620", "1920x1080_030_4620", zeros.as_str()])
+        {
             assert!(EncodeTemplate::try_from(bad.to_owned()).is_err(), "{bad}");
         }
     }

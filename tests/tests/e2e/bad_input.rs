@@ -45,6 +45,7 @@ fn cases() -> Vec<Case> {
     };
     let panes: Vec<_> = (1..=26).map(|i| json!({ "id": i, "user_id": format!("u{i}") })).collect();
     let key = "k".repeat(1000);
+    let zeros = "0".repeat(500_000);
     let big_images: Vec<_> =
         (0..600).map(|i| json!({ "user_id": format!("u{i}"), "image": format!("s3://b12/{key}") })).collect();
     vec![
@@ -228,6 +229,22 @@ fn cases() -> Vec<Case> {
             mix_job(json!({ "user_background_images": big_images })),
             400,
             "mix_param.user_background_images",
+        ),
+        case(
+            "a resolution padded with 500 KB of zeros",
+            Method::POST,
+            jobs,
+            job(json!({ "resolution": format!("{zeros}1280*720") })),
+            400,
+            "resolution",
+        ),
+        case(
+            "an encode template padded with 500 KB of zeros",
+            Method::POST,
+            mix,
+            mix_job(json!({ "encode_template": format!("{zeros}640x360_15_500") })),
+            400,
+            "mix_param.encode_template",
         ),
         case(
             "a 500 KB project_id",
