@@ -21,7 +21,7 @@ PIP_REQUIREMENTS=(
   "cfn-lint>=1.0"
   "boto3>=1.34"
   "pyyaml>=6.0"
-  "schemathesis>=4.3,<5"
+  "schemathesis>=4.32,<5"
 )
 
 log() { printf 'install: %s\n' "$*" >&2; }
