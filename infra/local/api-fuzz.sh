@@ -25,7 +25,7 @@ PYTHONPATH="infra/local${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathe
   --seed "${SCHEMATHESIS_SEED:-20261129}" \
   --workers 1 \
   --generation-database none \
-  --request-timeout 10 \
+  --request-timeout 30 \
   --suppress-health-check too_slow,filter_too_much \
   --report junit --report-dir "$report_dir" \
   "$@"

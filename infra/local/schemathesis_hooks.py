@@ -24,15 +24,18 @@ REAL_ID_TENTHS = 8
 
 
 def call(method: str, path: str, body: dict | None = None) -> dict:
-    """Calls the API as the dev credential; the JSON answer, or an exception on a non-2xx."""
+    """Calls the API as the dev credential; the JSON answer, or RuntimeError on a non-2xx or
+    a network failure."""
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(BASE + path, data=data, method=method,
                                      headers={"authorization": AUTH, "content-type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with urllib.request.urlopen(request, timeout=30) as response:
             text = response.read()
     except urllib.error.HTTPError as err:
         raise RuntimeError(f"{method} {path}: {err.code} {err.read()[:300]!r}") from None
+    except OSError as err:  # refused, reset, timed out
+        raise RuntimeError(f"{method} {path}: {err}") from None
     return json.loads(text) if text else {}
 
 
