@@ -15,6 +15,16 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 # No example database: each run starts from the seed alone. The JUnit report goes to
 # target/schemathesis; a failure's reproduction (curl) is printed.
 report_dir=target/schemathesis
+
+# The document the gateway serves, against the OpenAPI 3.1 meta-schema ($refs resolved).
+.venv/bin/python - "$ROOMREC_HTTP_URL/v2/openapi.json" <<'PY'
+import json, sys, urllib.request
+from openapi_spec_validator import OpenAPIV31SpecValidator
+with urllib.request.urlopen(sys.argv[1], timeout=30) as response:
+    OpenAPIV31SpecValidator(json.load(response)).validate()
+print(f"{sys.argv[1]}: valid OpenAPI 3.1")
+PY
+
 PYTHONPATH="infra/local${PYTHONPATH:+:$PYTHONPATH}" SCHEMATHESIS_HOOKS=schemathesis_hooks \
   .venv/bin/schemathesis run "$ROOMREC_HTTP_URL/v2/openapi.json" \
   --url "$ROOMREC_HTTP_URL" \

@@ -22,6 +22,7 @@ PIP_REQUIREMENTS=(
   "boto3>=1.34"
   "pyyaml>=6.0"
   "schemathesis>=4.32,<5"
+  "openapi-spec-validator>=0.7"
 )
 
 log() { printf 'install: %s\n' "$*" >&2; }
