@@ -323,3 +323,36 @@ fn the_checker_finds_a_job_of_the_other_kind_and_a_missing_field() {
     assert!(found.iter().any(|f| f.contains("mix_param")), "{found:?}");
     assert!(found.iter().any(|f| f.contains("user_id")), "{found:?}");
 }
+
+/// The document's example of the request schema `name`.
+fn example(name: &str) -> Value {
+    let schema = &spec()["components"]["schemas"][name];
+    schema["examples"][0].clone()
+}
+
+#[test]
+fn every_request_example_of_the_document_is_accepted_by_the_domain() {
+    use roomrec_domain::app::App;
+    use roomrec_domain::jocloud::{ApplyRecordRequest, RecordIdRequest, StartRecordRequest, UpdateMixRecordRequest};
+    use roomrec_domain::url::PrivateAddresses;
+    fn parse<T: serde::de::DeserializeOwned>(name: &str) -> T {
+        serde_json::from_value(example(name)).unwrap_or_else(|e| panic!("example of {name}: {e}"))
+    }
+    let app_id = || AppId::generate(random());
+    App::create(parse("AppCreate"), random(), now()).unwrap();
+    App::create(parse("AppCreate"), random(), now()).unwrap().update(parse("AppUpdate"), now());
+    let mut rule = RecordRule::create(app_id(), parse("RuleCreate"), random(), now()).unwrap();
+    rule.update(parse("RuleUpdate"), now()).unwrap();
+    RecordCallback::from_request(parse("CallbackRequest"), PrivateAddresses::Refuse, now()).unwrap();
+    let _: roomrec_domain::room::StreamRequest = parse("StreamRequest");
+    Job::individual(app_id(), parse("IndividualJobRequest"), random(), now()).unwrap();
+    let mut mix = Job::mix(app_id(), parse("MixJobRequest"), random(), now()).unwrap();
+    mix.update_mix(parse("MixUpdateRequest"), now()).unwrap();
+    let _: ApplyRecordRequest = parse("ApplyRecordRequest");
+    parse::<StartRecordRequest>("StartRecordRequest").plan().unwrap();
+    let _: UpdateMixRecordRequest = parse("UpdateMixRecordRequest");
+    let _: RecordIdRequest = parse("RecordIdRequest");
+    let examples =
+        spec()["components"]["schemas"].as_object().unwrap().values().filter(|s| s["examples"][0].is_object()).count();
+    assert_eq!(examples, 13, "a request example was added or removed: parse it here");
+}
