@@ -25,6 +25,8 @@ PIP_REQUIREMENTS=(
   "aws-sam-cli>=1.120"
   # SAM's own translator: the local stack derives each function's role from template.yaml.
   "aws-sam-translator>=1.90"
+  "schemathesis>=4.32,<5"
+  "openapi-spec-validator>=0.7"
 )
 
 log() { printf 'install: %s\n' "$*" >&2; }

@@ -1,10 +1,15 @@
-//! `/v2/apps`: create, list, get, update and delete the caller's apps.
+//! `/v2/apps`: create, list, get, update and delete the caller's apps; and
+//! `/v2/openapi.json`, the API's description, which needs no credentials.
+
+mod openapi;
 
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::app::App;
 use roomrec_http_edge::{body, json, no_content, path, route_key, serve, ApiError};
 use serde::Serialize;
+
+pub use openapi::OPENAPI_JSON;
 
 /// The list response.
 #[derive(Serialize)]
@@ -15,6 +20,9 @@ struct AppList {
 
 /// Answers one request routed to this function.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
+    if route_key(&req) == openapi::ROUTE {
+        return openapi::document();
+    }
     let req = &req;
     serve(&deps.access, req, |account| async move {
         let route = route_key(req);

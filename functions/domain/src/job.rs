@@ -493,6 +493,15 @@ mod tests {
     }
 
     #[test]
+    fn resolutions_are_plain_numbers_so_the_stored_text_stays_short() {
+        assert_eq!(Resolution::try_from("1280*720".to_owned()).unwrap().width, 1280);
+        let padded = format!("{}1280*720", "0".repeat(100_000));
+        for bad in [padded.as_str(), "+1280*720", "01280*720", "1280*0720"] {
+            assert_eq!(Resolution::try_from(bad.to_owned()).unwrap_err().field, "resolution", "{bad:.20}");
+        }
+    }
+
+    #[test]
     fn max_idle_time_out_of_range_names_the_field() {
         let body = SEED.replace("\"max_idle_time\":30", "\"max_idle_time\":2");
         let err = Job::individual(AppId::generate(random()), serde_json::from_str(&body).unwrap(), random(), now())

@@ -17,6 +17,10 @@ pub const CANVAS_PIXELS: std::ops::RangeInclusive<u32> = 64..=3840;
 pub const FRAME_RATE: std::ops::RangeInclusive<u32> = 1..=60;
 /// Output video bitrate bounds in kbit/s.
 pub const BITRATE_KBPS: std::ops::RangeInclusive<u32> = 64..=20_000;
+/// Most `user_background_images` a mix takes: the job is one DynamoDB item, at most 400 KB
+/// (<https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/ServiceQuotas.html>),
+/// and 64 images of the longest key stay under a fifth of it.
+pub const MAX_USER_BACKGROUND_IMAGES: usize = 64;
 
 /// The output of a mix: `WIDTHxHEIGHT_FPS_KBPS` (or `WIDTH*HEIGHT_FPS_KBPS`), or `audio_only`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -53,8 +57,8 @@ impl TryFrom<String> for EncodeTemplate {
         let parts: Vec<&str> = text.split('_').collect();
         let [size, fps, kbps] = parts.as_slice() else { return Err(shape()) };
         let (width, height) = parse_size(size).ok_or_else(shape)?;
-        let fps: u32 = fps.parse().map_err(|_| shape())?;
-        let kbps: u32 = kbps.parse().map_err(|_| shape())?;
+        let fps = plain_number(fps).ok_or_else(shape)?;
+        let kbps = plain_number(kbps).ok_or_else(shape)?;
         if !CANVAS_PIXELS.contains(&width) || !CANVAS_PIXELS.contains(&height) || width % 2 + height % 2 != 0 {
             return Err(Invalid::new(FIELD, "width and height must be even and between 64 and 3840"));
         }
@@ -77,7 +81,16 @@ impl From<EncodeTemplate> for String {
 /// Parses `1280x720` or `1280*720`.
 pub fn parse_size(text: &str) -> Option<(u32, u32)> {
     let (w, h) = text.split_once(['x', '*'])?;
-    Some((w.parse().ok()?, h.parse().ok()?))
+    Some((plain_number(w)?, plain_number(h)?))
+}
+
+/// A number written plainly: 1 to 6 digits, no sign, no leading zero. The text is stored as
+/// given, so `0000…01280` must not pass for 1280.
+fn plain_number(text: &str) -> Option<u32> {
+    let plain = (1..=6).contains(&text.len())
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && !(text.len() > 1 && text.starts_with('0'));
+    plain.then(|| text.parse().ok()).flatten()
 }
 
 /// The picture layouts of seed 004.
@@ -245,6 +258,10 @@ impl MixParam {
             self.default_user_background_image = Some(image);
         }
         if let Some(images) = request.user_background_images {
+            if images.len() > MAX_USER_BACKGROUND_IMAGES {
+                let reason = format!("at most {MAX_USER_BACKGROUND_IMAGES} images, got {}", images.len());
+                return Err(Invalid::new(field("user_background_images"), reason));
+            }
             self.user_background_images = images;
         }
         check_panes(&self.layout_panes, self.layout_template, &field("layout_panes"))
@@ -280,7 +297,11 @@ mod tests {
         assert_eq!(t.video(), Some(VideoEncoding { width: 1920, height: 1080, fps: 30, kbps: 4620 }));
         assert!(EncodeTemplate::try_from("1280*720_15_1500".to_owned()).is_ok());
         assert_eq!(EncodeTemplate::try_from("audio_only".to_owned()).unwrap().video(), None);
-        for bad in ["1920x1080", "1921x1080_30_4620", "1920x1080_0_4620", "1920x1080_30_1", "big_30_100", ""] {
+        let zeros = format!("{}1920x1080_30_4620", "0".repeat(100_000));
+        for bad in ["1920x1080", "1921x1080_30_4620", "1920x1080_0_4620", "1920x1080_30_1", "big_30_100", ""]
+            .into_iter()
+            .chain(["+1920x1080_30_4620", "1920x1080_030_4620", zeros.as_str()])
+        {
             assert!(EncodeTemplate::try_from(bad.to_owned()).is_err(), "{bad}");
         }
     }
@@ -309,5 +330,22 @@ mod tests {
         };
         let err = MixParam::create(request).unwrap_err();
         assert_eq!(err.field, "mix_param.layout_panes");
+    }
+
+    #[test]
+    fn more_user_background_images_than_a_job_item_holds_are_refused_not_stored() {
+        let image = |i: usize| UserBackgroundImage {
+            user_id: UserId::try_from(format!("u{i}")).unwrap(),
+            image: S3Uri::parse(&format!("s3://bucket1/{}", "k".repeat(1000)), "image").unwrap(),
+        };
+        let request = |count: usize| MixParamRequest {
+            room_id: Some(RoomId::try_from("r").unwrap()),
+            encode_template: Some(EncodeTemplate::try_from("640x360_15_500".to_owned()).unwrap()),
+            user_background_images: Some((0..count).map(image).collect()),
+            ..Default::default()
+        };
+        assert!(MixParam::create(request(MAX_USER_BACKGROUND_IMAGES)).is_ok());
+        let err = MixParam::create(request(MAX_USER_BACKGROUND_IMAGES + 1)).unwrap_err();
+        assert_eq!(err.field, "mix_param.user_background_images");
     }
 }

@@ -36,6 +36,8 @@ pub const DEFAULT_HLS_SLICE_SECS: u32 = 10;
 pub const MP4_RECORD_CYCLE_SECS: std::ops::RangeInclusive<u32> = 60..=10_800;
 /// Default MP4 `record_cycle` in seconds (the seed's 7200).
 pub const DEFAULT_MP4_RECORD_CYCLE_SECS: u32 = 7_200;
+/// Longest `obs_addr.project_id` accepted (SparkRTC's are 32 characters).
+pub const MAX_PROJECT_ID_CHARS: usize = 64;
 /// `record_max_duration_to_merge_file`: a pause up to this long continues the file (30 days).
 pub const MERGE_SECS: std::ops::RangeInclusive<u32> = 0..=2_592_000;
 
@@ -212,6 +214,11 @@ fn check_obs_addr(addr: ObsAddr) -> Result<ObsAddr, Invalid> {
     if addr.object.len() > 256 || addr.object.starts_with('/') || addr.object.split('/').any(|s| s == "..") {
         return Err(Invalid::new("obs_addr.object", "must be a relative key prefix of at most 256 characters"));
     }
+    // SparkRTC's project ids are 32 characters; kept, never used, so only its size matters.
+    if addr.project_id.as_ref().is_some_and(|id| id.chars().count() > MAX_PROJECT_ID_CHARS) {
+        let reason = format!("must be at most {MAX_PROJECT_ID_CHARS} characters");
+        return Err(Invalid::new("obs_addr.project_id", reason));
+    }
     Ok(addr)
 }
 
@@ -322,6 +329,7 @@ mod tests {
         serde_json::from_str(json).unwrap()
     }
 
+    const PROJECT_ID_65: &str = r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","project_id":"12345678901234567890123456789012345678901234567890123456789012345"}}"#;
     const SEED: &str = r#"{"obs_addr":{"bucket":"obsName","location":"cn-north-4","object":"Record/","project_id":"01234567890123456789012345678901"},"record_formats":["MP4"],"mp4_config":{}}"#;
 
     #[test]
@@ -343,6 +351,7 @@ mod tests {
             (r#"{"mp4_config":{"record_prefix":"{nope}/x"}}"#, "mp4_config.record_prefix"),
             (r#"{"obs_addr":{"bucket":"no spaces","location":"eu-west-1"}}"#, "obs_addr.bucket"),
             (r#"{"record_formats":[]}"#, "record_formats"),
+            (PROJECT_ID_65, "obs_addr.project_id"),
         ];
         for (patch, field) in cases {
             let mut rule = RecordRule::create(AppId::generate(random()), request(SEED), random(), now()).unwrap();

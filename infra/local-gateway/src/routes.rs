@@ -154,4 +154,26 @@ Resources:
         assert_eq!(routes.len(), 1);
         assert_eq!((routes[0].method.as_str(), routes[0].path.as_str()), ("GET", "/v2/apps"));
     }
+
+    #[test]
+    fn the_openapi_document_describes_exactly_the_routes_of_the_template() {
+        let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap();
+        let in_template: std::collections::BTreeSet<String> =
+            from_template(&text).unwrap().iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+        let spec: serde_json::Value = serde_json::from_str(apps_api::OPENAPI_JSON).unwrap();
+        let methods = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+        let mut in_spec = std::collections::BTreeSet::new();
+        for (path, item) in spec["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys().filter(|m| methods.contains(&m.as_str())) {
+                in_spec.insert(format!("{} {path}", method.to_ascii_uppercase()));
+            }
+        }
+        let undocumented: Vec<_> = in_template.difference(&in_spec).collect();
+        let not_served: Vec<_> = in_spec.difference(&in_template).collect();
+        assert!(undocumented.is_empty(), "routes of template.yaml missing from api/openapi.json: {undocumented:?}");
+        assert!(
+            not_served.is_empty(),
+            "operations of api/openapi.json that template.yaml does not route: {not_served:?}"
+        );
+    }
 }

@@ -44,6 +44,10 @@ fn cases() -> Vec<Case> {
         json!({ "mix_param": param, "record_param": rule_ref })
     };
     let panes: Vec<_> = (1..=26).map(|i| json!({ "id": i, "user_id": format!("u{i}") })).collect();
+    let key = "k".repeat(1000);
+    let zeros = "0".repeat(500_000);
+    let big_images: Vec<_> =
+        (0..600).map(|i| json!({ "user_id": format!("u{i}"), "image": format!("s3://b12/{key}") })).collect();
     vec![
         Case {
             what: "malformed JSON",
@@ -216,6 +220,40 @@ fn cases() -> Vec<Case> {
             "mix_param.layout_template",
         ),
         case("26 panes", Method::POST, mix, mix_job(json!({ "layout_panes": panes })), 400, "mix_param.layout_panes"),
+        // Oversized bodies: a job or a rule is one DynamoDB item (400 KB at most), which refused
+        // these with a 500 until they were bounded.
+        case(
+            "600 user background images of 1000-byte keys (a 600 KB job)",
+            Method::POST,
+            mix,
+            mix_job(json!({ "user_background_images": big_images })),
+            400,
+            "mix_param.user_background_images",
+        ),
+        case(
+            "a resolution padded with 500 KB of zeros",
+            Method::POST,
+            jobs,
+            job(json!({ "resolution": format!("{zeros}1280*720") })),
+            400,
+            "resolution",
+        ),
+        case(
+            "an encode template padded with 500 KB of zeros",
+            Method::POST,
+            mix,
+            mix_job(json!({ "encode_template": format!("{zeros}640x360_15_500") })),
+            400,
+            "mix_param.encode_template",
+        ),
+        case(
+            "a 500 KB project_id",
+            Method::POST,
+            rules,
+            json!({ "obs_addr": { "bucket": "b12", "location": "eu-west-1", "project_id": "p".repeat(500_000) }, "record_formats": ["MP4"] }),
+            400,
+            "obs_addr.project_id",
+        ),
         case(
             "pane id 0",
             Method::POST,
