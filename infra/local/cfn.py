@@ -393,9 +393,9 @@ def role_users(template: dict, transformed: dict) -> dict[str, str]:
 
 
 class Identities:
-    """Creates the template's roles in moto, an operator with every permission (for the
-    stack's set-up, `roomrec-admin create-credential` and the tests' own checks, as an operator
-    deploying roomrec has), and credentials for each role."""
+    """Creates the template's roles in moto, an operator role with every permission (for
+    `roomrec-admin create-credential` and the tests' own checks, as an operator deploying
+    roomrec has), and credentials for each."""
 
     def __init__(self, template: dict, resolver: Resolver, aws_port: int):
         self.template = template
@@ -428,27 +428,30 @@ class Identities:
         return created
 
     def operator(self) -> dict[str, str]:
+        """Credentials allowed everything, as a role session (an operator's usual kind)."""
         iam = boto_client("iam", self.aws_port)
         name = f"{NAME_PREFIX}operator"
-        iam.create_user(UserName=name)
-        iam.put_user_policy(UserName=name, PolicyName="everything", PolicyDocument=json.dumps({
+        iam.create_role(RoleName=name, MaxSessionDuration=SESSION_SECONDS,
+                        AssumeRolePolicyDocument=json.dumps({
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Principal": {"AWS": ACCOUNT_ID},
+                                           "Action": "sts:AssumeRole"}]}))
+        iam.put_role_policy(RoleName=name, PolicyName="everything", PolicyDocument=json.dumps({
             "Version": "2012-10-17",
             "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}))
-        key = iam.create_access_key(UserName=name)["AccessKey"]
-        return {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+        return self._assume(f"arn:aws:iam::{ACCOUNT_ID}:role/{name}", "operator")
+
+    def _assume(self, role_arn: str, session: str) -> dict[str, str]:
+        c = boto_client("sts", self.aws_port).assume_role(
+            RoleArn=role_arn, RoleSessionName=session, DurationSeconds=SESSION_SECONDS)["Credentials"]
+        return {"AWS_ACCESS_KEY_ID": c["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
+                "AWS_SESSION_TOKEN": c["SessionToken"]}
 
     def role_credentials(self) -> dict[str, dict[str, str]]:
         """`{user: {AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN}}` for each
         function binary and container of the template."""
-        sts = boto_client("sts", self.aws_port)
-        credentials = {}
-        for user, role in role_users(self.template, self.transformed).items():
-            c = sts.assume_role(RoleArn=self.resolver.get_att(role, "Arn"), RoleSessionName=user,
-                                DurationSeconds=SESSION_SECONDS)["Credentials"]
-            credentials[user] = {"AWS_ACCESS_KEY_ID": c["AccessKeyId"],
-                                 "AWS_SECRET_ACCESS_KEY": c["SecretAccessKey"],
-                                 "AWS_SESSION_TOKEN": c["SessionToken"]}
-        return credentials
+        return {user: self._assume(self.resolver.get_att(role, "Arn"), user)
+                for user, role in role_users(self.template, self.transformed).items()}
 
 
 def enforce_iam(aws_port: int) -> None:

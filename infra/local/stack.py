@@ -320,10 +320,10 @@ def exempt_loopback_from_proxies() -> None:
 
 def child_environment(stack_env: dict[str, str]) -> dict[str, str]:
     """The parent's environment with the stack's on top, minus what would override it."""
-    env = {**os.environ, **stack_env}
+    env = dict(os.environ)
     for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
         env.pop(key, None)
-    return env
+    return {**env, **stack_env}
 
 
 def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str,
