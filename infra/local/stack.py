@@ -534,6 +534,13 @@ def cmd_run(command: list[str], services: tuple[str, ...]) -> int:
         signal.signal(signal.SIGTERM, raise_interrupted)
         status = returncode if returncode >= 0 else 128 - returncode
         dead = sup.first_dead()
+        denied = denials(state)
+        if denied:
+            # A role lacking a permission fails the run even where the code retried or
+            # worked around it: on AWS the call would fail the same way.
+            log(f"moto refused {len(denied)} calls for lack of permission (a role in "
+                f"template.yaml needs it); the first ones:\n" + "\n".join(denied[:20]))
+            status = status or 1
         if dead is not None:
             log(f"while {command[0]} ran, {dead.describe_death()}")
             status = status or 1
@@ -552,6 +559,15 @@ def cmd_run(command: list[str], services: tuple[str, ...]) -> int:
             shutil.rmtree(state, ignore_errors=True)
         else:
             log(f"logs kept in {state}")
+
+
+def denials(state: Path) -> list[str]:
+    """The calls moto refused for lack of permission (infra/local/moto_iam.py logs them)."""
+    try:
+        lines = (state / "moto.log").read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    return [line for line in lines if line.startswith("denied: ")]
 
 
 def cmd_down() -> int:
