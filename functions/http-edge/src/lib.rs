@@ -231,24 +231,9 @@ macro_rules! lambda_main {
 mod tests {
     #![allow(clippy::unwrap_used)]
 
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
+    use roomrec_domain::testing::Captured;
 
     use super::*;
-
-    /// Captures what a subscriber writes.
-    #[derive(Clone, Default)]
-    struct Captured(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Captured {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
 
     #[tokio::test]
     async fn a_request_and_every_line_logged_while_it_is_answered_carry_its_ids() {
@@ -269,7 +254,7 @@ mod tests {
         })
         .await;
         assert_eq!(response.status(), 404);
-        let text = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let text = out.text();
         let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2, "{text}");
         for line in &lines {
