@@ -1,6 +1,7 @@
 """template.yaml for the local stack: loads it with CloudFormation's short tags, creates its
-DynamoDB tables, SQS queues and S3 buckets in moto, and resolves the functions' environment
-(Globals.Function.Environment) against them."""
+DynamoDB tables, SQS queues, S3 buckets and IAM roles in moto, resolves the functions'
+environment (Globals.Function.Environment) against them, and checks what cfn-lint cannot
+(`cfn.py check template.yaml`)."""
 
 from __future__ import annotations
 

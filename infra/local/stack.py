@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Brings up the local roomrec stack: moto, the template's tables/queues/buckets, nginx-rtmp,
-the API gateway and a dev credential.
+"""Brings up the local roomrec stack: moto, the template's tables/queues/buckets and roles (moto
+then enforces IAM, each process calling AWS as its role), nginx-rtmp, the API gateway and a dev
+credential.
 
   stack.py up              fixed ports (ROOMREC_AWS_PORT/RTMP_PORT/HTTP_PORT), state in .local/,
                            stays in the foreground until Ctrl-C / SIGTERM / `stack.py down`
