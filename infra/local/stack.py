@@ -568,7 +568,8 @@ def denials(state: Path) -> list[str]:
         lines = (state / "moto.log").read_text(errors="replace").splitlines()
     except OSError:
         return []
-    return [line for line in lines if line.startswith("denied: ")]
+    # moto's access log may share a line with one (both write to stderr).
+    return [line[line.index("denied: "):] for line in lines if "denied: " in line]
 
 
 def cmd_down() -> int:
