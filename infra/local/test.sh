@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Every test, as `make test` runs them: the lints and the offline tier with nothing started,
-# then the end-to-end tier in two local stacks (stack.py supervises every process): the API
-# and media tests with no worker running, so jobs stay as the API left them; then the worker
-# and callback tests with a real roomrec-worker and callback deliverer beside the stack.
+# then the end-to-end tier in three local stacks (stack.py supervises every process): the API
+# and media tests with no worker running, so jobs stay as the API left them; the takeover
+# tests, whose own workers must find no other suite's jobs; then the worker and callback tests
+# with a real roomrec-worker and callback deliverer beside the stack.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -22,4 +23,5 @@ bash infra/check-tls-stack.sh
 cargo test --workspace --no-fail-fast
 
 "${stack[@]}" -- bash infra/local/e2e.sh api
+"${stack[@]}" -- bash infra/local/e2e.sh takeover
 "${stack[@]}" --with worker,deliverer,sweeper -- bash infra/local/e2e.sh worker
