@@ -34,8 +34,11 @@ pub mod env {
 
 /// Default spool budget per recording: about 30 minutes of a 2 Mbit/s stream.
 const DEFAULT_SPOOL_BUDGET_MB: u64 = 512;
-/// Default capacity in recording units (50 individual recordings).
-const DEFAULT_MAX_JOBS: u32 = 50;
+/// Default capacity in recording units, for the template's 2 vCPU task: a remuxed recording
+/// (one unit) took 0.0075 CPU-s a second in the benchmarks, so 200 units keep about 1.5 of the
+/// 2 vCPU busy, and a 1080p grid mix (138 units) fits beside 60 recordings rather than waiting
+/// for an idle worker.
+const DEFAULT_MAX_JOBS: u32 = 200;
 /// Default message visibility, as long as the lease: a dead worker's message comes back about
 /// when its lease runs out, so another worker resumes its jobs within about 10 s.
 const DEFAULT_VISIBILITY: Duration = Duration::from_secs(8);
