@@ -25,6 +25,34 @@ pub fn role_env(user: &str) -> Vec<(String, String)> {
     role.iter().map(|(name, value)| (name.clone(), value.as_str().unwrap_or_default().to_owned())).collect()
 }
 
+/// The lines of the stack's log `name` (`$ROOMREC_STATE_DIR/<name>.log`) that contain every one
+/// of `needles`, each parsed as JSON (a line that is not fails the test), that `keep` accepts;
+/// waits up to `wait` for at least one, since the log is another process's file.
+pub fn json_log_lines(
+    name: &str,
+    needles: &[&str],
+    keep: impl Fn(&serde_json::Value) -> bool,
+    wait: std::time::Duration,
+) -> Vec<serde_json::Value> {
+    let path = format!("{}/{name}.log", stack_env("ROOMREC_STATE_DIR"));
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .filter(|line| needles.iter().all(|needle| line.contains(needle)))
+            .map(|line| {
+                serde_json::from_str(line).unwrap_or_else(|e| panic!("a {name} log line is not JSON ({e}): {line}"))
+            })
+            .filter(|line| keep(line))
+            .collect();
+        if !lines.is_empty() || std::time::Instant::now() >= deadline {
+            return lines;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// The functions' dependencies, wired to the stack's moto tables and queues.
 pub async fn deps() -> Deps {
     Deps::from_env().await.expect("the stack environment configures every table and queue")

@@ -1,30 +1,16 @@
 //! What an operator finds in the logs: each request once, as JSON, under the id API Gateway
 //! returns in `apigw-requestid`.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use roomrec_domain::ids::AccountId;
-use roomrec_tests::{deps, stack_env, unique, Api};
+use roomrec_tests::{deps, json_log_lines, stack_env, unique, Api};
 use serde_json::Value;
 
 /// The gateway's log lines that name `request_id`, each parsed as JSON; waits up to `wait` for
-/// at least one, since the log is another process's file.
+/// at least one.
 fn lines_of(request_id: &str, wait: Duration) -> Vec<Value> {
-    let path = format!("{}/gateway.log", stack_env("ROOMREC_STATE_DIR"));
-    let deadline = Instant::now() + wait;
-    loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let lines: Vec<Value> = text
-            .lines()
-            .filter(|line| line.contains(request_id))
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("a log line is not JSON ({e}): {line}")))
-            .filter(|line: &Value| line["request_id"] == request_id)
-            .collect();
-        if !lines.is_empty() || Instant::now() >= deadline {
-            return lines;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    json_log_lines("gateway", &[request_id], |line| line["request_id"] == request_id, wait)
 }
 
 #[tokio::test]

@@ -1,31 +1,22 @@
 //! The worker's CloudWatch Embedded Metric Format lines, as CloudWatch Logs would read them
 //! from its log stream.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use roomrec_tests::stack_env;
+use roomrec_tests::json_log_lines;
 use serde_json::{json, Value};
 
 use crate::support::Setup;
 
 /// The EMF records in the worker's log for `job_id` that carry the metric `name`; waits up to
-/// `wait` for one, since the log is another process's file.
+/// `wait` for one.
 fn records(job_id: &str, name: &str, wait: Duration) -> Vec<Value> {
-    let path = format!("{}/worker.log", stack_env("ROOMREC_STATE_DIR"));
-    let deadline = Instant::now() + wait;
-    loop {
-        let text = std::fs::read_to_string(&path).unwrap_or_default();
-        let found: Vec<Value> = text
-            .lines()
-            .filter(|line| line.contains("\"_aws\"") && line.contains(job_id))
-            .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("an EMF line is not JSON ({e}): {line}")))
-            .filter(|record: &Value| record["job_id"] == job_id && record.get(name).is_some())
-            .collect();
-        if !found.is_empty() || Instant::now() >= deadline {
-            return found;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    json_log_lines(
+        "worker",
+        &["\"_aws\"", job_id],
+        |record| record["job_id"] == job_id && record.get(name).is_some(),
+        wait,
+    )
 }
 
 #[tokio::test]
