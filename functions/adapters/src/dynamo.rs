@@ -7,15 +7,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Select};
 use aws_sdk_dynamodb::Client;
 use roomrec_domain::app::App;
 use roomrec_domain::callback::RecordCallback;
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use roomrec_domain::job::Job;
 use roomrec_domain::ports::{
-    AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, RoomStore, RuleStore, StoreError,
+    AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, QuotaStore, RoomStore, RuleStore,
+    StoreError,
 };
+use roomrec_domain::quota::QuotaSettings;
 use roomrec_domain::record::{JobRecord, Lease};
 use roomrec_domain::room::{Room, RoomStream};
 use roomrec_domain::rule::RecordRule;
@@ -40,6 +42,21 @@ const ACTIVE_JOBS_INDEX: &str = "active_jobs";
 const ACTIVE_SHARD: &str = "active_shard";
 /// Every value of [`ACTIVE_SHARD`].
 const ACTIVE_SHARDS: &str = "0123456789abcdef";
+/// The jobs table's sparse index of each account's jobs that have not ended (template.yaml):
+/// only their items carry [`ACTIVE_ACCOUNT`], so a quota check counts them with one query.
+const ACCOUNT_JOBS_INDEX: &str = "active_by_account";
+/// The attribute that index is keyed by: the owning account, while the job is active.
+const ACTIVE_ACCOUNT: &str = "active_account";
+/// The owning account of a job, kept on its item for good.
+const JOB_ACCOUNT: &str = "account_id";
+/// The rooms table's index of each app's rooms and streams (template.yaml), for deleting an app.
+const ROOMS_BY_APP: &str = "by_app";
+
+/// The accounts table's key of an account's own item (quotas) beside its credentials: no key
+/// id contains '#'.
+fn account_key(account: &AccountId) -> String {
+    format!("account#{account}")
+}
 
 /// The active-jobs partition of `job_id`.
 fn active_shard(job_id: &JobId) -> String {
@@ -135,6 +152,7 @@ fn stream_item(app_id: &AppId, stream: &RoomStream) -> Result<Item, StoreError> 
         stream,
         &[
             ("room_key", s(rooms_key(app_id, &stream.room_id))),
+            ("app_id", s(app_id.as_str())),
             ("user_id", s(stream.user_id.as_str())),
             ("join_seq", n(stream.join_seq)),
         ],
@@ -207,6 +225,25 @@ impl DynamoStore {
         }
     }
 
+    /// Replaces an item only if one with the key attribute `key_attr` is there; `false` if not.
+    async fn put_if_exists(&self, table: &str, item: Item, key_attr: &str) -> Result<bool, StoreError> {
+        let written = self
+            .client
+            .put_item()
+            .table_name(table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(#key)")
+            .expression_attribute_names("#key", key_attr)
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
+        match written {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Every item (of the table or `index`) whose partition key `pk_name` is `pk`, following
     /// pagination.
     async fn query(&self, table: &str, index: Option<&str>, pk_name: &str, pk: &str) -> Result<Vec<Item>, StoreError> {
@@ -252,6 +289,12 @@ impl DynamoStore {
         if job.is_active() {
             item.insert(ACTIVE_SHARD.into(), s(active_shard(&job.job_id)));
         }
+        if let Some(account) = &record.account {
+            item.insert(JOB_ACCOUNT.into(), s(account.as_str()));
+            if job.is_active() {
+                item.insert(ACTIVE_ACCOUNT.into(), s(account.as_str()));
+            }
+        }
         if let Some(lease) = &record.lease {
             item.insert("lease_owner".into(), s(lease.owner.as_str()));
             item.insert("lease_expires_ms".into(), n(lease.expires_at_ms));
@@ -274,6 +317,8 @@ impl DynamoStore {
         if let Some(uploads) = item.get("open_uploads").and_then(|v| v.as_s().ok()) {
             record.open_uploads = serde_json::from_str(uploads).map_err(backend)?;
         }
+        let account = item.get(JOB_ACCOUNT).and_then(|v| v.as_s().ok());
+        record.account = account.map(|a| AccountId::try_from(a.as_str())).transpose().map_err(backend)?;
         Ok(record)
     }
 }
@@ -324,9 +369,34 @@ impl AppStore for DynamoStore {
         Ok(apps)
     }
 
+    async fn app_account(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError> {
+        let found = self.get(&self.tables.apps, key(&[("app_id", app_id.as_str())])).await?;
+        let account = found.as_ref().and_then(|i| i.get("account_id")).and_then(|v| v.as_s().ok());
+        account.map(|a| AccountId::try_from(a.as_str())).transpose().map_err(backend)
+    }
+
     async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError> {
         let item = item(app, &[("account_id", s(account.as_str())), ("app_id", s(app.app_id.as_str()))])?;
         self.put(&self.tables.apps, item).await
+    }
+
+    async fn update_app(&self, account: &AccountId, app: &App) -> Result<bool, StoreError> {
+        let item = item(app, &[("account_id", s(account.as_str())), ("app_id", s(app.app_id.as_str()))])?;
+        let written = self
+            .client
+            .put_item()
+            .table_name(&self.tables.apps)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(app_id) AND account_id = :account")
+            .expression_attribute_values(":account", s(account.as_str()))
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
+        match written {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(err) => Err(err),
+        }
     }
 
     async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError> {
@@ -355,6 +425,11 @@ impl RuleStore for DynamoStore {
         self.put(&self.tables.rules, item).await
     }
 
+    async fn update_rule(&self, rule: &RecordRule) -> Result<bool, StoreError> {
+        let item = item(rule, &[("app_id", s(rule.app_id.as_str())), ("rule_id", s(rule.rule_id.as_str()))])?;
+        self.put_if_exists(&self.tables.rules, item, "rule_id").await
+    }
+
     async fn delete_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<bool, StoreError> {
         self.delete(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await
     }
@@ -369,6 +444,11 @@ impl CallbackStore for DynamoStore {
 
     async fn put_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<(), StoreError> {
         self.put(&self.tables.callbacks, item(callback, &[("app_id", s(app_id.as_str()))])?).await
+    }
+
+    async fn update_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<bool, StoreError> {
+        let item = item(callback, &[("app_id", s(app_id.as_str()))])?;
+        self.put_if_exists(&self.tables.callbacks, item, "app_id").await
     }
 
     async fn delete_callback(&self, app_id: &AppId) -> Result<bool, StoreError> {
@@ -404,8 +484,8 @@ impl RoomStore for DynamoStore {
         Ok(())
     }
 
-    async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError> {
-        self.put(&self.tables.rooms, stream_item(app_id, stream)?).await
+    async fn update_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<bool, StoreError> {
+        self.put_if_exists(&self.tables.rooms, stream_item(app_id, stream)?, "user_id").await
     }
 
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError> {
@@ -425,8 +505,11 @@ impl RoomStore for DynamoStore {
             .update_item()
             .table_name(&self.tables.rooms)
             .set_key(Some(key(&[("room_key", &rooms_key(app_id, room)), ("user_id", ROOM_ITEM)])))
-            .update_expression("SET create_time = if_not_exists(create_time, :now), last_join_seq = :seq")
+            .update_expression(
+                "SET create_time = if_not_exists(create_time, :now), last_join_seq = :seq, app_id = :app",
+            )
             .expression_attribute_values(":now", s(now.to_string()))
+            .expression_attribute_values(":app", s(app_id.as_str()))
             .expression_attribute_values(":seq", n(join_seq))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew)
             .send()
@@ -445,6 +528,18 @@ impl RoomStore for DynamoStore {
     async fn close_room(&self, app_id: &AppId, room: &Room) -> Result<bool, StoreError> {
         let key = key(&[("room_key", &rooms_key(app_id, &room.room_id)), ("user_id", ROOM_ITEM)]);
         self.delete_if(&self.tables.rooms, key, "last_join_seq = :seq", (":seq", n(room.last_join_seq))).await
+    }
+
+    async fn delete_app_rooms(&self, app_id: &AppId) -> Result<(), StoreError> {
+        // The index holds the keys only; it may lag a join by a moment (the app is already
+        // gone by then, so nothing joins it any more).
+        for item in self.query(&self.tables.rooms, Some(ROOMS_BY_APP), "app_id", app_id.as_str()).await? {
+            let attr =
+                |name: &str| item.get(name).and_then(|v| v.as_s().ok()).cloned().ok_or_else(|| backend(MissingDoc));
+            let (room_key, user_id) = (attr("room_key")?, attr("user_id")?);
+            self.delete(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", &user_id)])).await?;
+        }
+        Ok(())
     }
 }
 
@@ -476,11 +571,12 @@ impl JobStore for DynamoStore {
         Ok(jobs)
     }
 
-    async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
+    async fn create_job(&self, account: &AccountId, job: &Job) -> Result<(), StoreError> {
+        let record = JobRecord { account: Some(account.clone()), ..JobRecord::new(job.clone()) };
         self.client
             .put_item()
             .table_name(&self.tables.jobs)
-            .set_item(Some(Self::job_item(&JobRecord::new(job.clone()), 1)?))
+            .set_item(Some(Self::job_item(&record, 1)?))
             .condition_expression("attribute_not_exists(job_id)")
             .send()
             .await
@@ -516,5 +612,47 @@ impl JobStore for DynamoStore {
             }
         }
         Ok(jobs)
+    }
+
+    async fn count_account_jobs(&self, account: &AccountId) -> Result<u64, StoreError> {
+        let mut count = 0;
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.jobs)
+                .index_name(ACCOUNT_JOBS_INDEX)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", ACTIVE_ACCOUNT)
+                .expression_attribute_values(":pk", s(account.as_str()))
+                .select(Select::Count)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            count += u64::try_from(out.count).unwrap_or(0);
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => return Ok(count),
+            }
+        }
+    }
+
+    async fn account_jobs(&self, account: &AccountId) -> Result<Vec<Job>, StoreError> {
+        let items = self.query(&self.tables.jobs, Some(ACCOUNT_JOBS_INDEX), ACTIVE_ACCOUNT, account.as_str()).await?;
+        items.iter().map(|item| Self::job_from(item).map(|record| record.job)).collect()
+    }
+}
+
+#[async_trait]
+impl QuotaStore for DynamoStore {
+    async fn get_quotas(&self, account: &AccountId) -> Result<QuotaSettings, StoreError> {
+        let found = self.get(&self.tables.accounts, key(&[("key_id", &account_key(account))])).await?;
+        Ok(found.map(|i| doc(&i)).transpose()?.unwrap_or_default())
+    }
+
+    async fn put_quotas(&self, account: &AccountId, quotas: &QuotaSettings) -> Result<(), StoreError> {
+        self.put(&self.tables.accounts, item(quotas, &[("key_id", s(account_key(account)))])?).await
     }
 }

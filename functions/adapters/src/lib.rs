@@ -30,7 +30,8 @@ use roomrec_domain::ports::{DeliveryQueue, EventLog};
 use roomrec_domain::retry::Backoff;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::usecases::{
-    Access, Apps, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, Rooms, RoomsPorts, Rules, Sweeper,
+    Access, Apps, AppsPorts, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, QuotaPorts, Rooms, RoomsPorts, Rules,
+    Sweeper,
 };
 pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
@@ -74,7 +75,8 @@ impl Deps {
         ));
         let notifier = Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(&config)));
         let (clock, random): (Arc<dyn Clock>, Arc<dyn Random>) = (Arc::new(SystemClock), Arc::new(OsRandom));
-        let jobs = Jobs::new(store.clone(), store.clone(), queue, clock.clone(), random.clone());
+        let quotas = QuotaPorts { apps: store.clone(), quotas: store.clone(), rooms: store.clone() };
+        let jobs = Jobs::new(store.clone(), store.clone(), queue, quotas, clock.clone(), random.clone());
         let jocloud = Jocloud::new(JocloudPorts {
             recordings: Arc::new(DynamoRecordingStore::new(dynamo, jocloud_table)),
             rooms: store.clone(),
@@ -86,7 +88,16 @@ impl Deps {
         });
         Ok(Self {
             access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone()),
-            apps: Apps::new(store.clone(), clock.clone(), random.clone()),
+            apps: Apps::new(AppsPorts {
+                apps: store.clone(),
+                rules: store.clone(),
+                callbacks: store.clone(),
+                rooms: store.clone(),
+                job_store: store.clone(),
+                jobs: jobs.clone(),
+                clock: clock.clone(),
+                random: random.clone(),
+            }),
             rules: Rules::new(store.clone(), clock.clone(), random.clone()),
             callbacks: Callbacks::new(store.clone(), notifier, private_callbacks(&config), clock.clone()),
             rooms: Rooms::new(RoomsPorts {

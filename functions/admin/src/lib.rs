@@ -11,7 +11,8 @@ use roomrec_domain::clock::Clock;
 use roomrec_domain::event::RecordEvent;
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
 use roomrec_domain::job::Job;
-use roomrec_domain::ports::{AppStore, CallbackStore, JobStore, RoomStore, RuleStore, StoreError};
+use roomrec_domain::ports::{AppStore, CallbackStore, JobStore, QuotaStore, RoomStore, RuleStore, StoreError};
+use roomrec_domain::quota::{QuotaSettings, Quotas};
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::usecases::Access;
 
@@ -58,6 +59,14 @@ impl Admin {
     }
 }
 
+/// Sets what `changes` sets of the account's quotas, keeping the rest; returns the limits
+/// that apply from now on.
+pub async fn set_quotas(admin: &Admin, account: &AccountId, changes: QuotaSettings) -> anyhow::Result<Quotas> {
+    let settings = admin.store.get_quotas(account).await?.merged(changes);
+    admin.store.put_quotas(account, &settings).await?;
+    Ok(settings.limits())
+}
+
 /// Writes the fixture credential, app, rule and jobs; running it again resets them.
 pub async fn seed(admin: &Admin) -> anyhow::Result<()> {
     let account = AccountId::try_from(ACCOUNT)?;
@@ -92,7 +101,7 @@ pub async fn seed(admin: &Admin) -> anyhow::Result<()> {
         job.job_id = id(JobId::parse(job_id), "job")?;
         job.stream_name = job.stream_name.replacen(&job.stream_name[2..34], job_id, 1);
         store.delete_job(&job.app_id, &job.job_id).await?;
-        match store.create_job(&job).await {
+        match store.create_job(&account, &job).await {
             Ok(()) | Err(StoreError::Conflict) => {}
             Err(err) => return Err(err.into()),
         }

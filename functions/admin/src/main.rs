@@ -3,6 +3,9 @@
 //! - `create-credential --account NAME [--key-id K --secret S]` prints `{"key_id","secret"}`
 //!   as its last line; with `--key-id`/`--secret` it registers that pair again (local stacks
 //!   start with empty tables and keep the developer's saved credential working).
+//! - `set-quotas --account NAME [--active-jobs N] [--mix-participants N] [--waiting-jobs N]`
+//!   sets the account's quotas (others keep their values; never set, a quota takes its
+//!   default) and prints the limits that now apply as its last line.
 //! - `seed-fixtures` writes the fixtures the `events/` replays use.
 //! - `sweep [--every SECONDS]` runs the sweeper once, or every SECONDS until stopped (the
 //!   local stack's stand-in for the scheduled `sweeper` function).
@@ -14,6 +17,7 @@ use roomrec_adapters::{init_cli_tracing, init_tracing, sweeper, Config};
 use roomrec_admin::Admin;
 use roomrec_domain::error::error_chain;
 use roomrec_domain::ids::{AccountId, KeyId};
+use roomrec_domain::quota::QuotaSettings;
 
 fn flag(args: &[String], name: &str) -> Option<String> {
     args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
@@ -42,6 +46,20 @@ async fn main() -> anyhow::Result<()> {
             };
             println!("{}", serde_json::to_string(&issued)?);
         }
+        Some("set-quotas") => {
+            let admin = Admin::from_env().await?;
+            let account = AccountId::try_from(flag(&args, "--account").context("--account NAME is required")?)?;
+            let number = |name: &str| -> anyhow::Result<Option<u32>> {
+                flag(&args, name).map(|v| v.parse().with_context(|| format!("{name} takes a whole number"))).transpose()
+            };
+            let changes = QuotaSettings {
+                active_jobs: number("--active-jobs")?,
+                mix_participants: number("--mix-participants")?,
+                waiting_jobs: number("--waiting-jobs")?,
+            };
+            let limits = roomrec_admin::set_quotas(&admin, &account, changes).await?;
+            println!("{}", serde_json::to_string(&limits)?);
+        }
         Some("seed-fixtures") => {
             roomrec_admin::seed(&Admin::from_env().await?).await?;
             println!("fixtures written: app {}, rule {}", roomrec_admin::APP_ID, roomrec_admin::RULE_ID);
@@ -59,7 +77,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         _ => bail!(
-            "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] | seed-fixtures | sweep [--every SECONDS]"
+            "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] \
+             | set-quotas --account NAME [--active-jobs N] [--mix-participants N] [--waiting-jobs N] \
+             | seed-fixtures | sweep [--every SECONDS]"
         ),
     }
     Ok(())

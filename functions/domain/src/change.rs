@@ -81,7 +81,7 @@ mod tests {
             r#"{"room_id":"r","user_id":"u","record_param":{"record_rule_id":"5d0ec2c53a2c15625017adb8bbbcd9ab"}}"#;
         let app = AppId::generate(random());
         let job = Job::individual(app, serde_json::from_str(body).unwrap(), random(), now()).unwrap();
-        store.create_job(&job).await.unwrap();
+        store.create_job(&crate::ids::AccountId::try_from("acme").unwrap(), &job).await.unwrap();
         store.job(&job.app_id, &job.job_id).unwrap()
     }
 

@@ -61,6 +61,9 @@ pub enum UseCaseError {
     /// The named resource existed but is no longer valid (an expired reservation).
     #[error("{field}: {reason}")]
     Expired { field: &'static str, reason: String },
+    /// The account is at one of its quotas.
+    #[error(transparent)]
+    QuotaExceeded(#[from] crate::quota::QuotaExceeded),
     /// Storage failed; the cause stays in the log, never in a response.
     #[error("storage failed")]
     Store(#[source] StoreError),

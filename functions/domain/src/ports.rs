@@ -11,6 +11,7 @@ use crate::event::{DeliveryUpdate, RecordEvent, StoredEvent};
 use crate::ids::{AccountId, AppId, JobId, KeyId, RecordId, ResId, RoomId, RuleId, UserId};
 use crate::job::{Job, JobKind, JobState};
 use crate::jocloud::{Recording, Reservation};
+use crate::quota::QuotaSettings;
 use crate::record::{JobRecord, Lease};
 use crate::room::{Room, RoomStream};
 use crate::rule::RecordRule;
@@ -77,8 +78,13 @@ pub trait AppStore: Send + Sync {
     async fn find_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError>;
     /// Every app of `account`, oldest first.
     async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError>;
+    /// The account that owns an app, for trusted callers.
+    async fn app_account(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError>;
     /// Creates or replaces an app of `account`.
     async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError>;
+    /// Replaces an app of `account` that still exists; `false` if it does not (a concurrent
+    /// delete is never undone).
+    async fn update_app(&self, account: &AccountId, app: &App) -> Result<bool, StoreError>;
     /// Deletes an app; `false` if there was none.
     async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError>;
 }
@@ -92,6 +98,8 @@ pub trait RuleStore: Send + Sync {
     async fn list_rules(&self, app_id: &AppId) -> Result<Vec<RecordRule>, StoreError>;
     /// Creates or replaces a rule.
     async fn put_rule(&self, rule: &RecordRule) -> Result<(), StoreError>;
+    /// Replaces a rule that still exists; `false` if it does not.
+    async fn update_rule(&self, rule: &RecordRule) -> Result<bool, StoreError>;
     /// Deletes a rule; `false` if there was none.
     async fn delete_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<bool, StoreError>;
 }
@@ -103,6 +111,8 @@ pub trait CallbackStore: Send + Sync {
     async fn get_callback(&self, app_id: &AppId) -> Result<Option<RecordCallback>, StoreError>;
     /// Creates or replaces the app's record callback.
     async fn put_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<(), StoreError>;
+    /// Replaces the app's record callback if it still has one; `false` if not.
+    async fn update_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<bool, StoreError>;
     /// Deletes the app's record callback; `false` if there was none.
     async fn delete_callback(&self, app_id: &AppId) -> Result<bool, StoreError>;
 }
@@ -116,8 +126,8 @@ pub trait RoomStore: Send + Sync {
     async fn list_streams(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<RoomStream>, StoreError>;
     /// Saves a participant stream that joined now; `Conflict` if the user is in the room.
     async fn create_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError>;
-    /// Creates or replaces a participant stream.
-    async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError>;
+    /// Replaces a participant stream that is still in the room; `false` if it left.
+    async fn update_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<bool, StoreError>;
     /// Removes a participant stream; `false` if there was none.
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError>;
     /// Notes the join with `join_seq` in the room, creating the room (at `now`) if it has
@@ -128,6 +138,8 @@ pub trait RoomStore: Send + Sync {
     async fn get_room(&self, app_id: &AppId, room: &RoomId) -> Result<Option<Room>, StoreError>;
     /// Removes the room unless someone joined since it was read; `false` if someone did.
     async fn close_room(&self, app_id: &AppId, room: &Room) -> Result<bool, StoreError>;
+    /// Removes every room and stream of an app (the app is being deleted).
+    async fn delete_app_rooms(&self, app_id: &AppId) -> Result<(), StoreError>;
 }
 
 /// Recording jobs: the API's view and the stored record with its version and lease.
@@ -140,8 +152,8 @@ pub trait JobStore: Send + Sync {
     async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<JobRecord>, StoreError>;
     /// Jobs of an app matching `filter`, newest first.
     async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
-    /// Saves a new job at version 1; `Conflict` if the id exists.
-    async fn create_job(&self, job: &Job) -> Result<(), StoreError>;
+    /// Saves a new job of `account` at version 1; `Conflict` if the id exists.
+    async fn create_job(&self, account: &AccountId, job: &Job) -> Result<(), StoreError>;
     /// Saves a changed record if its stored version is still `record.version`; bumps the version.
     async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError>;
     /// Deletes a job (used to undo a create whose enqueue failed).
@@ -149,6 +161,19 @@ pub trait JobStore: Send + Sync {
     /// Every job of every app that has not ended (INIT, RUNNING, STOPPING), as stored; for
     /// the sweeper, so it may lag the latest writes by a moment.
     async fn active_jobs(&self) -> Result<Vec<JobRecord>, StoreError>;
+    /// How many jobs of `account` have not ended; may lag the latest writes by a moment.
+    async fn count_account_jobs(&self, account: &AccountId) -> Result<u64, StoreError>;
+    /// The jobs of `account` that have not ended; may lag the latest writes by a moment.
+    async fn account_jobs(&self, account: &AccountId) -> Result<Vec<Job>, StoreError>;
+}
+
+/// The quotas an operator set for each account.
+#[async_trait]
+pub trait QuotaStore: Send + Sync {
+    /// The account's quota settings (all unset if it has none).
+    async fn get_quotas(&self, account: &AccountId) -> Result<QuotaSettings, StoreError>;
+    /// Saves the account's quota settings.
+    async fn put_quotas(&self, account: &AccountId, quotas: &QuotaSettings) -> Result<(), StoreError>;
 }
 
 /// Every entity store at once, for processes that need several (the worker, operator tools).

@@ -8,6 +8,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::ids::AccountId;
 use crate::job::{Job, JobState, RecordFile, StopReason};
 use crate::rule::RecordFormat;
 use crate::time::Timestamp;
@@ -22,6 +23,9 @@ pub struct JobRecord {
     pub lease: Option<Lease>,
     /// Files being uploaded by the worker that holds the job.
     pub open_uploads: Vec<OpenUpload>,
+    /// The account whose quotas the job counts against; `None` for jobs stored before
+    /// quotas existed, which count against none.
+    pub account: Option<AccountId>,
 }
 
 /// Who holds a job and until when (milliseconds since the epoch), and which claim of the job
@@ -100,7 +104,7 @@ fn millis(duration: Duration) -> i64 {
 impl JobRecord {
     /// A job never stored, with no lease and nothing uploading.
     pub fn new(job: Job) -> Self {
-        Self { job, version: 0, lease: None, open_uploads: Vec::new() }
+        Self { job, version: 0, lease: None, open_uploads: Vec::new(), account: None }
     }
 
     /// Takes the job for `worker` until `now + lease`. INIT becomes RUNNING; a RUNNING or

@@ -15,10 +15,10 @@ mod sweeper;
 mod tests;
 
 pub use access::{Access, IssuedCredential, OwnedApp};
-pub use apps::Apps;
+pub use apps::{Apps, AppsPorts};
 pub use callbacks::Callbacks;
 pub use events::JobEvents;
-pub use jobs::Jobs;
+pub use jobs::{Jobs, QuotaPorts};
 pub use jocloud::{Jocloud, JocloudPorts};
 pub use rooms::{PublishEvent, Rooms, RoomsPorts};
 pub use rules::Rules;

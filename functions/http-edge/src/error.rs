@@ -62,6 +62,7 @@ impl From<UseCaseError> for ApiError {
             UseCaseError::NotFound { .. } => Self::new(404, "NOT_FOUND", err.to_string()),
             UseCaseError::Conflict(message) => Self::new(409, "CONFLICT", message),
             UseCaseError::Expired { .. } => Self::new(410, "EXPIRED", err.to_string()),
+            UseCaseError::QuotaExceeded(_) => Self::new(429, "QUOTA_EXCEEDED", err.to_string()),
             UseCaseError::Store(_) => Self::internal(&err),
             UseCaseError::Queue(_) => {
                 tracing::error!(error = %error_chain(&err), "job queue unavailable");

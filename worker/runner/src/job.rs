@@ -731,7 +731,7 @@ mod tests {
             "record_param": { "record_rule_id": "0123456789abcdef0123456789abcdef" },
         });
         let job = Job::mix(AppId::generate(random()), serde_json::from_value(body).unwrap(), random(), now()).unwrap();
-        store.create_job(&job).await.unwrap();
+        store.create_job(&roomrec_domain::ids::AccountId::try_from("acme").unwrap(), &job).await.unwrap();
         let (ctx, capacity) = (ctx(store.clone()), Capacity::new(50));
         let (_stop, shutdown) = watch::channel(false);
         let message = JobMessage::wake(job.app_id.clone(), job.job_id.clone());

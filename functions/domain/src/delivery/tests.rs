@@ -76,6 +76,9 @@ impl CallbackStore for FakeCallbacks {
     async fn put_callback(&self, _app_id: &AppId, _callback: &RecordCallback) -> Result<(), StoreError> {
         unreachable!("the deliverer never writes callbacks")
     }
+    async fn update_callback(&self, _app_id: &AppId, _callback: &RecordCallback) -> Result<bool, StoreError> {
+        unreachable!("the deliverer never writes callbacks")
+    }
     async fn delete_callback(&self, _app_id: &AppId) -> Result<bool, StoreError> {
         unreachable!("the deliverer never writes callbacks")
     }

@@ -13,14 +13,17 @@ use crate::ids::{AccountId, AppId, JobId, KeyId, RecordId, ResId, RoomId, RuleId
 use crate::job::Job;
 use crate::jocloud::{Recording, Reservation};
 use crate::ports::{
-    AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, RecordingStore, RoomStore, RuleStore,
+    AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, QuotaStore, RecordingStore, RoomStore,
+    RuleStore,
 };
+use crate::quota::QuotaSettings;
 use crate::record::JobRecord;
 use crate::room::{Room, RoomStream};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
 
 type Race = Box<dyn FnOnce(&mut JobRecord) + Send>;
+type WriteRace = Box<dyn FnOnce(&MemStore) + Send>;
 
 #[derive(Default)]
 struct Tables {
@@ -34,6 +37,7 @@ struct Tables {
     jobs: BTreeMap<(AppId, JobId), JobRecord>,
     reservations: HashMap<(AppId, ResId), Reservation>,
     recordings: HashMap<(AppId, RecordId), Recording>,
+    quotas: HashMap<AccountId, QuotaSettings>,
 }
 
 /// Every entity store in memory. Job creates and stream creates are conditional, job saves
@@ -43,6 +47,9 @@ pub struct MemStore {
     tables: Mutex<Tables>,
     /// Changes another writer makes to a job just before the next save, so that save loses.
     races: Mutex<Vec<Race>>,
+    /// What another writer does just before the next conditional update of an app, rule,
+    /// callback or stream.
+    write_races: Mutex<Vec<WriteRace>>,
     down: AtomicBool,
 }
 
@@ -51,6 +58,19 @@ impl MemStore {
     /// bumps its version): that save finds the job changed and fails with `Conflict`.
     pub fn race_next_save(&self, change: impl FnOnce(&mut JobRecord) + Send + 'static) {
         self.races.lock().unwrap().push(Box::new(change));
+    }
+
+    /// Before the next conditional update of an app, rule, callback or stream (after the
+    /// caller read it), another writer runs `change` on the store — a concurrent delete, say.
+    pub fn race_next_update(&self, change: impl FnOnce(&MemStore) + Send + 'static) {
+        self.write_races.lock().unwrap().push(Box::new(change));
+    }
+
+    fn run_write_race(&self) {
+        let race = self.write_races.lock().unwrap().pop();
+        if let Some(race) = race {
+            race(self);
+        }
     }
 
     /// While `down`, every call fails as a backend outage would.
@@ -113,6 +133,18 @@ impl AppStore for MemStore {
     async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError> {
         Ok(self.open()?.apps.iter().filter(|(owner, _)| owner == account).map(|(_, a)| a.clone()).collect())
     }
+    async fn app_account(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError> {
+        Ok(self.open()?.apps.iter().find(|(_, app)| app.app_id == *app_id).map(|(owner, _)| owner.clone()))
+    }
+    async fn update_app(&self, account: &AccountId, app: &App) -> Result<bool, StoreError> {
+        self.run_write_race();
+        let mut tables = self.open()?;
+        let Some(slot) = tables.apps.iter_mut().find(|(owner, a)| owner == account && a.app_id == app.app_id) else {
+            return Ok(false);
+        };
+        slot.1 = app.clone();
+        Ok(true)
+    }
     async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError> {
         let mut tables = self.open()?;
         match tables.apps.iter_mut().find(|(_, a)| a.app_id == app.app_id) {
@@ -145,6 +177,15 @@ impl RuleStore for MemStore {
         }
         Ok(())
     }
+    async fn update_rule(&self, rule: &RecordRule) -> Result<bool, StoreError> {
+        self.run_write_race();
+        let mut tables = self.open()?;
+        let Some(slot) = tables.rules.iter_mut().find(|r| r.app_id == rule.app_id && r.rule_id == rule.rule_id) else {
+            return Ok(false);
+        };
+        *slot = rule.clone();
+        Ok(true)
+    }
     async fn delete_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<bool, StoreError> {
         let mut tables = self.open()?;
         let before = tables.rules.len();
@@ -161,6 +202,13 @@ impl CallbackStore for MemStore {
     async fn put_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<(), StoreError> {
         self.open()?.callbacks.insert(app_id.clone(), callback.clone());
         Ok(())
+    }
+    async fn update_callback(&self, app_id: &AppId, callback: &RecordCallback) -> Result<bool, StoreError> {
+        self.run_write_race();
+        let mut tables = self.open()?;
+        let Some(slot) = tables.callbacks.get_mut(app_id) else { return Ok(false) };
+        *slot = callback.clone();
+        Ok(true)
     }
     async fn delete_callback(&self, app_id: &AppId) -> Result<bool, StoreError> {
         Ok(self.open()?.callbacks.remove(app_id).is_some())
@@ -189,12 +237,15 @@ impl RoomStore for MemStore {
         roster.push(stream.clone());
         Ok(())
     }
-    async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError> {
+    async fn update_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<bool, StoreError> {
+        self.run_write_race();
         let mut tables = self.open()?;
-        let roster = tables.streams.entry((app_id.clone(), stream.room_id.clone())).or_default();
-        roster.retain(|s| s.user_id != stream.user_id);
-        roster.push(stream.clone());
-        Ok(())
+        let roster = tables.streams.get_mut(&(app_id.clone(), stream.room_id.clone()));
+        let Some(slot) = roster.and_then(|r| r.iter_mut().find(|s| s.user_id == stream.user_id)) else {
+            return Ok(false);
+        };
+        *slot = stream.clone();
+        Ok(true)
     }
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError> {
         let mut tables = self.open()?;
@@ -231,6 +282,12 @@ impl RoomStore for MemStore {
         }
         Ok(false)
     }
+    async fn delete_app_rooms(&self, app_id: &AppId) -> Result<(), StoreError> {
+        let mut tables = self.open()?;
+        tables.streams.retain(|(app, _), _| app != app_id);
+        tables.rooms.retain(|(app, _), _| app != app_id);
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -256,13 +313,14 @@ impl JobStore for MemStore {
         jobs.sort_by(|a, b| b.create_time.cmp(&a.create_time).then_with(|| a.job_id.cmp(&b.job_id)));
         Ok(jobs)
     }
-    async fn create_job(&self, job: &Job) -> Result<(), StoreError> {
+    async fn create_job(&self, account: &AccountId, job: &Job) -> Result<(), StoreError> {
         let mut tables = self.open()?;
         let key = (job.app_id.clone(), job.job_id.clone());
         if tables.jobs.contains_key(&key) {
             return Err(StoreError::Conflict);
         }
-        tables.jobs.insert(key, JobRecord { version: 1, ..JobRecord::new(job.clone()) });
+        let record = JobRecord { version: 1, account: Some(account.clone()), ..JobRecord::new(job.clone()) };
+        tables.jobs.insert(key, record);
         Ok(())
     }
     async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError> {
@@ -286,6 +344,25 @@ impl JobStore for MemStore {
     }
     async fn active_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {
         Ok(self.open()?.jobs.values().filter(|record| record.job.is_active()).cloned().collect())
+    }
+    async fn count_account_jobs(&self, account: &AccountId) -> Result<u64, StoreError> {
+        Ok(self.account_jobs(account).await?.len() as u64)
+    }
+    async fn account_jobs(&self, account: &AccountId) -> Result<Vec<Job>, StoreError> {
+        let tables = self.open()?;
+        let of_account = tables.jobs.values().filter(|r| r.account.as_ref() == Some(account) && r.job.is_active());
+        Ok(of_account.map(|r| r.job.clone()).collect())
+    }
+}
+
+#[async_trait]
+impl QuotaStore for MemStore {
+    async fn get_quotas(&self, account: &AccountId) -> Result<QuotaSettings, StoreError> {
+        Ok(self.open()?.quotas.get(account).copied().unwrap_or_default())
+    }
+    async fn put_quotas(&self, account: &AccountId, quotas: &QuotaSettings) -> Result<(), StoreError> {
+        self.open()?.quotas.insert(account.clone(), *quotas);
+        Ok(())
     }
 }
 

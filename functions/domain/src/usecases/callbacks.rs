@@ -31,13 +31,18 @@ impl Callbacks {
         Self { callbacks, notifier, private, clock }
     }
 
-    /// Sets the app's record callback.
+    /// Sets the app's record callback: creates it, or replaces the one that was read — if
+    /// that one is deleted meanwhile (the callback or its app), it stays deleted.
     pub async fn put(&self, app: &OwnedApp, request: CallbackRequest) -> Result<RecordCallback, UseCaseError> {
         let callback = RecordCallback::from_request(request, self.private, self.clock.timestamp())?;
         if let Some(reason) = self.notifier.refusal(&callback.url).await {
             return Err(Invalid::new("url", format!("must not point to a private address ({reason})")).into());
         }
-        self.callbacks.put_callback(app.id(), &callback).await?;
+        if self.callbacks.get_callback(app.id()).await?.is_none() {
+            self.callbacks.put_callback(app.id(), &callback).await?;
+        } else if !self.callbacks.update_callback(app.id(), &callback).await? {
+            return Err(UseCaseError::not_found("record-callback", "record callback"));
+        }
         Ok(callback)
     }
 

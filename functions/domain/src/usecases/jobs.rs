@@ -6,9 +6,10 @@ use std::sync::Arc;
 use crate::change::{change_job, ChangeError};
 use crate::clock::{Clock, Random};
 use crate::error::{StoreError, UseCaseError};
-use crate::ids::{AppId, JobId};
+use crate::ids::{AccountId, AppId, JobId};
 use crate::job::{IndividualJobRequest, Job, JobKind, MixJobRequest, MixUpdateRequest, StopOutcome, UpdateError};
-use crate::ports::{JobFilter, JobMessage, JobQueue, JobStore, RuleStore};
+use crate::ports::{AppStore, JobFilter, JobMessage, JobQueue, JobStore, QuotaStore, RoomStore, RuleStore};
+use crate::quota::{waits_for_source, Quota, Quotas};
 use crate::record::JobRecord;
 
 use super::access::OwnedApp;
@@ -23,8 +24,18 @@ pub struct Jobs {
     jobs: Arc<dyn JobStore>,
     rules: Arc<dyn RuleStore>,
     queue: Arc<dyn JobQueue>,
+    quotas: QuotaPorts,
     clock: Arc<dyn Clock>,
     random: Arc<dyn Random>,
+}
+
+/// What the quota check of a new job reads: who owns the app, the account's quotas, and
+/// the rosters that say whether a job waits for its source.
+#[derive(Clone)]
+pub struct QuotaPorts {
+    pub apps: Arc<dyn AppStore>,
+    pub quotas: Arc<dyn QuotaStore>,
+    pub rooms: Arc<dyn RoomStore>,
 }
 
 impl Jobs {
@@ -33,10 +44,11 @@ impl Jobs {
         jobs: Arc<dyn JobStore>,
         rules: Arc<dyn RuleStore>,
         queue: Arc<dyn JobQueue>,
+        quotas: QuotaPorts,
         clock: Arc<dyn Clock>,
         random: Arc<dyn Random>,
     ) -> Self {
-        Self { jobs, rules, queue, clock, random }
+        Self { jobs, rules, queue, quotas, clock, random }
     }
 
     /// Creates an individual-stream job in INIT and queues it.
@@ -51,19 +63,58 @@ impl Jobs {
         self.start(job).await
     }
 
-    /// Saves `job` (its rule must exist) and queues it; `Store(Conflict)` if its id exists.
-    /// A job whose message cannot be queued is removed again, so none is left in INIT that
-    /// no worker would ever see.
+    /// Saves `job` (its rule must exist, its account must be within its quotas) and queues
+    /// it; `Store(Conflict)` if its id exists. A job whose message cannot be queued is
+    /// removed again, so none is left in INIT that no worker would ever see.
     pub(crate) async fn start(&self, job: Job) -> Result<Job, UseCaseError> {
         let field = "record_param.record_rule_id";
         existing_rule(self.rules.as_ref(), &job.app_id, &job.record_param.record_rule_id, field).await?;
-        self.jobs.create_job(&job).await?;
+        let account = self.owner(&job.app_id).await?;
+        self.check_quotas(&account, &job).await?;
+        self.jobs.create_job(&account, &job).await?;
         let message = JobMessage::wake(job.app_id.clone(), job.job_id.clone());
         if let Err(err) = self.queue.enqueue(&message).await {
             self.jobs.delete_job(&job.app_id, &job.job_id).await?;
             return Err(err.into());
         }
         Ok(job)
+    }
+
+    /// The account that owns the app (found by id: joins and Jocloud starts name no account).
+    async fn owner(&self, app_id: &AppId) -> Result<AccountId, UseCaseError> {
+        let owner = self.quotas.apps.app_account(app_id).await?;
+        owner.ok_or_else(|| UseCaseError::not_found("app_id", "app"))
+    }
+
+    async fn limits(&self, account: &AccountId) -> Result<Quotas, StoreError> {
+        Ok(self.quotas.quotas.get_quotas(account).await?.limits())
+    }
+
+    /// Refuses `job` if creating it takes `account` past a quota. Counting and creating are
+    /// two steps, so concurrent creates at the limit may all pass (README, "Quotas").
+    async fn check_quotas(&self, account: &AccountId, job: &Job) -> Result<(), UseCaseError> {
+        let limits = self.limits(account).await?;
+        limits.check_mix(job)?;
+        limits.check_count(Quota::ActiveJobs, self.jobs.count_account_jobs(account).await?)?;
+        // Only a job that would itself wait can take the account past `waiting_jobs`, so the
+        // rosters of the account's other jobs are read only then.
+        let roster = self.quotas.rooms.list_streams(&job.app_id, &job.room_id).await?;
+        if waits_for_source(job, &roster) {
+            limits.check_count(Quota::WaitingJobs, self.waiting_jobs(account).await?)?;
+        }
+        Ok(())
+    }
+
+    /// How many active jobs of `account` wait for their source: one roster read per room.
+    async fn waiting_jobs(&self, account: &AccountId) -> Result<u64, StoreError> {
+        let mut jobs = self.jobs.account_jobs(account).await?;
+        jobs.sort_by(|a, b| (&a.app_id, &a.room_id).cmp(&(&b.app_id, &b.room_id)));
+        let mut waiting = 0;
+        for room_jobs in jobs.chunk_by(|a, b| (&a.app_id, &a.room_id) == (&b.app_id, &b.room_id)) {
+            let roster = self.quotas.rooms.list_streams(&room_jobs[0].app_id, &room_jobs[0].room_id).await?;
+            waiting += room_jobs.iter().filter(|job| waits_for_source(job, &roster)).count() as u64;
+        }
+        Ok(waiting)
     }
 
     /// One job of `kind`; a job of the other kind is not found.
@@ -122,7 +173,13 @@ impl Jobs {
         refusal: impl Fn(UpdateError) -> UseCaseError + Send + Sync,
     ) -> Result<Job, UseCaseError> {
         let now = self.clock.timestamp();
-        let update = |job: &mut Job| job.update_mix(request.clone(), now).map(|()| true).map_err(&refusal);
+        // A layout change may not take the mix past `mix_participants` either.
+        let limits = self.limits(&self.owner(app_id).await?).await?;
+        let update = |job: &mut Job| {
+            job.update_mix(request.clone(), now).map_err(&refusal)?;
+            limits.check_mix(job)?;
+            Ok(true)
+        };
         self.change(app_id, JobKind::Mix, job_id, update).await
     }
 

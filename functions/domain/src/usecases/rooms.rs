@@ -16,6 +16,18 @@ use super::access::OwnedApp;
 use super::jobs::Jobs;
 use super::jocloud::Jocloud;
 
+/// Logs why a recording a join would start did not. A quota is the customer's to act on,
+/// so its refusal is a warning carrying the API's error code and the quota's name (the same
+/// words a create through the API answers with); anything else is our error.
+fn not_started(app_id: &AppId, stream: &RoomStream, err: &UseCaseError, what: &str) {
+    let (room_id, user_id) = (&stream.room_id, &stream.user_id);
+    match err {
+        UseCaseError::QuotaExceeded(refused) => tracing::warn!(%app_id, %room_id, %user_id,
+            error_code = "QUOTA_EXCEEDED", quota = refused.quota().as_str(), error = %refused, "{what}"),
+        err => tracing::error!(%app_id, %room_id, %user_id, error = %error_chain(err), "{what}"),
+    }
+}
+
 /// A media-server report that a stream started or stopped publishing.
 #[derive(Debug, Clone)]
 pub struct PublishEvent {
@@ -72,7 +84,7 @@ impl Rooms {
         }
         let video_type = request.video_type.unwrap_or_default();
         let stream = self.joining(room, user, url, video_type, has_audio, has_video);
-        Ok(self.join(app.id(), stream).await?)
+        self.join(app.id(), stream).await
     }
 
     /// Removes a participant stream (the participant left).
@@ -116,9 +128,10 @@ impl Rooms {
         Ok(())
     }
 
-    /// Saves `stream`; a user already in the room keeps their join time and order. A user
-    /// who joins now opens the room (if empty) and may start recordings; `true` then.
-    async fn join(&self, app_id: &AppId, mut stream: RoomStream) -> Result<(RoomStream, bool), StoreError> {
+    /// Saves `stream`; a user already in the room keeps their join time and order (and one
+    /// who left meanwhile is not found: a leave is never undone). A user who joins now opens
+    /// the room (if empty) and may start recordings; `true` then.
+    async fn join(&self, app_id: &AppId, mut stream: RoomStream) -> Result<(RoomStream, bool), UseCaseError> {
         let existing = self.ports.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?;
         let created = match existing {
             Some(_) => Err(StoreError::Conflict),
@@ -135,10 +148,12 @@ impl Rooms {
                 if let Some(current) = current {
                     (stream.join_time, stream.join_seq) = (current.join_time, current.join_seq);
                 }
-                self.ports.rooms.put_stream(app_id, &stream).await?;
+                if !self.ports.rooms.update_stream(app_id, &stream).await? {
+                    return Err(UseCaseError::not_found("user_id", "stream"));
+                }
                 return Ok((stream, false));
             }
-            Err(err) => return Err(err),
+            Err(err) => return Err(err.into()),
         }
         // The stream is saved before the room is touched, so a concurrent last leave either
         // sees it or finds the room changed (see `leave`).
@@ -154,12 +169,10 @@ impl Rooms {
     /// in the room whether or not their recording could start.
     async fn on_join(&self, app_id: &AppId, stream: &RoomStream, room: &Room) {
         if let Err(err) = self.auto_record(app_id, stream, room).await {
-            tracing::error!(%app_id, room_id = %stream.room_id, user_id = %stream.user_id,
-                error = %error_chain(&err), "automatic recording did not start");
+            not_started(app_id, stream, &err, "automatic recording did not start");
         }
         if let Err(err) = self.ports.jocloud.join_recordings(app_id, stream).await {
-            tracing::error!(%app_id, room_id = %stream.room_id, user_id = %stream.user_id,
-                error = %error_chain(&err), "the participant's Jocloud recording did not start");
+            not_started(app_id, stream, &err, "the participant's Jocloud recording did not start");
         }
     }
 

@@ -69,7 +69,8 @@ impl Rules {
         existing_rule(self.rules.as_ref(), app.id(), rule_id, "rule_id").await
     }
 
-    /// Updates a rule; absent fields keep their values.
+    /// Updates a rule; absent fields keep their values. A rule deleted since it was read
+    /// stays deleted (not found).
     pub async fn update(
         &self,
         app: &OwnedApp,
@@ -79,7 +80,9 @@ impl Rules {
         let mut rule = self.get(app, rule_id).await?;
         rule.update(request, self.clock.timestamp())?;
         self.check_single_auto_rule(&rule).await?;
-        self.rules.put_rule(&rule).await?;
+        if !self.rules.update_rule(&rule).await? {
+            return Err(UseCaseError::not_found("rule_id", "record rule"));
+        }
         Ok(rule)
     }
 

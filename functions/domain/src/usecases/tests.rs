@@ -45,7 +45,8 @@ fn world() -> World {
     let events = Arc::new(MemEventLog::default());
     let notifier = Arc::new(ScriptedNotifier::default());
     let random = Arc::new(SeqRandom::new(11));
-    let jobs = Jobs::new(store.clone(), store.clone(), queue.clone(), clock.clone(), random.clone());
+    let quotas = QuotaPorts { apps: store.clone(), quotas: store.clone(), rooms: store.clone() };
+    let jobs = Jobs::new(store.clone(), store.clone(), queue.clone(), quotas, clock.clone(), random.clone());
     let jocloud = Jocloud::new(JocloudPorts {
         recordings: store.clone(),
         rooms: store.clone(),
@@ -57,7 +58,16 @@ fn world() -> World {
     });
     World {
         access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone()),
-        apps: Apps::new(store.clone(), clock.clone(), random.clone()),
+        apps: Apps::new(AppsPorts {
+            apps: store.clone(),
+            rules: store.clone(),
+            callbacks: store.clone(),
+            rooms: store.clone(),
+            job_store: store.clone(),
+            jobs: jobs.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+        }),
         rules: Rules::new(store.clone(), clock.clone(), random.clone()),
         callbacks: Callbacks::new(store.clone(), notifier.clone(), PrivateAddresses::Refuse, clock.clone()),
         job_events: JobEvents::new(jobs.clone(), events.clone()),
@@ -613,3 +623,5 @@ async fn a_job_the_sweeper_cannot_queue_is_reported_and_tried_again_next_time() 
     assert_eq!((swept.requeued.clone(), swept.failed.clone()), (vec![], vec![job.job_id.clone()]));
     assert_eq!(sweeper.sweep().await.unwrap().requeued, vec![job.job_id]);
 }
+
+mod quotas;
