@@ -46,6 +46,17 @@ impl Invalid {
     }
 }
 
+/// A create refused because it would take the account past one of its quotas
+/// ([`quota`](crate::quota) decides).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct QuotaExceeded {
+    /// The quota's name (`active_jobs`, `mix_participants`, `waiting_jobs`).
+    pub quota: &'static str,
+    /// The limit and what reached it, e.g. `active_jobs limit 50 reached`.
+    pub message: String,
+}
+
 /// How a use case can fail; the HTTP edge maps each variant to one status and error code.
 #[derive(Debug, thiserror::Error)]
 pub enum UseCaseError {
@@ -63,7 +74,7 @@ pub enum UseCaseError {
     Expired { field: &'static str, reason: String },
     /// The account is at one of its quotas.
     #[error(transparent)]
-    QuotaExceeded(#[from] crate::quota::QuotaExceeded),
+    QuotaExceeded(#[from] QuotaExceeded),
     /// Storage failed; the cause stays in the log, never in a response.
     #[error("storage failed")]
     Store(#[source] StoreError),

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::error::QuotaExceeded;
 use crate::job::{Job, JobSpec, JobState};
 use crate::mix::LayoutTemplate;
 use crate::room::RoomStream;
@@ -90,24 +91,10 @@ fn layout_name(layout: LayoutTemplate) -> String {
     serde_json::to_value(layout).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()
 }
 
-/// A create refused because it would take the account past one of its quotas.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum QuotaExceeded {
-    /// The account holds as many jobs as `quota` allows.
-    #[error("{} limit {limit} reached", quota.as_str())]
-    Reached { quota: Quota, limit: u32 },
-    /// The mix's layout pulls more participants than the account may have in one mix.
-    #[error("mix_participants limit {limit} exceeded: {} pulls up to {panes} participants", layout_name(*.layout))]
-    MixTooLarge { limit: u32, layout: LayoutTemplate, panes: u32 },
-}
-
-impl QuotaExceeded {
-    /// The quota that refused.
-    pub fn quota(&self) -> Quota {
-        match self {
-            Self::Reached { quota, .. } => *quota,
-            Self::MixTooLarge { .. } => Quota::MixParticipants,
-        }
+impl Quota {
+    /// The refusal of one more job when `limit` is reached.
+    fn reached(self, limit: u32) -> QuotaExceeded {
+        QuotaExceeded { quota: self.as_str(), message: format!("{} limit {limit} reached", self.as_str()) }
     }
 }
 
@@ -117,7 +104,12 @@ impl Quotas {
         let JobSpec::Mix { mix_param } = &job.spec else { return Ok(()) };
         let (layout, panes) = (mix_param.layout_template, mix_param.layout_template.max_panes());
         if panes > self.mix_participants {
-            return Err(QuotaExceeded::MixTooLarge { limit: self.mix_participants, layout, panes });
+            let limit = self.mix_participants;
+            let message = format!(
+                "mix_participants limit {limit} exceeded: {} pulls up to {panes} participants",
+                layout_name(layout)
+            );
+            return Err(QuotaExceeded { quota: Quota::MixParticipants.as_str(), message });
         }
         Ok(())
     }
@@ -130,7 +122,7 @@ impl Quotas {
             Quota::MixParticipants => self.mix_participants,
         };
         if held >= u64::from(limit) {
-            return Err(QuotaExceeded::Reached { quota, limit });
+            return Err(quota.reached(limit));
         }
         Ok(())
     }
@@ -169,6 +161,6 @@ mod tests {
         assert!(limits.check_count(Quota::ActiveJobs, 49).is_ok());
         let refused = limits.check_count(Quota::ActiveJobs, 50).unwrap_err();
         assert_eq!(refused.to_string(), "active_jobs limit 50 reached");
-        assert_eq!(refused.quota(), Quota::ActiveJobs);
+        assert_eq!(refused.quota, "active_jobs");
     }
 }

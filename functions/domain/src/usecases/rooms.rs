@@ -23,7 +23,7 @@ fn not_started(app_id: &AppId, stream: &RoomStream, err: &UseCaseError, what: &s
     let (room_id, user_id) = (&stream.room_id, &stream.user_id);
     match err {
         UseCaseError::QuotaExceeded(refused) => tracing::warn!(%app_id, %room_id, %user_id,
-            error_code = "QUOTA_EXCEEDED", quota = refused.quota().as_str(), error = %refused, "{what}"),
+            error_code = "QUOTA_EXCEEDED", quota = refused.quota, error = %refused, "{what}"),
         err => tracing::error!(%app_id, %room_id, %user_id, error = %error_chain(err), "{what}"),
     }
 }
