@@ -17,6 +17,9 @@ keep_logs() {
 trap keep_logs EXIT
 
 cargo build --release -p roomrec-worker -p roomrec-bench-worker
+# BENCH_NS goes up to 64 recordings in the development account, past the default active_jobs
+# quota (50).
+target/debug/roomrec-admin set-quotas --account dev --active-jobs 64 >/dev/null
 target/release/bench-worker | tee target/bench-worker.md.partial
 mv target/bench-worker.md.partial target/bench-worker.md
 echo "bench-worker: tables written to target/bench-worker.md (worker log: target/bench-worker-worker.log)" >&2
