@@ -146,6 +146,43 @@ pub fn waits_for_source(job: &Job, roster: &[RoomStream]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::AppId;
+    use crate::testing::{now, random};
+
+    fn job(body: &str) -> Job {
+        let app = AppId::generate(random());
+        match body.contains("mix_param") {
+            true => Job::mix(app, serde_json::from_str(body).unwrap(), random(), now()).unwrap(),
+            false => Job::individual(app, serde_json::from_str(body).unwrap(), random(), now()).unwrap(),
+        }
+    }
+
+    fn stream(user: &str) -> RoomStream {
+        RoomStream {
+            room_id: "r1".try_into().unwrap(),
+            user_id: user.try_into().unwrap(),
+            url: crate::url::StreamUrl::parse("rtmp://media.example.com/live/x", "url").unwrap(),
+            video_type: crate::room::VideoType::Camerastream,
+            has_audio: true,
+            has_video: true,
+            join_time: now(),
+            join_seq: 1,
+            update_time: now(),
+        }
+    }
+
+    #[test]
+    fn a_job_waits_while_nobody_it_records_is_in_the_room_unless_it_is_ending() {
+        let rule = r#""record_param":{"record_rule_id":"5d0ec2c53a2c15625017adb8bbbcd9ab"}"#;
+        let mut individual = job(&format!(r#"{{"room_id":"r1","user_id":"u1",{rule}}}"#));
+        let mix = job(&format!(r#"{{"mix_param":{{"room_id":"r1","encode_template":"640x360_15_500"}},{rule}}}"#));
+        assert!(waits_for_source(&individual, &[]) && waits_for_source(&mix, &[]));
+        assert!(waits_for_source(&individual, &[stream("u2")]), "someone else is no source for it");
+        assert!(!waits_for_source(&mix, &[stream("u2")]), "anyone is a source for a mix");
+        assert!(!waits_for_source(&individual, &[stream("u2"), stream("u1")]));
+        individual.state = JobState::Stopping;
+        assert!(!waits_for_source(&individual, &[]), "a job that is ending is not waiting");
+    }
 
     #[test]
     fn unset_quotas_take_their_defaults_and_a_change_keeps_what_it_does_not_set() {

@@ -41,7 +41,8 @@ struct Tables {
 }
 
 /// Every entity store in memory. Job creates and stream creates are conditional, job saves
-/// are versioned, reservations are consumed once and only before they expire.
+/// are versioned, updates of apps, rules, callbacks and streams write only over an item that
+/// is still there, reservations are consumed once and only before they expire.
 #[derive(Default)]
 pub struct MemStore {
     tables: Mutex<Tables>,
