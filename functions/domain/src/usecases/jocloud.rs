@@ -99,7 +99,11 @@ impl Jocloud {
                 self.ports.recordings.put_recording(&recording).await?;
                 let jobs = self.recording_jobs(&recording).await?;
                 for stream in self.ports.rooms.list_streams(app.id(), &recording.room_id).await? {
-                    self.record_participant(&recording, &stream, &jobs).await?;
+                    if let Err(err) = self.record_participant(&recording, &stream, &jobs).await {
+                        // All of the room or nothing (a quota, say, stopped it part way).
+                        self.abandon(&mut recording).await;
+                        return Err(err);
+                    }
                 }
             }
         }
@@ -172,6 +176,29 @@ impl Jocloud {
     pub async fn query_record(&self, app: &OwnedApp, request: RecordIdRequest) -> Result<RecordingView, UseCaseError> {
         let recording = self.recording(app, &request.recordid, request.roomid.as_ref()).await?;
         self.view(recording).await
+    }
+
+    /// Ends a source recording that could not start whole: it is stopped, and so are the
+    /// jobs it started; a failure is logged (nothing was recorded yet).
+    async fn abandon(&self, recording: &mut Recording) {
+        recording.stop(StopReason::InternalError, self.ports.clock.timestamp());
+        self.save_settled(recording).await;
+        let started = match self.recording_jobs(recording).await {
+            Ok(jobs) => jobs,
+            Err(err) => {
+                tracing::warn!(recordid = %recording.recordid, error = %error_chain(&err),
+                    "could not list the jobs of a recording that failed to start");
+                return;
+            }
+        };
+        for job in started.iter().filter(|j| j.is_active()) {
+            if let Err(err) =
+                self.ports.jobs.stop_job(&recording.app_id, JobKind::Individual, job.job_id.as_str()).await
+            {
+                tracing::warn!(recordid = %recording.recordid, job_id = %job.job_id, error = %error_chain(&err),
+                    "could not stop a job of a recording that failed to start");
+            }
+        }
     }
 
     /// Records `stream`'s participant in every open source recording of their room.

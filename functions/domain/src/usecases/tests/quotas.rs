@@ -101,6 +101,26 @@ async fn a_mix_whose_layout_pulls_more_participants_than_allowed_is_refused_crea
 }
 
 #[tokio::test]
+async fn a_jocloud_source_recording_past_the_quota_starts_nobody_rather_than_part_of_the_room() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    w.join(&app, "u1").await;
+    w.join(&app, "u2").await;
+    w.set_quotas("alice", QuotaSettings { active_jobs: Some(1), ..QuotaSettings::default() }).await;
+    let reservation = w.jocloud.apply_record(&app, body("{}")).await.unwrap();
+    let request =
+        format!(r#"{{"resid":"{}","roomid":"room001","record_rule_id":"{rule}","streamtype":2}}"#, reservation.resid);
+    let refused = w.jocloud.start_record(&app, body(&request)).await;
+    assert_eq!(quota_refusal(refused), "active_jobs limit 1 reached");
+    let filter = JobFilter { kind: JobKind::Individual, room_id: Some(room()), state: None };
+    let jobs = w.jobs.list(&app, &filter).await.unwrap();
+    assert_eq!(jobs.len(), 1, "the first participant's job was created before the quota refused");
+    assert_eq!(jobs[0].state, JobState::Stopped, "and stopped again");
+    w.join(&app, "u3").await;
+    assert_eq!(w.jobs.list(&app, &filter).await.unwrap().len(), 1, "a later join is not recorded either");
+}
+
+#[tokio::test]
 async fn jobs_waiting_for_absent_participants_are_bounded_but_jobs_with_a_source_are_not() {
     let w = world();
     let (app, rule) = w.app_with_rule().await;
