@@ -86,7 +86,8 @@ impl Deps {
         });
         Ok(Self {
             access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone()),
-            apps: Apps::new(store.clone(), clock.clone(), random.clone()),
+            apps: Apps::new(store.clone(), clock.clone(), random.clone())
+                .with_stream_policy(config.stream_policy.clone()),
             rules: Rules::new(store.clone(), clock.clone(), random.clone()),
             callbacks: Callbacks::new(store.clone(), notifier, private_callbacks(&config), clock.clone()),
             rooms: Rooms::new(RoomsPorts {
@@ -97,7 +98,8 @@ impl Deps {
                 jocloud: jocloud.clone(),
                 clock,
                 random,
-            }),
+            })
+            .with_stream_policy(config.stream_policy.clone()),
             events: JobEvents::new(jobs.clone(), events),
             jobs,
             jocloud,

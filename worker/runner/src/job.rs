@@ -693,6 +693,7 @@ mod tests {
             events_queue_url: name("events"),
             callback_dlq_url: None,
             allow_private_callbacks: false,
+            stream_policy: roomrec_domain::reach::StreamPolicy::default(),
             hook_token: None,
             media_pull_base: None,
             retry_schedule: RetrySchedule::STANDARD,
