@@ -13,3 +13,4 @@ mod logs;
 mod replay;
 mod rooms;
 mod rules;
+mod stream_guard;

@@ -206,6 +206,16 @@ pub(crate) fn set_full_range_input(scaler: &mut scaling::Context) {
     }
 }
 
+/// Makes the decoder of `context` (not yet opened) refuse pictures of more than `max_pixels`
+/// pixels before allocating them.
+pub(crate) fn set_max_pixels(context: &mut ffmpeg_next::codec::context::Context, max_pixels: i64) {
+    // SAFETY: `context` is a valid, exclusively borrowed AVCodecContext; `max_pixels` is a
+    // plain integer field, read by the decoder when it allocates a picture.
+    unsafe {
+        (*context.as_mut_ptr()).max_pixels = max_pixels;
+    }
+}
+
 /// Makes sure nobody else holds `frame`'s buffers before it is written to again, copying them
 /// if someone does (an encoder that kept a reference).
 pub(crate) fn make_writable(frame: &mut ffmpeg_next::Frame) -> Result<(), Error> {
