@@ -12,7 +12,6 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use url::{Host, Url};
 
-use crate::url::StreamUrl;
 use crate::Invalid;
 
 /// What an address is, for deciding whether the service may connect to it.
@@ -190,10 +189,11 @@ impl StreamPolicy {
         }
     }
 
-    /// Save time: refuses `url` (from request field `field`) when [`Self::refuse_url`] does.
-    /// Names that resolve to a forbidden address are the worker's to catch when it connects.
-    pub fn check(&self, url: &StreamUrl, field: &str) -> Result<(), Invalid> {
-        let parsed = Url::parse(url.as_str()).map_err(|_| Invalid::new(field, "is not a URL"))?;
+    /// Save time: refuses the stream URL `url` (from request field `field`) when
+    /// [`Self::refuse_url`] does. Names that resolve to a forbidden address are the worker's
+    /// to catch when it connects.
+    pub fn check(&self, url: &str, field: &str) -> Result<(), Invalid> {
+        let parsed = Url::parse(url).map_err(|_| Invalid::new(field, "is not a URL"))?;
         match self.refuse_url(&parsed) {
             None => Ok(()),
             Some(Refusal::Listener) => Err(Invalid::new(field, "must not ask to listen (mode=listener, listen)")),

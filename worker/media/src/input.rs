@@ -89,6 +89,11 @@ impl AllowedUrl {
                     tracing::warn!(%reason, "a stream URL was refused");
                     return Err(Refused::Address(reason));
                 }
+                // libavformat skips `http_proxy` for hosts `no_proxy` names: fail closed.
+                if std::env::var_os("no_proxy").is_some_and(|v| !v.is_empty()) {
+                    tracing::warn!("no_proxy is set: http(s) and rtmps streams are refused, it would bypass the guard");
+                    return Err(Refused::Address("the worker's no_proxy setting would bypass the stream guard".into()));
+                }
                 let proxy = Proxy::start(spec.guard.clone(), spec.io_timeout)
                     .map_err(|_| Refused::Address("the stream guard cannot start".into()))?;
                 // One HTTP connection per segment, so each is judged by the proxy.

@@ -36,7 +36,7 @@ impl Apps {
     /// Refuses a template whose URLs point somewhere the worker may not pull from.
     fn check_template(&self, request: &AppRequest) -> Result<(), UseCaseError> {
         if let Some(Some(template)) = &request.stream_url_template {
-            self.streams.check(&template.sample()?, StreamUrlTemplate::FIELD)?;
+            self.streams.check(template.sample()?.as_str(), StreamUrlTemplate::FIELD)?;
         }
         Ok(())
     }

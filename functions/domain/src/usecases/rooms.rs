@@ -71,12 +71,12 @@ impl Rooms {
         let url = match (request.url, &app.app().stream_url_template) {
             (Some(url), _) => {
                 let url = StreamUrl::parse(&url, "url")?;
-                self.streams.check(&url, "url")?;
+                self.streams.check(url.as_str(), "url")?;
                 url
             }
             (None, Some(template)) => {
                 let url = template.expand(&room, &user)?;
-                self.streams.check(&url, StreamUrlTemplate::FIELD)?;
+                self.streams.check(url.as_str(), StreamUrlTemplate::FIELD)?;
                 url
             }
             (None, None) => return Err(Invalid::new("url", "is required (the app has no stream_url_template)").into()),
