@@ -27,12 +27,16 @@ pub trait Reach: Send + Sync {
 
 /// A shared [`Reach`], part of an [`InputSpec`](crate::InputSpec).
 #[derive(Clone)]
-pub struct Guard(Arc<dyn Reach>);
+pub struct Guard {
+    reach: Arc<dyn Reach>,
+    /// Built by [`Guard::allow_all`]: nothing is refused, so nothing can be bypassed.
+    everywhere: bool,
+}
 
 impl Guard {
     /// Judges every pull by `reach`.
     pub fn new(reach: Arc<dyn Reach>) -> Self {
-        Self(reach)
+        Self { reach, everywhere: false }
     }
 
     /// Lets every address through: for tests against servers on loopback, never for URLs a
@@ -47,11 +51,18 @@ impl Guard {
                 None
             }
         }
-        Self(Arc::new(Everywhere))
+        Self { reach: Arc::new(Everywhere), everywhere: true }
     }
 
     pub(crate) fn refuse_url(&self, url: &Url) -> Option<String> {
-        self.0.refuse_url(url)
+        self.reach.refuse_url(url)
+    }
+
+    /// Whether libavformat would connect around the guard proxy: it skips `http_proxy` for
+    /// the hosts the `no_proxy` environment variable names (redirect targets and segment
+    /// hosts included), so a guard that refuses anything cannot work while it is set.
+    pub(crate) fn bypassed_by_no_proxy(&self) -> bool {
+        !self.everywhere && std::env::var_os("no_proxy").is_some_and(|v| !v.is_empty())
     }
 
     /// Resolves `host:port` once and judges every address; the checked ones, in the
@@ -66,7 +77,7 @@ impl Guard {
             return Err(Refused::Unresolved);
         }
         for addr in &addrs {
-            if let Some(reason) = self.0.refuse_address(host, port, addr.ip()) {
+            if let Some(reason) = self.reach.refuse_address(host, port, addr.ip()) {
                 tracing::warn!(host, port, address = %addr.ip(), %reason, "a stream pull was refused");
                 return Err(Refused::Address(reason));
             }
@@ -83,7 +94,7 @@ impl fmt::Debug for Guard {
 
 impl PartialEq for Guard {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0, &other.0)
+        Arc::ptr_eq(&self.reach, &other.reach)
     }
 }
 

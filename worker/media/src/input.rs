@@ -89,8 +89,7 @@ impl AllowedUrl {
                     tracing::warn!(%reason, "a stream URL was refused");
                     return Err(Refused::Address(reason));
                 }
-                // libavformat skips `http_proxy` for hosts `no_proxy` names: fail closed.
-                if std::env::var_os("no_proxy").is_some_and(|v| !v.is_empty()) {
+                if spec.guard.bypassed_by_no_proxy() {
                     tracing::warn!("no_proxy is set: http(s) and rtmps streams are refused, it would bypass the guard");
                     return Err(Refused::Address("the worker's no_proxy setting would bypass the stream guard".into()));
                 }
