@@ -315,6 +315,8 @@ class ResourceCreator:
 def local_parameters(template: dict, hook_token: str, rtmp_port: int) -> dict[str, str]:
     overrides = {
         "AllowPrivateCallbacks": "true",
+        # The worker may pull from the local media server only (not moto on the same host).
+        "StreamAllowList": f"127.0.0.1:{rtmp_port}",
         "HookToken": hook_token,
         "MediaPullBase": f"rtmp://127.0.0.1:{rtmp_port}",
         # The worker service's network and image: the local stack runs the worker as a

@@ -430,8 +430,11 @@ def start_stack(sup: Supervisor, state: Path, ports: dict[str, int], mode: str,
     # its API tests without them, so those see jobs that no worker has claimed.
     if "worker" in services:
         worker = binary("ROOMREC_WORKER_BIN", "target/debug/roomrec-worker")
+        # libavformat would connect around the worker's stream guard for the hosts a lowercase
+        # no_proxy names, so the worker refuses http(s) pulls while it is set; NO_PROXY stays.
+        worker_env = {k: v for k, v in child_env.items() if k != "no_proxy"}
         sup.start("worker", [worker], state / "worker.log",
-                  {**child_env, **roles["worker"], "ROOMREC_SPOOL_DIR": str(state / "spool")})
+                  {**worker_env, **roles["worker"], "ROOMREC_SPOOL_DIR": str(state / "spool")})
     if "deliverer" in services:
         deliverer = binary("ROOMREC_DELIVERER_BIN", "target/debug/roomrec-deliverer")
         sup.start("deliverer", [deliverer], state / "deliverer.log",

@@ -59,6 +59,8 @@ fn participants(urls: &[String]) -> Vec<Participant> {
         input: InputSpec {
             url: url.clone(),
             allow_file: false,
+            // The benchmark publishes to its own nginx on loopback.
+            guard: roomrec_media::Guard::allow_all(),
             io_timeout: IO_TIMEOUT,
             retry_interval: RETRY_INTERVAL,
         },

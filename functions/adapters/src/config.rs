@@ -1,5 +1,6 @@
 //! Typed configuration, read once at start-up.
 
+use roomrec_domain::reach::StreamPolicy;
 use roomrec_domain::webhook::RetrySchedule;
 
 /// Environment variable names; `template.yaml` sets exactly these, but for the test-only
@@ -30,6 +31,9 @@ pub mod env {
     pub const CALLBACK_DLQ_URL: &str = "ROOMREC_CALLBACK_DLQ_URL";
     /// `true` lets callback URLs name private addresses (local development only).
     pub const ALLOW_PRIVATE_CALLBACKS: &str = "ROOMREC_ALLOW_PRIVATE_CALLBACKS";
+    /// Host:port pairs stream pulls may reach although they resolve to private addresses,
+    /// comma-separated (the local stack's media server); metadata addresses stay refused.
+    pub const STREAM_ALLOW: &str = "ROOMREC_STREAM_ALLOW";
     /// Shared secret the media server's hook calls must carry; unset disables the hook.
     pub const HOOK_TOKEN: &str = "ROOMREC_HOOK_TOKEN";
     /// Base URL workers pull hook-reported streams from, e.g. `rtmp://media.internal:1935`.
@@ -65,6 +69,8 @@ pub struct Config {
     /// Needed by the callback deliverer only.
     pub callback_dlq_url: Option<String>,
     pub allow_private_callbacks: bool,
+    /// Where stream pulls may go, with the deployment's allow-list.
+    pub stream_policy: StreamPolicy,
     pub hook_token: Option<String>,
     pub media_pull_base: Option<String>,
     /// The callback retry schedule: the standard one unless a test compresses it.
@@ -102,6 +108,8 @@ impl Config {
                 return Err(ConfigError::Invalid { name: env::ALLOW_PRIVATE_CALLBACKS, reason: "use true or false" })
             }
         };
+        let stream_policy = StreamPolicy::parse_allow_list(&optional(env::STREAM_ALLOW).unwrap_or_default())
+            .map_err(|reason| ConfigError::Invalid { name: env::STREAM_ALLOW, reason })?;
         let retry_schedule = match optional(env::RETRY_SCHEDULE_SCALE) {
             None => RetrySchedule::STANDARD,
             Some(text) => text.trim().parse().ok().and_then(RetrySchedule::scaled).ok_or(ConfigError::Invalid {
@@ -124,6 +132,7 @@ impl Config {
             events_queue_url: required(env::EVENTS_QUEUE_URL)?,
             callback_dlq_url: optional(env::CALLBACK_DLQ_URL),
             allow_private_callbacks,
+            stream_policy,
             hook_token: optional(env::HOOK_TOKEN),
             media_pull_base: optional(env::MEDIA_PULL_BASE),
             retry_schedule,

@@ -97,7 +97,8 @@ impl Deps {
                 jobs: jobs.clone(),
                 clock: clock.clone(),
                 random: random.clone(),
-            }),
+            })
+            .with_stream_policy(config.stream_policy.clone()),
             rules: Rules::new(store.clone(), clock.clone(), random.clone()),
             callbacks: Callbacks::new(store.clone(), notifier, private_callbacks(&config), clock.clone()),
             rooms: Rooms::new(RoomsPorts {
@@ -108,7 +109,8 @@ impl Deps {
                 jocloud: jocloud.clone(),
                 clock,
                 random,
-            }),
+            })
+            .with_stream_policy(config.stream_policy.clone()),
             events: JobEvents::new(jobs.clone(), events),
             jobs,
             jocloud,

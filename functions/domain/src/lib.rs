@@ -19,6 +19,7 @@ pub mod mix;
 pub mod naming;
 pub mod ports;
 pub mod quota;
+pub mod reach;
 pub mod record;
 pub mod retry;
 pub mod room;

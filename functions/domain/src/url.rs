@@ -1,12 +1,13 @@
 //! URLs a client gives us. All of them are untrusted: each kind allows only the schemes the
 //! spec names, and callback URLs may not point into private networks unless allowed.
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 use url::{Host, Url};
 
 use crate::ids::{RoomId, UserId};
+pub use crate::reach::is_private_ip;
 use crate::Invalid;
 
 /// Longest URL accepted anywhere in the API.
@@ -72,6 +73,11 @@ impl StreamUrlTemplate {
     /// The request field this value comes from.
     pub const FIELD: &'static str = "stream_url_template";
 
+    /// The URL of a sample room and user, to judge what the template names.
+    pub fn sample(&self) -> Result<StreamUrl, Invalid> {
+        self.expand(&RoomId::try_from("room")?, &UserId::try_from("user")?)
+    }
+
     /// The stream URL of `user` in `room`.
     pub fn expand(&self, room: &RoomId, user: &UserId) -> Result<StreamUrl, Invalid> {
         let text = self.0.replace("{room_id}", room.as_str()).replace("{user_id}", user.as_str());
@@ -87,9 +93,7 @@ impl TryFrom<String> for StreamUrlTemplate {
             return Err(Invalid::new(Self::FIELD, "may use only the variables {room_id} and {user_id}"));
         }
         let template = Self(text);
-        let sample_room = RoomId::try_from("room")?;
-        let sample_user = UserId::try_from("user")?;
-        template.expand(&sample_room, &sample_user)?;
+        template.sample()?;
         Ok(template)
     }
 }
@@ -161,38 +165,6 @@ fn host_is_private(url: &Url) -> bool {
         }
         None => true,
     }
-}
-
-/// Whether `ip` is loopback, private, link-local, CGNAT, multicast, unspecified or a cloud
-/// metadata address: anything a callback must never reach in a real deployment.
-pub fn is_private_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_private_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_private_v4(v4);
-            }
-            let first = v6.segments()[0];
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local, includes fd00:ec2::23
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || v6 == Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x23)
-        }
-    }
-}
-
-fn is_private_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_loopback()
-        || ip.is_private()
-        || ip.is_link_local() // 169.254.0.0/16: metadata endpoints included
-        || ip.is_multicast()
-        || ip.is_broadcast()
-        || ip.is_unspecified()
-        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64.0.0/10
-        || a == 0
 }
 
 /// An image in object storage, written `s3://bucket/key`.

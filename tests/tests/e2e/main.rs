@@ -14,3 +14,4 @@ mod quotas;
 mod replay;
 mod rooms;
 mod rules;
+mod stream_guard;

@@ -5,6 +5,7 @@
 
 mod auto_record;
 mod files;
+mod guard;
 mod jocloud;
 mod metrics;
 mod mix;

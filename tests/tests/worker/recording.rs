@@ -125,7 +125,7 @@ async fn a_job_whose_rule_was_deleted_fails_with_internal_error_and_a_failure_ev
     let deleted = setup.api.delete(&format!("/v2/apps/{}/record-rules/{}", setup.app, setup.rule)).await;
     assert_eq!(deleted.status, 204);
     // The participant appears only now: the worker reads the rule when recording starts.
-    let stream = json!({ "url": "rtmp://127.0.0.1:1/live/nobody" });
+    let stream = json!({ "url": format!("rtmp://127.0.0.1:{}/live/nobody", stack_env("ROOMREC_RTMP_PORT")) });
     let joined = setup.api.put(&format!("/v2/apps/{}/rooms/room1/streams/bob", setup.app), &stream).await;
     assert_eq!(joined.status, 201, "{:?}", joined.body);
     let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(30)).await;

@@ -2,14 +2,17 @@
 //!
 //! Why unsafe is allowed here: ffmpeg-next exposes no accessor for a codec parameter's
 //! size, channel count, extradata or codec tag, no way to flush a muxer or ask how much it
-//! wrote, and no way to scale part of a picture or tell the scaler a picture's colour range.
+//! wrote, no way to scale part of a picture or tell the scaler a picture's colour range, and
+//! no way to see the opens an input makes (`io_open`).
 //! Each function below touches only the live objects it borrows, and nothing else.
 #![allow(unsafe_code)]
 
+use std::ffi::{c_char, c_int, CStr, CString};
+
 use ffmpeg_next::codec::Parameters;
-use ffmpeg_next::format::context::Output;
+use ffmpeg_next::format::context::{Input, Output};
 use ffmpeg_next::software::scaling;
-use ffmpeg_next::{ffi, frame, Error};
+use ffmpeg_next::{ffi, frame, Dictionary, Error};
 
 /// The parts of a stream's codec parameters that decide whether two sources fit one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -203,6 +206,16 @@ pub(crate) fn set_full_range_input(scaler: &mut scaling::Context) {
     }
 }
 
+/// Makes the decoder of `context` (not yet opened) refuse pictures of more than `max_pixels`
+/// pixels before allocating them.
+pub(crate) fn set_max_pixels(context: &mut ffmpeg_next::codec::context::Context, max_pixels: i64) {
+    // SAFETY: `context` is a valid, exclusively borrowed AVCodecContext; `max_pixels` is a
+    // plain integer field, read by the decoder when it allocates a picture.
+    unsafe {
+        (*context.as_mut_ptr()).max_pixels = max_pixels;
+    }
+}
+
 /// Makes sure nobody else holds `frame`'s buffers before it is written to again, copying them
 /// if someone does (an encoder that kept a reference).
 pub(crate) fn make_writable(frame: &mut ffmpeg_next::Frame) -> Result<(), Error> {
@@ -213,4 +226,125 @@ pub(crate) fn make_writable(frame: &mut ffmpeg_next::Frame) -> Result<(), Error>
         return Err(Error::from(ret));
     }
     Ok(())
+}
+
+/// libavformat's `io_open` callback type.
+type IoOpen = unsafe extern "C" fn(
+    *mut ffi::AVFormatContext,
+    *mut *mut ffi::AVIOContext,
+    *const c_char,
+    c_int,
+    *mut *mut ffi::AVDictionary,
+) -> c_int;
+
+/// What every open an input makes (the URL itself, and an HLS demuxer's playlists, segments
+/// and keys) is checked against and given: the guard proxy and TLS verification, which the
+/// HLS demuxer would not pass on to its segments by itself.
+pub(crate) struct NestedOpens {
+    /// The URL handed to `avformat_open_input`.
+    top: CString,
+    options: Vec<(CString, CString)>,
+    /// libavformat's own `io_open`, which does the opening once checked.
+    default_open: Option<IoOpen>,
+}
+
+impl NestedOpens {
+    /// Opens of `top`, and of http(s) URLs, given `options`; `None` if a text holds a NUL.
+    pub(crate) fn new(top: &str, options: &[(&str, String)]) -> Option<Self> {
+        let options = options
+            .iter()
+            .map(|(k, v)| Some((CString::new(*k).ok()?, CString::new(v.as_str()).ok()?)))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Self { top: CString::new(top).ok()?, options, default_open: None })
+    }
+
+    /// Whether an input may open `url`: its own URL, or HTTP(S) (plain or AES-encrypted), which
+    /// the guard proxy judges; anything else an HLS playlist names is refused.
+    fn allows(&self, url: &CStr) -> bool {
+        if url == self.top.as_c_str() {
+            return true;
+        }
+        let bytes = url.to_bytes();
+        let scheme = bytes.split(|b| *b == b':').next().unwrap_or_default().to_ascii_lowercase();
+        matches!(scheme.as_slice(), b"http" | b"https" | b"crypto" | b"crypto+http" | b"crypto+https")
+    }
+}
+
+/// Checks and extends every open of an input made through [`open_input`].
+unsafe extern "C" fn guarded_open(
+    s: *mut ffi::AVFormatContext,
+    pb: *mut *mut ffi::AVIOContext,
+    url: *const c_char,
+    flags: c_int,
+    options: *mut *mut ffi::AVDictionary,
+) -> c_int {
+    // SAFETY: libavformat calls this with the context `open_input` set it on, whose `opaque`
+    // points to the `NestedOpens` the caller keeps alive longer than the context, and with a
+    // NUL-terminated `url`. `options` is NULL or points to a dictionary pointer we may add
+    // to (libavformat frees it); otherwise a local one is used and freed here.
+    unsafe {
+        let nested = (*s).opaque.cast::<NestedOpens>().cast_const();
+        if nested.is_null() || url.is_null() {
+            return ffi::AVERROR(ffi::EACCES);
+        }
+        let nested = &*nested;
+        let Some(open) = nested.default_open else { return ffi::AVERROR(ffi::EACCES) };
+        if !nested.allows(CStr::from_ptr(url)) {
+            tracing::warn!("an input tried to open a URL that is neither its own nor HTTP(S)");
+            return ffi::AVERROR(ffi::EACCES);
+        }
+        let mut local: *mut ffi::AVDictionary = std::ptr::null_mut();
+        let dict = if options.is_null() { &raw mut local } else { options };
+        for (key, value) in &nested.options {
+            ffi::av_dict_set(dict, key.as_ptr(), value.as_ptr(), 0);
+        }
+        let ret = open(s, pb, url, flags, dict);
+        if !local.is_null() {
+            ffi::av_dict_free(&raw mut local);
+        }
+        ret
+    }
+}
+
+/// Opens `url` as `ffmpeg_next::format::input_with_interrupt_and_dictionary` does (open, then
+/// find the streams), with every open it makes going through [`guarded_open`] and `nested`.
+/// `nested` must outlive the returned input.
+pub(crate) fn open_input<F>(
+    url: &str,
+    options: Dictionary,
+    interrupt: F,
+    nested: &mut NestedOpens,
+) -> Result<Input, Error>
+where
+    F: FnMut() -> bool + Send + 'static,
+{
+    let path = CString::new(url).map_err(|_| Error::InvalidData)?;
+    // SAFETY: the context is allocated here and either handed to `Input`, which closes it
+    // once, or closed here on failure (`avformat_open_input` frees it itself when it fails).
+    // Its `opaque` points to `nested`, which the caller keeps alive longer than the input;
+    // `io_open` is read before it is replaced, and `guarded_open` calls it. The interrupt
+    // closure's box is owned by the guard handed to `Input` alongside the context.
+    unsafe {
+        let mut ps = ffi::avformat_alloc_context();
+        if ps.is_null() {
+            return Err(Error::Other { errno: ffi::ENOMEM });
+        }
+        let interrupt = ffmpeg_next::util::interrupt::new(Box::new(interrupt));
+        (*ps).interrupt_callback = interrupt.interrupt;
+        nested.default_open = (*ps).io_open;
+        (*ps).opaque = std::ptr::from_mut(nested).cast();
+        (*ps).io_open = Some(guarded_open);
+        let mut opts = options.disown();
+        let res = ffi::avformat_open_input(&raw mut ps, path.as_ptr(), std::ptr::null_mut(), &raw mut opts);
+        Dictionary::own(opts);
+        if res < 0 {
+            return Err(Error::from(res));
+        }
+        let found = ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
+        if found < 0 {
+            ffi::avformat_close_input(&raw mut ps);
+            return Err(Error::from(found));
+        }
+        Ok(Input::wrap_with_interrupt(ps, interrupt.guard))
+    }
 }

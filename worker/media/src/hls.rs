@@ -138,7 +138,7 @@ impl HlsFile {
     ) -> Result<(), MediaError> {
         let at_us = self.times.since_start_us(timed.dts_us);
         let discontinuity = match &self.segment {
-            SegmentState::Open(segment) if at_us - segment.start_us < mux::micros(slice) => return Ok(()),
+            SegmentState::Open(segment) if at_us.saturating_sub(segment.start_us) < mux::micros(slice) => return Ok(()),
             SegmentState::Open(_) => {
                 self.end_segment(Some(at_us), report)?;
                 false
@@ -164,7 +164,7 @@ impl HlsFile {
         };
         let Segment { seq, path, muxer, start_us, end_us, discontinuity } = segment;
         muxer.finish().map_err(|source| MediaError::Ffmpeg { context: "finish an HLS segment", source })?;
-        let duration_us = next_start_us.unwrap_or(end_us) - start_us;
+        let duration_us = next_start_us.unwrap_or(end_us).saturating_sub(start_us);
         let duration = Duration::from_micros(u64::try_from(duration_us).unwrap_or(0));
         report.send(Output::Segment { file: self.index, seq, path, duration, discontinuity })
     }

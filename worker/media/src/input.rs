@@ -6,6 +6,9 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next::{self as ffmpeg, format, media, Dictionary, Packet};
 
+use crate::ffi::{self, NestedOpens};
+use crate::guard::{self, Refused};
+use crate::proxy::Proxy;
 use crate::{InputSpec, MediaError};
 
 /// Protocols the network schemes need underneath (RTMP over TCP/TLS, RTSP's RTP over TCP or
@@ -70,6 +73,43 @@ impl AllowedUrl {
         Ok(Self { url: url.to_owned(), scheme })
     }
 
+    /// The URL to hand libavformat, checked by the input's guard: pinned to a checked
+    /// address (rtmp, rtsp, srt), or with a guard proxy every connection goes through
+    /// (http, https, rtmps). Adds the options that needs to `options`.
+    fn guarded(&self, spec: &InputSpec, options: &mut Dictionary) -> Result<(String, Option<Proxy>), Refused> {
+        let default_port = match self.scheme {
+            Scheme::File => return Ok((self.url.clone(), None)),
+            Scheme::Rtmp => Some(1935),
+            Scheme::Rtsp => Some(554),
+            Scheme::Srt => None,
+            Scheme::Http | Scheme::Https | Scheme::Rtmps => {
+                let parsed =
+                    url::Url::parse(&self.url).map_err(|_| Refused::Address("the URL does not parse".into()))?;
+                if let Some(reason) = spec.guard.refuse_url(&parsed) {
+                    tracing::warn!(%reason, "a stream URL was refused");
+                    return Err(Refused::Address(reason));
+                }
+                if spec.guard.bypassed_by_no_proxy() {
+                    tracing::warn!("no_proxy is set: http(s) and rtmps streams are refused, it would bypass the guard");
+                    return Err(Refused::Address("the worker's no_proxy setting would bypass the stream guard".into()));
+                }
+                let proxy = Proxy::start(spec.guard.clone(), spec.io_timeout)
+                    .map_err(|_| Refused::Address("the stream guard cannot start".into()))?;
+                // One HTTP connection per segment, so each is judged by the proxy.
+                options.set("http_persistent", "0");
+                if self.scheme == Scheme::Rtmps {
+                    options.set("tls_verify", "1");
+                }
+                return Ok((self.url.clone(), Some(proxy)));
+            }
+        };
+        let pinned = guard::pin(&spec.guard, &self.url, default_port)?;
+        for (key, value) in &pinned.options {
+            options.set(key, value);
+        }
+        Ok((pinned.url, None))
+    }
+
     fn options(&self, io_timeout: Duration, analyze: Duration) -> Dictionary<'static> {
         let timeout_us = io_timeout.as_micros().to_string();
         let mut options = Dictionary::new();
@@ -131,9 +171,36 @@ pub(crate) enum Read {
     End(String),
 }
 
+/// Why a source did not open.
+#[derive(Debug)]
+pub(crate) enum OpenError {
+    /// The guard refused the connection (or the host did not resolve): nothing was opened.
+    Refused(Refused),
+    /// libavformat failed.
+    Failed(ffmpeg::Error),
+}
+
+impl std::fmt::Display for OpenError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Refused(refused) => refused.fmt(f),
+            Self::Failed(error) => error.fmt(f),
+        }
+    }
+}
+
+impl From<Refused> for OpenError {
+    fn from(refused: Refused) -> Self {
+        Self::Refused(refused)
+    }
+}
+
 /// An open input and the streams worth recording in it.
 pub(crate) struct Source {
+    // Dropped first: the context uses `_nested` and `_proxy` until it is closed.
     ctx: format::context::Input,
+    _nested: Box<NestedOpens>,
+    _proxy: Option<Proxy>,
     deadline: Deadline,
     io_timeout: Duration,
     /// Index of the best video stream, if any.
@@ -144,7 +211,7 @@ pub(crate) struct Source {
 
 impl Source {
     /// Opens `url` and reads enough to know its streams, within `io_timeout` plus a probe budget.
-    pub(crate) fn open(url: &AllowedUrl, spec: &InputSpec) -> Result<Self, ffmpeg::Error> {
+    pub(crate) fn open(url: &AllowedUrl, spec: &InputSpec) -> Result<Self, OpenError> {
         Self::open_with(url, spec, ANALYZE_DURATION, None)
     }
 
@@ -156,18 +223,33 @@ impl Source {
         spec: &InputSpec,
         analyze: Duration,
         abort: Option<Arc<AtomicBool>>,
-    ) -> Result<Self, ffmpeg::Error> {
+    ) -> Result<Self, OpenError> {
         let deadline = Deadline::new(abort);
+        let mut options = url.options(spec.io_timeout, analyze);
+        let (target, proxy) = url.guarded(spec, &mut options)?;
+        let nested_options = match &proxy {
+            // Every HTTP(S) connection through the guard proxy, certificates checked; one
+            // connection per segment, so each is judged.
+            Some(proxy) => vec![("http_proxy", proxy.url()), ("tls_verify", "1".to_owned())],
+            None => Vec::new(),
+        };
+        for (key, value) in &nested_options {
+            options.set(key, value);
+        }
+        let mut nested =
+            Box::new(NestedOpens::new(&target, &nested_options).ok_or(OpenError::Failed(ffmpeg::Error::InvalidData))?);
         deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));
         let watch = deadline.clone();
-        let ctx = format::input_with_interrupt_and_dictionary(
-            &url.url,
-            move || watch.expired(),
-            url.options(spec.io_timeout, analyze),
-        )?;
+        let ctx =
+            ffi::open_input(&target, options, move || watch.expired(), &mut nested).map_err(|error| {
+                match proxy.as_ref().and_then(Proxy::refusal) {
+                    Some(reason) => OpenError::Refused(Refused::Address(reason)),
+                    None => OpenError::Failed(error),
+                }
+            })?;
         let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
-        Ok(Self { ctx, deadline, io_timeout: spec.io_timeout, video, audio })
+        Ok(Self { ctx, _nested: nested, _proxy: proxy, deadline, io_timeout: spec.io_timeout, video, audio })
     }
 
     /// The demuxer's view of the streams (parameters, time bases, frame rates).

@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 mod ffi;
+mod guard;
 mod hls;
 mod input;
 mod mix;
@@ -20,11 +21,13 @@ mod mp4;
 mod mux;
 mod outputs;
 mod pipeline;
+mod proxy;
 mod recorder;
 mod timeline;
 mod tracks;
 mod transcode;
 
+pub use guard::{Guard, Reach};
 pub use mix::Mixer;
 pub use recorder::Recorder;
 
@@ -36,6 +39,8 @@ pub struct InputSpec {
     pub url: String,
     /// Also allow `file:` URLs (tests only; never from a user).
     pub allow_file: bool,
+    /// Judges where the stream may be pulled from, at every connection.
+    pub guard: Guard,
     /// A read or connect that makes no progress for this long fails (libav `rw_timeout`).
     pub io_timeout: Duration,
     /// How long to wait between attempts to (re)open the input.

@@ -58,7 +58,7 @@ impl FileTimes {
 
     /// `us` (on the timeline) as media time since the file began.
     pub(crate) fn since_start_us(&self, us: i64) -> i64 {
-        us - self.origin_us
+        us.saturating_sub(self.origin_us)
     }
 
     /// How much media the file holds.
@@ -72,17 +72,17 @@ impl FileTimes {
     pub(crate) fn admit(&mut self, timed: &Timed) -> Option<Packet> {
         // Exact: every time base in use (1/1000, 1/90000, 1/sample rate) is coarser than 1 µs.
         let shift = self.origin_us.rescale(MICROS, timed.time_base);
-        let dts = timed.packet.dts()? - shift;
+        let dts = timed.packet.dts()?.saturating_sub(shift);
         let last = &mut self.last_dts[timed.kind as usize];
         if dts < 0 || last.is_some_and(|last| dts <= last) {
             tracing::debug!(kind = ?timed.kind, dts, "dropping a packet that would go back in time");
             return None;
         }
         *last = Some(dts);
-        self.end_us = self.end_us.max(timed.end_us - self.origin_us);
+        self.end_us = self.end_us.max(timed.end_us.saturating_sub(self.origin_us));
         let mut packet = timed.packet.clone();
         packet.set_dts(Some(dts));
-        packet.set_pts(timed.packet.pts().map(|pts| pts - shift));
+        packet.set_pts(timed.packet.pts().map(|pts| pts.saturating_sub(shift)));
         Some(packet)
     }
 }
@@ -173,4 +173,33 @@ pub(crate) fn file_len(path: &Path) -> Result<u64, MediaError> {
 /// `duration` in µs, saturating.
 pub(crate) fn micros(duration: Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timed(packet: &Packet, dts_us: i64, end_us: i64) -> Timed<'_> {
+        Timed { kind: Kind::Video, packet, time_base: Rational::new(1, 1_000_000), dts_us, end_us, cut: true }
+    }
+
+    fn packet_at(ts: i64) -> Packet {
+        let mut packet = Packet::empty();
+        packet.set_dts(Some(ts));
+        packet.set_pts(Some(ts));
+        packet
+    }
+
+    #[test]
+    fn timestamps_jumping_to_either_end_of_the_range_never_overflow() {
+        let first = packet_at(i64::MIN + 1);
+        let mut times = FileTimes::starting_at(&timed(&first, i64::MIN + 1, i64::MIN + 2));
+        assert!(times.admit(&timed(&first, i64::MIN + 1, i64::MIN + 2)).is_some());
+        let far = packet_at(i64::MAX);
+        let admitted = times.admit(&timed(&far, i64::MAX, i64::MAX)).expect("a later packet is admitted");
+        assert_eq!(admitted.dts(), Some(i64::MAX), "saturated, not wrapped");
+        assert!(times.admit(&timed(&far, i64::MAX, i64::MAX)).is_none(), "no longer moves forward");
+        assert_eq!(times.since_start_us(i64::MAX), i64::MAX);
+        assert!(times.duration() > Duration::ZERO);
+    }
 }

@@ -92,14 +92,14 @@ impl Outputs {
         let pts_us = packet.pts().map_or(dts_us, |pts| pts.rescale(time_base, MICROS));
         let slot = kind as usize;
         if let Some(last) = self.last_dts_us[slot].filter(|last| dts_us > *last) {
-            self.spacing_us[slot] = dts_us - last;
+            self.spacing_us[slot] = dts_us.saturating_sub(last);
         }
         self.last_dts_us[slot] = Some(dts_us);
         let duration_us = match packet.duration() {
             d if d > 0 => d.rescale(time_base, MICROS),
             _ => self.spacing_us[slot],
         };
-        let end_us = pts_us.max(dts_us) + duration_us;
+        let end_us = pts_us.max(dts_us).saturating_add(duration_us);
         let cut = !self.tracks.has_video() || (kind == Kind::Video && packet.is_key());
         let timed = Timed { kind, packet, time_base, dts_us, end_us, cut };
         if let Some(hls) = self.hls.as_mut() {

@@ -61,7 +61,7 @@ impl Link {
                 continue;
             }
             let start_us = dts.rescale(track.time_base, MICROS);
-            self.offset_us = Some(outputs.end_us() - start_us);
+            self.offset_us = Some(outputs.end_us().saturating_sub(start_us));
             self.write(kind, packet, tracks, outputs, report)?;
             let audio_base = tracks.audio.as_ref().map(|t| t.time_base);
             for early in std::mem::take(&mut self.early) {
@@ -86,8 +86,9 @@ impl Link {
             return Ok(());
         };
         let shift = offset_us.rescale(MICROS, track.time_base);
-        packet.set_dts(Some(dts + shift));
-        packet.set_pts(packet.pts().map(|pts| pts + shift));
+        // A source's timestamps are its own to choose: saturate rather than overflow.
+        packet.set_dts(Some(dts.saturating_add(shift)));
+        packet.set_pts(packet.pts().map(|pts| pts.saturating_add(shift)));
         outputs.write(kind, &packet, report)
     }
 }

@@ -13,7 +13,7 @@ use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::JobMessage;
 use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::RecordRule;
-use roomrec_media::{Command, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
+use roomrec_media::{Command, Guard, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -22,6 +22,7 @@ use crate::capacity::{self, Slot};
 use crate::context::{lost_job, Ctx, JobWriteError};
 use crate::files::OpenFiles;
 use crate::mix::MixFeed;
+use crate::reach::PolicyReach;
 use crate::recovery;
 use crate::spec::{mix_spec, record_spec};
 use crate::spool::Writes;
@@ -383,6 +384,7 @@ impl JobTask {
         InputSpec {
             url,
             allow_file: self.ctx.config.allow_file_inputs,
+            guard: Guard::new(Arc::new(PolicyReach(self.ctx.config.base.stream_policy.clone()))),
             io_timeout: IO_TIMEOUT,
             retry_interval: RETRY_INTERVAL,
         }
@@ -693,6 +695,7 @@ mod tests {
             events_queue_url: name("events"),
             callback_dlq_url: None,
             allow_private_callbacks: false,
+            stream_policy: roomrec_domain::reach::StreamPolicy::default(),
             hook_token: None,
             media_pull_base: None,
             retry_schedule: RetrySchedule::STANDARD,

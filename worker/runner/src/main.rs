@@ -9,6 +9,7 @@ mod files;
 mod job;
 mod mix;
 mod protection;
+mod reach;
 mod recovery;
 mod spec;
 mod spool;

@@ -8,6 +8,8 @@ use crate::error::{error_chain, UseCaseError};
 use crate::ids::{AccountId, AppId};
 use crate::job::Job;
 use crate::ports::{AppStore, CallbackStore, JobStore, RoomStore, RuleStore};
+use crate::reach::StreamPolicy;
+use crate::url::StreamUrlTemplate;
 
 use super::access::{Access, OwnedApp};
 use super::jobs::Jobs;
@@ -16,6 +18,7 @@ use super::jobs::Jobs;
 #[derive(Clone)]
 pub struct Apps {
     ports: AppsPorts,
+    streams: StreamPolicy,
 }
 
 /// The ports and use cases [`Apps`] works with: deleting an app removes what hangs off it.
@@ -35,11 +38,26 @@ pub struct AppsPorts {
 impl Apps {
     /// The apps use cases.
     pub fn new(ports: AppsPorts) -> Self {
-        Self { ports }
+        Self { ports, streams: StreamPolicy::default() }
+    }
+
+    /// The same use cases judging stream URL templates by `streams` (default: no allow-list).
+    pub fn with_stream_policy(mut self, streams: StreamPolicy) -> Self {
+        self.streams = streams;
+        self
+    }
+
+    /// Refuses a template whose URLs point somewhere the worker may not pull from.
+    fn check_template(&self, request: &AppRequest) -> Result<(), UseCaseError> {
+        if let Some(Some(template)) = &request.stream_url_template {
+            self.streams.check(template.sample()?.as_str(), StreamUrlTemplate::FIELD)?;
+        }
+        Ok(())
     }
 
     /// Creates an app of `account`.
     pub async fn create(&self, account: &AccountId, request: AppRequest) -> Result<App, UseCaseError> {
+        self.check_template(&request)?;
         let app = App::create(request, self.ports.random.as_ref(), self.ports.clock.timestamp())?;
         self.ports.apps.put_app(account, &app).await?;
         Ok(app)
@@ -52,6 +70,7 @@ impl Apps {
 
     /// Updates an app's name or stream URL template; an app deleted meanwhile stays deleted.
     pub async fn update(&self, app: OwnedApp, request: AppRequest) -> Result<OwnedApp, UseCaseError> {
+        self.check_template(&request)?;
         let account = app.account().clone();
         let mut changed = app.app().clone();
         changed.update(request, self.ports.clock.timestamp());

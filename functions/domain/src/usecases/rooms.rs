@@ -9,8 +9,9 @@ use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
 use crate::ids::{AppId, RoomId, UserId};
 use crate::job::JobKind;
 use crate::ports::{AppStore, RoomStore, RuleStore};
+use crate::reach::StreamPolicy;
 use crate::room::{Room, RoomStream, StreamRequest, VideoType};
-use crate::url::StreamUrl;
+use crate::url::{StreamUrl, StreamUrlTemplate};
 
 use super::access::OwnedApp;
 use super::jobs::Jobs;
@@ -42,6 +43,7 @@ pub struct PublishEvent {
 #[derive(Clone)]
 pub struct Rooms {
     ports: RoomsPorts,
+    streams: StreamPolicy,
 }
 
 /// The ports and use cases [`Rooms`] works with.
@@ -61,7 +63,13 @@ pub struct RoomsPorts {
 impl Rooms {
     /// The rooms use cases.
     pub fn new(ports: RoomsPorts) -> Self {
-        Self { ports }
+        Self { ports, streams: StreamPolicy::default() }
+    }
+
+    /// The same use cases judging stream URLs by `streams` (default: no allow-list).
+    pub fn with_stream_policy(mut self, streams: StreamPolicy) -> Self {
+        self.streams = streams;
+        self
     }
 
     /// Registers or updates a participant stream; `true` when it joined now.
@@ -73,8 +81,16 @@ impl Rooms {
         request: StreamRequest,
     ) -> Result<(RoomStream, bool), UseCaseError> {
         let url = match (request.url, &app.app().stream_url_template) {
-            (Some(url), _) => StreamUrl::parse(&url, "url")?,
-            (None, Some(template)) => template.expand(&room, &user)?,
+            (Some(url), _) => {
+                let url = StreamUrl::parse(&url, "url")?;
+                self.streams.check(url.as_str(), "url")?;
+                url
+            }
+            (None, Some(template)) => {
+                let url = template.expand(&room, &user)?;
+                self.streams.check(url.as_str(), StreamUrlTemplate::FIELD)?;
+                url
+            }
             (None, None) => return Err(Invalid::new("url", "is required (the app has no stream_url_template)").into()),
         };
         let has_audio = request.has_audio.unwrap_or(true);

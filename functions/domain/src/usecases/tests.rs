@@ -13,6 +13,7 @@ use crate::ids::{AccountId, AppId, JobId, RoomId, UserId};
 use crate::job::{Job, JobKind, JobState, StopReason};
 use crate::jocloud::{RecordingState, RecordingView};
 use crate::ports::{EventLog, JobFilter, RuleStore};
+use crate::reach::StreamPolicy;
 use crate::record::JobRecord;
 use crate::testing::{
     ManualClock, MemDeliveryQueue, MemEventLog, MemEventSource, MemJobQueue, MemStore, ScriptedNotifier, SeqRandom,
@@ -474,6 +475,52 @@ async fn joins_keep_their_order_an_update_keeps_the_join_and_a_leave_removes_the
     assert_eq!(not_found_field(w.rooms.delete_stream(&app, room(), user("u1")).await), "user_id");
     let bad = w.rooms.put_stream(&app, room(), user("u3"), body("{}")).await;
     assert!(matches!(bad, Err(UseCaseError::Invalid(i)) if i.field == "url"));
+}
+
+fn invalid_field<T: std::fmt::Debug>(result: Result<T, UseCaseError>) -> String {
+    match result {
+        Err(UseCaseError::Invalid(invalid)) => invalid.field,
+        other => panic!("expected a 400, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn stream_urls_naming_internal_addresses_or_asking_to_listen_are_refused_when_saved() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    for url in [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://127.0.0.1:5000/bucket/key",
+        "srt://media.example.com:9000?mode=listener",
+        "rtsp://[::ffff:10.0.0.1]/cam",
+        "rtmp://localhost/live/x",
+    ] {
+        let request = body(&format!(r#"{{"url":"{url}"}}"#));
+        assert_eq!(invalid_field(w.rooms.put_stream(&app, room(), user("u1"), request).await), "url", "{url}");
+    }
+    assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty());
+    let public = body(r#"{"url":"rtmp://media.example.com/live/u1"}"#);
+    assert!(w.rooms.put_stream(&app, room(), user("u1"), public).await.is_ok());
+}
+
+#[tokio::test]
+async fn templates_naming_internal_addresses_are_refused_and_the_allow_list_admits_its_host_and_port() {
+    let w = world();
+    let template = r#"{"app_name":"a","stream_url_template":"rtmp://127.0.0.1:1935/live/{room_id}_{user_id}"}"#;
+    assert_eq!(invalid_field(w.apps.create(&account("alice"), body(template)).await), "stream_url_template");
+    let allowing = StreamPolicy::parse_allow_list("127.0.0.1:1935").unwrap();
+    let apps = w.apps.clone().with_stream_policy(allowing.clone());
+    assert!(apps.create(&account("alice"), body(template)).await.is_ok());
+    let (app, _) = w.app_with_rule().await;
+    let rooms = w.rooms.clone().with_stream_policy(allowing);
+    assert!(rooms
+        .put_stream(&app, room(), user("u1"), body(r#"{"url":"rtmp://127.0.0.1:1935/live/a"}"#))
+        .await
+        .is_ok());
+    let other_port = body(r#"{"url":"rtmp://127.0.0.1:1936/live/a"}"#);
+    assert_eq!(invalid_field(rooms.put_stream(&app, room(), user("u1"), other_port).await), "url");
+    let metadata = body(r#"{"url":"http://169.254.169.254:1935/a.m3u8"}"#);
+    assert_eq!(invalid_field(rooms.put_stream(&app, room(), user("u1"), metadata).await), "url");
 }
 
 #[tokio::test]

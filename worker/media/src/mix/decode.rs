@@ -23,10 +23,8 @@ const RESAMPLE_SLACK_SAMPLES: usize = 256;
 /// A decoder told the time base of its packets, on one thread: an input thread per
 /// participant already spreads decoding over the cores, and more would oversubscribe them.
 fn open_decoder(stream: &stream::Stream) -> Result<decoder::Decoder, Error> {
-    let mut context = codec::context::Context::from_parameters(stream.parameters())?;
-    context.set_threading(codec::threading::Config::count(1));
-    let mut decoder = context.decoder();
-    decoder.set_packet_time_base(stream.time_base());
+    let mut decoder = crate::transcode::decoder_for(stream)?;
+    decoder.set_threading(codec::threading::Config::count(1));
     Ok(decoder)
 }
 
@@ -125,14 +123,15 @@ impl Pacer {
 
     /// Takes the picture in `decoded` (which may come back holding another decoded buffer).
     fn offer(&mut self, decoded: &mut frame::Video, at_us: i64, feed: &Feed) -> Result<(), Error> {
-        let interval_us = self.last_at_us.map(|last| at_us - last);
+        let interval_us = self.last_at_us.map(|last| at_us.saturating_sub(last));
         self.last_at_us = Some(at_us);
         if let Some(held_at_us) = self.held_at_us.take() {
             if self.output_frame(held_at_us) != self.output_frame(at_us) {
                 hand_over(&self.held, held_at_us, &mut self.scaler, feed)?;
             }
         }
-        let faster_than_the_mix = interval_us.is_some_and(|interval| interval > 0 && interval * self.fps < 1_000_000);
+        let faster_than_the_mix =
+            interval_us.is_some_and(|interval| interval > 0 && interval.saturating_mul(self.fps) < 1_000_000);
         if faster_than_the_mix {
             std::mem::swap(decoded, &mut self.held);
             self.held_at_us = Some(at_us);
@@ -152,7 +151,7 @@ impl Pacer {
     /// The first output frame a picture at `at_us` shows in: frame n shows what is due at
     /// n/fps − the jitter buffer.
     fn output_frame(&self, at_us: i64) -> i64 {
-        let scaled = (at_us + micros(JITTER_BUFFER)).saturating_mul(self.fps);
+        let scaled = at_us.saturating_add(micros(JITTER_BUFFER)).saturating_mul(self.fps);
         (scaled + 999_999).div_euclid(1_000_000)
     }
 }
@@ -217,7 +216,8 @@ impl AudioIn {
                 Ok(()) => {
                     let Some(pts) = decoded.timestamp() else { continue };
                     // Played after the jitter buffer, like the pictures.
-                    let play_us = pts.rescale(*time_base, MICROS) + offset_us + micros(JITTER_BUFFER);
+                    let play_us =
+                        pts.rescale(*time_base, MICROS).saturating_add(offset_us).saturating_add(micros(JITTER_BUFFER));
                     sound.hand_over(decoded, play_us, feed)?;
                 }
                 Err(Error::Other { errno: EAGAIN } | Error::Eof) => return Ok(()),

@@ -190,7 +190,8 @@ impl Feed {
             }
         }
         let stall_us = i64::try_from(STALL_TIMEOUT.as_micros()).unwrap_or(i64::MAX);
-        let current = pictures.queue.front().filter(|p| p.at_us <= due_us && due_us - p.at_us <= stall_us);
+        let current =
+            pictures.queue.front().filter(|p| p.at_us <= due_us && due_us.saturating_sub(p.at_us) <= stall_us);
         show(current)
     }
 

@@ -212,10 +212,10 @@ struct Anchor {
 impl Anchor {
     /// A packet of decode time `dts_us` arrived at `arrival_us`.
     fn arrived(&mut self, arrival_us: i64, dts_us: i64) {
-        let candidate = arrival_us - dts_us;
+        let candidate = arrival_us.saturating_sub(dts_us);
         let reanchor_us = crate::mux::micros(REANCHOR_AFTER);
         self.offset_us = match self.offset_us {
-            Some(offset) if candidate - offset <= reanchor_us => Some(offset.min(candidate)),
+            Some(offset) if candidate.saturating_sub(offset) <= reanchor_us => Some(offset.min(candidate)),
             _ => Some(candidate),
         };
     }
@@ -240,6 +240,12 @@ mod tests {
     fn late_packets_do_not_move_the_mapping_and_early_ones_lower_it() {
         let seen = offsets(&[(1_000_000, 0), (1_150_000, 33_000), (1_050_000, 66_000), (1_090_000, 100_000)]);
         assert_eq!(seen, [1_000_000, 1_000_000, 984_000, 984_000]);
+    }
+
+    #[test]
+    fn timestamps_at_the_ends_of_the_range_never_overflow_the_mapping() {
+        let seen = offsets(&[(1_000_000, i64::MIN), (1_040_000, i64::MAX), (i64::MAX, i64::MIN), (i64::MIN, i64::MAX)]);
+        assert_eq!(seen, [i64::MAX, -(i64::MAX - 1_040_000), i64::MAX, i64::MIN]);
     }
 
     #[test]

@@ -12,9 +12,26 @@ use ffmpeg_next::codec::{self, decoder, encoder};
 use ffmpeg_next::util::error::EAGAIN;
 use ffmpeg_next::{format, Error, Packet};
 
-/// A decoder (not yet opened) for `stream`, told the time base of its packets.
-fn decoder_for(stream: &format::stream::Stream) -> Result<decoder::Decoder, Error> {
-    let mut decoder = codec::context::Context::from_parameters(stream.parameters())?.decoder();
+use crate::ffi;
+
+/// Widest or highest picture decoded; a source announcing more is not decoded (its video is
+/// copied as it is when no transcode is asked for).
+pub(crate) const MAX_PICTURE_SIDE: u32 = 4096;
+/// Most pixels in one decoded picture: the decoder refuses a larger one before allocating it,
+/// whatever the stream announced first.
+const MAX_PICTURE_PIXELS: i64 = 4096 * 4096;
+
+/// A decoder (not yet opened) for `stream`, told the time base of its packets and bounded to
+/// [`MAX_PICTURE_SIDE`] and [`MAX_PICTURE_PIXELS`].
+pub(crate) fn decoder_for(stream: &format::stream::Stream) -> Result<decoder::Decoder, Error> {
+    let params = stream.parameters();
+    let info = ffi::describe(&params);
+    if info.width > MAX_PICTURE_SIDE || info.height > MAX_PICTURE_SIDE {
+        return Err(Error::InvalidData);
+    }
+    let mut context = codec::context::Context::from_parameters(params)?;
+    ffi::set_max_pixels(&mut context, MAX_PICTURE_PIXELS);
+    let mut decoder = context.decoder();
     decoder.set_packet_time_base(stream.time_base());
     Ok(decoder)
 }

@@ -8,8 +8,8 @@ use std::sync::{mpsc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use roomrec_media::{
-    Canvas, FilePolicy, Format, HlsSpec, Image, InputSpec, Layout, LayoutKind, MediaError, MixCommand, MixSpec, Mixer,
-    Output, Participant,
+    Canvas, FilePolicy, Format, Guard, HlsSpec, Image, InputSpec, Layout, LayoutKind, MediaError, MixCommand, MixSpec,
+    Mixer, Output, Participant,
 };
 use serde_json::Value;
 
@@ -86,6 +86,7 @@ pub fn participant(server: &RtmpServer, key: &str, screen_share: bool) -> Partic
     let input = InputSpec {
         url: server.url(key),
         allow_file: false,
+        guard: Guard::allow_all(),
         io_timeout: Duration::from_secs(2),
         retry_interval: Duration::from_millis(200),
     };

@@ -2,10 +2,10 @@
 
 use std::io::Read as _;
 use std::net::{TcpListener, TcpStream};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
-use roomrec_media::{InputSpec, MediaError, Output, Recorder};
+use roomrec_media::{Guard, InputSpec, MediaError, Output, Reach, Recorder};
 
 use roomrec_media::Format;
 
@@ -179,4 +179,91 @@ fn an_hls_playlist_pointing_at_local_files_is_not_followed() {
 
     assert_eq!(recording.count(|o| matches!(o, Output::FileOpened { .. })), 0, "{:?}", recording.outputs);
     assert_eq!(recording.count(is_waiting), 1);
+}
+
+/// Refuses one port, as the runner's policy refuses a forbidden address.
+struct RefusePort(u16);
+
+impl Reach for RefusePort {
+    fn refuse_url(&self, _: &url::Url) -> Option<String> {
+        None
+    }
+    fn refuse_address(&self, _: &str, port: u16, _: std::net::IpAddr) -> Option<String> {
+        (port == self.0).then(|| "the stream's address is not public".to_owned())
+    }
+}
+
+/// A listener that must never be connected to; `accepted` says whether it was.
+struct Untouchable(TcpListener);
+
+impl Untouchable {
+    fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        Self(listener)
+    }
+    fn port(&self) -> u16 {
+        self.0.local_addr().map(|a| a.port()).unwrap_or(1)
+    }
+    fn accepted(&self) -> bool {
+        self.0.accept().is_ok()
+    }
+}
+
+fn record_until_waiting(input: InputSpec, name: &str) -> support::Recording {
+    let out = TempDir::new(name);
+    record(input, support::spec(out.path(), Duration::from_secs(4)), 10_000, |seen| seen.last().is_some_and(is_waiting))
+}
+
+#[test]
+fn an_hls_segment_on_a_refused_host_is_never_connected_to() {
+    let dir = TempDir::new("refused-segment");
+    let forbidden = Untouchable::bind();
+    let playlist = format!(
+        "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.0,\nhttp://127.0.0.1:{}/seg.ts\n#EXT-X-ENDLIST\n",
+        forbidden.port()
+    );
+    std::fs::write(dir.join("in.m3u8"), playlist).expect("write playlist");
+    let server = HttpServer::serve(dir.path());
+    let input = InputSpec {
+        allow_file: false,
+        guard: Guard::new(Arc::new(RefusePort(forbidden.port()))),
+        ..support::input(&server.url("in.m3u8"), Duration::from_secs(30))
+    };
+    let recording = record_until_waiting(input, "refused-segment-out");
+    assert!(recording.result.is_ok(), "{:?}", recording.result);
+    assert_eq!(recording.count(|o| matches!(o, Output::FileOpened { .. })), 0, "{:?}", recording.outputs);
+    assert!(!forbidden.accepted(), "the refused host saw a connection");
+}
+
+#[test]
+fn a_redirect_to_a_refused_host_is_not_followed() {
+    let forbidden = Untouchable::bind();
+    let redirector = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = redirector.local_addr().map(|a| a.port()).unwrap_or(1);
+    let target = format!("http://127.0.0.1:{}/in.m3u8", forbidden.port());
+    std::thread::spawn(move || {
+        for mut stream in redirector.incoming().flatten().take(4) {
+            let _ = stream.read(&mut [0; 4096]);
+            let answer = format!("HTTP/1.1 302 Found\r\nLocation: {target}\r\nContent-Length: 0\r\n\r\n");
+            let _ = std::io::Write::write_all(&mut stream, answer.as_bytes());
+        }
+    });
+    let input = InputSpec {
+        allow_file: false,
+        guard: Guard::new(Arc::new(RefusePort(forbidden.port()))),
+        ..support::input(&format!("http://127.0.0.1:{port}/in.m3u8"), Duration::from_secs(30))
+    };
+    let recording = record_until_waiting(input, "redirect-out");
+    assert!(recording.result.is_ok(), "{:?}", recording.result);
+    let reasons: Vec<&str> = recording
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            Output::Waiting { reason, .. } => Some(reason.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(reasons, ["cannot open the stream: refused: the stream's address is not public"]);
+    assert!(!forbidden.accepted(), "the redirect target saw a connection");
 }

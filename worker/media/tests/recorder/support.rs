@@ -10,7 +10,7 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roomrec_media::{Command, FilePolicy, Format, HlsSpec, InputSpec, MediaError, Output, RecordSpec, Recorder};
+use roomrec_media::{Command, FilePolicy, Format, Guard, HlsSpec, InputSpec, MediaError, Output, RecordSpec, Recorder};
 use serde_json::Value;
 
 /// A directory removed with everything in it when dropped.
@@ -141,7 +141,13 @@ fn ffprobe(path: &Path, args: &[&str]) -> String {
 
 /// Input settings for tests: short timeouts, `file:` allowed.
 pub fn input(url: &str, retry: Duration) -> InputSpec {
-    InputSpec { url: url.to_owned(), allow_file: true, io_timeout: Duration::from_secs(2), retry_interval: retry }
+    InputSpec {
+        url: url.to_owned(),
+        allow_file: true,
+        guard: Guard::allow_all(),
+        io_timeout: Duration::from_secs(2),
+        retry_interval: retry,
+    }
 }
 
 pub fn file_url(path: &Path) -> String {
