@@ -6,6 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::clock::Random;
 use crate::error::Invalid;
 use crate::ids::{AppId, RuleId};
+use crate::storage::RoleArn;
 use crate::time::Timestamp;
 
 /// Default object-name template, as the seed response echoes it.
@@ -71,7 +72,9 @@ pub enum RecordFormat {
 }
 
 /// Where files are stored: an S3 bucket (`bucket`), its region (`location`) and key prefix
-/// (`object`). `project_id` is kept for SparkRTC compatibility.
+/// (`object`). `project_id` is kept for SparkRTC compatibility. Without `role_arn` the bucket
+/// must be the deployment's, and keys go under the app's prefix; with it, the worker writes
+/// the tenant's bucket as that role (see [`storage`](crate::storage)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObsAddr {
@@ -81,6 +84,8 @@ pub struct ObsAddr {
     pub object: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<RoleArn>,
 }
 
 /// HLS settings with every default filled in.
