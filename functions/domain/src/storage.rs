@@ -90,6 +90,8 @@ pub enum Access {
         external_id: String,
         /// Names the job in the tenant's CloudTrail.
         session_name: String,
+        /// The bucket's region (`obs_addr.location`).
+        region: String,
     },
 }
 
@@ -131,6 +133,7 @@ pub fn storage(
                 role_arn: role_arn.clone(),
                 external_id: account.to_string(),
                 session_name: session_name(job),
+                region: rule.obs_addr.location.clone(),
             },
         }),
         None if bucket == deployment_bucket => Ok(Storage { bucket, key_root, access: Access::Worker }),
@@ -288,7 +291,10 @@ mod tests {
         );
         let job = JobId::generate(random());
         let storage = storage(&rule, "deployment", &account(), &job).unwrap();
-        let Access::Role { role_arn, external_id, session_name } = &storage.access else { panic!("a role session") };
+        let Access::Role { role_arn, external_id, session_name, region } = &storage.access else {
+            panic!("a role session")
+        };
+        assert_eq!(region, "eu-west-1");
         assert_eq!(role_arn.as_str(), "arn:aws:iam::210987654321:role/w");
         assert_eq!(external_id, "acme");
         assert_eq!(session_name, &format!("roomrec-{job}"));
