@@ -3,12 +3,11 @@
 //! the tenant lets roomrec assume (`obs_addr.role_arn`, with the owning account's id as the
 //! ExternalId, AWS's answer to the confused deputy). Nothing else is reachable from a rule.
 
-use serde::{Deserialize, Serialize};
-
-use crate::error::{BackendError, Invalid};
+use crate::error::BackendError;
 use crate::ids::{AccountId, AppId, JobId};
 use crate::naming;
 use crate::rule::RecordRule;
+pub use crate::rule::RoleArn;
 use crate::url::S3Uri;
 
 /// Code of the failure of a job whose rule names a bucket of its own without a role.
@@ -28,55 +27,8 @@ pub const MAX_IMAGE_SIDE: u32 = 4096;
 /// Most distinct background images one job reads.
 pub const MAX_IMAGES_PER_JOB: usize = 25;
 
-/// Longest IAM role name (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html>).
-const MAX_ROLE_NAME_CHARS: usize = 64;
-/// Longest IAM role path with its slashes.
-const MAX_ROLE_PATH_CHARS: usize = 512;
 /// Longest STS role session name (<https://docs.aws.amazon.com/STS/latest/APIReference/API_AssumeRole.html>).
 const MAX_SESSION_NAME_CHARS: usize = 64;
-
-/// An IAM role's ARN, `arn:aws:iam::<12 digits>:role/<path/name>` (or the aws-cn and
-/// aws-us-gov partitions).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct RoleArn(String);
-
-impl RoleArn {
-    /// The ARN as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for RoleArn {
-    type Error = Invalid;
-    fn try_from(text: String) -> Result<Self, Invalid> {
-        let invalid =
-            || Invalid::new("role_arn", "must be an IAM role ARN, arn:aws:iam::<12-digit account>:role/<name>");
-        let rest = ["arn:aws:iam::", "arn:aws-cn:iam::", "arn:aws-us-gov:iam::"]
-            .iter()
-            .find_map(|partition| text.strip_prefix(partition))
-            .ok_or_else(invalid)?;
-        let (account, path) = rest.split_once(":role/").ok_or_else(invalid)?;
-        let (folders, name) = path.rsplit_once('/').unwrap_or(("", path));
-        // IAM's own rules: names of `[\w+=,.@-]`, paths of printable ASCII without spaces.
-        let name_ok = (1..=MAX_ROLE_NAME_CHARS).contains(&name.len())
-            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
-        let path_ok = path.len() <= MAX_ROLE_PATH_CHARS
-            && folders.bytes().all(|b| b.is_ascii_graphic())
-            && path.split('/').all(|folder| !folder.is_empty());
-        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) || !name_ok || !path_ok {
-            return Err(invalid());
-        }
-        Ok(Self(text))
-    }
-}
-
-impl From<RoleArn> for String {
-    fn from(value: RoleArn) -> String {
-        value.0
-    }
-}
 
 /// The credentials a job's objects are reached with.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
