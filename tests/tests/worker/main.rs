@@ -9,4 +9,5 @@ mod jocloud;
 mod metrics;
 mod mix;
 mod recording;
+mod storage;
 mod support;
