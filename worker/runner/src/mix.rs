@@ -154,3 +154,72 @@ impl MixFeed {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use roomrec_domain::ports::{Blobs, IfStored};
+    use roomrec_domain::storage::{Access, Storage};
+    use roomrec_domain::testing::{random, MemBlobs};
+
+    use super::*;
+
+    /// A PNG header saying `width`x`height` (enough for the caps; the mixer decodes later).
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let mut bytes = b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR".to_vec();
+        bytes.extend(width.to_be_bytes());
+        bytes.extend(height.to_be_bytes());
+        bytes
+    }
+
+    /// A feed of a new app reading from the deployment bucket `recordings`, and that storage.
+    fn feed() -> (MixFeed, Arc<MemBlobs>, AppId) {
+        let app = AppId::generate(random());
+        let blobs = Arc::new(MemBlobs::default());
+        let storage = Storage { bucket: "recordings".into(), access: Access::Worker, key_root: format!("{app}/") };
+        let input = InputSpec {
+            url: String::new(),
+            allow_file: false,
+            io_timeout: Duration::from_secs(1),
+            retry_interval: Duration::from_secs(1),
+        };
+        (MixFeed::new(input, JobStorage { storage, blobs: blobs.clone() }, app.clone()), blobs, app)
+    }
+
+    async fn put(blobs: &MemBlobs, key: &str, body: Vec<u8>) -> S3Uri {
+        blobs.put("recordings", key, body, "image/png", IfStored::Any).await.unwrap();
+        S3Uri::parse(&format!("s3://recordings/{key}"), "image").unwrap()
+    }
+
+    #[tokio::test]
+    async fn images_are_read_from_the_apps_own_prefix_within_the_caps() {
+        let (mut feed, blobs, app) = feed();
+        let ok = put(&blobs, &format!("{app}/bg.png"), png(1920, 1080)).await;
+        assert!(feed.image(Some(&ok)).await.is_some());
+
+        let other = AppId::generate(random());
+        let foreign = put(&blobs, &format!("{other}/bg.png"), png(16, 16)).await;
+        assert!(feed.image(Some(&foreign)).await.is_none(), "another app's image");
+        let huge = put(&blobs, &format!("{app}/huge.png"), png(4097, 16)).await;
+        assert!(feed.image(Some(&huge)).await.is_none(), "wider than 4096");
+        let mut heavy = png(16, 16);
+        heavy.resize(usize::try_from(MAX_IMAGE_BYTES).unwrap() + 1, 0);
+        let heavy = put(&blobs, &format!("{app}/heavy.png"), heavy).await;
+        assert!(feed.image(Some(&heavy)).await.is_none(), "over 10 MiB");
+    }
+
+    #[tokio::test]
+    async fn a_job_reads_at_most_25_distinct_images() {
+        let (mut feed, blobs, app) = feed();
+        for n in 0..MAX_IMAGES_PER_JOB {
+            let uri = put(&blobs, &format!("{app}/{n}.png"), png(16, 16)).await;
+            assert!(feed.image(Some(&uri)).await.is_some(), "image {n}");
+        }
+        let first = S3Uri::parse(&format!("s3://recordings/{app}/0.png"), "image").unwrap();
+        assert!(feed.image(Some(&first)).await.is_some(), "one already read is kept");
+        let one_more = put(&blobs, &format!("{app}/more.png"), png(16, 16)).await;
+        assert!(feed.image(Some(&one_more)).await.is_none());
+    }
+}
