@@ -158,3 +158,21 @@ async fn a_role_arn_that_is_not_an_iam_role_is_refused_naming_the_field() {
     assert_eq!(reply.status, 400, "{:?}", reply.body);
     assert!(reply.body["error_msg"].as_str().unwrap().starts_with("obs_addr.role_arn: "), "{:?}", reply.body);
 }
+
+#[tokio::test]
+async fn a_role_whose_bucket_does_not_exist_fails_the_recording_with_a_stable_detail() {
+    let api = Api::new_account().await;
+    let bucket = unique("missing");
+    let role = tenant_role(&bucket, &account_of(&api).await);
+    let obs_addr = json!({ "bucket": bucket, "location": "us-east-1", "object": "rec/", "role_arn": role });
+    let setup = Setup::for_account(api, &["HLS"], obs_addr, json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish(&format!("{}.room1.gina", setup.app), 40);
+    let job = setup.start_job("room1", "gina", 30).await;
+    setup.wait_for_state(&job, "FAILED", Duration::from_secs(60)).await;
+    publisher.kill().await.ok();
+    let events = final_events(&job).await;
+    let last = events.last().unwrap();
+    assert_eq!(last.event_type, EventType::CloudRecordFailed, "{events:?}");
+    assert!(last.detail_message.starts_with("STORAGE_REJECTED: "), "{}", last.detail_message);
+    assert!(!last.detail_message.contains("NoSuchBucket"), "no AWS text: {}", last.detail_message);
+}
