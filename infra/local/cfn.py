@@ -472,7 +472,7 @@ def enforce_iam(aws_port: int) -> None:
 
 WORKER_CONTAINER = ("WorkerTaskDefinition", "worker")
 # Variables the worker reads beyond the functions' (worker/runner/src/config.rs).
-WORKER_ONLY_VARIABLES = {"ROOMREC_MAX_JOBS"}
+WORKER_ONLY_VARIABLES = {"ROOMREC_MAX_JOBS", "ROOMREC_RECORDINGS_BUCKET"}
 
 
 def worker_environment_mismatches(template: dict) -> list[str]:

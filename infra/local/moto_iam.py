@@ -8,14 +8,18 @@ least-privilege role would be refused. Here a DynamoDB request is checked once p
 index) it reads or writes, by that table's ARN: `TableName` (with `IndexName`), the tables of
 `RequestItems` (BatchGetItem, BatchWriteItem) and of `TransactItems`. SQS's batch calls need
 the permission of their single call on AWS (there is no `sqs:DeleteMessageBatch` permission);
-moto asks for the batch call's own name, so they are checked as AWS does. Every refusal is logged
-(`denied: <caller> <action> on <resource>`), so moto.log says which permission a role lacks.
+moto asks for the batch call's own name, so they are checked as AWS does. Every refusal of a
+deployment role (named `roomrec-…`) is logged (`denied: <caller> <action> on <resource>`), so
+moto.log says which permission a role lacks. A refusal that is a tenant's to decide — a tenant
+role's trust policy refusing the worker, or a tenant role's own policy refusing a write — is
+logged as `tenant refused: …` instead: the tests provoke those on purpose.
 
   moto_iam.py -H 127.0.0.1 -p PORT     the arguments of moto_server
 """
 
 from __future__ import annotations
 
+import re
 import sys
 
 from moto.dynamodb.responses import DynamoHandler
@@ -24,6 +28,7 @@ from moto.server import main
 
 _authorize = DynamoHandler._authenticate_and_authorize_normal_action
 _check = IAMRequestBase.check_action_permitted
+_trust = IAMRequestBase._check_role_trust_relationship
 
 
 def table_arns(handler: DynamoHandler) -> list[str]:
@@ -52,17 +57,34 @@ SQS_BATCH_PERMISSIONS = {
 }
 
 
+# Roles of the deployment (template.yaml's, the operator's): infra/local/cfn.py's NAME_PREFIX.
+DEPLOYMENT_ROLE = re.compile(r":assumed-role/roomrec-")
+
+
 def check_and_log(self: IAMRequestBase, resource: str) -> None:
     self._action = SQS_BATCH_PERMISSIONS.get(self._action, self._action)
+    self.refused_by_trust = False
     try:
         _check(self, resource)
     except Exception:
-        print(f"denied: {self._access_key.arn} {self._action} on {resource}", file=sys.stderr, flush=True)
+        caller = self._access_key.arn
+        tenants = self.refused_by_trust or not DEPLOYMENT_ROLE.search(caller)
+        verdict = "tenant refused" if tenants else "denied"
+        print(f"{verdict}: {caller} {self._action} on {resource}", file=sys.stderr, flush=True)
         raise
+
+
+def trust_and_log(self: IAMRequestBase, role_arn: str) -> bool:
+    """moto's trust check of an AssumeRole (principal and StringEquals conditions such as
+    sts:ExternalId), remembered so a refusal is the role's, not the caller's policy's."""
+    trusted = _trust(self, role_arn)
+    self.refused_by_trust = not trusted
+    return trusted
 
 
 DynamoHandler._authenticate_and_authorize_normal_action = authorize_each_table
 IAMRequestBase.check_action_permitted = check_and_log
+IAMRequestBase._check_role_trust_relationship = trust_and_log
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -52,7 +52,8 @@ pub struct Room {
     pub n: usize,
     pub app: String,
     pub rule: String,
-    /// The rule's `obs_addr.object`: every file of this N is under it.
+    /// Where every file of this N is: `{app_id}/` and the rule's `obs_addr.object` (the
+    /// deployment's bucket confines keys under the app).
     pub object: String,
 }
 
@@ -159,6 +160,7 @@ async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) 
     let app = bench.api.create_app(&format!("bench-worker-n{n}")).await?;
     let object = format!("bench-worker/n{n}/");
     let rule = bench.api.create_rule(&app, &rule_body(&bench.bucket, &object)).await?;
+    let object = format!("{app}/{object}");
     let room = Room { n, app, rule, object };
     for i in 0..n {
         publishers.push(media::publisher(input, &bench.rtmp_url, &room.key(i))?);

@@ -362,6 +362,12 @@ impl AppStore for DynamoStore {
         found.map(|i| doc(&i)).transpose()
     }
 
+    async fn app_owner(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError> {
+        let found = self.get(&self.tables.apps, key(&[("app_id", app_id.as_str())])).await?;
+        let owner = found.as_ref().and_then(|i| i.get("account_id")).and_then(|v| v.as_s().ok());
+        owner.map(|id| AccountId::try_from(id.as_str()).map_err(|e| StoreError::Backend(Box::new(e)))).transpose()
+    }
+
     async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError> {
         let items = self.query(&self.tables.apps, Some(APPS_BY_ACCOUNT), "account_id", account.as_str()).await?;
         let mut apps = items.iter().map(doc).collect::<Result<Vec<App>, _>>()?;

@@ -12,6 +12,7 @@ mod recordings;
 mod retrying;
 mod s3;
 mod sqs;
+mod sts;
 mod system;
 
 use std::sync::Arc;
@@ -35,6 +36,7 @@ use roomrec_domain::usecases::{
 };
 pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
+pub use sts::{StsBlobsProvider, WrapBlobs};
 pub use system::{OsRandom, SystemClock};
 
 /// What every API function needs: the use cases over DynamoDB and SQS, and the settings.

@@ -13,6 +13,7 @@ use roomrec_domain::ids::JobId;
 use roomrec_domain::metric::{Metric, Metrics};
 use roomrec_domain::ports::{Blobs, DeliveryQueue, EventLog, FilePart, IfStored, Object, QueueError, StoreError};
 use roomrec_domain::retry::{retry, Backoff};
+use roomrec_domain::storage::Capped;
 
 /// `inner` with its calls retried by `backoff`.
 pub struct Retrying<T: ?Sized> {
@@ -99,6 +100,9 @@ impl Blobs for Retrying<dyn Blobs> {
     }
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Object>, StoreError> {
         upload_retried!(self, "s3 get", |blobs| blobs.get(bucket, key))
+    }
+    async fn get_capped(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Capped, StoreError> {
+        upload_retried!(self, "s3 get", |blobs| blobs.get_capped(bucket, key, max_bytes))
     }
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         upload_retried!(self, "s3 list", |blobs| blobs.list(bucket, prefix))
@@ -194,6 +198,9 @@ mod tests {
         }
         async fn get(&self, b: &str, k: &str) -> Result<Option<Object>, StoreError> {
             self.inner.get(b, k).await
+        }
+        async fn get_capped(&self, b: &str, k: &str, max: u64) -> Result<Capped, StoreError> {
+            self.inner.get_capped(b, k, max).await
         }
         async fn list(&self, b: &str, p: &str) -> Result<Vec<(String, u64)>, StoreError> {
             self.inner.list(b, p).await

@@ -7,6 +7,7 @@ use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use aws_sdk_s3::Client;
 use roomrec_domain::ports::{Blobs, FilePart, IfStored, Object, StoreError};
+use roomrec_domain::storage::{Capped, Forbidden};
 
 /// [`Blobs`] on S3.
 #[derive(Debug, Clone)]
@@ -20,8 +21,8 @@ fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> StoreError {
 
 /// An S3 failure as the core sees it: a failed precondition (412) is `Conflict`; a request
 /// S3 refuses for good (any other 3xx or 4xx but a timeout or throttling: a bucket in another
-/// region, no such bucket, access denied, an upload completed meanwhile) is `Rejected`;
-/// anything else `Backend`, retried.
+/// region, no such bucket, access denied, an upload completed meanwhile) is `Rejected`, an
+/// access denied (403) with [`Forbidden`] as its source; anything else `Backend`, retried.
 fn s3_error<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -29,6 +30,8 @@ where
     let passing = matches!(err.code(), Some("RequestTimeout" | "SlowDown" | "Throttling" | "InternalError"));
     match err.raw_response().map(|r| r.status().as_u16()) {
         Some(412) => StoreError::Conflict,
+        // Said as such, so a job's failure can name it without S3's text.
+        Some(403) => StoreError::Rejected(Box::new(Forbidden(Box::new(err)))),
         Some(408 | 429) => backend(err),
         Some(300..=499) if !passing => StoreError::Rejected(Box::new(err)),
         _ => backend(err),
@@ -44,7 +47,11 @@ impl S3Blobs {
     /// An S3 client for `config`; path-style addressing when an endpoint override is set
     /// (moto and LocalStack serve buckets by path, not by virtual host).
     pub fn new(config: &aws_config::SdkConfig) -> Self {
-        let mut builder = aws_sdk_s3::config::Builder::from(config);
+        Self::from_builder(aws_sdk_s3::config::Builder::from(config))
+    }
+
+    /// As [`S3Blobs::new`], with the given configuration (other credentials, another region).
+    pub fn from_builder(mut builder: aws_sdk_s3::config::Builder) -> Self {
         if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
             builder = builder.force_path_style(true);
         }
@@ -143,6 +150,27 @@ impl Blobs for S3Blobs {
         Ok(Some(Object { body, etag }))
     }
 
+    async fn get_capped(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Capped, StoreError> {
+        let mut out = match self.client.get_object().bucket(bucket).key(key).send().await {
+            Ok(out) => out,
+            Err(err) if err.as_service_error().is_some_and(|e| e.is_no_such_key()) => return Ok(Capped::Missing),
+            Err(err) => return Err(s3_error(err)),
+        };
+        // Dropping the body mid-way closes its connection: nothing past the cap is read.
+        if out.content_length.and_then(|n| u64::try_from(n).ok()).is_some_and(|n| n > max_bytes) {
+            return Ok(Capped::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = out.body.next().await {
+            let chunk = chunk.map_err(backend)?;
+            if (body.len() + chunk.len()) as u64 > max_bytes {
+                return Ok(Capped::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Capped::Read(body))
+    }
+
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let mut pages = self.client.list_objects_v2().bucket(bucket).prefix(prefix).into_paginator().send();
         let mut listed = Vec::new();
@@ -198,7 +226,7 @@ mod tests {
         assert!(matches!(failure(412, "PreconditionFailed"), StoreError::Conflict));
         assert!(matches!(failure(404, "NoSuchBucket"), StoreError::Rejected(_)));
         assert!(matches!(failure(404, "NoSuchUpload"), StoreError::Rejected(_)));
-        assert!(matches!(failure(403, "AccessDenied"), StoreError::Rejected(_)));
+        assert!(matches!(failure(403, "AccessDenied"), StoreError::Rejected(e) if e.is::<Forbidden>()));
         assert!(matches!(failure(301, "PermanentRedirect"), StoreError::Rejected(_)));
         assert!(matches!(failure(400, "RequestTimeout"), StoreError::Backend(_)));
         assert!(matches!(failure(429, "TooManyRequests"), StoreError::Backend(_)));

@@ -24,6 +24,7 @@ pub mod record;
 pub mod retry;
 pub mod room;
 pub mod rule;
+pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;

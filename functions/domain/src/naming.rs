@@ -1,10 +1,15 @@
 //! Where a recording's files go: object keys (the rule's `obs_addr.object` followed by its
 //! `record_prefix` with every variable expanded, or Jocloud's names for a Jocloud job), and the
 //! locations reported for them. The worker names files with these; the API shows them.
+//!
+//! In the deployment's recordings bucket (a rule without `obs_addr.role_arn`) every key is
+//! confined under the app: `{app_id}/` comes first, whatever `object` and `record_prefix` say,
+//! and no segment of what follows is `.` or `..`. The reported `obs_object` and `download_url`
+//! name that real key, `{app_id}/` included. In a tenant's own bucket keys are as the rule says.
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{RoomId, UserId};
+use crate::ids::{AppId, RoomId, UserId};
 use crate::job::{Job, JobSpec, JocloudTag};
 use crate::record::{JobRecord, OpenUpload};
 use crate::rule::{RecordFormat, RecordRule};
@@ -89,7 +94,7 @@ fn template_keys(
         // Counted before this file is added to the job: the job's earlier files (a worker
         // that took the job over starts a new one) come first.
         let name = object_name(tag, &job.room_id, job.user_id(), hls_files(job, &record.open_uploads));
-        return FileKeys { base: format!("{}{name}", rule.obs_addr.object) };
+        return FileKeys { base: confined(rule, &format!("{}{name}", rule.obs_addr.object)) };
     }
     let prefix = match format {
         RecordFormat::Hls => &rule.hls_config.record_prefix,
@@ -128,7 +133,38 @@ fn template_keys(
     for (name, value) in values {
         base = base.replace(&format!("{{{name}}}"), &value);
     }
-    FileKeys { base: format!("{}{base}", rule.obs_addr.object) }
+    FileKeys { base: confined(rule, &format!("{}{base}", rule.obs_addr.object)) }
+}
+
+/// The prefix every key of `rule`'s jobs starts with: `{app_id}/` in the deployment's
+/// bucket, nothing in a tenant's own (reached through `obs_addr.role_arn`).
+pub fn app_root(rule: &RecordRule) -> String {
+    match rule.obs_addr.role_arn {
+        Some(_) => String::new(),
+        None => app_prefix(&rule.app_id),
+    }
+}
+
+/// `{app_id}/`: where an app's objects are in the deployment's bucket.
+pub fn app_prefix(app: &AppId) -> String {
+    format!("{app}/")
+}
+
+/// `key` as stored for `rule`: under [`app_root`], where no `.` or `..` segment (made `_`)
+/// can climb out of it, whatever a client or an HTTP stack makes of them.
+fn confined(rule: &RecordRule, key: &str) -> String {
+    let root = app_root(rule);
+    if root.is_empty() {
+        return key.to_owned();
+    }
+    let segments: Vec<&str> = key.split('/').map(|s| if matches!(s, "." | "..") { "_" } else { s }).collect();
+    format!("{root}{}", segments.join("/"))
+}
+
+/// Whether `key` is one of `app`'s in the deployment's bucket: under `{app_id}/`, with no
+/// `.` or `..` segment.
+pub fn is_under_app(key: &str, app: &AppId) -> bool {
+    key.strip_prefix(&app_prefix(app)).is_some_and(|rest| !rest.split('/').any(|s| matches!(s, "." | "..")))
 }
 
 /// HLS files a job has made (`job.record_files`) or is making (`open`): Jocloud recordings
@@ -192,10 +228,10 @@ mod tests {
             JobRecord::new(Job::individual(app, serde_json::from_str(&job_body).unwrap(), random(), now()).unwrap());
         let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
         let keys = file_keys(&job, &rule, RecordFormat::Hls, start, "rtmp://media.example.com:1935/live/abc");
-        let stream = &job.job.stream_name;
+        let (stream, app) = (&job.job.stream_name, &rule.app_id);
         assert_eq!(
             keys.main(RecordFormat::Hls),
-            format!("Record/Record/media.example.com/live/individual_record/hls/{stream}_2021-04-28-08-57-07/{stream}_2021-04-28-08-57-07.m3u8")
+            format!("{app}/Record/Record/media.example.com/live/individual_record/hls/{stream}_2021-04-28-08-57-07/{stream}_2021-04-28-08-57-07.m3u8")
         );
         assert!(keys.segment(3).ends_with("_2021-04-28-08-57-07_000003.ts"));
         assert_eq!(keys.segment_uri(3), format!("{stream}_2021-04-28-08-57-07_000003.ts"));
@@ -231,14 +267,16 @@ mod tests {
     fn jocloud_jobs_name_their_playlist_and_segments_as_jocloud_does() {
         let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
         let (rule, job, rid) = jocloud_job(None);
+        let app = &rule.app_id;
         let keys = file_keys(&job, &rule, RecordFormat::Hls, start, "");
-        assert_eq!(keys.main(RecordFormat::Hls), format!("rec/rid_{rid}_abcabc.m3u8"));
-        assert_eq!(keys.segment(1), format!("rec/rid_{rid}_abcabc_000001.ts"));
+        assert_eq!(keys.main(RecordFormat::Hls), format!("{app}/rec/rid_{rid}_abcabc.m3u8"));
+        assert_eq!(keys.segment(1), format!("{app}/rec/rid_{rid}_abcabc_000001.ts"));
         assert_eq!(keys.segment_uri(1), format!("rid_{rid}_abcabc_000001.ts"));
 
         let (rule, job, rid) = jocloud_job(Some("10266666"));
+        let app = &rule.app_id;
         let keys = file_keys(&job, &rule, RecordFormat::Hls, start, "rtmp://h/live/x");
-        assert_eq!(keys.main(RecordFormat::Hls), format!("rec/rid_{rid}_abcabc__uid_s_10266666__uid_e.m3u8"));
+        assert_eq!(keys.main(RecordFormat::Hls), format!("{app}/rec/rid_{rid}_abcabc__uid_s_10266666__uid_e.m3u8"));
     }
 
     #[test]
@@ -256,13 +294,13 @@ mod tests {
             end_time: now(),
         }]);
         let second = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
-        assert_eq!(second, format!("rec/rid_{rid}_abcabc__uid_s_u1__uid_e_2.m3u8"));
+        assert_eq!(second, format!("{}/rec/rid_{rid}_abcabc__uid_s_u1__uid_e_2.m3u8", rule.app_id));
 
         // A later job of the participant (they came back) goes on from the files before it.
         job.job.record_files = None;
         job.job.jocloud = Some(JocloudTag { recordid: rid.clone(), part: 2, first_file: 2 });
         let later = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
-        assert_eq!(later, format!("rec/rid_{rid}_abcabc__uid_s_u1__uid_e_3.m3u8"));
+        assert_eq!(later, format!("{}/rec/rid_{rid}_abcabc__uid_s_u1__uid_e_3.m3u8", rule.app_id));
     }
 
     #[test]
@@ -277,15 +315,66 @@ mod tests {
         let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
         job.claim("w1", start, std::time::Duration::from_secs(10)).unwrap();
         let first = file_keys(&job, &rule, RecordFormat::Mp4, start, "").main(RecordFormat::Mp4);
-        assert_eq!(first, format!("rec/{}.mp4", job.job.job_id));
+        let app = &rule.app_id;
+        assert_eq!(first, format!("{app}/rec/{}.mp4", job.job.job_id));
         let open = |key: &str| open_upload(RecordFormat::Mp4, key, 1);
         // The first worker's file is open; the job is taken over (claim 2).
         job.open_uploads.push(open(&first));
         job.claim("w2", start + chrono::Duration::seconds(20), std::time::Duration::from_secs(10)).unwrap();
         let second = file_keys(&job, &rule, RecordFormat::Mp4, start, "").main(RecordFormat::Mp4);
-        assert_eq!(second, format!("rec/{}_2.mp4", job.job.job_id));
+        assert_eq!(second, format!("{app}/rec/{}_2.mp4", job.job.job_id));
         job.open_uploads.push(open(&second));
         let third = file_keys(&job, &rule, RecordFormat::Mp4, start, "").main(RecordFormat::Mp4);
-        assert_eq!(third, format!("rec/{}_2_2.mp4", job.job.job_id));
+        assert_eq!(third, format!("{app}/rec/{}_2_2.mp4", job.job.job_id));
+    }
+
+    /// An individual job of a new app whose rule is `rule_body`, with its keys for a file.
+    fn keys_of(rule_body: &str) -> (RecordRule, String) {
+        let app = AppId::generate(random());
+        let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), random(), now()).unwrap();
+        let body = format!(r#"{{"room_id":"r","user_id":"u","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
+        let job = JobRecord::new(Job::individual(app, serde_json::from_str(&body).unwrap(), random(), now()).unwrap());
+        let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
+        let key = file_keys(&job, &rule, RecordFormat::Mp4, start, "rtmp://h/live/x").main(RecordFormat::Mp4);
+        (rule, key)
+    }
+
+    #[test]
+    fn two_apps_with_the_same_object_and_prefix_in_the_deployment_bucket_get_different_keys() {
+        let body = r#"{"obs_addr":{"bucket":"deployment","location":"eu-west-1","object":"shared/"},
+            "record_formats":["MP4"],"mp4_config":{"record_prefix":"fixed"}}"#;
+        let (rule_a, key_a) = keys_of(body);
+        let (rule_b, key_b) = keys_of(body);
+        assert_eq!(key_a, format!("{}/shared/fixed.mp4", rule_a.app_id));
+        assert_eq!(key_b, format!("{}/shared/fixed.mp4", rule_b.app_id));
+        assert!(is_under_app(&key_a, &rule_a.app_id) && !is_under_app(&key_a, &rule_b.app_id));
+    }
+
+    #[test]
+    fn a_stored_prefix_with_dot_segments_cannot_climb_out_of_the_app() {
+        let body = r#"{"obs_addr":{"bucket":"deployment","location":"eu-west-1"},"record_formats":["MP4"]}"#;
+        let (mut rule, _) = keys_of(body);
+        // Saved before the API refused such prefixes, or written into the table directly.
+        rule.obs_addr.object = "../".into();
+        rule.mp4_config.record_prefix = "./../other/{job_id}".into();
+        let app = AppId::generate(random());
+        let job_body =
+            format!(r#"{{"room_id":"r","user_id":"u","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
+        let job = JobRecord::new(
+            Job::individual(rule.app_id.clone(), serde_json::from_str(&job_body).unwrap(), random(), now()).unwrap(),
+        );
+        let key = file_keys(&job, &rule, RecordFormat::Mp4, Utc::now(), "").main(RecordFormat::Mp4);
+        assert_eq!(key, format!("{}/_/_/_/other/{}.mp4", rule.app_id, job.job.job_id));
+        assert!(is_under_app(&key, &rule.app_id) && !is_under_app(&key, &app));
+    }
+
+    #[test]
+    fn a_rule_with_a_role_names_keys_in_the_tenants_bucket_as_it_says() {
+        let body = r#"{"obs_addr":{"bucket":"tenant","location":"eu-west-1","object":"rec/",
+            "role_arn":"arn:aws:iam::210987654321:role/roomrec"},
+            "record_formats":["MP4"],"mp4_config":{"record_prefix":"fixed"}}"#;
+        let (rule, key) = keys_of(body);
+        assert_eq!(key, "rec/fixed.mp4");
+        assert_eq!(app_root(&rule), "");
     }
 }

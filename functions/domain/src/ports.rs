@@ -15,6 +15,7 @@ use crate::quota::QuotaSettings;
 use crate::record::{JobRecord, Lease};
 use crate::room::{Room, RoomStream};
 use crate::rule::RecordRule;
+use crate::storage::{Access, AccessError, Capped};
 use crate::time::Timestamp;
 use crate::url::CallbackUrl;
 use crate::webhook::{AttemptResult, SignedHeaders};
@@ -76,6 +77,8 @@ pub trait AppStore: Send + Sync {
     async fn get_app(&self, account: &AccountId, app_id: &AppId) -> Result<Option<App>, StoreError>;
     /// An app by id alone, for trusted callers (the media hook, workers).
     async fn find_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError>;
+    /// The account that owns an app, for trusted callers (workers: a tenant role's ExternalId).
+    async fn app_owner(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError>;
     /// Every app of `account`, oldest first.
     async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError>;
     /// The account that owns an app, for trusted callers.
@@ -295,6 +298,9 @@ pub trait Blobs: Send + Sync {
     ) -> Result<(), StoreError>;
     /// Reads a whole object; `None` if there is none.
     async fn get(&self, bucket: &str, key: &str) -> Result<Option<Object>, StoreError>;
+    /// Reads an object of at most `max_bytes` as it streams in, stopping at the cap
+    /// (a tenant's image, say, which may be any size).
+    async fn get_capped(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Capped, StoreError>;
     /// The keys and sizes of the objects whose key starts with `prefix`, in key order.
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError>;
     /// Deletes an object (nothing if there is none).
@@ -303,6 +309,14 @@ pub trait Blobs: Send + Sync {
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError>;
     /// The size of an object, if it exists.
     async fn size(&self, bucket: &str, key: &str) -> Result<Option<u64>, StoreError>;
+}
+
+/// Object storage as a job reaches it: with the worker's own credentials, or as the tenant's
+/// role (assumed once, its credentials refreshed before they expire).
+#[async_trait]
+pub trait BlobsProvider: Send + Sync {
+    /// Object storage reached with `access`.
+    async fn blobs(&self, access: &Access) -> Result<std::sync::Arc<dyn Blobs>, AccessError>;
 }
 
 /// The queue workers take jobs from.

@@ -71,7 +71,9 @@ pub enum RecordFormat {
 }
 
 /// Where files are stored: an S3 bucket (`bucket`), its region (`location`) and key prefix
-/// (`object`). `project_id` is kept for SparkRTC compatibility.
+/// (`object`). `project_id` is kept for SparkRTC compatibility. Without `role_arn` the bucket
+/// must be the deployment's, and keys go under the app's prefix; with it, the worker writes
+/// the tenant's bucket as that role (see [`storage`](crate::storage)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ObsAddr {
@@ -81,6 +83,56 @@ pub struct ObsAddr {
     pub object: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub project_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role_arn: Option<RoleArn>,
+}
+
+/// Longest IAM role name (<https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html>).
+const MAX_ROLE_NAME_CHARS: usize = 64;
+/// Longest IAM role path with its slashes.
+const MAX_ROLE_PATH_CHARS: usize = 512;
+
+/// An IAM role's ARN, `arn:aws:iam::<12 digits>:role/<path/name>` (or the aws-cn and
+/// aws-us-gov partitions).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RoleArn(String);
+
+impl RoleArn {
+    /// The ARN as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for RoleArn {
+    type Error = Invalid;
+    fn try_from(text: String) -> Result<Self, Invalid> {
+        let invalid =
+            || Invalid::new("role_arn", "must be an IAM role ARN, arn:aws:iam::<12-digit account>:role/<name>");
+        let rest = ["arn:aws:iam::", "arn:aws-cn:iam::", "arn:aws-us-gov:iam::"]
+            .iter()
+            .find_map(|partition| text.strip_prefix(partition))
+            .ok_or_else(invalid)?;
+        let (account, path) = rest.split_once(":role/").ok_or_else(invalid)?;
+        let (folders, name) = path.rsplit_once('/').unwrap_or(("", path));
+        // IAM's own rules: names of `[\w+=,.@-]`, paths of printable ASCII without spaces.
+        let name_ok = (1..=MAX_ROLE_NAME_CHARS).contains(&name.len())
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b));
+        let path_ok = path.len() <= MAX_ROLE_PATH_CHARS
+            && folders.bytes().all(|b| b.is_ascii_graphic())
+            && path.split('/').all(|folder| !folder.is_empty());
+        if account.len() != 12 || !account.bytes().all(|b| b.is_ascii_digit()) || !name_ok || !path_ok {
+            return Err(invalid());
+        }
+        Ok(Self(text))
+    }
+}
+
+impl From<RoleArn> for String {
+    fn from(value: RoleArn) -> String {
+        value.0
+    }
 }
 
 /// HLS settings with every default filled in.

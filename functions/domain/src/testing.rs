@@ -6,6 +6,7 @@
 
 mod event_source;
 mod queues;
+mod storage;
 mod store;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,6 +20,7 @@ use crate::time::Timestamp;
 
 pub use event_source::MemEventSource;
 pub use queues::{MemBlobs, MemDeliveryQueue, MemEventLog, MemJobQueue, Posted, QueuedMessage, ScriptedNotifier};
+pub use storage::MemBlobsProvider;
 pub use store::MemStore;
 
 /// The instant every [`ManualClock`] starts at: seed 001's own example time.

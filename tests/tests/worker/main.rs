@@ -10,4 +10,5 @@ mod jocloud;
 mod metrics;
 mod mix;
 mod recording;
+mod storage;
 mod support;

@@ -19,6 +19,8 @@ pub struct Setup {
     pub app: String,
     pub rule: String,
     pub bucket: String,
+    /// Where the rule's files are: `{app_id}/` and `obs_addr.object` in the stack's bucket
+    /// (keys are confined under the app), `obs_addr.object` in a bucket of the tenant's role.
     pub prefix: String,
     /// The jobs' collection.
     pub jobs: Jobs,
@@ -27,17 +29,23 @@ pub struct Setup {
 impl Setup {
     /// A new account, app and rule with the given formats and config overrides.
     pub async fn new(formats: &[&str], hls: Value, mp4: Value) -> Self {
-        let api = Api::new_account().await;
-        let app = api.create_app("rtctest").await.unwrap();
         let bucket = stack_env("ROOMREC_RECORDINGS_BUCKET");
-        let prefix = roomrec_tests::unique("rec");
-        let body = json!({
-            "obs_addr": { "bucket": bucket, "location": "us-east-1", "object": format!("{prefix}/") },
-            "record_formats": formats,
-            "hls_config": hls,
-            "mp4_config": mp4,
-        });
+        let object = format!("{}/", roomrec_tests::unique("rec"));
+        let obs_addr = json!({ "bucket": bucket, "location": "us-east-1", "object": object });
+        Self::for_account(Api::new_account().await, formats, obs_addr, hls, mp4).await
+    }
+
+    /// A new app of `api`'s account with a rule storing as `obs_addr` says.
+    pub async fn for_account(api: Api, formats: &[&str], obs_addr: Value, hls: Value, mp4: Value) -> Self {
+        let app = api.create_app("rtctest").await.unwrap();
+        let body = json!({ "obs_addr": obs_addr, "record_formats": formats, "hls_config": hls, "mp4_config": mp4 });
         let rule = api.create_rule(&app, &body).await.unwrap();
+        let bucket = obs_addr["bucket"].as_str().unwrap().to_owned();
+        let object = obs_addr["object"].as_str().unwrap_or_default().trim_end_matches('/');
+        let prefix = match obs_addr.get("role_arn") {
+            Some(_) => object.to_owned(),
+            None => format!("{app}/{object}"),
+        };
         Self { api, app, rule, bucket, prefix, jobs: Jobs::Individual }
     }
 

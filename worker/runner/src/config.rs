@@ -27,6 +27,9 @@ pub mod env {
     /// it while the job runs): after a worker dies, its jobs' messages come back this long
     /// after its last keepalive.
     pub const VISIBILITY_SECONDS: &str = "ROOMREC_VISIBILITY_SECONDS";
+    /// The deployment's recordings bucket: the only one a rule without `obs_addr.role_arn`
+    /// may name, its keys under the app's prefix.
+    pub const RECORDINGS_BUCKET: &str = "ROOMREC_RECORDINGS_BUCKET";
     /// Set by ECS in every task's containers: the agent's endpoint, through which the worker
     /// turns task scale-in protection on and off. Unset (local runs): no protection.
     pub const ECS_AGENT_URI: &str = "ECS_AGENT_URI";
@@ -59,6 +62,8 @@ pub struct WorkerConfig {
     pub allow_file_inputs: bool,
     pub lease: Duration,
     pub visibility: Duration,
+    /// The deployment's recordings bucket ([`env::RECORDINGS_BUCKET`]).
+    pub recordings_bucket: String,
     /// The S3 endpoint object locations name (`AWS_ENDPOINT_URL`); AWS's own when `None`.
     pub s3_endpoint: Option<String>,
     /// The ECS agent's endpoint (`ECS_AGENT_URI`); no scale-in protection when `None`.
@@ -89,6 +94,10 @@ impl WorkerConfig {
             allow_file_inputs: parsed(env::ALLOW_FILE_INPUTS, false)?,
             lease: Duration::from_secs(parsed(env::LEASE_SECONDS, DEFAULT_LEASE.as_secs())?),
             visibility: Duration::from_secs(parsed(env::VISIBILITY_SECONDS, DEFAULT_VISIBILITY.as_secs())?),
+            recordings_bucket: std::env::var(env::RECORDINGS_BUCKET)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .ok_or(ConfigError::Missing(env::RECORDINGS_BUCKET))?,
             s3_endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
             ecs_agent_uri: std::env::var(env::ECS_AGENT_URI).ok().filter(|v| !v.is_empty()),
         })

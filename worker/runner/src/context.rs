@@ -10,7 +10,7 @@ use roomrec_domain::ids::{AppId, JobId};
 use roomrec_domain::job::Job;
 use roomrec_domain::metric::Metrics;
 use roomrec_domain::naming;
-use roomrec_domain::ports::{Blobs, EventLog, JobQueue, Store, StoreError};
+use roomrec_domain::ports::{BlobsProvider, EventLog, JobQueue, Store, StoreError};
 use roomrec_domain::record::{JobRecord, Lease};
 use roomrec_domain::retry::{retry, Backoff};
 use roomrec_domain::rule::RecordFormat;
@@ -25,7 +25,8 @@ const JOB_WRITE_ATTEMPTS: usize = 10;
 pub struct Ctx {
     pub store: Arc<dyn Store>,
     pub events: Arc<dyn EventLog>,
-    pub blobs: Arc<dyn Blobs>,
+    /// Object storage as the worker or as a tenant's role (see `storage.rs`).
+    pub storage: Arc<dyn BlobsProvider>,
     /// The jobs queue, to wake the next worker at a hand-over.
     pub queue: Arc<dyn JobQueue>,
     /// The running jobs' items, read together every second.

@@ -18,6 +18,7 @@ use roomrec_media::{Format, Output};
 
 use crate::context::{Ctx, JobWriteError};
 use crate::spool::Backlog;
+use crate::storage::JobStorage;
 use crate::upload::{HlsUpload, Mp4Stream};
 
 /// Open files by format and index.
@@ -48,6 +49,8 @@ enum Upload {
 /// Every open file of one recording.
 pub struct OpenFiles {
     rule: RecordRule,
+    /// Where the files go: the rule's storage, reached.
+    storage: JobStorage,
     stream_url: String,
     open: FileMap<OpenFile>,
     /// What the recording holds on the spool, not uploaded yet.
@@ -59,14 +62,15 @@ fn utc(time: SystemTime) -> DateTime<Utc> {
 }
 
 impl OpenFiles {
-    /// No files yet, for a recording under `rule` of the stream at `stream_url`, which may
-    /// hold `spool_budget` bytes on the spool not uploaded yet.
-    pub fn new(rule: RecordRule, stream_url: String, spool_budget: u64) -> Self {
-        Self { rule, stream_url, open: FileMap::new(), backlog: Arc::new(Backlog::new(spool_budget)) }
+    /// No files yet, for a recording under `rule` into `storage` of the stream at
+    /// `stream_url`, which may hold `spool_budget` bytes on the spool not uploaded yet.
+    pub fn new(rule: RecordRule, storage: JobStorage, stream_url: String, spool_budget: u64) -> Self {
+        let backlog = Arc::new(Backlog::new(spool_budget));
+        Self { rule, storage, stream_url, open: FileMap::new(), backlog }
     }
 
     fn facts(&self, ctx: &Ctx, file: &OpenFile, format: RecordFormat) -> FileFacts {
-        let bucket = &self.rule.obs_addr.bucket;
+        let bucket = &self.storage.storage.bucket;
         let region = &self.rule.obs_addr.location;
         let key = file.keys.main(format);
         FileFacts {
@@ -85,16 +89,16 @@ impl OpenFiles {
 
     /// Acts on one recorder output; job writes are made under the claim `held`.
     pub async fn handle(&mut self, ctx: &Ctx, job: &mut JobRecord, held: &Lease, output: Output) -> anyhow::Result<()> {
-        let bucket = self.rule.obs_addr.bucket.clone();
+        let (bucket, blobs) = (self.storage.storage.bucket.clone(), &self.storage.blobs);
         match output {
             Output::FileOpened { format, file, started_at, width, height } => {
                 let format = record_format(format);
                 let started = utc(started_at);
                 let keys = file_keys(job, &self.rule, format, started, &self.stream_url);
                 let upload = match format {
-                    RecordFormat::Hls => Upload::Hls(HlsUpload::new(ctx.blobs.clone(), bucket, keys.main(format))),
+                    RecordFormat::Hls => Upload::Hls(HlsUpload::new(blobs.clone(), bucket, keys.main(format))),
                     RecordFormat::Mp4 => {
-                        Upload::Mp4(Mp4Stream::new(ctx.blobs.clone(), bucket, keys.main(format)), Default::default(), 0)
+                        Upload::Mp4(Mp4Stream::new(blobs.clone(), bucket, keys.main(format)), Default::default(), 0)
                     }
                 };
                 tracing::info!(key = keys.main(format), "file started");

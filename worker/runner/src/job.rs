@@ -26,6 +26,7 @@ use crate::reach::PolicyReach;
 use crate::recovery;
 use crate::spec::{mix_spec, record_spec};
 use crate::spool::Writes;
+use crate::storage::{self, JobStorage};
 
 /// A read or connect to the source that makes no progress for this long fails and is retried.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
@@ -142,6 +143,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
         last_media: Instant::now(),
         phase: if takeover { Phase::TakingOver } else { Phase::Starting },
         handover: None,
+        storage: None,
     };
     task.run().instrument(span).await
 }
@@ -284,6 +286,8 @@ struct JobTask {
     last_media: Instant,
     phase: Phase,
     handover: Option<Handover>,
+    /// The job's storage, once reached.
+    storage: Option<JobStorage>,
 }
 
 impl JobTask {
@@ -320,9 +324,20 @@ impl JobTask {
         if !self.record.open_uploads.iter().any(&which) {
             return;
         }
-        let region = self.rule().await.map(|r| r.obs_addr.location).unwrap_or_default();
+        let storage = match self.rule().await {
+            Ok(rule) => self.storage(&rule).await.map(|storage| (rule.obs_addr.location, storage)),
+            Err(reason) => Err(reason),
+        };
+        let (region, storage) = match storage {
+            Ok(found) => found,
+            Err(reason) => {
+                tracing::warn!(reason, detail, "abandoned files cannot be finished: their storage is not reachable");
+                return;
+            }
+        };
+        let blobs = storage.blobs.as_ref();
         let finished =
-            recovery::finish_abandoned(&self.ctx, &mut self.record, &self.held, which, (&region, detail)).await;
+            recovery::finish_abandoned(&self.ctx, blobs, &mut self.record, &self.held, which, (&region, detail)).await;
         if let Err(err) = finished {
             tracing::warn!(error = %format!("{err:#}"), detail, "finishing abandoned files failed");
         }
@@ -335,6 +350,15 @@ impl JobTask {
     async fn run_recording(&mut self) -> Ending {
         if self.record.job.state == JobState::Stopping {
             return Ending::Stopped(StopReason::TenantStop);
+        }
+        // Reached before waiting for anyone, so a rule whose storage cannot be used fails the
+        // job at its start, and nothing is written anywhere.
+        let reached = match self.rule().await {
+            Ok(rule) => self.storage(&rule).await.map(drop),
+            Err(reason) => Err(reason),
+        };
+        if let Err(detail) = reached {
+            return Ending::Failed(detail);
         }
         match self.record.job.spec.clone() {
             JobSpec::Individual(params) => self.record_individual(&params.user_id).await,
@@ -352,10 +376,14 @@ impl JobTask {
             Ok(rule) => rule,
             Err(reason) => return Ending::Failed(reason),
         };
+        let storage = match self.storage(&rule).await {
+            Ok(storage) => storage,
+            Err(detail) => return Ending::Failed(detail),
+        };
         let spec = record_spec(&self.record.job, &rule, &self.ctx.config.spool_dir);
         let spool = spec.spool_dir.clone();
         let recorder = Recorder::new(self.input(url.clone()), spec);
-        let files = OpenFiles::new(rule, url, self.ctx.config.spool_budget);
+        let files = OpenFiles::new(rule, storage, url, self.ctx.config.spool_budget);
         self.run_in_spool(spool, Media::Recorder(recorder), files).await
     }
 
@@ -366,15 +394,19 @@ impl JobTask {
             Ok(rule) => rule,
             Err(reason) => return Ending::Failed(reason),
         };
-        let mut feed = MixFeed::new(self.input(String::new()));
-        let layout = feed.first_layout(&self.ctx, param).await;
+        let storage = match self.storage(&rule).await {
+            Ok(storage) => storage,
+            Err(detail) => return Ending::Failed(detail),
+        };
+        let mut feed = MixFeed::new(self.input(String::new()), storage.clone(), self.record.job.app_id.clone());
+        let layout = feed.first_layout(param).await;
         let spec = mix_spec(&self.record.job, &rule, param, layout, &self.ctx.config.spool_dir);
         let spool = spec.spool_dir.clone();
         // A mix has no single stream: `{publish_domain}` and `{app}` take their defaults.
         self.run_in_spool(
             spool,
             Media::Mixer(Box::new(Mixer::new(spec)), Box::new(feed)),
-            OpenFiles::new(rule, String::new(), self.ctx.config.spool_budget),
+            OpenFiles::new(rule, storage, String::new(), self.ctx.config.spool_budget),
         )
         .await
     }
@@ -398,6 +430,14 @@ impl JobTask {
         let ending = self.run_media(media, files).await;
         let _ = tokio::fs::remove_dir_all(spool).await;
         ending
+    }
+
+    /// The storage `rule` names, reached once per job (again only if the rule changed to
+    /// other storage); the error is the job's failure detail.
+    async fn storage(&mut self, rule: &RecordRule) -> Result<JobStorage, String> {
+        let reached = storage::open(&self.ctx, self.storage.as_ref(), rule, &self.record.job).await?;
+        self.storage = Some(reached.clone());
+        Ok(reached)
     }
 
     async fn rule(&self) -> Result<RecordRule, String> {
@@ -557,7 +597,7 @@ impl JobTask {
                             if lost_job(&err) {
                                 self.enter(Phase::Lost);
                             } else {
-                                failure.get_or_insert(format!("{err:#}"));
+                                failure.get_or_insert_with(|| storage::failure_detail(&err).unwrap_or(format!("{err:#}")));
                             }
                             stop_sent = stop_sent || control.stop();
                         }
@@ -668,16 +708,25 @@ mod tests {
     use crate::capacity::Capacity;
     use crate::config::WorkerConfig;
     use roomrec_adapters::{Config, Tables};
-    use roomrec_domain::ids::{AppId, JobId};
+    use roomrec_domain::app::App;
+    use roomrec_domain::event::RecordEvent;
+    use roomrec_domain::ids::{AccountId, AppId, JobId};
     use roomrec_domain::job::Job;
     use roomrec_domain::ports::JobStore;
+    use roomrec_domain::ports::{AppStore, Blobs, EventLog, RuleStore};
+    use roomrec_domain::storage::{Access, RoleArn};
     use roomrec_domain::testing::{
-        now, random, ManualClock, MemBlobs, MemEventLog, MemJobQueue, MemMetrics, MemStore, SeqRandom,
+        now, random, ManualClock, MemBlobsProvider, MemEventLog, MemJobQueue, MemMetrics, MemStore, SeqRandom,
     };
     use roomrec_domain::webhook::RetrySchedule;
 
     /// A worker's shared parts over in-memory ports.
     fn ctx(store: Arc<MemStore>) -> Arc<Ctx> {
+        ctx_with(store, Arc::new(MemBlobsProvider::default()), Arc::new(MemEventLog::default()))
+    }
+
+    /// As [`ctx`], with these object storage and events.
+    fn ctx_with(store: Arc<MemStore>, storage: Arc<MemBlobsProvider>, events: Arc<MemEventLog>) -> Arc<Ctx> {
         let name = String::from;
         let tables = Tables {
             accounts: name("accounts"),
@@ -710,14 +759,15 @@ mod tests {
             allow_file_inputs: false,
             lease: Duration::from_secs(8),
             visibility: Duration::from_secs(8),
+            recordings_bucket: name("recordings"),
             s3_endpoint: None,
             ecs_agent_uri: None,
         };
         Arc::new(Ctx {
             board: Board::new(store.clone()),
             store,
-            events: Arc::new(MemEventLog::default()),
-            blobs: Arc::new(MemBlobs::default()),
+            events,
+            storage,
             queue: Arc::new(MemJobQueue::default()),
             clock: Arc::new(ManualClock::default()),
             random: Arc::new(SeqRandom::new(3)),
@@ -758,6 +808,70 @@ mod tests {
         run(ctx, message, &mut slot, shutdown).await;
         let stored = store.job(&job.app_id, &job.job_id).unwrap();
         assert_eq!(stored.job.state, JobState::Failed, "claimed, and failed here: its rule does not exist");
+    }
+
+    /// Runs an individual job of a new app of account `acme` whose rule has `obs_addr`, in a
+    /// worker whose deployment bucket is `recordings`; returns the job as stored and its events.
+    async fn run_job_with(
+        obs_addr: serde_json::Value,
+        storage: Arc<MemBlobsProvider>,
+    ) -> (JobRecord, Vec<RecordEvent>) {
+        let store = Arc::new(MemStore::default());
+        let app = App::create(serde_json::from_value(serde_json::json!({"app_name": "a"})).unwrap(), random(), now());
+        let app = app.unwrap();
+        store.put_app(&AccountId::try_from("acme").unwrap(), &app).await.unwrap();
+        let rule_body = serde_json::json!({ "obs_addr": obs_addr, "record_formats": ["HLS"] });
+        let rule = RecordRule::create(app.app_id.clone(), serde_json::from_value(rule_body).unwrap(), random(), now());
+        let rule = rule.unwrap();
+        store.put_rule(&rule).await.unwrap();
+        let body =
+            serde_json::json!({ "room_id": "r1", "user_id": "u1", "record_param": { "record_rule_id": rule.rule_id } });
+        let job = Job::individual(app.app_id.clone(), serde_json::from_value(body).unwrap(), random(), now()).unwrap();
+        store.create_job(&job).await.unwrap();
+        let events = Arc::new(MemEventLog::default());
+        let ctx = ctx_with(store.clone(), storage, events.clone());
+        let (_stop, shutdown) = watch::channel(false);
+        let capacity = Capacity::new(50);
+        let mut slot = capacity.reserve().await;
+        let fate = run(ctx, JobMessage::wake(job.app_id.clone(), job.job_id.clone()), &mut slot, shutdown).await;
+        assert_eq!(fate, MessageFate::Delete);
+        let listed = events.list(&job.job_id).await.unwrap();
+        (store.job(&job.app_id, &job.job_id).unwrap(), listed)
+    }
+
+    #[tokio::test]
+    async fn a_rule_naming_another_bucket_without_a_role_fails_its_job_at_start_and_writes_nothing() {
+        let storage = Arc::new(MemBlobsProvider::default());
+        let obs_addr = serde_json::json!({ "bucket": "someone-elses", "location": "us-east-1", "object": "x/" });
+        let (job, events) = run_job_with(obs_addr, storage.clone()).await;
+        assert_eq!(job.job.state, JobState::Failed);
+        let last = events.last().unwrap();
+        assert_eq!(last.event_type, EventType::CloudRecordFailed);
+        assert!(last.detail_message.starts_with("STORAGE_ROLE_REQUIRED: "), "{}", last.detail_message);
+        assert!(last.detail_message.contains("obs_addr.role_arn"), "{}", last.detail_message);
+        assert_eq!(events.len(), 1, "no file was started");
+        assert!(storage.asked().is_empty(), "no storage was even reached");
+        assert!(storage.blobs.list("someone-elses", "").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_role_that_does_not_trust_the_deployment_with_the_accounts_id_fails_the_job_with_a_stable_detail() {
+        let storage = Arc::new(MemBlobsProvider::default());
+        let role = "arn:aws:iam::210987654321:role/roomrec";
+        // Trusted, but with another ExternalId than the owning account's.
+        storage.trust(RoleArn::try_from(role.to_owned()).unwrap(), "someone-else");
+        let obs_addr = serde_json::json!({ "bucket": "tenant", "location": "us-east-1", "role_arn": role });
+        let (job, events) = run_job_with(obs_addr, storage.clone()).await;
+        assert_eq!(job.job.state, JobState::Failed);
+        let last = events.last().unwrap();
+        assert_eq!(last.event_type, EventType::CloudRecordFailed);
+        assert!(last.detail_message.starts_with("STORAGE_ACCESS_DENIED: "), "{}", last.detail_message);
+        assert!(!last.detail_message.contains("sts:AssumeRole on"), "no backend text: {}", last.detail_message);
+        let Some(Access::Role { external_id, session_name, .. }) = storage.asked().first().cloned() else {
+            panic!("the role was asked for")
+        };
+        assert_eq!(external_id, "acme", "the owning account is the ExternalId");
+        assert_eq!(session_name, format!("roomrec-{}", job.job.job_id));
     }
 
     fn lease(owner: &str, expires_at_ms: i64) -> Lease {

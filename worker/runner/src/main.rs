@@ -13,6 +13,7 @@ mod reach;
 mod recovery;
 mod spec;
 mod spool;
+mod storage;
 mod upload;
 mod worker;
 
@@ -23,7 +24,8 @@ use board::Board;
 use capacity::Capacity;
 use protection::Protector;
 use roomrec_adapters::{
-    init_tracing, DynamoEventLog, DynamoStore, EmfMetrics, OsRandom, Retrying, S3Blobs, SqsJobQueue, SystemClock,
+    init_tracing, DynamoEventLog, DynamoStore, EmfMetrics, OsRandom, Retrying, SqsJobQueue, StsBlobsProvider,
+    SystemClock, WrapBlobs,
 };
 use roomrec_domain::clock::Random;
 use roomrec_domain::metric::Metrics;
@@ -48,12 +50,15 @@ async fn main() -> anyhow::Result<()> {
         config.base.tables.events.clone(),
         config.base.events_queue_url.clone(),
     ));
-    let blobs: Arc<dyn Blobs> = Arc::new(S3Blobs::new(&aws));
     let metrics: Arc<dyn Metrics> = Arc::new(EmfMetrics::WORKER);
+    let (retry_random, retry_metrics) = (random.clone(), metrics.clone());
+    let wrap: WrapBlobs = Arc::new(move |blobs: Arc<dyn Blobs>| {
+        Arc::new(Retrying::new(blobs, Backoff::AWS, retry_random.clone()).measured(retry_metrics.clone()))
+    });
     let ctx = Arc::new(context::Ctx {
         store,
         events: Arc::new(Retrying::new(events, Backoff::AWS, random.clone())),
-        blobs: Arc::new(Retrying::new(blobs, Backoff::AWS, random.clone()).measured(metrics.clone())),
+        storage: Arc::new(StsBlobsProvider::new(&aws, wrap)),
         queue: Arc::new(SqsJobQueue::new(sqs.clone(), config.base.jobs_queue_url.clone())),
         board,
         clock: Arc::new(SystemClock),

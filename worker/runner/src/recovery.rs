@@ -8,7 +8,7 @@ use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::RecordFile;
 use roomrec_domain::metric::Metric;
-use roomrec_domain::ports::{FilePart, IfStored};
+use roomrec_domain::ports::{Blobs, FilePart, IfStored};
 use roomrec_domain::record::{JobRecord, Lease, Multipart, OpenUpload};
 use roomrec_domain::rule::RecordFormat;
 
@@ -24,6 +24,7 @@ pub const RECORDING_FAILED: &str = "file completed from what was uploaded before
 /// multipart upload is left incomplete.
 pub async fn finish_abandoned(
     ctx: &Ctx,
+    blobs: &dyn Blobs,
     job: &mut JobRecord,
     held: &Lease,
     which: impl Fn(&OpenUpload) -> bool,
@@ -31,7 +32,7 @@ pub async fn finish_abandoned(
 ) -> anyhow::Result<()> {
     let abandoned: Vec<OpenUpload> = job.open_uploads.iter().filter(|u| which(u)).cloned().collect();
     for upload in abandoned {
-        let finished = match finish(ctx, &upload).await {
+        let finished = match finish(ctx, blobs, &upload).await {
             Ok(finished) => finished,
             Err(err) => {
                 tracing::warn!(job_id = %job.job.job_id, key = upload.key, error = %format!("{err:#}"), "an abandoned file could not be finished");
@@ -79,19 +80,19 @@ pub async fn finish_abandoned(
 
 /// Makes what is stored of `upload` a complete object: its bytes and seconds, or `None` when
 /// nothing was stored.
-async fn finish(ctx: &Ctx, upload: &OpenUpload) -> anyhow::Result<Option<(u64, f64)>> {
+async fn finish(ctx: &Ctx, blobs: &dyn Blobs, upload: &OpenUpload) -> anyhow::Result<Option<(u64, f64)>> {
     match (upload.record_format, &upload.multipart) {
-        (RecordFormat::Mp4, Some(multipart)) => finish_mp4(ctx, upload, multipart).await,
+        (RecordFormat::Mp4, Some(multipart)) => finish_mp4(ctx, blobs, upload, multipart).await,
         (RecordFormat::Mp4, None) => Ok(None),
         (RecordFormat::Hls, _) => {
-            let Some(playlist) = ctx.blobs.get(&upload.bucket, &upload.key).await? else { return Ok(None) };
+            let Some(playlist) = blobs.get(&upload.bucket, &upload.key).await? else { return Ok(None) };
             let mut text = String::from_utf8(playlist.body)?;
             if !text.contains("#EXT-X-ENDLIST") {
                 text = text.replace("#EXT-X-PLAYLIST-TYPE:EVENT", "#EXT-X-PLAYLIST-TYPE:VOD");
                 text.push_str("#EXT-X-ENDLIST\n");
                 // Over the dead worker's last write only: if it wakes up, its next write fails.
                 let when = IfStored::Matches(playlist.etag);
-                ctx.blobs.put(&upload.bucket, &upload.key, text.into_bytes(), PLAYLIST_TYPE, when).await?;
+                blobs.put(&upload.bucket, &upload.key, text.into_bytes(), PLAYLIST_TYPE, when).await?;
             }
             Ok(Some((upload.bytes, upload.duration)))
         }
@@ -100,11 +101,16 @@ async fn finish(ctx: &Ctx, upload: &OpenUpload) -> anyhow::Result<Option<(u64, f
 
 /// Completes the dead worker's multipart upload with its parts and, as the last part, the
 /// pending objects that follow them, then deletes those.
-async fn finish_mp4(ctx: &Ctx, upload: &OpenUpload, multipart: &Multipart) -> anyhow::Result<Option<(u64, f64)>> {
+async fn finish_mp4(
+    ctx: &Ctx,
+    blobs: &dyn Blobs,
+    upload: &OpenUpload,
+    multipart: &Multipart,
+) -> anyhow::Result<Option<(u64, f64)>> {
     let (bucket, key) = (&upload.bucket, &upload.key);
     let prefix = pending_prefix(key);
     let mut pending: Vec<(u64, Duration, String)> = Vec::new();
-    for (object, _) in ctx.blobs.list(bucket, &prefix).await? {
+    for (object, _) in blobs.list(bucket, &prefix).await? {
         pending.extend(parse_pending(&prefix, &object).map(|(offset, media)| (offset, media, object)));
     }
     pending.sort();
@@ -113,7 +119,7 @@ async fn finish_mp4(ctx: &Ctx, upload: &OpenUpload, multipart: &Multipart) -> an
         if *offset != end {
             continue;
         }
-        let Some(stored) = ctx.blobs.get(bucket, object).await? else { break };
+        let Some(stored) = blobs.get(bucket, object).await? else { break };
         end += stored.body.len() as u64;
         seconds = seconds.max(media.as_secs_f64());
         tail.extend(stored.body);
@@ -125,17 +131,17 @@ async fn finish_mp4(ctx: &Ctx, upload: &OpenUpload, multipart: &Multipart) -> an
         tokio::fs::write(&spooled, &tail).await?;
         let part = FilePart { path: &spooled, offset: 0, length: tail.len() as u64 };
         let number = i32::try_from(etags.len() + 1)?;
-        let sent = ctx.blobs.upload_part(bucket, key, &multipart.upload_id, number, part).await;
+        let sent = blobs.upload_part(bucket, key, &multipart.upload_id, number, part).await;
         tokio::fs::remove_file(&spooled).await.ok();
         etags.push(sent?);
     }
     if etags.is_empty() {
-        ctx.blobs.abort_multipart(bucket, key, &multipart.upload_id).await?;
+        blobs.abort_multipart(bucket, key, &multipart.upload_id).await?;
         return Ok(None);
     }
-    ctx.blobs.complete_multipart(bucket, key, &multipart.upload_id, &etags).await?;
+    blobs.complete_multipart(bucket, key, &multipart.upload_id, &etags).await?;
     for (_, _, object) in pending {
-        ctx.blobs.delete(bucket, &object).await?;
+        blobs.delete(bucket, &object).await?;
     }
     Ok(Some((end, seconds)))
 }

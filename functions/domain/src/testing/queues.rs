@@ -14,6 +14,7 @@ use crate::error::{QueueError, StoreError};
 use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent, StoredEvent};
 use crate::ids::JobId;
 use crate::ports::{Blobs, DeliveryQueue, EventLog, FilePart, IfStored, JobMessage, JobQueue, Notifier, Object};
+use crate::storage::Capped;
 use crate::url::CallbackUrl;
 use crate::webhook::{AttemptResult, SignedHeaders};
 
@@ -273,6 +274,13 @@ impl Blobs for MemBlobs {
         let objects = self.lock();
         let found = objects.objects.get(&(bucket.to_owned(), key.to_owned()));
         Ok(found.map(|(body, etag)| Object { body: body.clone(), etag: etag.clone() }))
+    }
+    async fn get_capped(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Capped, StoreError> {
+        Ok(match self.object(bucket, key) {
+            None => Capped::Missing,
+            Some(body) if body.len() as u64 > max_bytes => Capped::TooLarge,
+            Some(body) => Capped::Read(body),
+        })
     }
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         let objects = self.lock();

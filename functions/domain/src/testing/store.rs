@@ -131,6 +131,9 @@ impl AppStore for MemStore {
     async fn find_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError> {
         Ok(self.open()?.apps.iter().find(|(_, app)| app.app_id == *app_id).map(|(_, a)| a.clone()))
     }
+    async fn app_owner(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError> {
+        Ok(self.open()?.apps.iter().find(|(_, app)| app.app_id == *app_id).map(|(owner, _)| owner.clone()))
+    }
     async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError> {
         Ok(self.open()?.apps.iter().filter(|(owner, _)| owner == account).map(|(_, a)| a.clone()).collect())
     }
