@@ -819,7 +819,8 @@ mod tests {
         let store = Arc::new(MemStore::default());
         let app = App::create(serde_json::from_value(serde_json::json!({"app_name": "a"})).unwrap(), random(), now());
         let app = app.unwrap();
-        store.put_app(&AccountId::try_from("acme").unwrap(), &app).await.unwrap();
+        let account = AccountId::try_from("acme").unwrap();
+        store.put_app(&account, &app).await.unwrap();
         let rule_body = serde_json::json!({ "obs_addr": obs_addr, "record_formats": ["HLS"] });
         let rule = RecordRule::create(app.app_id.clone(), serde_json::from_value(rule_body).unwrap(), random(), now());
         let rule = rule.unwrap();
@@ -827,7 +828,7 @@ mod tests {
         let body =
             serde_json::json!({ "room_id": "r1", "user_id": "u1", "record_param": { "record_rule_id": rule.rule_id } });
         let job = Job::individual(app.app_id.clone(), serde_json::from_value(body).unwrap(), random(), now()).unwrap();
-        store.create_job(&job).await.unwrap();
+        store.create_job(&account, &job).await.unwrap();
         let events = Arc::new(MemEventLog::default());
         let ctx = ctx_with(store.clone(), storage, events.clone());
         let (_stop, shutdown) = watch::channel(false);

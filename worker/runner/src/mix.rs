@@ -163,6 +163,7 @@ mod tests {
     use roomrec_domain::ports::{Blobs, IfStored};
     use roomrec_domain::storage::{Access, Storage};
     use roomrec_domain::testing::{random, MemBlobs};
+    use roomrec_media::Guard;
 
     use super::*;
 
@@ -184,6 +185,7 @@ mod tests {
             allow_file: false,
             io_timeout: Duration::from_secs(1),
             retry_interval: Duration::from_secs(1),
+            guard: Guard::allow_all(),
         };
         (MixFeed::new(input, JobStorage { storage, blobs: blobs.clone() }, app.clone()), blobs, app)
     }
