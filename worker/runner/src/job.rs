@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roomrec_domain::callback::EventType;
+use roomrec_domain::failure::{Failure, FailureCode};
 use roomrec_domain::ids::UserId;
 use roomrec_domain::job::{JobSpec, JobState, StopReason};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::mix::MixParam;
-use roomrec_domain::ports::JobMessage;
+use roomrec_domain::ports::{JobMessage, StoreError};
 use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::RecordRule;
 use roomrec_media::{Command, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
@@ -69,6 +70,25 @@ fn after_refusal(message: JobMessage, holder: Lease, now_ms: i64) -> MessageFate
     }
     let left = Duration::from_millis(u64::try_from(holder.expires_at_ms - now_ms).unwrap_or(0));
     MessageFate::Requeue(JobMessage { refused_by: Some(holder), ..message }, left + LEASE_MARGIN)
+}
+
+/// How an upload's error `err` is shown to the tenant: storage that refused for good (no
+/// such bucket, access denied) or failed past its retries, or our own failure.
+fn upload_failure(err: &anyhow::Error) -> Failure {
+    let cause = format!("{err:#}");
+    let code = match err.chain().find_map(|e| e.downcast_ref::<StoreError>()) {
+        Some(StoreError::Rejected(_)) => FailureCode::StorageAccessDenied,
+        Some(StoreError::Backend(_)) => FailureCode::StorageUnavailable,
+        Some(StoreError::Conflict) | None if disk_full(&cause) => FailureCode::SpoolFull,
+        Some(StoreError::Conflict) | None => FailureCode::InternalError,
+    };
+    Failure::new(code, cause)
+}
+
+/// Whether a failure's `cause` is a full disk: ENOSPC, as both `std::io::Error` and FFmpeg's
+/// `av_strerror` word it.
+fn disk_full(cause: &str) -> bool {
+    cause.contains("No space left on device")
 }
 
 /// `err` and its causes, "a: b: c": the last is often what happened ("No space left on device").
@@ -252,7 +272,7 @@ enum Ending {
     /// Stopped for this reason (tenant, idle).
     Stopped(StopReason),
     /// Could not go on.
-    Failed(String),
+    Failed(Failure),
 }
 
 /// How long a worker shutting down records on, waiting for the next worker to record.
@@ -391,19 +411,20 @@ impl JobTask {
     /// Runs `media` with its files spooled in `spool`, removed afterwards.
     async fn run_in_spool(&mut self, spool: PathBuf, media: Media, files: OpenFiles) -> Ending {
         if let Err(err) = tokio::fs::create_dir_all(&spool).await {
-            return Ending::Failed(format!("spool directory: {err}"));
+            return Ending::Failed(Failure::new(FailureCode::InternalError, format!("spool directory: {err}")));
         }
         let ending = self.run_media(media, files).await;
         let _ = tokio::fs::remove_dir_all(spool).await;
         ending
     }
 
-    async fn rule(&self) -> Result<RecordRule, String> {
-        let missing = || "the job's record rule no longer exists".to_owned();
+    async fn rule(&self) -> Result<RecordRule, Failure> {
+        let missing = || Failure::new(FailureCode::RuleNotFound, "the job's record rule no longer exists");
         let job = &self.record.job;
         let rule_id = job.rule_id().ok_or_else(missing)?;
+        let read = self.ctx.store.get_rule(&job.app_id, &rule_id).await;
         let rule =
-            self.ctx.store.get_rule(&job.app_id, &rule_id).await.map_err(|e| format!("reading the rule: {e}"))?;
+            read.map_err(|e| Failure::new(FailureCode::InternalError, format!("reading the rule: {}", causes(&e))))?;
         rule.ok_or_else(missing)
     }
 
@@ -555,7 +576,7 @@ impl JobTask {
                             if lost_job(&err) {
                                 self.enter(Phase::Lost);
                             } else {
-                                failure.get_or_insert(format!("{err:#}"));
+                                failure.get_or_insert(upload_failure(&err));
                             }
                             stop_sent = stop_sent || control.stop();
                         }
@@ -573,13 +594,18 @@ impl JobTask {
         let result = tokio::task::spawn_blocking(move || thread.join()).await;
         if files.backlog.over() {
             let budget = files.backlog.budget_mib();
-            failure.get_or_insert(format!("uploads fell behind: the recording passed its {budget} MiB spool budget"));
+            let cause = format!("uploads fell behind: the recording passed its {budget} MiB spool budget");
+            failure.get_or_insert(Failure::new(FailureCode::UploadsBehind, cause));
         }
         match (failure, result) {
             (Some(reason), _) => Ending::Failed(reason),
             (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop_reason().unwrap_or(StopReason::TenantStop)),
-            (None, Ok(Ok(Err(err)))) => Ending::Failed(format!("media: {}", causes(&err))),
-            (None, _) => Ending::Failed("the media thread panicked".into()),
+            (None, Ok(Ok(Err(err)))) => {
+                let cause = format!("media: {}", causes(&err));
+                let code = if disk_full(&cause) { FailureCode::SpoolFull } else { FailureCode::MediaFailed };
+                Ending::Failed(Failure::new(code, cause))
+            }
+            (None, _) => Ending::Failed(Failure::new(FailureCode::InternalError, "the media thread panicked")),
         }
     }
 
@@ -610,7 +636,11 @@ impl JobTask {
         self.finish_abandoned(|u| !u.finishing_by_owner(now_ms), recovery::RECORDING_FAILED).await;
         let (reason, event, detail) = match ending {
             Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, reason.as_str().to_owned()),
-            Ending::Failed(detail) => (StopReason::InternalError, EventType::CloudRecordFailed, detail),
+            Ending::Failed(failure) => {
+                // The cause stays here, in the log under the job's id; the tenant gets the code.
+                tracing::warn!(code = failure.code.as_str(), cause = %failure.cause, "recording failed");
+                (StopReason::InternalError, EventType::CloudRecordFailed, failure.detail_message())
+            }
         };
         let now = self.ctx.clock.timestamp();
         let finished = self
