@@ -3,7 +3,8 @@
 //! - `create-credential --account NAME [--key-id K --secret S]` prints `{"key_id","secret"}`
 //!   as its last line; with `--key-id`/`--secret` it registers that pair again (local stacks
 //!   start with empty tables and keep the developer's saved credential working).
-//! - `seed-fixtures` writes the fixtures the `events/` replays use.
+//! - `seed-fixtures [--local]` writes the fixtures the `events/` replays use, into a local
+//!   stack only (AWS_ENDPOINT_URL on loopback; `--local` for an emulator elsewhere).
 //! - `sweep [--every SECONDS]` runs the sweeper once, or every SECONDS until stopped (the
 //!   local stack's stand-in for the scheduled `sweeper` function).
 
@@ -43,7 +44,9 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&issued)?);
         }
         Some("seed-fixtures") => {
-            roomrec_admin::seed(&Admin::from_env().await?).await?;
+            let mut admin = Admin::from_env().await?;
+            admin.local |= args.iter().any(|a| a == "--local");
+            roomrec_admin::seed(&admin).await?;
             println!("fixtures written: app {}, rule {}", roomrec_admin::APP_ID, roomrec_admin::RULE_ID);
         }
         Some("sweep") => {
@@ -59,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         _ => bail!(
-            "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] | seed-fixtures | sweep [--every SECONDS]"
+            "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] | seed-fixtures [--local] | sweep [--every SECONDS]"
         ),
     }
     Ok(())
