@@ -821,4 +821,20 @@ mod tests {
         };
         assert_eq!(third.refused_by, Some(lease("w2", 25_000)));
     }
+
+    #[test]
+    fn an_upload_failure_shows_the_tenant_a_code_by_what_storage_said_never_its_text() {
+        use crate::upload::UploadError;
+        let refused = StoreError::Rejected("service error: NoSuchBucket: arn:aws:s3:::b12".into());
+        let err = anyhow::Error::from(UploadError::Store(refused)).context("uploading segment 3");
+        let failure = upload_failure(&err);
+        assert_eq!(failure.code, FailureCode::StorageAccessDenied);
+        assert!(failure.cause.contains("NoSuchBucket"), "the cause is kept for the log: {}", failure.cause);
+        assert!(!failure.detail_message().contains("NoSuchBucket"), "{}", failure.detail_message());
+        let down = anyhow::Error::from(UploadError::Store(StoreError::Backend("dispatch failure".into())));
+        assert_eq!(upload_failure(&down).code, FailureCode::StorageUnavailable);
+        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+        assert_eq!(upload_failure(&anyhow::Error::from(UploadError::Spool(full))).code, FailureCode::SpoolFull);
+        assert_eq!(upload_failure(&anyhow::anyhow!("segment of an unknown file")).code, FailureCode::InternalError);
+    }
 }
