@@ -112,7 +112,7 @@ def map_body(context, body):
     if path.endswith("/jocloud/startrecord"):
         body["record_rule_id"] = FIXTURES["rule_id"]
         try:
-            body["resid"] = call("GET", f"/v2/apps/{FIXTURES['app_id']}/jocloud/applyrecord")["resid"]
+            body["resid"] = call("POST", f"/v2/apps/{FIXTURES['app_id']}/jocloud/applyrecord")["resid"]
         except RuntimeError:
             pass  # the case then runs with its generated resid
     elif "recordid" in body:

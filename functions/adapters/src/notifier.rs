@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use roomrec_domain::error::error_chain;
@@ -39,6 +40,11 @@ const MAX_CLIENTS: usize = 256;
 /// Most of an answer's body read (and dropped) so its connection can be reused; a longer one
 /// closes the connection instead.
 const MAX_DRAIN_BYTES: usize = 64 * 1024;
+
+/// Longest a save of the callback waits for its host's addresses: the lookup is the tenant's
+/// DNS, so it must not hold the request. A name that does not resolve in time is accepted
+/// and checked at every delivery, as one that does not resolve yet.
+pub const SAVE_LOOKUP_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// [`Notifier`] over HTTP(S).
 #[derive(Clone)]
@@ -96,11 +102,14 @@ impl HttpNotifier {
             }
             Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)) => Ok(Target::Literal),
             Some(url::Host::Domain(host)) => {
-                let addrs = self
-                    .resolver
-                    .resolve(host, port)
-                    .await
-                    .map_err(|e| AttemptResult::Unreachable(format!("cannot resolve {host}: {e}")))?;
+                let addrs = match tokio::time::timeout(ATTEMPT_TIMEOUT, self.resolver.resolve(host, port)).await {
+                    Ok(Ok(addrs)) => addrs,
+                    Ok(Err(err)) => {
+                        tracing::info!(host, error = %err, "callback host did not resolve");
+                        return Err(AttemptResult::Unreachable(format!("cannot resolve {host}")));
+                    }
+                    Err(_) => return Err(AttemptResult::Unreachable(format!("resolving {host} timed out"))),
+                };
                 if let Some(bad) = addrs.iter().find(|a| refuse(a.ip())) {
                     return Err(AttemptResult::Refused(format!("{host} resolves to the private address {}", bad.ip())));
                 }
@@ -116,10 +125,15 @@ impl HttpNotifier {
 #[async_trait]
 impl Notifier for HttpNotifier {
     async fn refusal(&self, url: &CallbackUrl) -> Option<String> {
-        // A name that does not resolve yet may resolve later: only a refused address is final.
-        match self.target(url).await {
-            Err(AttemptResult::Refused(reason)) => Some(reason),
-            _ => None,
+        // A name that does not resolve yet (or not in time) may resolve later: only a refused
+        // address is final; every delivery checks again.
+        match tokio::time::timeout(SAVE_LOOKUP_TIMEOUT, self.target(url)).await {
+            Ok(Err(AttemptResult::Refused(reason))) => Some(reason),
+            Ok(_) => None,
+            Err(_) => {
+                tracing::info!(url = url.as_str(), "the callback host did not resolve in time; checked at delivery");
+                None
+            }
         }
     }
 
@@ -130,7 +144,10 @@ impl Notifier for HttpNotifier {
         };
         let client = match self.client(&target) {
             Ok(client) => client,
-            Err(err) => return AttemptResult::Unreachable(format!("HTTP client: {}", error_chain(&err))),
+            Err(err) => {
+                tracing::error!(error = %error_chain(&err), "could not build the HTTP client");
+                return AttemptResult::Unreachable("internal error".into());
+            }
         };
         let mut request = client.post(url.as_str()).header("content-type", "application/json").body(body);
         for (name, value) in headers.pairs() {
@@ -155,7 +172,12 @@ impl Notifier for HttpNotifier {
                 AttemptResult::Answered { status, retry_after }
             }
             Err(err) if err.is_timeout() => AttemptResult::TimedOut,
-            Err(err) => AttemptResult::Unreachable(error_chain(&err)),
+            Err(err) => {
+                // The delivery log is the tenant's to read: a short reason there, the chain here.
+                tracing::info!(error = %error_chain(&err), "callback attempt failed");
+                let reason = if err.is_connect() { "could not connect" } else { "the connection failed" };
+                AttemptResult::Unreachable(reason.into())
+            }
         }
     }
 }
@@ -227,5 +249,39 @@ mod tests {
         assert_eq!(public, None);
         let unresolved = notifier(&[], PrivateAddresses::Refuse).refusal(&url("https://not-yet.example.com/cb")).await;
         assert_eq!(unresolved, None, "a name without addresses yet may get them later");
+    }
+
+    /// A resolver whose every lookup takes a minute (a tenant's stalling DNS).
+    struct StallingResolver;
+
+    #[async_trait]
+    impl Resolve for StallingResolver {
+        async fn resolve(&self, _host: &str, _port: u16) -> std::io::Result<Vec<SocketAddr>> {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            Ok(Vec::new())
+        }
+    }
+
+    #[tokio::test]
+    async fn saving_a_url_whose_name_stalls_answers_within_the_save_timeout_and_accepts_it() {
+        let notifier = HttpNotifier::new(Arc::new(StallingResolver), PrivateAddresses::Refuse);
+        let started = std::time::Instant::now();
+        let refusal = notifier.refusal(&url("https://stalls.example.com/cb")).await;
+        assert_eq!(refusal, None, "checked again at delivery");
+        assert!(started.elapsed() < SAVE_LOOKUP_TIMEOUT + Duration::from_millis(500), "{:?}", started.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_failed_attempt_tells_the_delivery_log_a_short_reason_not_the_client_error_chain() {
+        // Nothing listens on port 9 of loopback: the connection is refused.
+        let n = notifier(&["127.0.0.1"], PrivateAddresses::Allow);
+        let result = n
+            .post(
+                &url("http://receiver.test:9/cb"),
+                &roomrec_domain::webhook::sign(b"k", "id", 1, b"{}"),
+                b"{}".to_vec(),
+            )
+            .await;
+        assert_eq!(result, AttemptResult::Unreachable("could not connect".into()));
     }
 }

@@ -46,6 +46,21 @@ pub struct Admin {
     pub access: Access,
     pub store: Arc<DynamoStore>,
     pub events: DynamoEventLog,
+    /// Whether this deployment is a local stack, where the public fixture credential may be
+    /// written: its AWS endpoint is on loopback ([`is_local_endpoint`]), or the operator said so.
+    pub local: bool,
+}
+
+/// Whether `endpoint`, the AWS endpoint the SDK was pointed at (`AWS_ENDPOINT_URL`), is an
+/// emulator on this machine: `localhost` or a loopback address. No endpoint means AWS.
+pub fn is_local_endpoint(endpoint: Option<&str>) -> bool {
+    let Some(url) = endpoint.and_then(|e| url::Url::parse(e).ok()) else { return false };
+    match url.host() {
+        Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
 }
 
 impl Admin {
@@ -55,7 +70,8 @@ impl Admin {
         let aws = aws_config::load_from_env().await;
         let store = Arc::new(DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws), config.tables.clone()));
         let access = Access::new(store.clone(), store.clone(), Arc::new(SystemClock), Arc::new(OsRandom));
-        Ok(Self { access, store, events: event_log(&config).await })
+        let local = is_local_endpoint(aws.endpoint_url());
+        Ok(Self { access, store, events: event_log(&config).await, local })
     }
 }
 
@@ -67,8 +83,15 @@ pub async fn set_quotas(admin: &Admin, account: &AccountId, changes: QuotaSettin
     Ok(settings.limits())
 }
 
-/// Writes the fixture credential, app, rule and jobs; running it again resets them.
+/// Writes the fixture credential, app, rule and jobs; running it again resets them. Only into
+/// a local stack: the credential's secret is public (every event in `events/` carries it), so
+/// in a real deployment it would be a key anyone can use.
 pub async fn seed(admin: &Admin) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        admin.local,
+        "refusing to write the fixtures: their credential is public (events/), and AWS_ENDPOINT_URL \
+         does not name a local stack on loopback (pass --local if this is a local emulator elsewhere)"
+    );
     let account = AccountId::try_from(ACCOUNT)?;
     admin.access.register_credential(account.clone(), id(KeyId::parse(KEY_ID), "key")?, SECRET).await?;
     let store = admin.store.as_ref();
@@ -126,4 +149,25 @@ pub fn fixture_event() -> anyhow::Result<RecordEvent> {
         "detail_message": "TENANT_STOP",
         "create_time": "2021-04-21T10:29:33Z",
     }))?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_local_endpoint;
+
+    #[test]
+    fn only_a_loopback_endpoint_is_a_local_stack() {
+        for local in ["http://127.0.0.1:5000", "http://localhost:4566", "http://[::1]:5000/", "http://127.8.0.1"] {
+            assert!(is_local_endpoint(Some(local)), "{local}");
+        }
+        let remote = [
+            "https://dynamodb.eu-west-1.amazonaws.com",
+            "http://10.0.0.5:4566",
+            "http://localhost.example.com",
+            "not a url",
+        ];
+        for endpoint in remote.map(Some).into_iter().chain([None]) {
+            assert!(!is_local_endpoint(endpoint), "{endpoint:?}");
+        }
+    }
 }

@@ -6,7 +6,8 @@
 //! - `set-quotas --account NAME [--active-jobs N] [--mix-participants N] [--waiting-jobs N]`
 //!   sets the account's quotas (others keep their values; never set, a quota takes its
 //!   default) and prints the limits that now apply as its last line.
-//! - `seed-fixtures` writes the fixtures the `events/` replays use.
+//! - `seed-fixtures [--local]` writes the fixtures the `events/` replays use, into a local
+//!   stack only (AWS_ENDPOINT_URL on loopback; `--local` for an emulator elsewhere).
 //! - `sweep [--every SECONDS]` runs the sweeper once, or every SECONDS until stopped (the
 //!   local stack's stand-in for the scheduled `sweeper` function).
 
@@ -61,7 +62,9 @@ async fn main() -> anyhow::Result<()> {
             println!("{}", serde_json::to_string(&limits)?);
         }
         Some("seed-fixtures") => {
-            roomrec_admin::seed(&Admin::from_env().await?).await?;
+            let mut admin = Admin::from_env().await?;
+            admin.local |= args.iter().any(|a| a == "--local");
+            roomrec_admin::seed(&admin).await?;
             println!("fixtures written: app {}, rule {}", roomrec_admin::APP_ID, roomrec_admin::RULE_ID);
         }
         Some("sweep") => {
@@ -77,9 +80,13 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         _ => bail!(
+<<<<<<< HEAD
             "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] \
              | set-quotas --account NAME [--active-jobs N] [--mix-participants N] [--waiting-jobs N] \
              | seed-fixtures | sweep [--every SECONDS]"
+=======
+            "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] | seed-fixtures [--local] | sweep [--every SECONDS]"
+>>>>>>> ce4a411b68d9fa65b601486a91d9f2aee1cafa74
         ),
     }
     Ok(())

@@ -11,6 +11,7 @@ pub mod clock;
 pub mod delivery;
 pub mod error;
 pub mod event;
+pub mod failure;
 pub mod ids;
 pub mod job;
 pub mod jocloud;

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use crate::ids::{AppId, RoomId, UserId};
 use crate::job::{Job, JobSpec, JocloudTag};
 use crate::record::{JobRecord, OpenUpload};
-use crate::rule::{RecordFormat, RecordRule};
+use crate::rule::{RecordFormat, RecordRule, MAX_APP_SEGMENT_BYTES, MAX_PUBLISH_DOMAIN_BYTES};
 
 /// Names one recording file's objects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,14 +101,15 @@ fn template_keys(
         RecordFormat::Mp4 => &rule.mp4_config.record_prefix,
     };
     let url = url::Url::parse(stream_url).ok();
-    let domain = url.as_ref().and_then(|u| u.host_str()).unwrap_or("local").to_owned();
+    // Cut to the lengths the rule's key-length check counted on.
+    let domain = cut(url.as_ref().and_then(|u| u.host_str()).unwrap_or("local"), MAX_PUBLISH_DOMAIN_BYTES);
     let app = url
         .as_ref()
         .and_then(|u| u.path_segments())
         .and_then(|mut s| s.next())
         .filter(|s| !s.is_empty())
-        .unwrap_or("live")
-        .to_owned();
+        .unwrap_or("live");
+    let app = cut(app, MAX_APP_SEGMENT_BYTES);
     let user = match &job.spec {
         JobSpec::Individual(p) => p.user_id.to_string(),
         JobSpec::Mix { .. } => String::new(),
@@ -165,6 +166,15 @@ fn confined(rule: &RecordRule, key: &str) -> String {
 /// `.` or `..` segment.
 pub fn is_under_app(key: &str, app: &AppId) -> bool {
     key.strip_prefix(&app_prefix(app)).is_some_and(|rest| !rest.split('/').any(|s| matches!(s, "." | "..")))
+}
+
+/// `text` cut to at most `max` bytes, at a character boundary.
+fn cut(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
 }
 
 /// HLS files a job has made (`job.record_files`) or is making (`open`): Jocloud recordings
@@ -235,6 +245,38 @@ mod tests {
         );
         assert!(keys.segment(3).ends_with("_2021-04-28-08-57-07_000003.ts"));
         assert_eq!(keys.segment_uri(3), format!("{stream}_2021-04-28-08-57-07_000003.ts"));
+    }
+
+    #[test]
+    fn the_longest_key_a_saved_rule_can_name_fits_s3_with_the_app_folder_and_every_suffix() {
+        use crate::rule::{longest_expansion, CONFINEMENT_BYTES, MAX_S3_KEY_BYTES, PREFIX_VARIABLES};
+        let app = AppId::generate(random());
+        let every: String = PREFIX_VARIABLES.iter().map(|v| format!("{{{v}}}/")).collect();
+        let object_bytes = MAX_S3_KEY_BYTES - CONFINEMENT_BYTES - 96 - longest_expansion(&every);
+        let rule_body = format!(
+            r#"{{"obs_addr":{{"bucket":"b12","location":"eu-west-1","object":"{}"}},"record_formats":["HLS","MP4"],
+            "hls_config":{{"record_prefix":"{every}"}},"mp4_config":{{"record_prefix":"{every}"}}}}"#,
+            "o".repeat(object_bytes)
+        );
+        let rule = RecordRule::create(app.clone(), serde_json::from_str(&rule_body).unwrap(), random(), now()).unwrap();
+        let (room, user) = ("r".repeat(64), "u".repeat(64));
+        let body = format!(
+            r#"{{"room_id":"{room}","user_id":"{user}","record_param":{{"record_rule_id":"{}"}}}}"#,
+            rule.rule_id
+        );
+        let mut job =
+            JobRecord::new(Job::individual(app, serde_json::from_str(&body).unwrap(), random(), now()).unwrap());
+        let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
+        job.claim("w1", start, std::time::Duration::from_secs(10)).unwrap();
+        let url = format!("rtmp://{}.example.com/{}/key", "h".repeat(400), "a".repeat(300));
+        let first = file_keys(&job, &rule, RecordFormat::Mp4, start, &url);
+        // The name is taken (a hand-over): the longest suffix is added.
+        job.open_uploads.push(open_upload(RecordFormat::Mp4, &first.main(RecordFormat::Mp4), 1));
+        let keys = file_keys(&job, &rule, RecordFormat::Mp4, start, &url);
+        let pending = format!("{}.pending/{:016}_{}", keys.main(RecordFormat::Mp4), u64::MAX, u64::MAX);
+        for key in [pending, keys.segment(u32::MAX), keys.main(RecordFormat::Hls)] {
+            assert!(CONFINEMENT_BYTES + key.len() <= MAX_S3_KEY_BYTES, "{} bytes: {key}", key.len());
+        }
     }
 
     fn jocloud_job(user: Option<&str>) -> (RecordRule, JobRecord, RecordId) {

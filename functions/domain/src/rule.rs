@@ -26,6 +26,23 @@ pub const PREFIX_VARIABLES: &[&str] = &[
 ];
 /// Longest `record_prefix` accepted (S3 keys are at most 1024 bytes, the expansion needs room).
 pub const MAX_PREFIX_CHARS: usize = 512;
+/// Longest `obs_addr.object` accepted, in bytes.
+pub const MAX_OBJECT_BYTES: usize = 256;
+/// Longest S3 object key (<https://docs.aws.amazon.com/AmazonS3/latest/userguide/object-keys.html>).
+pub const MAX_S3_KEY_BYTES: usize = 1024;
+/// The app's own folder every key of the deployment's bucket is confined to, `{app_id}/`.
+pub const CONFINEMENT_BYTES: usize = crate::ids::AppId::LEN + 1;
+/// Most a file's name gets after its expanded prefix: `_{epoch}_{n}` when the name was taken
+/// (up to 32 bytes), then the longest of `.m3u8`, `_{seq}.ts` and an MP4's pending parts
+/// `.mp4.pending/{offset:016}_{ms}` (up to 50 bytes); rounded up.
+pub const LONGEST_SUFFIX_BYTES: usize = 96;
+/// Longest `{publish_domain}` a key gets (a DNS name's limit); a longer host is cut.
+pub const MAX_PUBLISH_DOMAIN_BYTES: usize = 253;
+/// Longest `{app}` a key gets; a longer first path segment is cut.
+pub const MAX_APP_SEGMENT_BYTES: usize = 64;
+/// Variables of which a `record_prefix` must use one: each names the job, so no two jobs'
+/// files share a key (and within a job a taken name gets a suffix, see `naming::file_keys`).
+pub const UNIQUE_VARIABLES: &[&str] = &["job_id", "stream"];
 /// HLS `record_cycle`: 0 (one file) or this many seconds.
 pub const HLS_RECORD_CYCLE_SECS: std::ops::RangeInclusive<u32> = 60..=43_200;
 /// HLS `record_slice_duration` in seconds.
@@ -191,7 +208,15 @@ impl RecordRule {
             update_time: now,
         };
         rule.set_auto_record(request.auto_record, now);
+        rule.check_key_lengths()?;
         Ok(rule)
+    }
+
+    /// Whether every key the rule can name fits S3's limit ([`check_key_length`]).
+    fn check_key_lengths(&self) -> Result<(), Invalid> {
+        let object = &self.obs_addr.object;
+        check_key_length(object, &self.hls_config.record_prefix, "hls_config.record_prefix")?;
+        check_key_length(object, &self.mp4_config.record_prefix, "mp4_config.record_prefix")
     }
 
     /// Turns automatic recording on (from `now`, unless it was on already) or off.
@@ -232,7 +257,7 @@ impl RecordRule {
         }
         self.set_auto_record(request.auto_record, now);
         self.update_time = now;
-        Ok(())
+        self.check_key_lengths()
     }
 }
 
@@ -263,13 +288,22 @@ fn check_obs_addr(addr: ObsAddr) -> Result<ObsAddr, Invalid> {
     if !region_ok {
         return Err(Invalid::new("obs_addr.location", "must be a region name such as eu-west-1"));
     }
-    if addr.object.len() > 256 || addr.object.starts_with('/') || addr.object.split('/').any(|s| s == "..") {
-        return Err(Invalid::new("obs_addr.object", "must be a relative key prefix of at most 256 characters"));
+    if addr.object.len() > MAX_OBJECT_BYTES
+        || addr.object.starts_with('/')
+        || addr.object.split('/').any(|s| s == "..")
+        || addr.object.chars().any(char::is_control)
+    {
+        return Err(Invalid::new(
+            "obs_addr.object",
+            format!("must be a relative key prefix of at most {MAX_OBJECT_BYTES} bytes without control characters"),
+        ));
     }
     // SparkRTC's project ids are 32 characters; kept, never used, so only its size matters.
-    if addr.project_id.as_ref().is_some_and(|id| id.chars().count() > MAX_PROJECT_ID_CHARS) {
-        let reason = format!("must be at most {MAX_PROJECT_ID_CHARS} characters");
-        return Err(Invalid::new("obs_addr.project_id", reason));
+    if let Some(id) = &addr.project_id {
+        if id.chars().count() > MAX_PROJECT_ID_CHARS || id.chars().any(char::is_control) {
+            let reason = format!("must be at most {MAX_PROJECT_ID_CHARS} characters without control characters");
+            return Err(Invalid::new("obs_addr.project_id", reason));
+        }
     }
     Ok(addr)
 }
@@ -307,7 +341,54 @@ fn check_prefix(prefix: String, field: &str) -> Result<String, Invalid> {
     if rest.contains('}') {
         return Err(Invalid::new(field, "has a '}' without '{'"));
     }
+    if !UNIQUE_VARIABLES.iter().any(|name| prefix.contains(&format!("{{{name}}}"))) {
+        return Err(Invalid::new(
+            field,
+            "must contain {job_id} or {stream}, so that each job's files get keys of their own",
+        ));
+    }
     Ok(prefix)
+}
+
+/// The most bytes `prefix` can expand to, every variable at its longest.
+pub fn longest_expansion(prefix: &str) -> usize {
+    let longest = |name: &str| match name {
+        "app_id" => crate::ids::AppId::LEN,
+        "record_format" => 3,
+        // `s_{job_id}_{room_id}_{user_id}`, the longest stream name (a mix's is shorter).
+        "stream" => 2 + crate::ids::JobId::LEN + 2 + 2 * crate::ids::MAX_NAME_CHARS,
+        "file_start_time" => "YYYY-MM-DD-hh-mm-ss".len(),
+        "publish_domain" => MAX_PUBLISH_DOMAIN_BYTES,
+        "app" => MAX_APP_SEGMENT_BYTES,
+        "record_type" => "individual_record".len(),
+        "room_id" | "user_id" => crate::ids::MAX_NAME_CHARS,
+        "job_id" => crate::ids::JobId::LEN,
+        _ => name.len() + 2,
+    };
+    let (mut total, mut rest) = (0, prefix);
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else { break };
+        total += open + longest(&rest[open + 1..open + close]);
+        rest = &rest[open + close + 1..];
+    }
+    total + rest.len()
+}
+
+/// Whether the longest key a file can get from `object` and `prefix` fits S3's limit, with the
+/// app's folder before it and the longest suffix after.
+fn check_key_length(object: &str, prefix: &str, field: &str) -> Result<(), Invalid> {
+    let longest = CONFINEMENT_BYTES + object.len() + longest_expansion(prefix) + LONGEST_SUFFIX_BYTES;
+    if longest > MAX_S3_KEY_BYTES {
+        let budget = MAX_S3_KEY_BYTES - CONFINEMENT_BYTES - LONGEST_SUFFIX_BYTES;
+        return Err(Invalid::new(
+            field,
+            format!(
+                "with obs_addr.object it can expand to {} bytes, more than the {budget} an S3 key leaves for them",
+                object.len() + longest_expansion(prefix)
+            ),
+        ));
+    }
+    Ok(())
 }
 
 fn in_range(value: u32, range: std::ops::RangeInclusive<u32>, field: &str, unit: &str) -> Result<u32, Invalid> {
@@ -410,6 +491,65 @@ mod tests {
             let err = rule.update(request(patch), now()).unwrap_err();
             assert_eq!(err.field, field, "{patch}");
         }
+    }
+
+    #[test]
+    fn control_characters_are_refused_in_the_object_the_project_id_and_prefixes() {
+        let cases = [
+            (r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","object":"rec\u0000/"}}"#, "obs_addr.object"),
+            (r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1","project_id":"p\n1"}}"#, "obs_addr.project_id"),
+            (r#"{"hls_config":{"record_prefix":"{job_id}\u001b[2J"}}"#, "hls_config.record_prefix"),
+            (r#"{"mp4_config":{"record_prefix":"{job_id}\u0085"}}"#, "mp4_config.record_prefix"),
+        ];
+        for (patch, field) in cases {
+            let mut rule = RecordRule::create(AppId::generate(random()), request(SEED), random(), now()).unwrap();
+            assert_eq!(rule.update(request(patch), now()).unwrap_err().field, field, "{patch}");
+        }
+    }
+
+    #[test]
+    fn a_prefix_must_name_the_job_so_no_two_jobs_write_one_key() {
+        let mut rule = RecordRule::create(AppId::generate(random()), request(SEED), random(), now()).unwrap();
+        for fixed in ["recordings/latest", "{room_id}/{user_id}", "{file_start_time}"] {
+            let patch = format!(r#"{{"mp4_config":{{"record_prefix":"{fixed}"}}}}"#);
+            let err = rule.update(request(&patch), now()).unwrap_err();
+            assert_eq!(err.field, "mp4_config.record_prefix", "{fixed}");
+            assert!(err.reason.contains("{job_id}"), "{}", err.reason);
+        }
+        for unique in ["{job_id}", "x/{stream}_{file_start_time}", DEFAULT_RECORD_PREFIX] {
+            let patch = format!(r#"{{"hls_config":{{"record_prefix":"{unique}"}}}}"#);
+            assert!(rule.update(request(&patch), now()).is_ok(), "{unique}");
+        }
+    }
+
+    /// A rule whose object is `object_bytes` long and whose MP4 prefix is `{stream}` then
+    /// filler up to `expansion` bytes expanded.
+    fn sized(object_bytes: usize, expansion: usize) -> String {
+        let stream = longest_expansion("{stream}");
+        format!(
+            r#"{{"obs_addr":{{"bucket":"b12","location":"eu-west-1","object":"{}"}},"record_formats":["MP4"],"hls_config":{{"record_prefix":"{{job_id}}"}},"mp4_config":{{"record_prefix":"{{stream}}{}"}}}}"#,
+            "o".repeat(object_bytes),
+            "p".repeat(expansion - stream)
+        )
+    }
+
+    #[test]
+    fn a_prefix_whose_longest_key_would_pass_s3s_limit_is_refused_when_saved() {
+        let budget = MAX_S3_KEY_BYTES - CONFINEMENT_BYTES - LONGEST_SUFFIX_BYTES;
+        let app = || AppId::generate(random());
+        assert!(RecordRule::create(app(), request(&sized(250, budget - 250)), random(), now()).is_ok());
+        let err = RecordRule::create(app(), request(&sized(250, budget - 249)), random(), now()).unwrap_err();
+        assert_eq!(err.field, "mp4_config.record_prefix");
+        // A longer object on update is checked against the stored prefixes too.
+        let mut rule = RecordRule::create(app(), request(&sized(250, budget - 250)), random(), now()).unwrap();
+        let longer =
+            format!(r#"{{"obs_addr":{{"bucket":"b12","location":"eu-west-1","object":"{}"}}}}"#, "o".repeat(251));
+        assert_eq!(rule.update(request(&longer), now()).unwrap_err().field, "mp4_config.record_prefix");
+        // The seed's default prefix leaves room for an object of a few hundred bytes.
+        assert!(
+            MAX_S3_KEY_BYTES - CONFINEMENT_BYTES - LONGEST_SUFFIX_BYTES - longest_expansion(DEFAULT_RECORD_PREFIX)
+                > 150
+        );
     }
 
     #[test]

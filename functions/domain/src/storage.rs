@@ -4,6 +4,7 @@
 //! ExternalId, AWS's answer to the confused deputy). Nothing else is reachable from a rule.
 
 use crate::error::BackendError;
+use crate::failure::FailureCode;
 use crate::ids::{AccountId, AppId, JobId};
 use crate::naming;
 use crate::rule::RecordRule;
@@ -11,14 +12,7 @@ pub use crate::rule::RoleArn;
 use crate::url::S3Uri;
 
 /// Code of the failure of a job whose rule names a bucket of its own without a role.
-pub const ROLE_REQUIRED: &str = "STORAGE_ROLE_REQUIRED";
-/// Code of the failure of a job whose role could not be assumed or whose bucket refused it.
-pub const ACCESS_DENIED: &str = "STORAGE_ACCESS_DENIED";
-/// Code of the failure of a job whose bucket refused a request for another reason (no such
-/// bucket, another region).
-pub const REJECTED: &str = "STORAGE_REJECTED";
-/// Code of the failure of a job whose storage stayed unreachable past every retry.
-pub const UNAVAILABLE: &str = "STORAGE_UNAVAILABLE";
+pub const ROLE_REQUIRED: &str = FailureCode::StorageRoleRequired.as_str();
 
 /// Largest background image read, in bytes.
 pub const MAX_IMAGE_BYTES: u64 = 10 * 1024 * 1024;

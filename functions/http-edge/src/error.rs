@@ -24,6 +24,17 @@ impl ApiError {
         Self::new(401, "UNAUTHORIZED", "authorization: HTTP Basic credentials (key_id:secret) are missing or wrong")
     }
 
+    /// 413: the body is longer than [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).
+    pub fn payload_too_large() -> Self {
+        Self::new(413, "PAYLOAD_TOO_LARGE", format!("body: must be at most {} bytes", crate::MAX_BODY_BYTES))
+    }
+
+    /// 415: a body that is not declared `application/json`, which is also what a cross-site
+    /// form can send (`text/plain`, `application/x-www-form-urlencoded`, `multipart/form-data`).
+    pub fn unsupported_media_type() -> Self {
+        Self::new(415, "UNSUPPORTED_MEDIA_TYPE", "content-type: a request body must be application/json")
+    }
+
     /// 404: no handler for this method and path.
     pub fn unknown_route() -> Self {
         Self::new(404, "ROUTE_NOT_FOUND", "no such route")

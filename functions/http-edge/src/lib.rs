@@ -49,7 +49,8 @@ pub fn request_id(req: &Request) -> &str {
 /// Answers `req` with `handle` inside a `request` span holding its request id, method, route
 /// and the app and job it names (the caller's account is added once authenticated), so every
 /// line logged meanwhile carries them; then logs the request once, at info, with its status
-/// and latency.
+/// and latency. An error's body gets the request id as `request_id`, the key to its causes
+/// in the logs.
 pub async fn logged<F, Fut>(req: Request, handle: F) -> Response<Body>
 where
     F: FnOnce(Request) -> Fut,
@@ -71,14 +72,36 @@ where
             span.record(name, value);
         }
     }
+    let id = request_id(&req).to_owned();
     async move {
-        let response = handle(req).await;
+        let response = with_request_id(handle(req).await, &id);
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
         tracing::info!(status = response.status().as_u16(), latency_ms, "request");
         response
     }
     .instrument(span)
     .await
+}
+
+/// `response` with `request_id` added to its body when it is an error (`{"error_code", …}`),
+/// so a tenant can quote it and the cause be found in the logs under that id.
+fn with_request_id(response: Response<Body>, request_id: &str) -> Response<Body> {
+    if response.status().as_u16() < 400 || request_id.is_empty() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let mut error = match &body {
+        Body::Text(text) => serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).ok(),
+        _ => None,
+    };
+    let body = match error.as_mut().filter(|e| e.contains_key("error_code")) {
+        Some(error) => {
+            error.insert("request_id".into(), request_id.into());
+            Body::Text(serde_json::Value::Object(std::mem::take(error)).to_string())
+        }
+        None => body,
+    };
+    Response::from_parts(parts, body)
 }
 
 /// A path parameter; the route guarantees it exists, so absence is an unknown route.
@@ -91,26 +114,46 @@ pub fn query(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref().and_then(|q| q.first(name)).map(str::to_owned)
 }
 
-/// Parses the JSON body into `T`, naming the failing field on error.
-pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
-    let bytes: &[u8] = match req.body() {
+/// Largest request body a function reads, in bytes: every field has a documented maximum and
+/// the largest valid body (a mix job with 64 background images of the longest key) is about
+/// 80 KB, so this leaves room for formatting. API Gateway passes up to 10 MB and Lambda up to
+/// 6 MB (<https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>); a body
+/// past this bound is answered 413 before it is parsed.
+pub const MAX_BODY_BYTES: usize = 128 * 1024;
+
+/// The request's body as bytes (empty when there is none).
+fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
         Body::Empty => b"",
         Body::Text(text) => text.as_bytes(),
         Body::Binary(bytes) => bytes,
         _ => b"",
-    };
+    }
+}
+
+/// Whether the request declares a JSON body (`application/json`, with any parameters).
+fn declares_json(req: &Request) -> bool {
+    let header = req.headers().get("content-type").and_then(|h| h.to_str().ok()).unwrap_or("");
+    let media_type = header.split(';').next().unwrap_or("").trim();
+    media_type.eq_ignore_ascii_case("application/json")
+}
+
+/// Parses the JSON body into `T`, naming the failing field on error: 413 past
+/// [`MAX_BODY_BYTES`], 415 unless it is declared `application/json`.
+pub fn body<T: DeserializeOwned>(req: &Request) -> Result<T, ApiError> {
+    let bytes = body_bytes(req);
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(ApiError::payload_too_large());
+    }
+    if !bytes.is_empty() && !declares_json(req) {
+        return Err(ApiError::unsupported_media_type());
+    }
     error::parse_json(bytes)
 }
 
 /// Parses the JSON body into `T`, or gives `T::default()` when there is no body.
 pub fn optional_body<T: DeserializeOwned + Default>(req: &Request) -> Result<T, ApiError> {
-    let empty = match req.body() {
-        Body::Empty => true,
-        Body::Text(text) => text.trim().is_empty(),
-        Body::Binary(bytes) => bytes.iter().all(u8::is_ascii_whitespace),
-        _ => true,
-    };
-    if empty {
+    if body_bytes(req).iter().all(u8::is_ascii_whitespace) {
         Ok(T::default())
     } else {
         body(req)
@@ -234,6 +277,65 @@ mod tests {
     use roomrec_domain::testing::Captured;
 
     use super::*;
+
+    /// The replayed create-app event with `body` and `content_type` (none when `None`).
+    fn create_app(body: &str, content_type: Option<&str>) -> Request {
+        let mut event: serde_json::Value =
+            serde_json::from_str(include_str!("../../../events/apps-api/01-create-app.json")).unwrap();
+        event["body"] = body.into();
+        match content_type {
+            Some(value) => event["headers"]["content-type"] = value.into(),
+            None => drop(event["headers"].as_object_mut().unwrap().remove("content-type")),
+        }
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    }
+
+    #[derive(Debug, serde::Deserialize, Default)]
+    #[allow(dead_code)]
+    struct Named {
+        app_name: String,
+    }
+
+    #[test]
+    fn a_body_past_the_limit_answers_413_naming_the_body() {
+        let name = "a".repeat(MAX_BODY_BYTES);
+        let err =
+            body::<Named>(&create_app(&format!(r#"{{"app_name":"{name}"}}"#), Some("application/json"))).unwrap_err();
+        assert_eq!((err.status, err.code), (413, "PAYLOAD_TOO_LARGE"));
+        assert!(err.message.starts_with("body:"), "{}", err.message);
+        let at_limit = format!(r#"{{"app_name":"{}"}}"#, "a".repeat(MAX_BODY_BYTES - 15));
+        assert_eq!(at_limit.len(), MAX_BODY_BYTES);
+        assert!(body::<Named>(&create_app(&at_limit, Some("application/json"))).is_ok());
+    }
+
+    #[test]
+    fn a_body_not_declared_json_answers_415_naming_the_header() {
+        let json = r#"{"app_name":"a"}"#;
+        for content_type in
+            [None, Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data")]
+        {
+            let err = body::<Named>(&create_app(json, content_type)).unwrap_err();
+            assert_eq!((err.status, err.code), (415, "UNSUPPORTED_MEDIA_TYPE"), "{content_type:?}");
+            assert!(err.message.starts_with("content-type:"), "{}", err.message);
+        }
+        for content_type in ["application/json", "Application/JSON; charset=utf-8"] {
+            assert!(body::<Named>(&create_app(json, Some(content_type))).is_ok(), "{content_type}");
+        }
+        assert!(optional_body::<Named>(&create_app("", None)).is_ok(), "no body needs no content type");
+    }
+
+    #[tokio::test]
+    async fn an_error_body_carries_the_request_id_and_a_success_body_is_untouched() {
+        let req = create_app("{}", Some("application/json"));
+        let error = logged(req, |_req| async { ApiError::unauthorized().into_response("POST /v2/apps") }).await;
+        let Body::Text(text) = error.body() else { panic!("a JSON error body") };
+        let value: serde_json::Value = serde_json::from_str(text).unwrap();
+        assert_eq!(value["request_id"], "replay-01-create-app");
+        assert_eq!(value["error_code"], "UNAUTHORIZED");
+        let req = create_app("{}", Some("application/json"));
+        let ok = logged(req, |_req| async { json(201, &serde_json::json!({ "app_id": "x" })).unwrap() }).await;
+        assert_eq!(ok.body(), &Body::Text(r#"{"app_id":"x"}"#.into()));
+    }
 
     #[tokio::test]
     async fn a_request_and_every_line_logged_while_it_is_answered_carry_its_ids() {

@@ -1,5 +1,6 @@
 //! `/v2/apps/{app_id}/jocloud/{verb}`: Jocloud / ThunderBolt cloud recording (seed 003) over
-//! the same jobs: `applyrecord` reserves a resource, `startrecord` starts a recording with
+//! the same jobs: `applyrecord` reserves a resource (POST only: a GET that changes state is
+//! one a cross-site page can make with the browser's credentials), `startrecord` starts a recording with
 //! it, `updatemixrecord` changes a mix's layout, `stoprecord` stops, `queryrecord` reports.
 //!
 //! Successful answers are 200 with Jocloud's `"code": 0, "message": "success"` (and the
@@ -17,9 +18,6 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let (jocloud, req) = (&deps.jocloud, &req);
     serve_app(&deps.access, req, |app| async move {
         match route_key(req) {
-            "GET /v2/apps/{app_id}/jocloud/applyrecord" => {
-                success(req, &reserved(jocloud.apply_record(&app, Default::default()).await?))
-            }
             "POST /v2/apps/{app_id}/jocloud/applyrecord" => {
                 success(req, &reserved(jocloud.apply_record(&app, optional_body(req)?).await?))
             }

@@ -16,7 +16,7 @@ use anyhow::Context;
 use aws_credential_types::Credentials;
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
@@ -28,8 +28,18 @@ use serde_json::json;
 /// The response header API Gateway names the request id in.
 const REQUEST_ID_HEADER: &str = "apigw-requestid";
 
-/// Largest request body accepted (API Gateway's own limit is higher; ours are small JSON).
-const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Largest request body passed to a function: what Lambda's synchronous invocation takes
+/// (6 MB; API Gateway itself takes 10 MB). Past it the request never reaches the function and
+/// the gateway answers 413 itself, as API Gateway does; the functions' own, smaller bound is
+/// `roomrec_http_edge::MAX_BODY_BYTES`.
+const MAX_EVENT_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+/// Most of a refused body read and dropped before the 413 is sent, so the client, still
+/// sending, reads the answer rather than a reset; a longer one is cut off.
+const MAX_DRAIN_BYTES: usize = 4 * MAX_EVENT_BODY_BYTES;
+
+/// Longest wait for the next piece of a body.
+const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The local stack's file of each function's role credentials, by binary name.
 const ROLES_FILE: &str = "ROOMREC_ROLES_FILE";
@@ -112,6 +122,46 @@ fn plain(status: u16, body: serde_json::Value) -> hyper::Response<Full<Bytes>> {
     response
 }
 
+/// `response`, asking the client to close the connection after it: used when the request's
+/// body was not read to its end, so what follows on the connection is not a request.
+fn closing(mut response: hyper::Response<Full<Bytes>>) -> hyper::Response<Full<Bytes>> {
+    response.headers_mut().insert(hyper::header::CONNECTION, hyper::header::HeaderValue::from_static("close"));
+    response
+}
+
+/// A request body as read.
+enum Read {
+    Whole(Bytes),
+    /// Past [`MAX_EVENT_BODY_BYTES`]; the rest was read and dropped (up to [`MAX_DRAIN_BYTES`]).
+    TooLarge,
+    /// The client stopped sending or sent a broken body.
+    Broken,
+}
+
+/// Reads `body` whole, or up to [`MAX_DRAIN_BYTES`] when it is too large: a client that is
+/// still sending when the 413 arrives would otherwise see its connection reset.
+async fn read_body(mut body: hyper::body::Incoming) -> Read {
+    let mut bytes = Vec::new();
+    let mut seen = 0;
+    loop {
+        let frame = match tokio::time::timeout(BODY_READ_TIMEOUT, body.frame()).await {
+            Ok(Some(Ok(frame))) => frame,
+            Ok(None) if seen <= MAX_EVENT_BODY_BYTES => return Read::Whole(Bytes::from(bytes)),
+            Ok(None) => return Read::TooLarge,
+            Ok(Some(Err(_))) | Err(_) => return Read::Broken,
+        };
+        let Ok(data) = frame.into_data() else { continue };
+        seen += data.len();
+        if seen <= MAX_EVENT_BODY_BYTES {
+            bytes.extend_from_slice(&data);
+        } else if seen > MAX_DRAIN_BYTES {
+            return Read::TooLarge;
+        } else {
+            bytes = Vec::new();
+        }
+    }
+}
+
 impl Gateway {
     async fn answer(
         &self,
@@ -142,9 +192,10 @@ impl Gateway {
             return plain(404, json!({ "message": "Not Found" }));
         };
         let (parts, body) = req.into_parts();
-        let bytes = match Limited::new(body, MAX_BODY_BYTES).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(_) => return plain(413, json!({ "message": "Request Entity Too Large" })),
+        let bytes = match read_body(body).await {
+            Read::Whole(bytes) => bytes,
+            Read::TooLarge => return closing(plain(413, json!({ "message": "Request Entity Too Large" }))),
+            Read::Broken => return closing(plain(400, json!({ "message": "Bad Request" }))),
         };
         let event = api_gateway_event(&parts, &route.path, params, &bytes, peer, request_id);
         let request = match lambda_http::request::from_str(&event.to_string()) {

@@ -44,6 +44,14 @@ fn cases() -> Vec<Case> {
         json!({ "mix_param": param, "record_param": rule_ref })
     };
     let panes: Vec<_> = (1..=26).map(|i| json!({ "id": i, "user_id": format!("u{i}") })).collect();
+    let images_65: Vec<_> =
+        (0..65).map(|i| json!({ "user_id": format!("u{i}"), "image": "s3://b12/bg.png" })).collect();
+    let obs = |extra: serde_json::Value| {
+        let mut obs_addr = json!({ "bucket": "b12", "location": "eu-west-1" });
+        obs_addr.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        json!({ "obs_addr": obs_addr, "record_formats": ["MP4"] })
+    };
+    let prefix = |format: &str, prefix: &str| json!({ "obs_addr": { "bucket": "b12", "location": "eu-west-1" }, "record_formats": ["MP4"], format: { "record_prefix": prefix } });
     let key = "k".repeat(1000);
     let zeros = "0".repeat(500_000);
     let big_images: Vec<_> =
@@ -221,39 +229,124 @@ fn cases() -> Vec<Case> {
         ),
         case("26 panes", Method::POST, mix, mix_job(json!({ "layout_panes": panes })), 400, "mix_param.layout_panes"),
         // Oversized bodies: a job or a rule is one DynamoDB item (400 KB at most), which refused
-        // these with a 500 until they were bounded.
+        // these with a 500 until they were bounded; past 128 KiB a body is refused as a whole.
         case(
             "600 user background images of 1000-byte keys (a 600 KB job)",
             Method::POST,
             mix,
             mix_job(json!({ "user_background_images": big_images })),
-            400,
-            "mix_param.user_background_images",
+            413,
+            "body",
         ),
         case(
             "a resolution padded with 500 KB of zeros",
             Method::POST,
             jobs,
             job(json!({ "resolution": format!("{zeros}1280*720") })),
-            400,
-            "resolution",
+            413,
+            "body",
         ),
         case(
             "an encode template padded with 500 KB of zeros",
             Method::POST,
             mix,
             mix_job(json!({ "encode_template": format!("{zeros}640x360_15_500") })),
-            400,
-            "mix_param.encode_template",
+            413,
+            "body",
         ),
         case(
             "a 500 KB project_id",
             Method::POST,
             rules,
-            json!({ "obs_addr": { "bucket": "b12", "location": "eu-west-1", "project_id": "p".repeat(500_000) }, "record_formats": ["MP4"] }),
+            obs(json!({ "project_id": "p".repeat(500_000) })),
+            413,
+            "body",
+        ),
+        // Every bound, one past it.
+        case(
+            "app_name of 129 characters",
+            Method::POST,
+            "/v2/apps",
+            json!({ "app_name": "a".repeat(129) }),
+            400,
+            "app_name",
+        ),
+        case(
+            "project_id of 65 characters",
+            Method::POST,
+            rules,
+            obs(json!({ "project_id": "p".repeat(65) })),
             400,
             "obs_addr.project_id",
         ),
+        case(
+            "object of 257 bytes",
+            Method::POST,
+            rules,
+            obs(json!({ "object": "o".repeat(257) })),
+            400,
+            "obs_addr.object",
+        ),
+        case(
+            "record_prefix of 513 characters",
+            Method::POST,
+            rules,
+            prefix("mp4_config", &format!("{{job_id}}{}", "p".repeat(505))),
+            400,
+            "mp4_config.record_prefix",
+        ),
+        case("user_id of 65 characters", Method::POST, jobs, job(json!({ "user_id": "u".repeat(65) })), 400, "user_id"),
+        case(
+            "65 user background images",
+            Method::POST,
+            mix,
+            mix_job(json!({ "user_background_images": images_65 })),
+            400,
+            "mix_param.user_background_images",
+        ),
+        case(
+            "stream URL of 2049 characters",
+            Method::PUT,
+            stream,
+            json!({ "url": format!("rtmp://h/{}", "a".repeat(2040)) }),
+            400,
+            "url",
+        ),
+        // Keys: unique per job, within S3's 1,024 bytes, no control characters.
+        case(
+            "record_prefix without {job_id} or {stream}",
+            Method::POST,
+            rules,
+            prefix("mp4_config", "recordings/{room_id}/{user_id}"),
+            400,
+            "mp4_config.record_prefix",
+        ),
+        case(
+            "record_prefix whose longest key passes 1024 bytes",
+            Method::POST,
+            rules,
+            json!({ "obs_addr": { "bucket": "b12", "location": "eu-west-1", "object": "o".repeat(256) }, "record_formats": ["HLS"] }),
+            400,
+            "hls_config.record_prefix",
+        ),
+        case(
+            "record_prefix with an escape character",
+            Method::POST,
+            rules,
+            prefix("hls_config", "{job_id}\u{1b}[2J"),
+            400,
+            "hls_config.record_prefix",
+        ),
+        case("object with a NUL", Method::POST, rules, obs(json!({ "object": "rec\u{0}/" })), 400, "obs_addr.object"),
+        case(
+            "project_id with a newline",
+            Method::POST,
+            rules,
+            obs(json!({ "project_id": "p\n1" })),
+            400,
+            "obs_addr.project_id",
+        ),
+        case("app_name with a bell", Method::POST, "/v2/apps", json!({ "app_name": "a\u{7}b" }), 400, "app_name"),
         case(
             "pane id 0",
             Method::POST,
@@ -379,4 +472,70 @@ async fn an_update_with_a_bad_value_keeps_the_stored_rule() {
         api.put(&path, &json!({ "mp4_config": { "record_cycle": 600 }, "hls_config": { "record_cycle": 5 } })).await;
     assert_eq!(reply.status, StatusCode::BAD_REQUEST);
     assert_eq!(api.get(&path).await.body["mp4_config"]["record_cycle"], 7200);
+}
+
+/// A client of the gateway with one pooled connection, as a browser or SDK keeps one alive.
+fn one_connection() -> reqwest::Client {
+    reqwest::Client::builder().no_proxy().pool_max_idle_per_host(1).build().unwrap()
+}
+
+#[tokio::test]
+async fn a_body_not_declared_json_answers_415_naming_the_header_and_changes_nothing() {
+    let api = Api::new_account().await;
+    let (key_id, secret) = api.credential();
+    let base = roomrec_tests::stack_env("ROOMREC_HTTP_URL");
+    let http = one_connection();
+    // What a cross-site form can send: text/plain, urlencoded, multipart; and no type at all.
+    for content_type in
+        [Some("text/plain"), Some("application/x-www-form-urlencoded"), Some("multipart/form-data"), None]
+    {
+        let mut request =
+            http.post(format!("{base}/v2/apps")).basic_auth(key_id, Some(secret)).body(r#"{"app_name":"forged"}"#);
+        if let Some(content_type) = content_type {
+            request = request.header("content-type", content_type);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "{content_type:?}");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error_code"], "UNSUPPORTED_MEDIA_TYPE");
+        assert!(body["error_msg"].as_str().unwrap().starts_with("content-type:"), "{body}");
+        assert!(body["request_id"].as_str().is_some_and(|id| !id.is_empty()), "{body}");
+    }
+    assert_eq!(api.get("/v2/apps").await.body["total"], 0, "no app was created");
+}
+
+#[tokio::test]
+async fn a_413_closes_its_connection_cleanly_and_the_next_request_is_answered() {
+    let api = Api::new_account().await;
+    let (key_id, secret) = api.credential();
+    let base = roomrec_tests::stack_env("ROOMREC_HTTP_URL");
+    let http = one_connection();
+    let list = || http.get(format!("{base}/v2/apps")).basic_auth(key_id, Some(secret)).send();
+    assert_eq!(list().await.unwrap().status(), StatusCode::OK, "the connection is open");
+
+    // Past the functions' 128 KiB: the function answers, the body was read, the connection stays.
+    let over = format!(r#"{{"app_name":"{}"}}"#, "a".repeat(128 * 1024));
+    let post = |body: String| {
+        http.post(format!("{base}/v2/apps"))
+            .basic_auth(key_id, Some(secret))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let response = post(over).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error_code"], "PAYLOAD_TOO_LARGE", "{body}");
+    assert!(body["error_msg"].as_str().unwrap().starts_with("body:"), "{body}");
+    assert_eq!(list().await.unwrap().status(), StatusCode::OK);
+
+    // Past what reaches a function (Lambda's 6 MB): the gateway answers before reading it all,
+    // so it drains the rest and closes the connection; the client's next request is answered.
+    let response = post("x".repeat(7 * 1024 * 1024)).await.unwrap();
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(response.headers().get("connection").map(|v| v.as_bytes()), Some(&b"close"[..]));
+    response.bytes().await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(list().await.unwrap().status(), StatusCode::OK, "the next request is answered");
+    }
 }

@@ -67,7 +67,8 @@ fn seconds_from_now(rfc3339: &str) -> i64 {
 async fn applyrecord_reserves_a_resid_for_five_minutes_with_jocloud_success_fields() {
     let jocloud = Jocloud::new().await;
     let path = format!("/v2/apps/{}/jocloud/applyrecord?traceId=23116613407505472693518435", jocloud.app);
-    for reply in [jocloud.api.get(&path).await, jocloud.api.post(&path, &json!({ "roomid": "abcabc" })).await] {
+    let no_body = jocloud.api.raw(reqwest::Method::POST, &path, None).await;
+    for reply in [no_body, jocloud.api.post(&path, &json!({ "roomid": "abcabc" })).await] {
         assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
         assert_eq!((reply.body["code"].as_i64(), reply.body["message"].as_str()), (Some(0), Some("success")));
         assert_eq!(reply.body["traceId"], "23116613407505472693518435");
@@ -75,6 +76,8 @@ async fn applyrecord_reserves_a_resid_for_five_minutes_with_jocloud_success_fiel
         let left = seconds_from_now(reply.body["expire_time"].as_str().unwrap());
         assert!((295..=301).contains(&left), "valid for {left} s");
     }
+    // A GET changes nothing: a cross-site page could make one with the browser's credentials.
+    assert_eq!(jocloud.api.get(&path).await.status, StatusCode::NOT_FOUND);
 }
 
 #[tokio::test]

@@ -133,7 +133,7 @@ async fn a_job_whose_rule_was_deleted_fails_with_internal_error_and_a_failure_ev
     let events = final_events(&job).await;
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0].event_type, EventType::CloudRecordFailed);
-    assert!(events[0].detail_message.contains("record rule"), "{}", events[0].detail_message);
+    assert!(events[0].detail_message.starts_with("RULE_NOT_FOUND: "), "{}", events[0].detail_message);
 }
 
 #[tokio::test]
@@ -147,8 +147,14 @@ async fn a_recording_into_a_missing_bucket_fails_instead_of_pretending() {
     let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(40)).await;
     publisher.kill().await.ok();
     assert_eq!(failed["stop_reason"], "INTERNAL_ERROR");
-    let kinds: Vec<EventType> = final_events(&job).await.iter().map(|e| e.event_type).collect();
+    let events = final_events(&job).await;
+    let kinds: Vec<EventType> = events.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds.last(), Some(&EventType::CloudRecordFailed), "{kinds:?}");
+    // The tenant gets a stable code and a short message; S3's error stays in the worker's log.
+    let detail = &events.last().unwrap().detail_message;
+    let code = detail.split_once(": ").map(|(code, _)| code).unwrap_or_default();
+    assert!(!code.is_empty() && code.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'), "{detail}");
+    assert!(!detail.contains("NoSuchBucket") && !detail.contains("service error"), "{detail}");
 }
 
 #[tokio::test]

@@ -6,13 +6,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roomrec_domain::callback::EventType;
+use roomrec_domain::failure::{Failure, FailureCode};
 use roomrec_domain::ids::UserId;
 use roomrec_domain::job::{JobSpec, JobState, StopReason};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::mix::MixParam;
-use roomrec_domain::ports::JobMessage;
+use roomrec_domain::ports::{JobMessage, StoreError};
 use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::RecordRule;
+use roomrec_domain::storage::Forbidden;
 use roomrec_media::{Command, Guard, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
@@ -71,6 +73,27 @@ fn after_refusal(message: JobMessage, holder: Lease, now_ms: i64) -> MessageFate
     }
     let left = Duration::from_millis(u64::try_from(holder.expires_at_ms - now_ms).unwrap_or(0));
     MessageFate::Requeue(JobMessage { refused_by: Some(holder), ..message }, left + LEASE_MARGIN)
+}
+
+/// How an upload's error `err` is shown to the tenant: storage that refused for good (no
+/// such bucket, access denied) or failed past its retries, or our own failure.
+fn upload_failure(err: &anyhow::Error) -> Failure {
+    let cause = format!("{err:#}");
+    let forbidden = err.chain().any(|e| e.is::<Forbidden>());
+    let code = match err.chain().find_map(|e| e.downcast_ref::<StoreError>()) {
+        Some(StoreError::Rejected(_)) if forbidden => FailureCode::StorageAccessDenied,
+        Some(StoreError::Rejected(_)) => FailureCode::StorageRejected,
+        Some(StoreError::Backend(_)) => FailureCode::StorageUnavailable,
+        Some(StoreError::Conflict) | None if disk_full(&cause) => FailureCode::SpoolFull,
+        Some(StoreError::Conflict) | None => FailureCode::InternalError,
+    };
+    Failure::new(code, cause)
+}
+
+/// Whether a failure's `cause` is a full disk: ENOSPC, as both `std::io::Error` and FFmpeg's
+/// `av_strerror` word it.
+fn disk_full(cause: &str) -> bool {
+    cause.contains("No space left on device")
 }
 
 /// `err` and its causes, "a: b: c": the last is often what happened ("No space left on device").
@@ -255,7 +278,7 @@ enum Ending {
     /// Stopped for this reason (tenant, idle).
     Stopped(StopReason),
     /// Could not go on.
-    Failed(String),
+    Failed(Failure),
 }
 
 /// How long a worker shutting down records on, waiting for the next worker to record.
@@ -330,8 +353,13 @@ impl JobTask {
         };
         let (region, storage) = match storage {
             Ok(found) => found,
-            Err(reason) => {
-                tracing::warn!(reason, detail, "abandoned files cannot be finished: their storage is not reachable");
+            Err(failure) => {
+                tracing::warn!(
+                    code = failure.code.as_str(),
+                    cause = failure.cause,
+                    detail,
+                    "abandoned files cannot be finished: their storage is not reachable"
+                );
                 return;
             }
         };
@@ -425,7 +453,7 @@ impl JobTask {
     /// Runs `media` with its files spooled in `spool`, removed afterwards.
     async fn run_in_spool(&mut self, spool: PathBuf, media: Media, files: OpenFiles) -> Ending {
         if let Err(err) = tokio::fs::create_dir_all(&spool).await {
-            return Ending::Failed(format!("spool directory: {err}"));
+            return Ending::Failed(Failure::new(FailureCode::InternalError, format!("spool directory: {err}")));
         }
         let ending = self.run_media(media, files).await;
         let _ = tokio::fs::remove_dir_all(spool).await;
@@ -433,19 +461,20 @@ impl JobTask {
     }
 
     /// The storage `rule` names, reached once per job (again only if the rule changed to
-    /// other storage); the error is the job's failure detail.
-    async fn storage(&mut self, rule: &RecordRule) -> Result<JobStorage, String> {
+    /// other storage); the error is the job's failure.
+    async fn storage(&mut self, rule: &RecordRule) -> Result<JobStorage, Failure> {
         let reached = storage::open(&self.ctx, self.storage.as_ref(), rule, &self.record.job).await?;
         self.storage = Some(reached.clone());
         Ok(reached)
     }
 
-    async fn rule(&self) -> Result<RecordRule, String> {
-        let missing = || "the job's record rule no longer exists".to_owned();
+    async fn rule(&self) -> Result<RecordRule, Failure> {
+        let missing = || Failure::new(FailureCode::RuleNotFound, "the job's record rule no longer exists");
         let job = &self.record.job;
         let rule_id = job.rule_id().ok_or_else(missing)?;
+        let read = self.ctx.store.get_rule(&job.app_id, &rule_id).await;
         let rule =
-            self.ctx.store.get_rule(&job.app_id, &rule_id).await.map_err(|e| format!("reading the rule: {e}"))?;
+            read.map_err(|e| Failure::new(FailureCode::InternalError, format!("reading the rule: {}", causes(&e))))?;
         rule.ok_or_else(missing)
     }
 
@@ -597,7 +626,7 @@ impl JobTask {
                             if lost_job(&err) {
                                 self.enter(Phase::Lost);
                             } else {
-                                failure.get_or_insert_with(|| storage::failure_detail(&err).unwrap_or(format!("{err:#}")));
+                                failure.get_or_insert(upload_failure(&err));
                             }
                             stop_sent = stop_sent || control.stop();
                         }
@@ -615,13 +644,18 @@ impl JobTask {
         let result = tokio::task::spawn_blocking(move || thread.join()).await;
         if files.backlog.over() {
             let budget = files.backlog.budget_mib();
-            failure.get_or_insert(format!("uploads fell behind: the recording passed its {budget} MiB spool budget"));
+            let cause = format!("uploads fell behind: the recording passed its {budget} MiB spool budget");
+            failure.get_or_insert(Failure::new(FailureCode::UploadsBehind, cause));
         }
         match (failure, result) {
             (Some(reason), _) => Ending::Failed(reason),
             (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop_reason().unwrap_or(StopReason::TenantStop)),
-            (None, Ok(Ok(Err(err)))) => Ending::Failed(format!("media: {}", causes(&err))),
-            (None, _) => Ending::Failed("the media thread panicked".into()),
+            (None, Ok(Ok(Err(err)))) => {
+                let cause = format!("media: {}", causes(&err));
+                let code = if disk_full(&cause) { FailureCode::SpoolFull } else { FailureCode::MediaFailed };
+                Ending::Failed(Failure::new(code, cause))
+            }
+            (None, _) => Ending::Failed(Failure::new(FailureCode::InternalError, "the media thread panicked")),
         }
     }
 
@@ -652,7 +686,11 @@ impl JobTask {
         self.finish_abandoned(|u| !u.finishing_by_owner(now_ms), recovery::RECORDING_FAILED).await;
         let (reason, event, detail) = match ending {
             Ending::Stopped(reason) => (reason, EventType::CloudRecordOver, reason.as_str().to_owned()),
-            Ending::Failed(detail) => (StopReason::InternalError, EventType::CloudRecordFailed, detail),
+            Ending::Failed(failure) => {
+                // The cause stays here, in the log under the job's id; the tenant gets the code.
+                tracing::warn!(code = failure.code.as_str(), cause = %failure.cause, "recording failed");
+                (StopReason::InternalError, EventType::CloudRecordFailed, failure.detail_message())
+            }
         };
         let now = self.ctx.clock.timestamp();
         let finished = self
@@ -908,5 +946,25 @@ mod tests {
             panic!("a new holder is judged afresh")
         };
         assert_eq!(third.refused_by, Some(lease("w2", 25_000)));
+    }
+
+    #[test]
+    fn an_upload_failure_shows_the_tenant_a_code_by_what_storage_said_never_its_text() {
+        use crate::upload::UploadError;
+        let refused = StoreError::Rejected("service error: NoSuchBucket: arn:aws:s3:::b12".into());
+        let err = anyhow::Error::from(UploadError::Store(refused)).context("uploading segment 3");
+        let failure = upload_failure(&err);
+        assert_eq!(failure.code, FailureCode::StorageRejected);
+        assert!(failure.cause.contains("NoSuchBucket"), "the cause is kept for the log: {}", failure.cause);
+        assert!(!failure.detail_message().contains("NoSuchBucket"), "{}", failure.detail_message());
+        let denied = StoreError::Rejected(Box::new(Forbidden("AccessDenied: User arn:aws:sts::1:x".into())));
+        let failure = upload_failure(&anyhow::Error::from(UploadError::Store(denied)));
+        assert_eq!(failure.code, FailureCode::StorageAccessDenied);
+        assert!(!failure.detail_message().contains("arn:"), "{}", failure.detail_message());
+        let down = anyhow::Error::from(UploadError::Store(StoreError::Backend("dispatch failure".into())));
+        assert_eq!(upload_failure(&down).code, FailureCode::StorageUnavailable);
+        let full = std::io::Error::from_raw_os_error(28); // ENOSPC
+        assert_eq!(upload_failure(&anyhow::Error::from(UploadError::Spool(full))).code, FailureCode::SpoolFull);
+        assert_eq!(upload_failure(&anyhow::anyhow!("segment of an unknown file")).code, FailureCode::InternalError);
     }
 }

@@ -11,7 +11,7 @@ use crate::mix::{
 use crate::url::S3Uri;
 use crate::{Invalid, UseCaseError};
 
-/// Body of `applyrecord` (optional: Jocloud's is a GET without one).
+/// Body of `applyrecord` (optional: a POST without a body reserves an unbound resource).
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRecordRequest {
