@@ -12,9 +12,10 @@ use aws_sdk_dynamodb::Client;
 use roomrec_domain::app::App;
 use roomrec_domain::callback::RecordCallback;
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
-use roomrec_domain::job::Job;
+use roomrec_domain::job::{Job, JobKind, JobState, RecordFile};
 use roomrec_domain::ports::{
-    AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, RoomStore, RuleStore, StoreError,
+    AppStore, CallbackStore, Credential, CredentialStore, JobCursor, JobFilter, JobPage, JobStore, PageRequest,
+    RoomJobs, RoomStore, RuleStore, StoreError, MAX_JOB_FILES,
 };
 use roomrec_domain::record::{JobRecord, Lease};
 use roomrec_domain::room::{Room, RoomStream};
@@ -40,6 +41,41 @@ const ACTIVE_JOBS_INDEX: &str = "active_jobs";
 const ACTIVE_SHARD: &str = "active_shard";
 /// Every value of [`ACTIVE_SHARD`].
 const ACTIVE_SHARDS: &str = "0123456789abcdef";
+
+/// The jobs table's index of each room's jobs (template.yaml): partition [`APP_ROOM`], sort
+/// [`STATE_TIME`]; keys only, the items are then read from the table.
+const JOBS_BY_ROOM: &str = "jobs_by_room";
+/// The jobs table's index of each app's jobs (template.yaml): partition [`APP_KIND`], sort
+/// [`STATE_TIME`]; keys only.
+const JOBS_BY_APP: &str = "jobs_by_app";
+/// `{app_id}#{job_type}#{room_id}`: a room's jobs of one kind.
+const APP_ROOM: &str = "app_room";
+/// `{app_id}#{job_type}`: an app's jobs of one kind.
+const APP_KIND: &str = "app_kind";
+/// `{state}#{create_time}#{job_id}`: a state's jobs in creation order (the time is RFC 3339
+/// to the second, which sorts as it reads).
+const STATE_TIME: &str = "state_time";
+/// Every job state; the indexes hold each in a range of its own.
+const STATES: [JobState; 5] =
+    [JobState::Init, JobState::Running, JobState::Stopping, JobState::Stopped, JobState::Failed];
+/// The states of jobs that have not ended.
+const ACTIVE_STATES: [JobState; 3] = [JobState::Init, JobState::Running, JobState::Stopping];
+/// A job's file items share its partition, sorted `{job_id}{FILE_MARK}{start_time}#{hash}`
+/// under it (no job id contains '#', so a job's own item never matches).
+const FILE_MARK: &str = "#file#";
+
+/// The jobs-index sort key of a job in `state` created at `cursor`'s time with its id.
+fn state_time(state: JobState, cursor: &JobCursor) -> String {
+    format!("{}#{}#{}", state.as_str(), cursor.create_time, cursor.job_id)
+}
+
+/// The sort key of a file item: ordered by the file's start, unique by its object key
+/// (hashed, as an object key may be as long as a sort key may be).
+fn file_sort_key(job_id: &JobId, file: &RecordFile) -> String {
+    use sha2::Digest;
+    let hash = hex::encode(&sha2::Sha256::digest(file.obs_object.as_bytes())[..8]);
+    format!("{job_id}{FILE_MARK}{}#{hash}", file.start_time)
+}
 
 /// The active-jobs partition of `job_id`.
 fn active_shard(job_id: &JobId) -> String {
@@ -235,11 +271,17 @@ impl DynamoStore {
         }
     }
 
-    fn job_item(record: &JobRecord, version: u64) -> Result<Item, StoreError> {
-        let job = &record.job;
+    /// The item a job is stored as: never with its files, which are items of their own.
+    /// Public for tools that seed the table in bulk (the growth benchmark).
+    pub fn job_item(record: &JobRecord, version: u64) -> Result<Item, StoreError> {
+        let job = &Job { record_files: None, ..record.job.clone() };
+        let kind = job.kind().as_str();
         let mut item = item(
             job,
             &[
+                (APP_ROOM, s(format!("{}#{kind}#{}", job.app_id, job.room_id))),
+                (APP_KIND, s(format!("{}#{kind}", job.app_id))),
+                (STATE_TIME, s(state_time(job.state, &JobCursor::after(job)))),
                 ("app_id", s(job.app_id.as_str())),
                 ("job_id", s(job.job_id.as_str())),
                 ("version", n(version)),
@@ -448,12 +490,134 @@ impl RoomStore for DynamoStore {
     }
 }
 
+/// Which sort keys of one state's range of a jobs index to read.
+enum Range {
+    /// All of the state's.
+    All,
+    /// Those before the cursor, newest first (the next page).
+    Before(JobCursor),
+    /// Those at or after a creation time.
+    Since(roomrec_domain::time::Timestamp),
+}
+
+impl DynamoStore {
+    /// Up to `max` entries (keys) of `index` in partition `pk` in `state`'s `range`, newest
+    /// first, following DynamoDB's pages.
+    async fn index_range(
+        &self,
+        (index, pk_name, pk): (&str, &str, &str),
+        state: JobState,
+        range: &Range,
+        max: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        // '$' sorts right after '#', so "{STATE}$" bounds every "{STATE}#..." key from above.
+        let (low, high) = match range {
+            Range::All => (format!("{}#", state.as_str()), format!("{}$", state.as_str())),
+            Range::Before(cursor) => (format!("{}#", state.as_str()), state_time(state, cursor)),
+            Range::Since(time) => (format!("{}#{time}", state.as_str()), format!("{}$", state.as_str())),
+        };
+        let mut entries = Vec::new();
+        let mut start: Option<Item> = None;
+        while entries.len() < max {
+            let limit = i32::try_from(max - entries.len()).unwrap_or(i32::MAX);
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.jobs)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_names("#sk", STATE_TIME)
+                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":low", s(low.as_str()))
+                .expression_attribute_values(":high", s(high.as_str()))
+                .scan_index_forward(false)
+                .limit(limit)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(backend)?;
+            // BETWEEN includes its bounds; the cursor's own job was on the last page.
+            let before = |i: &Item| i.get(STATE_TIME).and_then(|v| v.as_s().ok()) != Some(&high);
+            entries.extend(out.items.unwrap_or_default().into_iter().filter(before));
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => break,
+            }
+        }
+        entries.truncate(max);
+        Ok(entries)
+    }
+
+    /// The jobs the index `entries` name, read whole from the table (strongly consistent) and
+    /// kept in the entries' order; a job deleted since is left out.
+    async fn jobs_of(&self, entries: &[Item]) -> Result<Vec<Job>, StoreError> {
+        let key_of = |i: &Item| Some((i.get("app_id")?.as_s().ok()?.clone(), i.get("job_id")?.as_s().ok()?.clone()));
+        let keys: Vec<(String, String)> = entries.iter().filter_map(key_of).collect();
+        let requests = keys.iter().map(|(app, job)| key(&[("app_id", app), ("job_id", job)])).collect();
+        let mut found: HashMap<String, Job> = HashMap::new();
+        for item in batch_get(&self.client, &self.tables.jobs, requests).await? {
+            let job = Self::job_from(&item)?.job;
+            found.insert(job.job_id.to_string(), job);
+        }
+        Ok(keys.iter().filter_map(|(_, job)| found.remove(job)).collect())
+    }
+
+    /// The job's file items, oldest first, at most [`MAX_JOB_FILES`].
+    async fn files(&self, app_id: &AppId, job_id: &JobId) -> Result<Vec<RecordFile>, StoreError> {
+        let mut files = Vec::new();
+        let mut start: Option<Item> = None;
+        while files.len() < MAX_JOB_FILES {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.jobs)
+                .key_condition_expression("app_id = :app AND begins_with(job_id, :files)")
+                .expression_attribute_values(":app", s(app_id.as_str()))
+                .expression_attribute_values(":files", s(format!("{job_id}{FILE_MARK}")))
+                .limit(i32::try_from(MAX_JOB_FILES - files.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                files.push(doc(&item)?);
+            }
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => break,
+            }
+        }
+        Ok(files)
+    }
+
+    /// The index and partition a listing of `filter` reads.
+    fn listing_partition(app_id: &AppId, filter: &JobFilter) -> (&'static str, &'static str, String) {
+        let kind = filter.kind.as_str();
+        match &filter.room_id {
+            Some(room) => (JOBS_BY_ROOM, APP_ROOM, format!("{app_id}#{kind}#{room}")),
+            None => (JOBS_BY_APP, APP_KIND, format!("{app_id}#{kind}")),
+        }
+    }
+}
+
+/// The `{create_time}#{job_id}` part of an index entry's sort key: newest first sorts it
+/// descending.
+fn entry_time(entry: &Item) -> &str {
+    let sort_key = entry.get(STATE_TIME).and_then(|v| v.as_s().ok()).map_or("", String::as_str);
+    sort_key.split_once('#').map_or("", |(_, rest)| rest)
+}
+
 #[async_trait]
 impl JobStore for DynamoStore {
     async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         let found =
             self.get(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
-        found.map(|i| Self::job_from(&i)).transpose()
+        let Some(mut record) = found.map(|i| Self::job_from(&i)).transpose()? else { return Ok(None) };
+        let files = self.files(app_id, job_id).await?;
+        record.job.record_files = (!files.is_empty()).then_some(files);
+        Ok(Some(record))
     }
 
     async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<JobRecord>, StoreError> {
@@ -461,18 +625,50 @@ impl JobStore for DynamoStore {
         batch_get(&self.client, &self.tables.jobs, keys).await?.iter().map(Self::job_from).collect()
     }
 
-    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let items = self.query(&self.tables.jobs, None, "app_id", app_id.as_str()).await?;
-        let wanted_type = filter.kind.as_str();
-        let attr = |i: &Item, name: &str| i.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        let mut jobs = items
-            .iter()
-            .filter(|i| attr(i, "job_type") == wanted_type)
-            .filter(|i| filter.room_id.as_ref().is_none_or(|r| attr(i, "room_id") == r.as_str()))
-            .filter(|i| filter.state.is_none_or(|st| attr(i, "state") == st.as_str()))
-            .map(|item| Self::job_from(item).map(|record| record.job))
-            .collect::<Result<Vec<Job>, _>>()?;
-        jobs.sort_by(|a, b| b.create_time.cmp(&a.create_time).then_with(|| a.job_id.cmp(&b.job_id)));
+    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter, page: &PageRequest) -> Result<JobPage, StoreError> {
+        let (index, pk_name, pk) = Self::listing_partition(app_id, filter);
+        let range = page.after.clone().map_or(Range::All, Range::Before);
+        // Each state's newest offset + limit + 1 entries hold the page and say if there is more.
+        let wanted = page.offset + page.limit + 1;
+        let mut entries = Vec::new();
+        for state in filter.state.map_or(STATES.to_vec(), |state| vec![state]) {
+            entries.extend(self.index_range((index, pk_name, &pk), state, &range, wanted).await?);
+        }
+        entries.sort_by(|a, b| entry_time(b).cmp(entry_time(a)));
+        let more = entries.len() > page.offset + page.limit;
+        let shown: Vec<Item> = entries.into_iter().skip(page.offset).take(page.limit).collect();
+        let next = more.then(|| shown.last().map(entry_time)).flatten().and_then(|last| {
+            let (time, job_id) = last.split_once('#')?;
+            let time = serde_json::from_value(serde_json::Value::String(time.to_owned())).ok()?;
+            Some(JobCursor { create_time: time, job_id: JobId::parse(job_id)? })
+        });
+        // The index lags the table a moment; the items read now say the state.
+        let mut jobs = self.jobs_of(&shown).await?;
+        jobs.retain(|job| filter.state.is_none_or(|state| job.state == state));
+        Ok(JobPage { jobs, next })
+    }
+
+    async fn room_jobs(
+        &self,
+        app_id: &AppId,
+        kind: JobKind,
+        room: &RoomId,
+        which: RoomJobs,
+    ) -> Result<Vec<Job>, StoreError> {
+        let pk = format!("{app_id}#{}#{room}", kind.as_str());
+        let (states, range) = match which {
+            RoomJobs::Active => (&ACTIVE_STATES[..], Range::All),
+            RoomJobs::Since(time) => (&STATES[..], Range::Since(time)),
+        };
+        let mut entries = Vec::new();
+        for &state in states {
+            entries.extend(self.index_range((JOBS_BY_ROOM, APP_ROOM, &pk), state, &range, usize::MAX).await?);
+        }
+        let mut jobs = self.jobs_of(&entries).await?;
+        jobs.retain(|job| match which {
+            RoomJobs::Active => job.is_active(),
+            RoomJobs::Since(time) => job.create_time >= time,
+        });
         Ok(jobs)
     }
 
@@ -489,6 +685,11 @@ impl JobStore for DynamoStore {
     }
 
     async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError> {
+        let (app_id, job_id) = (&record.job.app_id, &record.job.job_id);
+        for file in &record.new_files {
+            let keys = [("app_id", s(app_id.as_str())), ("job_id", s(file_sort_key(job_id, file)))];
+            self.put(&self.tables.jobs, item(file, &keys)?).await?;
+        }
         self.client
             .put_item()
             .table_name(&self.tables.jobs)
