@@ -60,9 +60,12 @@ const STATES: [JobState; 5] =
     [JobState::Init, JobState::Running, JobState::Stopping, JobState::Stopped, JobState::Failed];
 /// The states of jobs that have not ended.
 const ACTIVE_STATES: [JobState; 3] = [JobState::Init, JobState::Running, JobState::Stopping];
-/// A job's file items share its partition, sorted `{job_id}{FILE_MARK}{start_time}#{hash}`
-/// under it (no job id contains '#', so a job's own item never matches).
-const FILE_MARK: &str = "#file#";
+/// A job's file items are a partition of their own, `app_id` = `{app_id}#{job_id}` (no app
+/// id contains '#'), sorted `file#{start_time}#{hash}`: reading them costs what they do, not
+/// what the app's other jobs do.
+fn files_partition(app_id: &AppId, job_id: &JobId) -> String {
+    format!("{app_id}#{job_id}")
+}
 
 /// The jobs-index sort key of a job in `state` created at `cursor`'s time with its id.
 fn state_time(state: JobState, cursor: &JobCursor) -> String {
@@ -71,10 +74,10 @@ fn state_time(state: JobState, cursor: &JobCursor) -> String {
 
 /// The sort key of a file item: ordered by the file's start, unique by its object key
 /// (hashed, as an object key may be as long as a sort key may be).
-fn file_sort_key(job_id: &JobId, file: &RecordFile) -> String {
+fn file_sort_key(file: &RecordFile) -> String {
     use sha2::Digest;
     let hash = hex::encode(&sha2::Sha256::digest(file.obs_object.as_bytes())[..8]);
-    format!("{job_id}{FILE_MARK}{}#{hash}", file.start_time)
+    format!("file#{}#{hash}", file.start_time)
 }
 
 /// The active-jobs partition of `job_id`.
@@ -572,9 +575,8 @@ impl DynamoStore {
                 .client
                 .query()
                 .table_name(&self.tables.jobs)
-                .key_condition_expression("app_id = :app AND begins_with(job_id, :files)")
-                .expression_attribute_values(":app", s(app_id.as_str()))
-                .expression_attribute_values(":files", s(format!("{job_id}{FILE_MARK}")))
+                .key_condition_expression("app_id = :files")
+                .expression_attribute_values(":files", s(files_partition(app_id, job_id)))
                 .limit(i32::try_from(MAX_JOB_FILES - files.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start.take())
                 .consistent_read(true)
@@ -687,7 +689,7 @@ impl JobStore for DynamoStore {
     async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError> {
         let (app_id, job_id) = (&record.job.app_id, &record.job.job_id);
         for file in &record.new_files {
-            let keys = [("app_id", s(app_id.as_str())), ("job_id", s(file_sort_key(job_id, file)))];
+            let keys = [("app_id", s(files_partition(app_id, job_id))), ("job_id", s(file_sort_key(file)))];
             self.put(&self.tables.jobs, item(file, &keys)?).await?;
         }
         self.client
