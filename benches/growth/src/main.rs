@@ -134,8 +134,10 @@ impl Seeder {
             .await?;
         let mut active = Vec::new();
         for user in 0..ACTIVE {
-            let body = json!({"room_id": ROOM, "user_id": format!("live{user}"), "record_param": {"record_rule_id": rule}});
-            let created = api.call(Method::POST, &format!("/v2/apps/{app}/individual-stream-jobs"), Some(&body)).await?;
+            let body =
+                json!({"room_id": ROOM, "user_id": format!("live{user}"), "record_param": {"record_rule_id": rule}});
+            let created =
+                api.call(Method::POST, &format!("/v2/apps/{app}/individual-stream-jobs"), Some(&body)).await?;
             active.push(created["job_id"].as_str().context("job_id")?.to_owned());
         }
         Ok(Fixture { app, finished, probe: probe.to_string(), active, seeding })
@@ -146,7 +148,8 @@ impl Seeder {
         let mut requests = Vec::with_capacity(batch.len());
         for record in &batch {
             let item = DynamoStore::job_item(record, 2)?;
-            requests.push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build());
+            requests
+                .push(WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build()?).build());
         }
         let mut pause = Duration::from_millis(50);
         while !requests.is_empty() {
@@ -176,10 +179,11 @@ impl Seeder {
                     .query()
                     .table_name(&self.table)
                     .index_name("jobs_by_app")
-                    .key_condition_expression("app_kind = :pk AND state_time BETWEEN :low AND :high")
-                    .expression_attribute_values(":pk", AttributeValue::S(format!("{}#INDIVIDUAL", fixture.app)))
-                    .expression_attribute_values(":low", AttributeValue::S(format!("{state}#")))
-                    .expression_attribute_values(":high", AttributeValue::S(format!("{state}$")))
+                    .key_condition_expression("app_state = :pk")
+                    .expression_attribute_values(
+                        ":pk",
+                        AttributeValue::S(format!("{}#INDIVIDUAL#{state}", fixture.app)),
+                    )
                     .scan_index_forward(false)
                     .limit(21)
                     .send()
@@ -241,7 +245,8 @@ async fn round_trip(api: &Api, fixture: &Fixture, round: usize) -> Result<Vec<Du
     api.call(Method::DELETE, &stream, None).await?;
     // The join's job is stopped again (untimed), so every round meets the same active jobs.
     let listed = api.call(Method::GET, &format!("{jobs}?room_id={ROOM}&state=INIT"), None).await?;
-    let started: Vec<&str> = listed["jobs"].as_array().into_iter().flatten().filter_map(|j| j["job_id"].as_str()).collect();
+    let started: Vec<&str> =
+        listed["jobs"].as_array().into_iter().flatten().filter_map(|j| j["job_id"].as_str()).collect();
     ensure!(started.len() == ACTIVE + 1, "the join started one job: {listed}");
     for job in started.into_iter().filter(|job| !fixture.active.iter().any(|a| a == job)) {
         api.call(Method::POST, &format!("{jobs}/{job}/stop"), Some(&json!({}))).await?;
@@ -253,7 +258,9 @@ async fn round_trip(api: &Api, fixture: &Fixture, round: usize) -> Result<Vec<Du
     Ok(took)
 }
 
-async fn timed<T>(call: impl std::future::Future<Output = Result<T, roomrec_testkit::api::ApiError>>) -> Result<(T, Duration)> {
+async fn timed<T>(
+    call: impl std::future::Future<Output = Result<T, roomrec_testkit::api::ApiError>>,
+) -> Result<(T, Duration)> {
     let start = Instant::now();
     let out = call.await?;
     Ok((out, start.elapsed()))
@@ -261,7 +268,12 @@ async fn timed<T>(call: impl std::future::Future<Output = Result<T, roomrec_test
 
 /// The Markdown table: each operation's p50 and p99 for the small app alone, the small app
 /// beside the big one and the big app, and the big app's p50 over the small one's beside it.
-fn table(small: &Fixture, big: &Fixture, [alone, beside, big_times]: [Vec<Sample>; 3], repeats: usize) -> Result<String> {
+fn table(
+    small: &Fixture,
+    big: &Fixture,
+    [alone, beside, big_times]: [Vec<Sample>; 3],
+    repeats: usize,
+) -> Result<String> {
     let (n_small, n_big) = (small.finished, big.finished);
     let mut lines = vec![
         format!(

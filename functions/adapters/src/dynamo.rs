@@ -42,34 +42,45 @@ const ACTIVE_SHARD: &str = "active_shard";
 /// Every value of [`ACTIVE_SHARD`].
 const ACTIVE_SHARDS: &str = "0123456789abcdef";
 
-/// The jobs table's index of each room's jobs (template.yaml): partition [`APP_ROOM`], sort
-/// [`STATE_TIME`]; keys only, the items are then read from the table.
+/// The jobs table's index of each room's jobs in each state (template.yaml): partition
+/// [`ROOM_STATE`], sort [`CREATED`]; keys only, the items are then read from the table.
 const JOBS_BY_ROOM: &str = "jobs_by_room";
-/// The jobs table's index of each app's jobs (template.yaml): partition [`APP_KIND`], sort
-/// [`STATE_TIME`]; keys only.
+/// The jobs table's index of each app's jobs in each state (template.yaml): partition
+/// [`APP_STATE`], sort [`CREATED`]; keys only.
 const JOBS_BY_APP: &str = "jobs_by_app";
-/// `{app_id}#{job_type}#{room_id}`: a room's jobs of one kind.
-const APP_ROOM: &str = "app_room";
-/// `{app_id}#{job_type}`: an app's jobs of one kind.
-const APP_KIND: &str = "app_kind";
-/// `{state}#{create_time}#{job_id}`: a state's jobs in creation order (the time is RFC 3339
-/// to the second, which sorts as it reads).
-const STATE_TIME: &str = "state_time";
-/// Every job state; the indexes hold each in a range of its own.
+/// `{app_id}#{job_type}#{room_id}#{state}`: a room's jobs of one kind in one state.
+const ROOM_STATE: &str = "room_state";
+/// `{app_id}#{job_type}#{state}`: an app's jobs of one kind in one state.
+const APP_STATE: &str = "app_state";
+/// `{create_time}#{job_id}`: creation order (the time is RFC 3339 to the second, which sorts
+/// as it reads).
+const CREATED: &str = "created";
+/// Every job state; the indexes hold each in a partition of its own.
 const STATES: [JobState; 5] =
     [JobState::Init, JobState::Running, JobState::Stopping, JobState::Stopped, JobState::Failed];
 /// The states of jobs that have not ended.
 const ACTIVE_STATES: [JobState; 3] = [JobState::Init, JobState::Running, JobState::Stopping];
+
+/// The jobs-index sort key of the job created at `cursor`'s time with its id.
+fn created(cursor: &JobCursor) -> String {
+    format!("{}#{}", cursor.create_time, cursor.job_id)
+}
+
+/// A room's partition of the jobs-by-room index.
+fn room_state(app_id: &AppId, kind: JobKind, room: &RoomId, state: JobState) -> String {
+    format!("{app_id}#{}#{room}#{}", kind.as_str(), state.as_str())
+}
+
+/// An app's partition of the jobs-by-app index.
+fn app_state(app_id: &AppId, kind: JobKind, state: JobState) -> String {
+    format!("{app_id}#{}#{}", kind.as_str(), state.as_str())
+}
+
 /// A job's file items are a partition of their own, `app_id` = `{app_id}#{job_id}` (no app
 /// id contains '#'), sorted `file#{start_time}#{hash}`: reading them costs what they do, not
 /// what the app's other jobs do.
 fn files_partition(app_id: &AppId, job_id: &JobId) -> String {
     format!("{app_id}#{job_id}")
-}
-
-/// The jobs-index sort key of a job in `state` created at `cursor`'s time with its id.
-fn state_time(state: JobState, cursor: &JobCursor) -> String {
-    format!("{}#{}#{}", state.as_str(), cursor.create_time, cursor.job_id)
 }
 
 /// The sort key of a file item: ordered by the file's start, unique by its object key
@@ -278,13 +289,12 @@ impl DynamoStore {
     /// Public for tools that seed the table in bulk (the growth benchmark).
     pub fn job_item(record: &JobRecord, version: u64) -> Result<Item, StoreError> {
         let job = &Job { record_files: None, ..record.job.clone() };
-        let kind = job.kind().as_str();
         let mut item = item(
             job,
             &[
-                (APP_ROOM, s(format!("{}#{kind}#{}", job.app_id, job.room_id))),
-                (APP_KIND, s(format!("{}#{kind}", job.app_id))),
-                (STATE_TIME, s(state_time(job.state, &JobCursor::after(job)))),
+                (ROOM_STATE, s(room_state(&job.app_id, job.kind(), &job.room_id, job.state))),
+                (APP_STATE, s(app_state(&job.app_id, job.kind(), job.state))),
+                (CREATED, s(created(&JobCursor::after(job)))),
                 ("app_id", s(job.app_id.as_str())),
                 ("job_id", s(job.job_id.as_str())),
                 ("version", n(version)),
@@ -504,45 +514,40 @@ enum Range {
 }
 
 impl DynamoStore {
-    /// Up to `max` entries (keys) of `index` in partition `pk` in `state`'s `range`, newest
-    /// first, following DynamoDB's pages.
+    /// Up to `max` entries (keys) of `index` in partition `pk` within `range`, newest first,
+    /// following DynamoDB's pages.
     async fn index_range(
         &self,
-        (index, pk_name, pk): (&str, &str, &str),
-        state: JobState,
+        (index, pk_name, pk): (&str, &str, String),
         range: &Range,
         max: usize,
     ) -> Result<Vec<Item>, StoreError> {
-        // '$' sorts right after '#', so "{STATE}$" bounds every "{STATE}#..." key from above.
-        let (low, high) = match range {
-            Range::All => (format!("{}#", state.as_str()), format!("{}$", state.as_str())),
-            Range::Before(cursor) => (format!("{}#", state.as_str()), state_time(state, cursor)),
-            Range::Since(time) => (format!("{}#{time}", state.as_str()), format!("{}$", state.as_str())),
+        let (condition, bound) = match range {
+            Range::All => ("#pk = :pk", None),
+            Range::Before(cursor) => ("#pk = :pk AND #sk < :bound", Some(created(cursor))),
+            Range::Since(time) => ("#pk = :pk AND #sk >= :bound", Some(time.to_string())),
         };
         let mut entries = Vec::new();
         let mut start: Option<Item> = None;
         while entries.len() < max {
             let limit = i32::try_from(max - entries.len()).unwrap_or(i32::MAX);
-            let out = self
+            let mut query = self
                 .client
                 .query()
                 .table_name(&self.tables.jobs)
                 .index_name(index)
-                .key_condition_expression("#pk = :pk AND #sk BETWEEN :low AND :high")
+                .key_condition_expression(condition)
                 .expression_attribute_names("#pk", pk_name)
-                .expression_attribute_names("#sk", STATE_TIME)
-                .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":low", s(low.as_str()))
-                .expression_attribute_values(":high", s(high.as_str()))
+                .expression_attribute_values(":pk", s(pk.as_str()))
                 .scan_index_forward(false)
                 .limit(limit)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(backend)?;
-            // BETWEEN includes its bounds; the cursor's own job was on the last page.
-            let before = |i: &Item| i.get(STATE_TIME).and_then(|v| v.as_s().ok()) != Some(&high);
-            entries.extend(out.items.unwrap_or_default().into_iter().filter(before));
+                .set_exclusive_start_key(start.take());
+            if let Some(bound) = &bound {
+                query =
+                    query.expression_attribute_names("#sk", CREATED).expression_attribute_values(":bound", s(bound));
+            }
+            let out = query.send().await.map_err(backend)?;
+            entries.extend(out.items.unwrap_or_default());
             match out.last_evaluated_key {
                 Some(next) if !next.is_empty() => start = Some(next),
                 _ => break,
@@ -594,21 +599,18 @@ impl DynamoStore {
         Ok(files)
     }
 
-    /// The index and partition a listing of `filter` reads.
-    fn listing_partition(app_id: &AppId, filter: &JobFilter) -> (&'static str, &'static str, String) {
-        let kind = filter.kind.as_str();
+    /// The index and partition a listing of `filter` reads for `state`.
+    fn listing_partition(app_id: &AppId, filter: &JobFilter, state: JobState) -> (&'static str, &'static str, String) {
         match &filter.room_id {
-            Some(room) => (JOBS_BY_ROOM, APP_ROOM, format!("{app_id}#{kind}#{room}")),
-            None => (JOBS_BY_APP, APP_KIND, format!("{app_id}#{kind}")),
+            Some(room) => (JOBS_BY_ROOM, ROOM_STATE, room_state(app_id, filter.kind, room, state)),
+            None => (JOBS_BY_APP, APP_STATE, app_state(app_id, filter.kind, state)),
         }
     }
 }
 
-/// The `{create_time}#{job_id}` part of an index entry's sort key: newest first sorts it
-/// descending.
+/// An index entry's sort key, `{create_time}#{job_id}`: newest first sorts it descending.
 fn entry_time(entry: &Item) -> &str {
-    let sort_key = entry.get(STATE_TIME).and_then(|v| v.as_s().ok()).map_or("", String::as_str);
-    sort_key.split_once('#').map_or("", |(_, rest)| rest)
+    entry.get(CREATED).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
 }
 
 #[async_trait]
@@ -628,13 +630,12 @@ impl JobStore for DynamoStore {
     }
 
     async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter, page: &PageRequest) -> Result<JobPage, StoreError> {
-        let (index, pk_name, pk) = Self::listing_partition(app_id, filter);
         let range = page.after.clone().map_or(Range::All, Range::Before);
         // Each state's newest offset + limit + 1 entries hold the page and say if there is more.
         let wanted = page.offset + page.limit + 1;
         let mut entries = Vec::new();
         for state in filter.state.map_or(STATES.to_vec(), |state| vec![state]) {
-            entries.extend(self.index_range((index, pk_name, &pk), state, &range, wanted).await?);
+            entries.extend(self.index_range(Self::listing_partition(app_id, filter, state), &range, wanted).await?);
         }
         entries.sort_by(|a, b| entry_time(b).cmp(entry_time(a)));
         let more = entries.len() > page.offset + page.limit;
@@ -657,14 +658,14 @@ impl JobStore for DynamoStore {
         room: &RoomId,
         which: RoomJobs,
     ) -> Result<Vec<Job>, StoreError> {
-        let pk = format!("{app_id}#{}#{room}", kind.as_str());
         let (states, range) = match which {
             RoomJobs::Active => (&ACTIVE_STATES[..], Range::All),
             RoomJobs::Since(time) => (&STATES[..], Range::Since(time)),
         };
         let mut entries = Vec::new();
         for &state in states {
-            entries.extend(self.index_range((JOBS_BY_ROOM, APP_ROOM, &pk), state, &range, usize::MAX).await?);
+            let partition = (JOBS_BY_ROOM, ROOM_STATE, room_state(app_id, kind, room, state));
+            entries.extend(self.index_range(partition, &range, usize::MAX).await?);
         }
         let mut jobs = self.jobs_of(&entries).await?;
         jobs.retain(|job| match which {

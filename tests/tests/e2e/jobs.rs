@@ -205,7 +205,8 @@ async fn jobs_list_filters_by_room_and_state_and_pages() {
         }
     }
     let all = api.get(&jobs_path).await.body;
-    let expected: Vec<String> = all["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap().to_owned()).collect();
+    let expected: Vec<String> =
+        all["jobs"].as_array().unwrap().iter().map(|j| j["job_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!((seen.len(), seen), (3, expected));
     let forged = api.get(&format!("{jobs_path}?next_token=nonsense")).await;
     assert_eq!(forged.status, StatusCode::BAD_REQUEST);
