@@ -14,7 +14,7 @@ STACK_BINS := -p roomrec-gateway -p roomrec-worker -p roomrec-deliverer -p roomr
 
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: help install build up down credential test chaos lint-template deploy bench-api bench-worker bench-callbacks bench-mix
+.PHONY: help install build up down credential test chaos lint-template deploy bench-api bench-worker bench-callbacks bench-mix bench-growth
 
 help:
 	@echo "make install        apt packages, .venv with moto, cfn-lint and the SAM CLI (idempotent)"
@@ -30,6 +30,7 @@ help:
 	@echo "make bench-worker   recording worker against ffmpeg, CPU and memory (BENCH_NS=\"1 10 50\", BENCH_WINDOW_SECS=30)"
 	@echo "make bench-callbacks  callback delivery throughput and latency (BENCH_EVENTS=10000, BENCH_JOBS=100, BENCH_MAX_BACKLOG=100)"
 	@echo "make bench-mix      mixer against ffmpeg, CPU and SSIM (BENCH_MIX_NS=\"9 25\", BENCH_MIX_SECS=60)"
+	@echo "make bench-growth   an app with 100,000 finished jobs against one with ten (BENCH_GROWTH_JOBS=100000)"
 
 install:
 	bash infra/local/install.sh
@@ -94,3 +95,10 @@ bench-callbacks: install build
 bench-mix: install build
 	cargo build --release -p roomrec-gateway -p roomrec-bench-mix
 	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-mix.sh
+
+# An app with BENCH_GROWTH_JOBS (default 100000) finished jobs against one with ten, seeded
+# straight into moto's jobs table: listings, an automatic-recording join and one job through the
+# gateway; the table goes to target/bench-growth.md. Release builds, so the figures measure our code.
+bench-growth: install build
+	cargo build --release -p roomrec-gateway
+	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-growth.sh

@@ -12,10 +12,10 @@ use aws_sdk_dynamodb::Client;
 use roomrec_domain::app::App;
 use roomrec_domain::callback::RecordCallback;
 use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
-use roomrec_domain::job::Job;
+use roomrec_domain::job::{Job, JobKind, JobState, RecordFile};
 use roomrec_domain::ports::{
-    AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, QuotaStore, RoomStore, RuleStore,
-    StoreError,
+    AppStore, CallbackStore, Credential, CredentialStore, JobCursor, JobFilter, JobPage, JobStore, PageRequest,
+    QuotaStore, RoomJobs, RoomStore, RuleStore, StoreError, MAX_JOB_FILES,
 };
 use roomrec_domain::quota::QuotaSettings;
 use roomrec_domain::record::{JobRecord, Lease};
@@ -56,6 +56,55 @@ const ROOMS_BY_APP: &str = "by_app";
 /// id contains '#'.
 fn account_key(account: &AccountId) -> String {
     format!("account#{account}")
+}
+
+/// The jobs table's index of each room's jobs in each state (template.yaml): partition
+/// [`ROOM_STATE`], sort [`CREATED`]; keys only, the items are then read from the table.
+const JOBS_BY_ROOM: &str = "jobs_by_room";
+/// The jobs table's index of each app's jobs in each state (template.yaml): partition
+/// [`APP_STATE`], sort [`CREATED`]; keys only.
+const JOBS_BY_APP: &str = "jobs_by_app";
+/// `{app_id}#{job_type}#{room_id}#{state}`: a room's jobs of one kind in one state.
+const ROOM_STATE: &str = "room_state";
+/// `{app_id}#{job_type}#{state}`: an app's jobs of one kind in one state.
+const APP_STATE: &str = "app_state";
+/// `{create_time}#{job_id}`: creation order (the time is RFC 3339 to the second, which sorts
+/// as it reads).
+const CREATED: &str = "created";
+/// Every job state; the indexes hold each in a partition of its own.
+const STATES: [JobState; 5] =
+    [JobState::Init, JobState::Running, JobState::Stopping, JobState::Stopped, JobState::Failed];
+/// The states of jobs that have not ended.
+const ACTIVE_STATES: [JobState; 3] = [JobState::Init, JobState::Running, JobState::Stopping];
+
+/// The jobs-index sort key of the job created at `cursor`'s time with its id.
+fn created(cursor: &JobCursor) -> String {
+    format!("{}#{}", cursor.create_time, cursor.job_id)
+}
+
+/// A room's partition of the jobs-by-room index.
+fn room_state(app_id: &AppId, kind: JobKind, room: &RoomId, state: JobState) -> String {
+    format!("{app_id}#{}#{room}#{}", kind.as_str(), state.as_str())
+}
+
+/// An app's partition of the jobs-by-app index.
+fn app_state(app_id: &AppId, kind: JobKind, state: JobState) -> String {
+    format!("{app_id}#{}#{}", kind.as_str(), state.as_str())
+}
+
+/// A job's file items are a partition of their own, `app_id` = `{app_id}#{job_id}` (no app
+/// id contains '#'), sorted `file#{start_time}#{hash}`: reading them costs what they do, not
+/// what the app's other jobs do.
+fn files_partition(app_id: &AppId, job_id: &JobId) -> String {
+    format!("{app_id}#{job_id}")
+}
+
+/// The sort key of a file item: ordered by the file's start, unique by its object key
+/// (hashed, as an object key may be as long as a sort key may be).
+fn file_sort_key(file: &RecordFile) -> String {
+    use sha2::Digest;
+    let hash = hex::encode(&sha2::Sha256::digest(file.obs_object.as_bytes())[..8]);
+    format!("file#{}#{hash}", file.start_time)
 }
 
 /// The active-jobs partition of `job_id`.
@@ -272,11 +321,16 @@ impl DynamoStore {
         }
     }
 
-    fn job_item(record: &JobRecord, version: u64) -> Result<Item, StoreError> {
-        let job = &record.job;
+    /// The item a job is stored as: never with its files, which are items of their own.
+    /// Public for tools that seed the table in bulk (the growth benchmark).
+    pub fn job_item(record: &JobRecord, version: u64) -> Result<Item, StoreError> {
+        let job = &Job { record_files: None, ..record.job.clone() };
         let mut item = item(
             job,
             &[
+                (ROOM_STATE, s(room_state(&job.app_id, job.kind(), &job.room_id, job.state))),
+                (APP_STATE, s(app_state(&job.app_id, job.kind(), job.state))),
+                (CREATED, s(created(&JobCursor::after(job)))),
                 ("app_id", s(job.app_id.as_str())),
                 ("job_id", s(job.job_id.as_str())),
                 ("version", n(version)),
@@ -549,12 +603,125 @@ impl RoomStore for DynamoStore {
     }
 }
 
+/// Which sort keys of one state's range of a jobs index to read.
+enum Range {
+    /// All of the state's.
+    All,
+    /// Those before the cursor, newest first (the next page).
+    Before(JobCursor),
+    /// Those at or after a creation time.
+    Since(roomrec_domain::time::Timestamp),
+}
+
+impl DynamoStore {
+    /// Up to `max` entries (keys) of `index` in partition `pk` within `range`, newest first,
+    /// following DynamoDB's pages.
+    async fn index_range(
+        &self,
+        (index, pk_name, pk): (&str, &str, String),
+        range: &Range,
+        max: usize,
+    ) -> Result<Vec<Item>, StoreError> {
+        let (condition, bound) = match range {
+            Range::All => ("#pk = :pk", None),
+            Range::Before(cursor) => ("#pk = :pk AND #sk < :bound", Some(created(cursor))),
+            Range::Since(time) => ("#pk = :pk AND #sk >= :bound", Some(time.to_string())),
+        };
+        let mut entries = Vec::new();
+        let mut start: Option<Item> = None;
+        while entries.len() < max {
+            let limit = i32::try_from(max - entries.len()).unwrap_or(i32::MAX);
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.tables.jobs)
+                .index_name(index)
+                .key_condition_expression(condition)
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(pk.as_str()))
+                .scan_index_forward(false)
+                .limit(limit)
+                .set_exclusive_start_key(start.take());
+            if let Some(bound) = &bound {
+                query =
+                    query.expression_attribute_names("#sk", CREATED).expression_attribute_values(":bound", s(bound));
+            }
+            let out = query.send().await.map_err(backend)?;
+            entries.extend(out.items.unwrap_or_default());
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => break,
+            }
+        }
+        entries.truncate(max);
+        Ok(entries)
+    }
+
+    /// The jobs the index `entries` name, read whole from the table (strongly consistent) and
+    /// kept in the entries' order; a job deleted since is left out.
+    async fn jobs_of(&self, entries: &[Item]) -> Result<Vec<Job>, StoreError> {
+        let key_of = |i: &Item| Some((i.get("app_id")?.as_s().ok()?.clone(), i.get("job_id")?.as_s().ok()?.clone()));
+        let keys: Vec<(String, String)> = entries.iter().filter_map(key_of).collect();
+        let requests = keys.iter().map(|(app, job)| key(&[("app_id", app), ("job_id", job)])).collect();
+        let mut found: HashMap<String, Job> = HashMap::new();
+        for item in batch_get(&self.client, &self.tables.jobs, requests).await? {
+            let job = Self::job_from(&item)?.job;
+            found.insert(job.job_id.to_string(), job);
+        }
+        Ok(keys.iter().filter_map(|(_, job)| found.remove(job)).collect())
+    }
+
+    /// The job's file items, oldest first, at most [`MAX_JOB_FILES`].
+    async fn files(&self, app_id: &AppId, job_id: &JobId) -> Result<Vec<RecordFile>, StoreError> {
+        let mut files = Vec::new();
+        let mut start: Option<Item> = None;
+        while files.len() < MAX_JOB_FILES {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.tables.jobs)
+                .key_condition_expression("app_id = :files")
+                .expression_attribute_values(":files", s(files_partition(app_id, job_id)))
+                .limit(i32::try_from(MAX_JOB_FILES - files.len()).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in out.items.unwrap_or_default() {
+                files.push(doc(&item)?);
+            }
+            match out.last_evaluated_key {
+                Some(next) if !next.is_empty() => start = Some(next),
+                _ => break,
+            }
+        }
+        Ok(files)
+    }
+
+    /// The index and partition a listing of `filter` reads for `state`.
+    fn listing_partition(app_id: &AppId, filter: &JobFilter, state: JobState) -> (&'static str, &'static str, String) {
+        match &filter.room_id {
+            Some(room) => (JOBS_BY_ROOM, ROOM_STATE, room_state(app_id, filter.kind, room, state)),
+            None => (JOBS_BY_APP, APP_STATE, app_state(app_id, filter.kind, state)),
+        }
+    }
+}
+
+/// An index entry's sort key, `{create_time}#{job_id}`: newest first sorts it descending.
+fn entry_time(entry: &Item) -> &str {
+    entry.get(CREATED).and_then(|v| v.as_s().ok()).map_or("", String::as_str)
+}
+
 #[async_trait]
 impl JobStore for DynamoStore {
     async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
         let found =
             self.get(&self.tables.jobs, key(&[("app_id", app_id.as_str()), ("job_id", job_id.as_str())])).await?;
-        found.map(|i| Self::job_from(&i)).transpose()
+        let Some(mut record) = found.map(|i| Self::job_from(&i)).transpose()? else { return Ok(None) };
+        let files = self.files(app_id, job_id).await?;
+        record.job.record_files = (!files.is_empty()).then_some(files);
+        Ok(Some(record))
     }
 
     async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<JobRecord>, StoreError> {
@@ -562,18 +729,49 @@ impl JobStore for DynamoStore {
         batch_get(&self.client, &self.tables.jobs, keys).await?.iter().map(Self::job_from).collect()
     }
 
-    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
-        let items = self.query(&self.tables.jobs, None, "app_id", app_id.as_str()).await?;
-        let wanted_type = filter.kind.as_str();
-        let attr = |i: &Item, name: &str| i.get(name).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-        let mut jobs = items
-            .iter()
-            .filter(|i| attr(i, "job_type") == wanted_type)
-            .filter(|i| filter.room_id.as_ref().is_none_or(|r| attr(i, "room_id") == r.as_str()))
-            .filter(|i| filter.state.is_none_or(|st| attr(i, "state") == st.as_str()))
-            .map(|item| Self::job_from(item).map(|record| record.job))
-            .collect::<Result<Vec<Job>, _>>()?;
-        jobs.sort_by(|a, b| b.create_time.cmp(&a.create_time).then_with(|| a.job_id.cmp(&b.job_id)));
+    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter, page: &PageRequest) -> Result<JobPage, StoreError> {
+        let range = page.after.clone().map_or(Range::All, Range::Before);
+        // Each state's newest offset + limit + 1 entries hold the page and say if there is more.
+        let wanted = page.offset + page.limit + 1;
+        let mut entries = Vec::new();
+        for state in filter.state.map_or(STATES.to_vec(), |state| vec![state]) {
+            entries.extend(self.index_range(Self::listing_partition(app_id, filter, state), &range, wanted).await?);
+        }
+        entries.sort_by(|a, b| entry_time(b).cmp(entry_time(a)));
+        let more = entries.len() > page.offset + page.limit;
+        let shown: Vec<Item> = entries.into_iter().skip(page.offset).take(page.limit).collect();
+        let next = more.then(|| shown.last().map(entry_time)).flatten().and_then(|last| {
+            let (time, job_id) = last.split_once('#')?;
+            let time = serde_json::from_value(serde_json::Value::String(time.to_owned())).ok()?;
+            Some(JobCursor { create_time: time, job_id: JobId::parse(job_id)? })
+        });
+        // The index lags the table a moment; the items read now say the state.
+        let mut jobs = self.jobs_of(&shown).await?;
+        jobs.retain(|job| filter.state.is_none_or(|state| job.state == state));
+        Ok(JobPage { jobs, next })
+    }
+
+    async fn room_jobs(
+        &self,
+        app_id: &AppId,
+        kind: JobKind,
+        room: &RoomId,
+        which: RoomJobs,
+    ) -> Result<Vec<Job>, StoreError> {
+        let (states, range) = match which {
+            RoomJobs::Active => (&ACTIVE_STATES[..], Range::All),
+            RoomJobs::Since(time) => (&STATES[..], Range::Since(time)),
+        };
+        let mut entries = Vec::new();
+        for &state in states {
+            let partition = (JOBS_BY_ROOM, ROOM_STATE, room_state(app_id, kind, room, state));
+            entries.extend(self.index_range(partition, &range, usize::MAX).await?);
+        }
+        let mut jobs = self.jobs_of(&entries).await?;
+        jobs.retain(|job| match which {
+            RoomJobs::Active => job.is_active(),
+            RoomJobs::Since(time) => job.create_time >= time,
+        });
         Ok(jobs)
     }
 
@@ -591,6 +789,11 @@ impl JobStore for DynamoStore {
     }
 
     async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError> {
+        let (app_id, job_id) = (&record.job.app_id, &record.job.job_id);
+        for file in &record.new_files {
+            let keys = [("app_id", s(files_partition(app_id, job_id))), ("job_id", s(file_sort_key(file)))];
+            self.put(&self.tables.jobs, item(file, &keys)?).await?;
+        }
         self.client
             .put_item()
             .table_name(&self.tables.jobs)

@@ -80,13 +80,9 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         _ => bail!(
-<<<<<<< HEAD
             "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] \
              | set-quotas --account NAME [--active-jobs N] [--mix-participants N] [--waiting-jobs N] \
-             | seed-fixtures | sweep [--every SECONDS]"
-=======
-            "usage: roomrec-admin create-credential --account NAME [--key-id K --secret S] | seed-fixtures [--local] | sweep [--every SECONDS]"
->>>>>>> ce4a411b68d9fa65b601486a91d9f2aee1cafa74
+             | seed-fixtures [--local] | sweep [--every SECONDS]"
         ),
     }
     Ok(())

@@ -194,7 +194,10 @@ fn individual_jobs_fresh_stopped_audio_only_and_from_jocloud_fit_their_schema() 
         params.is_record_video = false;
     }
     assert_fits("IndividualJob", &serde_json::to_value(&full).unwrap());
-    assert_fits("IndividualJobList", &json!({ "total": 2, "jobs": [fresh, full] }));
+    assert_fits(
+        "IndividualJobList",
+        &json!({ "jobs": [fresh, full], "next_token": "1618993773-0123456789abcdef0123456789abcdef" }),
+    );
 }
 
 #[test]

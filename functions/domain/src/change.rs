@@ -58,6 +58,7 @@ where
         match store.save_job(&record).await {
             Ok(()) => {
                 record.version += 1;
+                record.new_files.clear();
                 return Ok(record);
             }
             Err(StoreError::Conflict) => continue,

@@ -40,6 +40,61 @@ pub struct JobFilter {
     pub state: Option<JobState>,
 }
 
+/// Which page of a listing: `limit` jobs, after skipping `offset`, from where `after` left off.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageRequest {
+    pub after: Option<JobCursor>,
+    pub offset: usize,
+    pub limit: usize,
+}
+
+/// Where a job listing (newest first) resumes: after the job created at `create_time` with
+/// `job_id`, so a page costs the same however deep it is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct JobCursor {
+    pub create_time: Timestamp,
+    pub job_id: JobId,
+}
+
+impl JobCursor {
+    /// Where a listing resumes after `job`.
+    pub fn after(job: &Job) -> Self {
+        Self { create_time: job.create_time, job_id: job.job_id.clone() }
+    }
+
+    /// The cursor as the API's `next_token`: `{unix seconds}-{job_id}`.
+    pub fn token(&self) -> String {
+        format!("{}-{}", self.create_time.as_datetime().timestamp(), self.job_id)
+    }
+
+    /// A `next_token` read back; `None` if it is not one.
+    pub fn parse(token: &str) -> Option<Self> {
+        let (secs, job_id) = token.split_once('-')?;
+        let secs = secs.parse::<i64>().ok().filter(|s| *s >= 0)?;
+        let create_time = Timestamp::at(chrono::DateTime::from_timestamp(secs, 0)?);
+        Some(Self { create_time, job_id: JobId::parse(job_id)? })
+    }
+}
+
+/// One page of a job listing, and where the next one starts if there are more.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobPage {
+    pub jobs: Vec<Job>,
+    pub next: Option<JobCursor>,
+}
+
+/// Which jobs of a room [`JobStore::room_jobs`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RoomJobs {
+    /// Those that have not ended (INIT, RUNNING, STOPPING).
+    Active,
+    /// Those created at or after this time, in any state.
+    Since(Timestamp),
+}
+
+/// Most files [`JobStore::get_job`] reads with a job (its oldest).
+pub const MAX_JOB_FILES: usize = 1000;
+
 /// The message that wakes a worker for a job. The job store's lease, not the message, says
 /// who records it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,16 +203,31 @@ pub trait RoomStore: Send + Sync {
 /// Recording jobs: the API's view and the stored record with its version and lease.
 #[async_trait]
 pub trait JobStore: Send + Sync {
-    /// A job of an app, as stored.
+    /// A job of an app, as stored, with its files (items of their own: the oldest
+    /// [`MAX_JOB_FILES`]) in `job.record_files`.
     async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<JobRecord>, StoreError>;
-    /// The jobs of these (app, job) ids that exist, as stored, in no particular order, read
-    /// together.
+    /// The jobs of these (app, job) ids that exist, as stored but without their files, in no
+    /// particular order, read together.
     async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<JobRecord>, StoreError>;
-    /// Jobs of an app matching `filter`, newest first.
-    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError>;
+    /// One page of an app's jobs matching `filter`, newest first (ties by job id, highest
+    /// first), without their files; read through an index, so a page costs the same however
+    /// many jobs the app has.
+    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter, page: &PageRequest) -> Result<JobPage, StoreError>;
+    /// Every job of `kind` in a room that `which` picks, in no particular order, without
+    /// their files; read through an index, so it costs what those jobs do, not what the app's
+    /// other jobs do.
+    async fn room_jobs(
+        &self,
+        app_id: &AppId,
+        kind: JobKind,
+        room: &RoomId,
+        which: RoomJobs,
+    ) -> Result<Vec<Job>, StoreError>;
     /// Saves a new job of `account` at version 1; `Conflict` if the id exists.
     async fn create_job(&self, account: &AccountId, job: &Job) -> Result<(), StoreError>;
-    /// Saves a changed record if its stored version is still `record.version`; bumps the version.
+    /// Saves a changed record if its stored version is still `record.version`; bumps the
+    /// version. Its `new_files` are stored first, each as an item of its own (a file whose
+    /// job write then loses is still a file the job made).
     async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError>;
     /// Deletes a job (used to undo a create whose enqueue failed).
     async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError>;

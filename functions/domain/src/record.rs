@@ -26,6 +26,10 @@ pub struct JobRecord {
     /// The account whose quotas the job counts against; `None` for jobs stored before
     /// quotas existed, which count against none.
     pub account: Option<AccountId>,
+    /// Files completed by changes not saved yet: the store writes each as an item of its own
+    /// with the next save (never into the job's item, which must not grow with them), and
+    /// `job.record_files` lists them meanwhile.
+    pub new_files: Vec<RecordFile>,
 }
 
 /// Who holds a job and until when (milliseconds since the epoch), and which claim of the job
@@ -104,7 +108,7 @@ fn millis(duration: Duration) -> i64 {
 impl JobRecord {
     /// A job never stored, with no lease and nothing uploading.
     pub fn new(job: Job) -> Self {
-        Self { job, version: 0, lease: None, open_uploads: Vec::new(), account: None }
+        Self { job, version: 0, lease: None, open_uploads: Vec::new(), account: None, new_files: Vec::new() }
     }
 
     /// Takes the job for `worker` until `now + lease`. INIT becomes RUNNING; a RUNNING or
@@ -140,12 +144,13 @@ impl JobRecord {
     }
 
     /// The upload of `key` has ended: it is no longer open, and `file` (if it became one) is
-    /// among the job's files, once, however often this is applied.
+    /// among the job's files, once, however often this is applied; the next save stores it.
     pub fn close_upload(&mut self, key: &str, file: Option<&RecordFile>) {
         self.open_uploads.retain(|u| u.key != key);
         let files = self.job.record_files.get_or_insert_with(Vec::new);
         if let Some(file) = file.filter(|f| !files.iter().any(|known| known.obs_object == f.obs_object)) {
             files.push(file.clone());
+            self.new_files.push(file.clone());
         }
     }
 
@@ -320,7 +325,8 @@ mod tests {
         job.close_upload("rec.mp4", Some(&file));
         job.close_upload("rec.mp4", Some(&file));
         assert!(job.open_uploads.is_empty());
-        assert_eq!(job.job.record_files, Some(vec![file]));
+        assert_eq!(job.job.record_files, Some(vec![file.clone()]));
+        assert_eq!(job.new_files, vec![file], "stored once, with the next save");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use lambda_http::Request;
 use roomrec_domain::job::JobKind;
 use roomrec_domain::usecases::{JobEvents, Jobs, OwnedApp};
 
-use crate::{job_filter, job_list, json, path, route_key, ApiError, ApiResult};
+use crate::{job_filter, job_list, job_page, json, path, route_key, ApiError, ApiResult};
 
 /// Answers a route of `kind`'s collection that every job kind has.
 pub async fn job_routes(jobs: &Jobs, events: &JobEvents, kind: JobKind, app: &OwnedApp, req: &Request) -> ApiResult {
@@ -17,7 +17,7 @@ pub async fn job_routes(jobs: &Jobs, events: &JobEvents, kind: JobKind, app: &Ow
         return Err(ApiError::unknown_route());
     };
     match (method, rest) {
-        ("GET", "") => job_list(req, jobs.list(app, &job_filter(req, kind)?).await?),
+        ("GET", "") => job_list(jobs.list(app, &job_filter(req, kind)?, &job_page(req)?).await?),
         ("GET", "/{job_id}") => json(200, &jobs.get(app, kind, path(req, "job_id")?).await?),
         ("POST", "/{job_id}/stop") => json(200, &jobs.stop(app, kind, path(req, "job_id")?).await?),
         ("GET", "/{job_id}/events") => {

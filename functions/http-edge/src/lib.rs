@@ -15,8 +15,8 @@ use base64::Engine;
 use lambda_http::request::RequestContext;
 use lambda_http::{Body, Request, RequestExt, Response};
 use roomrec_domain::ids::{AccountId, RoomId};
-use roomrec_domain::job::{Job, JobKind, JobState};
-use roomrec_domain::ports::JobFilter;
+use roomrec_domain::job::{JobKind, JobState};
+use roomrec_domain::ports::{JobCursor, JobFilter, JobPage, PageRequest};
 use roomrec_domain::usecases::{Access, OwnedApp};
 use roomrec_domain::Invalid;
 use serde::de::DeserializeOwned;
@@ -223,6 +223,8 @@ where
 pub const MAX_PAGE: usize = 100;
 /// Page size when `limit` is not given.
 pub const DEFAULT_PAGE: usize = 20;
+/// Most jobs `offset` may skip: each skipped job is read, so deeper pages use `next_token`.
+pub const MAX_OFFSET: usize = 1000;
 
 /// The listing filter of `kind` from the query string (`room_id`, `state`).
 pub fn job_filter(req: &Request, kind: JobKind) -> Result<JobFilter, ApiError> {
@@ -231,8 +233,8 @@ pub fn job_filter(req: &Request, kind: JobKind) -> Result<JobFilter, ApiError> {
     Ok(JobFilter { kind, room_id, state })
 }
 
-/// One page of `jobs` (query `offset`, `limit`), with the total count.
-pub fn job_list(req: &Request, jobs: Vec<Job>) -> ApiResult {
+/// Which page a listing asks for (query `next_token`, `offset`, `limit`).
+pub fn job_page(req: &Request) -> Result<PageRequest, ApiError> {
     let number = |name: &'static str, default: usize, max: usize| -> Result<usize, ApiError> {
         match query(req, name) {
             None => Ok(default),
@@ -243,11 +245,23 @@ pub fn job_list(req: &Request, jobs: Vec<Job>) -> ApiResult {
                 .ok_or_else(|| Invalid::new(name, format!("must be a whole number from 0 to {max}")).into()),
         }
     };
-    let offset = number("offset", 0, usize::MAX)?;
-    let limit = number("limit", DEFAULT_PAGE, MAX_PAGE)?;
-    let total = jobs.len();
-    let page: Vec<Job> = jobs.into_iter().skip(offset).take(limit).collect();
-    json(200, &serde_json::json!({ "total": total, "jobs": page }))
+    let after = match query(req, "next_token") {
+        None => None,
+        Some(token) => Some(
+            JobCursor::parse(&token)
+                .ok_or_else(|| Invalid::new("next_token", "must be a next_token a listing returned"))?,
+        ),
+    };
+    Ok(PageRequest { after, offset: number("offset", 0, MAX_OFFSET)?, limit: number("limit", DEFAULT_PAGE, MAX_PAGE)? })
+}
+
+/// A page of jobs, with the `next_token` that continues the listing while there are more.
+pub fn job_list(page: JobPage) -> ApiResult {
+    let mut body = serde_json::json!({ "jobs": page.jobs });
+    if let Some(next) = page.next {
+        body["next_token"] = serde_json::Value::String(next.token());
+    }
+    json(200, &body)
 }
 
 /// The `main` of an API function: tracing, the use cases wired from the environment once,

@@ -1,6 +1,8 @@
 use std::time::Duration;
 
-use roomrec_tests::publish;
+use roomrec_domain::ids::{AppId, JobId};
+use roomrec_domain::ports::JobStore;
+use roomrec_tests::{publish, store};
 use serde_json::json;
 
 use crate::support::{download, duration, objects, probe, Setup};
@@ -56,6 +58,11 @@ async fn a_pause_shorter_than_the_merge_window_continues_the_file_and_a_longer_o
     let stored = objects(&setup.bucket, &setup.prefix).await;
     let playlists: Vec<_> = stored.iter().filter(|(k, _)| k.ends_with(".m3u8")).collect();
     assert_eq!(playlists.len(), 2, "{stored:?}");
+    let listed = setup.job(&job).await["record_files"].as_array().map(Vec::len);
+    assert_eq!(listed, Some(4), "the job lists its two HLS and two MP4 files");
+    let key = (AppId::parse(&setup.app).unwrap(), JobId::parse(&job).unwrap());
+    let item = store().await.get_jobs(&[key]).await.unwrap();
+    assert_eq!(item[0].job.record_files, None, "the job's own item holds none of them: they are items of their own");
 }
 
 #[tokio::test]

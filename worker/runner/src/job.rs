@@ -572,9 +572,17 @@ impl JobTask {
             self.ctx.update(&self.record, &held, renew).await
         } else {
             match self.watch.latest() {
-                // Read before our own last write: ours is newer.
-                Seen::Found(job) if job.version < self.record.version => return,
-                Seen::Found(job) if job.holds(&held) => Ok(*job),
+                // Read before our own last write, or our own last write: ours is as new.
+                Seen::Found(job) if job.version <= self.record.version => return,
+                // Someone else wrote (a stop, a layout, a handed-over file closed): the board
+                // reads no files, so the job is read whole.
+                Seen::Found(job) if job.holds(&held) => {
+                    match self.ctx.store.get_job(&job.job.app_id, &job.job.job_id).await {
+                        Ok(Some(record)) if record.holds(&held) => Ok(record),
+                        Ok(_) => Err(JobWriteError::Gone),
+                        Err(err) => Err(JobWriteError::Store(err)),
+                    }
+                }
                 Seen::Found(_) | Seen::Gone => Err(JobWriteError::Gone),
                 Seen::Failed(why) => {
                     tracing::warn!(job_id = %self.record.job.job_id, error = %why, "reading the job failed; will retry");

@@ -1,7 +1,7 @@
 //! [`MemStore`]: every entity store in memory, with DynamoStore's conditions.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -10,11 +10,11 @@ use crate::app::App;
 use crate::callback::RecordCallback;
 use crate::error::StoreError;
 use crate::ids::{AccountId, AppId, JobId, KeyId, RecordId, ResId, RoomId, RuleId, UserId};
-use crate::job::Job;
+use crate::job::{Job, JobKind, JobState, RecordFile};
 use crate::jocloud::{Recording, Reservation};
 use crate::ports::{
-    AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, QuotaStore, RecordingStore, RoomStore,
-    RuleStore,
+    AppStore, CallbackStore, Credential, CredentialStore, JobCursor, JobFilter, JobPage, JobStore, PageRequest,
+    QuotaStore, RecordingStore, RoomJobs, RoomStore, RuleStore, MAX_JOB_FILES,
 };
 use crate::quota::QuotaSettings;
 use crate::record::JobRecord;
@@ -34,7 +34,10 @@ struct Tables {
     callbacks: HashMap<AppId, RecordCallback>,
     streams: HashMap<(AppId, RoomId), Vec<RoomStream>>,
     rooms: HashMap<(AppId, RoomId), Room>,
+    /// Job items: never with their files, which are [`files`](Self::files).
     jobs: BTreeMap<(AppId, JobId), JobRecord>,
+    /// Each job's file items, in the order they were stored.
+    files: HashMap<(AppId, JobId), Vec<RecordFile>>,
     reservations: HashMap<(AppId, ResId), Reservation>,
     recordings: HashMap<(AppId, RecordId), Recording>,
     quotas: HashMap<AccountId, QuotaSettings>,
@@ -52,6 +55,19 @@ pub struct MemStore {
     /// callback or stream.
     write_races: Mutex<Vec<WriteRace>>,
     down: AtomicBool,
+    /// Job items and index entries read by listings and room reads, as DynamoDB would read them.
+    job_items_read: AtomicUsize,
+}
+
+/// Every job state, in the order the jobs index sorts them (by name).
+const STATES: [JobState; 5] =
+    [JobState::Failed, JobState::Init, JobState::Running, JobState::Stopped, JobState::Stopping];
+/// The states of jobs that have not ended.
+const ACTIVE: [JobState; 3] = [JobState::Init, JobState::Running, JobState::Stopping];
+
+/// What the jobs indexes order a job by within one state: newest first, then job id, highest first.
+fn index_order(job: &Job) -> std::cmp::Reverse<JobCursor> {
+    std::cmp::Reverse(JobCursor::after(job))
 }
 
 impl MemStore {
@@ -79,9 +95,19 @@ impl MemStore {
         self.down.store(down, Ordering::SeqCst);
     }
 
-    /// The stored record of a job, as a worker would read it.
+    /// The stored record of a job with its files, as a worker would read it.
     pub fn job(&self, app_id: &AppId, job_id: &JobId) -> Option<JobRecord> {
-        self.tables.lock().unwrap().jobs.get(&(app_id.clone(), job_id.clone())).cloned()
+        self.tables.lock().unwrap().with_files(app_id, job_id)
+    }
+
+    /// How many job items (and index entries) listings and room reads have read so far: what
+    /// their cost grows with.
+    pub fn job_items_read(&self) -> usize {
+        self.job_items_read.load(Ordering::SeqCst)
+    }
+
+    fn read(&self, items: usize) {
+        self.job_items_read.fetch_add(items, Ordering::SeqCst);
     }
 
     /// How many jobs are stored.
@@ -89,10 +115,13 @@ impl MemStore {
         self.tables.lock().unwrap().jobs.len()
     }
 
-    /// Puts a record as it is (a worker's write, say), bumping nothing.
+    /// Puts a record as it is (a worker's write, say), bumping nothing; its files become
+    /// items of their own.
     pub fn put_job_record(&self, record: JobRecord) {
+        let mut tables = self.tables.lock().unwrap();
         let key = (record.job.app_id.clone(), record.job.job_id.clone());
-        self.tables.lock().unwrap().jobs.insert(key, record);
+        tables.add_files(&key, record.job.record_files.clone().unwrap_or_default());
+        tables.put_job(record);
     }
 
     fn open(&self) -> Result<std::sync::MutexGuard<'_, Tables>, StoreError> {
@@ -100,6 +129,50 @@ impl MemStore {
             return Err(StoreError::Backend("the in-memory store is down".into()));
         }
         Ok(self.tables.lock().unwrap())
+    }
+}
+
+impl Tables {
+    /// A job item with its file items, as `get_job` reads them.
+    fn with_files(&self, app_id: &AppId, job_id: &JobId) -> Option<JobRecord> {
+        let key = (app_id.clone(), job_id.clone());
+        let mut record = self.jobs.get(&key)?.clone();
+        let files = self.files.get(&key).map(|f| f[..f.len().min(MAX_JOB_FILES)].to_vec()).unwrap_or_default();
+        record.job.record_files = (!files.is_empty()).then_some(files);
+        Some(record)
+    }
+
+    /// Adds file items to a job's, once each.
+    fn add_files(&mut self, key: &(AppId, JobId), files: impl IntoIterator<Item = RecordFile>) {
+        let stored = self.files.entry(key.clone()).or_default();
+        for file in files {
+            if !stored.iter().any(|known| known.obs_object == file.obs_object) {
+                stored.push(file);
+            }
+        }
+    }
+
+    /// Stores a record as `save_job` does: its new files as items of their own, the job item
+    /// without any.
+    fn put_job(&mut self, mut record: JobRecord) {
+        let key = (record.job.app_id.clone(), record.job.job_id.clone());
+        self.add_files(&key, std::mem::take(&mut record.new_files));
+        record.job.record_files = None;
+        self.jobs.insert(key, record);
+    }
+
+    /// The index entries of `app_id`'s jobs of `kind` (in `room`, if given) in `state` that
+    /// come after `after`, in index order, as the jobs indexes hold them.
+    fn index(&self, app_id: &AppId, kind: JobKind, room: Option<&RoomId>, state: JobState) -> Vec<&Job> {
+        let mut entries: Vec<&Job> = self
+            .jobs
+            .values()
+            .map(|record| &record.job)
+            .filter(|job| job.app_id == *app_id && job.kind() == kind && job.state == state)
+            .filter(|job| room.is_none_or(|room| job.room_id == *room))
+            .collect();
+        entries.sort_by_key(|job| index_order(job));
+        entries
     }
 }
 
@@ -297,24 +370,50 @@ impl RoomStore for MemStore {
 #[async_trait]
 impl JobStore for MemStore {
     async fn get_job(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<JobRecord>, StoreError> {
-        Ok(self.open()?.jobs.get(&(app_id.clone(), job_id.clone())).cloned())
+        Ok(self.open()?.with_files(app_id, job_id))
     }
     async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<JobRecord>, StoreError> {
         let tables = self.open()?;
         Ok(jobs.iter().filter_map(|key| tables.jobs.get(key)).cloned().collect())
     }
-    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter) -> Result<Vec<Job>, StoreError> {
+    async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter, page: &PageRequest) -> Result<JobPage, StoreError> {
         let tables = self.open()?;
-        let mut jobs: Vec<Job> = tables
-            .jobs
-            .values()
-            .map(|record| &record.job)
-            .filter(|job| job.app_id == *app_id && job.kind() == filter.kind)
-            .filter(|job| filter.room_id.as_ref().is_none_or(|room| job.room_id == *room))
-            .filter(|job| filter.state.is_none_or(|state| job.state == state))
-            .cloned()
-            .collect();
-        jobs.sort_by(|a, b| b.create_time.cmp(&a.create_time).then_with(|| a.job_id.cmp(&b.job_id)));
+        let states = filter.state.map_or(STATES.to_vec(), |state| vec![state]);
+        // As DynamoStore: up to offset + limit + 1 entries of each state's range, merged.
+        let wanted = page.offset + page.limit + 1;
+        let mut entries = Vec::new();
+        for state in states {
+            let after = |job: &&Job| page.after.as_ref().is_none_or(|after| JobCursor::after(job) < *after);
+            let range = tables.index(app_id, filter.kind, filter.room_id.as_ref(), state);
+            entries.extend(range.into_iter().filter(after).take(wanted));
+        }
+        self.read(entries.len());
+        entries.sort_by_key(|job| index_order(job));
+        let more = entries.len() > page.offset + page.limit;
+        let jobs: Vec<Job> = entries.into_iter().skip(page.offset).take(page.limit).cloned().collect();
+        self.read(jobs.len());
+        let next = if more { jobs.last().map(JobCursor::after) } else { None };
+        Ok(JobPage { jobs, next })
+    }
+    async fn room_jobs(
+        &self,
+        app_id: &AppId,
+        kind: JobKind,
+        room: &RoomId,
+        which: RoomJobs,
+    ) -> Result<Vec<Job>, StoreError> {
+        let tables = self.open()?;
+        let (states, since) = match which {
+            RoomJobs::Active => (&ACTIVE[..], None),
+            RoomJobs::Since(time) => (&STATES[..], Some(time)),
+        };
+        let mut jobs = Vec::new();
+        for &state in states {
+            let range = tables.index(app_id, kind, Some(room), state);
+            jobs.extend(range.into_iter().filter(|job| since.is_none_or(|since| job.create_time >= since)).cloned());
+        }
+        // The index entries, then the items they name.
+        self.read(jobs.len() * 2);
         Ok(jobs)
     }
     async fn create_job(&self, account: &AccountId, job: &Job) -> Result<(), StoreError> {
@@ -323,14 +422,18 @@ impl JobStore for MemStore {
         if tables.jobs.contains_key(&key) {
             return Err(StoreError::Conflict);
         }
-        let record = JobRecord { version: 1, account: Some(account.clone()), ..JobRecord::new(job.clone()) };
-        tables.jobs.insert(key, record);
+        tables.put_job(JobRecord { version: 1, account: Some(account.clone()), ..JobRecord::new(job.clone()) });
         Ok(())
     }
     async fn save_job(&self, record: &JobRecord) -> Result<(), StoreError> {
         let race = self.races.lock().unwrap().pop();
         let mut tables = self.open()?;
         let key = (record.job.app_id.clone(), record.job.job_id.clone());
+        if !tables.jobs.contains_key(&key) {
+            return Err(StoreError::Conflict);
+        }
+        // The files first, as DynamoStore writes them: they stay even if the job write loses.
+        tables.add_files(&key, record.new_files.iter().cloned());
         let stored = tables.jobs.get_mut(&key).ok_or(StoreError::Conflict)?;
         if let Some(race) = race {
             race(stored);
@@ -339,11 +442,13 @@ impl JobStore for MemStore {
         if stored.version != record.version {
             return Err(StoreError::Conflict);
         }
-        *stored = JobRecord { version: record.version + 1, ..record.clone() };
+        tables.put_job(JobRecord { version: record.version + 1, ..record.clone() });
         Ok(())
     }
     async fn delete_job(&self, app_id: &AppId, job_id: &JobId) -> Result<(), StoreError> {
-        self.open()?.jobs.remove(&(app_id.clone(), job_id.clone()));
+        let mut tables = self.open()?;
+        tables.jobs.remove(&(app_id.clone(), job_id.clone()));
+        tables.files.remove(&(app_id.clone(), job_id.clone()));
         Ok(())
     }
     async fn active_jobs(&self) -> Result<Vec<JobRecord>, StoreError> {

@@ -8,7 +8,10 @@ use crate::clock::{Clock, Random};
 use crate::error::{StoreError, UseCaseError};
 use crate::ids::{AccountId, AppId, JobId};
 use crate::job::{IndividualJobRequest, Job, JobKind, MixJobRequest, MixUpdateRequest, StopOutcome, UpdateError};
-use crate::ports::{AppStore, JobFilter, JobMessage, JobQueue, JobStore, QuotaStore, RoomStore, RuleStore};
+use crate::ports::{
+    AppStore, JobFilter, JobMessage, JobPage, JobQueue, JobStore, PageRequest, QuotaStore, RoomJobs, RoomStore,
+    RuleStore,
+};
 use crate::quota::{waits_for_source, Quota, Quotas};
 use crate::record::JobRecord;
 
@@ -132,9 +135,9 @@ impl Jobs {
         Ok(record)
     }
 
-    /// Jobs of an app matching `filter`, newest first.
-    pub async fn list(&self, app: &OwnedApp, filter: &JobFilter) -> Result<Vec<Job>, UseCaseError> {
-        Ok(self.jobs.list_jobs(app.id(), filter).await?)
+    /// One page of the app's jobs matching `filter`, newest first, without their files.
+    pub async fn list(&self, app: &OwnedApp, filter: &JobFilter, page: &PageRequest) -> Result<JobPage, UseCaseError> {
+        Ok(self.jobs.list_jobs(app.id(), filter, page).await?)
     }
 
     /// Stops a job; idempotent. A job no worker claimed stops at once, a running one goes to
@@ -202,18 +205,19 @@ impl Jobs {
         }
     }
 
-    /// The app's jobs of `kind` in a room, for what a join starts.
+    /// The app's jobs of `kind` in a room that `which` picks, without their files, for what
+    /// a join starts.
     pub(crate) async fn in_room(
         &self,
         app_id: &AppId,
         kind: JobKind,
         room_id: &crate::ids::RoomId,
+        which: RoomJobs,
     ) -> Result<Vec<Job>, StoreError> {
-        let filter = JobFilter { kind, room_id: Some(room_id.clone()), state: None };
-        self.jobs.list_jobs(app_id, &filter).await
+        self.jobs.room_jobs(app_id, kind, room_id, which).await
     }
 
-    /// A job by id, whatever its kind, as stored.
+    /// A job by id, whatever its kind, as stored, with its files.
     pub(crate) async fn find(&self, app_id: &AppId, job_id: &JobId) -> Result<Option<Job>, StoreError> {
         Ok(self.jobs.get_job(app_id, job_id).await?.map(|record| record.job))
     }

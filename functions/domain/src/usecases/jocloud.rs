@@ -13,7 +13,7 @@ use crate::jocloud::{
     StartPlan, StartRecordRequest, StreamType, UpdateMixRecordRequest,
 };
 use crate::naming::download_url;
-use crate::ports::{RecordingStore, RoomStore, RuleStore};
+use crate::ports::{RecordingStore, RoomJobs, RoomStore, RuleStore};
 use crate::room::RoomStream;
 use crate::time::Timestamp;
 
@@ -247,19 +247,17 @@ impl Jocloud {
         Ok(recording)
     }
 
-    /// The recording's jobs, oldest first.
+    /// The recording's jobs with their files, oldest first: the room's jobs since the
+    /// recording began (through the jobs index, never the app's others), each read whole.
     async fn recording_jobs(&self, recording: &Recording) -> Result<Vec<Job>, UseCaseError> {
         if let Some(job_id) = &recording.mix_job_id {
             return Ok(self.ports.jobs.find(&recording.app_id, job_id).await?.into_iter().collect());
         }
-        let mut jobs: Vec<Job> = self
-            .ports
-            .jobs
-            .in_room(&recording.app_id, JobKind::Individual, &recording.room_id)
-            .await?
-            .into_iter()
-            .filter(|j| j.jocloud.as_ref().is_some_and(|tag| tag.recordid == recording.recordid))
-            .collect();
+        let since = RoomJobs::Since(recording.create_time);
+        let listed = self.ports.jobs.in_room(&recording.app_id, JobKind::Individual, &recording.room_id, since).await?;
+        let ours = listed.iter().filter(|j| j.jocloud.as_ref().is_some_and(|tag| tag.recordid == recording.recordid));
+        let reads = ours.map(|job| self.ports.jobs.find(&recording.app_id, &job.job_id));
+        let mut jobs: Vec<Job> = futures::future::try_join_all(reads).await?.into_iter().flatten().collect();
         jobs.sort_by(|a, b| a.create_time.cmp(&b.create_time).then_with(|| a.job_id.cmp(&b.job_id)));
         Ok(jobs)
     }

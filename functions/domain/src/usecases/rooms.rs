@@ -8,7 +8,7 @@ use crate::clock::{Clock, Random};
 use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
 use crate::ids::{AppId, RoomId, UserId};
 use crate::job::JobKind;
-use crate::ports::{AppStore, RoomStore, RuleStore};
+use crate::ports::{AppStore, RoomJobs, RoomStore, RuleStore};
 use crate::reach::StreamPolicy;
 use crate::room::{Room, RoomStream, StreamRequest, VideoType};
 use crate::url::{StreamUrl, StreamUrlTemplate};
@@ -196,7 +196,7 @@ impl Rooms {
     async fn auto_record(&self, app_id: &AppId, stream: &RoomStream, room: &Room) -> Result<(), UseCaseError> {
         let rules = self.ports.rules.list_rules(app_id).await?;
         let Some(rule) = auto_record::rule_for(&rules, room) else { return Ok(()) };
-        let room_jobs = self.ports.jobs.in_room(app_id, JobKind::Individual, &stream.room_id).await?;
+        let room_jobs = self.ports.jobs.in_room(app_id, JobKind::Individual, &stream.room_id, RoomJobs::Active).await?;
         let now = self.ports.clock.timestamp();
         let Some(job) = auto_record::job_for(app_id, rule, stream, &room_jobs, self.ports.random.as_ref(), now) else {
             return Ok(());

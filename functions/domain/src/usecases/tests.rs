@@ -12,13 +12,16 @@ use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent};
 use crate::ids::{AccountId, AppId, JobId, RoomId, UserId};
 use crate::job::{Job, JobKind, JobState, StopReason};
 use crate::jocloud::{RecordingState, RecordingView};
-use crate::ports::{EventLog, JobFilter, RuleStore};
+use crate::ports::{EventLog, JobFilter, PageRequest, RuleStore};
 use crate::reach::StreamPolicy;
 use crate::record::JobRecord;
 use crate::testing::{
     ManualClock, MemDeliveryQueue, MemEventLog, MemEventSource, MemJobQueue, MemStore, ScriptedNotifier, SeqRandom,
 };
 use crate::url::{PrivateAddresses, StreamUrl};
+
+/// Listings, room reads and files at scale: what they read.
+mod growth;
 
 const CALLBACK: &str = r#"{"url":"https://hooks.example.com/cb","auth_key":"8923ab8c2dcef4538923ab8c2dcef453"}"#;
 
@@ -115,6 +118,11 @@ fn mix_body(rule: &str) -> String {
     format!(
         r#"{{"mix_param":{{"room_id":"room001","encode_template":"640x360_15_500"}},"record_param":{{"record_rule_id":"{rule}"}}}}"#
     )
+}
+
+/// The first page of a listing, `limit` long.
+fn first_page(limit: usize) -> PageRequest {
+    PageRequest { after: None, offset: 0, limit }
 }
 
 fn not_found_field(result: Result<impl std::fmt::Debug, UseCaseError>) -> &'static str {
@@ -272,7 +280,7 @@ async fn a_created_job_is_init_queued_and_found_only_under_its_own_kind() {
 
     let mix = w.jobs.create_mix(&app, body(&mix_body(&rule))).await.unwrap();
     let filter = JobFilter { kind: JobKind::Mix, room_id: None, state: None };
-    assert_eq!(w.jobs.list(&app, &filter).await.unwrap(), vec![mix]);
+    assert_eq!(w.jobs.list(&app, &filter, &first_page(20)).await.unwrap().jobs, vec![mix]);
 }
 
 #[tokio::test]
@@ -532,7 +540,7 @@ async fn a_join_under_an_auto_record_rule_starts_one_job_per_join() {
     w.join(&app, "u1").await;
     w.join(&app, "u1").await;
     let filter = JobFilter { kind: JobKind::Individual, room_id: Some(room()), state: None };
-    let jobs = w.jobs.list(&app, &filter).await.unwrap();
+    let jobs = w.jobs.list(&app, &filter, &first_page(20)).await.unwrap().jobs;
     assert_eq!(jobs.len(), 1, "an update of the same participant starts nothing");
     assert_eq!(jobs[0].user_id(), Some(&user("u1")));
     assert_eq!(w.queue.messages().len(), 1);

@@ -113,11 +113,11 @@ async fn a_jocloud_source_recording_past_the_quota_starts_nobody_rather_than_par
     let refused = w.jocloud.start_record(&app, body(&request)).await;
     assert_eq!(quota_refusal(refused), "active_jobs limit 1 reached");
     let filter = JobFilter { kind: JobKind::Individual, room_id: Some(room()), state: None };
-    let jobs = w.jobs.list(&app, &filter).await.unwrap();
+    let jobs = w.jobs.list(&app, &filter, &first_page(20)).await.unwrap().jobs;
     assert_eq!(jobs.len(), 1, "the first participant's job was created before the quota refused");
     assert_eq!(jobs[0].state, JobState::Stopped, "and stopped again");
     w.join(&app, "u3").await;
-    assert_eq!(w.jobs.list(&app, &filter).await.unwrap().len(), 1, "a later join is not recorded either");
+    assert_eq!(w.jobs.list(&app, &filter, &first_page(20)).await.unwrap().jobs.len(), 1, "a later join is not recorded either");
 }
 
 #[tokio::test]
@@ -148,7 +148,7 @@ async fn a_join_past_the_quota_records_nothing_but_the_participant_is_in_the_roo
     assert!(w.join(&app, "u1").await);
     assert!(w.join(&app, "u2").await, "the join itself succeeds");
     let filter = JobFilter { kind: JobKind::Individual, room_id: Some(room()), state: None };
-    let jobs = w.jobs.list(&app, &filter).await.unwrap();
+    let jobs = w.jobs.list(&app, &filter, &first_page(20)).await.unwrap().jobs;
     assert_eq!(jobs.iter().map(|j| j.user_id().unwrap().as_str()).collect::<Vec<_>>(), ["u1"]);
     assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 2);
 }
