@@ -18,6 +18,7 @@ pub mod metric;
 pub mod mix;
 pub mod naming;
 pub mod ports;
+pub mod publish;
 pub mod record;
 pub mod retry;
 pub mod room;

@@ -11,6 +11,7 @@ use crate::event::{DeliveryUpdate, RecordEvent, StoredEvent};
 use crate::ids::{AccountId, AppId, JobId, KeyId, RecordId, ResId, RoomId, RuleId, UserId};
 use crate::job::{Job, JobKind, JobState};
 use crate::jocloud::{Recording, Reservation};
+use crate::publish::MediaSession;
 use crate::record::{JobRecord, Lease};
 use crate::room::{Room, RoomStream};
 use crate::rule::RecordRule;
@@ -120,6 +121,15 @@ pub trait RoomStore: Send + Sync {
     async fn put_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError>;
     /// Removes a participant stream; `false` if there was none.
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError>;
+    /// Removes a participant stream only if media session `session` registered it; `false`
+    /// if there was none or another session's (or the API's) is there now.
+    async fn delete_session_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        session: &MediaSession,
+    ) -> Result<bool, StoreError>;
     /// Notes the join with `join_seq` in the room, creating the room (at `now`) if it has
     /// none; returns the room.
     async fn open_room(&self, app_id: &AppId, room: &RoomId, join_seq: i64, now: Timestamp)

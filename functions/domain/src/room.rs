@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{RoomId, UserId};
+use crate::publish::MediaSession;
 use crate::time::Timestamp;
 use crate::url::StreamUrl;
 
@@ -15,6 +16,21 @@ pub enum VideoType {
     Camerastream,
     /// The auxiliary (screen share) stream.
     Substream,
+}
+
+impl VideoType {
+    /// The name the API and publish URLs use (`CAMERASTREAM`, `SUBSTREAM`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Camerastream => "CAMERASTREAM",
+            Self::Substream => "SUBSTREAM",
+        }
+    }
+
+    /// The video type `text` names; `None` if it names none.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Camerastream, Self::Substream].into_iter().find(|v| v.as_str() == text)
+    }
 }
 
 /// One participant stream in a room's roster.
@@ -31,6 +47,11 @@ pub struct RoomStream {
     /// Join order key: microseconds since the epoch at join.
     pub join_seq: i64,
     pub update_time: Timestamp,
+    /// The media server's connection that published the stream, when its hook registered
+    /// it: only that connection's `publish_done` removes it. Kept by the store beside the
+    /// stream, never in responses.
+    #[serde(skip)]
+    pub media_session: Option<MediaSession>,
 }
 
 /// Body of `PUT .../rooms/{room_id}/streams/{user_id}`. Without `url`, the app's

@@ -2,17 +2,20 @@
 //! media server calls when a stream starts or stops publishing (nginx-rtmp `on_publish` /
 //! `on_publish_done`).
 //!
-//! Stream-key convention for the hook: publish to `rtmp://<media>/<application>/<app_id>.<room_id>.<user_id>`;
-//! the stream is then pulled from `ROOMREC_MEDIA_PULL_BASE/<application>/<stream key>`.
+//! Publishers get their URL from `POST .../streams/{user_id}/publish-url`:
+//! `ROOMREC_MEDIA_PUBLISH_BASE/<app_id>.<room_id>.<user_id>?video_type=…&expires=…&signature=…`.
+//! nginx-rtmp hands the query to the hook as form fields beside the stream key (`name`); the
+//! stream is then pulled from `ROOMREC_MEDIA_PULL_BASE/<application>/<stream key>`.
 
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::ids::{AppId, RoomId, UserId};
-use roomrec_domain::room::Roster;
+use roomrec_domain::publish::{MediaSession, EXPIRES_PARAM, SIGNATURE_PARAM, VIDEO_TYPE_PARAM};
+use roomrec_domain::room::{Roster, VideoType};
 use roomrec_domain::url::StreamUrl;
-use roomrec_domain::usecases::PublishEvent;
+use roomrec_domain::usecases::{PublishCall, PublishEvent};
 use roomrec_domain::Invalid;
-use roomrec_http_edge::{body, json, no_content, path, route_key, serve_app, ApiError, ApiResult};
+use roomrec_http_edge::{body, json, no_content, optional_body, path, route_key, serve_app, ApiError, ApiResult};
 use subtle::ConstantTimeEq;
 
 const HOOK_ROUTE: &str = "POST /v2/hooks/nginx-rtmp/{token}";
@@ -24,8 +27,12 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     }
     let (rooms, req) = (&deps.rooms, &req);
     serve_app(&deps.access, req, |app| async move {
-        let room = RoomId::try_from(path(req, "room_id")?)?;
         let route = route_key(req);
+        if route == "POST /v2/apps/{app_id}/publish-secret" {
+            rooms.rotate_publish_secret(&app).await?;
+            return no_content();
+        }
+        let room = RoomId::try_from(path(req, "room_id")?)?;
         if route == "GET /v2/apps/{app_id}/rooms/{room_id}/streams" {
             let streams = rooms.list_streams(&app, room.clone()).await?;
             return json(200, &Roster { room_id: room, streams });
@@ -39,6 +46,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             "GET /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
                 json(200, &rooms.get_stream(&app, room, user).await?)
             }
+            "POST /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}/publish-url" => {
+                let base = deps.config.media_publish_base.as_ref().ok_or_else(ApiError::unknown_route)?;
+                json(201, &rooms.publish_url(&app, room, user, optional_body(req)?, base).await?)
+            }
             "DELETE /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
                 rooms.delete_stream(&app, room, user).await?;
                 no_content()
@@ -50,7 +61,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 }
 
 /// nginx-rtmp's notification: a form with `call` (`publish` / `publish_done`), `app` (the
-/// RTMP application) and `name` (the stream key). A 2xx lets the publish go on.
+/// RTMP application), `name` (the stream key), `clientid` (the connection) and, on a
+/// publish, the publish URL's query arguments (the signed fields). A 2xx lets the publish go on.
 async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
     let expected = deps.config.hook_token.as_deref().unwrap_or_default();
     let given = path(req, "token")?;
@@ -67,12 +79,25 @@ async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
         form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).ok_or_else(|| Invalid::new(name, "is required"))
     };
     let (app_id, room_id, user_id) = parse_stream_key(field("name")?)?;
-    let url = match field("call")? {
-        "publish" => Some(pull_url(deps, field("app")?, field("name")?)?),
-        "publish_done" => None,
+    let session = MediaSession::parse(field("clientid")?)?;
+    let call = match field("call")? {
+        "publish" => {
+            let unsigned =
+                |name| move |_| Invalid::new(name, "is required: publish with a URL from POST .../publish-url");
+            let video_type = field(VIDEO_TYPE_PARAM).map_err(unsigned(VIDEO_TYPE_PARAM))?;
+            let expires = field(EXPIRES_PARAM).map_err(unsigned(EXPIRES_PARAM))?;
+            PublishCall::Publish {
+                url: pull_url(deps, field("app")?, field("name")?)?,
+                video_type: VideoType::parse(video_type)
+                    .ok_or_else(|| Invalid::new(VIDEO_TYPE_PARAM, "must be CAMERASTREAM or SUBSTREAM"))?,
+                expires: expires.parse().map_err(|_| Invalid::new(EXPIRES_PARAM, "must be Unix seconds"))?,
+                signature: field(SIGNATURE_PARAM).map_err(unsigned(SIGNATURE_PARAM))?.to_owned(),
+            }
+        }
+        "publish_done" => PublishCall::PublishDone,
         _ => return Err(Invalid::new("call", "must be publish or publish_done").into()),
     };
-    deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, url }).await?;
+    deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, session, call }).await?;
     no_content()
 }
 

@@ -695,6 +695,7 @@ mod tests {
             allow_private_callbacks: false,
             hook_token: None,
             media_pull_base: None,
+            media_publish_base: None,
             retry_schedule: RetrySchedule::STANDARD,
             sweep_init_grace: Duration::from_secs(60),
         };

@@ -15,6 +15,7 @@ use crate::jocloud::{Recording, Reservation};
 use crate::ports::{
     AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, RecordingStore, RoomStore, RuleStore,
 };
+use crate::publish::MediaSession;
 use crate::record::JobRecord;
 use crate::room::{Room, RoomStream};
 use crate::rule::RecordRule;
@@ -201,6 +202,19 @@ impl RoomStore for MemStore {
         let Some(roster) = tables.streams.get_mut(&(app_id.clone(), room.clone())) else { return Ok(false) };
         let before = roster.len();
         roster.retain(|s| s.user_id != *user);
+        Ok(roster.len() < before)
+    }
+    async fn delete_session_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        session: &MediaSession,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.open()?;
+        let Some(roster) = tables.streams.get_mut(&(app_id.clone(), room.clone())) else { return Ok(false) };
+        let before = roster.len();
+        roster.retain(|s| !(s.user_id == *user && s.media_session.as_ref() == Some(session)));
         Ok(roster.len() < before)
     }
     async fn open_room(
