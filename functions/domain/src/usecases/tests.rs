@@ -630,9 +630,15 @@ async fn a_second_publisher_cannot_replace_a_live_participant_nor_remove_them_wh
 
     w.rooms.media_hook(hook_done(&first, "1")).await.unwrap();
     assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty(), "its own publish_done removes it");
-    w.rooms.media_hook(hook_done(&first, "1")).await.unwrap();
     w.rooms.media_hook(second).await.unwrap();
     assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 1, "once the first left, the next joins");
+    w.rooms.media_hook(hook_done(&first, "1")).await.unwrap();
+    let now_in = w.rooms.get_stream(&app, room(), user("u1")).await.unwrap();
+    assert_eq!(
+        now_in.media_session,
+        Some(MediaSession::parse("2").unwrap()),
+        "a late publish_done of the older session"
+    );
 }
 
 #[tokio::test]
