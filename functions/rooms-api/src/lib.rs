@@ -70,35 +70,58 @@ async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
     if expected.is_empty() || !token_ok {
         return Err(ApiError::unauthorized());
     }
-    let form: Vec<(String, String)> = match req.body() {
-        Body::Text(text) => url::form_urlencoded::parse(text.as_bytes()).into_owned().collect(),
-        Body::Binary(bytes) => url::form_urlencoded::parse(bytes).into_owned().collect(),
-        _ => Vec::new(),
-    };
-    let field = |name: &'static str| {
-        form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).ok_or_else(|| Invalid::new(name, "is required"))
-    };
-    let (app_id, room_id, user_id) = parse_stream_key(field("name")?)?;
-    let session = MediaSession::parse(field("clientid")?)?;
-    let call = match field("call")? {
-        "publish" => {
-            let unsigned =
-                |name| move |_| Invalid::new(name, "is required: publish with a URL from POST .../publish-url");
-            let video_type = field(VIDEO_TYPE_PARAM).map_err(unsigned(VIDEO_TYPE_PARAM))?;
-            let expires = field(EXPIRES_PARAM).map_err(unsigned(EXPIRES_PARAM))?;
-            PublishCall::Publish {
-                url: pull_url(deps, field("app")?, field("name")?)?,
-                video_type: VideoType::parse(video_type)
-                    .ok_or_else(|| Invalid::new(VIDEO_TYPE_PARAM, "must be CAMERASTREAM or SUBSTREAM"))?,
-                expires: expires.parse().map_err(|_| Invalid::new(EXPIRES_PARAM, "must be Unix seconds"))?,
-                signature: field(SIGNATURE_PARAM).map_err(unsigned(SIGNATURE_PARAM))?.to_owned(),
-            }
-        }
+    let form = HookForm::parse(req.body());
+    let (app_id, room_id, user_id) = parse_stream_key(form.field("name")?)?;
+    let session = MediaSession::parse(form.field("clientid")?)?;
+    let call = match form.field("call")? {
+        "publish" => PublishCall::Publish {
+            url: pull_url(deps, form.field("app")?, form.field("name")?)?,
+            video_type: VideoType::parse(form.signed(VIDEO_TYPE_PARAM)?)
+                .ok_or_else(|| Invalid::new(VIDEO_TYPE_PARAM, "must be CAMERASTREAM or SUBSTREAM"))?,
+            expires: form
+                .signed(EXPIRES_PARAM)?
+                .parse()
+                .map_err(|_| Invalid::new(EXPIRES_PARAM, "must be Unix seconds"))?,
+            signature: form.signed(SIGNATURE_PARAM)?.to_owned(),
+        },
         "publish_done" => PublishCall::PublishDone,
         _ => return Err(Invalid::new("call", "must be publish or publish_done").into()),
     };
     deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, session, call }).await?;
     no_content()
+}
+
+/// The hook's form fields, nginx-rtmp's and the publish URL's query arguments together.
+struct HookForm(Vec<(String, String)>);
+
+impl HookForm {
+    fn parse(body: &Body) -> Self {
+        let bytes: &[u8] = match body {
+            Body::Text(text) => text.as_bytes(),
+            Body::Binary(bytes) => bytes,
+            _ => b"",
+        };
+        Self(url::form_urlencoded::parse(bytes).into_owned().collect())
+    }
+
+    /// The one value of field `name`. A field given twice is refused: a publisher's query
+    /// arguments share the form with nginx-rtmp's own fields and must not shadow them.
+    fn field(&self, name: &'static str) -> Result<&str, Invalid> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        match (values.next(), values.next()) {
+            (Some(value), None) => Ok(value),
+            (None, _) => Err(Invalid::new(name, "is required")),
+            (Some(_), Some(_)) => Err(Invalid::new(name, "must be given once")),
+        }
+    }
+
+    /// A signed field of the publish URL, which only a minted URL carries.
+    fn signed(&self, name: &'static str) -> Result<&str, Invalid> {
+        self.field(name).map_err(|err| match err.reason.as_str() {
+            "is required" => Invalid::new(name, "is required: publish with a URL from POST .../publish-url"),
+            _ => err,
+        })
+    }
 }
 
 /// Splits `<app_id>.<room_id>.<user_id>`.
@@ -128,6 +151,16 @@ mod tests {
     fn stream_keys_split_into_app_room_and_user() {
         let (app, room, user) = parse_stream_key("5ff9701f2346968bb306cb43.room001.user_1").unwrap();
         assert_eq!((app.as_str(), room.as_str(), user.as_str()), ("5ff9701f2346968bb306cb43", "room001", "user_1"));
+    }
+
+    #[test]
+    fn a_hook_field_given_twice_is_refused_so_query_arguments_cannot_shadow_nginx_fields() {
+        let form = HookForm::parse(&Body::Text("call=publish&clientid=7&name=k&clientid=1".into()));
+        assert_eq!(form.field("call").unwrap(), "publish");
+        assert_eq!(form.field("clientid").unwrap_err().reason, "must be given once");
+        let unsigned = form.signed(SIGNATURE_PARAM).unwrap_err();
+        assert_eq!(unsigned.field, SIGNATURE_PARAM);
+        assert!(unsigned.reason.contains("publish-url"), "{}", unsigned.reason);
     }
 
     #[test]
