@@ -16,9 +16,9 @@ use roomrec_domain::job::Job;
 use roomrec_domain::ports::{
     AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, RoomStore, RuleStore, StoreError,
 };
-use roomrec_domain::publish::{MediaSession, PublishSecret};
+use roomrec_domain::publish::PublishSecret;
 use roomrec_domain::record::{JobRecord, Lease};
-use roomrec_domain::room::{Room, RoomStream};
+use roomrec_domain::room::{MediaSession, Room, RoomStream};
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::time::Timestamp;
 use serde::de::DeserializeOwned;

@@ -2,8 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Invalid;
 use crate::ids::{RoomId, UserId};
-use crate::publish::MediaSession;
 use crate::time::Timestamp;
 use crate::url::StreamUrl;
 
@@ -81,4 +81,29 @@ pub struct Room {
     pub create_time: Timestamp,
     /// `join_seq` of the latest join: a leave removes the room only if nobody joined since.
     pub last_join_seq: i64,
+}
+
+/// The media server's id for one publishing connection (nginx-rtmp's `clientid`): a
+/// `publish_done` removes a roster entry only if the entry's session is the one that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSession(String);
+
+/// Longest session id accepted (nginx-rtmp's are decimal counters).
+const MAX_SESSION_CHARS: usize = 64;
+
+impl MediaSession {
+    /// A session id as the media server sends it: 1–64 of `[A-Za-z0-9_.:-]`.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        let ok = (1..=MAX_SESSION_CHARS).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if !ok {
+            return Err(Invalid::new("clientid", format!("must be 1 to {MAX_SESSION_CHARS} of [A-Za-z0-9_.:-]")));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }

@@ -10,8 +10,8 @@
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::ids::{AppId, RoomId, UserId};
-use roomrec_domain::publish::{MediaSession, EXPIRES_PARAM, SIGNATURE_PARAM, VIDEO_TYPE_PARAM};
-use roomrec_domain::room::{Roster, VideoType};
+use roomrec_domain::publish::{EXPIRES_PARAM, SIGNATURE_PARAM, VIDEO_TYPE_PARAM};
+use roomrec_domain::room::{MediaSession, Roster, VideoType};
 use roomrec_domain::url::StreamUrl;
 use roomrec_domain::usecases::{PublishCall, PublishEvent};
 use roomrec_domain::Invalid;

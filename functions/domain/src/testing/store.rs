@@ -15,9 +15,8 @@ use crate::jocloud::{Recording, Reservation};
 use crate::ports::{
     AppStore, CallbackStore, Credential, CredentialStore, JobFilter, JobStore, RecordingStore, RoomStore, RuleStore,
 };
-use crate::publish::MediaSession;
 use crate::record::JobRecord;
-use crate::room::{Room, RoomStream};
+use crate::room::{MediaSession, Room, RoomStream};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
 

@@ -12,10 +12,8 @@ use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
 use crate::ids::{AppId, RoomId, UserId};
 use crate::job::JobKind;
 use crate::ports::{AppStore, RoomStore, RuleStore};
-use crate::publish::{
-    MediaSession, PublishBase, PublishGrant, PublishRefused, PublishSecret, PublishUrl, PublishUrlRequest,
-};
-use crate::room::{Room, RoomStream, StreamRequest, VideoType};
+use crate::publish::{PublishBase, PublishGrant, PublishRefused, PublishSecret, PublishUrl, PublishUrlRequest};
+use crate::room::{MediaSession, Room, RoomStream, StreamRequest, VideoType};
 use crate::time::Timestamp;
 use crate::url::StreamUrl;
 

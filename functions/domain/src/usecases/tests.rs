@@ -13,11 +13,10 @@ use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent};
 use crate::ids::{AccountId, AppId, JobId, RoomId, UserId};
 use crate::job::{Job, JobKind, JobState, StopReason};
 use crate::jocloud::{RecordingState, RecordingView};
-use crate::ports::AppStore;
-use crate::ports::{EventLog, JobFilter, RuleStore};
-use crate::publish::{MediaSession, PublishBase, PublishUrl};
+use crate::ports::{AppStore, EventLog, JobFilter, RuleStore};
+use crate::publish::{PublishBase, PublishUrl};
 use crate::record::JobRecord;
-use crate::room::VideoType;
+use crate::room::{MediaSession, VideoType};
 use crate::testing::{
     ManualClock, MemDeliveryQueue, MemEventLog, MemEventSource, MemJobQueue, MemStore, ScriptedNotifier, SeqRandom,
 };
