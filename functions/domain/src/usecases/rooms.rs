@@ -17,6 +17,10 @@ use crate::room::{MediaSession, Room, RoomStream, StreamRequest, VideoType};
 use crate::time::Timestamp;
 use crate::url::StreamUrl;
 
+use super::access::OwnedApp;
+use super::jobs::Jobs;
+use super::jocloud::Jocloud;
+
 /// A refused publish as the hook answers it (any non-2xx makes nginx-rtmp drop the publisher).
 fn refusal(refused: PublishRefused) -> UseCaseError {
     match refused {
@@ -24,10 +28,6 @@ fn refusal(refused: PublishRefused) -> UseCaseError {
         PublishRefused::Expired => UseCaseError::Expired { field: "expires", reason: refused.to_string() },
     }
 }
-
-use super::access::OwnedApp;
-use super::jobs::Jobs;
-use super::jocloud::Jocloud;
 
 /// A media-server report that a stream started or stopped publishing.
 #[derive(Debug, Clone)]
