@@ -319,6 +319,7 @@ def local_parameters(template: dict, hook_token: str, rtmp_port: int) -> dict[st
         "StreamAllowList": f"127.0.0.1:{rtmp_port}",
         "HookToken": hook_token,
         "MediaPullBase": f"rtmp://127.0.0.1:{rtmp_port}",
+        "MediaPublishBase": f"rtmp://127.0.0.1:{rtmp_port}/live",
         # The worker service's network and image: the local stack runs the worker as a
         # process, so nothing reads these.
         "WorkerImage": "roomrec-worker:local",

@@ -494,7 +494,7 @@ def cmd_up() -> int:
         print(f"""
 roomrec local stack is up
   HTTP API     http://127.0.0.1:{ports['ROOMREC_HTTP_PORT']}
-  RTMP ingest  rtmp://127.0.0.1:{ports['ROOMREC_RTMP_PORT']}/live/<stream>
+  RTMP ingest  rtmp://127.0.0.1:{ports['ROOMREC_RTMP_PORT']}/live/<stream>  (a URL from POST .../publish-url)
   AWS (moto)   http://127.0.0.1:{ports['ROOMREC_AWS_PORT']}
   credential   {state}/credentials.json  (account "{DEV_ACCOUNT}")
   environment  . {state}/env

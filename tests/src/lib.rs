@@ -70,33 +70,39 @@ pub async fn aws() -> aws_config::SdkConfig {
     aws_config::load_from_env().await
 }
 
-/// Publishes a 640x360 25 fps test picture with a 440 Hz tone to nginx-rtmp as `key`.
-pub fn publish(key: &str, seconds: u32) -> tokio::process::Child {
-    publish_with(key, seconds, "640x360", &[])
+/// The nginx-rtmp URL of stream `key` with no signature: the media server refuses a publish
+/// to it (a publisher needs a minted URL, [`Api::publish_url`]).
+pub fn unsigned_publish_url(key: &str) -> String {
+    format!("{}/{key}", stack_env(env::RTMP_URL))
 }
 
-/// Publishes a 320x180 15 fps picture of one colour (`0xRRGGBB`) with a `hz` tone as `key`.
-pub fn publish_colour(key: &str, seconds: u32, colour: &str, hz: u32) -> tokio::process::Child {
+/// Publishes a 640x360 25 fps test picture with a 440 Hz tone to nginx-rtmp at `url` (a
+/// minted publish URL).
+pub fn publish(url: &str, seconds: u32) -> tokio::process::Child {
+    publish_with(url, seconds, "640x360", &[])
+}
+
+/// Publishes a 320x180 15 fps picture of one colour (`0xRRGGBB`) with a `hz` tone to `url`.
+pub fn publish_colour(url: &str, seconds: u32, colour: &str, hz: u32) -> tokio::process::Child {
     let (video, audio) =
         (format!("color=c={colour}:size=320x180:rate=15"), format!("sine=frequency={hz}:sample_rate=48000"));
-    publisher(key, seconds, &video, &audio, &["-tune", "zerolatency", "-g", "15"])
+    publisher(url, seconds, &video, &audio, &["-tune", "zerolatency", "-g", "15"])
 }
 
-/// Publishes a test picture of `size` with extra x264 arguments (e.g. a high bitrate).
-pub fn publish_with(key: &str, seconds: u32, size: &str, x264: &[&str]) -> tokio::process::Child {
+/// Publishes a test picture of `size` to `url` with extra x264 arguments (e.g. a high bitrate).
+pub fn publish_with(url: &str, seconds: u32, size: &str, x264: &[&str]) -> tokio::process::Child {
     let video = format!("testsrc2=size={size}:rate=25");
-    publisher(key, seconds, &video, "sine=frequency=440:sample_rate=48000", &[&["-g", "25"], x264].concat())
+    publisher(url, seconds, &video, "sine=frequency=440:sample_rate=48000", &[&["-g", "25"], x264].concat())
 }
 
 /// An ffmpeg process publishing the lavfi sources `video` and `audio` for `seconds` to
-/// nginx-rtmp as `key`, H.264 (ultrafast, then the `x264` arguments) and AAC; killed when dropped.
-fn publisher(key: &str, seconds: u32, video: &str, audio: &str, x264: &[&str]) -> tokio::process::Child {
-    let url = format!("{}/{key}", stack_env(env::RTMP_URL));
+/// nginx-rtmp at `url`, H.264 (ultrafast, then the `x264` arguments) and AAC; killed when dropped.
+fn publisher(url: &str, seconds: u32, video: &str, audio: &str, x264: &[&str]) -> tokio::process::Child {
     tokio::process::Command::new("ffmpeg")
         .args(["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", video, "-f", "lavfi", "-i", audio])
         .args(["-t", &seconds.to_string(), "-c:v", "libx264", "-preset", "ultrafast"])
         .args(x264)
-        .args(["-c:a", "aac", "-f", "flv", &url])
+        .args(["-c:a", "aac", "-f", "flv", url])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

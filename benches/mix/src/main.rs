@@ -105,7 +105,7 @@ fn one_n(
     };
     let urls: Vec<String> = (0..n).map(|i| format!("{}/{app}.mix{n}.u{i}", stack.rtmp_url)).collect();
     eprintln!("bench-mix: N = {n}: publishing");
-    let publisher = match publish(stack, app, inputs, n, &urls, dir) {
+    let publisher = match publish(stack, app, inputs, n, dir) {
         Ok(publisher) => publisher,
         Err(err) => return failed(format!("setting up the publishers failed: {err:#}")),
     };
@@ -131,13 +131,15 @@ fn judge(inputs: &Inputs, composite: &Composite, side: &Result<Side, String>) ->
 }
 
 /// N participants publishing, all listed in the room roster.
-fn publish(stack: &Stack, app: &str, inputs: &Inputs, n: usize, urls: &[String], dir: &Path) -> Result<Publisher> {
+fn publish(stack: &Stack, app: &str, inputs: &Inputs, n: usize, dir: &Path) -> Result<Publisher> {
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("removing {}", dir.display()))?;
     }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let log = std::fs::File::create(dir.join("publisher.log")).context("creating the publisher log")?;
-    let mut publisher = Publisher(inputs::publisher(inputs, urls, log)?);
+    let minted =
+        (0..n).map(|i| stack.publish_url(app, &format!("mix{n}"), &format!("u{i}"))).collect::<Result<Vec<_>>>()?;
+    let mut publisher = Publisher(inputs::publisher(inputs, &minted, log)?);
     let start = Instant::now();
     loop {
         if let Some(status) = publisher.0.try_wait().context("checking the publisher")? {

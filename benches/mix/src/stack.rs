@@ -1,6 +1,7 @@
 //! What the benchmark needs of the local stack (`stack.py run`): nginx-rtmp's URL, and an
-//! app whose stream keys the publish hook accepts (`<app_id>.<room_id>.<user_id>`), with its
-//! room roster to see that every participant is publishing. The HTTP calls run on a
+//! app whose minted publish URLs the publish hook accepts (streams named
+//! `<app_id>.<room_id>.<user_id>`), with its room roster to see that every participant is
+//! publishing. The HTTP calls run on a
 //! current-thread runtime, so nothing of it runs while a side is measured.
 
 use anyhow::{Context, Result};
@@ -29,6 +30,11 @@ impl Stack {
     /// Creates an app named `name`; returns its id.
     pub fn create_app(&self, name: &str) -> Result<String> {
         Ok(self.runtime.block_on(self.api.create_app(name))?)
+    }
+
+    /// A minted URL that publishes `user` into `room` of `app`.
+    pub fn publish_url(&self, app: &str, room: &str, user: &str) -> Result<String> {
+        Ok(self.runtime.block_on(self.api.publish_url(app, room, user))?)
     }
 
     /// How many streams the room's roster lists.

@@ -163,7 +163,8 @@ async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) 
     let object = format!("{app}/{object}");
     let room = Room { n, app, rule, object };
     for i in 0..n {
-        publishers.push(media::publisher(input, &bench.rtmp_url, &room.key(i))?);
+        let url = bench.api.publish_url(&room.app, ROOM, &Room::user(i)).await?;
+        publishers.push(media::publisher(input, &url)?);
     }
     let start = Instant::now();
     loop {

@@ -89,12 +89,13 @@ impl Group {
     }
 }
 
-/// Publishes `input` in a loop, in real time and without re-encoding, to `rtmp_url/key`.
-pub fn publisher(input: &Path, rtmp_url: &str, key: &str) -> Result<Child> {
+/// Publishes `input` in a loop, in real time and without re-encoding, to `url` (a minted
+/// publish URL).
+pub fn publisher(input: &Path, url: &str) -> Result<Child> {
     let mut command = ffmpeg();
     command.args(["-re", "-stream_loop", "-1", "-i"]).arg(input);
-    command.args(["-c", "copy", "-f", "flv", &format!("{rtmp_url}/{key}")]).stdout(Stdio::null()).stderr(Stdio::null());
-    command.spawn().with_context(|| format!("starting the publisher of {key}"))
+    command.args(["-c", "copy", "-f", "flv", url]).stdout(Stdio::null()).stderr(Stdio::null());
+    command.spawn().context("starting a publisher")
 }
 
 /// The reference recorder: reads `url` and remuxes it, as the worker does, to an HLS event

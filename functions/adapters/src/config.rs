@@ -1,5 +1,6 @@
 //! Typed configuration, read once at start-up.
 
+use roomrec_domain::publish::PublishBase;
 use roomrec_domain::reach::StreamPolicy;
 use roomrec_domain::webhook::RetrySchedule;
 
@@ -38,6 +39,10 @@ pub mod env {
     pub const HOOK_TOKEN: &str = "ROOMREC_HOOK_TOKEN";
     /// Base URL workers pull hook-reported streams from, e.g. `rtmp://media.internal:1935`.
     pub const MEDIA_PULL_BASE: &str = "ROOMREC_MEDIA_PULL_BASE";
+    /// Where publishers reach the media server, the RTMP application included, e.g.
+    /// `rtmp://media.example.com:1935/live`: the base of minted publish URLs. Unset, no
+    /// publish URL can be minted.
+    pub const MEDIA_PUBLISH_BASE: &str = "ROOMREC_MEDIA_PUBLISH_BASE";
     /// Tests only: a factor in (0, 1] applied to the callback retry schedule (default 1).
     /// Never set in template.yaml.
     pub const RETRY_SCHEDULE_SCALE: &str = "ROOMREC_RETRY_SCHEDULE_SCALE";
@@ -73,6 +78,8 @@ pub struct Config {
     pub stream_policy: StreamPolicy,
     pub hook_token: Option<String>,
     pub media_pull_base: Option<String>,
+    /// The base of minted publish URLs.
+    pub media_publish_base: Option<PublishBase>,
     /// The callback retry schedule: the standard one unless a test compresses it.
     pub retry_schedule: RetrySchedule,
     /// How long a job may stay INIT before the sweeper queues it again.
@@ -135,6 +142,13 @@ impl Config {
             stream_policy,
             hook_token: optional(env::HOOK_TOKEN),
             media_pull_base: optional(env::MEDIA_PULL_BASE),
+            media_publish_base: optional(env::MEDIA_PUBLISH_BASE)
+                .map(|text| PublishBase::parse(&text))
+                .transpose()
+                .map_err(|_| ConfigError::Invalid {
+                    name: env::MEDIA_PUBLISH_BASE,
+                    reason: "use rtmp[s]://host[:port]/<application>",
+                })?,
             retry_schedule,
             sweep_init_grace: match optional(env::SWEEP_INIT_GRACE_SECONDS) {
                 None => roomrec_domain::usecases::INIT_GRACE,

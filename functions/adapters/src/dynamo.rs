@@ -17,9 +17,10 @@ use roomrec_domain::ports::{
     AppStore, CallbackStore, Credential, CredentialStore, JobCursor, JobFilter, JobPage, JobStore, PageRequest,
     QuotaStore, RoomJobs, RoomStore, RuleStore, StoreError, MAX_JOB_FILES,
 };
+use roomrec_domain::publish::PublishSecret;
 use roomrec_domain::quota::QuotaSettings;
 use roomrec_domain::record::{JobRecord, Lease};
-use roomrec_domain::room::{Room, RoomStream};
+use roomrec_domain::room::{MediaSession, Room, RoomStream};
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::time::Timestamp;
 use serde::de::DeserializeOwned;
@@ -196,8 +197,14 @@ fn rooms_key(app_id: &AppId, room: &RoomId) -> String {
 /// The sort key of a room's own item beside its streams (no user id contains '#').
 const ROOM_ITEM: &str = "#room";
 
+/// The attribute beside `doc` that holds a hook-registered stream's media session (the
+/// condition of a `publish_done`'s delete), never part of the stream's JSON.
+const MEDIA_SESSION: &str = "media_session";
+/// The attribute beside `doc` that holds an app's publish secret, never part of its JSON.
+const PUBLISH_SECRET: &str = "publish_secret";
+
 fn stream_item(app_id: &AppId, stream: &RoomStream) -> Result<Item, StoreError> {
-    item(
+    let mut item = item(
         stream,
         &[
             ("room_key", s(rooms_key(app_id, &stream.room_id))),
@@ -205,7 +212,36 @@ fn stream_item(app_id: &AppId, stream: &RoomStream) -> Result<Item, StoreError> 
             ("user_id", s(stream.user_id.as_str())),
             ("join_seq", n(stream.join_seq)),
         ],
-    )
+    )?;
+    if let Some(session) = &stream.media_session {
+        item.insert(MEDIA_SESSION.to_owned(), s(session.as_str()));
+    }
+    Ok(item)
+}
+
+fn stream_from(item: &Item) -> Result<RoomStream, StoreError> {
+    let mut stream: RoomStream = doc(item)?;
+    let session = item.get(MEDIA_SESSION).and_then(|v| v.as_s().ok());
+    stream.media_session = session.map(|text| MediaSession::parse(text).map_err(backend)).transpose()?;
+    Ok(stream)
+}
+
+/// The item `app` of `account` is stored as; its publish secret outside `doc`, which
+/// responses are made from.
+fn app_item(account: &AccountId, app: &App) -> Result<Item, StoreError> {
+    let mut item = item(app, &[("account_id", s(account.as_str())), ("app_id", s(app.app_id.as_str()))])?;
+    if let Some(secret) = &app.publish_secret {
+        item.insert(PUBLISH_SECRET.to_owned(), s(secret.stored()));
+    }
+    Ok(item)
+}
+
+fn app_from(item: &Item) -> Result<App, StoreError> {
+    let mut app: App = doc(item)?;
+    let secret = item.get(PUBLISH_SECRET).and_then(|v| v.as_s().ok());
+    app.publish_secret =
+        secret.map(|text| PublishSecret::from_stored(text).ok_or_else(|| backend(MissingDoc))).transpose()?;
+    Ok(app)
 }
 
 fn room_from(room: &RoomId, item: &Item) -> Result<Room, StoreError> {
@@ -408,12 +444,12 @@ impl AppStore for DynamoStore {
     async fn get_app(&self, account: &AccountId, app_id: &AppId) -> Result<Option<App>, StoreError> {
         let found = self.get(&self.tables.apps, key(&[("app_id", app_id.as_str())])).await?;
         let owned = found.filter(|i| i.get("account_id").and_then(|v| v.as_s().ok()) == Some(&account.to_string()));
-        owned.map(|i| doc(&i)).transpose()
+        owned.map(|i| app_from(&i)).transpose()
     }
 
     async fn find_app(&self, app_id: &AppId) -> Result<Option<App>, StoreError> {
         let found = self.get(&self.tables.apps, key(&[("app_id", app_id.as_str())])).await?;
-        found.map(|i| doc(&i)).transpose()
+        found.map(|i| app_from(&i)).transpose()
     }
 
     async fn app_owner(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError> {
@@ -424,7 +460,7 @@ impl AppStore for DynamoStore {
 
     async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError> {
         let items = self.query(&self.tables.apps, Some(APPS_BY_ACCOUNT), "account_id", account.as_str()).await?;
-        let mut apps = items.iter().map(doc).collect::<Result<Vec<App>, _>>()?;
+        let mut apps = items.iter().map(app_from).collect::<Result<Vec<App>, _>>()?;
         apps.sort_by_key(|a| a.create_time);
         Ok(apps)
     }
@@ -436,12 +472,11 @@ impl AppStore for DynamoStore {
     }
 
     async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError> {
-        let item = item(app, &[("account_id", s(account.as_str())), ("app_id", s(app.app_id.as_str()))])?;
-        self.put(&self.tables.apps, item).await
+        self.put(&self.tables.apps, app_item(account, app)?).await
     }
 
     async fn update_app(&self, account: &AccountId, app: &App) -> Result<bool, StoreError> {
-        let item = item(app, &[("account_id", s(account.as_str())), ("app_id", s(app.app_id.as_str()))])?;
+        let item = app_item(account, app)?;
         let written = self
             .client
             .put_item()
@@ -521,13 +556,13 @@ impl RoomStore for DynamoStore {
     async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError> {
         let room_key = rooms_key(app_id, room);
         let found = self.get(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", user.as_str())])).await?;
-        found.map(|i| doc(&i)).transpose()
+        found.map(|i| stream_from(&i)).transpose()
     }
 
     async fn list_streams(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<RoomStream>, StoreError> {
         let items = self.query(&self.tables.rooms, None, "room_key", &rooms_key(app_id, room)).await?;
         let is_stream = |i: &&Item| i.get("user_id").and_then(|v| v.as_s().ok()).is_some_and(|u| u != ROOM_ITEM);
-        let mut streams = items.iter().filter(is_stream).map(doc).collect::<Result<Vec<RoomStream>, _>>()?;
+        let mut streams = items.iter().filter(is_stream).map(stream_from).collect::<Result<Vec<RoomStream>, _>>()?;
         streams.sort_by(|a, b| (a.join_seq, &a.user_id).cmp(&(b.join_seq, &b.user_id)));
         Ok(streams)
     }
@@ -551,6 +586,17 @@ impl RoomStore for DynamoStore {
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError> {
         let room_key = rooms_key(app_id, room);
         self.delete(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", user.as_str())])).await
+    }
+
+    async fn delete_session_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        session: &MediaSession,
+    ) -> Result<bool, StoreError> {
+        let key = key(&[("room_key", &rooms_key(app_id, room)), ("user_id", user.as_str())]);
+        self.delete_if(&self.tables.rooms, key, "media_session = :session", (":session", s(session.as_str()))).await
     }
 
     async fn open_room(

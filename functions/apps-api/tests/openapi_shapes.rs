@@ -9,6 +9,7 @@ use roomrec_domain::event::{Attempt, DeliveryStatus, FileFacts, RecordEvent, Sto
 use roomrec_domain::ids::{AppId, JobId, RecordId, ResId, RoomId, RuleId, UserId};
 use roomrec_domain::job::{Job, JobSpec, JobState, JocloudTag, RecordFile, StopReason};
 use roomrec_domain::jocloud::{RecordType, Recording, RecordingState, RecordingView, StreamType};
+use roomrec_domain::publish::{PublishBase, PublishSecret, PublishUrl, PublishUrlRequest};
 use roomrec_domain::room::{RoomStream, Roster, VideoType};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::testing::{now, random};
@@ -313,8 +314,20 @@ fn rules_callbacks_and_rosters_fit_their_schemas() {
         join_time: now(),
         join_seq: 1_618_999_773_000_000,
         update_time: now(),
+        media_session: None,
     };
     assert_fits("Roster", &serde_json::to_value(Roster { room_id, streams: vec![stream] }).unwrap());
+    let grant = PublishUrlRequest::default()
+        .grant(
+            AppId::generate(random()),
+            RoomId::try_from("room001").unwrap(),
+            UserId::try_from("u1").unwrap(),
+            now().as_datetime(),
+        )
+        .unwrap();
+    let base = PublishBase::parse("rtmp://media.example.com/live").unwrap();
+    let minted = PublishUrl { url: base.url(&grant, &PublishSecret::generate(random())), expires_at: now() };
+    assert_fits("PublishUrl", &serde_json::to_value(&minted).unwrap());
 }
 
 #[test]
@@ -355,7 +368,11 @@ fn every_request_example_of_the_document_is_accepted_by_the_domain() {
     parse::<StartRecordRequest>("StartRecordRequest").plan().unwrap();
     let _: UpdateMixRecordRequest = parse("UpdateMixRecordRequest");
     let _: RecordIdRequest = parse("RecordIdRequest");
+    let publish: PublishUrlRequest = parse("PublishUrlRequest");
+    publish
+        .grant(app_id(), RoomId::try_from("r").unwrap(), UserId::try_from("u").unwrap(), now().as_datetime())
+        .unwrap();
     let examples =
         spec()["components"]["schemas"].as_object().unwrap().values().filter(|s| s["examples"][0].is_object()).count();
-    assert_eq!(examples, 13, "a request example was added or removed: parse it here");
+    assert_eq!(examples, 14, "a request example was added or removed: parse it here");
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use crate::clock::Random;
 use crate::error::Invalid;
 use crate::ids::AppId;
+use crate::publish::PublishSecret;
 use crate::time::Timestamp;
 use crate::url::StreamUrlTemplate;
 
@@ -20,6 +21,10 @@ pub struct App {
     pub stream_url_template: Option<StreamUrlTemplate>,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
+    /// The key of the app's publish URLs. Kept by the store beside the app, never in
+    /// responses; `None` for an app stored before publish URLs existed.
+    #[serde(skip)]
+    pub publish_secret: Option<PublishSecret>,
 }
 
 /// A display name for an app: 1–128 characters, no control characters.
@@ -66,6 +71,7 @@ impl App {
             stream_url_template: request.stream_url_template.flatten(),
             create_time: now,
             update_time: now,
+            publish_secret: Some(PublishSecret::generate(random)),
         })
     }
 

@@ -94,6 +94,7 @@ mod tests {
             join_time: at(0),
             join_seq,
             update_time: at(0),
+            media_session: None,
         }
     }
 

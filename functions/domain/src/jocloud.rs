@@ -328,6 +328,7 @@ mod tests {
             join_time: Timestamp::zero(),
             join_seq: 1,
             update_time: Timestamp::zero(),
+            media_session: None,
         }
     }
 

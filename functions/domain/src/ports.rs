@@ -13,7 +13,7 @@ use crate::job::{Job, JobKind, JobState};
 use crate::jocloud::{Recording, Reservation};
 use crate::quota::QuotaSettings;
 use crate::record::{JobRecord, Lease};
-use crate::room::{Room, RoomStream};
+use crate::room::{MediaSession, Room, RoomStream};
 use crate::rule::RecordRule;
 use crate::storage::{Access, AccessError, Capped};
 use crate::time::Timestamp;
@@ -188,6 +188,15 @@ pub trait RoomStore: Send + Sync {
     async fn update_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<bool, StoreError>;
     /// Removes a participant stream; `false` if there was none.
     async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError>;
+    /// Removes a participant stream only if media session `session` registered it; `false`
+    /// if there was none or another session's (or the API's) is there now.
+    async fn delete_session_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        session: &MediaSession,
+    ) -> Result<bool, StoreError>;
     /// Notes the join with `join_seq` in the room, creating the room (at `now`) if it has
     /// none; returns the room.
     async fn open_room(&self, app_id: &AppId, room: &RoomId, join_seq: i64, now: Timestamp)

@@ -168,6 +168,7 @@ mod tests {
             join_time: now(),
             join_seq: 1,
             update_time: now(),
+            media_session: None,
         }
     }
 

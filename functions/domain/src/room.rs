@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::Invalid;
 use crate::ids::{RoomId, UserId};
 use crate::time::Timestamp;
 use crate::url::StreamUrl;
@@ -15,6 +16,21 @@ pub enum VideoType {
     Camerastream,
     /// The auxiliary (screen share) stream.
     Substream,
+}
+
+impl VideoType {
+    /// The name the API and publish URLs use (`CAMERASTREAM`, `SUBSTREAM`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Camerastream => "CAMERASTREAM",
+            Self::Substream => "SUBSTREAM",
+        }
+    }
+
+    /// The video type `text` names; `None` if it names none.
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Camerastream, Self::Substream].into_iter().find(|v| v.as_str() == text)
+    }
 }
 
 /// One participant stream in a room's roster.
@@ -31,6 +47,11 @@ pub struct RoomStream {
     /// Join order key: microseconds since the epoch at join.
     pub join_seq: i64,
     pub update_time: Timestamp,
+    /// The media server's connection that published the stream, when its hook registered
+    /// it: only that connection's `publish_done` removes it. Kept by the store beside the
+    /// stream, never in responses.
+    #[serde(skip)]
+    pub media_session: Option<MediaSession>,
 }
 
 /// Body of `PUT .../rooms/{room_id}/streams/{user_id}`. Without `url`, the app's
@@ -60,4 +81,29 @@ pub struct Room {
     pub create_time: Timestamp,
     /// `join_seq` of the latest join: a leave removes the room only if nobody joined since.
     pub last_join_seq: i64,
+}
+
+/// The media server's id for one publishing connection (nginx-rtmp's `clientid`): a
+/// `publish_done` removes a roster entry only if the entry's session is the one that ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaSession(String);
+
+/// Longest session id accepted (nginx-rtmp's are decimal counters).
+const MAX_SESSION_CHARS: usize = 64;
+
+impl MediaSession {
+    /// A session id as the media server sends it: 1–64 of `[A-Za-z0-9_.:-]`.
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
+        let ok = (1..=MAX_SESSION_CHARS).contains(&text.len())
+            && text.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        if !ok {
+            return Err(Invalid::new("clientid", format!("must be 1 to {MAX_SESSION_CHARS} of [A-Za-z0-9_.:-]")));
+        }
+        Ok(Self(text.to_owned()))
+    }
+
+    /// The id as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }

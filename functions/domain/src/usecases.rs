@@ -20,6 +20,6 @@ pub use callbacks::Callbacks;
 pub use events::JobEvents;
 pub use jobs::{Jobs, QuotaPorts};
 pub use jocloud::{Jocloud, JocloudPorts};
-pub use rooms::{PublishEvent, Rooms, RoomsPorts};
+pub use rooms::{PublishCall, PublishEvent, Rooms, RoomsPorts};
 pub use rules::Rules;
 pub use sweeper::{Sweeper, Swept, INIT_GRACE};

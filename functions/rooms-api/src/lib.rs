@@ -2,17 +2,20 @@
 //! media server calls when a stream starts or stops publishing (nginx-rtmp `on_publish` /
 //! `on_publish_done`).
 //!
-//! Stream-key convention for the hook: publish to `rtmp://<media>/<application>/<app_id>.<room_id>.<user_id>`;
-//! the stream is then pulled from `ROOMREC_MEDIA_PULL_BASE/<application>/<stream key>`.
+//! Publishers get their URL from `POST .../streams/{user_id}/publish-url`:
+//! `ROOMREC_MEDIA_PUBLISH_BASE/<app_id>.<room_id>.<user_id>?video_type=…&expires=…&signature=…`.
+//! nginx-rtmp hands the query to the hook as form fields beside the stream key (`name`); the
+//! stream is then pulled from `ROOMREC_MEDIA_PULL_BASE/<application>/<stream key>`.
 
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::ids::{AppId, RoomId, UserId};
-use roomrec_domain::room::Roster;
+use roomrec_domain::publish::{EXPIRES_PARAM, SIGNATURE_PARAM, VIDEO_TYPE_PARAM};
+use roomrec_domain::room::{MediaSession, Roster, VideoType};
 use roomrec_domain::url::StreamUrl;
-use roomrec_domain::usecases::PublishEvent;
+use roomrec_domain::usecases::{PublishCall, PublishEvent};
 use roomrec_domain::Invalid;
-use roomrec_http_edge::{body, json, no_content, path, route_key, serve_app, ApiError, ApiResult};
+use roomrec_http_edge::{body, json, no_content, optional_body, path, route_key, serve_app, ApiError, ApiResult};
 use subtle::ConstantTimeEq;
 
 const HOOK_ROUTE: &str = "POST /v2/hooks/nginx-rtmp/{token}";
@@ -24,8 +27,12 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     }
     let (rooms, req) = (&deps.rooms, &req);
     serve_app(&deps.access, req, |app| async move {
-        let room = RoomId::try_from(path(req, "room_id")?)?;
         let route = route_key(req);
+        if route == "POST /v2/apps/{app_id}/publish-secret" {
+            rooms.rotate_publish_secret(&app).await?;
+            return no_content();
+        }
+        let room = RoomId::try_from(path(req, "room_id")?)?;
         if route == "GET /v2/apps/{app_id}/rooms/{room_id}/streams" {
             let streams = rooms.list_streams(&app, room.clone()).await?;
             return json(200, &Roster { room_id: room, streams });
@@ -39,6 +46,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             "GET /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
                 json(200, &rooms.get_stream(&app, room, user).await?)
             }
+            "POST /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}/publish-url" => {
+                let base = deps.config.media_publish_base.as_ref().ok_or_else(ApiError::unknown_route)?;
+                json(201, &rooms.publish_url(&app, room, user, optional_body(req)?, base).await?)
+            }
             "DELETE /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
                 rooms.delete_stream(&app, room, user).await?;
                 no_content()
@@ -50,7 +61,8 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
 }
 
 /// nginx-rtmp's notification: a form with `call` (`publish` / `publish_done`), `app` (the
-/// RTMP application) and `name` (the stream key). A 2xx lets the publish go on.
+/// RTMP application), `name` (the stream key), `clientid` (the connection) and, on a
+/// publish, the publish URL's query arguments (the signed fields). A 2xx lets the publish go on.
 async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
     let expected = deps.config.hook_token.as_deref().unwrap_or_default();
     let given = path(req, "token")?;
@@ -58,22 +70,58 @@ async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
     if expected.is_empty() || !token_ok {
         return Err(ApiError::unauthorized());
     }
-    let form: Vec<(String, String)> = match req.body() {
-        Body::Text(text) => url::form_urlencoded::parse(text.as_bytes()).into_owned().collect(),
-        Body::Binary(bytes) => url::form_urlencoded::parse(bytes).into_owned().collect(),
-        _ => Vec::new(),
-    };
-    let field = |name: &'static str| {
-        form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).ok_or_else(|| Invalid::new(name, "is required"))
-    };
-    let (app_id, room_id, user_id) = parse_stream_key(field("name")?)?;
-    let url = match field("call")? {
-        "publish" => Some(pull_url(deps, field("app")?, field("name")?)?),
-        "publish_done" => None,
+    let form = HookForm::parse(req.body());
+    let (app_id, room_id, user_id) = parse_stream_key(form.field("name")?)?;
+    let session = MediaSession::parse(form.field("clientid")?)?;
+    let call = match form.field("call")? {
+        "publish" => PublishCall::Publish {
+            url: pull_url(deps, form.field("app")?, form.field("name")?)?,
+            video_type: VideoType::parse(form.signed(VIDEO_TYPE_PARAM)?)
+                .ok_or_else(|| Invalid::new(VIDEO_TYPE_PARAM, "must be CAMERASTREAM or SUBSTREAM"))?,
+            expires: form
+                .signed(EXPIRES_PARAM)?
+                .parse()
+                .map_err(|_| Invalid::new(EXPIRES_PARAM, "must be Unix seconds"))?,
+            signature: form.signed(SIGNATURE_PARAM)?.to_owned(),
+        },
+        "publish_done" => PublishCall::PublishDone,
         _ => return Err(Invalid::new("call", "must be publish or publish_done").into()),
     };
-    deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, url }).await?;
+    deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, session, call }).await?;
     no_content()
+}
+
+/// The hook's form fields, nginx-rtmp's and the publish URL's query arguments together.
+struct HookForm(Vec<(String, String)>);
+
+impl HookForm {
+    fn parse(body: &Body) -> Self {
+        let bytes: &[u8] = match body {
+            Body::Text(text) => text.as_bytes(),
+            Body::Binary(bytes) => bytes,
+            _ => b"",
+        };
+        Self(url::form_urlencoded::parse(bytes).into_owned().collect())
+    }
+
+    /// The one value of field `name`. A field given twice is refused: a publisher's query
+    /// arguments share the form with nginx-rtmp's own fields and must not shadow them.
+    fn field(&self, name: &'static str) -> Result<&str, Invalid> {
+        let mut values = self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str());
+        match (values.next(), values.next()) {
+            (Some(value), None) => Ok(value),
+            (None, _) => Err(Invalid::new(name, "is required")),
+            (Some(_), Some(_)) => Err(Invalid::new(name, "must be given once")),
+        }
+    }
+
+    /// A signed field of the publish URL, which only a minted URL carries.
+    fn signed(&self, name: &'static str) -> Result<&str, Invalid> {
+        self.field(name).map_err(|err| match err.reason.as_str() {
+            "is required" => Invalid::new(name, "is required: publish with a URL from POST .../publish-url"),
+            _ => err,
+        })
+    }
 }
 
 /// Splits `<app_id>.<room_id>.<user_id>`.
@@ -103,6 +151,16 @@ mod tests {
     fn stream_keys_split_into_app_room_and_user() {
         let (app, room, user) = parse_stream_key("5ff9701f2346968bb306cb43.room001.user_1").unwrap();
         assert_eq!((app.as_str(), room.as_str(), user.as_str()), ("5ff9701f2346968bb306cb43", "room001", "user_1"));
+    }
+
+    #[test]
+    fn a_hook_field_given_twice_is_refused_so_query_arguments_cannot_shadow_nginx_fields() {
+        let form = HookForm::parse(&Body::Text("call=publish&clientid=7&name=k&clientid=1".into()));
+        assert_eq!(form.field("call").unwrap(), "publish");
+        assert_eq!(form.field("clientid").unwrap_err().reason, "must be given once");
+        let unsigned = form.signed(SIGNATURE_PARAM).unwrap_err();
+        assert_eq!(unsigned.field, SIGNATURE_PARAM);
+        assert!(unsigned.reason.contains("publish-url"), "{}", unsigned.reason);
     }
 
     #[test]

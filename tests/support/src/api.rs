@@ -261,6 +261,17 @@ impl Api {
         self.expect(Method::POST, &path, Some(&json!({})), Some(StatusCode::OK)).await.map(drop)
     }
 
+    /// Mints the URL that lets one publisher in as `user` of `room` (the media server refuses
+    /// any other publish), with the default video type and lifetime.
+    pub async fn publish_url(&self, app: &str, room: &str, user: &str) -> Result<String, ApiError> {
+        self.mint_publish_url(app, room, user, &json!({})).await
+    }
+
+    /// Mints a publish URL with the request `body` (`video_type`, `ttl_seconds`).
+    pub async fn mint_publish_url(&self, app: &str, room: &str, user: &str, body: &Value) -> Result<String, ApiError> {
+        self.create(&format!("/v2/apps/{app}/rooms/{room}/streams/{user}/publish-url"), body, "url").await
+    }
+
     /// How many streams the room's roster lists.
     pub async fn roster_len(&self, app: &str, room: &str) -> Result<usize, ApiError> {
         let path = format!("/v2/apps/{app}/rooms/{room}/streams");

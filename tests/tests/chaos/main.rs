@@ -169,7 +169,7 @@ async fn record_through(fault: Fault, tag: String) -> Row {
     let callback = json!({ "url": receiver.url(), "auth_key": AUTH_KEY });
     setup.api.set_callback(&setup.app, &callback).await.unwrap();
     let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto()).await.unwrap();
-    let mut publisher = publish_with(&format!("{}.room.{tag}", setup.app), 300, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room", tag).await, 300, "640x360", &[]);
     let job = setup.start_job("room", tag, 30).await;
 
     let mut _sweeper = None;

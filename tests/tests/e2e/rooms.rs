@@ -1,7 +1,11 @@
 use std::time::Duration;
 
 use reqwest::StatusCode;
-use roomrec_tests::{publish, stack_env, Api};
+use roomrec_domain::ids::{AppId, RoomId, UserId};
+use roomrec_domain::ports::AppStore;
+use roomrec_domain::publish::{PublishBase, PublishGrant};
+use roomrec_domain::room::VideoType;
+use roomrec_tests::{publish, stack_env, unsigned_publish_url, Api};
 use serde_json::{json, Value};
 
 fn users(roster: &Value) -> Vec<String> {
@@ -67,26 +71,136 @@ async fn wait_for_roster(api: &Api, path: &str, wanted: &[&str]) -> Value {
     panic!("roster never became {wanted:?}: {roster}");
 }
 
+/// How an ffmpeg publisher ended, waiting up to 30 s.
+async fn exit_of(publisher: &mut tokio::process::Child) -> std::process::ExitStatus {
+    tokio::time::timeout(Duration::from_secs(30), publisher.wait()).await.expect("the publisher ends").unwrap()
+}
+
+/// Publishing with `url` is refused by nginx-rtmp (its hook answered non-2xx): the publisher
+/// fails, and `user` never shows in `room`'s roster.
+async fn assert_refused(api: &Api, room: &str, user: &str, url: &str) {
+    let mut publisher = publish(url, 4);
+    let mut seen = false;
+    let status = loop {
+        seen |= users(&api.get(room).await.body).iter().any(|u| u == user);
+        if let Some(status) = publisher.try_wait().unwrap() {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(!status.success(), "nginx must drop the publisher of {url}");
+    assert!(!seen, "{user} never joined the roster: {}", api.get(room).await.body);
+}
+
 #[tokio::test]
-async fn nginx_rtmp_publishes_join_and_leave_the_room_through_the_hook() {
+async fn nginx_rtmp_publishes_with_a_minted_url_join_and_leave_the_room_through_the_hook() {
     let api = Api::new_account().await;
     let app = api.create_app("rtctest").await.unwrap();
     let room = format!("/v2/apps/{app}/rooms/live1/streams");
-    let mut publisher = publish(&format!("{app}.live1.alice"), 4);
+    let minted = api.post(&format!("{room}/alice/publish-url"), &json!({ "video_type": "SUBSTREAM" })).await;
+    assert_eq!(minted.status, StatusCode::CREATED, "{:?}", minted.body);
+    let url = minted.body["url"].as_str().unwrap();
+    assert!(url.starts_with(&format!("{}/{app}.live1.alice?", stack_env("ROOMREC_RTMP_URL"))), "{url}");
+    assert!(minted.body["expires_at"].is_string(), "{:?}", minted.body);
+    let mut publisher = publish(url, 4);
 
     let roster = wait_for_roster(&api, &room, &["alice"]).await;
     let rtmp_port = stack_env("ROOMREC_RTMP_PORT");
+    // nginx-rtmp reports the stream name without the query: the worker pulls a stable URL.
     assert_eq!(roster["streams"][0]["url"], format!("rtmp://127.0.0.1:{rtmp_port}/live/{app}.live1.alice"));
+    assert_eq!(roster["streams"][0]["video_type"], "SUBSTREAM", "the signed video type");
     assert_eq!(roster["streams"][0]["has_audio"], true);
 
-    let status = tokio::time::timeout(Duration::from_secs(30), publisher.wait()).await.unwrap().unwrap();
-    assert!(status.success(), "the publish was accepted and ran to its end");
+    assert!(exit_of(&mut publisher).await.success(), "the publish was accepted and ran to its end");
     wait_for_roster(&api, &room, &[]).await;
 }
 
 #[tokio::test]
+async fn nginx_rtmp_refuses_a_publish_without_a_minted_url_or_with_a_tampered_one() {
+    let api = Api::new_account().await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let room = format!("/v2/apps/{app}/rooms/live2/streams");
+    assert_refused(&api, &room, "mallory", &unsigned_publish_url(&format!("{app}.live2.mallory"))).await;
+
+    let minted = api.publish_url(&app, "live2", "alice").await.unwrap();
+    let as_mallory = minted.replace(".live2.alice?", ".live2.mallory?");
+    assert_refused(&api, &room, "mallory", &as_mallory).await;
+}
+
+#[tokio::test]
 async fn nginx_rtmp_refuses_a_publish_into_an_unknown_app() {
-    let mut publisher = publish("0123456789abcdef01234567.live1.mallory", 4);
-    let status = tokio::time::timeout(Duration::from_secs(30), publisher.wait()).await.unwrap().unwrap();
-    assert!(!status.success(), "the hook answered 404, so nginx must drop the publisher");
+    let mut publisher = publish(&unsigned_publish_url("0123456789abcdef01234567.live1.mallory"), 4);
+    assert!(!exit_of(&mut publisher).await.success(), "the hook answered 404, so nginx must drop the publisher");
+}
+
+#[tokio::test]
+async fn a_second_publisher_cannot_replace_a_live_participant() {
+    let api = Api::new_account().await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let room = format!("/v2/apps/{app}/rooms/live3/streams");
+    let mut first = publish(&api.publish_url(&app, "live3", "alice").await.unwrap(), 30);
+    let joined = wait_for_roster(&api, &room, &["alice"]).await["streams"][0].clone();
+
+    // A URL minted for the same participant (leaked, or a second device) is refused while
+    // the first publishes, and its publish_done does not remove the first.
+    let second = api.publish_url(&app, "live3", "alice").await.unwrap();
+    let mut intruder = publish(&second, 4);
+    assert!(!exit_of(&mut intruder).await.success(), "nginx must drop the second publisher");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let roster = api.get(&room).await.body;
+    assert_eq!(
+        roster["streams"].as_array().unwrap(),
+        std::slice::from_ref(&joined),
+        "the first session stays in the roster"
+    );
+    assert!(first.try_wait().unwrap().is_none(), "the first publisher keeps streaming");
+
+    first.kill().await.unwrap();
+    wait_for_roster(&api, &room, &[]).await;
+    let mut next = publish(&second, 4);
+    wait_for_roster(&api, &room, &["alice"]).await;
+    assert!(exit_of(&mut next).await.success(), "once the first left, the same URL lets the next one in");
+}
+
+#[tokio::test]
+async fn an_expired_or_rotated_publish_url_is_refused_and_the_secret_never_shows() {
+    let api = Api::new_account().await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let room = format!("/v2/apps/{app}/rooms/live4/streams");
+    let store = roomrec_tests::store().await;
+    let app_id = AppId::parse(&app).unwrap();
+    let stored = store.find_app(&app_id).await.unwrap().unwrap();
+    let secret = stored.publish_secret.expect("a new app has a publish secret");
+
+    // Signed with the app's real secret, as the API signs, but its expiry has passed: the
+    // API never mints one (its shortest lifetime is a minute), so the test signs it.
+    let expired = PublishGrant {
+        app_id: app_id.clone(),
+        room_id: RoomId::try_from("live4").unwrap(),
+        user_id: UserId::try_from("alice").unwrap(),
+        video_type: VideoType::Camerastream,
+        expires: chrono::Utc::now().timestamp() - 1,
+    };
+    let base = PublishBase::parse(&stack_env("ROOMREC_RTMP_URL")).unwrap();
+    assert_refused(&api, &room, "alice", &base.url(&expired, &secret)).await;
+    // The same grant a minute from expiring is let in: the expiry was the only reason.
+    let fresh = PublishGrant { expires: chrono::Utc::now().timestamp() + 60, ..expired };
+    let mut publisher = publish(&base.url(&fresh, &secret), 4);
+    wait_for_roster(&api, &room, &["alice"]).await;
+    assert!(exit_of(&mut publisher).await.success());
+    wait_for_roster(&api, &room, &[]).await;
+
+    let minted = api.publish_url(&app, "live4", "alice").await.unwrap();
+    let rotated = api.post(&format!("/v2/apps/{app}/publish-secret"), &json!({})).await;
+    assert_eq!(rotated.status, StatusCode::NO_CONTENT, "{:?}", rotated.body);
+    assert_refused(&api, &room, "alice", &minted).await;
+
+    let secret = store.find_app(&app_id).await.unwrap().unwrap().publish_secret.unwrap();
+    let shown = [api.get(&format!("/v2/apps/{app}")).await.body, api.get("/v2/apps").await.body];
+    for body in shown {
+        assert!(!body.to_string().contains(secret.stored()), "the secret never shows: {body}");
+    }
+    let mut publisher = publish(&api.publish_url(&app, "live4", "alice").await.unwrap(), 4);
+    wait_for_roster(&api, &room, &["alice"]).await;
+    assert!(exit_of(&mut publisher).await.success());
 }

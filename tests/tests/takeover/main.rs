@@ -31,7 +31,7 @@ const TAKEOVER_LOSS: f64 = 15.0;
 #[tokio::test]
 async fn a_job_whose_worker_dies_resumes_on_another_within_seconds_and_loses_no_uploaded_media() {
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room1.dora", setup.app), 120, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room1", "dora").await, 120, "640x360", &[]);
     // Two workers, as a fleet runs: the one holding the job is killed, the other takes over.
     let mut workers =
         std::collections::HashMap::from([("able", start_worker("able")), ("baker", start_worker("baker"))]);
@@ -73,7 +73,7 @@ async fn a_job_whose_worker_dies_resumes_on_another_within_seconds_and_loses_no_
 #[tokio::test]
 async fn a_worker_frozen_past_its_lease_changes_nothing_the_new_owner_wrote() {
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room5.ike", setup.app), 120, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room5", "ike").await, 120, "640x360", &[]);
     let sleeper = start_worker("sleeper");
     let job = setup.start_job("room5", "ike", 30).await;
     wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(30)).await;
@@ -100,7 +100,7 @@ async fn a_worker_frozen_past_its_lease_changes_nothing_the_new_owner_wrote() {
 #[tokio::test]
 async fn a_worker_told_to_shut_down_finishes_its_files_and_hands_the_job_on() {
     let setup = Setup::new(&["MP4"], json!({}), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room2.eve", setup.app), 90, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room2", "eve").await, 90, "640x360", &[]);
     let leaving = start_worker("leaving");
     let job = setup.start_job("room2", "eve", 30).await;
     wait_for_events(&job, EventType::RecordNewFileStart, 1, Duration::from_secs(30)).await;
@@ -128,7 +128,7 @@ const HANDOFF_LOSS: f64 = 2.0;
 #[tokio::test]
 async fn a_job_handed_over_ten_times_is_still_recorded_and_stops_on_request() {
     let setup = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room3.fay", setup.app), 240, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room3", "fay").await, 240, "640x360", &[]);
     let job = setup.start_job("room3", "fay", 30).await;
     let mut current = start_worker("relay0");
     wait_for_owner(&setup, &job, "relay0", Duration::from_secs(30)).await;
@@ -161,7 +161,7 @@ async fn a_job_handed_over_ten_times_is_still_recorded_and_stops_on_request() {
 #[tokio::test]
 async fn a_job_whose_queue_message_was_deleted_is_woken_by_the_sweeper() {
     let setup = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room4.gus", setup.app), 60, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room4", "gus").await, 60, "640x360", &[]);
     let job = setup.start_job("room4", "gus", 30).await;
     // Take the job's message off the queue, as if it had been lost (no worker runs yet).
     delete_message(&job).await;
@@ -198,7 +198,7 @@ async fn refused_aws_connections_for_a_while_lose_no_media() {
     let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto()).await.unwrap();
     let endpoint = format!("http://{}", proxy.listen_addr());
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room6.jo", setup.app), 90, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room6", "jo").await, 90, "640x360", &[]);
     let _worker = start_worker_with("cut-off", &[("AWS_ENDPOINT_URL", endpoint.as_str())]);
     let job = setup.start_job("room6", "jo", 30).await;
     wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(30)).await;
@@ -219,7 +219,7 @@ async fn refused_aws_connections_for_a_while_lose_no_media() {
 #[tokio::test]
 async fn a_full_spool_disk_fails_the_job_with_its_reason_and_keeps_what_was_uploaded() {
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room7.kay", setup.app), 120, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room7", "kay").await, 120, "640x360", &[]);
     let _worker = start_worker_on_small_spool("cramped", &[], 6);
     let job = setup.start_job("room7", "kay", 30).await;
     let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(120)).await;
@@ -239,7 +239,7 @@ async fn a_recording_past_its_spool_budget_while_storage_is_unreachable_fails_an
     let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto()).await.unwrap();
     let endpoint = format!("http://{}", proxy.listen_addr());
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room8.lee", setup.app), 90, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room8", "lee").await, 90, "640x360", &[]);
     let settings = [("AWS_ENDPOINT_URL", endpoint.as_str()), ("ROOMREC_SPOOL_BUDGET_MB", "1")];
     let _worker = start_worker_with("budgeted", &settings);
     let job = setup.start_job("room8", "lee", 30).await;
@@ -287,7 +287,7 @@ async fn a_worker_is_protected_from_scale_in_while_it_records_and_not_after_its_
     // The agent's endpoint as ECS gives it to a task: ECS_AGENT_URI, a path under it.
     let agent = Receiver::start_answering(&agent_answer()).await.unwrap();
     let setup = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room9.max", setup.app), 150, "640x360", &[]);
+    let mut publisher = publish_with(&setup.publish_url("room9", "max").await, 150, "640x360", &[]);
     let agent_uri = format!("http://{}/api/task-1", agent.addr);
     let guarded = start_worker_with("guarded", &[("ECS_AGENT_URI", agent_uri.as_str())]);
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -320,7 +320,7 @@ async fn a_worker_is_protected_from_scale_in_while_it_records_and_not_after_its_
 async fn a_worker_without_room_for_a_mix_leaves_it_queued_until_its_recordings_end() {
     let individual = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
     let mixing = Setup::for_mix(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish_with(&format!("{}.room10.ned", individual.app), 90, "640x360", &[]);
+    let mut publisher = publish_with(&individual.publish_url("room10", "ned").await, 90, "640x360", &[]);
     // 30 units: a 640x360 grid mix (4 to encode, 75 for the panes it may decode) takes all of them.
     let _worker = start_worker_with("narrow", &[("ROOMREC_MAX_JOBS", "30")]);
     let recording = individual.start_job("room10", "ned", 30).await;

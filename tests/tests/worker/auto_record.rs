@@ -21,7 +21,7 @@ async fn an_auto_record_rule_records_a_publish_to_nginx_rtmp_without_a_jobs_api_
     assert_eq!(enabled.status, 200, "{:?}", enabled.body);
 
     // Only the media server speaks: nginx-rtmp's hook registers alice, the rule does the rest.
-    let mut publisher = publish_colour(&format!("{}.autoroom.alice", setup.app), 12, "0xE03030", 440);
+    let mut publisher = publish_colour(&setup.publish_url("autoroom", "alice").await, 12, "0xE03030", 440);
     let deadline = Instant::now() + Duration::from_secs(20);
     let job = loop {
         if let [job] = room_jobs(&setup, "autoroom").await.as_slice() {

@@ -42,12 +42,12 @@ async fn a_pause_shorter_than_the_merge_window_continues_the_file_and_a_longer_o
     )
     .await;
     let job = setup.start_job("pauses", "carol", 60).await;
-    let key = format!("{}.pauses.carol", setup.app);
-    finish(publish(&key, 10)).await;
+    let url = setup.publish_url("pauses", "carol").await;
+    finish(publish(&url, 10)).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    finish(publish(&key, 10)).await;
+    finish(publish(&url, 10)).await;
     tokio::time::sleep(Duration::from_secs(12)).await;
-    finish(publish(&key, 8)).await;
+    finish(publish(&url, 8)).await;
     setup.stop(&job).await;
     setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
 
@@ -69,7 +69,7 @@ async fn a_pause_shorter_than_the_merge_window_continues_the_file_and_a_longer_o
 async fn a_record_cycle_rolls_the_recording_into_a_new_file() {
     let setup = Setup::new(&["MP4"], json!({}), json!({ "record_cycle": 60 })).await;
     let job = setup.start_job("cycles", "dave", 30).await;
-    finish(publish(&format!("{}.cycles.dave", setup.app), 75)).await;
+    finish(publish(&setup.publish_url("cycles", "dave").await, 75)).await;
     setup.stop(&job).await;
     setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
 

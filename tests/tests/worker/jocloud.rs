@@ -86,15 +86,15 @@ async fn a_jocloud_source_recording_puts_each_participant_in_s3_under_jocloud_na
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
     let room = "jsource";
     // Small pictures: the other worker tests share the machine's two cores.
-    let mut alice = publish_colour(&format!("{}.{room}.alice", setup.app), 40, "0xE03030", 440);
-    let mut bob = publish_colour(&format!("{}.{room}.bob", setup.app), 40, "0x30C030", 660);
+    let mut alice = publish_colour(&setup.publish_url(room, "alice").await, 40, "0xE03030", 440);
+    let mut bob = publish_colour(&setup.publish_url(room, "bob").await, 40, "0x30C030", 660);
     wait_for_roster(&setup, room, 2).await;
     let started = start(&setup, room, json!({ "streamtype": 2 })).await;
     let recordid = started["recordid"].as_str().unwrap().to_owned();
     assert_eq!(started["jobs"].as_array().unwrap().len(), 2, "{started}");
 
     // carol joins while it records: she gets her own job in the same recording.
-    let mut carol = publish_colour(&format!("{}.{room}.carol", setup.app), 30, "0x3030E0", 880);
+    let mut carol = publish_colour(&setup.publish_url(room, "carol").await, 30, "0x3030E0", 880);
     query_until(&setup, &recordid, Duration::from_secs(30), |r| job_states(r) == ["RUNNING"; 3]).await;
     let prefix = format!("{}/rid_{recordid}_{room}", setup.prefix);
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -147,9 +147,9 @@ async fn a_jocloud_mixed_recording_is_one_playlist_named_rid_recordid_roomid_acr
     let setup = Setup::new(&["HLS"], json!({ "record_slice_duration": 2 }), json!({})).await;
     let room = "jmix";
     // The grid places people in join order: alice first.
-    let mut alice = publish_colour(&format!("{}.{room}.alice", setup.app), 60, "0xE03030", 440);
+    let mut alice = publish_colour(&setup.publish_url(room, "alice").await, 60, "0xE03030", 440);
     wait_for_roster(&setup, room, 1).await;
-    let mut bob = publish_colour(&format!("{}.{room}.bob", setup.app), 60, "0x30C030", 660);
+    let mut bob = publish_colour(&setup.publish_url(room, "bob").await, 60, "0x30C030", 660);
     wait_for_roster(&setup, room, 2).await;
     let started = start(
         &setup,

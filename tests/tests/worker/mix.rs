@@ -37,9 +37,9 @@ fn picture(frame: &[u8]) -> Picture {
 async fn a_mix_job_composes_the_room_and_applies_a_layout_update_in_the_same_file() {
     let setup = Setup::for_mix(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
     // Join order decides the panes: alice first (left), then bob.
-    let mut alice = publish_colour(&format!("{}.mixroom.alice", setup.app), 60, "0xE03030", 440);
+    let mut alice = publish_colour(&setup.publish_url("mixroom", "alice").await, 60, "0xE03030", 440);
     setup.wait_for_roster("mixroom", &["alice"]).await;
-    let mut bob = publish_colour(&format!("{}.mixroom.bob", setup.app), 60, "0x30C030", 660);
+    let mut bob = publish_colour(&setup.publish_url("mixroom", "bob").await, 60, "0x30C030", 660);
     setup.wait_for_roster("mixroom", &["alice", "bob"]).await;
     let job = setup
         .start_mix(json!({

@@ -12,7 +12,7 @@ use crate::support::{decodes, download, duration, final_events, objects, probe, 
 #[tokio::test]
 async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish(&format!("{}.room1.alice", setup.app), 40);
+    let mut publisher = publish(&setup.publish_url("room1", "alice").await, 40);
     let job = setup.start_job("room1", "alice", 30).await;
     let running = setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;
     assert_eq!(running["stream_name"], format!("s_{job}_room1_alice"));
@@ -142,7 +142,7 @@ async fn a_recording_into_a_missing_bucket_fails_instead_of_pretending() {
     let body = json!({ "obs_addr": { "bucket": "no-such-bucket-roomrec", "location": "us-east-1", "object": "x/" } });
     let reply = setup.api.put(&format!("/v2/apps/{}/record-rules/{}", setup.app, setup.rule), &body).await;
     assert_eq!(reply.status, 200, "{:?}", reply.body);
-    let mut publisher = publish(&format!("{}.room1.carol", setup.app), 30);
+    let mut publisher = publish(&setup.publish_url("room1", "carol").await, 30);
     let job = setup.start_job("room1", "carol", 30).await;
     let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(40)).await;
     publisher.kill().await.ok();
@@ -160,7 +160,7 @@ async fn a_recording_into_a_missing_bucket_fails_instead_of_pretending() {
 #[tokio::test]
 async fn a_duplicate_delivery_of_a_running_job_does_not_start_a_second_recorder() {
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish(&format!("{}.room1.erin", setup.app), 30);
+    let mut publisher = publish(&setup.publish_url("room1", "erin").await, 30);
     let job = setup.start_job("room1", "erin", 30).await;
     let running = setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;
     // SQS delivers at least once: the same message again, while this worker records the job.

@@ -60,6 +60,11 @@ impl Setup {
         self.api.create_job(&self.app, Jobs::Mix, &body).await.unwrap()
     }
 
+    /// A minted URL that publishes `user`'s camera into `room` of the app.
+    pub async fn publish_url(&self, room: &str, user: &str) -> String {
+        self.api.publish_url(&self.app, room, user).await.unwrap()
+    }
+
     /// Starts an individual job for `user` in `room` with `max_idle_time`.
     pub async fn start_job(&self, room: &str, user: &str, max_idle: u32) -> String {
         let body = individual_job(&self.rule, room, user, max_idle);

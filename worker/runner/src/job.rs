@@ -793,6 +793,7 @@ mod tests {
             stream_policy: roomrec_domain::reach::StreamPolicy::default(),
             hook_token: None,
             media_pull_base: None,
+            media_publish_base: None,
             retry_schedule: RetrySchedule::STANDARD,
             sweep_init_grace: Duration::from_secs(60),
         };

@@ -18,7 +18,7 @@ use crate::ports::{
 };
 use crate::quota::QuotaSettings;
 use crate::record::JobRecord;
-use crate::room::{Room, RoomStream};
+use crate::room::{MediaSession, Room, RoomStream};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
 
@@ -329,6 +329,19 @@ impl RoomStore for MemStore {
         let Some(roster) = tables.streams.get_mut(&(app_id.clone(), room.clone())) else { return Ok(false) };
         let before = roster.len();
         roster.retain(|s| s.user_id != *user);
+        Ok(roster.len() < before)
+    }
+    async fn delete_session_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        session: &MediaSession,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.open()?;
+        let Some(roster) = tables.streams.get_mut(&(app_id.clone(), room.clone())) else { return Ok(false) };
+        let before = roster.len();
+        roster.retain(|s| !(s.user_id == *user && s.media_session.as_ref() == Some(session)));
         Ok(roster.len() < before)
     }
     async fn open_room(

@@ -3,14 +3,19 @@
 
 use std::sync::Arc;
 
+use chrono::DateTime;
+
+use crate::app::App;
 use crate::auto_record;
 use crate::clock::{Clock, Random};
 use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
 use crate::ids::{AppId, RoomId, UserId};
 use crate::job::JobKind;
 use crate::ports::{AppStore, RoomJobs, RoomStore, RuleStore};
+use crate::publish::{PublishBase, PublishGrant, PublishRefused, PublishSecret, PublishUrl, PublishUrlRequest};
 use crate::reach::StreamPolicy;
-use crate::room::{Room, RoomStream, StreamRequest, VideoType};
+use crate::room::{MediaSession, Room, RoomStream, StreamRequest, VideoType};
+use crate::time::Timestamp;
 use crate::url::{StreamUrl, StreamUrlTemplate};
 
 use super::access::OwnedApp;
@@ -29,14 +34,39 @@ fn not_started(app_id: &AppId, stream: &RoomStream, err: &UseCaseError, what: &s
     }
 }
 
+/// A refused publish as the hook answers it (any non-2xx makes nginx-rtmp drop the publisher).
+fn refusal(refused: PublishRefused) -> UseCaseError {
+    match refused {
+        PublishRefused::BadSignature => Invalid::new("signature", refused.to_string()).into(),
+        PublishRefused::Expired => UseCaseError::Expired { field: "expires", reason: refused.to_string() },
+    }
+}
+
 /// A media-server report that a stream started or stopped publishing.
 #[derive(Debug, Clone)]
 pub struct PublishEvent {
     pub app_id: AppId,
     pub room_id: RoomId,
     pub user_id: UserId,
-    /// Where the worker can pull the stream from (set on publish).
-    pub url: Option<StreamUrl>,
+    /// The media server's connection that publishes (or published) the stream.
+    pub session: MediaSession,
+    pub call: PublishCall,
+}
+
+/// What the media server reports.
+#[derive(Debug, Clone)]
+pub enum PublishCall {
+    /// A publisher asks to start; it is let in only with a valid minted signature.
+    Publish {
+        /// Where the worker can pull the stream from.
+        url: StreamUrl,
+        /// The publish URL's signed fields, as the publisher presented them.
+        video_type: VideoType,
+        expires: i64,
+        signature: String,
+    },
+    /// A publishing connection ended.
+    PublishDone,
 }
 
 /// The rooms use cases.
@@ -123,20 +153,68 @@ impl Rooms {
         Ok(self.ports.rooms.list_streams(app.id(), &room).await?)
     }
 
-    /// Applies a media server's publish / publish-done report. The hook is trusted by its
-    /// deployment token, not by an account, so it names the app directly.
-    pub async fn media_hook(&self, event: PublishEvent) -> Result<(), UseCaseError> {
-        let PublishEvent { app_id, room_id, user_id, url } = event;
-        if self.ports.apps.find_app(&app_id).await?.is_none() {
+    /// Mints a URL that lets one publisher in as `user` of `room` until it expires. An app
+    /// stored before publish URLs existed gets its secret now.
+    pub async fn publish_url(
+        &self,
+        app: &OwnedApp,
+        room: RoomId,
+        user: UserId,
+        request: PublishUrlRequest,
+        base: &PublishBase,
+    ) -> Result<PublishUrl, UseCaseError> {
+        let grant = request.grant(app.id().clone(), room, user, self.ports.clock.now())?;
+        let secret = match &app.app().publish_secret {
+            Some(secret) => secret.clone(),
+            None => self.rotate_publish_secret(app).await?,
+        };
+        let expires_at = Timestamp::at(DateTime::from_timestamp(grant.expires, 0).unwrap_or_default());
+        Ok(PublishUrl { url: base.url(&grant, &secret), expires_at })
+    }
+
+    /// Replaces the app's publish secret: every URL minted before stops letting publishers
+    /// in (those publishing now stay). Returns the new secret, which no response shows.
+    pub async fn rotate_publish_secret(&self, app: &OwnedApp) -> Result<PublishSecret, UseCaseError> {
+        let secret = PublishSecret::generate(self.ports.random.as_ref());
+        let rotated = App { publish_secret: Some(secret.clone()), ..app.app().clone() };
+        if !self.ports.apps.update_app(app.account(), &rotated).await? {
             return Err(UseCaseError::not_found("app_id", "app"));
         }
-        match url {
-            Some(url) => {
-                let stream = self.joining(room_id, user_id, url, VideoType::Camerastream, true, true);
-                self.join(&app_id, stream).await?;
+        Ok(secret)
+    }
+
+    /// Applies a media server's publish / publish-done report. The hook is trusted by its
+    /// deployment token, not by an account, so it names the app directly. A publish joins
+    /// only with a valid, unexpired signature and only if the participant is not in the room
+    /// already; a publish-done removes the stream only if its session registered it.
+    pub async fn media_hook(&self, event: PublishEvent) -> Result<(), UseCaseError> {
+        let PublishEvent { app_id, room_id, user_id, session, call } = event;
+        let Some(app) = self.ports.apps.find_app(&app_id).await? else {
+            return Err(UseCaseError::not_found("app_id", "app"));
+        };
+        match call {
+            PublishCall::Publish { url, video_type, expires, signature } => {
+                let grant = PublishGrant { app_id, room_id, user_id, video_type, expires };
+                let secret = app.publish_secret.as_ref().ok_or(PublishRefused::BadSignature);
+                secret
+                    .and_then(|secret| grant.verify(&signature, secret, self.ports.clock.as_ref()))
+                    .map_err(refusal)?;
+                let PublishGrant { app_id, room_id, user_id, .. } = grant;
+                let mut stream = self.joining(room_id, user_id, url, video_type, true, true);
+                stream.media_session = Some(session);
+                match self.ports.rooms.create_stream(&app_id, &stream).await {
+                    Ok(()) => self.opened(&app_id, &stream).await,
+                    Err(StoreError::Conflict) => {
+                        return Err(UseCaseError::Conflict(
+                            "user_id: the participant is in the room already; a second publisher cannot replace them"
+                                .into(),
+                        ))
+                    }
+                    Err(err) => return Err(err.into()),
+                }
             }
-            None => {
-                if self.ports.rooms.delete_stream(&app_id, &room_id, &user_id).await? {
+            PublishCall::PublishDone => {
+                if self.ports.rooms.delete_session_stream(&app_id, &room_id, &user_id, &session).await? {
                     self.leave(&app_id, &room_id).await;
                 }
             }
@@ -163,6 +241,8 @@ impl Rooms {
                 };
                 if let Some(current) = current {
                     (stream.join_time, stream.join_seq) = (current.join_time, current.join_seq);
+                    // A hook-registered publisher still publishing: its publish_done removes it.
+                    stream.media_session = current.media_session;
                 }
                 if !self.ports.rooms.update_stream(app_id, &stream).await? {
                     return Err(UseCaseError::not_found("user_id", "stream"));
@@ -171,14 +251,19 @@ impl Rooms {
             }
             Err(err) => return Err(err.into()),
         }
-        // The stream is saved before the room is touched, so a concurrent last leave either
-        // sees it or finds the room changed (see `leave`).
+        self.opened(app_id, &stream).await;
+        Ok((stream, true))
+    }
+
+    /// What follows a new join once the stream is saved. The stream is saved before the room
+    /// is touched, so a concurrent last leave either sees it or finds the room changed (see
+    /// `leave`).
+    async fn opened(&self, app_id: &AppId, stream: &RoomStream) {
         match self.ports.rooms.open_room(app_id, &stream.room_id, stream.join_seq, stream.join_time).await {
-            Ok(room) => self.on_join(app_id, &stream, &room).await,
+            Ok(room) => self.on_join(app_id, stream, &room).await,
             Err(err) => tracing::error!(%app_id, room_id = %stream.room_id, error = %error_chain(&err),
                 "could not open the room; nothing is recorded automatically for this join"),
         }
-        Ok((stream, true))
     }
 
     /// Starts what a join starts. A failure is logged, never the join's: the participant is
@@ -247,6 +332,7 @@ impl Rooms {
             join_time: now,
             join_seq: self.ports.clock.micros(),
             update_time: now,
+            media_session: None,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::*;
+use crate::app::App;
 use crate::clock::Clock;
 use crate::delivery::{Deliverer, DelivererPorts};
 use crate::error::{QueueError, StoreError, UseCaseError};
@@ -12,12 +13,15 @@ use crate::event::{DeliveryStatus, DeliveryUpdate, RecordEvent};
 use crate::ids::{AccountId, AppId, JobId, RoomId, UserId};
 use crate::job::{Job, JobKind, JobState, StopReason};
 use crate::jocloud::{RecordingState, RecordingView};
-use crate::ports::{EventLog, JobFilter, PageRequest, RuleStore};
+use crate::ports::{AppStore, EventLog, JobFilter, PageRequest, RuleStore};
+use crate::publish::{PublishBase, PublishUrl};
 use crate::reach::StreamPolicy;
 use crate::record::JobRecord;
+use crate::room::{MediaSession, VideoType};
 use crate::testing::{
     ManualClock, MemDeliveryQueue, MemEventLog, MemEventSource, MemJobQueue, MemStore, ScriptedNotifier, SeqRandom,
 };
+use crate::time::Timestamp;
 use crate::url::{PrivateAddresses, StreamUrl};
 
 /// Listings, room reads and files at scale: what they read.
@@ -546,18 +550,188 @@ async fn a_join_under_an_auto_record_rule_starts_one_job_per_join() {
     assert_eq!(w.queue.messages().len(), 1);
 }
 
+fn publish_base() -> PublishBase {
+    PublishBase::parse("rtmp://media.example.com/live").unwrap()
+}
+
+/// Mints a publish URL for `who` in room001 with the request `json`.
+async fn mint(w: &World, app: &OwnedApp, who: &str, json: &str) -> PublishUrl {
+    w.rooms.publish_url(app, room(), user(who), body(json), &publish_base()).await.unwrap()
+}
+
+/// What nginx-rtmp reports when connection `session` publishes with URL `minted`: the stream
+/// key split into app, room and user, the query's signed fields.
+fn hook_publish(minted: &str, session: &str) -> PublishEvent {
+    let url = url::Url::parse(minted).unwrap();
+    let key = url.path_segments().unwrap().next_back().unwrap().to_owned();
+    let parts: Vec<&str> = key.split('.').collect();
+    let field = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
+    PublishEvent {
+        app_id: AppId::parse(parts[0]).unwrap(),
+        room_id: RoomId::try_from(parts[1]).unwrap(),
+        user_id: user(parts[2]),
+        session: MediaSession::parse(session).unwrap(),
+        call: PublishCall::Publish {
+            url: StreamUrl::parse(&format!("rtmp://127.0.0.1/live/{key}"), "name").unwrap(),
+            video_type: VideoType::parse(&field("video_type")).unwrap(),
+            expires: field("expires").parse().unwrap(),
+            signature: field("signature"),
+        },
+    }
+}
+
+/// What nginx-rtmp reports when connection `session` of `publish`'s stream ends.
+fn hook_done(publish: &PublishEvent, session: &str) -> PublishEvent {
+    PublishEvent { session: MediaSession::parse(session).unwrap(), call: PublishCall::PublishDone, ..publish.clone() }
+}
+
+fn refused_field(result: Result<(), UseCaseError>) -> String {
+    match result {
+        Err(UseCaseError::Invalid(invalid)) => invalid.field,
+        Err(UseCaseError::Expired { field, .. }) => field.to_owned(),
+        Err(UseCaseError::Conflict(message)) => message.split(':').next().unwrap().to_owned(),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+}
+
 #[tokio::test]
-async fn the_media_hook_joins_and_leaves_a_known_app_and_refuses_an_unknown_one() {
+async fn a_minted_url_joins_its_participant_with_the_signed_video_type_and_publish_done_leaves() {
     let w = world();
     let (app, _) = w.app_with_rule().await;
-    let url = Some(StreamUrl::parse("rtmp://127.0.0.1/live/x", "url").unwrap());
-    let publish = PublishEvent { app_id: app.id().clone(), room_id: room(), user_id: user("u1"), url };
+    let minted = mint(&w, &app, "u1", r#"{"video_type":"SUBSTREAM","ttl_seconds":600}"#).await;
+    assert!(
+        minted.url.starts_with(&format!("rtmp://media.example.com/live/{}.room001.u1?", app.id())),
+        "{}",
+        minted.url
+    );
+    assert_eq!(minted.expires_at, Timestamp::at(w.clock.now() + chrono::Duration::seconds(600)));
+    let publish = hook_publish(&minted.url, "7");
     w.rooms.media_hook(publish.clone()).await.unwrap();
-    assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 1);
-    w.rooms.media_hook(PublishEvent { url: None, ..publish.clone() }).await.unwrap();
+    let roster = w.rooms.list_streams(&app, room()).await.unwrap();
+    assert_eq!((roster.len(), roster[0].video_type), (1, VideoType::Substream));
+    assert_eq!(roster[0].url.as_str(), format!("rtmp://127.0.0.1/live/{}.room001.u1", app.id()));
+    w.rooms.media_hook(hook_done(&publish, "7")).await.unwrap();
     assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_hook_refuses_a_tampered_or_unsigned_publish_and_an_unknown_app() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let publish = hook_publish(&mint(&w, &app, "u1", "{}").await.url, "1");
+    let PublishCall::Publish { url, video_type, expires, signature } = publish.call.clone() else { unreachable!() };
+    let as_mallory = PublishEvent { user_id: user("mallory"), ..publish.clone() };
+    let as_screen = PublishEvent {
+        call: PublishCall::Publish {
+            url: url.clone(),
+            video_type: VideoType::Substream,
+            expires,
+            signature: signature.clone(),
+        },
+        ..publish.clone()
+    };
+    let longer = PublishEvent {
+        call: PublishCall::Publish {
+            url: url.clone(),
+            video_type,
+            expires: expires + 86_400,
+            signature: signature.clone(),
+        },
+        ..publish.clone()
+    };
+    let unsigned = PublishEvent {
+        call: PublishCall::Publish { url: url.clone(), video_type, expires, signature: String::new() },
+        ..publish.clone()
+    };
+    for event in [as_mallory, as_screen, longer, unsigned] {
+        assert_eq!(refused_field(w.rooms.media_hook(event.clone()).await), "signature", "{event:?}");
+    }
+    assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty(), "nobody joined");
     let stranger = PublishEvent { app_id: AppId::generate(crate::testing::random()), ..publish };
     assert_eq!(not_found_field(w.rooms.media_hook(stranger).await), "app_id");
+}
+
+#[tokio::test]
+async fn an_expired_publish_url_is_refused() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let publish = hook_publish(&mint(&w, &app, "u1", r#"{"ttl_seconds":60}"#).await.url, "1");
+    w.clock.advance(Duration::from_secs(60));
+    assert_eq!(refused_field(w.rooms.media_hook(publish).await), "expires");
+    assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn rotating_the_publish_secret_refuses_urls_minted_before_and_never_shows_it() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let before = hook_publish(&mint(&w, &app, "u1", "{}").await.url, "1");
+    let secret = w.rooms.rotate_publish_secret(&app).await.unwrap();
+    assert_eq!(refused_field(w.rooms.media_hook(before).await), "signature");
+
+    let app = w.access.app(&account("alice"), app.id().as_str()).await.unwrap();
+    let app_json = serde_json::to_string(app.app()).unwrap();
+    assert!(!app_json.contains(secret.stored()) && !app_json.contains("secret"), "{app_json}");
+    let after = mint(&w, &app, "u1", "{}").await;
+    assert!(!after.url.contains(secret.stored()));
+    w.rooms.media_hook(hook_publish(&after.url, "2")).await.unwrap();
+    assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_second_publisher_cannot_replace_a_live_participant_nor_remove_them_when_it_ends() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let first = hook_publish(&mint(&w, &app, "u1", "{}").await.url, "1");
+    w.rooms.media_hook(first.clone()).await.unwrap();
+    let joined = w.rooms.get_stream(&app, room(), user("u1")).await.unwrap();
+
+    w.clock.advance(Duration::from_secs(5));
+    let second = hook_publish(&mint(&w, &app, "u1", "{}").await.url, "2");
+    assert_eq!(refused_field(w.rooms.media_hook(second.clone()).await), "user_id");
+    w.rooms.media_hook(hook_done(&second, "2")).await.unwrap();
+    assert_eq!(w.rooms.get_stream(&app, room(), user("u1")).await.unwrap(), joined, "the first session stays");
+
+    w.rooms.media_hook(hook_done(&first, "1")).await.unwrap();
+    assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty(), "its own publish_done removes it");
+    w.rooms.media_hook(second).await.unwrap();
+    assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 1, "once the first left, the next joins");
+    w.rooms.media_hook(hook_done(&first, "1")).await.unwrap();
+    let now_in = w.rooms.get_stream(&app, room(), user("u1")).await.unwrap();
+    assert_eq!(
+        now_in.media_session,
+        Some(MediaSession::parse("2").unwrap()),
+        "a late publish_done of the older session"
+    );
+}
+
+#[tokio::test]
+async fn an_app_stored_without_a_publish_secret_gets_one_on_its_first_mint() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let legacy = App { publish_secret: None, ..app.app().clone() };
+    w.store.put_app(app.account(), &legacy).await.unwrap();
+    let app = w.access.app(&account("alice"), app.id().as_str()).await.unwrap();
+    let minted = mint(&w, &app, "u1", "{}").await;
+    assert!(w.store.find_app(app.id()).await.unwrap().unwrap().publish_secret.is_some());
+    w.rooms.media_hook(hook_publish(&minted.url, "1")).await.unwrap();
+    assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_publish_url_lasts_an_hour_by_default_and_refuses_lifetimes_outside_a_minute_to_a_day() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let minted = mint(&w, &app, "u1", "{}").await;
+    assert_eq!(minted.expires_at, Timestamp::at(w.clock.now() + chrono::Duration::hours(1)));
+    assert!(minted.url.contains("video_type=CAMERASTREAM"), "{}", minted.url);
+    for ttl in ["59", "86401"] {
+        let refused = w
+            .rooms
+            .publish_url(&app, room(), user("u1"), body(&format!(r#"{{"ttl_seconds":{ttl}}}"#)), &publish_base())
+            .await;
+        assert!(matches!(refused, Err(UseCaseError::Invalid(i)) if i.field == "ttl_seconds"), "{ttl}");
+    }
 }
 
 // ---- Jocloud ----
@@ -609,6 +783,8 @@ async fn a_source_recording_records_who_is_in_the_room_and_who_joins_later() {
     w.join(&app, "u1").await;
     let view = start(&w, &app, &rule, r#","streamtype":2"#).await;
     assert_eq!(view.jobs.len(), 1);
+    // Later to the second, so the jobs' order is the joins' and not their random ids'.
+    w.clock.advance(Duration::from_secs(1));
     w.join(&app, "u2").await;
     let recordid = view.recordid.to_string();
     let queried = w.jocloud.query_record(&app, body(&format!(r#"{{"recordid":"{recordid}"}}"#))).await.unwrap();

@@ -117,7 +117,11 @@ async fn a_jocloud_source_recording_past_the_quota_starts_nobody_rather_than_par
     assert_eq!(jobs.len(), 1, "the first participant's job was created before the quota refused");
     assert_eq!(jobs[0].state, JobState::Stopped, "and stopped again");
     w.join(&app, "u3").await;
-    assert_eq!(w.jobs.list(&app, &filter, &first_page(20)).await.unwrap().jobs.len(), 1, "a later join is not recorded either");
+    assert_eq!(
+        w.jobs.list(&app, &filter, &first_page(20)).await.unwrap().jobs.len(),
+        1,
+        "a later join is not recorded either"
+    );
 }
 
 #[tokio::test]
