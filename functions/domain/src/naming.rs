@@ -221,7 +221,7 @@ pub fn location(endpoint: Option<&str>, region: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{AppId, RecordId};
+    use crate::ids::{AppId, JobId, RecordId};
     use crate::job::RecordFile;
     use crate::testing::{now, open_upload, random};
     use chrono::TimeZone;
@@ -370,32 +370,33 @@ mod tests {
         assert_eq!(third, format!("{app}/rec/{}_2_2.mp4", job.job.job_id));
     }
 
-    /// An individual job of a new app whose rule is `rule_body`, with its keys for a file.
-    fn keys_of(rule_body: &str) -> (RecordRule, String) {
+    /// An individual job of a new app whose rule is `rule_body`, with its keys for a file and
+    /// its id.
+    fn keys_of(rule_body: &str) -> (RecordRule, String, JobId) {
         let app = AppId::generate(random());
         let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), random(), now()).unwrap();
         let body = format!(r#"{{"room_id":"r","user_id":"u","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
         let job = JobRecord::new(Job::individual(app, serde_json::from_str(&body).unwrap(), random(), now()).unwrap());
         let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
         let key = file_keys(&job, &rule, RecordFormat::Mp4, start, "rtmp://h/live/x").main(RecordFormat::Mp4);
-        (rule, key)
+        (rule, key, job.job.job_id)
     }
 
     #[test]
     fn two_apps_with_the_same_object_and_prefix_in_the_deployment_bucket_get_different_keys() {
         let body = r#"{"obs_addr":{"bucket":"deployment","location":"eu-west-1","object":"shared/"},
-            "record_formats":["MP4"],"mp4_config":{"record_prefix":"fixed"}}"#;
-        let (rule_a, key_a) = keys_of(body);
-        let (rule_b, key_b) = keys_of(body);
-        assert_eq!(key_a, format!("{}/shared/fixed.mp4", rule_a.app_id));
-        assert_eq!(key_b, format!("{}/shared/fixed.mp4", rule_b.app_id));
+            "record_formats":["MP4"],"mp4_config":{"record_prefix":"fixed/{job_id}"}}"#;
+        let (rule_a, key_a, job_a) = keys_of(body);
+        let (rule_b, key_b, job_b) = keys_of(body);
+        assert_eq!(key_a, format!("{}/shared/fixed/{job_a}.mp4", rule_a.app_id));
+        assert_eq!(key_b, format!("{}/shared/fixed/{job_b}.mp4", rule_b.app_id));
         assert!(is_under_app(&key_a, &rule_a.app_id) && !is_under_app(&key_a, &rule_b.app_id));
     }
 
     #[test]
     fn a_stored_prefix_with_dot_segments_cannot_climb_out_of_the_app() {
         let body = r#"{"obs_addr":{"bucket":"deployment","location":"eu-west-1"},"record_formats":["MP4"]}"#;
-        let (mut rule, _) = keys_of(body);
+        let (mut rule, _, _) = keys_of(body);
         // Saved before the API refused such prefixes, or written into the table directly.
         rule.obs_addr.object = "../".into();
         rule.mp4_config.record_prefix = "./../other/{job_id}".into();
@@ -414,9 +415,9 @@ mod tests {
     fn a_rule_with_a_role_names_keys_in_the_tenants_bucket_as_it_says() {
         let body = r#"{"obs_addr":{"bucket":"tenant","location":"eu-west-1","object":"rec/",
             "role_arn":"arn:aws:iam::210987654321:role/roomrec"},
-            "record_formats":["MP4"],"mp4_config":{"record_prefix":"fixed"}}"#;
-        let (rule, key) = keys_of(body);
-        assert_eq!(key, "rec/fixed.mp4");
+            "record_formats":["MP4"],"mp4_config":{"record_prefix":"fixed/{job_id}"}}"#;
+        let (rule, key, job) = keys_of(body);
+        assert_eq!(key, format!("rec/fixed/{job}.mp4"));
         assert_eq!(app_root(&rule), "");
     }
 }

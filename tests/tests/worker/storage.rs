@@ -42,7 +42,7 @@ fn tenant_role(bucket: &str, external_id: &str) -> String {
 
 /// Records a few seconds of `user` in `room` with `setup`'s rule, until STOPPED.
 async fn record(setup: &Setup, room: &str, user: &str) -> String {
-    let mut publisher = publish(&format!("{}.{room}.{user}", setup.app), 30);
+    let mut publisher = publish(&setup.publish_url(room, user).await, 30);
     let job = setup.start_job(room, user, 30).await;
     setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;
     tokio::time::sleep(Duration::from_secs(6)).await;
@@ -58,7 +58,7 @@ async fn etags(bucket: &str, prefix: &str) -> BTreeMap<String, String> {
     listed.contents().iter().map(|o| (o.key().unwrap().to_owned(), o.e_tag().unwrap().to_owned())).collect()
 }
 
-/// The rule both accounts write with: the same `object`, a fixed `record_prefix`.
+/// A rule writing under `object` of the deployment's bucket.
 fn shared_obs_addr(object: &str) -> Value {
     json!({ "bucket": stack_env("ROOMREC_RECORDINGS_BUCKET"), "location": "us-east-1", "object": object })
 }
@@ -66,13 +66,12 @@ fn shared_obs_addr(object: &str) -> Value {
 #[tokio::test]
 async fn two_accounts_writing_the_same_object_and_prefix_cannot_overwrite_each_other() {
     let object = format!("{}/", unique("shared"));
-    let mp4 = json!({ "record_prefix": "fixed/{record_format}" });
-    let a = Setup::for_account(Api::new_account().await, &["MP4"], shared_obs_addr(&object), json!({}), mp4.clone());
-    let b = Setup::for_account(Api::new_account().await, &["MP4"], shared_obs_addr(&object), json!({}), mp4);
-    let (a, b) = (a.await, b.await);
+    let mp4 = json!({ "record_prefix": "fixed/{job_id}" });
+    let a =
+        Setup::for_account(Api::new_account().await, &["MP4"], shared_obs_addr(&object), json!({}), mp4.clone()).await;
     let a_job = record(&a, "room1", "alice").await;
     let a_files = etags(&a.bucket, &format!("{}/", a.app)).await;
-    let a_key = format!("{}/{object}fixed/mp4.mp4", a.app);
+    let a_key = format!("{}/{object}fixed/{a_job}.mp4", a.app);
     assert!(a_files.contains_key(&a_key), "A's file is under A's app: {a_files:?}");
     let reported = final_events(&a_job).await;
     let complete = reported.iter().find(|e| e.event_type == EventType::RecordFileComplete).unwrap();
@@ -80,10 +79,14 @@ async fn two_accounts_writing_the_same_object_and_prefix_cannot_overwrite_each_o
     assert_eq!(facts.obs_object, a_key, "obs_object names the real key");
     assert!(facts.download_url.as_ref().unwrap().ends_with(&format!("/{}/{a_key}", a.bucket)));
 
-    record(&b, "room1", "alice").await;
-    assert_eq!(etags(&a.bucket, &format!("{}/", a.app)).await, a_files, "B changed none of A's objects");
+    // B aims its rule at A's folder: the same bucket, A's app id and object in front.
+    let aimed = format!("{}/{object}", a.app);
+    let b = Setup::for_account(Api::new_account().await, &["MP4"], shared_obs_addr(&aimed), json!({}), mp4).await;
+    let b_job = record(&b, "room1", "alice").await;
+    assert_eq!(etags(&a.bucket, &format!("{}/", a.app)).await, a_files, "B changed or added none of A's objects");
     let b_files = objects(&b.bucket, &format!("{}/", b.app)).await;
-    assert!(b_files.iter().any(|(k, _)| *k == format!("{}/{object}fixed/mp4.mp4", b.app)), "{b_files:?}");
+    let b_key = format!("{}/{aimed}fixed/{b_job}.mp4", b.app);
+    assert!(b_files.iter().any(|(k, _)| *k == b_key), "B's file is under B's app: {b_files:?}");
     let outside = objects(&a.bucket, &object).await;
     assert!(outside.is_empty(), "nothing is written where the rule's object alone points: {outside:?}");
 }
@@ -94,7 +97,7 @@ async fn a_rule_naming_another_bucket_without_a_role_fails_its_jobs_and_writes_n
     let obs_addr = json!({ "bucket": bucket, "location": "us-east-1", "object": "rec/" });
     // Accepted when saved, as the seed bodies name buckets of their own.
     let setup = Setup::for_account(Api::new_account().await, &["HLS", "MP4"], obs_addr, json!({}), json!({})).await;
-    let mut publisher = publish(&format!("{}.room1.dave", setup.app), 20);
+    let mut publisher = publish(&setup.publish_url("room1", "dave").await, 20);
     let job = setup.start_job("room1", "dave", 30).await;
     let failed = setup.wait_for_state(&job, "FAILED", Duration::from_secs(30)).await;
     publisher.kill().await.ok();
@@ -166,7 +169,7 @@ async fn a_role_whose_bucket_does_not_exist_fails_the_recording_with_a_stable_de
     let role = tenant_role(&bucket, &account_of(&api).await);
     let obs_addr = json!({ "bucket": bucket, "location": "us-east-1", "object": "rec/", "role_arn": role });
     let setup = Setup::for_account(api, &["HLS"], obs_addr, json!({ "record_slice_duration": 2 }), json!({})).await;
-    let mut publisher = publish(&format!("{}.room1.gina", setup.app), 40);
+    let mut publisher = publish(&setup.publish_url("room1", "gina").await, 40);
     let job = setup.start_job("room1", "gina", 30).await;
     setup.wait_for_state(&job, "FAILED", Duration::from_secs(60)).await;
     publisher.kill().await.ok();
