@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use roomrec_domain::callback::EventType;
+use roomrec_domain::error::error_chain;
 use roomrec_domain::failure::{Failure, FailureCode};
 use roomrec_domain::ids::UserId;
 use roomrec_domain::job::{JobSpec, JobState, StopReason};
@@ -94,17 +95,6 @@ fn upload_failure(err: &anyhow::Error) -> Failure {
 /// `av_strerror` word it.
 fn disk_full(cause: &str) -> bool {
     cause.contains("No space left on device")
-}
-
-/// `err` and its causes, "a: b: c": the last is often what happened ("No space left on device").
-fn causes(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(next) = cause {
-        text.push_str(&format!(": {next}"));
-        cause = next.source();
-    }
-    text
 }
 
 /// Runs the job named by `message` until it ends, is handed back (shutdown) or is lost; its
@@ -473,8 +463,8 @@ impl JobTask {
         let job = &self.record.job;
         let rule_id = job.rule_id().ok_or_else(missing)?;
         let read = self.ctx.store.get_rule(&job.app_id, &rule_id).await;
-        let rule =
-            read.map_err(|e| Failure::new(FailureCode::InternalError, format!("reading the rule: {}", causes(&e))))?;
+        let rule = read
+            .map_err(|e| Failure::new(FailureCode::InternalError, format!("reading the rule: {}", error_chain(&e))))?;
         rule.ok_or_else(missing)
     }
 
@@ -659,7 +649,7 @@ impl JobTask {
             (Some(reason), _) => Ending::Failed(reason),
             (None, Ok(Ok(Ok(())))) => Ending::Stopped(self.stop_reason().unwrap_or(StopReason::TenantStop)),
             (None, Ok(Ok(Err(err)))) => {
-                let cause = format!("media: {}", causes(&err));
+                let cause = format!("media: {}", error_chain(&err));
                 let code = if disk_full(&cause) { FailureCode::SpoolFull } else { FailureCode::MediaFailed };
                 Ending::Failed(Failure::new(code, cause))
             }

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use roomrec_domain::error::error_chain;
 use roomrec_domain::failure::{Failure, FailureCode};
 use roomrec_domain::job::Job;
 use roomrec_domain::ports::Blobs;
@@ -45,7 +46,7 @@ pub async fn open(ctx: &Ctx, cached: Option<&JobStorage>, rule: &RecordRule, job
         Err(err) => {
             return Err(Failure::new(
                 FailureCode::StorageUnavailable,
-                format!("reading the app's owner: {}", chain(&err)),
+                format!("reading the app's owner: {}", error_chain(&err)),
             ))
         }
     };
@@ -60,23 +61,12 @@ pub async fn open(ctx: &Ctx, cached: Option<&JobStorage>, rule: &RecordRule, job
             FailureCode::StorageAccessDenied,
             "the role in obs_addr.role_arn could not be assumed; its trust policy must allow this deployment's \
              worker role with sts:ExternalId equal to your account id",
-            chain(&err),
+            error_chain(&err),
         )),
         Err(err) => Err(Failure::told(
             FailureCode::StorageUnavailable,
             "the role in obs_addr.role_arn could not be assumed for now",
-            chain(&err),
+            error_chain(&err),
         )),
     }
-}
-
-/// `err` and its causes, "a: b: c", for the log.
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut cause = err.source();
-    while let Some(next) = cause {
-        text.push_str(&format!(": {next}"));
-        cause = next.source();
-    }
-    text
 }
