@@ -152,7 +152,7 @@ def fixtures(client: Client) -> dict:
         "record_formats": ["HLS", "MP4"]})["rule_id"]
     client.call("PUT", f"/v2/apps/{app}/record-callback",
                 {"url": "https://example.com/roomrec-callback", "auth_key": "k" * 32})
-    client.call("PUT", f"/v2/apps/{app}/rooms/room1/streams/user1", {"url": "rtmp://127.0.0.1/live/room1_user1"})
+    client.call("PUT", f"/v2/apps/{app}/rooms/room1/streams/user1", {"url": "rtmp://media.example.com/live/room1_user1"})
     param = {"record_rule_id": rule}
     individual = client.call("POST", f"/v2/apps/{app}/individual-stream-jobs",
                              {"room_id": "room1", "user_id": "user1", "record_param": param})["job_id"]

@@ -41,7 +41,7 @@ def call(method: str, path: str, body: dict | None = None) -> dict:
 
 def create_fixtures() -> dict:
     app = call("POST", "/v2/apps", {"app_name": "schemathesis",
-                                   "stream_url_template": "rtmp://127.0.0.1/live/{room_id}_{user_id}"})
+                                   "stream_url_template": "rtmp://media.example.com/live/{room_id}_{user_id}"})
     app_path = f"/v2/apps/{app['app_id']}"
     rule = call("POST", f"{app_path}/record-rules", {
         "obs_addr": {"bucket": os.environ.get("ROOMREC_RECORDINGS_BUCKET", "roomrec-recordings"),
@@ -50,7 +50,7 @@ def create_fixtures() -> dict:
     })
     call("PUT", f"{app_path}/record-callback",
          {"url": "https://example.com/roomrec-callback", "auth_key": "k" * 32})
-    call("PUT", f"{app_path}/rooms/room1/streams/user1", {"url": "rtmp://127.0.0.1/live/room1_user1"})
+    call("PUT", f"{app_path}/rooms/room1/streams/user1", {"url": "rtmp://media.example.com/live/room1_user1"})
     record_param = {"record_rule_id": rule["rule_id"]}
     individual = call("POST", f"{app_path}/individual-stream-jobs",
                       {"room_id": "room1", "user_id": "user1", "record_param": record_param})
