@@ -13,8 +13,10 @@ use std::time::Instant;
 use anyhow::{ensure, Context, Result};
 use base64::Engine;
 use moto::Moto;
-use roomrec_adapters::Deps;
+use roomrec_adapters::{Deps, DynamoStore};
 use roomrec_domain::ids::AccountId;
+use roomrec_domain::ports::QuotaStore;
+use roomrec_domain::quota::QuotaSettings;
 use roomrec_testkit::api::Api;
 use roomrec_testkit::env;
 use roomrec_testkit::markdown::{header, row};
@@ -45,9 +47,14 @@ async fn main() -> Result<()> {
     Ok(())
 }
 
-/// A gateway client signed in as a new account named `name`.
+/// A gateway client signed in as a new account named `name`, whose job quotas are lifted:
+/// every job the benchmark creates stays INIT (no worker runs), past the default 50.
 async fn sign_in(deps: &Deps, base: &str, name: &str) -> Result<Api> {
     let account = AccountId::try_from(format!("{name}-{}", std::process::id())).context("account name")?;
+    let store =
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws_config::load_from_env().await), deps.config.tables.clone());
+    let lifted = QuotaSettings { active_jobs: Some(1_000_000), waiting_jobs: Some(1_000_000), mix_participants: None };
+    store.put_quotas(&account, &lifted).await.context("lifting the account's quotas")?;
     Ok(Api::issue(&deps.access, base, account).await?)
 }
 
