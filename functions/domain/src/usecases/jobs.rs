@@ -14,6 +14,7 @@ use crate::ports::{
 };
 use crate::quota::{waits_for_source, Quota, Quotas};
 use crate::record::JobRecord;
+use crate::room::RoomStream;
 
 use super::access::OwnedApp;
 use super::rules::existing_rule;
@@ -57,33 +58,23 @@ impl Jobs {
     /// Creates an individual-stream job in INIT and queues it.
     pub async fn create_individual(&self, app: &OwnedApp, request: IndividualJobRequest) -> Result<Job, UseCaseError> {
         let job = Job::individual(app.id().clone(), request, self.random.as_ref(), self.clock.timestamp())?;
-        self.start(job).await
+        self.start_for(app.account(), job).await
     }
 
     /// Creates a mix-stream job in INIT and queues it.
     pub async fn create_mix(&self, app: &OwnedApp, request: MixJobRequest) -> Result<Job, UseCaseError> {
         let job = Job::mix(app.id().clone(), request, self.random.as_ref(), self.clock.timestamp())?;
-        self.start(job).await
+        self.start_for(app.account(), job).await
     }
 
-    /// Saves `job` (its rule must exist, its account must be within its quotas) and queues
-    /// it; `Store(Conflict)` if its id exists. A job whose message cannot be queued is
-    /// removed again, so none is left in INIT that no worker would ever see.
+    /// [`Jobs::start_for`] the account that owns the job's app (found by id: joins and
+    /// Jocloud starts name no account).
     pub(crate) async fn start(&self, job: Job) -> Result<Job, UseCaseError> {
-        let field = "record_param.record_rule_id";
-        existing_rule(self.rules.as_ref(), &job.app_id, &job.record_param.record_rule_id, field).await?;
         let account = self.owner(&job.app_id).await?;
-        self.check_quotas(&account, &job).await?;
-        self.jobs.create_job(&account, &job).await?;
-        let message = JobMessage::wake(job.app_id.clone(), job.job_id.clone());
-        if let Err(err) = self.queue.enqueue(&message).await {
-            self.jobs.delete_job(&job.app_id, &job.job_id).await?;
-            return Err(err.into());
-        }
-        Ok(job)
+        self.start_for(&account, job).await
     }
 
-    /// The account that owns the app (found by id: joins and Jocloud starts name no account).
+    /// The account that owns the app.
     async fn owner(&self, app_id: &AppId) -> Result<AccountId, UseCaseError> {
         let owner = self.quotas.apps.app_account(app_id).await?;
         owner.ok_or_else(|| UseCaseError::not_found("app_id", "app"))
@@ -93,16 +84,44 @@ impl Jobs {
         Ok(self.quotas.quotas.get_quotas(account).await?.limits())
     }
 
-    /// Refuses `job` if creating it takes `account` past a quota. Counting and creating are
-    /// two steps, so concurrent creates at the limit may all pass (README, "Quotas").
-    async fn check_quotas(&self, account: &AccountId, job: &Job) -> Result<(), UseCaseError> {
-        let limits = self.limits(account).await?;
+    /// Saves `job` (its rule must exist, `account` must be within its quotas) and queues it;
+    /// `Store(Conflict)` if its id exists. A job whose message cannot be queued is removed
+    /// again, so none is left in INIT that no worker would ever see.
+    async fn start_for(&self, account: &AccountId, job: Job) -> Result<Job, UseCaseError> {
+        let field = "record_param.record_rule_id";
+        // The reads are independent: made at once, a create waits for the slowest, not the sum.
+        let (_, limits, active, roster) = futures::try_join!(
+            existing_rule(self.rules.as_ref(), &job.app_id, &job.record_param.record_rule_id, field),
+            async { Ok(self.limits(account).await?) },
+            async { Ok(self.jobs.count_account_jobs(account).await?) },
+            async { Ok(self.quotas.rooms.list_streams(&job.app_id, &job.room_id).await?) },
+        )?;
+        self.check_quotas(account, &job, &limits, active, &roster).await?;
+        self.jobs.create_job(account, &job).await?;
+        let message = JobMessage::wake(job.app_id.clone(), job.job_id.clone());
+        if let Err(err) = self.queue.enqueue(&message).await {
+            self.jobs.delete_job(&job.app_id, &job.job_id).await?;
+            return Err(err.into());
+        }
+        Ok(job)
+    }
+
+    /// Refuses `job` if creating it takes `account` past a quota, given its limits, its
+    /// `active` jobs and the roster of the job's room. Counting and creating are two steps, so
+    /// concurrent creates at the limit may all pass (README, "Quotas").
+    async fn check_quotas(
+        &self,
+        account: &AccountId,
+        job: &Job,
+        limits: &Quotas,
+        active: u64,
+        roster: &[RoomStream],
+    ) -> Result<(), UseCaseError> {
         limits.check_mix(job)?;
-        limits.check_count(Quota::ActiveJobs, self.jobs.count_account_jobs(account).await?)?;
+        limits.check_count(Quota::ActiveJobs, active)?;
         // Only a job that would itself wait can take the account past `waiting_jobs`, so the
         // rosters of the account's other jobs are read only then.
-        let roster = self.quotas.rooms.list_streams(&job.app_id, &job.room_id).await?;
-        if waits_for_source(job, &roster) {
+        if waits_for_source(job, roster) {
             limits.check_count(Quota::WaitingJobs, self.waiting_jobs(account).await?)?;
         }
         Ok(())
@@ -163,27 +182,27 @@ impl Jobs {
             UpdateError::Invalid(invalid) => invalid.into(),
             err => UseCaseError::Conflict(err.to_string()),
         };
-        self.update_mix_job(app.id(), job_id, request, refusal).await
+        self.update_mix_job(app, job_id, request, refusal).await
     }
 
     /// [`update_mix`](Self::update_mix) saying a refusal with `refusal` (Jocloud names its
     /// fields its own way).
     pub(crate) async fn update_mix_job(
         &self,
-        app_id: &AppId,
+        app: &OwnedApp,
         job_id: &str,
         request: MixUpdateRequest,
         refusal: impl Fn(UpdateError) -> UseCaseError + Send + Sync,
     ) -> Result<Job, UseCaseError> {
         let now = self.clock.timestamp();
         // A layout change may not take the mix past `mix_participants` either.
-        let limits = self.limits(&self.owner(app_id).await?).await?;
+        let limits = self.limits(app.account()).await?;
         let update = |job: &mut Job| {
             job.update_mix(request.clone(), now).map_err(&refusal)?;
             limits.check_mix(job)?;
             Ok(true)
         };
-        self.change(app_id, JobKind::Mix, job_id, update).await
+        self.change(app.id(), JobKind::Mix, job_id, update).await
     }
 
     /// Applies `change` to the job (which says whether it changed anything) with the one

@@ -168,7 +168,7 @@ impl Jocloud {
             UpdateError::Invalid(invalid) => jocloud_field(invalid).into(),
             err => UseCaseError::Conflict(format!("recordid: {err}")),
         };
-        self.ports.jobs.update_mix_job(&recording.app_id, job_id.as_str(), update, refusal).await?;
+        self.ports.jobs.update_mix_job(app, job_id.as_str(), update, refusal).await?;
         self.view(recording).await
     }
 
