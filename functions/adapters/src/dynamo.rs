@@ -285,6 +285,36 @@ impl DynamoStore {
         Ok(out.attributes.is_some_and(|a| !a.is_empty()))
     }
 
+    /// Sets one attribute of an app of `account` that still exists and meets `also` (a
+    /// condition over `#attr`, or empty); `false` if it does not.
+    async fn update_app_attribute(
+        &self,
+        account: &AccountId,
+        app_id: &AppId,
+        attribute: &str,
+        value: AttributeValue,
+        also: &str,
+    ) -> Result<bool, StoreError> {
+        let written = self
+            .client
+            .update_item()
+            .table_name(&self.tables.apps)
+            .set_key(Some(key(&[("app_id", app_id.as_str())])))
+            .update_expression("SET #attr = :value")
+            .condition_expression(format!("attribute_exists(app_id) AND account_id = :account{also}"))
+            .expression_attribute_names("#attr", attribute)
+            .expression_attribute_values(":value", value)
+            .expression_attribute_values(":account", s(account.as_str()))
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
+        match written {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Deletes an item if `condition` (over one value, `name`) holds; `false` if it did not.
     async fn delete_if(
         &self,
@@ -465,33 +495,24 @@ impl AppStore for DynamoStore {
         Ok(apps)
     }
 
-    async fn app_account(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError> {
-        let found = self.get(&self.tables.apps, key(&[("app_id", app_id.as_str())])).await?;
-        let account = found.as_ref().and_then(|i| i.get("account_id")).and_then(|v| v.as_s().ok());
-        account.map(|a| AccountId::try_from(a.as_str())).transpose().map_err(backend)
-    }
-
     async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError> {
         self.put(&self.tables.apps, app_item(account, app)?).await
     }
 
     async fn update_app(&self, account: &AccountId, app: &App) -> Result<bool, StoreError> {
-        let item = app_item(account, app)?;
-        let written = self
-            .client
-            .put_item()
-            .table_name(&self.tables.apps)
-            .set_item(Some(item))
-            .condition_expression("attribute_exists(app_id) AND account_id = :account")
-            .expression_attribute_values(":account", s(account.as_str()))
-            .send()
-            .await
-            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
-        match written {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(err) => Err(err),
-        }
+        let doc = s(serde_json::to_string(app).map_err(backend)?);
+        self.update_app_attribute(account, &app.app_id, DOC, doc, "").await
+    }
+
+    async fn set_publish_secret(
+        &self,
+        account: &AccountId,
+        app_id: &AppId,
+        secret: &PublishSecret,
+        only_if_none: bool,
+    ) -> Result<bool, StoreError> {
+        let condition = if only_if_none { " AND attribute_not_exists(#attr)" } else { "" };
+        self.update_app_attribute(account, app_id, PUBLISH_SECRET, s(secret.stored()), condition).await
     }
 
     async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError> {

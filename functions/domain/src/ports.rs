@@ -11,6 +11,7 @@ use crate::event::{DeliveryUpdate, RecordEvent, StoredEvent};
 use crate::ids::{AccountId, AppId, JobId, KeyId, RecordId, ResId, RoomId, RuleId, UserId};
 use crate::job::{Job, JobKind, JobState};
 use crate::jocloud::{Recording, Reservation};
+use crate::publish::PublishSecret;
 use crate::quota::QuotaSettings;
 use crate::record::{JobRecord, Lease};
 use crate::room::{MediaSession, Room, RoomStream};
@@ -136,13 +137,20 @@ pub trait AppStore: Send + Sync {
     async fn app_owner(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError>;
     /// Every app of `account`, oldest first.
     async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError>;
-    /// The account that owns an app, for trusted callers.
-    async fn app_account(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError>;
     /// Creates or replaces an app of `account`.
     async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError>;
-    /// Replaces an app of `account` that still exists; `false` if it does not (a concurrent
-    /// delete is never undone).
+    /// Replaces an app of `account` that still exists, but not its publish secret; `false` if
+    /// it does not exist (a concurrent delete is never undone).
     async fn update_app(&self, account: &AccountId, app: &App) -> Result<bool, StoreError>;
+    /// Sets only the publish secret of an app of `account` that still exists (so a concurrent
+    /// update keeps it); with `only_if_none`, only where it has none. `false` if not set.
+    async fn set_publish_secret(
+        &self,
+        account: &AccountId,
+        app_id: &AppId,
+        secret: &PublishSecret,
+        only_if_none: bool,
+    ) -> Result<bool, StoreError>;
     /// Deletes an app; `false` if there was none.
     async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError>;
 }

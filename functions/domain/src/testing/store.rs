@@ -16,6 +16,7 @@ use crate::ports::{
     AppStore, CallbackStore, Credential, CredentialStore, JobCursor, JobFilter, JobPage, JobStore, PageRequest,
     QuotaStore, RecordingStore, RoomJobs, RoomStore, RuleStore, MAX_JOB_FILES,
 };
+use crate::publish::PublishSecret;
 use crate::quota::QuotaSettings;
 use crate::record::JobRecord;
 use crate::room::{MediaSession, Room, RoomStream};
@@ -210,16 +211,30 @@ impl AppStore for MemStore {
     async fn list_apps(&self, account: &AccountId) -> Result<Vec<App>, StoreError> {
         Ok(self.open()?.apps.iter().filter(|(owner, _)| owner == account).map(|(_, a)| a.clone()).collect())
     }
-    async fn app_account(&self, app_id: &AppId) -> Result<Option<AccountId>, StoreError> {
-        Ok(self.open()?.apps.iter().find(|(_, app)| app.app_id == *app_id).map(|(owner, _)| owner.clone()))
-    }
     async fn update_app(&self, account: &AccountId, app: &App) -> Result<bool, StoreError> {
         self.run_write_race();
         let mut tables = self.open()?;
         let Some(slot) = tables.apps.iter_mut().find(|(owner, a)| owner == account && a.app_id == app.app_id) else {
             return Ok(false);
         };
-        slot.1 = app.clone();
+        slot.1 = App { publish_secret: slot.1.publish_secret.clone(), ..app.clone() };
+        Ok(true)
+    }
+    async fn set_publish_secret(
+        &self,
+        account: &AccountId,
+        app_id: &AppId,
+        secret: &PublishSecret,
+        only_if_none: bool,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.open()?;
+        let Some(slot) = tables.apps.iter_mut().find(|(owner, a)| owner == account && a.app_id == *app_id) else {
+            return Ok(false);
+        };
+        if only_if_none && slot.1.publish_secret.is_some() {
+            return Ok(false);
+        }
+        slot.1.publish_secret = Some(secret.clone());
         Ok(true)
     }
     async fn put_app(&self, account: &AccountId, app: &App) -> Result<(), StoreError> {

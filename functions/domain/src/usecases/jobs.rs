@@ -76,7 +76,7 @@ impl Jobs {
 
     /// The account that owns the app.
     async fn owner(&self, app_id: &AppId) -> Result<AccountId, UseCaseError> {
-        let owner = self.quotas.apps.app_account(app_id).await?;
+        let owner = self.quotas.apps.app_owner(app_id).await?;
         owner.ok_or_else(|| UseCaseError::not_found("app_id", "app"))
     }
 

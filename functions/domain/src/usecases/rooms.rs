@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use chrono::DateTime;
 
-use crate::app::App;
 use crate::auto_record;
 use crate::clock::{Clock, Random};
 use crate::error::{error_chain, Invalid, StoreError, UseCaseError};
@@ -166,7 +165,7 @@ impl Rooms {
         let grant = request.grant(app.id().clone(), room, user, self.ports.clock.now())?;
         let secret = match &app.app().publish_secret {
             Some(secret) => secret.clone(),
-            None => self.rotate_publish_secret(app).await?,
+            None => self.first_publish_secret(app).await?,
         };
         let expires_at = Timestamp::at(DateTime::from_timestamp(grant.expires, 0).unwrap_or_default());
         Ok(PublishUrl { url: base.url(&grant, &secret), expires_at })
@@ -176,11 +175,21 @@ impl Rooms {
     /// in (those publishing now stay). Returns the new secret, which no response shows.
     pub async fn rotate_publish_secret(&self, app: &OwnedApp) -> Result<PublishSecret, UseCaseError> {
         let secret = PublishSecret::generate(self.ports.random.as_ref());
-        let rotated = App { publish_secret: Some(secret.clone()), ..app.app().clone() };
-        if !self.ports.apps.update_app(app.account(), &rotated).await? {
+        if !self.ports.apps.set_publish_secret(app.account(), app.id(), &secret, false).await? {
             return Err(UseCaseError::not_found("app_id", "app"));
         }
         Ok(secret)
+    }
+
+    /// The secret of an app that had none: ours, or the one a concurrent first mint stored
+    /// (so the URL it answered stays valid).
+    async fn first_publish_secret(&self, app: &OwnedApp) -> Result<PublishSecret, UseCaseError> {
+        let secret = PublishSecret::generate(self.ports.random.as_ref());
+        if self.ports.apps.set_publish_secret(app.account(), app.id(), &secret, true).await? {
+            return Ok(secret);
+        }
+        let stored = self.ports.apps.find_app(app.id()).await?.and_then(|found| found.publish_secret);
+        stored.ok_or_else(|| UseCaseError::not_found("app_id", "app"))
     }
 
     /// Applies a media server's publish / publish-done report. The hook is trusted by its

@@ -679,6 +679,19 @@ async fn rotating_the_publish_secret_refuses_urls_minted_before_and_never_shows_
 }
 
 #[tokio::test]
+async fn an_app_update_read_before_a_rotation_keeps_the_rotated_secret() {
+    let w = world();
+    let (stale, _) = w.app_with_rule().await;
+    w.rooms.rotate_publish_secret(&stale).await.unwrap();
+    let rotated = w.access.app(&account("alice"), stale.id().as_str()).await.unwrap();
+    let minted = hook_publish(&mint(&w, &rotated, "u1", "{}").await.url, "1");
+
+    w.apps.update(stale, body(r#"{"app_name":"renamed"}"#)).await.unwrap();
+    w.rooms.media_hook(minted).await.unwrap();
+    assert_eq!(w.rooms.list_streams(&rotated, room()).await.unwrap().len(), 1, "the rotated secret still signs");
+}
+
+#[tokio::test]
 async fn a_second_publisher_cannot_replace_a_live_participant_nor_remove_them_when_it_ends() {
     let w = world();
     let (app, _) = w.app_with_rule().await;
