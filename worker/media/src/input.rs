@@ -9,6 +9,7 @@ use ffmpeg_next::{self as ffmpeg, format, media, Dictionary, Packet};
 use crate::ffi::{self, NestedOpens};
 use crate::guard::{self, Refused};
 use crate::proxy::Proxy;
+use crate::rtsp_relay::RtspRelay;
 use crate::{InputSpec, MediaError};
 
 /// Protocols the network schemes need underneath (RTMP over TCP/TLS, RTSP's RTP over TCP or
@@ -74,13 +75,19 @@ impl AllowedUrl {
     }
 
     /// The URL to hand libavformat, checked by the input's guard: pinned to a checked
-    /// address (rtmp, rtsp, srt), or with a guard proxy every connection goes through
-    /// (http, https, rtmps). Adds the options that needs to `options`.
-    fn guarded(&self, spec: &InputSpec, options: &mut Dictionary) -> Result<(String, Option<Proxy>), Refused> {
+    /// address (rtmp, srt), through an RTSP relay to one (rtsp), or with a guard proxy every
+    /// connection goes through (http, https, rtmps). Adds the options that needs to `options`.
+    fn guarded(&self, spec: &InputSpec, options: &mut Dictionary) -> Result<(String, Tunnel), Refused> {
         let default_port = match self.scheme {
-            Scheme::File => return Ok((self.url.clone(), None)),
+            Scheme::File => return Ok((self.url.clone(), Tunnel::Direct)),
             Scheme::Rtmp => Some(1935),
-            Scheme::Rtsp => Some(554),
+            Scheme::Rtsp => {
+                let checked = guard::check(&spec.guard, &self.url, Some(554))?;
+                let relay = RtspRelay::start(checked.addrs.clone(), spec.io_timeout)
+                    .map_err(|_| Refused::Address("the stream guard cannot start".into()))?;
+                let url = checked.url_at(std::net::Ipv4Addr::LOCALHOST.into(), relay.port())?;
+                return Ok((url.into(), Tunnel::Rtsp(relay)));
+            }
             Scheme::Srt => None,
             Scheme::Http | Scheme::Https | Scheme::Rtmps => {
                 let parsed =
@@ -100,14 +107,14 @@ impl AllowedUrl {
                 if self.scheme == Scheme::Rtmps {
                     options.set("tls_verify", "1");
                 }
-                return Ok((self.url.clone(), Some(proxy)));
+                return Ok((self.url.clone(), Tunnel::Proxy(proxy)));
             }
         };
         let pinned = guard::pin(&spec.guard, &self.url, default_port)?;
         for (key, value) in &pinned.options {
             options.set(key, value);
         }
-        Ok((pinned.url, None))
+        Ok((pinned.url, Tunnel::Direct))
     }
 
     fn options(&self, io_timeout: Duration, analyze: Duration) -> Dictionary<'static> {
@@ -131,6 +138,27 @@ impl AllowedUrl {
             Scheme::Srt | Scheme::Http | Scheme::Https | Scheme::File => {}
         }
         options
+    }
+}
+
+/// What stands between libavformat and the network for one open input.
+enum Tunnel {
+    /// libavformat connects to the checked address itself (rtmp, srt) or reads a file.
+    Direct,
+    /// Every HTTP(S) and RTMPS connection goes through the guard proxy.
+    Proxy(Proxy),
+    /// The RTSP connection goes through the relay, which refuses redirects.
+    Rtsp(RtspRelay),
+}
+
+impl Tunnel {
+    /// Why the proxy or relay refused something, if it did.
+    fn refusal(&self) -> Option<String> {
+        match self {
+            Self::Direct => None,
+            Self::Proxy(proxy) => proxy.refusal(),
+            Self::Rtsp(relay) => relay.refusal(),
+        }
     }
 }
 
@@ -197,10 +225,10 @@ impl From<Refused> for OpenError {
 
 /// An open input and the streams worth recording in it.
 pub(crate) struct Source {
-    // Dropped first: the context uses `_nested` and `_proxy` until it is closed.
+    // Dropped first: the context uses `_nested` and `_tunnel` until it is closed.
     ctx: format::context::Input,
     _nested: Box<NestedOpens>,
-    _proxy: Option<Proxy>,
+    _tunnel: Tunnel,
     deadline: Deadline,
     io_timeout: Duration,
     /// Index of the best video stream, if any.
@@ -226,12 +254,12 @@ impl Source {
     ) -> Result<Self, OpenError> {
         let deadline = Deadline::new(abort);
         let mut options = url.options(spec.io_timeout, analyze);
-        let (target, proxy) = url.guarded(spec, &mut options)?;
-        let nested_options = match &proxy {
+        let (target, tunnel) = url.guarded(spec, &mut options)?;
+        let nested_options = match &tunnel {
             // Every HTTP(S) connection through the guard proxy, certificates checked; one
             // connection per segment, so each is judged.
-            Some(proxy) => vec![("http_proxy", proxy.url()), ("tls_verify", "1".to_owned())],
-            None => Vec::new(),
+            Tunnel::Proxy(proxy) => vec![("http_proxy", proxy.url()), ("tls_verify", "1".to_owned())],
+            Tunnel::Direct | Tunnel::Rtsp(_) => Vec::new(),
         };
         for (key, value) in &nested_options {
             options.set(key, value);
@@ -242,14 +270,14 @@ impl Source {
         let watch = deadline.clone();
         let ctx =
             ffi::open_input(&target, options, move || watch.expired(), &mut nested).map_err(|error| {
-                match proxy.as_ref().and_then(Proxy::refusal) {
+                match tunnel.refusal() {
                     Some(reason) => OpenError::Refused(Refused::Address(reason)),
                     None => OpenError::Failed(error),
                 }
             })?;
         let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
-        Ok(Self { ctx, _nested: nested, _proxy: proxy, deadline, io_timeout: spec.io_timeout, video, audio })
+        Ok(Self { ctx, _nested: nested, _tunnel: tunnel, deadline, io_timeout: spec.io_timeout, video, audio })
     }
 
     /// The demuxer's view of the streams (parameters, time bases, frame rates).

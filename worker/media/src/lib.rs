@@ -23,6 +23,7 @@ mod outputs;
 mod pipeline;
 mod proxy;
 mod recorder;
+mod rtsp_relay;
 mod timeline;
 mod tracks;
 mod transcode;
