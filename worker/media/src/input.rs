@@ -8,6 +8,7 @@ use ffmpeg_next::{self as ffmpeg, format, media, Dictionary, Packet};
 
 use crate::ffi::{self, NestedOpens};
 use crate::guard::{self, Refused};
+use crate::playlist::Tripwire;
 use crate::proxy::Proxy;
 use crate::rtsp_relay::RtspRelay;
 use crate::{InputSpec, MediaError};
@@ -102,8 +103,6 @@ impl AllowedUrl {
                 }
                 let proxy = Proxy::start(spec.guard.clone(), spec.io_timeout)
                     .map_err(|_| Refused::Address("the stream guard cannot start".into()))?;
-                // One HTTP connection per segment, so each is judged by the proxy.
-                options.set("http_persistent", "0");
                 if self.scheme == Scheme::Rtmps {
                     options.set("tls_verify", "1");
                 }
@@ -135,7 +134,12 @@ impl AllowedUrl {
                 options.set("rtsp_transport", "tcp");
                 options.set("timeout", &timeout_us);
             }
-            Scheme::Srt | Scheme::Http | Scheme::Https | Scheme::File => {}
+            // One HTTP connection per request, so each is judged by the guard proxy. It also
+            // keeps the HLS demuxer from reusing a playlist's connection (`open_url_keepalive`),
+            // which asserts that the connection's read function is libavformat's own: a
+            // counted one (see `ffi::guarded_open`) would abort the process.
+            Scheme::Http | Scheme::Https => options.set("http_persistent", "0"),
+            Scheme::Srt | Scheme::File => {}
         }
         options
     }
@@ -229,6 +233,8 @@ pub(crate) struct Source {
     ctx: format::context::Input,
     _nested: Box<NestedOpens>,
     _tunnel: Tunnel,
+    /// Trips when something the input reads is refused (an HLS playlist over its cap).
+    tripwire: Arc<Tripwire>,
     deadline: Deadline,
     io_timeout: Duration,
     /// Index of the best video stream, if any.
@@ -267,17 +273,27 @@ impl Source {
         let mut nested =
             Box::new(NestedOpens::new(&target, &nested_options).ok_or(OpenError::Failed(ffmpeg::Error::InvalidData))?);
         deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));
-        let watch = deadline.clone();
-        let ctx =
-            ffi::open_input(&target, options, move || watch.expired(), &mut nested).map_err(|error| {
-                match tunnel.refusal() {
-                    Some(reason) => OpenError::Refused(Refused::Address(reason)),
-                    None => OpenError::Failed(error),
-                }
-            })?;
+        let (watch, tripwire) = (deadline.clone(), nested.tripwire());
+        let tripped = Arc::clone(&tripwire);
+        let interrupt = move || watch.expired() || tripped.reason().is_some();
+        let ctx = ffi::open_input(&target, options, interrupt, &mut nested).map_err(|error| {
+            match tunnel.refusal().or_else(|| tripwire.reason().map(str::to_owned)) {
+                Some(reason) => OpenError::Refused(Refused::Address(reason)),
+                None => OpenError::Failed(error),
+            }
+        })?;
         let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
-        Ok(Self { ctx, _nested: nested, _tunnel: tunnel, deadline, io_timeout: spec.io_timeout, video, audio })
+        Ok(Self {
+            ctx,
+            _nested: nested,
+            _tunnel: tunnel,
+            tripwire,
+            deadline,
+            io_timeout: spec.io_timeout,
+            video,
+            audio,
+        })
     }
 
     /// The demuxer's view of the streams (parameters, time bases, frame rates).
@@ -291,7 +307,11 @@ impl Source {
         self.deadline.arm(self.io_timeout);
         loop {
             let mut packet = Packet::empty();
-            match packet.read(&mut self.ctx) {
+            let read = packet.read(&mut self.ctx);
+            if let (Err(_), Some(reason)) = (&read, self.tripwire.reason()) {
+                return Read::End(Refused::Address(reason.to_owned()).to_string());
+            }
+            match read {
                 Ok(()) => return Read::Packet(packet),
                 Err(ffmpeg::Error::Eof) => return Read::End("the stream ended".to_owned()),
                 Err(ffmpeg::Error::Exit) => {
@@ -350,6 +370,15 @@ mod tests {
     fn file_is_allowed_only_when_asked() {
         assert!(refused("file:/tmp/in.flv", false));
         assert!(AllowedUrl::parse("file:/tmp/in.flv", true).is_ok());
+    }
+
+    #[test]
+    fn hls_never_reuses_a_connection() {
+        for url in ["http://h/p.m3u8", "HTTPS://h/p.m3u8"] {
+            let options = AllowedUrl::parse(url, false).map(|u| u.options(Duration::from_secs(1), ANALYZE_DURATION));
+            let persistent = options.ok().and_then(|o| o.get("http_persistent").map(str::to_owned));
+            assert_eq!(persistent.as_deref(), Some("0"), "{url}");
+        }
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod mp4;
 mod mux;
 mod outputs;
 mod pipeline;
+mod playlist;
 mod proxy;
 mod recorder;
 mod rtsp_relay;

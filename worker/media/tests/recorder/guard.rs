@@ -78,3 +78,49 @@ fn an_rtsp_redirect_is_refused_and_its_target_never_connected_to() {
     assert_eq!(methods, ["OPTIONS", "DESCRIBE"], "the relay passed the dialogue on up to the redirect");
     assert!(!forbidden.accepted(), "the redirect target saw a connection");
 }
+
+/// A VOD playlist of `bytes` or a little more, every entry the same real 4-second segment.
+fn write_playlist(dir: &support::TempDir, name: &str, bytes: usize) {
+    let source = dir.join("in.flv");
+    support::make_input(&source, 4, "320x240", "aac");
+    let segment = dir.join("seg.ts");
+    support::ffmpeg(&[
+        "-i",
+        &source.display().to_string(),
+        "-c",
+        "copy",
+        "-f",
+        "mpegts",
+        &segment.display().to_string(),
+    ]);
+    let mut playlist = String::from("#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:4\n#EXT-X-PLAYLIST-TYPE:VOD\n");
+    while playlist.len() < bytes {
+        playlist.push_str("#EXTINF:4.0,\nseg.ts\n");
+    }
+    playlist.push_str("#EXT-X-ENDLIST\n");
+    std::fs::write(dir.join(name), playlist).expect("write playlist");
+}
+
+#[test]
+fn an_hls_playlist_over_one_mib_is_refused_and_a_small_one_records() {
+    let dir = support::TempDir::new("big-playlist");
+    write_playlist(&dir, "big.m3u8", 5 * 1024 * 1024);
+    write_playlist(&dir, "small.m3u8", 150);
+    let server = support::HttpServer::serve(dir.path());
+    let elsewhere = Untouchable::bind();
+    let input = |name: &str| InputSpec {
+        allow_file: false,
+        guard: Guard::new(Arc::new(RefusePort(elsewhere.port()))),
+        ..support::input(&server.url(name), Duration::from_secs(30))
+    };
+
+    let big = record_until_waiting(input("big.m3u8"), "big-playlist-out");
+    assert!(big.result.is_ok(), "{:?}", big.result);
+    assert_eq!(waiting_reasons(&big), ["cannot open the stream: refused: the HLS playlist is larger than 1024 KiB"]);
+    assert_eq!(big.count(|o| matches!(o, Output::FileOpened { .. })), 0, "{:?}", big.outputs);
+
+    // The same segments under a short playlist are recorded.
+    let small = record_until_waiting(input("small.m3u8"), "small-playlist-out");
+    assert!(small.result.is_ok(), "{:?}", small.result);
+    assert!(small.count(|o| matches!(o, Output::FileOpened { .. })) > 0, "{:?}", small.outputs);
+}
