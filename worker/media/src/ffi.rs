@@ -3,16 +3,21 @@
 //! Why unsafe is allowed here: ffmpeg-next exposes no accessor for a codec parameter's
 //! size, channel count, extradata or codec tag, no way to flush a muxer or ask how much it
 //! wrote, no way to scale part of a picture or tell the scaler a picture's colour range, and
-//! no way to see the opens an input makes (`io_open`).
+//! no way to see the opens an input makes (`io_open`, `io_close2`) or count what it reads.
 //! Each function below touches only the live objects it borrows, and nothing else.
 #![allow(unsafe_code)]
 
-use std::ffi::{c_char, c_int, CStr, CString};
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ffmpeg_next::codec::Parameters;
 use ffmpeg_next::format::context::{Input, Output};
 use ffmpeg_next::software::scaling;
 use ffmpeg_next::{ffi, frame, Dictionary, Error};
+
+use crate::playlist::{Budget, Tripwire};
 
 /// The parts of a stream's codec parameters that decide whether two sources fit one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,25 +242,50 @@ type IoOpen = unsafe extern "C" fn(
     *mut *mut ffi::AVDictionary,
 ) -> c_int;
 
+/// libavformat's `io_close2` callback type.
+type IoClose2 = unsafe extern "C" fn(*mut ffi::AVFormatContext, *mut ffi::AVIOContext) -> c_int;
+
+/// An AVIOContext's `read_packet` callback type.
+type ReadPacket = unsafe extern "C" fn(*mut c_void, *mut u8, c_int) -> c_int;
+
 /// What every open an input makes (the URL itself, and an HLS demuxer's playlists, segments
 /// and keys) is checked against and given: the guard proxy and TLS verification, which the
-/// HLS demuxer would not pass on to its segments by itself.
+/// HLS demuxer would not pass on to its segments by itself. Every HTTP(S) resource is counted
+/// as it is read, so a playlist over its cap trips the input's [`Tripwire`].
 pub(crate) struct NestedOpens {
     /// The URL handed to `avformat_open_input`.
     top: CString,
     options: Vec<(CString, CString)>,
     /// libavformat's own `io_open`, which does the opening once checked.
     default_open: Option<IoOpen>,
+    /// libavformat's own `io_close2`, which does the closing.
+    default_close: Option<IoClose2>,
+    tripwire: Arc<Tripwire>,
+    /// Tells this input's entries in [`COUNTED`] from other inputs'.
+    id: u64,
 }
 
 impl NestedOpens {
     /// Opens of `top`, and of http(s) URLs, given `options`; `None` if a text holds a NUL.
     pub(crate) fn new(top: &str, options: &[(&str, String)]) -> Option<Self> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let options = options
             .iter()
             .map(|(k, v)| Some((CString::new(*k).ok()?, CString::new(v.as_str()).ok()?)))
             .collect::<Option<Vec<_>>>()?;
-        Some(Self { top: CString::new(top).ok()?, options, default_open: None })
+        Some(Self {
+            top: CString::new(top).ok()?,
+            options,
+            default_open: None,
+            default_close: None,
+            tripwire: Arc::default(),
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+        })
+    }
+
+    /// Trips when something the input reads is refused (a playlist over its cap).
+    pub(crate) fn tripwire(&self) -> Arc<Tripwire> {
+        Arc::clone(&self.tripwire)
     }
 
     /// Whether an input may open `url`: its own URL, or HTTP(S) (plain or AES-encrypted), which
@@ -267,6 +297,99 @@ impl NestedOpens {
         let bytes = url.to_bytes();
         let scheme = bytes.split(|b| *b == b':').next().unwrap_or_default().to_ascii_lowercase();
         matches!(scheme.as_slice(), b"http" | b"https" | b"crypto" | b"crypto+http" | b"crypto+https")
+    }
+}
+
+impl Drop for NestedOpens {
+    fn drop(&mut self) {
+        // The input's top resource is closed by `avformat_close_input` without `io_close2`.
+        counted().retain(|_, entry| entry.owner != self.id);
+    }
+}
+
+/// Whether `url` is plain HTTP(S), where playlists come from.
+fn is_http(url: &CStr) -> bool {
+    let bytes = url.to_bytes();
+    let scheme = bytes.split(|b| *b == b':').next().unwrap_or_default().to_ascii_lowercase();
+    matches!(scheme.as_slice(), b"http" | b"https")
+}
+
+/// A resource being counted: libavformat's read function for it, what was read so far, and
+/// the input it belongs to.
+struct Counted {
+    read: ReadPacket,
+    budget: Budget,
+    owner: u64,
+    tripwire: Arc<Tripwire>,
+}
+
+/// Counted resources by their AVIOContext's `opaque` (the URLContext its read function is
+/// given, the only thing [`counted_read`] learns), for as long as they are open.
+static COUNTED: Mutex<BTreeMap<usize, Counted>> = Mutex::new(BTreeMap::new());
+
+fn counted() -> MutexGuard<'static, BTreeMap<usize, Counted>> {
+    COUNTED.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Makes `pb`, just opened by libavformat for `nested`'s input, count what is read through it.
+///
+/// # Safety
+/// `pb` must point to a valid AVIOContext opened for reading that nothing else reads yet.
+unsafe fn count_reads(pb: *mut ffi::AVIOContext, nested: &NestedOpens) {
+    // SAFETY: per the contract, `pb` is valid and not in use; replacing its read function
+    // with one that calls the original with the same `opaque` changes nothing else.
+    unsafe {
+        let ctx = &mut *pb;
+        let Some(read) = ctx.read_packet else { return };
+        if ctx.opaque.is_null() {
+            return;
+        }
+        let entry = Counted { read, budget: Budget::default(), owner: nested.id, tripwire: nested.tripwire() };
+        counted().insert(ctx.opaque as usize, entry);
+        ctx.read_packet = Some(counted_read);
+    }
+}
+
+/// The read function of a counted resource: reads with libavformat's own, then counts.
+unsafe extern "C" fn counted_read(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
+    let read = match counted().get(&(opaque as usize)) {
+        Some(entry) if entry.tripwire.reason().is_none() => entry.read,
+        _ => return ffi::AVERROR(ffi::EFBIG),
+    };
+    // SAFETY: libavformat calls this as the context's read function, with the context's
+    // `opaque` and a buffer of `size` bytes, which is what the original read function takes;
+    // it wrote `n` bytes into `buf` when `n` is positive.
+    let n = unsafe { read(opaque, buf, size) };
+    let Ok(len) = usize::try_from(n) else { return n };
+    if len == 0 || buf.is_null() {
+        return n;
+    }
+    // SAFETY: see above; `buf` holds `len` bytes just written.
+    let bytes = unsafe { std::slice::from_raw_parts(buf, len) };
+    let mut counted = counted();
+    let Some(entry) = counted.get_mut(&(opaque as usize)) else { return n };
+    if let Err(reason) = entry.budget.count(bytes) {
+        tracing::warn!(%reason, "a stream pull was refused");
+        entry.tripwire.trip(reason);
+        return ffi::AVERROR(ffi::EFBIG);
+    }
+    n
+}
+
+/// Closes what an input opened through [`guarded_open`], forgetting its count.
+unsafe extern "C" fn guarded_close(s: *mut ffi::AVFormatContext, pb: *mut ffi::AVIOContext) -> c_int {
+    // SAFETY: libavformat calls this with the context `open_input` set it on (whose `opaque`
+    // is the live `NestedOpens`, see `guarded_open`) and an AVIOContext it opened through
+    // `io_open` and no longer uses; the original `io_close2` frees it.
+    unsafe {
+        if !pb.is_null() {
+            counted().remove(&((*pb).opaque as usize));
+        }
+        let nested = (*s).opaque.cast::<NestedOpens>().cast_const();
+        match nested.as_ref().and_then(|n| n.default_close) {
+            Some(close) => close(s, pb),
+            None => ffi::avio_close(pb),
+        }
     }
 }
 
@@ -289,6 +412,9 @@ unsafe extern "C" fn guarded_open(
         }
         let nested = &*nested;
         let Some(open) = nested.default_open else { return ffi::AVERROR(ffi::EACCES) };
+        if nested.tripwire.reason().is_some() {
+            return ffi::AVERROR(ffi::EACCES);
+        }
         if !nested.allows(CStr::from_ptr(url)) {
             tracing::warn!("an input tried to open a URL that is neither its own nor HTTP(S)");
             return ffi::AVERROR(ffi::EACCES);
@@ -301,6 +427,11 @@ unsafe extern "C" fn guarded_open(
         let ret = open(s, pb, url, flags, dict);
         if !local.is_null() {
             ffi::av_dict_free(&raw mut local);
+        }
+        // Only reads are counted; `*pb` was just opened and nothing has read it yet.
+        let reading = flags & ffi::AVIO_FLAG_WRITE == 0;
+        if ret >= 0 && reading && !pb.is_null() && !(*pb).is_null() && is_http(CStr::from_ptr(url)) {
+            count_reads(*pb, nested);
         }
         ret
     }
@@ -322,7 +453,8 @@ where
     // SAFETY: the context is allocated here and either handed to `Input`, which closes it
     // once, or closed here on failure (`avformat_open_input` frees it itself when it fails).
     // Its `opaque` points to `nested`, which the caller keeps alive longer than the input;
-    // `io_open` is read before it is replaced, and `guarded_open` calls it. The interrupt
+    // `io_open` and `io_close2` are read before they are replaced, and `guarded_open` and
+    // `guarded_close` call them (`io_close` stays the default, so `io_close2` is used). The interrupt
     // closure's box is owned by the guard handed to `Input` alongside the context.
     unsafe {
         let mut ps = ffi::avformat_alloc_context();
@@ -334,6 +466,8 @@ where
         nested.default_open = (*ps).io_open;
         (*ps).opaque = std::ptr::from_mut(nested).cast();
         (*ps).io_open = Some(guarded_open);
+        nested.default_close = (*ps).io_close2;
+        (*ps).io_close2 = Some(guarded_close);
         let mut opts = options.disown();
         let res = ffi::avformat_open_input(&raw mut ps, path.as_ptr(), std::ptr::null_mut(), &raw mut opts);
         Dictionary::own(opts);

@@ -2,8 +2,11 @@
 //! every address is judged by the runner's [`Reach`], and libavformat connects to a checked
 //! address only.
 //!
-//! - rtmp, rtsp, srt: the URL handed to libavformat names the checked IP literal (RTMP's
-//!   `tcUrl` keeps the host name, for servers that route on it).
+//! - rtmp, srt: the URL handed to libavformat names the checked IP literal (RTMP's `tcUrl`
+//!   keeps the host name, for servers that route on it).
+//! - rtsp: libavformat connects to an [`RtspRelay`](crate::rtsp_relay::RtspRelay) on
+//!   loopback, which connects to a checked address only and refuses redirects (libavformat
+//!   would follow one to any host by itself).
 //! - http, https (HLS playlists, segments, keys, redirects) and rtmps: every TCP connection
 //!   libavformat makes goes through a [`Proxy`](crate::proxy::Proxy) on loopback that
 //!   resolves, judges and connects for it, so TLS keeps the real host name (SNI and
@@ -125,16 +128,44 @@ pub(crate) struct Pinned {
     pub options: Vec<(&'static str, String)>,
 }
 
-/// Pins an rtmp, rtsp or srt URL to a checked address of its host.
-pub(crate) fn pin(guard: &Guard, text: &str, default_port: Option<u16>) -> Result<Pinned, Refused> {
-    let mut url = Url::parse(text).map_err(|_| Refused::Address("the stream URL does not parse".into()))?;
+/// A stream URL whose host was resolved once and every address judged.
+#[derive(Debug)]
+pub(crate) struct Checked {
+    pub url: Url,
+    pub host: String,
+    pub port: u16,
+    /// The checked addresses, in the resolver's order (never empty).
+    pub addrs: Vec<SocketAddr>,
+}
+
+impl Checked {
+    /// `url` naming `ip:port` instead of its host.
+    pub(crate) fn url_at(&self, ip: IpAddr, port: u16) -> Result<Url, Refused> {
+        let mut url = self.url.clone();
+        url.set_ip_host(ip).map_err(|()| Refused::Address("the stream URL cannot name an address".into()))?;
+        url.set_port(Some(port)).map_err(|()| Refused::Address("the stream URL cannot name a port".into()))?;
+        Ok(url)
+    }
+}
+
+/// Parses a directly connecting stream's URL, refuses it if it asks to listen, and resolves
+/// and judges its host.
+pub(crate) fn check(guard: &Guard, text: &str, default_port: Option<u16>) -> Result<Checked, Refused> {
+    let url = Url::parse(text).map_err(|_| Refused::Address("the stream URL does not parse".into()))?;
     if let Some(reason) = guard.refuse_url(&url) {
         tracing::warn!(%reason, "a stream URL was refused");
         return Err(Refused::Address(reason));
     }
     let host = url.host_str().ok_or_else(|| Refused::Address("the stream URL names no host".into()))?.to_owned();
     let port = url.port().or(default_port).ok_or_else(|| Refused::Address("the stream URL names no port".into()))?;
-    let addr = guard.resolve(&host, port)?[0];
+    let addrs = guard.resolve(&host, port)?;
+    Ok(Checked { url, host, port, addrs })
+}
+
+/// Pins an rtmp or srt URL to a checked address of its host.
+pub(crate) fn pin(guard: &Guard, text: &str, default_port: Option<u16>) -> Result<Pinned, Refused> {
+    let checked = check(guard, text, default_port)?;
+    let (url, host, port) = (&checked.url, &checked.host, checked.port);
     let mut options = Vec::new();
     if url.scheme() == "rtmp" {
         // libavformat's default tcUrl is scheme://host[:port]/app, app the first path segment.
@@ -143,10 +174,7 @@ pub(crate) fn pin(guard: &Guard, text: &str, default_port: Option<u16>) -> Resul
             options.push(("rtmp_tcurl", format!("rtmp://{host}{port}/{app}")));
         }
     }
-    url.set_ip_host(addr.ip()).map_err(|()| Refused::Address("the stream URL cannot name an address".into()))?;
-    if url.port().is_none() {
-        let _ = url.set_port(Some(port));
-    }
+    let url = checked.url_at(checked.addrs[0].ip(), port)?;
     Ok(Pinned { url: url.into(), options })
 }
 

@@ -8,7 +8,9 @@ use ffmpeg_next::{self as ffmpeg, format, media, Dictionary, Packet};
 
 use crate::ffi::{self, NestedOpens};
 use crate::guard::{self, Refused};
+use crate::playlist::Tripwire;
 use crate::proxy::Proxy;
+use crate::rtsp_relay::RtspRelay;
 use crate::{InputSpec, MediaError};
 
 /// Protocols the network schemes need underneath (RTMP over TCP/TLS, RTSP's RTP over TCP or
@@ -74,13 +76,19 @@ impl AllowedUrl {
     }
 
     /// The URL to hand libavformat, checked by the input's guard: pinned to a checked
-    /// address (rtmp, rtsp, srt), or with a guard proxy every connection goes through
-    /// (http, https, rtmps). Adds the options that needs to `options`.
-    fn guarded(&self, spec: &InputSpec, options: &mut Dictionary) -> Result<(String, Option<Proxy>), Refused> {
+    /// address (rtmp, srt), through an RTSP relay to one (rtsp), or with a guard proxy every
+    /// connection goes through (http, https, rtmps). Adds the options that needs to `options`.
+    fn guarded(&self, spec: &InputSpec, options: &mut Dictionary) -> Result<(String, Tunnel), Refused> {
         let default_port = match self.scheme {
-            Scheme::File => return Ok((self.url.clone(), None)),
+            Scheme::File => return Ok((self.url.clone(), Tunnel::Direct)),
             Scheme::Rtmp => Some(1935),
-            Scheme::Rtsp => Some(554),
+            Scheme::Rtsp => {
+                let checked = guard::check(&spec.guard, &self.url, Some(554))?;
+                let relay = RtspRelay::start(checked.addrs.clone(), spec.io_timeout)
+                    .map_err(|_| Refused::Address("the stream guard cannot start".into()))?;
+                let url = checked.url_at(std::net::Ipv4Addr::LOCALHOST.into(), relay.port())?;
+                return Ok((url.into(), Tunnel::Rtsp(relay)));
+            }
             Scheme::Srt => None,
             Scheme::Http | Scheme::Https | Scheme::Rtmps => {
                 let parsed =
@@ -95,19 +103,17 @@ impl AllowedUrl {
                 }
                 let proxy = Proxy::start(spec.guard.clone(), spec.io_timeout)
                     .map_err(|_| Refused::Address("the stream guard cannot start".into()))?;
-                // One HTTP connection per segment, so each is judged by the proxy.
-                options.set("http_persistent", "0");
                 if self.scheme == Scheme::Rtmps {
                     options.set("tls_verify", "1");
                 }
-                return Ok((self.url.clone(), Some(proxy)));
+                return Ok((self.url.clone(), Tunnel::Proxy(proxy)));
             }
         };
         let pinned = guard::pin(&spec.guard, &self.url, default_port)?;
         for (key, value) in &pinned.options {
             options.set(key, value);
         }
-        Ok((pinned.url, None))
+        Ok((pinned.url, Tunnel::Direct))
     }
 
     fn options(&self, io_timeout: Duration, analyze: Duration) -> Dictionary<'static> {
@@ -128,9 +134,35 @@ impl AllowedUrl {
                 options.set("rtsp_transport", "tcp");
                 options.set("timeout", &timeout_us);
             }
-            Scheme::Srt | Scheme::Http | Scheme::Https | Scheme::File => {}
+            // One HTTP connection per request, so each is judged by the guard proxy. It also
+            // keeps the HLS demuxer from reusing a playlist's connection (`open_url_keepalive`),
+            // which asserts that the connection's read function is libavformat's own: a
+            // counted one (see `ffi::guarded_open`) would abort the process.
+            Scheme::Http | Scheme::Https => options.set("http_persistent", "0"),
+            Scheme::Srt | Scheme::File => {}
         }
         options
+    }
+}
+
+/// What stands between libavformat and the network for one open input.
+enum Tunnel {
+    /// libavformat connects to the checked address itself (rtmp, srt) or reads a file.
+    Direct,
+    /// Every HTTP(S) and RTMPS connection goes through the guard proxy.
+    Proxy(Proxy),
+    /// The RTSP connection goes through the relay, which refuses redirects.
+    Rtsp(RtspRelay),
+}
+
+impl Tunnel {
+    /// Why the proxy or relay refused something, if it did.
+    fn refusal(&self) -> Option<String> {
+        match self {
+            Self::Direct => None,
+            Self::Proxy(proxy) => proxy.refusal(),
+            Self::Rtsp(relay) => relay.refusal(),
+        }
     }
 }
 
@@ -197,10 +229,12 @@ impl From<Refused> for OpenError {
 
 /// An open input and the streams worth recording in it.
 pub(crate) struct Source {
-    // Dropped first: the context uses `_nested` and `_proxy` until it is closed.
+    // Dropped first: the context uses `_nested` and `_tunnel` until it is closed.
     ctx: format::context::Input,
     _nested: Box<NestedOpens>,
-    _proxy: Option<Proxy>,
+    _tunnel: Tunnel,
+    /// Trips when something the input reads is refused (an HLS playlist over its cap).
+    tripwire: Arc<Tripwire>,
     deadline: Deadline,
     io_timeout: Duration,
     /// Index of the best video stream, if any.
@@ -226,12 +260,12 @@ impl Source {
     ) -> Result<Self, OpenError> {
         let deadline = Deadline::new(abort);
         let mut options = url.options(spec.io_timeout, analyze);
-        let (target, proxy) = url.guarded(spec, &mut options)?;
-        let nested_options = match &proxy {
+        let (target, tunnel) = url.guarded(spec, &mut options)?;
+        let nested_options = match &tunnel {
             // Every HTTP(S) connection through the guard proxy, certificates checked; one
             // connection per segment, so each is judged.
-            Some(proxy) => vec![("http_proxy", proxy.url()), ("tls_verify", "1".to_owned())],
-            None => Vec::new(),
+            Tunnel::Proxy(proxy) => vec![("http_proxy", proxy.url()), ("tls_verify", "1".to_owned())],
+            Tunnel::Direct | Tunnel::Rtsp(_) => Vec::new(),
         };
         for (key, value) in &nested_options {
             options.set(key, value);
@@ -239,17 +273,27 @@ impl Source {
         let mut nested =
             Box::new(NestedOpens::new(&target, &nested_options).ok_or(OpenError::Failed(ffmpeg::Error::InvalidData))?);
         deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));
-        let watch = deadline.clone();
-        let ctx =
-            ffi::open_input(&target, options, move || watch.expired(), &mut nested).map_err(|error| {
-                match proxy.as_ref().and_then(Proxy::refusal) {
-                    Some(reason) => OpenError::Refused(Refused::Address(reason)),
-                    None => OpenError::Failed(error),
-                }
-            })?;
+        let (watch, tripwire) = (deadline.clone(), nested.tripwire());
+        let tripped = Arc::clone(&tripwire);
+        let interrupt = move || watch.expired() || tripped.reason().is_some();
+        let ctx = ffi::open_input(&target, options, interrupt, &mut nested).map_err(|error| {
+            match tunnel.refusal().or_else(|| tripwire.reason().map(str::to_owned)) {
+                Some(reason) => OpenError::Refused(Refused::Address(reason)),
+                None => OpenError::Failed(error),
+            }
+        })?;
         let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
-        Ok(Self { ctx, _nested: nested, _proxy: proxy, deadline, io_timeout: spec.io_timeout, video, audio })
+        Ok(Self {
+            ctx,
+            _nested: nested,
+            _tunnel: tunnel,
+            tripwire,
+            deadline,
+            io_timeout: spec.io_timeout,
+            video,
+            audio,
+        })
     }
 
     /// The demuxer's view of the streams (parameters, time bases, frame rates).
@@ -263,7 +307,11 @@ impl Source {
         self.deadline.arm(self.io_timeout);
         loop {
             let mut packet = Packet::empty();
-            match packet.read(&mut self.ctx) {
+            let read = packet.read(&mut self.ctx);
+            if let (Err(_), Some(reason)) = (&read, self.tripwire.reason()) {
+                return Read::End(Refused::Address(reason.to_owned()).to_string());
+            }
+            match read {
                 Ok(()) => return Read::Packet(packet),
                 Err(ffmpeg::Error::Eof) => return Read::End("the stream ended".to_owned()),
                 Err(ffmpeg::Error::Exit) => {
@@ -322,6 +370,15 @@ mod tests {
     fn file_is_allowed_only_when_asked() {
         assert!(refused("file:/tmp/in.flv", false));
         assert!(AllowedUrl::parse("file:/tmp/in.flv", true).is_ok());
+    }
+
+    #[test]
+    fn hls_never_reuses_a_connection() {
+        for url in ["http://h/p.m3u8", "HTTPS://h/p.m3u8"] {
+            let options = AllowedUrl::parse(url, false).map(|u| u.options(Duration::from_secs(1), ANALYZE_DURATION));
+            let persistent = options.ok().and_then(|o| o.get("http_persistent").map(str::to_owned));
+            assert_eq!(persistent.as_deref(), Some("0"), "{url}");
+        }
     }
 
     #[test]

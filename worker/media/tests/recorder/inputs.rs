@@ -182,7 +182,7 @@ fn an_hls_playlist_pointing_at_local_files_is_not_followed() {
 }
 
 /// Refuses one port, as the runner's policy refuses a forbidden address.
-struct RefusePort(u16);
+pub struct RefusePort(pub u16);
 
 impl Reach for RefusePort {
     fn refuse_url(&self, _: &url::Url) -> Option<String> {
@@ -194,23 +194,23 @@ impl Reach for RefusePort {
 }
 
 /// A listener that must never be connected to; `accepted` says whether it was.
-struct Untouchable(TcpListener);
+pub struct Untouchable(TcpListener);
 
 impl Untouchable {
-    fn bind() -> Self {
+    pub fn bind() -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         listener.set_nonblocking(true).expect("nonblocking");
         Self(listener)
     }
-    fn port(&self) -> u16 {
+    pub fn port(&self) -> u16 {
         self.0.local_addr().map(|a| a.port()).unwrap_or(1)
     }
-    fn accepted(&self) -> bool {
+    pub fn accepted(&self) -> bool {
         self.0.accept().is_ok()
     }
 }
 
-fn record_until_waiting(input: InputSpec, name: &str) -> support::Recording {
+pub fn record_until_waiting(input: InputSpec, name: &str) -> support::Recording {
     let out = TempDir::new(name);
     record(input, support::spec(out.path(), Duration::from_secs(4)), 10_000, |seen| seen.last().is_some_and(is_waiting))
 }

@@ -2,6 +2,7 @@
 //! with `ffprobe`, and a real nginx-rtmp server for pauses.
 
 mod files;
+mod guard;
 mod inputs;
 mod pauses;
 mod support;
