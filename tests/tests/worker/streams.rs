@@ -97,8 +97,8 @@ fn picture(frame: &[u8]) -> Picture {
 }
 
 #[tokio::test]
-async fn a_screen_share_mix_pinned_to_a_users_substream_shows_it_large_beside_their_camera_and_unpinned_shows_background()
-{
+async fn a_screen_share_mix_pinned_to_a_users_substream_shows_it_large_beside_their_camera_and_unpinned_shows_background(
+) {
     let setup = Setup::for_mix(&["MP4"], json!({}), json!({})).await;
     let mut publishers = camera_and_screen(&setup, "sharing2", "teacher", 40).await;
     let pinned = json!([{ "id": 1, "user_id": "teacher", "video_type": "SUBSTREAM" }]);

@@ -231,10 +231,12 @@ impl Rooms {
                 stream.media_session = Some(session);
                 match self.ports.rooms.create_stream(&app_id, &stream).await {
                     Ok(()) => self.opened(&app_id, &stream).await,
-                    Err(StoreError::Conflict) => return Err(UseCaseError::Conflict(format!(
+                    Err(StoreError::Conflict) => {
+                        return Err(UseCaseError::Conflict(format!(
                         "user_id: the participant's {} is in the room already; a second publisher cannot replace it",
                         video_type.as_str()
-                    ))),
+                    )))
+                    }
                     Err(err) => return Err(err.into()),
                 }
             }
