@@ -945,3 +945,45 @@ impl QuotaStore for DynamoStore {
         self.put(&self.tables.accounts, item(quotas, &[("key_id", s(account_key(account)))])?).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use roomrec_domain::testing::now;
+    use roomrec_domain::url::StreamUrl;
+
+    use super::*;
+
+    fn stream(video_type: VideoType) -> RoomStream {
+        RoomStream {
+            room_id: RoomId::try_from("room001").unwrap(),
+            user_id: UserId::try_from("u1").unwrap(),
+            url: StreamUrl::parse("rtmp://media.example.com/live/u1", "url").unwrap(),
+            video_type,
+            has_audio: true,
+            has_video: true,
+            join_time: now(),
+            join_seq: 1,
+            update_time: now(),
+            media_session: None,
+        }
+    }
+
+    #[test]
+    fn a_camera_is_keyed_by_its_user_and_a_screen_share_beside_it() {
+        let app = AppId::parse("5ff9701f2346968bb306cb43").unwrap();
+        for (video_type, sort_key) in [(VideoType::Camerastream, "u1"), (VideoType::Substream, "u1#SUBSTREAM")] {
+            let item = stream_item(&app, &stream(video_type)).unwrap();
+            assert_eq!(item["user_id"].as_s().unwrap(), sort_key);
+            assert_eq!(stream_from(&item).unwrap(), stream(video_type));
+        }
+    }
+
+    #[test]
+    fn an_item_stored_before_screen_shares_had_their_own_key_reads_as_the_users_camera() {
+        // Then a stream was keyed by its user alone, whatever video_type its document said.
+        let app = AppId::parse("5ff9701f2346968bb306cb43").unwrap();
+        let mut legacy = stream_item(&app, &stream(VideoType::Substream)).unwrap();
+        legacy.insert("user_id".to_owned(), s("u1"));
+        assert_eq!(stream_from(&legacy).unwrap().video_type, VideoType::Camerastream);
+    }
+}
