@@ -20,7 +20,7 @@ use roomrec_domain::ports::{
 use roomrec_domain::publish::PublishSecret;
 use roomrec_domain::quota::QuotaSettings;
 use roomrec_domain::record::{JobRecord, Lease};
-use roomrec_domain::room::{MediaSession, Room, RoomStream};
+use roomrec_domain::room::{MediaSession, Room, RoomStream, VideoType};
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::time::Timestamp;
 use serde::de::DeserializeOwned;
@@ -197,6 +197,19 @@ fn rooms_key(app_id: &AppId, room: &RoomId) -> String {
 /// The sort key of a room's own item beside its streams (no user id contains '#').
 const ROOM_ITEM: &str = "#room";
 
+/// What follows the user id in a screen share's sort key (no user id contains '#').
+const SUBSTREAM_SUFFIX: &str = "#SUBSTREAM";
+
+/// The sort key of `user`'s stream of `video_type`: the user id for a camera (as every stream
+/// was keyed before a participant could have two, so those items read as cameras), the user
+/// id and `#SUBSTREAM` for a screen share.
+fn stream_sort_key(user: &UserId, video_type: VideoType) -> String {
+    match video_type {
+        VideoType::Camerastream => user.as_str().to_owned(),
+        VideoType::Substream => format!("{user}{SUBSTREAM_SUFFIX}"),
+    }
+}
+
 /// The attribute beside `doc` that holds a hook-registered stream's media session (the
 /// condition of a `publish_done`'s delete), never part of the stream's JSON.
 const MEDIA_SESSION: &str = "media_session";
@@ -209,7 +222,7 @@ fn stream_item(app_id: &AppId, stream: &RoomStream) -> Result<Item, StoreError> 
         &[
             ("room_key", s(rooms_key(app_id, &stream.room_id))),
             ("app_id", s(app_id.as_str())),
-            ("user_id", s(stream.user_id.as_str())),
+            ("user_id", s(stream_sort_key(&stream.user_id, stream.video_type))),
             ("join_seq", n(stream.join_seq)),
         ],
     )?;
@@ -221,6 +234,13 @@ fn stream_item(app_id: &AppId, stream: &RoomStream) -> Result<Item, StoreError> 
 
 fn stream_from(item: &Item) -> Result<RoomStream, StoreError> {
     let mut stream: RoomStream = doc(item)?;
+    // The key decides: an item keyed by the user alone is their camera, whatever an older
+    // document said.
+    let sort_key = item.get("user_id").and_then(|v| v.as_s().ok());
+    stream.video_type = match sort_key.is_some_and(|k| k.ends_with(SUBSTREAM_SUFFIX)) {
+        true => VideoType::Substream,
+        false => VideoType::Camerastream,
+    };
     let session = item.get(MEDIA_SESSION).and_then(|v| v.as_s().ok());
     stream.media_session = session.map(|text| MediaSession::parse(text).map_err(backend)).transpose()?;
     Ok(stream)
@@ -574,9 +594,15 @@ impl CallbackStore for DynamoStore {
 
 #[async_trait]
 impl RoomStore for DynamoStore {
-    async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError> {
-        let room_key = rooms_key(app_id, room);
-        let found = self.get(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", user.as_str())])).await?;
+    async fn get_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+    ) -> Result<Option<RoomStream>, StoreError> {
+        let (room_key, sort_key) = (rooms_key(app_id, room), stream_sort_key(user, video_type));
+        let found = self.get(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", &sort_key)])).await?;
         found.map(|i| stream_from(&i)).transpose()
     }
 
@@ -584,7 +610,7 @@ impl RoomStore for DynamoStore {
         let items = self.query(&self.tables.rooms, None, "room_key", &rooms_key(app_id, room)).await?;
         let is_stream = |i: &&Item| i.get("user_id").and_then(|v| v.as_s().ok()).is_some_and(|u| u != ROOM_ITEM);
         let mut streams = items.iter().filter(is_stream).map(stream_from).collect::<Result<Vec<RoomStream>, _>>()?;
-        streams.sort_by(|a, b| (a.join_seq, &a.user_id).cmp(&(b.join_seq, &b.user_id)));
+        streams.sort_by(|a, b| a.roster_order().cmp(&b.roster_order()));
         Ok(streams)
     }
 
@@ -604,9 +630,15 @@ impl RoomStore for DynamoStore {
         self.put_if_exists(&self.tables.rooms, stream_item(app_id, stream)?, "user_id").await
     }
 
-    async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError> {
-        let room_key = rooms_key(app_id, room);
-        self.delete(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", user.as_str())])).await
+    async fn delete_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+    ) -> Result<bool, StoreError> {
+        let (room_key, sort_key) = (rooms_key(app_id, room), stream_sort_key(user, video_type));
+        self.delete(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", &sort_key)])).await
     }
 
     async fn delete_session_stream(
@@ -614,9 +646,11 @@ impl RoomStore for DynamoStore {
         app_id: &AppId,
         room: &RoomId,
         user: &UserId,
+        video_type: VideoType,
         session: &MediaSession,
     ) -> Result<bool, StoreError> {
-        let key = key(&[("room_key", &rooms_key(app_id, room)), ("user_id", user.as_str())]);
+        let sort_key = stream_sort_key(user, video_type);
+        let key = key(&[("room_key", &rooms_key(app_id, room)), ("user_id", &sort_key)]);
         self.delete_if(&self.tables.rooms, key, "media_session = :session", (":session", s(session.as_str()))).await
     }
 
@@ -930,5 +964,47 @@ impl QuotaStore for DynamoStore {
 
     async fn put_quotas(&self, account: &AccountId, quotas: &QuotaSettings) -> Result<(), StoreError> {
         self.put(&self.tables.accounts, item(quotas, &[("key_id", s(account_key(account)))])?).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use roomrec_domain::testing::now;
+    use roomrec_domain::url::StreamUrl;
+
+    use super::*;
+
+    fn stream(video_type: VideoType) -> RoomStream {
+        RoomStream {
+            room_id: RoomId::try_from("room001").unwrap(),
+            user_id: UserId::try_from("u1").unwrap(),
+            url: StreamUrl::parse("rtmp://media.example.com/live/u1", "url").unwrap(),
+            video_type,
+            has_audio: true,
+            has_video: true,
+            join_time: now(),
+            join_seq: 1,
+            update_time: now(),
+            media_session: None,
+        }
+    }
+
+    #[test]
+    fn a_camera_is_keyed_by_its_user_and_a_screen_share_beside_it() {
+        let app = AppId::parse("5ff9701f2346968bb306cb43").unwrap();
+        for (video_type, sort_key) in [(VideoType::Camerastream, "u1"), (VideoType::Substream, "u1#SUBSTREAM")] {
+            let item = stream_item(&app, &stream(video_type)).unwrap();
+            assert_eq!(item["user_id"].as_s().unwrap(), sort_key);
+            assert_eq!(stream_from(&item).unwrap(), stream(video_type));
+        }
+    }
+
+    #[test]
+    fn an_item_stored_before_screen_shares_had_their_own_key_reads_as_the_users_camera() {
+        // Then a stream was keyed by its user alone, whatever video_type its document said.
+        let app = AppId::parse("5ff9701f2346968bb306cb43").unwrap();
+        let mut legacy = stream_item(&app, &stream(VideoType::Substream)).unwrap();
+        legacy.insert("user_id".to_owned(), s("u1"));
+        assert_eq!(stream_from(&legacy).unwrap().video_type, VideoType::Camerastream);
     }
 }

@@ -13,6 +13,7 @@ use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId
 use roomrec_domain::job::Job;
 use roomrec_domain::ports::{AppStore, CallbackStore, JobStore, QuotaStore, RoomStore, RuleStore, StoreError};
 use roomrec_domain::quota::{QuotaSettings, Quotas};
+use roomrec_domain::room::VideoType;
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::usecases::Access;
 
@@ -109,7 +110,9 @@ pub async fn seed(admin: &Admin) -> anyhow::Result<()> {
     store.put_rule(&rule).await?;
     let room = RoomId::try_from("room001")?;
     for user in ["user001", "user002"] {
-        store.delete_stream(&app.app_id, &room, &UserId::try_from(user)?).await?;
+        for video_type in [VideoType::Camerastream, VideoType::Substream] {
+            store.delete_stream(&app.app_id, &room, &UserId::try_from(user)?, video_type).await?;
+        }
     }
     let individual = serde_json::from_str(&format!(
         r#"{{"room_id":"room001","user_id":"user001","record_param":{{"record_rule_id":"{RULE_ID}"}}}}"#

@@ -5,7 +5,7 @@ use crate::clock::Random;
 use crate::ids::{AppId, JobId};
 use crate::job::{IndividualParams, Job, JobSpec, RecordParam};
 use crate::mix::MAX_IDLE_SECS;
-use crate::room::{Room, RoomStream};
+use crate::room::{Room, RoomStream, VideoType};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
 
@@ -23,9 +23,10 @@ pub fn rule_for<'r>(rules: &'r [RecordRule], room: &Room) -> Option<&'r RecordRu
 }
 
 /// The automatic job for `stream`, which joined the room with `stream.join_seq`, under
-/// `rule`; `None` when one of `room_jobs` (the room's individual jobs) may still record the
-/// participant. Its id is derived from the join, so two callers racing over the same join
-/// create one job. It ends like any job: once the stream has been away for the rule's merge
+/// `rule`; `None` when one of `room_jobs` (the room's individual jobs) may still record that
+/// stream. A camera and a screen share are two streams, each recorded by a job of its own
+/// (the seeds record every stream that joins). Its id is derived from the join, so two
+/// callers racing over the same join create one job. It ends like any job: once the stream has been away for the rule's merge
 /// window (at least 5 s), with EXCEED_MAX_IDLE_TIME.
 pub fn job_for(
     app_id: &AppId,
@@ -35,7 +36,8 @@ pub fn job_for(
     random: &dyn Random,
     now: Timestamp,
 ) -> Option<Job> {
-    let busy = room_jobs.iter().any(|j| j.is_active() && j.user_id() == Some(&stream.user_id));
+    let same_stream = |j: &Job| j.records_stream() == Some((&stream.user_id, stream.video_type));
+    let busy = room_jobs.iter().any(|j| j.is_active() && same_stream(j));
     if busy {
         return None;
     }
@@ -49,7 +51,12 @@ pub fn job_for(
         max_idle_time,
         is_record_video: true,
     };
-    let id = JobId::derived(&format!("auto|{app_id}|{}|{}|{}", stream.room_id, stream.user_id, stream.join_seq));
+    // A camera's id is derived as before screen shares had their own; a screen share's names its type.
+    let joined = match stream.video_type {
+        VideoType::Camerastream => format!("{}|{}|{}", stream.room_id, stream.user_id, stream.join_seq),
+        VideoType::Substream => format!("{}|{}.SUBSTREAM|{}", stream.room_id, stream.user_id, stream.join_seq),
+    };
+    let id = JobId::derived(&format!("auto|{app_id}|{joined}"));
     let record_param = RecordParam { record_rule_id: rule.rule_id.to_string() };
     let spec = JobSpec::Individual(params);
     Some(Job::from_parts(id, app_id.clone(), stream.room_id.clone(), spec, record_param, random, now))
@@ -60,7 +67,6 @@ mod tests {
     use super::*;
     use crate::ids::{RoomId, UserId};
     use crate::job::JobState;
-    use crate::room::VideoType;
     use crate::testing::random;
     use crate::url::StreamUrl;
 
@@ -84,11 +90,15 @@ mod tests {
     }
 
     fn stream(user: &str, join_seq: i64) -> RoomStream {
+        typed(user, VideoType::Substream, join_seq)
+    }
+
+    fn typed(user: &str, video_type: VideoType, join_seq: i64) -> RoomStream {
         RoomStream {
             room_id: RoomId::try_from("r1").unwrap(),
             user_id: UserId::try_from(user).unwrap(),
             url: StreamUrl::parse("rtmp://media.example.com/live/x", "url").unwrap(),
-            video_type: VideoType::Substream,
+            video_type,
             has_audio: true,
             has_video: true,
             join_time: at(0),
@@ -143,5 +153,17 @@ mod tests {
         let mut ended = first.clone();
         ended.state = JobState::Stopped;
         assert!(job_for(&app, &rule, &stream("alice", 8), &[ended], random(), at(6)).is_some());
+    }
+
+    #[test]
+    fn a_users_camera_and_screen_share_are_recorded_by_a_job_each() {
+        let app = AppId::generate(random());
+        let rule = rule(&app, Some(1), 30);
+        let camera = job_for(&app, &rule, &typed("alice", VideoType::Camerastream, 7), &[], random(), at(5)).unwrap();
+        let screen = typed("alice", VideoType::Substream, 7);
+        let shared = job_for(&app, &rule, &screen, std::slice::from_ref(&camera), random(), at(6)).unwrap();
+        assert_ne!(shared.job_id, camera.job_id, "even a join in the same microsecond");
+        assert_eq!(shared.records_stream(), Some((&screen.user_id, VideoType::Substream)));
+        assert!(job_for(&app, &rule, &screen, std::slice::from_ref(&shared), random(), at(6)).is_none());
     }
 }

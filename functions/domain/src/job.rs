@@ -382,6 +382,14 @@ impl Job {
         }
     }
 
+    /// The participant stream an individual job records: its user and video type.
+    pub fn records_stream(&self) -> Option<(&UserId, VideoType)> {
+        match &self.spec {
+            JobSpec::Individual(p) => Some((&p.user_id, p.video_type)),
+            JobSpec::Mix { .. } => None,
+        }
+    }
+
     /// The rule id the job names; checked against the app's rules when the job is created.
     pub fn rule_id(&self) -> Option<RuleId> {
         RuleId::parse(&self.record_param.record_rule_id)

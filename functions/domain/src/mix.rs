@@ -116,12 +116,14 @@ impl LayoutTemplate {
     }
 }
 
-/// A user pinned to a pane (pane 1 is the large one in the screen-share layouts).
+/// A user's camera or screen share pinned to a pane (pane 1 is the large one in the
+/// screen-share layouts: only the stream pinned there fills it, else it shows the background).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LayoutPane {
     pub id: u32,
     pub user_id: UserId,
+    /// Which of the user's streams; CAMERASTREAM when absent.
     #[serde(default)]
     pub video_type: VideoType,
 }

@@ -14,7 +14,7 @@ use crate::jocloud::{Recording, Reservation};
 use crate::publish::PublishSecret;
 use crate::quota::QuotaSettings;
 use crate::record::{JobRecord, Lease};
-use crate::room::{MediaSession, Room, RoomStream};
+use crate::room::{MediaSession, Room, RoomStream, VideoType};
 use crate::rule::RecordRule;
 use crate::storage::{Access, AccessError, Capped};
 use crate::time::Timestamp;
@@ -186,23 +186,37 @@ pub trait CallbackStore: Send + Sync {
 /// Rooms and their rosters.
 #[async_trait]
 pub trait RoomStore: Send + Sync {
-    /// One participant stream of a room.
-    async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError>;
+    /// `user`'s stream of `video_type` in a room (streams are keyed by user and video type).
+    async fn get_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+    ) -> Result<Option<RoomStream>, StoreError>;
     /// A room's roster in join order.
     async fn list_streams(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<RoomStream>, StoreError>;
-    /// Saves a participant stream that joined now; `Conflict` if the user is in the room.
+    /// Saves a participant stream that joined now; `Conflict` if the user has a stream of its
+    /// video type in the room.
     async fn create_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError>;
     /// Replaces a participant stream that is still in the room; `false` if it left.
     async fn update_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<bool, StoreError>;
-    /// Removes a participant stream; `false` if there was none.
-    async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError>;
-    /// Removes a participant stream only if media session `session` registered it; `false`
-    /// if there was none or another session's (or the API's) is there now.
+    /// Removes `user`'s stream of `video_type`; `false` if there was none.
+    async fn delete_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+    ) -> Result<bool, StoreError>;
+    /// Removes `user`'s stream of `video_type` only if media session `session` registered it;
+    /// `false` if there was none or another session's (or the API's) is there now.
     async fn delete_session_stream(
         &self,
         app_id: &AppId,
         room: &RoomId,
         user: &UserId,
+        video_type: VideoType,
         session: &MediaSession,
     ) -> Result<bool, StoreError>;
     /// Notes the join with `join_seq` in the room, creating the room (at `now`) if it has

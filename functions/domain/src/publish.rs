@@ -4,8 +4,10 @@
 //!
 //! The signed fields travel in the RTMP URL's query string. nginx-rtmp passes a publish URL's
 //! query arguments to its `on_publish` hook as form fields, while the stream name it reports
-//! (and serves players) leaves them out, so the name a worker pulls stays
-//! `<app_id>.<room_id>.<user_id>` whatever the signature and expiry.
+//! (and serves players) leaves them out, so the name a worker pulls stays the stream key
+//! whatever the signature and expiry: `<app_id>.<room_id>.<user_id>` for a camera,
+//! `<app_id>.<room_id>.<user_id>.SUBSTREAM` for a screen share, so that one participant can
+//! publish both at once (a media server lets one publisher per stream name in).
 
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, KeyInit, Mac};
@@ -88,10 +90,42 @@ pub enum PublishRefused {
     Expired,
 }
 
+/// The stream key's last part naming a screen share (a camera's key has none).
+const SUBSTREAM_KEY_SUFFIX: &str = "SUBSTREAM";
+
+/// The stream a stream key names: app, room, user and video type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StreamKey {
+    pub app_id: AppId,
+    pub room_id: RoomId,
+    pub user_id: UserId,
+    pub video_type: VideoType,
+}
+
+impl StreamKey {
+    /// Splits `<app_id>.<room_id>.<user_id>[.SUBSTREAM]` (ids contain no dot).
+    pub fn parse(name: &str) -> Result<Self, Invalid> {
+        let shape = || Invalid::new("name", "stream key must be <app_id>.<room_id>.<user_id>[.SUBSTREAM]");
+        let parts: Vec<&str> = name.split('.').collect();
+        let (ids, video_type) = match parts.as_slice() {
+            [app, room, user] => ([*app, *room, *user], VideoType::Camerastream),
+            [app, room, user, SUBSTREAM_KEY_SUFFIX] => ([*app, *room, *user], VideoType::Substream),
+            _ => return Err(shape()),
+        };
+        let app_id = AppId::parse(ids[0]).ok_or_else(shape)?;
+        Ok(Self { app_id, room_id: RoomId::try_from(ids[1])?, user_id: UserId::try_from(ids[2])?, video_type })
+    }
+}
+
 impl PublishGrant {
-    /// The stream key a grant publishes to (and a worker pulls): `<app_id>.<room_id>.<user_id>`.
+    /// The stream key a grant publishes to (and a worker pulls): `<app_id>.<room_id>.<user_id>`
+    /// for a camera, with `.SUBSTREAM` after it for a screen share.
     pub fn stream_key(&self) -> String {
-        format!("{}.{}.{}", self.app_id, self.room_id, self.user_id)
+        let camera = format!("{}.{}.{}", self.app_id, self.room_id, self.user_id);
+        match self.video_type {
+            VideoType::Camerastream => camera,
+            VideoType::Substream => format!("{camera}.{SUBSTREAM_KEY_SUFFIX}"),
+        }
     }
 
     /// The grant's signature with `secret`, lowercase hex.
@@ -272,6 +306,35 @@ mod tests {
             grant.sign(&secret)
         );
         assert_eq!(url, expected);
+    }
+
+    #[test]
+    fn a_screen_share_publishes_to_its_own_key_and_keys_parse_back_to_their_stream() {
+        let clock = ManualClock::default();
+        let camera = grant(&clock, 3600);
+        let screen = PublishGrant { video_type: VideoType::Substream, ..camera.clone() };
+        assert_eq!(camera.stream_key(), "5ff9701f2346968bb306cb43.room001.user001");
+        assert_eq!(screen.stream_key(), "5ff9701f2346968bb306cb43.room001.user001.SUBSTREAM");
+        for grant in [camera, screen] {
+            let key = StreamKey::parse(&grant.stream_key()).unwrap();
+            let back = (key.app_id, key.room_id, key.user_id, key.video_type);
+            assert_eq!(back, (grant.app_id, grant.room_id, grant.user_id, grant.video_type));
+        }
+    }
+
+    #[test]
+    fn malformed_stream_keys_name_the_field() {
+        let app = "5ff9701f2346968bb306cb43";
+        for bad in [
+            "room001_user".to_owned(),
+            format!("{app}.room"),
+            "x.room.user".to_owned(),
+            format!("{app}.r.u.extra"),
+            format!("{app}.r.u.CAMERASTREAM"),
+            format!("{app}.r.u.SUBSTREAM.x"),
+        ] {
+            assert_eq!(StreamKey::parse(&bad).unwrap_err().field, "name", "{bad}");
+        }
     }
 
     #[test]

@@ -129,16 +129,16 @@ impl Quotas {
 }
 
 /// Whether `job` is waiting for a source, given its room's roster (who publishes now): it
-/// is INIT or RUNNING (a STOPPING job is ending, not waiting) and nobody it records is
-/// there — an individual job's participant has no stream in the room, a mix's room has no
-/// stream at all. Such a job holds a worker's capacity while it records nothing (until its
+/// is INIT or RUNNING (a STOPPING job is ending, not waiting) and nothing it records is
+/// there — an individual job's stream (its participant's camera or screen share, as its
+/// `video_type` says) is not in the room, a mix's room has no stream at all. Such a job holds a worker's capacity while it records nothing (until its
 /// `max_idle_time`), which is what the `waiting_jobs` quota bounds.
 pub fn waits_for_source(job: &Job, roster: &[RoomStream]) -> bool {
     if !matches!(job.state, JobState::Init | JobState::Running) {
         return false;
     }
-    match job.user_id() {
-        Some(user) => !roster.iter().any(|stream| stream.user_id == *user),
+    match job.records_stream() {
+        Some((user, video_type)) => !roster.iter().any(|stream| stream.is(user, video_type)),
         None => roster.is_empty(),
     }
 }
@@ -158,11 +158,15 @@ mod tests {
     }
 
     fn stream(user: &str) -> RoomStream {
+        typed(user, crate::room::VideoType::Camerastream)
+    }
+
+    fn typed(user: &str, video_type: crate::room::VideoType) -> RoomStream {
         RoomStream {
             room_id: "r1".try_into().unwrap(),
             user_id: user.try_into().unwrap(),
             url: crate::url::StreamUrl::parse("rtmp://media.example.com/live/x", "url").unwrap(),
-            video_type: crate::room::VideoType::Camerastream,
+            video_type,
             has_audio: true,
             has_video: true,
             join_time: now(),
@@ -181,6 +185,9 @@ mod tests {
         assert!(waits_for_source(&individual, &[stream("u2")]), "someone else is no source for it");
         assert!(!waits_for_source(&mix, &[stream("u2")]), "anyone is a source for a mix");
         assert!(!waits_for_source(&individual, &[stream("u2"), stream("u1")]));
+        let screen = job(&format!(r#"{{"room_id":"r1","user_id":"u1","video_type":"SUBSTREAM",{rule}}}"#));
+        assert!(waits_for_source(&screen, &[stream("u1")]), "the camera is no source for a SUBSTREAM job");
+        assert!(!waits_for_source(&screen, &[typed("u1", crate::room::VideoType::Substream)]));
         individual.state = JobState::Stopping;
         assert!(!waits_for_source(&individual, &[]), "a job that is ending is not waiting");
     }

@@ -7,8 +7,9 @@ use crate::ids::{RoomId, UserId};
 use crate::time::Timestamp;
 use crate::url::StreamUrl;
 
-/// Which of a participant's streams: the camera or the screen share.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+/// Which of a participant's streams: the camera or the screen share. A participant may have
+/// one of each in a room at once; the roster is keyed by user and video type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum VideoType {
     /// The main (camera) stream.
@@ -30,6 +31,16 @@ impl VideoType {
     /// The video type `text` names; `None` if it names none.
     pub fn parse(text: &str) -> Option<Self> {
         [Self::Camerastream, Self::Substream].into_iter().find(|v| v.as_str() == text)
+    }
+
+    /// The video type a `video_type` query parameter names (CAMERASTREAM when absent).
+    pub fn from_query(text: Option<&str>) -> Result<Self, Invalid> {
+        match text {
+            None => Ok(Self::default()),
+            Some(text) => {
+                Self::parse(text).ok_or_else(|| Invalid::new("video_type", "must be CAMERASTREAM or SUBSTREAM"))
+            }
+        }
     }
 }
 
@@ -54,8 +65,20 @@ pub struct RoomStream {
     pub media_session: Option<MediaSession>,
 }
 
-/// Body of `PUT .../rooms/{room_id}/streams/{user_id}`. Without `url`, the app's
-/// `stream_url_template` decides it.
+impl RoomStream {
+    /// Whether this is `user`'s stream of `video_type`.
+    pub fn is(&self, user: &UserId, video_type: VideoType) -> bool {
+        self.user_id == *user && self.video_type == video_type
+    }
+
+    /// Roster order: join order, then user and video type for joins in the same microsecond.
+    pub fn roster_order(&self) -> (i64, &UserId, VideoType) {
+        (self.join_seq, &self.user_id, self.video_type)
+    }
+}
+
+/// Body of `PUT .../rooms/{room_id}/streams/{user_id}`: the stream of `video_type` (camera by
+/// default). Without `url`, the app's `stream_url_template` decides a camera's URL.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StreamRequest {

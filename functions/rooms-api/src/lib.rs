@@ -2,20 +2,26 @@
 //! media server calls when a stream starts or stops publishing (nginx-rtmp `on_publish` /
 //! `on_publish_done`).
 //!
+//! A participant may have a camera and a screen share in a room at once: `PUT` names the
+//! stream's `video_type` in its body, `GET` and `DELETE` in the `video_type` query parameter
+//! (CAMERASTREAM when absent).
+//!
 //! Publishers get their URL from `POST .../streams/{user_id}/publish-url`:
-//! `ROOMREC_MEDIA_PUBLISH_BASE/<app_id>.<room_id>.<user_id>?video_type=…&expires=…&signature=…`.
+//! `ROOMREC_MEDIA_PUBLISH_BASE/<app_id>.<room_id>.<user_id>[.SUBSTREAM]?video_type=…&expires=…&signature=…`.
 //! nginx-rtmp hands the query to the hook as form fields beside the stream key (`name`); the
 //! stream is then pulled from `ROOMREC_MEDIA_PULL_BASE/<application>/<stream key>`.
 
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
-use roomrec_domain::ids::{AppId, RoomId, UserId};
-use roomrec_domain::publish::{EXPIRES_PARAM, SIGNATURE_PARAM, VIDEO_TYPE_PARAM};
+use roomrec_domain::ids::{RoomId, UserId};
+use roomrec_domain::publish::{StreamKey, EXPIRES_PARAM, SIGNATURE_PARAM, VIDEO_TYPE_PARAM};
 use roomrec_domain::room::{MediaSession, Roster, VideoType};
 use roomrec_domain::url::StreamUrl;
 use roomrec_domain::usecases::{PublishCall, PublishEvent};
 use roomrec_domain::Invalid;
-use roomrec_http_edge::{body, json, no_content, optional_body, path, route_key, serve_app, ApiError, ApiResult};
+use roomrec_http_edge::{
+    body, json, no_content, optional_body, path, query, route_key, serve_app, ApiError, ApiResult,
+};
 use subtle::ConstantTimeEq;
 
 const HOOK_ROUTE: &str = "POST /v2/hooks/nginx-rtmp/{token}";
@@ -38,20 +44,21 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             return json(200, &Roster { room_id: room, streams });
         }
         let user = UserId::try_from(path(req, "user_id")?)?;
+        let video_type = || VideoType::from_query(query(req, VIDEO_TYPE_PARAM).as_deref());
         match route {
             "PUT /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
                 let (stream, joined) = rooms.put_stream(&app, room, user, body(req)?).await?;
                 json(if joined { 201 } else { 200 }, &stream)
             }
             "GET /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
-                json(200, &rooms.get_stream(&app, room, user).await?)
+                json(200, &rooms.get_stream(&app, room, user, video_type()?).await?)
             }
             "POST /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}/publish-url" => {
                 let base = deps.config.media_publish_base.as_ref().ok_or_else(ApiError::unknown_route)?;
                 json(201, &rooms.publish_url(&app, room, user, optional_body(req)?, base).await?)
             }
             "DELETE /v2/apps/{app_id}/rooms/{room_id}/streams/{user_id}" => {
-                rooms.delete_stream(&app, room, user).await?;
+                rooms.delete_stream(&app, room, user, video_type()?).await?;
                 no_content()
             }
             _ => Err(ApiError::unknown_route()),
@@ -71,7 +78,7 @@ async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
         return Err(ApiError::unauthorized());
     }
     let form = HookForm::parse(req.body());
-    let (app_id, room_id, user_id) = parse_stream_key(form.field("name")?)?;
+    let StreamKey { app_id, room_id, user_id, video_type } = StreamKey::parse(form.field("name")?)?;
     let session = MediaSession::parse(form.field("clientid")?)?;
     let call = match form.field("call")? {
         "publish" => PublishCall::Publish {
@@ -87,7 +94,7 @@ async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
         "publish_done" => PublishCall::PublishDone,
         _ => return Err(Invalid::new("call", "must be publish or publish_done").into()),
     };
-    deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, session, call }).await?;
+    deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, video_type, session, call }).await?;
     no_content()
 }
 
@@ -124,17 +131,6 @@ impl HookForm {
     }
 }
 
-/// Splits `<app_id>.<room_id>.<user_id>`.
-fn parse_stream_key(name: &str) -> Result<(AppId, RoomId, UserId), Invalid> {
-    let shape = || Invalid::new("name", "stream key must be <app_id>.<room_id>.<user_id>");
-    let mut parts = name.split('.');
-    let (Some(app), Some(room), Some(user), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(shape());
-    };
-    let app_id = AppId::parse(app).ok_or_else(shape)?;
-    Ok((app_id, RoomId::try_from(room)?, UserId::try_from(user)?))
-}
-
 fn pull_url(deps: &Deps, application: &str, name: &str) -> Result<StreamUrl, ApiError> {
     let base = deps.config.media_pull_base.as_deref().ok_or_else(ApiError::unknown_route)?;
     if application.is_empty() || !application.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
@@ -148,12 +144,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn stream_keys_split_into_app_room_and_user() {
-        let (app, room, user) = parse_stream_key("5ff9701f2346968bb306cb43.room001.user_1").unwrap();
-        assert_eq!((app.as_str(), room.as_str(), user.as_str()), ("5ff9701f2346968bb306cb43", "room001", "user_1"));
-    }
-
-    #[test]
     fn a_hook_field_given_twice_is_refused_so_query_arguments_cannot_shadow_nginx_fields() {
         let form = HookForm::parse(&Body::Text("call=publish&clientid=7&name=k&clientid=1".into()));
         assert_eq!(form.field("call").unwrap(), "publish");
@@ -161,14 +151,5 @@ mod tests {
         let unsigned = form.signed(SIGNATURE_PARAM).unwrap_err();
         assert_eq!(unsigned.field, SIGNATURE_PARAM);
         assert!(unsigned.reason.contains("publish-url"), "{}", unsigned.reason);
-    }
-
-    #[test]
-    fn malformed_stream_keys_name_the_field() {
-        for bad in
-            ["room001_user", "5ff9701f2346968bb306cb43.room", "x.room.user", "5ff9701f2346968bb306cb43.r.u.extra"]
-        {
-            assert_eq!(parse_stream_key(bad).unwrap_err().field, "name", "{bad}");
-        }
     }
 }

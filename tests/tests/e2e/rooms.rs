@@ -53,10 +53,42 @@ async fn without_a_url_the_apps_stream_template_decides() {
         &json!({ "stream_url_template": "rtsp://cam.example.com/{room_id}/{user_id}" }),
     )
     .await;
-    let reply = api.put(&path, &json!({ "video_type": "SUBSTREAM" })).await;
+    let reply = api.put(&path, &json!({})).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{:?}", reply.body);
     assert_eq!(reply.body["url"], "rtsp://cam.example.com/class-7/amy");
-    assert_eq!(reply.body["video_type"], "SUBSTREAM");
+    assert_eq!(reply.body["video_type"], "CAMERASTREAM");
+    // The template names one URL per user, their camera's: a screen share needs its own.
+    let screen = api.put(&path, &json!({ "video_type": "SUBSTREAM" })).await;
+    assert_eq!(screen.status, StatusCode::BAD_REQUEST);
+    assert!(screen.error_msg().starts_with("url"), "{}", screen.error_msg());
+}
+
+#[tokio::test]
+async fn a_participants_camera_and_screen_share_are_two_roster_entries_read_and_removed_apart() {
+    let api = Api::new_account().await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let path = format!("/v2/apps/{app}/rooms/class-8/streams/amy");
+    let camera = api.put(&path, &json!({ "url": "rtmp://media.example.com/live/amy" })).await;
+    assert_eq!(camera.status, StatusCode::CREATED, "{:?}", camera.body);
+    let screen_body = json!({ "url": "rtmp://media.example.com/live/amy-screen", "video_type": "SUBSTREAM" });
+    let screen = api.put(&path, &screen_body).await;
+    assert_eq!(screen.status, StatusCode::CREATED, "the screen share joins beside the camera: {:?}", screen.body);
+    assert_eq!(api.put(&path, &screen_body).await.status, StatusCode::OK, "then updates it");
+
+    let roster = api.get(&format!("/v2/apps/{app}/rooms/class-8/streams")).await.body;
+    let types: Vec<&str> =
+        roster["streams"].as_array().unwrap().iter().map(|s| s["video_type"].as_str().unwrap()).collect();
+    assert_eq!((users(&roster), types), (vec!["amy".to_owned(), "amy".to_owned()], vec!["CAMERASTREAM", "SUBSTREAM"]));
+    assert_eq!(api.get(&path).await.body["url"], "rtmp://media.example.com/live/amy", "a camera by default");
+    let shared = api.get(&format!("{path}?video_type=SUBSTREAM")).await.body;
+    assert_eq!(shared["url"], "rtmp://media.example.com/live/amy-screen");
+    let bad = api.get(&format!("{path}?video_type=HOLOGRAM")).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.error_msg().starts_with("video_type"), "{}", bad.error_msg());
+
+    assert_eq!(api.delete(&format!("{path}?video_type=SUBSTREAM")).await.status, StatusCode::NO_CONTENT);
+    assert_eq!(api.get(&format!("{path}?video_type=SUBSTREAM")).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(api.get(&path).await.status, StatusCode::OK, "the camera stays");
 }
 
 async fn wait_for_roster(api: &Api, path: &str, wanted: &[&str]) -> Value {
@@ -100,14 +132,14 @@ async fn nginx_rtmp_publishes_with_a_minted_url_join_and_leave_the_room_through_
     let minted = api.post(&format!("{room}/alice/publish-url"), &json!({ "video_type": "SUBSTREAM" })).await;
     assert_eq!(minted.status, StatusCode::CREATED, "{:?}", minted.body);
     let url = minted.body["url"].as_str().unwrap();
-    assert!(url.starts_with(&format!("{}/{app}.live1.alice?", stack_env("ROOMREC_RTMP_URL"))), "{url}");
+    assert!(url.starts_with(&format!("{}/{app}.live1.alice.SUBSTREAM?", stack_env("ROOMREC_RTMP_URL"))), "{url}");
     assert!(minted.body["expires_at"].is_string(), "{:?}", minted.body);
     let mut publisher = publish(url, 4);
 
     let roster = wait_for_roster(&api, &room, &["alice"]).await;
     let rtmp_port = stack_env("ROOMREC_RTMP_PORT");
     // nginx-rtmp reports the stream name without the query: the worker pulls a stable URL.
-    assert_eq!(roster["streams"][0]["url"], format!("rtmp://127.0.0.1:{rtmp_port}/live/{app}.live1.alice"));
+    assert_eq!(roster["streams"][0]["url"], format!("rtmp://127.0.0.1:{rtmp_port}/live/{app}.live1.alice.SUBSTREAM"));
     assert_eq!(roster["streams"][0]["video_type"], "SUBSTREAM", "the signed video type");
     assert_eq!(roster["streams"][0]["has_audio"], true);
 

@@ -11,4 +11,5 @@ mod metrics;
 mod mix;
 mod recording;
 mod storage;
+mod streams;
 mod support;

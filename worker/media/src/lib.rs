@@ -135,15 +135,25 @@ pub enum Command {
     Stop,
 }
 
-/// One participant of a mix, as the room's roster lists them.
+/// One participant stream of a mix, as the room's roster lists them. A user may be in the
+/// mix twice: with their camera and with their screen share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Participant {
     /// The participant's user id (what `Layout::pinned` and `Layout::user_images` name).
     pub user_id: String,
-    /// A screen share (`SUBSTREAM`) rather than a camera: the screen-share layouts show it
-    /// in the large pane when no user is pinned there.
+    /// A screen share (`SUBSTREAM`) rather than a camera: with the user id, what a
+    /// [`Pin`] names.
     pub screen_share: bool,
     pub input: InputSpec,
+}
+
+/// A pane reserved for one participant stream: a user's camera, or their screen share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pin {
+    /// From 1; pane 1 is the large one in the screen-share layouts.
+    pub pane: u32,
+    pub user_id: String,
+    pub screen_share: bool,
 }
 
 /// An encoded picture (PNG or JPEG) to show on the canvas, as fetched from S3.
@@ -171,8 +181,9 @@ pub enum LayoutKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     pub kind: LayoutKind,
-    /// Users pinned to pane ids (from 1; pane 1 is the large one in the screen-share layouts).
-    pub pinned: Vec<(u32, String)>,
+    /// Streams pinned to panes. In the screen-share layouts only the stream pinned to pane 1
+    /// shows in the large pane; without one (or while it is away) the pane is background.
+    pub pinned: Vec<Pin>,
     /// The colour of the canvas and of empty panes, as RGB.
     pub background: [u8; 3],
     /// Shown on the canvas (under the panes, and in empty ones) instead of the colour.

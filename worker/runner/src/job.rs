@@ -14,6 +14,7 @@ use roomrec_domain::metric::Metric;
 use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::{JobMessage, StoreError};
 use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
+use roomrec_domain::room::VideoType;
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::storage::Forbidden;
 use roomrec_media::{Command, Guard, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
@@ -379,14 +380,14 @@ impl JobTask {
             return Ending::Failed(detail);
         }
         match self.record.job.spec.clone() {
-            JobSpec::Individual(params) => self.record_individual(&params.user_id).await,
+            JobSpec::Individual(params) => self.record_individual(&params.user_id, params.video_type).await,
             JobSpec::Mix { mix_param } => self.record_mix(&mix_param).await,
         }
     }
 
-    async fn record_individual(&mut self, user: &UserId) -> Ending {
+    async fn record_individual(&mut self, user: &UserId, video_type: VideoType) -> Ending {
         self.enter(Phase::WaitingForSource);
-        let Some(url) = self.wait_for_stream(user).await else {
+        let Some(url) = self.wait_for_stream(user, video_type).await else {
             return Ending::Stopped(self.stop_reason().unwrap_or(StopReason::ExceedMaxIdleTime));
         };
         // Read when recording starts, so a rule changed while the job waited applies.
@@ -468,19 +469,23 @@ impl JobTask {
         rule.ok_or_else(missing)
     }
 
-    /// The participant's stream URL, polled from the roster (or the app's template) until it
-    /// appears, the job is stopped, or it has been idle too long.
-    async fn wait_for_stream(&mut self, user: &UserId) -> Option<String> {
+    /// The URL of the participant's stream of `video_type`, polled from the roster (or, for a
+    /// camera, the app's template) until it appears, the job is stopped, or it has been idle
+    /// too long.
+    async fn wait_for_stream(&mut self, user: &UserId, video_type: VideoType) -> Option<String> {
         loop {
             let job = &self.record.job;
-            let roster = self.ctx.store.get_stream(&job.app_id, &job.room_id, user).await;
+            let roster = self.ctx.store.get_stream(&job.app_id, &job.room_id, user, video_type).await;
             if let Ok(Some(stream)) = roster {
                 return Some(stream.url.as_str().to_owned());
             }
-            if let Ok(Some(app)) = self.ctx.store.find_app(&job.app_id).await {
-                if let Some(url) = app.stream_url_template.and_then(|t| t.expand(&job.room_id, user).ok()) {
-                    return Some(url.as_str().to_owned());
-                }
+            // The template names one URL per user: their camera's.
+            let app = match video_type {
+                VideoType::Camerastream => self.ctx.store.find_app(&job.app_id).await.ok().flatten(),
+                VideoType::Substream => None,
+            };
+            if let Some(url) = app.and_then(|app| app.stream_url_template?.expand(&job.room_id, user).ok()) {
+                return Some(url.as_str().to_owned());
             }
             self.watch.next().await;
             if self.check().await {

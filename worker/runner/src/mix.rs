@@ -1,6 +1,7 @@
-//! What a running mix is told: the room's roster (who is in, in join order) and the job's
-//! layout, each sent to the mixer when it changes. Both are read every tick, so a join, a
-//! leave or a layout update reaches the picture within two ticks.
+//! What a running mix is told: the room's roster (every participant stream, a user's camera
+//! and screen share apart, in join order) and the job's layout (`layout_panes` pin a user's
+//! camera or screen share), each sent to the mixer when it changes. Both are read every
+//! tick, so a join, a leave or a layout update reaches the picture within two ticks.
 //!
 //! Background images are read from the job's own storage only (the rule's bucket as its role,
 //! or the deployment's bucket under the app's prefix), within the caps of
@@ -14,7 +15,7 @@ use roomrec_domain::mix::{Color, LayoutTemplate, MixParam};
 use roomrec_domain::room::VideoType;
 use roomrec_domain::storage::{image_size, Capped, MAX_IMAGES_PER_JOB, MAX_IMAGE_BYTES, MAX_IMAGE_SIDE};
 use roomrec_domain::url::S3Uri;
-use roomrec_media::{Image, InputSpec, Layout, LayoutKind, MixCommand, Participant};
+use roomrec_media::{Image, InputSpec, Layout, LayoutKind, MixCommand, Participant, Pin};
 
 use crate::context::Ctx;
 use crate::storage::JobStorage;
@@ -92,7 +93,15 @@ impl MixFeed {
                 LayoutTemplate::ScreenShareLeft => LayoutKind::ScreenShareLeft,
                 LayoutTemplate::ScreenShareRight => LayoutKind::ScreenShareRight,
             },
-            pinned: param.layout_panes.iter().map(|pane| (pane.id, pane.user_id.to_string())).collect(),
+            pinned: param
+                .layout_panes
+                .iter()
+                .map(|pane| Pin {
+                    pane: pane.id,
+                    user_id: pane.user_id.to_string(),
+                    screen_share: pane.video_type == VideoType::Substream,
+                })
+                .collect(),
             background: param.background_color.as_ref().map_or(DEFAULT_BACKGROUND, Color::rgb),
             background_image,
             default_user_image,

@@ -19,7 +19,7 @@ use crate::ports::{
 use crate::publish::PublishSecret;
 use crate::quota::QuotaSettings;
 use crate::record::JobRecord;
-use crate::room::{MediaSession, Room, RoomStream};
+use crate::room::{MediaSession, Room, RoomStream, VideoType};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
 
@@ -309,21 +309,27 @@ impl CallbackStore for MemStore {
 
 #[async_trait]
 impl RoomStore for MemStore {
-    async fn get_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<Option<RoomStream>, StoreError> {
+    async fn get_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+    ) -> Result<Option<RoomStream>, StoreError> {
         let tables = self.open()?;
         let roster = tables.streams.get(&(app_id.clone(), room.clone()));
-        Ok(roster.and_then(|r| r.iter().find(|s| s.user_id == *user)).cloned())
+        Ok(roster.and_then(|r| r.iter().find(|s| s.is(user, video_type))).cloned())
     }
     async fn list_streams(&self, app_id: &AppId, room: &RoomId) -> Result<Vec<RoomStream>, StoreError> {
         let tables = self.open()?;
         let mut streams = tables.streams.get(&(app_id.clone(), room.clone())).cloned().unwrap_or_default();
-        streams.sort_by(|a, b| (a.join_seq, &a.user_id).cmp(&(b.join_seq, &b.user_id)));
+        streams.sort_by(|a, b| a.roster_order().cmp(&b.roster_order()));
         Ok(streams)
     }
     async fn create_stream(&self, app_id: &AppId, stream: &RoomStream) -> Result<(), StoreError> {
         let mut tables = self.open()?;
         let roster = tables.streams.entry((app_id.clone(), stream.room_id.clone())).or_default();
-        if roster.iter().any(|s| s.user_id == stream.user_id) {
+        if roster.iter().any(|s| s.is(&stream.user_id, stream.video_type)) {
             return Err(StoreError::Conflict);
         }
         roster.push(stream.clone());
@@ -333,17 +339,23 @@ impl RoomStore for MemStore {
         self.run_write_race();
         let mut tables = self.open()?;
         let roster = tables.streams.get_mut(&(app_id.clone(), stream.room_id.clone()));
-        let Some(slot) = roster.and_then(|r| r.iter_mut().find(|s| s.user_id == stream.user_id)) else {
+        let Some(slot) = roster.and_then(|r| r.iter_mut().find(|s| s.is(&stream.user_id, stream.video_type))) else {
             return Ok(false);
         };
         *slot = stream.clone();
         Ok(true)
     }
-    async fn delete_stream(&self, app_id: &AppId, room: &RoomId, user: &UserId) -> Result<bool, StoreError> {
+    async fn delete_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+    ) -> Result<bool, StoreError> {
         let mut tables = self.open()?;
         let Some(roster) = tables.streams.get_mut(&(app_id.clone(), room.clone())) else { return Ok(false) };
         let before = roster.len();
-        roster.retain(|s| s.user_id != *user);
+        roster.retain(|s| !s.is(user, video_type));
         Ok(roster.len() < before)
     }
     async fn delete_session_stream(
@@ -351,12 +363,13 @@ impl RoomStore for MemStore {
         app_id: &AppId,
         room: &RoomId,
         user: &UserId,
+        video_type: VideoType,
         session: &MediaSession,
     ) -> Result<bool, StoreError> {
         let mut tables = self.open()?;
         let Some(roster) = tables.streams.get_mut(&(app_id.clone(), room.clone())) else { return Ok(false) };
         let before = roster.len();
-        roster.retain(|s| !(s.user_id == *user && s.media_session.as_ref() == Some(session)));
+        roster.retain(|s| !(s.is(user, video_type) && s.media_session.as_ref() == Some(session)));
         Ok(roster.len() < before)
     }
     async fn open_room(

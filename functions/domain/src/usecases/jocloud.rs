@@ -14,7 +14,7 @@ use crate::jocloud::{
 };
 use crate::naming::download_url;
 use crate::ports::{RecordingStore, RoomJobs, RoomStore, RuleStore};
-use crate::room::RoomStream;
+use crate::room::{RoomStream, VideoType};
 use crate::time::Timestamp;
 
 use super::access::OwnedApp;
@@ -215,12 +215,18 @@ impl Jocloud {
     }
 
     /// Starts the participant's next job in a source recording, unless one may still record.
+    /// A Jocloud participant (`uid`) has one stream, named by the uid alone: their camera. A
+    /// screen share of the same user is not recorded in a source recording (a mixed one shows
+    /// it); Jocloud clients share a screen as a uid of its own.
     async fn record_participant(
         &self,
         recording: &Recording,
         stream: &RoomStream,
         jobs: &[Job],
     ) -> Result<(), UseCaseError> {
+        if stream.video_type != VideoType::Camerastream {
+            return Ok(());
+        }
         let earlier: Vec<Job> = jobs.iter().filter(|j| j.user_id() == Some(&stream.user_id)).cloned().collect();
         let now = self.ports.clock.timestamp();
         let Some(job) = recording.source_job(stream, &earlier, self.ports.random.as_ref(), now) else { return Ok(()) };

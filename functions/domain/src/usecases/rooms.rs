@@ -47,6 +47,8 @@ pub struct PublishEvent {
     pub app_id: AppId,
     pub room_id: RoomId,
     pub user_id: UserId,
+    /// Which of the participant's streams, as its stream key names it.
+    pub video_type: VideoType,
     /// The media server's connection that publishes (or published) the stream.
     pub session: MediaSession,
     pub call: PublishCall,
@@ -101,7 +103,8 @@ impl Rooms {
         self
     }
 
-    /// Registers or updates a participant stream; `true` when it joined now.
+    /// Registers or updates a participant's stream of the request's video type (camera by
+    /// default); `true` when it joined now.
     pub async fn put_stream(
         &self,
         app: &OwnedApp,
@@ -109,11 +112,18 @@ impl Rooms {
         user: UserId,
         request: StreamRequest,
     ) -> Result<(RoomStream, bool), UseCaseError> {
+        let video_type = request.video_type.unwrap_or_default();
         let url = match (request.url, &app.app().stream_url_template) {
             (Some(url), _) => {
                 let url = StreamUrl::parse(&url, "url")?;
                 self.streams.check(url.as_str(), "url")?;
                 url
+            }
+            // The template names one URL per user: the camera's.
+            (None, Some(_)) if video_type == VideoType::Substream => {
+                return Err(
+                    Invalid::new("url", "is required for a SUBSTREAM (stream_url_template names cameras)").into()
+                )
             }
             (None, Some(template)) => {
                 let url = template.expand(&room, &user)?;
@@ -127,23 +137,34 @@ impl Rooms {
         if !has_audio && !has_video {
             return Err(Invalid::new("has_video", "a stream must carry audio, video or both").into());
         }
-        let video_type = request.video_type.unwrap_or_default();
         let stream = self.joining(room, user, url, video_type, has_audio, has_video);
         self.join(app.id(), stream).await
     }
 
-    /// Removes a participant stream (the participant left).
-    pub async fn delete_stream(&self, app: &OwnedApp, room: RoomId, user: UserId) -> Result<(), UseCaseError> {
-        if !self.ports.rooms.delete_stream(app.id(), &room, &user).await? {
+    /// Removes `user`'s stream of `video_type` (it left); their other stream stays.
+    pub async fn delete_stream(
+        &self,
+        app: &OwnedApp,
+        room: RoomId,
+        user: UserId,
+        video_type: VideoType,
+    ) -> Result<(), UseCaseError> {
+        if !self.ports.rooms.delete_stream(app.id(), &room, &user, video_type).await? {
             return Err(UseCaseError::not_found("user_id", "stream"));
         }
         self.leave(app.id(), &room).await;
         Ok(())
     }
 
-    /// One participant stream of a room.
-    pub async fn get_stream(&self, app: &OwnedApp, room: RoomId, user: UserId) -> Result<RoomStream, UseCaseError> {
-        let stream = self.ports.rooms.get_stream(app.id(), &room, &user).await?;
+    /// `user`'s stream of `video_type` in a room.
+    pub async fn get_stream(
+        &self,
+        app: &OwnedApp,
+        room: RoomId,
+        user: UserId,
+        video_type: VideoType,
+    ) -> Result<RoomStream, UseCaseError> {
+        let stream = self.ports.rooms.get_stream(app.id(), &room, &user, video_type).await?;
         stream.ok_or_else(|| UseCaseError::not_found("user_id", "stream"))
     }
 
@@ -194,15 +215,21 @@ impl Rooms {
 
     /// Applies a media server's publish / publish-done report. The hook is trusted by its
     /// deployment token, not by an account, so it names the app directly. A publish joins
-    /// only with a valid, unexpired signature and only if the participant is not in the room
-    /// already; a publish-done removes the stream only if its session registered it.
+    /// only with a valid, unexpired signature for the stream key's video type, and only if
+    /// the participant has no stream of that type in the room already (a camera and a screen
+    /// share are two streams); a publish-done removes that stream only if its session
+    /// registered it.
     pub async fn media_hook(&self, event: PublishEvent) -> Result<(), UseCaseError> {
-        let PublishEvent { app_id, room_id, user_id, session, call } = event;
+        let PublishEvent { app_id, room_id, user_id, video_type: keyed, session, call } = event;
         let Some(app) = self.ports.apps.find_app(&app_id).await? else {
             return Err(UseCaseError::not_found("app_id", "app"));
         };
         match call {
             PublishCall::Publish { url, video_type, expires, signature } => {
+                if video_type != keyed {
+                    let reason = format!("is {}, but the stream key names a {}", video_type.as_str(), keyed.as_str());
+                    return Err(Invalid::new("video_type", reason).into());
+                }
                 let grant = PublishGrant { app_id, room_id, user_id, video_type, expires };
                 let secret = app.publish_secret.as_ref().ok_or(PublishRefused::BadSignature);
                 secret
@@ -214,16 +241,16 @@ impl Rooms {
                 match self.ports.rooms.create_stream(&app_id, &stream).await {
                     Ok(()) => self.opened(&app_id, &stream).await,
                     Err(StoreError::Conflict) => {
-                        return Err(UseCaseError::Conflict(
-                            "user_id: the participant is in the room already; a second publisher cannot replace them"
-                                .into(),
-                        ))
+                        return Err(UseCaseError::Conflict(format!(
+                        "user_id: the participant's {} is in the room already; a second publisher cannot replace it",
+                        video_type.as_str()
+                    )))
                     }
                     Err(err) => return Err(err.into()),
                 }
             }
             PublishCall::PublishDone => {
-                if self.ports.rooms.delete_session_stream(&app_id, &room_id, &user_id, &session).await? {
+                if self.ports.rooms.delete_session_stream(&app_id, &room_id, &user_id, keyed, &session).await? {
                     self.leave(&app_id, &room_id).await;
                 }
             }
@@ -231,11 +258,12 @@ impl Rooms {
         Ok(())
     }
 
-    /// Saves `stream`; a user already in the room keeps their join time and order (and one
-    /// who left meanwhile is not found: a leave is never undone). A user who joins now opens
-    /// the room (if empty) and may start recordings; `true` then.
+    /// Saves `stream`; a stream already in the room keeps its join time and order (and one
+    /// that left meanwhile is not found: a leave is never undone). A stream that joins now
+    /// opens the room (if empty) and may start recordings; `true` then.
     async fn join(&self, app_id: &AppId, mut stream: RoomStream) -> Result<(RoomStream, bool), UseCaseError> {
-        let existing = self.ports.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?;
+        let (user, video_type) = (stream.user_id.clone(), stream.video_type);
+        let existing = self.ports.rooms.get_stream(app_id, &stream.room_id, &user, video_type).await?;
         let created = match existing {
             Some(_) => Err(StoreError::Conflict),
             None => self.ports.rooms.create_stream(app_id, &stream).await,
@@ -243,10 +271,10 @@ impl Rooms {
         match created {
             Ok(()) => {}
             Err(StoreError::Conflict) => {
-                // In the room already (or a concurrent join of the same user won): an update.
+                // In the room already (or a concurrent join of the same stream won): an update.
                 let current = match existing {
                     Some(current) => Some(current),
-                    None => self.ports.rooms.get_stream(app_id, &stream.room_id, &stream.user_id).await?,
+                    None => self.ports.rooms.get_stream(app_id, &stream.room_id, &user, video_type).await?,
                 };
                 if let Some(current) = current {
                     (stream.join_time, stream.join_seq) = (current.join_time, current.join_seq);

@@ -14,7 +14,7 @@ use crate::ids::{AccountId, AppId, JobId, RoomId, UserId};
 use crate::job::{Job, JobKind, JobState, StopReason};
 use crate::jocloud::{RecordingState, RecordingView};
 use crate::ports::{AppStore, EventLog, JobFilter, PageRequest, RuleStore};
-use crate::publish::{PublishBase, PublishUrl};
+use crate::publish::{PublishBase, PublishUrl, StreamKey};
 use crate::reach::StreamPolicy;
 use crate::record::JobRecord;
 use crate::room::{MediaSession, VideoType};
@@ -481,10 +481,10 @@ async fn joins_keep_their_order_an_update_keeps_the_join_and_a_leave_removes_the
     let roster: Vec<String> =
         w.rooms.list_streams(&app, room()).await.unwrap().into_iter().map(|s| s.user_id.to_string()).collect();
     assert_eq!(roster, ["u2", "u1"]);
-    assert_eq!(w.rooms.get_stream(&app, room(), user("u1")).await.unwrap().user_id, user("u1"));
-    w.rooms.delete_stream(&app, room(), user("u1")).await.unwrap();
-    assert_eq!(not_found_field(w.rooms.get_stream(&app, room(), user("u1")).await), "user_id");
-    assert_eq!(not_found_field(w.rooms.delete_stream(&app, room(), user("u1")).await), "user_id");
+    assert_eq!(w.rooms.get_stream(&app, room(), user("u1"), CAMERA).await.unwrap().user_id, user("u1"));
+    w.rooms.delete_stream(&app, room(), user("u1"), CAMERA).await.unwrap();
+    assert_eq!(not_found_field(w.rooms.get_stream(&app, room(), user("u1"), CAMERA).await), "user_id");
+    assert_eq!(not_found_field(w.rooms.delete_stream(&app, room(), user("u1"), CAMERA).await), "user_id");
     let bad = w.rooms.put_stream(&app, room(), user("u3"), body("{}")).await;
     assert!(matches!(bad, Err(UseCaseError::Invalid(i)) if i.field == "url"));
 }
@@ -559,17 +559,21 @@ async fn mint(w: &World, app: &OwnedApp, who: &str, json: &str) -> PublishUrl {
     w.rooms.publish_url(app, room(), user(who), body(json), &publish_base()).await.unwrap()
 }
 
+/// The camera, the default video type.
+const CAMERA: VideoType = VideoType::Camerastream;
+
 /// What nginx-rtmp reports when connection `session` publishes with URL `minted`: the stream
-/// key split into app, room and user, the query's signed fields.
+/// key split into app, room, user and video type, the query's signed fields.
 fn hook_publish(minted: &str, session: &str) -> PublishEvent {
     let url = url::Url::parse(minted).unwrap();
     let key = url.path_segments().unwrap().next_back().unwrap().to_owned();
-    let parts: Vec<&str> = key.split('.').collect();
+    let parsed = StreamKey::parse(&key).unwrap();
     let field = |name: &str| url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap();
     PublishEvent {
-        app_id: AppId::parse(parts[0]).unwrap(),
-        room_id: RoomId::try_from(parts[1]).unwrap(),
-        user_id: user(parts[2]),
+        app_id: parsed.app_id,
+        room_id: parsed.room_id,
+        user_id: parsed.user_id,
+        video_type: parsed.video_type,
         session: MediaSession::parse(session).unwrap(),
         call: PublishCall::Publish {
             url: StreamUrl::parse(&format!("rtmp://127.0.0.1/live/{key}"), "name").unwrap(),
@@ -600,7 +604,7 @@ async fn a_minted_url_joins_its_participant_with_the_signed_video_type_and_publi
     let (app, _) = w.app_with_rule().await;
     let minted = mint(&w, &app, "u1", r#"{"video_type":"SUBSTREAM","ttl_seconds":600}"#).await;
     assert!(
-        minted.url.starts_with(&format!("rtmp://media.example.com/live/{}.room001.u1?", app.id())),
+        minted.url.starts_with(&format!("rtmp://media.example.com/live/{}.room001.u1.SUBSTREAM?", app.id())),
         "{}",
         minted.url
     );
@@ -609,7 +613,7 @@ async fn a_minted_url_joins_its_participant_with_the_signed_video_type_and_publi
     w.rooms.media_hook(publish.clone()).await.unwrap();
     let roster = w.rooms.list_streams(&app, room()).await.unwrap();
     assert_eq!((roster.len(), roster[0].video_type), (1, VideoType::Substream));
-    assert_eq!(roster[0].url.as_str(), format!("rtmp://127.0.0.1/live/{}.room001.u1", app.id()));
+    assert_eq!(roster[0].url.as_str(), format!("rtmp://127.0.0.1/live/{}.room001.u1.SUBSTREAM", app.id()));
     w.rooms.media_hook(hook_done(&publish, "7")).await.unwrap();
     assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty());
 }
@@ -622,6 +626,7 @@ async fn the_hook_refuses_a_tampered_or_unsigned_publish_and_an_unknown_app() {
     let PublishCall::Publish { url, video_type, expires, signature } = publish.call.clone() else { unreachable!() };
     let as_mallory = PublishEvent { user_id: user("mallory"), ..publish.clone() };
     let as_screen = PublishEvent {
+        video_type: VideoType::Substream,
         call: PublishCall::Publish {
             url: url.clone(),
             video_type: VideoType::Substream,
@@ -647,6 +652,8 @@ async fn the_hook_refuses_a_tampered_or_unsigned_publish_and_an_unknown_app() {
         assert_eq!(refused_field(w.rooms.media_hook(event.clone()).await), "signature", "{event:?}");
     }
     assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty(), "nobody joined");
+    let key_unlike_query = PublishEvent { video_type: VideoType::Substream, ..publish.clone() };
+    assert_eq!(refused_field(w.rooms.media_hook(key_unlike_query).await), "video_type");
     let stranger = PublishEvent { app_id: AppId::generate(crate::testing::random()), ..publish };
     assert_eq!(not_found_field(w.rooms.media_hook(stranger).await), "app_id");
 }
@@ -697,20 +704,20 @@ async fn a_second_publisher_cannot_replace_a_live_participant_nor_remove_them_wh
     let (app, _) = w.app_with_rule().await;
     let first = hook_publish(&mint(&w, &app, "u1", "{}").await.url, "1");
     w.rooms.media_hook(first.clone()).await.unwrap();
-    let joined = w.rooms.get_stream(&app, room(), user("u1")).await.unwrap();
+    let joined = w.rooms.get_stream(&app, room(), user("u1"), CAMERA).await.unwrap();
 
     w.clock.advance(Duration::from_secs(5));
     let second = hook_publish(&mint(&w, &app, "u1", "{}").await.url, "2");
     assert_eq!(refused_field(w.rooms.media_hook(second.clone()).await), "user_id");
     w.rooms.media_hook(hook_done(&second, "2")).await.unwrap();
-    assert_eq!(w.rooms.get_stream(&app, room(), user("u1")).await.unwrap(), joined, "the first session stays");
+    assert_eq!(w.rooms.get_stream(&app, room(), user("u1"), CAMERA).await.unwrap(), joined, "the first session stays");
 
     w.rooms.media_hook(hook_done(&first, "1")).await.unwrap();
     assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty(), "its own publish_done removes it");
     w.rooms.media_hook(second).await.unwrap();
     assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 1, "once the first left, the next joins");
     w.rooms.media_hook(hook_done(&first, "1")).await.unwrap();
-    let now_in = w.rooms.get_stream(&app, room(), user("u1")).await.unwrap();
+    let now_in = w.rooms.get_stream(&app, room(), user("u1"), CAMERA).await.unwrap();
     assert_eq!(
         now_in.media_session,
         Some(MediaSession::parse("2").unwrap()),
@@ -869,3 +876,6 @@ async fn a_job_the_sweeper_cannot_queue_is_reported_and_tried_again_next_time() 
 }
 
 mod quotas;
+
+/// A participant's camera and screen share at once.
+mod streams;

@@ -56,13 +56,15 @@ impl Room {
     /// The roster is now `participants` (in join order): newcomers' inputs open, leavers'
     /// close, and the panes follow. Sound of newcomers starts at output sample `play_position`.
     pub(crate) fn set_participants(&mut self, participants: Vec<Participant>, play_position: u64) {
-        let mut current: HashMap<String, Attendee> =
-            self.roster.drain(..).map(|a| (a.participant.user_id.clone(), a)).collect();
+        // A user's camera and screen share are two attendees.
+        let key = |p: &Participant| (p.user_id.clone(), p.screen_share);
+        let mut current: HashMap<(String, bool), Attendee> =
+            self.roster.drain(..).map(|a| (key(&a.participant), a)).collect();
         for participant in participants {
-            if self.roster.iter().any(|a| a.participant.user_id == participant.user_id) {
+            if self.roster.iter().any(|a| key(&a.participant) == key(&participant)) {
                 continue;
             }
-            let attendee = match current.remove(&participant.user_id) {
+            let attendee = match current.remove(&key(&participant)) {
                 Some(mut same) if same.participant.input == participant.input => {
                     same.participant = participant;
                     same
@@ -114,14 +116,16 @@ impl Room {
     fn admit(&mut self, participant: Participant, play_position: u64) -> Attendee {
         let feed = Arc::new(Feed::new(self.next_feed_id, play_position));
         self.next_feed_id += 1;
-        tracing::info!(user_id = %participant.user_id, feed = feed.id, "a participant joins the mix");
+        let (user_id, screen_share) = (&participant.user_id, participant.screen_share);
+        tracing::info!(%user_id, screen_share, feed = feed.id, "a participant joins the mix");
         let fps = self.canvas.map(|c| c.fps);
         let puller = Puller::start(&participant, Arc::clone(&feed), self.clock, fps);
         Attendee { participant, feed, puller }
     }
 
     fn leave(&mut self, attendee: Attendee) {
-        tracing::info!(user_id = %attendee.participant.user_id, "a participant leaves the mix");
+        let (user_id, screen_share) = (&attendee.participant.user_id, attendee.participant.screen_share);
+        tracing::info!(%user_id, screen_share, "a participant leaves the mix");
         attendee.puller.stop();
         self.leaving.push(attendee.puller);
     }

@@ -2,18 +2,28 @@
 //! the screen-share layouts. Pure: a roster and a layout in, pane ids out.
 //!
 //! Pane ids count from 1: grid cells in row-major order; in the screen-share layouts pane 1
-//! is the large one and panes 2… the column, top to bottom.
+//! is the large one and panes 2… the column, top to bottom. A seat is one participant
+//! stream: a user's camera and screen share are seated apart.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::geometry::{MAX_GRID_PANES, MAX_SCREEN_SHARE_PANES};
-use crate::LayoutKind;
+use crate::{LayoutKind, Pin};
 
-/// What the seating needs to know of a participant.
+/// What the seating needs to know of a participant stream.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Member<'a> {
     pub user_id: &'a str,
     pub screen_share: bool,
+}
+
+/// A participant stream's identity: its user and whether it is their screen share.
+type Key<'a> = (&'a str, bool);
+
+impl<'a> Member<'a> {
+    fn key(&self) -> Key<'a> {
+        (self.user_id, self.screen_share)
+    }
 }
 
 /// The panes of one layout: how many to lay out, and who sits in which.
@@ -29,17 +39,18 @@ pub(crate) struct Seats {
 #[derive(Debug, Default)]
 pub(crate) struct Seating {
     kind: Option<LayoutKind>,
-    seats: HashMap<String, u32>,
+    seats: HashMap<(String, bool), u32>,
 }
 
 impl Seating {
     /// Seats `roster` (in join order) in a `kind` layout with `pinned` panes.
     ///
-    /// A pinned pane is kept for its user (empty while they are away). In the screen-share
-    /// layouts the large pane shows the user pinned there, else the first screen share.
-    /// Everyone else keeps their seat if it is still free, and newcomers take the lowest
-    /// free pane, in join order; who finds none is not shown.
-    pub(crate) fn seat(&mut self, kind: LayoutKind, pinned: &[(u32, String)], roster: &[Member]) -> Seats {
+    /// A pinned pane is kept for its stream (empty while it is away). In the screen-share
+    /// layouts the large pane shows the stream pinned there and nothing else (seed 004: the
+    /// specified user, else the background); the same user's other stream may sit in the
+    /// column. Everyone else keeps their seat if it is still free, and newcomers take the
+    /// lowest free pane, in join order; who finds none is not shown.
+    pub(crate) fn seat(&mut self, kind: LayoutKind, pinned: &[Pin], roster: &[Member]) -> Seats {
         let (first, last) = match kind {
             LayoutKind::Grid => (1, MAX_GRID_PANES),
             LayoutKind::ScreenShareLeft | LayoutKind::ScreenShareRight => (2, MAX_SCREEN_SHARE_PANES),
@@ -50,22 +61,19 @@ impl Seating {
             self.kind = Some(kind);
         }
         let reserved = reservations(pinned, last);
-        let pinned_pane = |user: &str| reserved.iter().find(|(_, u)| *u == user).map(|(p, _)| *p);
+        let pinned_pane = |key: Key| reserved.iter().find(|(_, k)| *k == key).map(|(p, _)| *p);
         let mut occupants = BTreeMap::new();
-        let mut seated: HashSet<&str> = HashSet::new();
+        let mut seated: HashSet<Key> = HashSet::new();
         if first > 1 {
-            let main = match reserved.iter().find(|(pane, _)| *pane == 1) {
-                Some((_, user)) => roster.iter().position(|m| m.user_id == *user),
-                None => roster.iter().position(|m| m.screen_share && pinned_pane(m.user_id).is_none()),
-            };
-            if let Some(index) = main {
+            let main = reserved.iter().find(|(pane, _)| *pane == 1);
+            if let Some(index) = main.and_then(|(_, key)| roster.iter().position(|m| m.key() == *key)) {
                 occupants.insert(1, index);
-                seated.insert(roster[index].user_id);
+                seated.insert(roster[index].key());
             }
         }
         for (index, member) in roster.iter().enumerate() {
-            if let Some(pane) = pinned_pane(member.user_id).filter(|p| *p >= first) {
-                if seated.insert(member.user_id) {
+            if let Some(pane) = pinned_pane(member.key()).filter(|p| *p >= first) {
+                if seated.insert(member.key()) {
                     occupants.insert(pane, index);
                 }
             }
@@ -75,10 +83,10 @@ impl Seating {
         };
         let mut waiting = Vec::new();
         for (index, member) in roster.iter().enumerate() {
-            if !seated.insert(member.user_id) {
+            if !seated.insert(member.key()) {
                 continue;
             }
-            match self.seats.get(member.user_id) {
+            match self.seats.get(&(member.user_id.to_owned(), member.screen_share)) {
                 Some(&pane) if (first..=last).contains(&pane) && is_free(pane, &occupants) => {
                     occupants.insert(pane, index);
                 }
@@ -90,7 +98,10 @@ impl Seating {
                 occupants.insert(pane, index);
             }
         }
-        self.seats = occupants.iter().map(|(&pane, &index)| (roster[index].user_id.to_owned(), pane)).collect();
+        self.seats = occupants
+            .iter()
+            .map(|(&pane, &index)| ((roster[index].user_id.to_owned(), roster[index].screen_share), pane))
+            .collect();
         let highest = occupants.keys().chain(reserved.iter().map(|(p, _)| p)).copied().max().unwrap_or(0);
         let panes = if first == 1 {
             (seated.len() as u32).min(last).max(highest)
@@ -102,13 +113,14 @@ impl Seating {
     }
 }
 
-/// The valid pins (pane ids 1..=`last`), the first one winning for a pane and for a user.
-fn reservations(pinned: &[(u32, String)], last: u32) -> Vec<(u32, &str)> {
-    let mut reserved: Vec<(u32, &str)> = Vec::new();
-    for (pane, user) in pinned {
-        let taken = reserved.iter().any(|(p, u)| p == pane || u == user);
-        if (1..=last).contains(pane) && !taken {
-            reserved.push((*pane, user.as_str()));
+/// The valid pins (pane ids 1..=`last`), the first one winning for a pane and for a stream.
+fn reservations(pinned: &[Pin], last: u32) -> Vec<(u32, Key<'_>)> {
+    let mut reserved: Vec<(u32, Key)> = Vec::new();
+    for pin in pinned {
+        let key = (pin.user_id.as_str(), pin.screen_share);
+        let taken = reserved.iter().any(|(p, k)| *p == pin.pane || *k == key);
+        if (1..=last).contains(&pin.pane) && !taken {
+            reserved.push((pin.pane, key));
         }
     }
     reserved
@@ -129,6 +141,20 @@ mod tests {
 
     fn panes(list: &[(u32, &str)]) -> Vec<(u32, String)> {
         list.iter().map(|(p, u)| (*p, (*u).to_owned())).collect()
+    }
+
+    /// Cameras pinned to panes.
+    fn pins(list: &[(u32, &str)]) -> Vec<Pin> {
+        list.iter().map(|(pane, user)| Pin { pane: *pane, user_id: (*user).to_owned(), screen_share: false }).collect()
+    }
+
+    /// Pane id → (user id, screen share).
+    fn streams(seats: &Seats, roster: &[Member]) -> Vec<(u32, (String, bool))> {
+        seats
+            .occupants
+            .iter()
+            .map(|(&pane, &i)| (pane, (roster[i].user_id.to_owned(), roster[i].screen_share)))
+            .collect()
     }
 
     #[test]
@@ -163,7 +189,7 @@ mod tests {
     #[test]
     fn a_pinned_pane_waits_empty_for_its_user_and_the_others_sit_around_it() {
         let mut seating = Seating::default();
-        let pins = panes(&[(1, "boss")]);
+        let pins = pins(&[(1, "boss")]);
         let roster = cameras(&["a", "b"]);
         let seats = seating.seat(LayoutKind::Grid, &pins, &roster);
         assert_eq!(who(&seats, &roster), panes(&[(2, "a"), (3, "b")]));
@@ -178,14 +204,14 @@ mod tests {
         let mut seating = Seating::default();
         seating.seat(LayoutKind::Grid, &[], &cameras(&["a", "b", "c"]));
         let roster = cameras(&["a", "b", "c"]);
-        let seats = seating.seat(LayoutKind::Grid, &panes(&[(1, "c")]), &roster);
+        let seats = seating.seat(LayoutKind::Grid, &pins(&[(1, "c")]), &roster);
         assert_eq!(who(&seats, &roster), panes(&[(1, "c"), (2, "b"), (3, "a")]));
     }
 
     #[test]
     fn a_pin_to_a_high_pane_widens_the_grid_to_reach_it() {
         let roster = cameras(&["a"]);
-        let seats = Seating::default().seat(LayoutKind::Grid, &panes(&[(9, "a")]), &roster);
+        let seats = Seating::default().seat(LayoutKind::Grid, &pins(&[(9, "a")]), &roster);
         assert_eq!(who(&seats, &roster), panes(&[(9, "a")]));
         assert_eq!(seats.panes, 9);
     }
@@ -207,21 +233,46 @@ mod tests {
     }
 
     #[test]
-    fn the_first_screen_share_takes_the_large_pane_and_cameras_the_column_in_join_order() {
+    fn an_unpinned_screen_share_sits_in_the_column_and_the_large_pane_stays_empty() {
         let roster = vec![
             Member { user_id: "a", screen_share: false },
             Member { user_id: "s", screen_share: true },
             Member { user_id: "b", screen_share: false },
         ];
         let seats = Seating::default().seat(LayoutKind::ScreenShareLeft, &[], &roster);
-        assert_eq!(who(&seats, &roster), panes(&[(1, "s"), (2, "a"), (3, "b")]));
-        assert_eq!(seats.panes, 2);
+        assert_eq!(who(&seats, &roster), panes(&[(2, "a"), (3, "s"), (4, "b")]));
+        assert_eq!(seats.panes, 3);
+    }
+
+    #[test]
+    fn a_pinned_screen_share_fills_the_large_pane_and_its_users_camera_sits_in_the_column() {
+        let roster = vec![
+            Member { user_id: "a", screen_share: false },
+            Member { user_id: "t", screen_share: false },
+            Member { user_id: "t", screen_share: true },
+        ];
+        let screen = [Pin { pane: 1, user_id: "t".into(), screen_share: true }];
+        let seats = Seating::default().seat(LayoutKind::ScreenShareLeft, &screen, &roster);
+        let expected = [(1, ("t".to_owned(), true)), (2, ("a".to_owned(), false)), (3, ("t".to_owned(), false))];
+        assert_eq!(streams(&seats, &roster), expected);
+        let camera = pins(&[(1, "t")]);
+        let seats = Seating::default().seat(LayoutKind::ScreenShareLeft, &camera, &roster);
+        let expected = [(1, ("t".to_owned(), false)), (2, ("a".to_owned(), false)), (3, ("t".to_owned(), true))];
+        assert_eq!(streams(&seats, &roster), expected);
+    }
+
+    #[test]
+    fn a_pinned_screen_share_not_yet_shared_leaves_the_large_pane_empty_though_its_user_is_in() {
+        let roster = vec![Member { user_id: "t", screen_share: false }];
+        let screen = [Pin { pane: 1, user_id: "t".into(), screen_share: true }];
+        let seats = Seating::default().seat(LayoutKind::ScreenShareRight, &screen, &roster);
+        assert_eq!(streams(&seats, &roster), [(2, ("t".to_owned(), false))]);
     }
 
     #[test]
     fn the_user_pinned_to_pane_one_takes_the_large_pane_before_any_screen_share() {
         let roster = vec![Member { user_id: "a", screen_share: false }, Member { user_id: "s", screen_share: true }];
-        let seats = Seating::default().seat(LayoutKind::ScreenShareRight, &panes(&[(1, "a")]), &roster);
+        let seats = Seating::default().seat(LayoutKind::ScreenShareRight, &pins(&[(1, "a")]), &roster);
         assert_eq!(who(&seats, &roster), panes(&[(1, "a"), (2, "s")]));
     }
 
@@ -230,7 +281,7 @@ mod tests {
         let roster = cameras(&["a", "b"]);
         let seats = Seating::default().seat(LayoutKind::ScreenShareLeft, &[], &roster);
         assert_eq!(who(&seats, &roster), panes(&[(2, "a"), (3, "b")]));
-        let absent = Seating::default().seat(LayoutKind::ScreenShareLeft, &panes(&[(1, "gone")]), &roster);
+        let absent = Seating::default().seat(LayoutKind::ScreenShareLeft, &pins(&[(1, "gone")]), &roster);
         assert_eq!(who(&absent, &roster), panes(&[(2, "a"), (3, "b")]));
     }
 

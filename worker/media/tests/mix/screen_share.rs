@@ -1,10 +1,10 @@
 //! The screen-share layouts, switched by `Layout` commands during one mix: the large pane
-//! (screen share or pinned user, fitted), the column of cameras beside it, and the large pane
-//! empty when nobody is to be shown there.
+//! (the stream pinned to pane 1, fitted), the column of the others beside it, and the large
+//! pane empty when no stream is pinned there.
 
 use std::sync::OnceLock;
 
-use roomrec_media::{Format, Layout, LayoutKind, MixCommand};
+use roomrec_media::{Format, Layout, LayoutKind, MixCommand, Pin};
 
 use crate::support::*;
 
@@ -13,8 +13,8 @@ const SCREEN: u32 = 0x20E020;
 const CAMERA_C: u32 = 0x2020E0;
 const CAMERA_D: u32 = 0xE0E020;
 
-/// Phase starts (seconds): screen share left; C pinned to pane 1; the same on the right;
-/// the screen share gone (D joins instead) and no pins.
+/// Phase starts (seconds): S's screen share pinned to pane 1, left; C's camera pinned
+/// instead; the same on the right; the screen share gone (D joins instead) and no pins.
 const PHASES: [f64; 4] = [0.0, 3.5, 6.5, 9.5];
 const STOP_AT: f64 = 13.0;
 
@@ -28,8 +28,9 @@ const LARGE_RIGHT: (u32, u32) = (384, 180);
 const BAR_RIGHT: (u32, u32) = (384, 344);
 const COLUMN_LEFT: [(u32, u32); 2] = [(64, 45), (64, 135)];
 
-fn with_pins(kind: LayoutKind, pinned: &[(u32, &str)]) -> Layout {
-    Layout { pinned: pinned.iter().map(|(pane, user)| (*pane, (*user).to_owned())).collect(), ..layout(kind) }
+/// `kind` with `user`'s stream (`screen_share` or camera) pinned to pane 1.
+fn large(kind: LayoutKind, user: &str, screen_share: bool) -> Layout {
+    Layout { pinned: vec![Pin { pane: 1, user_id: user.to_owned(), screen_share }], ..layout(kind) }
 }
 
 fn switching() -> &'static Seen {
@@ -44,15 +45,15 @@ fn switching() -> &'static Seen {
             Publisher::start(&server, "d", Look::Colour(CAMERA_D), 670),
         ];
         let dir = TempDir::new("mix-screen-share");
-        let spec = spec(dir.path(), Some(CANVAS), layout(LayoutKind::ScreenShareLeft));
+        let spec = spec(dir.path(), Some(CANVAS), large(LayoutKind::ScreenShareLeft, "s", true));
         let first =
             vec![participant(&server, "a", false), participant(&server, "s", true), participant(&server, "c", false)];
         let last =
             vec![participant(&server, "a", false), participant(&server, "c", false), participant(&server, "d", false)];
         let script = vec![
             (PHASES[0], Step::Send(MixCommand::Participants(first))),
-            (PHASES[1], Step::Send(MixCommand::Layout(with_pins(LayoutKind::ScreenShareLeft, &[(1, "c")])))),
-            (PHASES[2], Step::Send(MixCommand::Layout(with_pins(LayoutKind::ScreenShareRight, &[(1, "c")])))),
+            (PHASES[1], Step::Send(MixCommand::Layout(large(LayoutKind::ScreenShareLeft, "c", false)))),
+            (PHASES[2], Step::Send(MixCommand::Layout(large(LayoutKind::ScreenShareRight, "c", false)))),
             (PHASES[3], Step::Send(MixCommand::Participants(last))),
             (PHASES[3], Step::Send(MixCommand::Layout(layout(LayoutKind::ScreenShareLeft)))),
         ];
@@ -72,7 +73,7 @@ fn picture_in(phase: usize) -> &'static Picture {
 }
 
 #[test]
-fn the_screen_share_fills_the_large_pane_and_the_cameras_stack_beside_it_in_join_order() {
+fn the_pinned_screen_share_fills_the_large_pane_and_the_cameras_stack_beside_it_in_join_order() {
     let expected =
         [(LARGE_LEFT, SCREEN), (COLUMN_RIGHT[0], CAMERA_A), (COLUMN_RIGHT[1], CAMERA_C), (COLUMN_RIGHT[2], BACKGROUND)];
     assert_colours(picture_in(0), &expected, "screen share left");
@@ -84,7 +85,7 @@ fn the_large_pane_fits_the_whole_picture_with_background_bars() {
 }
 
 #[test]
-fn the_user_pinned_to_pane_one_takes_the_large_pane() {
+fn the_camera_pinned_to_pane_one_takes_the_large_pane_and_the_screen_share_joins_the_column() {
     let expected = [(LARGE_LEFT, CAMERA_C), (COLUMN_RIGHT[0], CAMERA_A), (COLUMN_RIGHT[1], SCREEN)];
     assert_colours(picture_in(1), &expected, "c pinned to pane 1");
 }
@@ -97,7 +98,7 @@ fn screen_share_right_puts_the_large_pane_on_the_right_and_the_column_on_the_lef
 }
 
 #[test]
-fn without_a_screen_share_or_pinned_user_the_large_pane_shows_the_background() {
+fn without_a_pinned_stream_the_large_pane_shows_the_background() {
     let expected = [
         (LARGE_LEFT, BACKGROUND),
         (COLUMN_RIGHT[0], CAMERA_A),

@@ -238,7 +238,9 @@ async fn a_stream_update_racing_the_participants_leave_is_not_found_and_does_not
     let (app, _) = w.app_with_rule().await;
     w.join(&app, "u1").await;
     let id = app.id().clone();
-    w.store.race_next_update(move |store| assert!(block_on(store.delete_stream(&id, &room(), &user("u1"))).unwrap()));
+    w.store.race_next_update(move |store| {
+        assert!(block_on(store.delete_stream(&id, &room(), &user("u1"), CAMERA)).unwrap())
+    });
     let update = w.rooms.put_stream(&app, room(), user("u1"), body(r#"{"url":"rtmp://media.example.com/live/y"}"#));
     assert_eq!(not_found_field(update.await), "user_id");
     assert!(w.rooms.list_streams(&app, room()).await.unwrap().is_empty());
