@@ -1,4 +1,4 @@
-//! The HTTP edge every API function shares: Basic authentication, JSON bodies parsed with the
+//! The HTTP edge every API function shares: authentication (HTTP Basic or `X-Auth-Token`), JSON bodies parsed with the
 //! failing field named, path and query helpers, and one mapping from errors to responses.
 //!
 //! A handler is `route key → use case`: [`serve`] authenticates, runs it, and turns its
@@ -175,17 +175,20 @@ pub fn no_content() -> ApiResult {
     Response::builder().status(204).body(Body::Empty).map_err(|e| ApiError::internal(&e))
 }
 
-/// The account whose HTTP Basic credentials (`key_id:secret`) the request carries.
+/// Header carrying a token from `POST /v3/auth/tokens`, as SparkRTC's clients send it.
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+
+/// The account whose `X-Auth-Token`, or else HTTP Basic credentials (`key_id:secret`), the
+/// request carries.
 pub async fn authenticate(access: &Access, req: &Request) -> Result<AccountId, ApiError> {
-    let header = req.headers().get("authorization").and_then(|h| h.to_str().ok());
-    let encoded = header.and_then(|h| h.strip_prefix("Basic ")).ok_or_else(ApiError::unauthorized)?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(ApiError::unauthorized)?;
-    let (key_id, secret) = decoded.split_once(':').ok_or_else(ApiError::unauthorized)?;
-    match access.authenticate(key_id, secret).await {
+    let found = match req.headers().get(AUTH_TOKEN_HEADER) {
+        Some(token) => access.authenticate_token(token.to_str().map_err(|_| ApiError::unauthorized())?).await,
+        None => {
+            let (key_id, secret) = basic_credentials(req).ok_or_else(ApiError::unauthorized)?;
+            access.authenticate(&key_id, &secret).await
+        }
+    };
+    match found {
         Ok(Some(account)) => {
             tracing::Span::current().record("account", account.as_str());
             Ok(account)
@@ -193,6 +196,16 @@ pub async fn authenticate(access: &Access, req: &Request) -> Result<AccountId, A
         Ok(None) => Err(ApiError::unauthorized()),
         Err(err) => Err(ApiError::from(roomrec_domain::UseCaseError::from(err))),
     }
+}
+
+/// The key id and secret of the request's `Authorization: Basic` header.
+fn basic_credentials(req: &Request) -> Option<(String, String)> {
+    let header = req.headers().get("authorization").and_then(|h| h.to_str().ok());
+    let encoded = header.and_then(|h| h.strip_prefix("Basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let (key_id, secret) =
+        String::from_utf8(decoded).ok()?.split_once(':').map(|(k, s)| (k.to_owned(), s.to_owned()))?;
+    Some((key_id, secret))
 }
 
 /// Authenticates the request, runs `handler` for the caller's account and maps its result.
