@@ -352,6 +352,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_request_authenticates_with_an_x_auth_token_or_basic_and_a_bad_token_is_401() {
+        use std::sync::Arc;
+
+        use roomrec_domain::testing::{ManualClock, MemStore, SeqRandom};
+        use roomrec_domain::token::{PasswordLogin, TokenKey};
+
+        let store = Arc::new(MemStore::default());
+        let access = Access::new(store.clone(), store, Arc::new(ManualClock::default()), Arc::new(SeqRandom::new(3)))
+            .with_token_key(TokenKey::parse(&"k".repeat(32)));
+        let issued = access.issue_credential(AccountId::try_from("acme").unwrap()).await.unwrap();
+        let login = PasswordLogin { key_id: issued.key_id.to_string(), secret: issued.secret.clone() };
+        let token = access.issue_token(&login).await.unwrap().token;
+        let with = |name: &str, value: &str| {
+            let mut req = create_app("{}", Some("application/json"));
+            req.headers_mut()
+                .insert(lambda_http::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            req
+        };
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", issued.key_id, issued.secret))
+        );
+        for req in [with("x-auth-token", &token), with("authorization", &basic)] {
+            assert_eq!(authenticate(&access, &req).await.unwrap().as_str(), "acme");
+        }
+        let mut both = with("authorization", &basic);
+        both.headers_mut().insert(AUTH_TOKEN_HEADER, "rrt1.forged".parse().unwrap());
+        for req in [with("x-auth-token", &token.replace("rrt1.", "rrt2.")), both] {
+            assert_eq!(
+                authenticate(&access, &req).await.unwrap_err().status,
+                401,
+                "a present token is the one checked"
+            );
+        }
+    }
+
+    #[tokio::test]
     async fn an_error_body_carries_the_request_id_and_a_success_body_is_untouched() {
         let req = create_app("{}", Some("application/json"));
         let error = logged(req, |_req| async { ApiError::unauthorized().into_response("POST /v2/apps") }).await;
