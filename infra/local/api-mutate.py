@@ -58,6 +58,7 @@ ROUTES = [
     ("POST", "/v2/apps/{app_id}/jocloud/updatemixrecord"),
     ("POST", "/v2/apps/{app_id}/jocloud/stoprecord"),
     ("POST", "/v2/apps/{app_id}/jocloud/queryrecord"),
+    ("POST", "/v3/auth/tokens"),
 ]
 
 # Strings a mutation puts in a field: bounds, separators, templates, other schemes, unicode.

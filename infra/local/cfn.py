@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import secrets
 import sys
 import urllib.request
 from pathlib import Path
@@ -318,6 +319,8 @@ def local_parameters(template: dict, hook_token: str, rtmp_port: int) -> dict[st
         # The worker may pull from the local media server only (not moto on the same host).
         "StreamAllowList": f"127.0.0.1:{rtmp_port}",
         "HookToken": hook_token,
+        # A fresh key per stack: the tokens of one run never work in another.
+        "TokenKey": secrets.token_hex(32),
         "MediaPullBase": f"rtmp://127.0.0.1:{rtmp_port}",
         "MediaPublishBase": f"rtmp://127.0.0.1:{rtmp_port}/live",
         # The worker service's network and image: the local stack runs the worker as a

@@ -130,8 +130,34 @@ install_pip_packages() {
   echo "$want" >"$STAMP"
 }
 
+# Node.js and npm run Huawei Cloud's IAM SDK against the stack (tests/iam-sdk, an e2e test).
+# Debian's `nodejs` and `npm` packages, unless a node and npm are already on PATH (NodeSource's
+# nodejs bundles npm and conflicts with Debian's npm package).
+install_node() {
+  if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1; then
+    return
+  fi
+  log "installing nodejs and npm"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
+}
+
+# The pinned SDK of tests/iam-sdk/package-lock.json, only when the lock file changed.
+install_npm_packages() {
+  local dir="$ROOT/tests/iam-sdk" want
+  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$dir/node_modules/.installed" ] && [ "$(cat "$dir/node_modules/.installed")" = "$want" ]; then
+    return
+  fi
+  log "installing the npm packages of tests/iam-sdk"
+  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+  echo "$want" >"$dir/node_modules/.installed"
+}
+
 check_rust
 install_apt_packages
 ensure_venv
 install_pip_packages
+install_node
+install_npm_packages
 log "ok"

@@ -120,4 +120,12 @@ def map_body(context, body):
     elif path.startswith("/v2/hooks/") and isinstance(body.get("name"), str):
         # A stream key of the real app, so a join or a leave actually happens.
         body["name"] = f"{FIXTURES['app_id']}.room1.{('user1', 'user2', 'hooked')[next(CALLS) % 3]}"
+    elif path == "/v3/auth/tokens":
+        # The dev credential as IAM's user name and password, so a token is actually issued.
+        user = body
+        for key in ("auth", "identity", "password", "user"):
+            user = user.get(key) if isinstance(user, dict) else None
+        if isinstance(user, dict):
+            user["name"] = os.environ["ROOMREC_DEV_KEY_ID"]
+            user["password"] = os.environ["ROOMREC_DEV_SECRET"]
     return body

@@ -2,6 +2,7 @@
 
 use roomrec_domain::publish::PublishBase;
 use roomrec_domain::reach::StreamPolicy;
+use roomrec_domain::token::TokenKey;
 use roomrec_domain::webhook::RetrySchedule;
 
 /// Environment variable names; `template.yaml` sets exactly these, but for the test-only
@@ -37,6 +38,9 @@ pub mod env {
     pub const STREAM_ALLOW: &str = "ROOMREC_STREAM_ALLOW";
     /// Shared secret the media server's hook calls must carry; unset disables the hook.
     pub const HOOK_TOKEN: &str = "ROOMREC_HOOK_TOKEN";
+    /// The deployment's key for `X-Auth-Token` signatures, at least 32 characters; unset, no
+    /// token is issued or accepted.
+    pub const TOKEN_KEY: &str = "ROOMREC_TOKEN_KEY";
     /// Base URL workers pull hook-reported streams from, e.g. `rtmp://media.internal:1935`.
     pub const MEDIA_PULL_BASE: &str = "ROOMREC_MEDIA_PULL_BASE";
     /// Where publishers reach the media server, the RTMP application included, e.g.
@@ -77,6 +81,8 @@ pub struct Config {
     /// Where stream pulls may go, with the deployment's allow-list.
     pub stream_policy: StreamPolicy,
     pub hook_token: Option<String>,
+    /// Signs and checks `X-Auth-Token`s; `None` disables them.
+    pub token_key: Option<TokenKey>,
     pub media_pull_base: Option<String>,
     /// The base of minted publish URLs.
     pub media_publish_base: Option<PublishBase>,
@@ -141,6 +147,12 @@ impl Config {
             allow_private_callbacks,
             stream_policy,
             hook_token: optional(env::HOOK_TOKEN),
+            token_key: optional(env::TOKEN_KEY)
+                .map(|text| TokenKey::parse(&text))
+                .map(|key| {
+                    key.ok_or(ConfigError::Invalid { name: env::TOKEN_KEY, reason: "use at least 32 characters" })
+                })
+                .transpose()?,
             media_pull_base: optional(env::MEDIA_PULL_BASE),
             media_publish_base: optional(env::MEDIA_PUBLISH_BASE)
                 .map(|text| PublishBase::parse(&text))

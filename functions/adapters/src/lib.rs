@@ -89,7 +89,8 @@ impl Deps {
             random: random.clone(),
         });
         Ok(Self {
-            access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone()),
+            access: Access::new(store.clone(), store.clone(), clock.clone(), random.clone())
+                .with_token_key(config.token_key.clone()),
             apps: Apps::new(AppsPorts {
                 apps: store.clone(),
                 rules: store.clone(),

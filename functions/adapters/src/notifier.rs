@@ -218,7 +218,8 @@ mod tests {
     async fn literal_private_addresses_are_refused_at_send_time() {
         let n = notifier(&[], PrivateAddresses::Refuse);
         for text in ["http://127.0.0.1:9/cb", "http://169.254.169.254/latest/meta-data", "http://[fd00:ec2::23]/"] {
-            let result = n.post(&url(text), &roomrec_domain::webhook::sign(b"k", "id", 1, b"{}"), b"{}".to_vec()).await;
+            let result =
+                n.post(&url(text), &roomrec_domain::webhook::sign(b"k", "id", 1, "2", b"{}"), b"{}".to_vec()).await;
             assert!(matches!(result, AttemptResult::Refused(_)), "{text}: {result:?}");
         }
     }
@@ -278,7 +279,7 @@ mod tests {
         let result = n
             .post(
                 &url("http://receiver.test:9/cb"),
-                &roomrec_domain::webhook::sign(b"k", "id", 1, b"{}"),
+                &roomrec_domain::webhook::sign(b"k", "id", 1, "2", b"{}"),
                 b"{}".to_vec(),
             )
             .await;

@@ -1,7 +1,9 @@
-//! `/v2/apps`: create, list, get, update and delete the caller's apps; and
-//! `/v2/openapi.json`, the API's description, which needs no credentials.
+//! `/v2/apps`: create, list, get, update and delete the caller's apps;
+//! `/v2/openapi.json`, the API's description, which needs no credentials; and
+//! `/v3/auth/tokens`, IAM's token request, authenticated by the credential in its body.
 
 mod openapi;
+mod tokens;
 
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
@@ -22,6 +24,9 @@ struct AppList {
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     if route_key(&req) == openapi::ROUTE {
         return openapi::document();
+    }
+    if route_key(&req) == tokens::ROUTE {
+        return tokens::issue(&deps.access, &req).await;
     }
     let req = &req;
     serve(&deps.access, req, |account| async move {

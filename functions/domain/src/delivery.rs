@@ -298,7 +298,9 @@ impl Deliverer {
             return self.finish(stored, DeliveryStatus::Skipped, None).await;
         };
         let body = serde_json::to_vec(&event.callback_body()).unwrap_or_default();
-        let headers = webhook::sign(callback.auth_key.as_bytes(), &event.event_id, self.clock.now().timestamp(), &body);
+        let rand = webhook::rtc_rand(self.random.as_ref());
+        let headers =
+            webhook::sign(callback.auth_key.as_bytes(), &event.event_id, self.clock.now().timestamp(), &rand, &body);
         let started = Instant::now();
         let result = self.notifier.post(&callback.url, &headers, body).await;
         let attempt = Attempt {

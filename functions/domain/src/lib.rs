@@ -30,6 +30,7 @@ pub mod storage;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod time;
+pub mod token;
 pub mod url;
 pub mod usecases;
 pub mod webhook;

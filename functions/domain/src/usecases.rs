@@ -14,7 +14,7 @@ mod sweeper;
 #[cfg(test)]
 mod tests;
 
-pub use access::{Access, IssuedCredential, OwnedApp};
+pub use access::{Access, IssuedCredential, IssuedToken, OwnedApp, TokenError};
 pub use apps::{Apps, AppsPorts};
 pub use callbacks::Callbacks;
 pub use events::JobEvents;

@@ -1,6 +1,9 @@
-//! Standard Webhooks for callbacks: how a delivery is signed, when a failed one is retried,
-//! and which answers are final. Pure: the deliverer and the HTTP adapter supply clock,
-//! randomness and the network. Spec: <https://www.standardwebhooks.com/>.
+//! Callback webhooks: how a delivery is signed, when a failed one is retried, and which
+//! answers are final. Pure: the deliverer and the HTTP adapter supply clock, randomness and
+//! the network. Every delivery carries two signatures of the same body and timestamp: the
+//! Standard Webhooks one (<https://www.standardwebhooks.com/>) and SparkRTC's (FAQ "How Do I
+//! Authenticate a Recording Callback?",
+//! <https://support.huaweicloud.com/intl/en-us/rtc_faq/rtc_06_0144.html>).
 
 use std::time::Duration;
 
@@ -16,6 +19,12 @@ pub const HEADER_ID: &str = "webhook-id";
 pub const HEADER_TIMESTAMP: &str = "webhook-timestamp";
 /// Header carrying `v1,<base64 HMAC-SHA256>`.
 pub const HEADER_SIGNATURE: &str = "webhook-signature";
+/// SparkRTC's header carrying the attempt's random nonce (a decimal number).
+pub const HEADER_RTC_RAND: &str = "X-Rtc-Rand";
+/// SparkRTC's header carrying the attempt's unix time in seconds, as [`HEADER_TIMESTAMP`].
+pub const HEADER_RTC_TIMESTAMP: &str = "X-Rtc-Timestamp";
+/// SparkRTC's header carrying lowercase hex HMAC-SHA256 of rand + timestamp + body.
+pub const HEADER_RTC_SIGNATURE: &str = "X-Rtc-Signature";
 
 /// How long one attempt may take before it counts as a timeout.
 pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,40 +51,69 @@ pub const MAX_RETRY_AFTER: Duration = MIN_RETRY_WINDOW;
 /// Jitter applied to every scheduled delay: ±20 %.
 pub const JITTER_FRACTION: f64 = 0.2;
 
-/// The three headers of one signed delivery attempt.
+/// The headers of one signed delivery attempt: both conventions' signatures.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignedHeaders {
     pub id: String,
+    /// Unix seconds, in both `webhook-timestamp` and `X-Rtc-Timestamp`.
     pub timestamp: i64,
+    /// The Standard Webhooks signature, `v1,<base64>`.
     pub signature: String,
+    /// SparkRTC's nonce, `X-Rtc-Rand`.
+    pub rtc_rand: String,
+    /// SparkRTC's signature, lowercase hex.
+    pub rtc_signature: String,
 }
 
 impl SignedHeaders {
     /// The headers as (name, value) pairs.
-    pub fn pairs(&self) -> [(&'static str, String); 3] {
+    pub fn pairs(&self) -> [(&'static str, String); 6] {
         [
             (HEADER_ID, self.id.clone()),
             (HEADER_TIMESTAMP, self.timestamp.to_string()),
             (HEADER_SIGNATURE, self.signature.clone()),
+            (HEADER_RTC_RAND, self.rtc_rand.clone()),
+            (HEADER_RTC_TIMESTAMP, self.timestamp.to_string()),
+            (HEADER_RTC_SIGNATURE, self.rtc_signature.clone()),
         ]
     }
 }
 
-/// Signs `body` as message `id` sent at `timestamp` (unix seconds) with `key`:
-/// `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")).
-pub fn sign(key: &[u8], id: &str, timestamp: i64, body: &[u8]) -> SignedHeaders {
+/// HMAC-SHA256 of the concatenated `parts` under `key`.
+fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
     // HMAC takes keys of any length; new_from_slice cannot fail for it.
     let mut mac = match Hmac::<Sha256>::new_from_slice(key) {
         Ok(mac) => mac,
         Err(_) => unreachable!("HMAC accepts keys of every length"),
     };
-    mac.update(id.as_bytes());
-    mac.update(b".");
-    mac.update(timestamp.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let signature = format!("v1,{}", BASE64.encode(mac.finalize().into_bytes()));
-    SignedHeaders { id: id.to_owned(), timestamp, signature }
+    for part in parts {
+        mac.update(part);
+    }
+    mac.finalize().into_bytes().to_vec()
+}
+
+/// Signs `body` as message `id` sent at `timestamp` (unix seconds) with `key`, both ways:
+/// Standard Webhooks' `v1,` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}")) and
+/// SparkRTC's lowercase hex HMAC-SHA256(key, rand + timestamp + body) with the nonce `rand`.
+pub fn sign(key: &[u8], id: &str, timestamp: i64, rand: &str, body: &[u8]) -> SignedHeaders {
+    let time = timestamp.to_string();
+    let standard = hmac_sha256(key, &[id.as_bytes(), b".", time.as_bytes(), b".", body]);
+    let rtc = hmac_sha256(key, &[rand.as_bytes(), time.as_bytes(), body]);
+    SignedHeaders {
+        id: id.to_owned(),
+        timestamp,
+        signature: format!("v1,{}", BASE64.encode(standard)),
+        rtc_rand: rand.to_owned(),
+        rtc_signature: hex::encode(rtc),
+    }
+}
+
+/// A fresh `X-Rtc-Rand`: a random non-negative 63-bit number in decimal, which a receiver
+/// may read as a string or as a Java `long`.
+pub fn rtc_rand(random: &dyn crate::clock::Random) -> String {
+    let mut bytes = [0u8; 8];
+    random.fill(&mut bytes);
+    (u64::from_le_bytes(bytes) >> 1).to_string()
 }
 
 /// What one attempt came back with.
@@ -223,9 +261,35 @@ mod tests {
     #[test]
     fn signature_matches_the_standard_webhooks_test_vector() {
         let key = BASE64.decode("MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let signed = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#);
+        let signed = sign(&key, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, "1", br#"{"test": 2432232314}"#);
         assert_eq!(signed.signature, "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=");
         assert_eq!(signed.pairs()[1], (HEADER_TIMESTAMP, "1614265330".to_owned()));
+    }
+
+    #[test]
+    fn the_sparkrtc_signature_matches_an_independent_implementation_of_the_faq() {
+        // Computed outside this crate, with Python's hmac and with OpenSSL:
+        //   python3 -c 'import hmac,hashlib; print(hmac.new(b"8923ab8c2dcef4538923ab8c2dcef453",
+        //     b"4711203915" + b"1614265330" + b"{\"event_type\":\"CLOUD_RECORD_OVER\"}", hashlib.sha256).hexdigest())'
+        //   printf '%s' '47112039151614265330{"event_type":"CLOUD_RECORD_OVER"}' \
+        //     | openssl dgst -sha256 -hmac 8923ab8c2dcef4538923ab8c2dcef453
+        let body = br#"{"event_type":"CLOUD_RECORD_OVER"}"#;
+        let signed = sign(b"8923ab8c2dcef4538923ab8c2dcef453", "e1", 1614265330, "4711203915", body);
+        assert_eq!(signed.rtc_signature, "516aa88ca05d8175212764e3b3190ba8dd321598415d4c446453fbda0db31e38");
+        let pairs = signed.pairs();
+        assert_eq!(pairs[3], (HEADER_RTC_RAND, "4711203915".to_owned()));
+        assert_eq!(pairs[4], (HEADER_RTC_TIMESTAMP, "1614265330".to_owned()), "the same time as webhook-timestamp");
+        assert_eq!(pairs[5], (HEADER_RTC_SIGNATURE, signed.rtc_signature.clone()));
+    }
+
+    #[test]
+    fn the_sparkrtc_nonce_is_a_decimal_number_from_the_random_port() {
+        let seq = crate::testing::SeqRandom::new(1);
+        let (first, second) = (rtc_rand(&seq), rtc_rand(&seq));
+        assert_ne!(first, second);
+        for rand in [first, second] {
+            assert!(rand.parse::<i64>().is_ok_and(|n| n >= 0), "{rand}");
+        }
     }
 
     #[test]

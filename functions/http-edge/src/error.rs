@@ -21,7 +21,25 @@ impl ApiError {
 
     /// 401: missing or wrong credentials.
     pub fn unauthorized() -> Self {
-        Self::new(401, "UNAUTHORIZED", "authorization: HTTP Basic credentials (key_id:secret) are missing or wrong")
+        Self::new(
+            401,
+            "UNAUTHORIZED",
+            "authorization: HTTP Basic credentials (key_id:secret) or an X-Auth-Token are missing or wrong",
+        )
+    }
+
+    /// 401 from `POST /v3/auth/tokens`: the key id and secret in the body do not match.
+    pub fn wrong_password() -> Self {
+        Self::new(
+            401,
+            "UNAUTHORIZED",
+            "auth.identity.password.user: the name (key id) and password (secret) do not match a credential",
+        )
+    }
+
+    /// 503: the deployment issues no tokens (no `TokenKey`).
+    pub fn tokens_disabled() -> Self {
+        Self::new(503, "SERVICE_UNAVAILABLE", "tokens are not enabled in this deployment (TokenKey); use HTTP Basic")
     }
 
     /// 413: the body is longer than [`MAX_BODY_BYTES`](crate::MAX_BODY_BYTES).

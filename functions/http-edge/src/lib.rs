@@ -1,4 +1,4 @@
-//! The HTTP edge every API function shares: Basic authentication, JSON bodies parsed with the
+//! The HTTP edge every API function shares: authentication (HTTP Basic or `X-Auth-Token`), JSON bodies parsed with the
 //! failing field named, path and query helpers, and one mapping from errors to responses.
 //!
 //! A handler is `route key → use case`: [`serve`] authenticates, runs it, and turns its
@@ -175,17 +175,20 @@ pub fn no_content() -> ApiResult {
     Response::builder().status(204).body(Body::Empty).map_err(|e| ApiError::internal(&e))
 }
 
-/// The account whose HTTP Basic credentials (`key_id:secret`) the request carries.
+/// Header carrying a token from `POST /v3/auth/tokens`, as SparkRTC's clients send it.
+pub const AUTH_TOKEN_HEADER: &str = "x-auth-token";
+
+/// The account whose `X-Auth-Token`, or else HTTP Basic credentials (`key_id:secret`), the
+/// request carries.
 pub async fn authenticate(access: &Access, req: &Request) -> Result<AccountId, ApiError> {
-    let header = req.headers().get("authorization").and_then(|h| h.to_str().ok());
-    let encoded = header.and_then(|h| h.strip_prefix("Basic ")).ok_or_else(ApiError::unauthorized)?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .ok_or_else(ApiError::unauthorized)?;
-    let (key_id, secret) = decoded.split_once(':').ok_or_else(ApiError::unauthorized)?;
-    match access.authenticate(key_id, secret).await {
+    let found = match req.headers().get(AUTH_TOKEN_HEADER) {
+        Some(token) => access.authenticate_token(token.to_str().map_err(|_| ApiError::unauthorized())?).await,
+        None => {
+            let (key_id, secret) = basic_credentials(req).ok_or_else(ApiError::unauthorized)?;
+            access.authenticate(&key_id, &secret).await
+        }
+    };
+    match found {
         Ok(Some(account)) => {
             tracing::Span::current().record("account", account.as_str());
             Ok(account)
@@ -193,6 +196,16 @@ pub async fn authenticate(access: &Access, req: &Request) -> Result<AccountId, A
         Ok(None) => Err(ApiError::unauthorized()),
         Err(err) => Err(ApiError::from(roomrec_domain::UseCaseError::from(err))),
     }
+}
+
+/// The key id and secret of the request's `Authorization: Basic` header.
+fn basic_credentials(req: &Request) -> Option<(String, String)> {
+    let header = req.headers().get("authorization").and_then(|h| h.to_str().ok());
+    let encoded = header.and_then(|h| h.strip_prefix("Basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD.decode(encoded.trim()).ok()?;
+    let (key_id, secret) =
+        String::from_utf8(decoded).ok()?.split_once(':').map(|(k, s)| (k.to_owned(), s.to_owned()))?;
+    Some((key_id, secret))
 }
 
 /// Authenticates the request, runs `handler` for the caller's account and maps its result.
@@ -336,6 +349,43 @@ mod tests {
             assert!(body::<Named>(&create_app(json, Some(content_type))).is_ok(), "{content_type}");
         }
         assert!(optional_body::<Named>(&create_app("", None)).is_ok(), "no body needs no content type");
+    }
+
+    #[tokio::test]
+    async fn a_request_authenticates_with_an_x_auth_token_or_basic_and_a_bad_token_is_401() {
+        use std::sync::Arc;
+
+        use roomrec_domain::testing::{ManualClock, MemStore, SeqRandom};
+        use roomrec_domain::token::{PasswordLogin, TokenKey};
+
+        let store = Arc::new(MemStore::default());
+        let access = Access::new(store.clone(), store, Arc::new(ManualClock::default()), Arc::new(SeqRandom::new(3)))
+            .with_token_key(TokenKey::parse(&"k".repeat(32)));
+        let issued = access.issue_credential(AccountId::try_from("acme").unwrap()).await.unwrap();
+        let login = PasswordLogin { key_id: issued.key_id.to_string(), secret: issued.secret.clone() };
+        let token = access.issue_token(&login).await.unwrap().token;
+        let with = |name: &str, value: &str| {
+            let mut req = create_app("{}", Some("application/json"));
+            req.headers_mut()
+                .insert(lambda_http::http::HeaderName::from_bytes(name.as_bytes()).unwrap(), value.parse().unwrap());
+            req
+        };
+        let basic = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", issued.key_id, issued.secret))
+        );
+        for req in [with("x-auth-token", &token), with("authorization", &basic)] {
+            assert_eq!(authenticate(&access, &req).await.unwrap().as_str(), "acme");
+        }
+        let mut both = with("authorization", &basic);
+        both.headers_mut().insert(AUTH_TOKEN_HEADER, "rrt1.forged".parse().unwrap());
+        for req in [with("x-auth-token", &token.replace("rrt1.", "rrt2.")), both] {
+            assert_eq!(
+                authenticate(&access, &req).await.unwrap_err().status,
+                401,
+                "a present token is the one checked"
+            );
+        }
     }
 
     #[tokio::test]

@@ -112,6 +112,8 @@ pub struct Api {
     base: String,
     key_id: String,
     secret: String,
+    /// An `X-Auth-Token` sent instead of the Basic credentials, when set.
+    token: Option<String>,
 }
 
 impl Api {
@@ -129,7 +131,7 @@ impl Api {
             .timeout(REQUEST_TIMEOUT)
             .build()
             .map_err(ApiError::Client)?;
-        Ok(Self { http, base: base.into(), key_id: key_id.into(), secret: secret.into() })
+        Ok(Self { http, base: base.into(), key_id: key_id.into(), secret: secret.into(), token: None })
     }
 
     /// A client of the stack's gateway signed in with its development credential.
@@ -168,6 +170,41 @@ impl Api {
         Self { key_id: key_id.to_owned(), secret: secret.to_owned(), ..self.clone() }
     }
 
+    /// The same client authenticating with `X-Auth-Token: token` instead of HTTP Basic.
+    pub fn with_token(&self, token: &str) -> Self {
+        Self { token: Some(token.to_owned()), ..self.clone() }
+    }
+
+    /// IAM's password-method body for `POST /v3/auth/tokens` with this client's credential, as
+    /// seed 002 sends it (`domain` and `scope` included).
+    pub fn token_request(&self) -> Value {
+        json!({ "auth": {
+            "identity": { "methods": ["password"], "password": { "user": {
+                "name": self.key_id, "password": self.secret, "domain": { "name": "domainname" },
+            } } },
+            "scope": { "domain": { "name": "domainname" } },
+        } })
+    }
+
+    /// Obtains a token for this client's credential from `POST /v3/auth/tokens`: the
+    /// `X-Subject-Token` of its 201.
+    pub async fn obtain_token(&self) -> Result<String, ApiError> {
+        let request = || "POST /v3/auth/tokens".to_owned();
+        let response = self
+            .http
+            .post(format!("{}/v3/auth/tokens", self.base))
+            .json(&self.token_request())
+            .send()
+            .await
+            .map_err(|source| ApiError::Unreachable { request: request(), source })?;
+        let (status, token) = (response.status(), response.headers().get("x-subject-token").cloned());
+        let body = response.text().await.map_err(|source| ApiError::Body { request: request(), source })?;
+        match token.and_then(|t| t.to_str().ok().map(str::to_owned)) {
+            Some(token) if status == StatusCode::CREATED => Ok(token),
+            _ => Err(ApiError::Status { request: request(), status, body }),
+        }
+    }
+
     /// The key id and secret it signs in with.
     pub fn credential(&self) -> (&str, &str) {
         (&self.key_id, &self.secret)
@@ -182,10 +219,11 @@ impl Api {
         body: Option<Body<'_>>,
     ) -> Result<(StatusCode, String), ApiError> {
         let request = || format!("{method} {path}");
-        let mut builder = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .basic_auth(&self.key_id, Some(&self.secret));
+        let mut builder = self.http.request(method.clone(), format!("{}{path}", self.base));
+        builder = match &self.token {
+            Some(token) => builder.header("x-auth-token", token),
+            None => builder.basic_auth(&self.key_id, Some(&self.secret)),
+        };
         builder = match body {
             Some(Body::Json(value)) => builder.json(value),
             Some(Body::Text(text)) => builder.header("content-type", "application/json").body(text),

@@ -1,7 +1,7 @@
 //! A callback receiver: a real HTTP/1.1 server (hyper) on loopback that records every request
 //! it gets, with when it arrived, and answers each with the next scripted answer, then with a
-//! default one. Signatures are checked with the `standardwebhooks` crate, an implementation
-//! that is not ours.
+//! default one. Signatures are checked with implementations that are not ours: the
+//! `standardwebhooks` crate, and for SparkRTC's `X-Rtc-Signature` Python's `hmac` module.
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -38,6 +38,25 @@ pub enum ReceiverError {
     #[error("the verifier's key")]
     Key(#[source] WebhookError),
 }
+
+/// A request's SparkRTC signature did not verify.
+#[derive(Debug, thiserror::Error)]
+pub enum RtcSignatureError {
+    /// The request lacks one of the X-Rtc-* headers, or it is not text.
+    #[error("the request has no readable {0} header")]
+    Missing(&'static str),
+    /// python3 could not be run or failed.
+    #[error("running python3's hmac: {0}")]
+    Python(String),
+    /// The signature is not the one the FAQ's algorithm gives.
+    #[error("X-Rtc-Signature is {got}, the FAQ's algorithm gives {expected}")]
+    Mismatch { got: String, expected: String },
+}
+
+/// SparkRTC's algorithm (FAQ "How Do I Authenticate a Recording Callback?") in Python's
+/// standard library: key = argv[1] as UTF-8, message = stdin (rand + timestamp + body).
+const PYTHON_RTC_HMAC: &str =
+    "import hmac,hashlib,sys; print(hmac.new(sys.argv[1].encode(), sys.stdin.buffer.read(), hashlib.sha256).hexdigest())";
 
 /// A receiver got fewer requests than awaited.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -106,6 +125,40 @@ impl Received {
     /// Verifies the request as a Standard Webhook signed with `auth_key`.
     pub fn verify(&self, auth_key: &str) -> Result<(), WebhookError> {
         verifier(auth_key)?.verify(&self.body, &self.headers)
+    }
+
+    /// The value of header `name`, as text.
+    fn header(&self, name: &'static str) -> Result<&str, RtcSignatureError> {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).ok_or(RtcSignatureError::Missing(name))
+    }
+
+    /// Verifies the request's `X-Rtc-Signature` as a SparkRTC receiver does: lowercase hex
+    /// HMAC-SHA256 keyed by `auth_key` over `X-Rtc-Rand` + `X-Rtc-Timestamp` + body, computed
+    /// by python3's `hmac` module.
+    pub fn verify_rtc(&self, auth_key: &str) -> Result<(), RtcSignatureError> {
+        use std::io::Write as _;
+        let (rand, timestamp) = (self.header("x-rtc-rand")?, self.header("x-rtc-timestamp")?);
+        let got = self.header("x-rtc-signature")?.to_owned();
+        let python = |e: std::io::Error| RtcSignatureError::Python(e.to_string());
+        let mut child = std::process::Command::new("python3")
+            .args(["-c", PYTHON_RTC_HMAC, auth_key])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .map_err(python)?;
+        let mut stdin = child.stdin.take().ok_or_else(|| RtcSignatureError::Python("no stdin".into()))?;
+        stdin.write_all(&[rand.as_bytes(), timestamp.as_bytes(), &self.body].concat()).map_err(python)?;
+        drop(stdin);
+        let out = child.wait_with_output().map_err(python)?;
+        if !out.status.success() {
+            return Err(RtcSignatureError::Python(format!("exited with {}", out.status)));
+        }
+        let expected = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        if got == expected {
+            Ok(())
+        } else {
+            Err(RtcSignatureError::Mismatch { got, expected })
+        }
     }
 }
 
@@ -352,5 +405,28 @@ mod tests {
         assert_eq!(got.iter().map(|r| r.verified).collect::<Vec<_>>(), [Some(true), Some(false)]);
         got[0].verify(key).expect("verifies afterwards too");
         assert!(got[1].verify(key).is_err());
+    }
+
+    #[tokio::test]
+    async fn sparkrtc_signatures_are_checked_with_pythons_hmac() {
+        let key = "8923ab8c2dcef4538923ab8c2dcef453";
+        let receiver = Receiver::start(Vec::new(), 200).await.expect("starts");
+        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        // The FAQ's algorithm by OpenSSL: printf '%s' '47112039151614265330{"event_type":"CLOUD_RECORD_OVER"}'
+        //   | openssl dgst -sha256 -hmac 8923ab8c2dcef4538923ab8c2dcef453
+        let good = "516aa88ca05d8175212764e3b3190ba8dd321598415d4c446453fbda0db31e38";
+        for signature in [good, &good.replace('5', "6")] {
+            let request = http
+                .post(receiver.url())
+                .header("X-Rtc-Rand", "4711203915")
+                .header("X-Rtc-Timestamp", "1614265330")
+                .header("X-Rtc-Signature", signature)
+                .body(r#"{"event_type":"CLOUD_RECORD_OVER"}"#);
+            assert_eq!(request.send().await.expect("answers").status(), 200);
+        }
+        let got = receiver.received();
+        got[0].verify_rtc(key).expect("the right signature verifies");
+        assert!(matches!(got[1].verify_rtc(key), Err(RtcSignatureError::Mismatch { .. })));
+        assert!(matches!(got[0].verify_rtc(&key.replace('8', "9")), Err(RtcSignatureError::Mismatch { .. })));
     }
 }

@@ -14,18 +14,20 @@ use roomrec_domain::callback::EventType;
 use roomrec_domain::delivery::ORPHAN_AFTER;
 use roomrec_domain::event::DeliveryStatus;
 use roomrec_testkit::receiver::{Answer, Receiver};
-use support::{dead_lettered, verify, Setup};
+use support::{dead_lettered, verify, verify_rtc, Setup};
 
 const SETTLE: Duration = Duration::from_secs(30);
 
 #[tokio::test]
-async fn delivered_callbacks_carry_the_event_and_verify_as_standard_webhooks() {
+async fn delivered_callbacks_carry_the_event_and_verify_as_standard_webhooks_and_as_sparkrtc_callbacks() {
     let receiver = Receiver::start(vec![], 200).await.unwrap();
     let setup = Setup::new(&receiver.url(), &["CLOUD_RECORD_OVER", "RECORD_FILE_COMPLETE"]).await;
     let event = setup.emit(EventType::CloudRecordOver).await;
 
     let got = receiver.wait_for(1, SETTLE).await.unwrap();
     verify(&got[0]).expect("an independent Standard Webhooks implementation accepts the signature");
+    verify_rtc(&got[0]).expect("a SparkRTC receiver (Python's hmac) accepts X-Rtc-Signature");
+    assert_eq!(got[0].headers["x-rtc-timestamp"], got[0].headers["webhook-timestamp"]);
     assert_eq!(got[0].path, "/callback");
     assert_eq!(got[0].headers["webhook-id"], event.event_id.as_str());
     assert_eq!(got[0].headers["content-type"], "application/json");
@@ -50,6 +52,8 @@ async fn a_503_is_retried_and_both_attempts_are_logged() {
     let got = receiver.wait_for(2, SETTLE).await.unwrap();
     assert_eq!(got[0].headers["webhook-id"], got[1].headers["webhook-id"]);
     verify(&got[1]).unwrap();
+    verify_rtc(&got[1]).unwrap();
+    assert_ne!(got[0].headers["x-rtc-rand"], got[1].headers["x-rtc-rand"], "each attempt has its own nonce");
     let stored = setup.wait_settled(&event, SETTLE).await;
     assert_eq!(stored.delivery_status, DeliveryStatus::Delivered);
     let statuses: Vec<_> = stored.attempts.iter().map(|a| a.status).collect();
@@ -163,6 +167,7 @@ async fn the_api_lists_a_jobs_events_with_their_delivery_and_redelivers_one() {
     assert_eq!(reply.status, 202, "{:?}", reply.body);
     let got = receiver.wait_for(2, SETTLE).await.unwrap();
     verify(&got[1]).unwrap();
+    verify_rtc(&got[1]).expect("a redelivery carries the SparkRTC signature too");
     let deadline = tokio::time::Instant::now() + SETTLE;
     while setup.stored(&event).await.attempts.len() < 2 {
         assert!(tokio::time::Instant::now() < deadline, "the redelivery was not logged");

@@ -138,6 +138,12 @@ pub fn verify(request: &Received) -> Result<(), standardwebhooks::WebhookError> 
     request.verify(AUTH_KEY)
 }
 
+/// Verifies a request's `X-Rtc-Signature` as a SparkRTC receiver does, with Python's `hmac`
+/// (an implementation that is not ours), against the test apps' auth_key.
+pub fn verify_rtc(request: &Received) -> Result<(), roomrec_testkit::receiver::RtcSignatureError> {
+    request.verify_rtc(AUTH_KEY)
+}
+
 /// Whether the events dead-letter queue holds the event with `event_id`.
 pub async fn dead_lettered(event_id: &str, within: Duration) -> bool {
     dead_lettered_on(&stack_env("ROOMREC_CALLBACK_DLQ_URL"), event_id, within).await

@@ -15,3 +15,4 @@ mod replay;
 mod rooms;
 mod rules;
 mod stream_guard;
+mod tokens;

@@ -787,6 +787,7 @@ mod tests {
             allow_private_callbacks: false,
             stream_policy: roomrec_domain::reach::StreamPolicy::default(),
             hook_token: None,
+            token_key: None,
             media_pull_base: None,
             media_publish_base: None,
             retry_schedule: RetrySchedule::STANDARD,

@@ -443,6 +443,8 @@ async fn fifty_redeliveries_of_one_event_send_it_once_per_call() {
     }
     assert!(source.is_empty());
     assert!(notifier.posted().iter().all(|p| p.headers.id == first.event_id));
+    let nonces: std::collections::HashSet<_> = notifier.posted().iter().map(|p| p.headers.rtc_rand.clone()).collect();
+    assert_eq!(nonces.len(), 51, "every attempt signs with a fresh X-Rtc-Rand");
 }
 
 #[tokio::test]
