@@ -378,7 +378,7 @@ pub fn longest_expansion(prefix: &str) -> usize {
         "file_start_time" => "YYYY-MM-DD-hh-mm-ss".len(),
         "publish_domain" => MAX_PUBLISH_DOMAIN_BYTES,
         "app" => MAX_APP_SEGMENT_BYTES,
-        "record_type" => "individual_record".len(),
+        "record_type" => crate::naming::RECORD_TYPE.len(),
         "room_id" | "user_id" => crate::ids::MAX_NAME_CHARS,
         "job_id" => crate::ids::JobId::LEN,
         _ => name.len() + 2,
