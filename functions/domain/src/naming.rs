@@ -42,11 +42,6 @@ impl FileKeys {
     }
 }
 
-/// `{record_type}` of every job, as seed 001's `obs_object` shows it: SparkRTC names its
-/// recordings `continuous_record` whatever their kind (an individual job's and a mix job's
-/// keys still differ by `{stream}`, `s_…` and `m_…`).
-pub const RECORD_TYPE: &str = "continuous_record";
-
 /// The keys of a file of `record`'s job in `format` that started at `start`; `stream_url`
 /// gives `{publish_domain}` (its host) and `{app}` (its first path segment). A Jocloud job's
 /// files take Jocloud's names under `obs_addr.object` instead of the rule's prefix.
@@ -122,7 +117,7 @@ fn template_keys(
         ("file_start_time", start.format("%Y-%m-%d-%H-%M-%S").to_string()),
         ("publish_domain", domain),
         ("app", app),
-        ("record_type", RECORD_TYPE.to_owned()),
+        ("record_type", crate::rule::RECORD_TYPE.to_owned()),
         ("room_id", job.room_id.to_string()),
         ("user_id", user),
         ("job_id", job.job_id.to_string()),

@@ -24,6 +24,10 @@ pub const PREFIX_VARIABLES: &[&str] = &[
     "user_id",
     "job_id",
 ];
+/// `{record_type}` of every job, as seed 001's `obs_object` shows it: SparkRTC names its
+/// recordings `continuous_record` whatever their kind (an individual job's and a mix job's
+/// keys still differ by `{stream}`, `s_…` and `m_…`).
+pub const RECORD_TYPE: &str = "continuous_record";
 /// Longest `record_prefix` accepted (S3 keys are at most 1024 bytes, the expansion needs room).
 pub const MAX_PREFIX_CHARS: usize = 512;
 /// Longest `obs_addr.object` accepted, in bytes.
@@ -378,7 +382,7 @@ pub fn longest_expansion(prefix: &str) -> usize {
         "file_start_time" => "YYYY-MM-DD-hh-mm-ss".len(),
         "publish_domain" => MAX_PUBLISH_DOMAIN_BYTES,
         "app" => MAX_APP_SEGMENT_BYTES,
-        "record_type" => crate::naming::RECORD_TYPE.len(),
+        "record_type" => RECORD_TYPE.len(),
         "room_id" | "user_id" => crate::ids::MAX_NAME_CHARS,
         "job_id" => crate::ids::JobId::LEN,
         _ => name.len() + 2,
