@@ -263,4 +263,13 @@ mod tests {
         let unknown = start(serde_json::json!({ "resid": "not-a-resid" }));
         assert!(matches!(unknown, Err(UseCaseError::NotFound { field: "resid", .. })), "{unknown:?}");
     }
+
+    #[test]
+    fn an_updatemixrecord_with_null_clears_the_background_and_without_it_keeps_it() {
+        let update = |json: &str| serde_json::from_str::<UpdateMixRecordRequest>(json).unwrap().mix_param();
+        let cleared = update(r#"{"recordid":"r1","background_color":null,"user_background_images":null}"#);
+        assert_eq!((cleared.background_color, cleared.user_background_images), (Some(None), Some(None)));
+        let kept = update(r#"{"recordid":"r1","layout_template":"screen_share_left"}"#);
+        assert!(kept.background_color.is_none() && kept.background_image.is_none());
+    }
 }
