@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use aws_sdk_dynamodb::types::AttributeValue;
 use roomrec_adapters::{Config, OsRandom, Tables};
-use roomrec_domain::ids::{AppId, JobId, RuleId};
+use roomrec_domain::ids::{AppId, JobId};
 use roomrec_domain::ports::JobMessage;
 
 use crate::routes::{Fixture, Route, ROOM, USER};
@@ -76,8 +76,9 @@ impl Moto {
         Item::from([("app_id".to_owned(), s(&self.fixture.app_id))])
     }
 
+    /// The app's one rule item (`#rule`, see the rules store).
     fn rule_key(&self) -> Item {
-        with(&self.app_key(), "rule_id", &self.fixture.rule_id)
+        with(&self.app_key(), "rule_id", "#rule")
     }
 
     fn stream_key(&self) -> Item {
@@ -95,6 +96,19 @@ impl Moto {
             self.dynamo.get_item().table_name(table).set_key(Some(key.clone())).consistent_read(true).send().await;
         let out = out.with_context(|| format!("GetItem on {table}"))?;
         out.item.with_context(|| format!("GetItem on {table}: no item {key:?}"))
+    }
+
+    /// The app's rules, as a rule read queries them.
+    async fn query_rules(&self) -> Result<()> {
+        let query = self
+            .dynamo
+            .query()
+            .table_name(&self.tables.rules)
+            .key_condition_expression("app_id = :app")
+            .expression_attribute_values(":app", s(&self.fixture.app_id))
+            .consistent_read(true);
+        query.send().await.context("Query on the rules table")?;
+        Ok(())
     }
 
     /// A PutItem, optionally conditional.
@@ -119,10 +133,12 @@ impl Moto {
         self.get(&t.apps, self.app_key()).await?; // `Service::app` checks ownership
         match route {
             Route::CreateApp | Route::GetApp => Ok(()),
+            // The app has its rule: a POST reads it and updates it in place.
             Route::CreateRule => {
-                self.put(&t.rules, with(&self.items.rule, "rule_id", RuleId::generate(&OsRandom).as_str()), None).await
+                self.query_rules().await?;
+                self.put(&t.rules, self.items.rule.clone(), Some("attribute_exists(app_rule_id)")).await
             }
-            Route::GetRule => self.get(&t.rules, self.rule_key()).await.map(drop),
+            Route::GetRule => self.query_rules().await,
             Route::PutCallback => self.put(&t.callbacks, self.items.callback.clone(), None).await,
             Route::PutStream => {
                 self.get(&t.rooms, self.stream_key()).await?;
@@ -135,7 +151,7 @@ impl Moto {
 
     /// The rule check, the conditional job write and the queue message of a new job.
     async fn create_job(&self) -> Result<()> {
-        self.get(&self.tables.rules, self.rule_key()).await?;
+        self.query_rules().await?;
         let job_id = JobId::generate(&OsRandom);
         let item = with(&self.items.job, "job_id", job_id.as_str());
         self.put(&self.tables.jobs, item, Some("attribute_not_exists(job_id)")).await?;

@@ -11,22 +11,23 @@ use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, Select};
 use aws_sdk_dynamodb::Client;
 use roomrec_domain::app::App;
 use roomrec_domain::callback::RecordCallback;
-use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, RuleId, UserId};
+use roomrec_domain::ids::{AccountId, AppId, JobId, KeyId, RoomId, UserId};
 use roomrec_domain::job::{Job, JobKind, JobState, RecordFile};
 use roomrec_domain::ports::{
     AppStore, CallbackStore, Credential, CredentialStore, JobCursor, JobFilter, JobPage, JobStore, PageRequest,
-    QuotaStore, RoomJobs, RoomStore, RuleStore, StoreError, MAX_JOB_FILES,
+    QuotaStore, RoomJobs, RoomStore, StoreError, MAX_JOB_FILES,
 };
 use roomrec_domain::publish::PublishSecret;
 use roomrec_domain::quota::QuotaSettings;
 use roomrec_domain::record::{JobRecord, Lease};
 use roomrec_domain::room::{MediaSession, Room, RoomStream, VideoType};
-use roomrec_domain::rule::RecordRule;
 use roomrec_domain::time::Timestamp;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::Tables;
+
+mod rules;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -538,36 +539,6 @@ impl AppStore for DynamoStore {
     async fn delete_app(&self, account: &AccountId, app_id: &AppId) -> Result<bool, StoreError> {
         let key = key(&[("app_id", app_id.as_str())]);
         self.delete_if(&self.tables.apps, key, "account_id = :account", (":account", s(account.as_str()))).await
-    }
-}
-
-#[async_trait]
-impl RuleStore for DynamoStore {
-    async fn get_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<Option<RecordRule>, StoreError> {
-        let found =
-            self.get(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await?;
-        found.map(|i| doc(&i)).transpose()
-    }
-
-    async fn list_rules(&self, app_id: &AppId) -> Result<Vec<RecordRule>, StoreError> {
-        let items = self.query(&self.tables.rules, None, "app_id", app_id.as_str()).await?;
-        let mut rules = items.iter().map(doc).collect::<Result<Vec<RecordRule>, _>>()?;
-        rules.sort_by_key(|r| r.create_time);
-        Ok(rules)
-    }
-
-    async fn put_rule(&self, rule: &RecordRule) -> Result<(), StoreError> {
-        let item = item(rule, &[("app_id", s(rule.app_id.as_str())), ("rule_id", s(rule.rule_id.as_str()))])?;
-        self.put(&self.tables.rules, item).await
-    }
-
-    async fn update_rule(&self, rule: &RecordRule) -> Result<bool, StoreError> {
-        let item = item(rule, &[("app_id", s(rule.app_id.as_str())), ("rule_id", s(rule.rule_id.as_str()))])?;
-        self.put_if_exists(&self.tables.rules, item, "rule_id").await
-    }
-
-    async fn delete_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<bool, StoreError> {
-        self.delete(&self.tables.rules, key(&[("app_id", app_id.as_str()), ("rule_id", rule_id.as_str())])).await
     }
 }
 

@@ -252,7 +252,10 @@ fn events_with_and_without_a_file_and_a_delivery_log_fit_their_schema() {
         next_attempt_at: None,
         retry_from: 0,
     };
+    let mut started = failing.clone();
+    started.event.event_type = EventType::RecordNewFileStart;
     assert_fits("StoredEvent", &serde_json::to_value(&failing).unwrap());
+    assert_fits("StoredEvent", &serde_json::to_value(&started).unwrap());
     let job_id = JobId::generate(random());
     assert_fits("EventList", &json!({ "job_id": job_id, "events": [failing, bare] }));
 }

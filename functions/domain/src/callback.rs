@@ -25,9 +25,12 @@ pub enum EventType {
 }
 
 impl EventType {
-    /// Every event, the default subscription.
+    /// Every event.
     pub const ALL: [EventType; 4] =
         [Self::RecordNewFileStart, Self::RecordFileComplete, Self::CloudRecordOver, Self::CloudRecordFailed];
+    /// The subscription of a callback that names none: seed 002's three events. The failure
+    /// event, ours, is opt-in, so a receiver written for SparkRTC gets only what it knows.
+    pub const DEFAULT: [EventType; 3] = [Self::RecordNewFileStart, Self::RecordFileComplete, Self::CloudRecordOver];
 }
 
 /// The HMAC key for callback signatures: 32–64 printable ASCII characters.
@@ -91,7 +94,7 @@ impl RecordCallback {
     pub fn from_request(request: CallbackRequest, policy: PrivateAddresses, now: Timestamp) -> Result<Self, Invalid> {
         let url = request.url.ok_or_else(|| Invalid::new("url", "is required"))?;
         let auth_key = request.auth_key.ok_or_else(|| Invalid::new("auth_key", "is required"))?;
-        let events = request.notify_event_subscription.unwrap_or_else(|| EventType::ALL.to_vec());
+        let events = request.notify_event_subscription.unwrap_or_else(|| EventType::DEFAULT.to_vec());
         let distinct: std::collections::HashSet<_> = events.iter().collect();
         if events.is_empty() || distinct.len() != events.len() {
             return Err(Invalid::new(
@@ -119,10 +122,16 @@ mod tests {
     }
 
     #[test]
-    fn seed_callback_defaults_to_every_event() {
+    fn seed_callback_defaults_to_the_seeds_three_events_and_the_failure_event_is_opt_in() {
         let cb =
             parse(r#"{"url":"http://mydomain.com/callback","auth_key":"8923ab8c2dcef4538923ab8c2dcef453"}"#).unwrap();
-        assert_eq!(cb.notify_event_subscription, EventType::ALL.to_vec());
+        let seed_002 = [EventType::RecordNewFileStart, EventType::RecordFileComplete, EventType::CloudRecordOver];
+        assert_eq!(cb.notify_event_subscription, seed_002);
+        let every = parse(
+            r#"{"url":"http://mydomain.com/callback","auth_key":"8923ab8c2dcef4538923ab8c2dcef453","notify_event_subscription":["RECORD_NEW_FILE_START","RECORD_FILE_COMPLETE","CLOUD_RECORD_OVER","CLOUD_RECORD_FAILED"]}"#,
+        )
+        .unwrap();
+        assert_eq!(every.notify_event_subscription, EventType::ALL);
     }
 
     #[test]

@@ -48,16 +48,49 @@ pub struct FileFacts {
     pub obs_object: String,
 }
 
+/// An event as a receiver sees it, in a callback's body and in the job's events listing:
+/// seed 001's fields at the top level. A `RECORD_NEW_FILE_START` carries only the fields seed
+/// 001 does not keep for `RECORD_FILE_COMPLETE` (no file fields: the file is named when it
+/// completes).
+#[derive(Debug, Serialize)]
+pub struct EventBody<'a> {
+    pub event_id: &'a str,
+    pub sequence: u64,
+    pub event_type: EventType,
+    pub app_id: &'a AppId,
+    pub job_id: &'a JobId,
+    pub room_id: &'a RoomId,
+    pub stream_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub record_format: Option<RecordFormat>,
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub file: Option<&'a FileFacts>,
+    pub detail_message: &'a str,
+    pub create_time: Timestamp,
+}
+
 impl RecordEvent {
-    /// The JSON body a callback receives: the event with the file fields at the top level.
-    pub fn callback_body(&self) -> serde_json::Value {
-        let mut body = serde_json::to_value(self).unwrap_or_default();
-        if let Some(file) = body.as_object_mut().and_then(|o| o.remove("file")) {
-            if let (Some(obj), Some(file)) = (body.as_object_mut(), file.as_object()) {
-                obj.extend(file.clone());
-            }
+    /// The event as a receiver sees it ([`EventBody`]).
+    pub fn body(&self) -> EventBody<'_> {
+        let file = self.file.as_ref().filter(|_| self.event_type != EventType::RecordNewFileStart);
+        EventBody {
+            event_id: &self.event_id,
+            sequence: self.sequence,
+            event_type: self.event_type,
+            app_id: &self.app_id,
+            job_id: &self.job_id,
+            room_id: &self.room_id,
+            stream_name: &self.stream_name,
+            record_format: self.record_format,
+            file,
+            detail_message: &self.detail_message,
+            create_time: self.create_time,
         }
-        body
+    }
+
+    /// The JSON body a callback receives ([`EventBody`]).
+    pub fn callback_body(&self) -> serde_json::Value {
+        serde_json::to_value(self.body()).unwrap_or_default()
     }
 }
 
@@ -108,20 +141,41 @@ pub struct Attempt {
     pub error: Option<String>,
 }
 
-/// An outbox item: the event and its delivery log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// An outbox item: the event and its delivery log. It is listed (and serialised) as the
+/// callback's body with the delivery fields beside it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
-    #[serde(flatten)]
     pub event: RecordEvent,
     pub delivery_status: DeliveryStatus,
     pub attempts: Vec<Attempt>,
     /// When the next attempt is due, while one is scheduled.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub next_attempt_at: Option<Timestamp>,
     /// How many of `attempts` came before the last redelivery: the retry schedule counts only
     /// the ones after.
-    #[serde(skip)]
     pub retry_from: usize,
+}
+
+/// A listed event: the body a callback gets, then its delivery.
+#[derive(Serialize)]
+struct ListedEvent<'a> {
+    #[serde(flatten)]
+    body: EventBody<'a>,
+    delivery_status: DeliveryStatus,
+    attempts: &'a [Attempt],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_attempt_at: Option<Timestamp>,
+}
+
+impl Serialize for StoredEvent {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ListedEvent {
+            body: self.event.body(),
+            delivery_status: self.delivery_status,
+            attempts: &self.attempts,
+            next_attempt_at: self.next_attempt_at,
+        }
+        .serialize(serializer)
+    }
 }
 
 impl StoredEvent {
@@ -158,5 +212,84 @@ impl DeliveryUpdate {
     /// stay in the log).
     pub fn redelivery() -> Self {
         Self { status: DeliveryStatus::Pending, attempt: None, next_attempt_at: None, restart_schedule: true }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{now, random};
+
+    /// Every field seed 001 keeps for `RECORD_FILE_COMPLETE`.
+    const COMPLETE_ONLY: [&str; 9] = [
+        "download_url",
+        "record_duration",
+        "start_time",
+        "end_time",
+        "width",
+        "height",
+        "obs_location",
+        "obs_bucket",
+        "obs_object",
+    ];
+
+    fn event(event_type: EventType) -> RecordEvent {
+        RecordEvent {
+            event_id: "e1".into(),
+            sequence: 1,
+            event_type,
+            app_id: AppId::generate(random()),
+            job_id: JobId::generate(random()),
+            room_id: RoomId::try_from("room01").unwrap(),
+            stream_name: "mystream".into(),
+            record_format: Some(RecordFormat::Hls),
+            file: Some(FileFacts {
+                download_url: Some("https://b.example/x.m3u8".into()),
+                file_size: Some(26_254_952),
+                record_duration: Some(65),
+                start_time: now(),
+                end_time: Some(now()),
+                width: 1280,
+                height: 720,
+                obs_location: "eu-west-1".into(),
+                obs_bucket: "b12".into(),
+                obs_object: "x.m3u8".into(),
+            }),
+            detail_message: String::new(),
+            create_time: now(),
+        }
+    }
+
+    #[test]
+    fn a_file_start_carries_none_of_the_fields_seed_001_keeps_for_file_complete() {
+        let start = event(EventType::RecordNewFileStart).callback_body();
+        let complete = event(EventType::RecordFileComplete).callback_body();
+        for field in COMPLETE_ONLY {
+            assert!(start.get(field).is_none(), "{field} on a start: {start}");
+            assert!(complete.get(field).is_some(), "{field} missing on a completion: {complete}");
+        }
+        for field in ["event_type", "stream_name", "record_format", "app_id", "job_id", "room_id", "detail_message"] {
+            assert!(start.get(field).is_some(), "{field} missing on a start: {start}");
+        }
+        assert_eq!(complete["obs_object"], "x.m3u8", "at the top level, as seed 001 shows it");
+        assert!(complete.get("file").is_none());
+    }
+
+    #[test]
+    fn the_events_listing_shows_each_event_as_its_callback_body_with_its_delivery() {
+        for event_type in EventType::ALL {
+            let stored = StoredEvent {
+                event: event(event_type),
+                delivery_status: DeliveryStatus::Delivered,
+                attempts: vec![Attempt { at: now(), status: Some(200), latency_ms: 3, error: None }],
+                next_attempt_at: None,
+                retry_from: 0,
+            };
+            let mut listed = serde_json::to_value(&stored).unwrap();
+            let listed = listed.as_object_mut().unwrap();
+            assert_eq!(listed.remove("delivery_status").unwrap(), "DELIVERED");
+            assert_eq!(listed.remove("attempts").unwrap()[0]["status"], 200);
+            assert_eq!(serde_json::Value::Object(listed.clone()), stored.event.callback_body(), "{event_type:?}");
+        }
     }
 }

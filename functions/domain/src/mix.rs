@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{RoomId, UserId};
 use crate::room::VideoType;
+use crate::rule::nullable;
 use crate::url::S3Uri;
 use crate::Invalid;
 
@@ -187,7 +188,9 @@ pub struct MixParam {
 }
 
 /// `mix_param` as a client sends it on create, and the body of a layout update (every field
-/// optional there; `room_id` and `encode_template` cannot change while recording).
+/// optional there; `room_id` and `encode_template` cannot change while recording). The
+/// backgrounds tell absent (`None`: unchanged) from `null` (`Some(None)`: cleared, back to
+/// the default).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MixParamRequest {
@@ -196,10 +199,14 @@ pub struct MixParamRequest {
     pub max_idle_time: Option<u32>,
     pub layout_template: Option<LayoutTemplate>,
     pub layout_panes: Option<Vec<LayoutPane>>,
-    pub background_color: Option<Color>,
-    pub background_image: Option<S3Uri>,
-    pub default_user_background_image: Option<S3Uri>,
-    pub user_background_images: Option<Vec<UserBackgroundImage>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub background_color: Option<Option<Color>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub background_image: Option<Option<S3Uri>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub default_user_background_image: Option<Option<S3Uri>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub user_background_images: Option<Option<Vec<UserBackgroundImage>>>,
 }
 
 /// Checks `max_idle_time` (seconds) for the field `field`.
@@ -251,15 +258,16 @@ impl MixParam {
             self.layout_panes = panes;
         }
         if let Some(color) = request.background_color {
-            self.background_color = Some(color);
+            self.background_color = color;
         }
         if let Some(image) = request.background_image {
-            self.background_image = Some(image);
+            self.background_image = image;
         }
         if let Some(image) = request.default_user_background_image {
-            self.default_user_background_image = Some(image);
+            self.default_user_background_image = image;
         }
         if let Some(images) = request.user_background_images {
+            let images = images.unwrap_or_default();
             if images.len() > MAX_USER_BACKGROUND_IMAGES {
                 let reason = format!("at most {MAX_USER_BACKGROUND_IMAGES} images, got {}", images.len());
                 return Err(Invalid::new(field("user_background_images"), reason));
@@ -343,11 +351,35 @@ mod tests {
         let request = |count: usize| MixParamRequest {
             room_id: Some(RoomId::try_from("r").unwrap()),
             encode_template: Some(EncodeTemplate::try_from("640x360_15_500".to_owned()).unwrap()),
-            user_background_images: Some((0..count).map(image).collect()),
+            user_background_images: Some(Some((0..count).map(image).collect())),
             ..Default::default()
         };
         assert!(MixParam::create(request(MAX_USER_BACKGROUND_IMAGES)).is_ok());
         let err = MixParam::create(request(MAX_USER_BACKGROUND_IMAGES + 1)).unwrap_err();
         assert_eq!(err.field, "mix_param.user_background_images");
+    }
+
+    #[test]
+    fn in_an_update_null_clears_a_background_and_an_absent_field_keeps_it() {
+        let body = |json: &str| serde_json::from_str::<MixParamRequest>(json).unwrap();
+        let mut param = MixParam::create(body(
+            r##"{"room_id":"r","encode_template":"640x360_15_500","background_color":"#102030",
+            "background_image":"s3://b12/bg.png","default_user_background_image":"s3://b12/u.png",
+            "user_background_images":[{"user_id":"u1","image":"s3://b12/u1.png"}]}"##,
+        ))
+        .unwrap();
+        param.apply(body(r#"{"layout_template":"screen_share_left"}"#), "mix_param").unwrap();
+        assert_eq!(param.background_color.as_ref().map(Color::rgb), Some([0x10, 0x20, 0x30]), "absent: unchanged");
+        assert!(param.background_image.is_some() && param.default_user_background_image.is_some());
+        assert_eq!(param.user_background_images.len(), 1);
+        param.apply(body(r#"{"background_color":null,"background_image":null}"#), "mix_param").unwrap();
+        assert_eq!((param.background_color.as_ref(), param.background_image.as_ref()), (None, None), "null: cleared");
+        assert!(param.default_user_background_image.is_some(), "the others stay");
+        param
+            .apply(body(r#"{"default_user_background_image":null,"user_background_images":null}"#), "mix_param")
+            .unwrap();
+        assert!(param.default_user_background_image.is_none() && param.user_background_images.is_empty());
+        param.apply(body(r##"{"background_color":"#ffffff"}"##), "mix_param").unwrap();
+        assert_eq!(param.background_color.as_ref().map(Color::rgb), Some([255, 255, 255]));
     }
 }

@@ -42,14 +42,6 @@ impl FileKeys {
     }
 }
 
-/// `record_type` for each kind of job.
-fn record_type(job: &Job) -> &'static str {
-    match job.spec {
-        JobSpec::Individual(_) => "individual_record",
-        JobSpec::Mix { .. } => "mix_record",
-    }
-}
-
 /// The keys of a file of `record`'s job in `format` that started at `start`; `stream_url`
 /// gives `{publish_domain}` (its host) and `{app}` (its first path segment). A Jocloud job's
 /// files take Jocloud's names under `obs_addr.object` instead of the rule's prefix.
@@ -125,7 +117,7 @@ fn template_keys(
         ("file_start_time", start.format("%Y-%m-%d-%H-%M-%S").to_string()),
         ("publish_domain", domain),
         ("app", app),
-        ("record_type", record_type(job).to_owned()),
+        ("record_type", crate::rule::RECORD_TYPE.to_owned()),
         ("room_id", job.room_id.to_string()),
         ("user_id", user),
         ("job_id", job.job_id.to_string()),
@@ -241,10 +233,36 @@ mod tests {
         let (stream, app) = (&job.job.stream_name, &rule.app_id);
         assert_eq!(
             keys.main(RecordFormat::Hls),
-            format!("{app}/Record/Record/media.example.com/live/individual_record/hls/{stream}_2021-04-28-08-57-07/{stream}_2021-04-28-08-57-07.m3u8")
+            format!("{app}/Record/Record/media.example.com/live/continuous_record/hls/{stream}_2021-04-28-08-57-07/{stream}_2021-04-28-08-57-07.m3u8")
         );
         assert!(keys.segment(3).ends_with("_2021-04-28-08-57-07_000003.ts"));
         assert_eq!(keys.segment_uri(3), format!("{stream}_2021-04-28-08-57-07_000003.ts"));
+    }
+
+    #[test]
+    fn a_mix_jobs_record_type_is_continuous_record_too_and_its_stream_keeps_its_keys_apart() {
+        let app = AppId::generate(random());
+        let rule_body = r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1"},"record_formats":["MP4"]}"#;
+        let rule = RecordRule::create(app.clone(), serde_json::from_str(rule_body).unwrap(), random(), now()).unwrap();
+        let mix_body = format!(
+            r#"{{"mix_param":{{"room_id":"r1","encode_template":"640x360_15_500"}},"record_param":{{"record_rule_id":"{}"}}}}"#,
+            rule.rule_id
+        );
+        let individual_body =
+            format!(r#"{{"room_id":"r1","user_id":"u1","record_param":{{"record_rule_id":"{}"}}}}"#, rule.rule_id);
+        let mix =
+            JobRecord::new(Job::mix(app.clone(), serde_json::from_str(&mix_body).unwrap(), random(), now()).unwrap());
+        let one = JobRecord::new(
+            Job::individual(app, serde_json::from_str(&individual_body).unwrap(), random(), now()).unwrap(),
+        );
+        let start = Utc.with_ymd_and_hms(2021, 4, 28, 8, 57, 7).unwrap();
+        let key = |job: &JobRecord| {
+            file_keys(job, &rule, RecordFormat::Mp4, start, "rtmp://h/live/x").main(RecordFormat::Mp4)
+        };
+        let (mix_key, individual_key) = (key(&mix), key(&one));
+        assert!(mix_key.contains("/live/continuous_record/mp4/m_"), "{mix_key}");
+        assert!(individual_key.contains("/live/continuous_record/mp4/s_"), "{individual_key}");
+        assert_ne!(mix_key, individual_key);
     }
 
     #[test]

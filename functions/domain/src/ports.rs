@@ -162,8 +162,11 @@ pub trait RuleStore: Send + Sync {
     async fn get_rule(&self, app_id: &AppId, rule_id: &RuleId) -> Result<Option<RecordRule>, StoreError>;
     /// Every rule of an app, oldest first.
     async fn list_rules(&self, app_id: &AppId) -> Result<Vec<RecordRule>, StoreError>;
-    /// Creates or replaces a rule.
+    /// Creates or replaces a rule, unconditionally (fixtures).
     async fn put_rule(&self, rule: &RecordRule) -> Result<(), StoreError>;
+    /// Stores `rule` as its app's one rule; `false`, writing nothing, when the app has its rule
+    /// already (of two racing creates, one wins). Rules `put_rule` stored do not count.
+    async fn create_rule(&self, rule: &RecordRule) -> Result<bool, StoreError>;
     /// Replaces a rule that still exists; `false` if it does not.
     async fn update_rule(&self, rule: &RecordRule) -> Result<bool, StoreError>;
     /// Deletes a rule; `false` if there was none.

@@ -24,6 +24,10 @@ pub const PREFIX_VARIABLES: &[&str] = &[
     "user_id",
     "job_id",
 ];
+/// `{record_type}` of every job, as seed 001's `obs_object` shows it: SparkRTC names its
+/// recordings `continuous_record` whatever their kind (an individual job's and a mix job's
+/// keys still differ by `{stream}`, `s_…` and `m_…`).
+pub const RECORD_TYPE: &str = "continuous_record";
 /// Longest `record_prefix` accepted (S3 keys are at most 1024 bytes, the expansion needs room).
 pub const MAX_PREFIX_CHARS: usize = 512;
 /// Longest `obs_addr.object` accepted, in bytes.
@@ -170,7 +174,7 @@ pub struct Mp4Config {
 }
 
 /// Body of `POST .../record-rules` and `PUT .../record-rules/{rule_id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleRequest {
     pub obs_addr: Option<ObsAddr>,
@@ -181,7 +185,7 @@ pub struct RuleRequest {
 }
 
 /// Either format's settings as a client sends them; all optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FormatConfigRequest {
     pub record_cycle: Option<u32>,
@@ -193,11 +197,29 @@ pub struct FormatConfigRequest {
 impl RecordRule {
     /// A new rule for `app_id`; `obs_addr` and `record_formats` are required.
     pub fn create(app_id: AppId, request: RuleRequest, random: &dyn Random, now: Timestamp) -> Result<Self, Invalid> {
+        Self::build(app_id, RuleId::generate(random), request, now)
+    }
+
+    /// Makes the rule say what `request` says, as a create would (seed 004's "create or
+    /// update"): fields it leaves out get their defaults. The id and creation time stay, and
+    /// so does `auto_record` unless the request sets it (SparkRTC turns it on and off apart
+    /// from the rule's body).
+    pub fn replace(&mut self, request: RuleRequest, now: Timestamp) -> Result<(), Invalid> {
+        let auto_record = request.auto_record;
+        let mut next = Self::build(self.app_id.clone(), self.rule_id.clone(), request, now)?;
+        next.create_time = self.create_time;
+        (next.auto_record, next.auto_record_since) = (self.auto_record, self.auto_record_since);
+        next.set_auto_record(auto_record, now);
+        *self = next;
+        Ok(())
+    }
+
+    fn build(app_id: AppId, rule_id: RuleId, request: RuleRequest, now: Timestamp) -> Result<Self, Invalid> {
         let obs_addr = request.obs_addr.ok_or_else(|| Invalid::new("obs_addr", "is required"))?;
         let formats = request.record_formats.ok_or_else(|| Invalid::new("record_formats", "is required"))?;
         let mut rule = Self {
             app_id,
-            rule_id: RuleId::generate(random),
+            rule_id,
             obs_addr: check_obs_addr(obs_addr)?,
             record_formats: check_formats(formats)?,
             hls_config: hls_config(request.hls_config.unwrap_or_default(), None)?,
@@ -360,7 +382,7 @@ pub fn longest_expansion(prefix: &str) -> usize {
         "file_start_time" => "YYYY-MM-DD-hh-mm-ss".len(),
         "publish_domain" => MAX_PUBLISH_DOMAIN_BYTES,
         "app" => MAX_APP_SEGMENT_BYTES,
-        "record_type" => "individual_record".len(),
+        "record_type" => RECORD_TYPE.len(),
         "room_id" | "user_id" => crate::ids::MAX_NAME_CHARS,
         "job_id" => crate::ids::JobId::LEN,
         _ => name.len() + 2,

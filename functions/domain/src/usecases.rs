@@ -21,5 +21,5 @@ pub use events::JobEvents;
 pub use jobs::{Jobs, QuotaPorts};
 pub use jocloud::{Jocloud, JocloudPorts};
 pub use rooms::{PublishCall, PublishEvent, Rooms, RoomsPorts};
-pub use rules::Rules;
+pub use rules::{Rules, SavedRule};
 pub use sweeper::{Sweeper, Swept, INIT_GRACE};

@@ -18,7 +18,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     let (rules, req) = (&deps.rules, &req);
     serve_app(&deps.access, req, |app| async move {
         match route_key(req) {
-            "POST /v2/apps/{app_id}/record-rules" => json(201, &rules.create(&app, body(req)?).await?),
+            "POST /v2/apps/{app_id}/record-rules" => {
+                let saved = rules.create_or_update(&app, body(req)?).await?;
+                json(if saved.created { 201 } else { 200 }, &saved.rule)
+            }
             "GET /v2/apps/{app_id}/record-rules" => {
                 let record_rules = rules.list(&app).await?;
                 json(200, &RuleList { total: record_rules.len(), record_rules })

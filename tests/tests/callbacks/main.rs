@@ -10,9 +10,11 @@ mod support;
 
 use std::time::Duration;
 
+use roomrec_adapters::SystemClock;
 use roomrec_domain::callback::EventType;
+use roomrec_domain::clock::Clock;
 use roomrec_domain::delivery::ORPHAN_AFTER;
-use roomrec_domain::event::DeliveryStatus;
+use roomrec_domain::event::{DeliveryStatus, FileFacts};
 use roomrec_testkit::receiver::{Answer, Receiver};
 use support::{dead_lettered, verify, verify_rtc, Setup};
 
@@ -146,6 +148,71 @@ async fn the_deliverer_queues_an_event_whose_message_was_lost_again_on_the_event
     assert_eq!(ids, [lost.event_id.clone(), next.event_id.clone()], "the lost event first, then the next");
     for event in [&lost, &next] {
         assert_eq!(setup.wait_settled(event, SETTLE).await.delivery_status, DeliveryStatus::Delivered);
+    }
+}
+
+#[tokio::test]
+async fn file_events_carry_seed_001s_fields_and_the_listing_shows_each_as_its_callback_body() {
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
+    let subscribed = ["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE"];
+    let setup = Setup::new(&receiver.url(), &subscribed).await.with_stored_job().await;
+    let facts = FileFacts {
+        download_url: Some("https://b12.s3.amazonaws.com/rec/x.mp4".into()),
+        file_size: Some(2048),
+        record_duration: Some(65),
+        start_time: SystemClock.timestamp(),
+        end_time: Some(SystemClock.timestamp()),
+        width: 1280,
+        height: 720,
+        obs_location: "us-east-1".into(),
+        obs_bucket: "b12".into(),
+        obs_object: "rec/x.mp4".into(),
+    };
+    // The worker records a start with what it knows of the file; the receiver gets none of it.
+    for event_type in [EventType::RecordNewFileStart, EventType::RecordFileComplete] {
+        let event = setup.record_file(event_type, Some(facts.clone())).await;
+        setup.publish(&event).await;
+    }
+    let got = receiver.wait_for(2, SETTLE).await.unwrap();
+    let (start, complete) = (got[0].json(), got[1].json());
+    assert_eq!(
+        (start["event_type"].as_str(), complete["event_type"].as_str()),
+        (Some("RECORD_NEW_FILE_START"), Some("RECORD_FILE_COMPLETE"))
+    );
+    for field in [
+        "download_url",
+        "record_duration",
+        "start_time",
+        "end_time",
+        "width",
+        "height",
+        "obs_location",
+        "obs_bucket",
+        "obs_object",
+    ] {
+        assert!(start.get(field).is_none(), "seed 001 keeps {field} for RECORD_FILE_COMPLETE: {start}");
+        assert!(complete.get(field).is_some(), "{field} missing: {complete}");
+    }
+    assert_eq!((start["record_format"].as_str(), start["stream_name"].as_str()), (Some("MP4"), Some("room1_user1")));
+    assert_eq!(complete["obs_object"], "rec/x.mp4");
+
+    // The listing shows each event as the receiver got it, its delivery beside it.
+    let events = format!("/v2/apps/{}/individual-stream-jobs/{}/events", setup.app, setup.job.as_str());
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    let listed = loop {
+        let listed = setup.api.get(&events).await.body;
+        if listed["events"].as_array().unwrap().iter().all(|e| e["delivery_status"] == "DELIVERED") {
+            break listed;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not delivered: {listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    for (listed, received) in listed["events"].as_array().unwrap().iter().zip([start, complete]) {
+        let mut event = listed.as_object().unwrap().clone();
+        for delivery in ["delivery_status", "attempts", "next_attempt_at"] {
+            event.remove(delivery);
+        }
+        assert_eq!(serde_json::Value::Object(event), received);
     }
 }
 

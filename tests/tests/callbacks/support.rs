@@ -8,9 +8,10 @@ use std::time::Duration;
 use roomrec_adapters::{DynamoEventLog, OsRandom, SystemClock};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::clock::Clock;
-use roomrec_domain::event::{RecordEvent, StoredEvent};
+use roomrec_domain::event::{FileFacts, RecordEvent, StoredEvent};
 use roomrec_domain::ids::{AppId, JobId, RoomId};
 use roomrec_domain::ports::{EventLog, JobStore};
+use roomrec_domain::rule::RecordFormat;
 use roomrec_testkit::receiver::Received;
 use roomrec_tests::{aws, stack_env, Api};
 use serde_json::json;
@@ -72,6 +73,11 @@ impl Setup {
 
     /// Allocates the job's next sequence and records an event of `event_type` in the outbox.
     pub async fn record(&self, event_type: EventType) -> RecordEvent {
+        self.record_file(event_type, None).await
+    }
+
+    /// [`Setup::record`] with a file's facts, as the worker records file events.
+    pub async fn record_file(&self, event_type: EventType, file: Option<FileFacts>) -> RecordEvent {
         let sequence = self.log.next_sequence(&self.job).await.unwrap();
         let event = RecordEvent {
             event_id: format!("{:032x}", rand::random::<u128>()),
@@ -81,8 +87,8 @@ impl Setup {
             job_id: self.job.clone(),
             room_id: RoomId::try_from("room1").unwrap(),
             stream_name: "room1_user1".into(),
-            record_format: None,
-            file: None,
+            record_format: file.as_ref().map(|_| RecordFormat::Mp4),
+            file,
             detail_message: format!("event {sequence}"),
             create_time: SystemClock.timestamp(),
         };

@@ -57,13 +57,14 @@ async fn auto_record_is_echoed_with_its_start_time_and_one_rule_per_app_may_have
     assert_eq!(rule["auto_record"], true);
     assert!(rule["auto_record_since"].is_string(), "{rule}");
 
-    let mut body = seed_rule();
-    body["auto_record"] = json!(true);
-    let second = api.post(&format!("/v2/apps/{app}/record-rules"), &body).await;
-    assert_eq!(second.status, StatusCode::CONFLICT, "{:?}", second.body);
-    assert!(second.error_msg().starts_with("auto_record:"), "{}", second.error_msg());
+    // A second POST updates the app's rule; saying nothing of auto_record leaves it on.
+    let second = api.post(&format!("/v2/apps/{app}/record-rules"), &seed_rule()).await;
+    assert_eq!(second.status, StatusCode::OK, "{:?}", second.body);
+    assert_eq!((second.body["rule_id"].as_str(), &second.body["auto_record"]), (Some(first.as_str()), &json!(true)));
+    assert_eq!(second.body["auto_record_since"], rule["auto_record_since"]);
 
-    let other = api.create_rule(&app, &seed_rule()).await.unwrap();
+    // An app with another rule from before one rule per app: only one of them records automatically.
+    let other = crate::rules::rule_from_before(&app, 1_700_000_000).await.rule_id.to_string();
     let update = api.put(&format!("/v2/apps/{app}/record-rules/{other}"), &json!({ "auto_record": true })).await;
     assert_eq!(update.status, StatusCode::CONFLICT, "{:?}", update.body);
     assert!(update.error_msg().starts_with("auto_record:"), "{}", update.error_msg());

@@ -3,7 +3,7 @@ use roomrec_tests::Api;
 use serde_json::json;
 
 #[tokio::test]
-async fn seed_callback_body_returns_the_seed_shape_with_every_event_subscribed() {
+async fn seed_callback_body_returns_the_seed_shape_with_the_seeds_three_events_subscribed() {
     let api = Api::new_account().await;
     let app = api.create_app("rtctest").await.unwrap();
     let path = format!("/v2/apps/{app}/record-callback");
@@ -15,11 +15,11 @@ async fn seed_callback_body_returns_the_seed_shape_with_every_event_subscribed()
     assert_eq!(callback["url"], "http://mydomain.com/callback");
     assert_eq!(callback["auth_key"], "8923ab8c2dcef4538923ab8c2dcef453");
     assert!(callback["update_time"].is_string());
-    let events: Vec<&str> =
-        callback["notify_event_subscription"].as_array().unwrap().iter().map(|e| e.as_str().unwrap()).collect();
-    for seed_event in ["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE", "CLOUD_RECORD_OVER"] {
-        assert!(events.contains(&seed_event), "{seed_event} not subscribed by default: {events:?}");
-    }
+    assert_eq!(
+        callback["notify_event_subscription"],
+        json!(["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE", "CLOUD_RECORD_OVER"]),
+        "seed 002's default: the failure event is opt-in"
+    );
 
     assert_eq!(api.get(&path).await.body, reply.body);
     assert_eq!(api.delete(&path).await.status, StatusCode::NO_CONTENT);
@@ -38,4 +38,13 @@ async fn a_callback_can_subscribe_to_some_events_only() {
     let reply = api.put(&format!("/v2/apps/{app}/record-callback"), &body).await;
     assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
     assert_eq!(reply.body["record_callback"]["notify_event_subscription"], json!(["RECORD_FILE_COMPLETE"]));
+
+    let mut with_failures = body.clone();
+    with_failures["notify_event_subscription"] = json!(["RECORD_FILE_COMPLETE", "CLOUD_RECORD_FAILED"]);
+    let reply = api.put(&format!("/v2/apps/{app}/record-callback"), &with_failures).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    assert_eq!(
+        reply.body["record_callback"]["notify_event_subscription"],
+        json!(["RECORD_FILE_COMPLETE", "CLOUD_RECORD_FAILED"])
+    );
 }

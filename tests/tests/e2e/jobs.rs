@@ -234,6 +234,20 @@ async fn a_mix_layout_can_change_while_the_job_lives_and_not_after() {
     assert_eq!(read["mix_param"]["layout_panes"][0]["user_id"], "teacher");
     assert_eq!(read["mix_param"]["max_idle_time"], 60);
     assert_eq!(read["mix_param"]["encode_template"], "1920x1080_30_4620", "the encode template stays");
+    assert_eq!(
+        (read["mix_param"]["background_color"].as_str(), read["mix_param"]["background_image"].as_str()),
+        (Some("#102030"), Some("s3://images/bg.png"))
+    );
+
+    // null clears a background; a field left out stays.
+    let clear = json!({ "mix_param": { "background_image": null } });
+    assert_eq!(api.put(&path, &clear).await.status, StatusCode::OK);
+    let read = api.get(&path).await.body;
+    assert!(read["mix_param"].get("background_image").is_none(), "{read}");
+    assert_eq!(read["mix_param"]["background_color"], "#102030");
+    let clear = json!({ "mix_param": { "background_color": null } });
+    assert_eq!(api.put(&path, &clear).await.status, StatusCode::OK);
+    assert!(api.get(&path).await.body["mix_param"].get("background_color").is_none());
 
     api.post(&format!("{path}/stop"), &json!({})).await;
     let late = api.put(&path, &update).await;

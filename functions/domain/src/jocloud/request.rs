@@ -8,6 +8,7 @@ use crate::ids::{ResId, RoomId, RuleId};
 use crate::mix::{
     check_max_idle, Color, EncodeTemplate, LayoutPane, LayoutTemplate, MixParam, MixParamRequest, UserBackgroundImage,
 };
+use crate::rule::nullable;
 use crate::url::S3Uri;
 use crate::{Invalid, UseCaseError};
 
@@ -35,10 +36,14 @@ pub struct StartRecordRequest {
     pub encode_template: Option<EncodeTemplate>,
     pub layout_template: Option<LayoutTemplate>,
     pub layout_panes: Option<Vec<LayoutPane>>,
-    pub background_color: Option<Color>,
-    pub background_image: Option<S3Uri>,
-    pub default_user_background_image: Option<S3Uri>,
-    pub user_background_images: Option<Vec<UserBackgroundImage>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub background_color: Option<Option<Color>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub background_image: Option<Option<S3Uri>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub default_user_background_image: Option<Option<S3Uri>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub user_background_images: Option<Option<Vec<UserBackgroundImage>>>,
     pub appid: Option<IgnoredAny>,
 }
 
@@ -51,10 +56,14 @@ pub struct UpdateMixRecordRequest {
     pub max_idle_time: Option<u32>,
     pub layout_template: Option<LayoutTemplate>,
     pub layout_panes: Option<Vec<LayoutPane>>,
-    pub background_color: Option<Color>,
-    pub background_image: Option<S3Uri>,
-    pub default_user_background_image: Option<S3Uri>,
-    pub user_background_images: Option<Vec<UserBackgroundImage>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub background_color: Option<Option<Color>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub background_image: Option<Option<S3Uri>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub default_user_background_image: Option<Option<S3Uri>>,
+    #[serde(default, deserialize_with = "nullable")]
+    pub user_background_images: Option<Option<Vec<UserBackgroundImage>>>,
     pub appid: Option<IgnoredAny>,
 }
 
@@ -91,10 +100,10 @@ impl StartRecordRequest {
             ("encode_template", self.encode_template.is_some()),
             ("layout_template", self.layout_template.is_some()),
             ("layout_panes", self.layout_panes.is_some()),
-            ("background_color", self.background_color.is_some()),
-            ("background_image", self.background_image.is_some()),
-            ("default_user_background_image", self.default_user_background_image.is_some()),
-            ("user_background_images", self.user_background_images.is_some()),
+            ("background_color", self.background_color.as_ref().is_some_and(Option::is_some)),
+            ("background_image", self.background_image.as_ref().is_some_and(Option::is_some)),
+            ("default_user_background_image", self.default_user_background_image.as_ref().is_some_and(Option::is_some)),
+            ("user_background_images", self.user_background_images.as_ref().is_some_and(Option::is_some)),
         ]
         .into_iter()
         .find_map(|(name, given)| given.then_some(name))
@@ -253,5 +262,14 @@ mod tests {
         );
         let unknown = start(serde_json::json!({ "resid": "not-a-resid" }));
         assert!(matches!(unknown, Err(UseCaseError::NotFound { field: "resid", .. })), "{unknown:?}");
+    }
+
+    #[test]
+    fn an_updatemixrecord_with_null_clears_the_background_and_without_it_keeps_it() {
+        let update = |json: &str| serde_json::from_str::<UpdateMixRecordRequest>(json).unwrap().mix_param();
+        let cleared = update(r#"{"recordid":"r1","background_color":null,"user_background_images":null}"#);
+        assert_eq!((cleared.background_color, cleared.user_background_images), (Some(None), Some(None)));
+        let kept = update(r#"{"recordid":"r1","layout_template":"screen_share_left"}"#);
+        assert!(kept.background_color.is_none() && kept.background_image.is_none());
     }
 }

@@ -32,6 +32,9 @@ struct Tables {
     /// Apps in creation order, with their owners.
     apps: Vec<(AccountId, App)>,
     rules: Vec<RecordRule>,
+    /// The app whose one rule each rule is (`create_rule`'s); rules `put_rule` stored, as
+    /// before one rule per app, are not in it.
+    app_rules: HashMap<AppId, RuleId>,
     callbacks: HashMap<AppId, RecordCallback>,
     streams: HashMap<(AppId, RoomId), Vec<RoomStream>>,
     rooms: HashMap<(AppId, RoomId), Room>,
@@ -78,8 +81,9 @@ impl MemStore {
         self.races.lock().unwrap().push(Box::new(change));
     }
 
-    /// Before the next conditional update of an app, rule, callback or stream (after the
-    /// caller read it), another writer runs `change` on the store — a concurrent delete, say.
+    /// Before the next conditional update of an app, rule, callback or stream, or the next
+    /// create of a rule (after the caller read it), another writer runs `change` on the store
+    /// — a concurrent delete or create, say.
     pub fn race_next_update(&self, change: impl FnOnce(&MemStore) + Send + 'static) {
         self.write_races.lock().unwrap().push(Box::new(change));
     }
@@ -269,6 +273,16 @@ impl RuleStore for MemStore {
         }
         Ok(())
     }
+    async fn create_rule(&self, rule: &RecordRule) -> Result<bool, StoreError> {
+        self.run_write_race();
+        let mut tables = self.open()?;
+        if tables.app_rules.contains_key(&rule.app_id) {
+            return Ok(false);
+        }
+        tables.app_rules.insert(rule.app_id.clone(), rule.rule_id.clone());
+        tables.rules.push(rule.clone());
+        Ok(true)
+    }
     async fn update_rule(&self, rule: &RecordRule) -> Result<bool, StoreError> {
         self.run_write_race();
         let mut tables = self.open()?;
@@ -282,6 +296,9 @@ impl RuleStore for MemStore {
         let mut tables = self.open()?;
         let before = tables.rules.len();
         tables.rules.retain(|r| !(r.app_id == *app_id && r.rule_id == *rule_id));
+        if tables.app_rules.get(app_id) == Some(rule_id) {
+            tables.app_rules.remove(app_id);
+        }
         Ok(tables.rules.len() < before)
     }
 }

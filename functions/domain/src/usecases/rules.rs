@@ -10,6 +10,16 @@ use crate::rule::{RecordRule, RuleRequest};
 
 use super::access::OwnedApp;
 
+/// How many times a create-or-update reads the app's rule again after losing a race.
+const SAVE_ATTEMPTS: usize = 3;
+
+/// What a create-or-update stored, and whether it made the app's rule (201) or replaced it (200).
+#[derive(Debug)]
+pub struct SavedRule {
+    pub rule: RecordRule,
+    pub created: bool,
+}
+
 /// Creates, reads, changes and deletes an app's record rules.
 #[derive(Clone)]
 pub struct Rules {
@@ -51,12 +61,30 @@ impl Rules {
         }
     }
 
-    /// Creates a record rule.
-    pub async fn create(&self, app: &OwnedApp, request: RuleRequest) -> Result<RecordRule, UseCaseError> {
-        let rule = RecordRule::create(app.id().clone(), request, self.random.as_ref(), self.clock.timestamp())?;
-        self.check_single_auto_rule(&rule).await?;
-        self.rules.put_rule(&rule).await?;
-        Ok(rule)
+    /// Seed 004's "create or update": creates the app's rule, or, when it has one, makes that
+    /// rule say what the request says (same `rule_id`). An app with several rules from before
+    /// one rule per app has its oldest one replaced. Two racing calls end with one rule.
+    pub async fn create_or_update(&self, app: &OwnedApp, request: RuleRequest) -> Result<SavedRule, UseCaseError> {
+        // A lost race (a create beaten by another, the rule deleted meanwhile) is read again.
+        for _ in 0..SAVE_ATTEMPTS {
+            let now = self.clock.timestamp();
+            match self.rules.list_rules(app.id()).await?.into_iter().next() {
+                Some(mut rule) => {
+                    rule.replace(request.clone(), now)?;
+                    self.check_single_auto_rule(&rule).await?;
+                    if self.rules.update_rule(&rule).await? {
+                        return Ok(SavedRule { rule, created: false });
+                    }
+                }
+                None => {
+                    let rule = RecordRule::create(app.id().clone(), request.clone(), self.random.as_ref(), now)?;
+                    if self.rules.create_rule(&rule).await? {
+                        return Ok(SavedRule { rule, created: true });
+                    }
+                }
+            }
+        }
+        Err(UseCaseError::Conflict("record rule: the app's rule changed while it was saved; try again".into()))
     }
 
     /// Lists an app's rules, oldest first.

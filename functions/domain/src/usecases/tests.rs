@@ -26,6 +26,8 @@ use crate::url::{PrivateAddresses, StreamUrl};
 
 /// Listings, room reads and files at scale: what they read.
 mod growth;
+/// One rule per app: create or update, races, apps with rules from before.
+mod rules;
 
 const CALLBACK: &str = r#"{"url":"https://hooks.example.com/cb","auth_key":"8923ab8c2dcef4538923ab8c2dcef453"}"#;
 
@@ -143,10 +145,13 @@ impl World {
         let owned = self.access.app(&account("alice"), app.app_id.as_str()).await.unwrap();
         let rule = self
             .rules
-            .create(&owned, body(r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1"},"record_formats":["HLS"]}"#))
+            .create_or_update(
+                &owned,
+                body(r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1"},"record_formats":["HLS"]}"#),
+            )
             .await
             .unwrap();
-        (owned, rule.rule_id.to_string())
+        (owned, rule.rule.rule_id.to_string())
     }
 
     async fn individual(&self, app: &OwnedApp, rule: &str) -> Job {
@@ -233,26 +238,6 @@ async fn apps_are_created_listed_renamed_and_deleted_per_account() {
 }
 
 // ---- rules and callbacks ----
-
-#[tokio::test]
-async fn rules_are_read_updated_and_deleted_and_only_one_records_automatically() {
-    let w = world();
-    let (app, rule_id) = w.app_with_rule().await;
-    assert_eq!(w.rules.list(&app).await.unwrap().len(), 1);
-    let updated = w.rules.update(&app, &rule_id, body(r#"{"auto_record":true}"#)).await.unwrap();
-    assert!(updated.auto_record);
-    assert_eq!(w.rules.get(&app, &rule_id).await.unwrap(), updated);
-    let second = w
-        .rules
-        .create(
-            &app,
-            body(r#"{"obs_addr":{"bucket":"b12","location":"x"},"record_formats":["MP4"],"auto_record":true}"#),
-        )
-        .await;
-    assert!(matches!(second, Err(UseCaseError::Conflict(m)) if m.starts_with("auto_record")));
-    w.rules.delete(&app, &rule_id).await.unwrap();
-    assert_eq!(not_found_field(w.rules.get(&app, &rule_id).await), "rule_id");
-}
 
 #[tokio::test]
 async fn a_callback_is_set_read_and_removed_and_a_private_address_is_refused_naming_url() {

@@ -67,7 +67,7 @@ async fn each_account_has_its_own_quota_and_an_operator_can_raise_it() {
     let bobs = w.apps.create(&account("bob"), body(r#"{"app_name":"b"}"#)).await.unwrap();
     let bobs = w.access.app(&account("bob"), bobs.app_id.as_str()).await.unwrap();
     let rule_body = r#"{"obs_addr":{"bucket":"b12","location":"eu-west-1"},"record_formats":["HLS"]}"#;
-    let bobs_rule = w.rules.create(&bobs, body(rule_body)).await.unwrap().rule_id.to_string();
+    let bobs_rule = w.rules.create_or_update(&bobs, body(rule_body)).await.unwrap().rule.rule_id.to_string();
     w.join(&bobs, "user001").await;
     w.jobs.create_individual(&bobs, body(&individual_body(&bobs_rule))).await.unwrap();
 
