@@ -265,6 +265,11 @@ rtmp {{
             idle_streams off;
             on_publish {hook};
             on_publish_done {hook};
+            # Every live publisher is reported again, so a stream whose media server died
+            # without its publish_done can be replaced (README, "Media-server hook"); every
+            # 5 s here rather than nginx-rtmp's 30 s, so the tests see several.
+            on_update {hook};
+            notify_update_timeout 5s;
         }}
     }}
 }}

@@ -214,6 +214,8 @@ fn stream_sort_key(user: &UserId, video_type: VideoType) -> String {
 /// The attribute beside `doc` that holds a hook-registered stream's media session (the
 /// condition of a `publish_done`'s delete), never part of the stream's JSON.
 const MEDIA_SESSION: &str = "media_session";
+/// Beside it, when the media server last reported that session (RFC 3339).
+const MEDIA_SEEN: &str = "media_seen";
 /// The attribute beside `doc` that holds an app's publish secret, never part of its JSON.
 const PUBLISH_SECRET: &str = "publish_secret";
 
@@ -230,6 +232,9 @@ fn stream_item(app_id: &AppId, stream: &RoomStream) -> Result<Item, StoreError> 
     if let Some(session) = &stream.media_session {
         item.insert(MEDIA_SESSION.to_owned(), s(session.as_str()));
     }
+    if let Some(seen) = &stream.media_seen {
+        item.insert(MEDIA_SEEN.to_owned(), s(seen.to_string()));
+    }
     Ok(item)
 }
 
@@ -244,6 +249,8 @@ fn stream_from(item: &Item) -> Result<RoomStream, StoreError> {
     };
     let session = item.get(MEDIA_SESSION).and_then(|v| v.as_s().ok());
     stream.media_session = session.map(|text| MediaSession::parse(text).map_err(backend)).transpose()?;
+    let seen = item.get(MEDIA_SEEN).and_then(|v| v.as_s().ok());
+    stream.media_seen = seen.map(|text| Timestamp::parse(text).ok_or_else(|| backend(MissingDoc))).transpose()?;
     Ok(stream)
 }
 
@@ -612,6 +619,37 @@ impl RoomStore for DynamoStore {
         self.delete(&self.tables.rooms, key(&[("room_key", &room_key), ("user_id", &sort_key)])).await
     }
 
+    async fn touch_session_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+        session: &MediaSession,
+        seen: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let sort_key = stream_sort_key(user, video_type);
+        let touched = self
+            .client
+            .update_item()
+            .table_name(&self.tables.rooms)
+            .set_key(Some(key(&[("room_key", &rooms_key(app_id, room)), ("user_id", &sort_key)])))
+            .update_expression("SET #seen = :seen")
+            .condition_expression("#session = :session")
+            .expression_attribute_names("#seen", MEDIA_SEEN)
+            .expression_attribute_names("#session", MEDIA_SESSION)
+            .expression_attribute_values(":seen", s(seen.to_string()))
+            .expression_attribute_values(":session", s(session.as_str()))
+            .send()
+            .await
+            .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
+        match touched {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
     async fn delete_session_stream(
         &self,
         app_id: &AppId,
@@ -957,6 +995,7 @@ mod tests {
             join_seq: 1,
             update_time: now(),
             media_session: None,
+            media_seen: None,
         }
     }
 

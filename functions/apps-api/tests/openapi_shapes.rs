@@ -318,6 +318,7 @@ fn rules_callbacks_and_rosters_fit_their_schemas() {
         join_seq: 1_618_999_773_000_000,
         update_time: now(),
         media_session: None,
+        media_seen: None,
     };
     assert_fits("Roster", &serde_json::to_value(Roster { room_id, streams: vec![stream] }).unwrap());
     let grant = PublishUrlRequest::default()

@@ -105,6 +105,7 @@ mod tests {
             join_seq,
             update_time: at(0),
             media_session: None,
+            media_seen: None,
         }
     }
 

@@ -329,6 +329,7 @@ mod tests {
             join_seq: 1,
             update_time: Timestamp::zero(),
             media_session: None,
+            media_seen: None,
         }
     }
 

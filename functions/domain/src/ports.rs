@@ -212,6 +212,18 @@ pub trait RoomStore: Send + Sync {
         user: &UserId,
         video_type: VideoType,
     ) -> Result<bool, StoreError>;
+    /// Records that media session `session`, which registered `user`'s stream of
+    /// `video_type`, still publishes at `seen`; `false` if that stream is not its own (any
+    /// more).
+    async fn touch_session_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+        session: &MediaSession,
+        seen: Timestamp,
+    ) -> Result<bool, StoreError>;
     /// Removes `user`'s stream of `video_type` only if media session `session` registered it;
     /// `false` if there was none or another session's (or the API's) is there now.
     async fn delete_session_stream(

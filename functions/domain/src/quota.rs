@@ -173,6 +173,7 @@ mod tests {
             join_seq: 1,
             update_time: now(),
             media_session: None,
+            media_seen: None,
         }
     }
 

@@ -63,6 +63,29 @@ pub struct RoomStream {
     /// stream, never in responses.
     #[serde(skip)]
     pub media_session: Option<MediaSession>,
+    /// When the media server last said that session still publishes (its publish, then every
+    /// `on_update`): one silent for [`SILENT_SESSION_SECS`] may be replaced. Kept like
+    /// `media_session`.
+    #[serde(skip)]
+    pub media_seen: Option<Timestamp>,
+}
+
+/// How long a hook-registered stream may go without news from the media server before a new
+/// publish of it replaces it: three of nginx-rtmp's `on_update` periods (30 s by default), so
+/// a media server that died without a `publish_done` locks nobody out for longer.
+pub const SILENT_SESSION_SECS: i64 = 90;
+
+impl RoomStream {
+    /// Whether the media session that registered this stream has been silent too long to be
+    /// alive at `now`; never for a stream the API registered.
+    pub fn is_silent(&self, now: &Timestamp) -> bool {
+        match (&self.media_session, &self.media_seen) {
+            (Some(_), Some(seen)) => {
+                now.as_datetime().signed_duration_since(seen.as_datetime()).num_seconds() >= SILENT_SESSION_SECS
+            }
+            _ => false,
+        }
+    }
 }
 
 impl RoomStream {

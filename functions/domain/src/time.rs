@@ -18,6 +18,11 @@ impl Timestamp {
         Self(Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).single().unwrap_or_default())
     }
 
+    /// A timestamp as [`Display`](std::fmt::Display) writes it (any RFC 3339 time).
+    pub fn parse(text: &str) -> Option<Self> {
+        DateTime::parse_from_rfc3339(text).ok().map(|t| Self(t.with_timezone(&Utc)))
+    }
+
     /// The underlying chrono value.
     pub fn as_datetime(&self) -> DateTime<Utc> {
         self.0
@@ -45,7 +50,7 @@ impl Serialize for Timestamp {
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
-        DateTime::parse_from_rfc3339(&text).map(|t| Self(t.with_timezone(&Utc))).map_err(serde::de::Error::custom)
+        Self::parse(&text).ok_or_else(|| serde::de::Error::custom(format!("not an RFC 3339 time: {text}")))
     }
 }
 

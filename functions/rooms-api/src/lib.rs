@@ -67,9 +67,11 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
     .await
 }
 
-/// nginx-rtmp's notification: a form with `call` (`publish` / `publish_done`), `app` (the
-/// RTMP application), `name` (the stream key), `clientid` (the connection) and, on a
-/// publish, the publish URL's query arguments (the signed fields). A 2xx lets the publish go on.
+/// nginx-rtmp's notification: a form with `call` (`publish`, `update_publish`,
+/// `publish_done`; `update_play` for players), `app` (the RTMP application), `name` (the
+/// stream key), `clientid` (the connection) and, on a publish, the publish URL's query
+/// arguments (the signed fields). A 2xx lets the publish go on; on an update, anything else
+/// disconnects the client, so only a publisher whose stream is no longer its own is refused.
 async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
     let expected = deps.config.hook_token.as_deref().unwrap_or_default();
     let given = path(req, "token")?;
@@ -78,6 +80,10 @@ async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
         return Err(ApiError::unauthorized());
     }
     let form = HookForm::parse(req.body());
+    // Players are the workers pulling streams: nothing to record, never to be disconnected.
+    if form.field("call")? == "update_play" {
+        return no_content();
+    }
     let StreamKey { app_id, room_id, user_id, video_type } = StreamKey::parse(form.field("name")?)?;
     let session = MediaSession::parse(form.field("clientid")?)?;
     let call = match form.field("call")? {
@@ -91,8 +97,9 @@ async fn media_hook(deps: &Deps, req: &Request) -> ApiResult {
                 .map_err(|_| Invalid::new(EXPIRES_PARAM, "must be Unix seconds"))?,
             signature: form.signed(SIGNATURE_PARAM)?.to_owned(),
         },
+        "update_publish" => PublishCall::Update,
         "publish_done" => PublishCall::PublishDone,
-        _ => return Err(Invalid::new("call", "must be publish or publish_done").into()),
+        _ => return Err(Invalid::new("call", "must be publish, update_publish, update_play or publish_done").into()),
     };
     deps.rooms.media_hook(PublishEvent { app_id, room_id, user_id, video_type, session, call }).await?;
     no_content()

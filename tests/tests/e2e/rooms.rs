@@ -2,9 +2,11 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use roomrec_domain::ids::{AppId, RoomId, UserId};
-use roomrec_domain::ports::AppStore;
+use roomrec_domain::ports::{AppStore, RoomStore};
 use roomrec_domain::publish::{PublishBase, PublishGrant};
-use roomrec_domain::room::VideoType;
+use roomrec_domain::room::{MediaSession, RoomStream, VideoType};
+use roomrec_domain::time::Timestamp;
+use roomrec_domain::url::StreamUrl;
 use roomrec_tests::{publish, stack_env, unsigned_publish_url, Api};
 use serde_json::{json, Value};
 
@@ -235,4 +237,51 @@ async fn an_expired_or_rotated_publish_url_is_refused_and_the_secret_never_shows
     let mut publisher = publish(&api.publish_url(&app, "live4", "alice").await.unwrap(), 4);
     wait_for_roster(&api, &room, &["alice"]).await;
     assert!(exit_of(&mut publisher).await.success());
+}
+
+#[tokio::test]
+async fn a_stream_whose_media_server_went_silent_is_replaced_and_a_live_one_keeps_reporting() {
+    let api = Api::new_account().await;
+    let app = api.create_app("rtctest").await.unwrap();
+    let room = format!("/v2/apps/{app}/rooms/live5/streams");
+    // What a media server that died two minutes ago without its publish_done left behind.
+    let store = roomrec_tests::store().await;
+    let app_id = AppId::parse(&app).unwrap();
+    let now = chrono::Utc::now();
+    let dead = RoomStream {
+        room_id: RoomId::try_from("live5").unwrap(),
+        user_id: UserId::try_from("alice").unwrap(),
+        url: StreamUrl::parse(&format!("rtmp://127.0.0.1:1/live/{app}.live5.alice"), "url").unwrap(),
+        video_type: VideoType::Camerastream,
+        has_audio: true,
+        has_video: true,
+        join_time: Timestamp::at(now - chrono::Duration::minutes(10)),
+        join_seq: (now - chrono::Duration::minutes(10)).timestamp_micros(),
+        update_time: Timestamp::at(now - chrono::Duration::minutes(10)),
+        media_session: Some(MediaSession::parse("dead-7").unwrap()),
+        media_seen: Some(Timestamp::at(now - chrono::Duration::minutes(2))),
+    };
+    store.create_stream(&app_id, &dead).await.unwrap();
+    assert_eq!(users(&api.get(&room).await.body), ["alice"]);
+
+    let mut publisher = publish(&api.publish_url(&app, "live5", "alice").await.unwrap(), 16);
+    let joined = loop {
+        let roster = api.get(&room).await.body;
+        if roster["streams"][0]["join_time"] != dead.join_time.to_string() {
+            break roster["streams"][0].clone();
+        }
+        assert!(publisher.try_wait().unwrap().is_none(), "nginx must let the publish in: {roster}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(joined["url"].as_str().unwrap().ends_with(&format!("/live/{app}.live5.alice")), "{joined}");
+
+    // nginx-rtmp's on_update (every 5 s in the local stack) keeps reporting the new session.
+    let (room_id, user_id) = (&dead.room_id, &dead.user_id);
+    let first = store.get_stream(&app_id, room_id, user_id, VideoType::Camerastream).await.unwrap().unwrap();
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let later = store.get_stream(&app_id, room_id, user_id, VideoType::Camerastream).await.unwrap().unwrap();
+    assert_ne!(later.media_session, dead.media_session);
+    assert!(later.media_seen > first.media_seen, "{:?} then {:?}", first.media_seen, later.media_seen);
+    assert!(exit_of(&mut publisher).await.success(), "every update was answered 2xx: the publisher ran to its end");
+    wait_for_roster(&api, &room, &[]).await;
 }

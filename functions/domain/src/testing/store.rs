@@ -375,6 +375,20 @@ impl RoomStore for MemStore {
         roster.retain(|s| !s.is(user, video_type));
         Ok(roster.len() < before)
     }
+    async fn touch_session_stream(
+        &self,
+        app_id: &AppId,
+        room: &RoomId,
+        user: &UserId,
+        video_type: VideoType,
+        session: &MediaSession,
+        seen: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let mut tables = self.open()?;
+        let Some(roster) = tables.streams.get_mut(&(app_id.clone(), room.clone())) else { return Ok(false) };
+        let own = roster.iter_mut().find(|s| s.is(user, video_type) && s.media_session.as_ref() == Some(session));
+        Ok(own.map(|stream| stream.media_seen = Some(seen)).is_some())
+    }
     async fn delete_session_stream(
         &self,
         app_id: &AppId,

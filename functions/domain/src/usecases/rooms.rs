@@ -66,6 +66,8 @@ pub enum PublishCall {
         expires: i64,
         signature: String,
     },
+    /// A publishing connection still publishes (nginx-rtmp's periodic `on_update`).
+    Update,
     /// A publishing connection ended.
     PublishDone,
 }
@@ -238,8 +240,12 @@ impl Rooms {
                 let PublishGrant { app_id, room_id, user_id, .. } = grant;
                 let mut stream = self.joining(room_id, user_id, url, video_type, true, true);
                 stream.media_session = Some(session);
+                stream.media_seen = Some(stream.join_time);
                 match self.ports.rooms.create_stream(&app_id, &stream).await {
                     Ok(()) => self.opened(&app_id, &stream).await,
+                    Err(StoreError::Conflict) if self.replaced_silent(&app_id, &stream).await? => {
+                        self.opened(&app_id, &stream).await
+                    }
                     Err(StoreError::Conflict) => {
                         return Err(UseCaseError::Conflict(format!(
                         "user_id: the participant's {} is in the room already; a second publisher cannot replace it",
@@ -249,6 +255,21 @@ impl Rooms {
                     Err(err) => return Err(err.into()),
                 }
             }
+            PublishCall::Update => {
+                let now = self.ports.clock.timestamp();
+                match self.ports.rooms.touch_session_stream(&app_id, &room_id, &user_id, keyed, &session, now).await {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        return Err(UseCaseError::Conflict(format!(
+                            "clientid: this connection's {} is not in the room (removed, or replaced once silent)",
+                            keyed.as_str()
+                        )))
+                    }
+                    // Refusing would disconnect the publisher: a store failing for a moment
+                    // must not end every live stream.
+                    Err(err) => tracing::warn!(%app_id, error = %err, "a publisher's update was not recorded"),
+                }
+            }
             PublishCall::PublishDone => {
                 if self.ports.rooms.delete_session_stream(&app_id, &room_id, &user_id, keyed, &session).await? {
                     self.leave(&app_id, &room_id).await;
@@ -256,6 +277,28 @@ impl Rooms {
             }
         }
         Ok(())
+    }
+
+    /// Puts hook-registered `stream` in place of the same stream of a media session that has
+    /// been silent too long to be alive (its media server died without a `publish_done`);
+    /// `false` if the stream there is alive, or the API's.
+    async fn replaced_silent(&self, app_id: &AppId, stream: &RoomStream) -> Result<bool, UseCaseError> {
+        let rooms = &self.ports.rooms;
+        let (room, user, video_type) = (&stream.room_id, &stream.user_id, stream.video_type);
+        let Some(current) = rooms.get_stream(app_id, room, user, video_type).await? else { return Ok(false) };
+        let (Some(silent), true) = (&current.media_session, current.is_silent(&self.ports.clock.timestamp())) else {
+            return Ok(false);
+        };
+        tracing::info!(%app_id, room_id = %room, user_id = %user, silent_session = silent.as_str(), "a silent publisher replaced");
+        // Conditional on the silent session, so of two publishers replacing it one wins.
+        if !rooms.delete_session_stream(app_id, room, user, video_type, silent).await? {
+            return Ok(false);
+        }
+        match rooms.create_stream(app_id, stream).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(err) => Err(err.into()),
+        }
     }
 
     /// Saves `stream`; a stream already in the room keeps its join time and order (and one
@@ -370,6 +413,7 @@ impl Rooms {
             join_seq: self.ports.clock.micros(),
             update_time: now,
             media_session: None,
+            media_seen: None,
         }
     }
 }

@@ -576,6 +576,10 @@ fn hook_done(publish: &PublishEvent, session: &str) -> PublishEvent {
     PublishEvent { session: MediaSession::parse(session).unwrap(), call: PublishCall::PublishDone, ..publish.clone() }
 }
 
+fn hook_update(publish: &PublishEvent, session: &str) -> PublishEvent {
+    PublishEvent { session: MediaSession::parse(session).unwrap(), call: PublishCall::Update, ..publish.clone() }
+}
+
 fn refused_field(result: Result<(), UseCaseError>) -> String {
     match result {
         Err(UseCaseError::Invalid(invalid)) => invalid.field,
@@ -683,6 +687,43 @@ async fn an_app_update_read_before_a_rotation_keeps_the_rotated_secret() {
     w.apps.update(stale, body(r#"{"app_name":"renamed"}"#)).await.unwrap();
     w.rooms.media_hook(minted).await.unwrap();
     assert_eq!(w.rooms.list_streams(&rotated, room()).await.unwrap().len(), 1, "the rotated secret still signs");
+}
+
+#[tokio::test]
+async fn a_publisher_the_media_server_stopped_reporting_is_replaced_after_90_s_and_a_reporting_one_never() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    let first = hook_publish(&mint(&w, &app, "u1", "{}").await.url, "1");
+    w.rooms.media_hook(first.clone()).await.unwrap();
+    let second = hook_publish(&mint(&w, &app, "u1", r#"{"ttl_seconds":3600}"#).await.url, "2");
+    for _ in 0..4 {
+        w.clock.advance(Duration::from_secs(30));
+        w.rooms.media_hook(hook_update(&first, "1")).await.unwrap();
+        assert_eq!(refused_field(w.rooms.media_hook(second.clone()).await), "user_id", "a reporting session stays");
+    }
+    assert_eq!(refused_field(w.rooms.media_hook(hook_update(&first, "2")).await), "clientid", "not its stream");
+
+    // The media server dies: no update, no publish_done.
+    w.clock.advance(Duration::from_secs(89));
+    assert_eq!(refused_field(w.rooms.media_hook(second.clone()).await), "user_id", "89 s of silence");
+    w.clock.advance(Duration::from_secs(1));
+    w.rooms.media_hook(second.clone()).await.unwrap();
+    let now_in = w.rooms.get_stream(&app, room(), user("u1"), CAMERA).await.unwrap();
+    assert_eq!(now_in.media_session, Some(MediaSession::parse("2").unwrap()));
+
+    assert_eq!(refused_field(w.rooms.media_hook(hook_update(&first, "1")).await), "clientid", "the old session");
+    w.rooms.media_hook(hook_done(&first, "1")).await.unwrap();
+    assert_eq!(w.rooms.list_streams(&app, room()).await.unwrap().len(), 1, "its publish_done removes nothing");
+}
+
+#[tokio::test]
+async fn a_stream_the_api_registered_is_never_replaced_by_a_publish() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    w.join(&app, "u1").await;
+    w.clock.advance(Duration::from_secs(3600));
+    let publish = hook_publish(&mint(&w, &app, "u1", "{}").await.url, "1");
+    assert_eq!(refused_field(w.rooms.media_hook(publish).await), "user_id");
 }
 
 #[tokio::test]
