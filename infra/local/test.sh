@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Every test, as `make test` runs them: the lints and the offline tier with nothing started,
 # then the end-to-end tier in three local stacks (stack.py supervises every process): the API
-# and media tests with no worker running, so jobs stay as the API left them, and at the same
-# time the takeover tests in a stack of their own, whose own workers must find no other
-# suite's jobs; then the worker and callback tests with a real roomrec-worker and callback
-# deliverer beside the stack.
+# and media tests with no worker running, so jobs stay as the API left them, then the worker
+# and callback tests with a real roomrec-worker and callback deliverer beside the stack; all
+# the while the takeover tests in a stack of their own, whose own workers must find no other
+# suite's jobs.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -24,26 +24,25 @@ bash infra/check-tls-stack.sh
 cargo test --workspace --no-fail-fast
 
 # The end-to-end test binaries, built once before any stack starts, so the phases below
-# (two of them at once) never wait on each other's build.
+# (two stacks at once) never wait on each other's build.
 cargo test --no-run -p roomrec-testkit --features e2e
 cargo test --no-run -p roomrec-media --features e2e --test recorder --test mix
 cargo test --no-run -p roomrec-tests --features e2e \
   --test e2e --test callback_processes --test takeover --test worker --test callbacks
 
 # The takeover tests mostly wait (for leases to lapse, for the next worker's first file), so
-# their stack runs beside the API stack; their output follows the API phase's.
+# their stack runs beside the other two, which run one after the other; their output follows.
 takeover_log=$(mktemp)
 "${stack[@]}" -- bash infra/local/e2e.sh takeover >"$takeover_log" 2>&1 &
 takeover=$!
-api_status=0
+api_status=0 worker_status=0 takeover_status=0
 "${stack[@]}" -- bash infra/local/e2e.sh api || api_status=$?
-takeover_status=0
+"${stack[@]}" --with worker,deliverer,sweeper -- bash infra/local/e2e.sh worker || worker_status=$?
 wait "$takeover" || takeover_status=$?
-echo "---- takeover phase (ran beside the API phase; exit $takeover_status) ----"
+echo "---- takeover phase (ran beside the others; exit $takeover_status) ----"
 cat "$takeover_log"
 rm -f "$takeover_log"
-if [ "$api_status" -ne 0 ] || [ "$takeover_status" -ne 0 ]; then
-  echo "end-to-end: api phase exit $api_status, takeover phase exit $takeover_status" >&2
+if [ "$api_status" -ne 0 ] || [ "$worker_status" -ne 0 ] || [ "$takeover_status" -ne 0 ]; then
+  echo "end-to-end: api phase exit $api_status, worker phase exit $worker_status, takeover phase exit $takeover_status" >&2
   exit 1
 fi
-"${stack[@]}" --with worker,deliverer,sweeper -- bash infra/local/e2e.sh worker
