@@ -126,6 +126,15 @@ pub(crate) fn backend<E: std::error::Error + Send + Sync + 'static>(err: E) -> S
 }
 
 /// Maps a failed conditional write to `Conflict`, anything else to `Backend`.
+/// Whether a conditional write was made: `false` where its condition did not hold.
+pub(crate) fn made<T>(written: Result<T, StoreError>) -> Result<bool, StoreError> {
+    match written {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(err) => Err(err),
+    }
+}
+
 pub(crate) fn write_error<E, R>(err: SdkError<E, R>, is_condition: impl Fn(&E) -> bool) -> StoreError
 where
     E: std::error::Error + Send + Sync + 'static,
@@ -336,11 +345,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
-        match written {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(err) => Err(err),
-        }
+        made(written)
     }
 
     /// Deletes an item if `condition` (over one value, `name`) holds; `false` if it did not.
@@ -361,11 +366,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
-        match deleted {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(err) => Err(err),
-        }
+        made(deleted)
     }
 
     /// Replaces an item only if one with the key attribute `key_attr` is there; `false` if not.
@@ -380,11 +381,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
-        match written {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(err) => Err(err),
-        }
+        made(written)
     }
 
     /// Every item (of the table or `index`) whose partition key `pk_name` is `pk`, following
@@ -643,11 +640,7 @@ impl RoomStore for DynamoStore {
             .send()
             .await
             .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
-        match touched {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(err) => Err(err),
-        }
+        made(touched)
     }
 
     async fn delete_session_stream(

@@ -8,7 +8,7 @@ use roomrec_domain::ids::{AppId, RuleId};
 use roomrec_domain::ports::{RuleStore, StoreError};
 use roomrec_domain::rule::RecordRule;
 
-use super::{doc, item, key, s, write_error, DynamoStore, Item};
+use super::{doc, item, key, made, s, write_error, DynamoStore, Item};
 
 /// The sort key of an app's rule (no rule id contains '#').
 const APP_RULE: &str = "#rule";
@@ -45,11 +45,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| write_error(e, |e| e.is_conditional_check_failed_exception()));
-        match written {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(err) => Err(err),
-        }
+        made(written)
     }
 }
 
