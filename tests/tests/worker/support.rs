@@ -153,10 +153,15 @@ pub fn duration(probe: &Value) -> f64 {
     probe["format"]["duration"].as_str().unwrap().parse().unwrap()
 }
 
-/// Decodes every frame of `path` (fails on corrupt data).
+/// Decodes every frame of `path` (fails on corrupt data). An HLS segment is read as MPEG-TS,
+/// as a player reads it from the playlist: ffmpeg's format probe takes a segment of a few
+/// packets (the last one, when a stop follows a keyframe closely) for MPEG audio.
 pub fn decodes(path: &Path) -> bool {
+    let container: &[&str] = if path.extension().is_some_and(|e| e == "ts") { &["-f", "mpegts"] } else { &[] };
     std::process::Command::new("ffmpeg")
-        .args(["-v", "error", "-xerror", "-i"])
+        .args(["-v", "error", "-xerror"])
+        .args(container)
+        .arg("-i")
         .arg(path)
         .args(["-f", "null", "-"])
         .status()
