@@ -322,7 +322,7 @@ impl Rooms {
                 if let Some(current) = current {
                     (stream.join_time, stream.join_seq) = (current.join_time, current.join_seq);
                     // A hook-registered publisher still publishing: its publish_done removes it.
-                    stream.media_session = current.media_session;
+                    (stream.media_session, stream.media_seen) = (current.media_session, current.media_seen);
                 }
                 if !self.ports.rooms.update_stream(app_id, &stream).await? {
                     return Err(UseCaseError::not_found("user_id", "stream"));
