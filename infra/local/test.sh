@@ -10,6 +10,15 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
 stack=(.venv/bin/python infra/local/stack.py run)
 
+# Runs a phase and says how long it took (README: make test's time, phase by phase).
+timed() {
+  local name=$1 start=$SECONDS status=0
+  shift
+  "$@" || status=$?
+  echo "make test: $name took $((SECONDS - start)) s (exit $status)"
+  return "$status"
+}
+
 # No module of functions/ or worker/ imports one that imports it back.
 python3 infra/check-module-cycles.py
 # The one deployable template: cfn-lint, SAM's own lint (offline: no region or credentials),
@@ -21,23 +30,27 @@ echo "template.yaml: cfn-lint, sam validate --lint and the worker's environment 
 # One TLS stack (rustls on aws-lc-rs) for the AWS SDK and reqwest alike.
 bash infra/check-tls-stack.sh
 # The offline tier: what `cargo test --workspace` runs with nothing started.
-cargo test --workspace --no-fail-fast
+timed "the offline tier (with its build)" cargo test --workspace --no-fail-fast
 
 # The end-to-end test binaries, built once before any stack starts, so the phases below
 # (two stacks at once) never wait on each other's build.
-cargo test --no-run -p roomrec-testkit --features e2e
-cargo test --no-run -p roomrec-media --features e2e --test recorder --test mix
-cargo test --no-run -p roomrec-tests --features e2e \
-  --test e2e --test callback_processes --test takeover --test worker --test callbacks
+build_e2e() {
+  cargo test --no-run -p roomrec-testkit --features e2e &&
+    cargo test --no-run -p roomrec-media --features e2e --test recorder --test mix &&
+    cargo test --no-run -p roomrec-tests --features e2e \
+      --test e2e --test callback_processes --test takeover --test worker --test callbacks
+}
+timed "the end-to-end build" build_e2e
 
 # The takeover tests mostly wait (for leases to lapse, for the next worker's first file), so
 # their stack runs beside the other two, which run one after the other; their output follows.
 takeover_log=$(mktemp)
-"${stack[@]}" -- bash infra/local/e2e.sh takeover >"$takeover_log" 2>&1 &
+timed "the takeover phase" "${stack[@]}" -- bash infra/local/e2e.sh takeover >"$takeover_log" 2>&1 &
 takeover=$!
 api_status=0 worker_status=0 takeover_status=0
-"${stack[@]}" -- bash infra/local/e2e.sh api || api_status=$?
-"${stack[@]}" --with worker,deliverer,sweeper -- bash infra/local/e2e.sh worker || worker_status=$?
+timed "the API phase" "${stack[@]}" -- bash infra/local/e2e.sh api || api_status=$?
+timed "the worker phase" "${stack[@]}" --with worker,deliverer,sweeper -- bash infra/local/e2e.sh worker ||
+  worker_status=$?
 wait "$takeover" || takeover_status=$?
 echo "---- takeover phase (ran beside the others; exit $takeover_status) ----"
 cat "$takeover_log"
