@@ -166,7 +166,9 @@ async fn record_through(fault: Fault, tag: String) -> Row {
     let receiver_addr: SocketAddr =
         receiver.url().trim_start_matches("http://").split('/').next().unwrap().parse().unwrap();
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
-    let callback = json!({ "url": receiver.url(), "auth_key": AUTH_KEY });
+    // Every event, the opt-in failure event too: a failed recording's callback must arrive.
+    let events = ["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE", "CLOUD_RECORD_OVER", "CLOUD_RECORD_FAILED"];
+    let callback = json!({ "url": receiver.url(), "auth_key": AUTH_KEY, "notify_event_subscription": events });
     setup.api.set_callback(&setup.app, &callback).await.unwrap();
     let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto()).await.unwrap();
     let mut publisher = publish_with(&setup.publish_url("room", tag).await, 300, "640x360", &[]);
