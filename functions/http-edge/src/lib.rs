@@ -1,5 +1,6 @@
-//! The HTTP edge every API function shares: authentication (HTTP Basic or `X-Auth-Token`), JSON bodies parsed with the
-//! failing field named, path and query helpers, and one mapping from errors to responses.
+//! The HTTP edge every API function shares: authentication (HTTP Basic or `X-Auth-Token`),
+//! JSON bodies parsed with the failing field named, path and query helpers, and one mapping
+//! from errors to responses.
 //!
 //! A handler is `route key → use case`: [`serve`] authenticates, runs it, and turns its
 //! `Result` into a response, so handlers never build error bodies themselves. [`logged`]
