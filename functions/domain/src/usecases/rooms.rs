@@ -223,6 +223,23 @@ impl Rooms {
     /// registered it.
     pub async fn media_hook(&self, event: PublishEvent) -> Result<(), UseCaseError> {
         let PublishEvent { app_id, room_id, user_id, video_type: keyed, session, call } = event;
+        // Every live publisher's, every 30 s: it needs no app read, and no store failure may
+        // answer it non-2xx, which would disconnect the publisher.
+        if let PublishCall::Update = call {
+            let now = self.ports.clock.timestamp();
+            return match self.ports.rooms.touch_session_stream(&app_id, &room_id, &user_id, keyed, &session, now).await
+            {
+                Ok(true) => Ok(()),
+                Ok(false) => Err(UseCaseError::Conflict(format!(
+                    "clientid: this connection's {} is not in the room (removed, or replaced once silent)",
+                    keyed.as_str()
+                ))),
+                Err(err) => {
+                    tracing::warn!(%app_id, error = %err, "a publisher's update was not recorded");
+                    Ok(())
+                }
+            };
+        }
         let Some(app) = self.ports.apps.find_app(&app_id).await? else {
             return Err(UseCaseError::not_found("app_id", "app"));
         };
@@ -255,21 +272,7 @@ impl Rooms {
                     Err(err) => return Err(err.into()),
                 }
             }
-            PublishCall::Update => {
-                let now = self.ports.clock.timestamp();
-                match self.ports.rooms.touch_session_stream(&app_id, &room_id, &user_id, keyed, &session, now).await {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        return Err(UseCaseError::Conflict(format!(
-                            "clientid: this connection's {} is not in the room (removed, or replaced once silent)",
-                            keyed.as_str()
-                        )))
-                    }
-                    // Refusing would disconnect the publisher: a store failing for a moment
-                    // must not end every live stream.
-                    Err(err) => tracing::warn!(%app_id, error = %err, "a publisher's update was not recorded"),
-                }
-            }
+            PublishCall::Update => {} // answered above
             PublishCall::PublishDone => {
                 if self.ports.rooms.delete_session_stream(&app_id, &room_id, &user_id, keyed, &session).await? {
                     self.leave(&app_id, &room_id).await;
