@@ -1,5 +1,5 @@
 //! The routes both job collections share (`individual-stream-jobs`, `mix-stream-jobs`):
-//! list, get, stop, and the job's events. Each job function adds its own create (and the mix
+//! list, get, stop, pause, resume, and the job's events. Each job function adds its own create (and the mix
 //! its layout update) and hands every other route here.
 
 use lambda_http::Request;
@@ -20,6 +20,8 @@ pub async fn job_routes(jobs: &Jobs, events: &JobEvents, kind: JobKind, app: &Ow
         ("GET", "") => job_list(jobs.list(app, &job_filter(req, kind)?, &job_page(req)?).await?),
         ("GET", "/{job_id}") => json(200, &jobs.get(app, kind, path(req, "job_id")?).await?),
         ("POST", "/{job_id}/stop") => json(200, &jobs.stop(app, kind, path(req, "job_id")?).await?),
+        ("POST", "/{job_id}/pause") => json(200, &jobs.pause(app, kind, path(req, "job_id")?).await?),
+        ("POST", "/{job_id}/resume") => json(200, &jobs.resume(app, kind, path(req, "job_id")?).await?),
         ("GET", "/{job_id}/events") => {
             let job_id = path(req, "job_id")?;
             let listed = events.list(app, kind, job_id).await?;
