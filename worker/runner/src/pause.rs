@@ -62,8 +62,8 @@ mod tests {
             "room_id": "r1", "user_id": "u1",
             "record_param": { "record_rule_id": "0123456789abcdef0123456789abcdef" },
         });
-        let mut job = Job::individual(AppId::generate(random()), serde_json::from_value(body).unwrap(), random(), now());
-        let mut job = job.unwrap();
+        let request = serde_json::from_value(body).unwrap();
+        let mut job = Job::individual(AppId::generate(random()), request, random(), now()).unwrap();
         job.paused = paused;
         job
     }
