@@ -6,7 +6,7 @@ use std::time::Duration;
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::RecordEvent;
 use roomrec_testkit::receiver::Receiver;
-use roomrec_tests::publish;
+use roomrec_tests::{publish, publish_colour};
 use serde_json::{json, Value};
 
 use crate::support::{decodes, download, duration, final_events, objects, probe, wait_for_events, Setup};
@@ -113,4 +113,41 @@ async fn a_paused_individual_job_records_one_mp4_without_the_pause_and_tells_an_
         got.iter().map(|r| r.json()["event_type"].as_str().unwrap_or_default().to_owned()).collect();
     assert_eq!(kinds, events, "{got:?}");
     assert!(got.iter().all(|r| r.json()["job_id"] == job.as_str()));
+}
+
+#[tokio::test]
+async fn a_paused_mix_job_leaves_the_pause_out_of_its_one_mp4() {
+    let setup = Setup::for_mix(&["MP4"], json!({}), json!({})).await;
+    let mut alice = publish_colour(&setup.publish_url("pausedmix", "alice").await, 60, "0xE03030", 440);
+    setup.wait_for_roster("pausedmix", &["alice"]).await;
+    let mix = json!({ "room_id": "pausedmix", "encode_template": "640x360_15_500", "max_idle_time": 30 });
+    let job = setup.start_mix(mix).await;
+    setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    setup.set_paused(&job, true).await;
+    wait_for_events(&job, EventType::RecordPaused, 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(PAUSE).await;
+    setup.set_paused(&job, false).await;
+    wait_for_events(&job, EventType::RecordResumed, 1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    setup.stop(&job).await;
+    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    alice.kill().await.ok();
+
+    let stored = objects(&setup.bucket, &setup.prefix).await;
+    let mp4s: Vec<&(String, u64)> = stored.iter().filter(|(k, _)| k.ends_with(".mp4")).collect();
+    assert_eq!(mp4s.len(), 1, "{stored:?}");
+    let held = held_seconds(&final_events(&job).await);
+    let file = &stopped["record_files"].as_array().unwrap()[0];
+    let wall = seconds_between(&file["start_time"], &file["end_time"]);
+    let dir = std::env::temp_dir().join(format!("roomrec-test-{job}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mp4 = download(&setup.bucket, &mp4s[0].0, &dir).await;
+    let played = duration(&probe(&mp4));
+    assert!(decodes(&mp4), "the MP4 does not decode");
+    assert!((played - (wall - held)).abs() <= 1.5, "MP4 of {played} s; {wall} s of wall time less {held} s paused");
+    let record_duration = file["record_duration"].as_f64().unwrap();
+    assert!((record_duration - played).abs() <= 0.5, "record_duration {record_duration} s, plays {played} s");
+    std::fs::remove_dir_all(&dir).ok();
 }
