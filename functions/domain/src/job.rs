@@ -194,6 +194,9 @@ pub struct RecordFile {
     pub record_duration: f64,
     pub start_time: Timestamp,
     pub end_time: Timestamp,
+    /// The file's timeline sidecar (`<obs_object>.timeline.json`), when stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_object: Option<String>,
 }
 
 /// A recording job as stored and returned.

@@ -16,6 +16,7 @@ mod pull;
 mod room;
 mod seating;
 mod sound;
+mod speakers;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
@@ -23,11 +24,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::mux::{micros, Reporter};
 use crate::outputs::Outputs;
 use crate::recorder::init_ffmpeg;
-use crate::{Canvas, MediaError, MixCommand, MixSpec, Output};
+use crate::{Canvas, Mark, MediaError, MixCommand, MixSpec, Output};
 use encode::Encoders;
 use feed::{Clock, JITTER_BUFFER};
 use room::Room;
 use sound::{Limiter, FRAME_SAMPLES, SAMPLE_RATE};
+use speakers::{Meter, Speakers};
 
 /// `Output::Alive` is sent at most this often while any participant sends media.
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
@@ -36,6 +38,8 @@ const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
 /// Behind the clock by more than this, video frames are skipped (sound never is) until the
 /// mixer has caught up.
 const MAX_LAG: Duration = Duration::from_millis(500);
+/// The length of one AAC frame of the mix.
+const SOUND_FRAME: Duration = Duration::from_nanos(FRAME_SAMPLES as u64 * 1_000_000_000 / SAMPLE_RATE as u64);
 
 /// Records a room's mix until stopped.
 #[derive(Debug)]
@@ -91,6 +95,7 @@ struct Session {
     next_frame: i64,
     next_sound_frame: u64,
     sound: Mixdown,
+    speakers: Speakers,
     last_alive: Option<Instant>,
 }
 
@@ -109,6 +114,7 @@ impl Session {
             next_frame: 0,
             next_sound_frame: 0,
             sound: Mixdown::new(),
+            speakers: Speakers::default(),
             last_alive: None,
         })
     }
@@ -149,6 +155,10 @@ impl Session {
                     }
                 }
             }
+            // What changed shows from this frame on.
+            for mark in self.room.take_marks() {
+                outputs.mark_at(tick_us, mark);
+            }
             self.tick(tick_us, outputs, report)?;
             self.report_alive(report)?;
         }
@@ -178,6 +188,10 @@ impl Session {
             let position = self.next_sound_frame * FRAME_SAMPLES as u64;
             let (left, right) = self.sound.mix(&self.room, position);
             self.encoders.audio(left, right, outputs, report)?;
+            let at_us = sound_time_us(self.next_sound_frame);
+            if let Some((since_us, speaker)) = self.speakers.observe(at_us, SOUND_FRAME, self.sound.meter.levels()) {
+                outputs.mark_at(since_us, Mark::Speaker(speaker));
+            }
             self.next_sound_frame += 1;
         }
         Ok(())
@@ -213,18 +227,25 @@ struct Mixdown {
     left: Vec<f32>,
     right: Vec<f32>,
     limiter: Limiter,
+    /// Each participant's level in the last frame.
+    meter: Meter,
 }
 
 impl Mixdown {
     fn new() -> Self {
-        Self { left: vec![0.0; FRAME_SAMPLES], right: vec![0.0; FRAME_SAMPLES], limiter: Limiter::new(SAMPLE_RATE) }
+        Self {
+            left: vec![0.0; FRAME_SAMPLES],
+            right: vec![0.0; FRAME_SAMPLES],
+            limiter: Limiter::new(SAMPLE_RATE),
+            meter: Meter::default(),
+        }
     }
 
     /// The mixed frame of sound starting at output sample `position`.
     fn mix(&mut self, room: &Room, position: u64) -> (&[f32], &[f32]) {
         self.left.fill(0.0);
         self.right.fill(0.0);
-        room.play_into(position, &mut self.left, &mut self.right);
+        room.play_into(position, &mut self.left, &mut self.right, &mut self.meter);
         self.limiter.process(&mut self.left, &mut self.right);
         (&self.left, &self.right)
     }

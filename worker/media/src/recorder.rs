@@ -16,7 +16,7 @@ use crate::mux::Reporter;
 use crate::outputs::Outputs;
 use crate::pipeline::Pipeline;
 use crate::timeline::Link;
-use crate::{Command, InputSpec, MediaError, Output, RecordSpec};
+use crate::{Command, InputSpec, Mark, MediaError, Output, RecordSpec};
 
 /// `Output::Alive` is sent at most this often while packets arrive.
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
@@ -91,15 +91,21 @@ impl Recorder {
     ) -> Result<SystemTime, MediaError> {
         let mut pause = Pause { since: SystemTime::now(), at: Instant::now(), announced: false };
         let mut next_attempt = Instant::now();
+        // Whether media came before: then a connection is the source coming back.
+        let mut came_before = false;
         loop {
             let Some(connection) = self.reconnect(url, commands, report, outputs, &mut pause, next_attempt)? else {
                 return Ok(pause.since);
             };
-            outputs.resume(connection.pipeline.tracks(), pause.at.elapsed(), pause.since, report)?;
+            let away = pause.at.elapsed();
+            outputs.resume(connection.pipeline.tracks(), away, pause.since, report)?;
+            // A file still open has a gap here; a file opened next starts with the join.
+            outputs.mark(if came_before { Mark::Gap { away } } else { Mark::Join(None) });
             match self.stream(connection, commands, report, outputs)? {
                 Ended::Stopped => return Ok(SystemTime::now()),
                 Ended::Lost { reason, last_media: Some((since, at)) } => {
                     tracing::info!(%reason, "the source stopped");
+                    came_before = true;
                     report.send(Output::Waiting { since, reason })?;
                     pause = Pause { since, at, announced: true };
                     next_attempt = Instant::now() + self.input.retry_interval;

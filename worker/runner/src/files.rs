@@ -8,13 +8,13 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
-use roomrec_domain::job::RecordFile;
+use roomrec_domain::job::{JobSpec, RecordFile};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::naming::{file_keys, FileKeys};
 use roomrec_domain::record::{JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
-use roomrec_media::{Format, Output};
+use roomrec_media::{FileTimeline, Format, Output};
 
 use crate::context::{Ctx, JobWriteError};
 use crate::spool::Backlog;
@@ -39,6 +39,8 @@ struct OpenFile {
     width: u32,
     height: u32,
     upload: Upload,
+    /// The file's timeline, once the recorder sent it (just before the file closes).
+    timeline: Option<FileTimeline>,
 }
 
 enum Upload {
@@ -84,6 +86,7 @@ impl OpenFiles {
             obs_location: ctx.location(region),
             obs_bucket: bucket.clone(),
             obs_object: key,
+            timeline_object: None,
         }
     }
 
@@ -102,7 +105,7 @@ impl OpenFiles {
                     }
                 };
                 tracing::info!(key = keys.main(format), "file started");
-                let opened = OpenFile { keys, started, width, height, upload };
+                let opened = OpenFile { keys, started, width, height, upload, timeline: None };
                 let facts = self.facts(ctx, &opened, format);
                 let tracked = OpenUpload {
                     record_format: format,
@@ -167,6 +170,11 @@ impl OpenFiles {
                     }
                 }
             }
+            Output::Timeline { format, file, timeline } => {
+                if let Some(open) = self.open.get_mut(&(record_format(format), file)) {
+                    open.timeline = Some(timeline);
+                }
+            }
             Output::FileClosed { format, file, duration, ended_at } => {
                 let format = record_format(format);
                 let Some(mut open) = self.open.remove(&(format, file)) else { return Ok(()) };
@@ -201,6 +209,11 @@ impl OpenFiles {
         facts.file_size = Some(size);
         facts.record_duration = Some(duration.as_secs_f64().round() as u64);
         facts.end_time = Some(Timestamp::from(ended));
+        if let Some(timeline) = &open.timeline {
+            let (blobs, bucket) = (self.storage.blobs.as_ref(), &facts.obs_bucket);
+            let mix = matches!(job.job.spec, JobSpec::Mix { .. });
+            facts.timeline_object = crate::sidecar::store(blobs, bucket, &facts.obs_object, timeline, mix).await;
+        }
         let record = RecordFile {
             record_format: format,
             obs_bucket: facts.obs_bucket.clone(),
@@ -209,6 +222,7 @@ impl OpenFiles {
             record_duration: duration.as_secs_f64(),
             start_time: facts.start_time,
             end_time: Timestamp::from(ended),
+            timeline_object: facts.timeline_object.clone(),
         };
         let updated = ctx
             .update_upload(job, held, &record.obs_object, |j| {

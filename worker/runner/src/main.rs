@@ -11,6 +11,7 @@ mod mix;
 mod protection;
 mod reach;
 mod recovery;
+mod sidecar;
 mod spec;
 mod spool;
 mod storage;
