@@ -11,4 +11,5 @@ mod grid;
 mod images;
 mod screen_share;
 mod seats;
+mod speakers;
 mod support;
