@@ -30,7 +30,8 @@ enum HlsState {
 struct HlsFile {
     index: u32,
     times: FileTimes,
-    marks: FileMarks,
+    /// Boxed: the open state would dwarf the idle one.
+    marks: Box<FileMarks>,
     next_seq: u32,
     segment: SegmentState,
 }
@@ -93,7 +94,7 @@ impl HlsWriter {
                 })?;
                 let segment = SegmentState::Between { discontinuity: false };
                 let times = FileTimes::starting_at(timed);
-                let marks = self.log.borrow().open_file(times.origin_us());
+                let marks = Box::new(self.log.borrow().open_file(times.origin_us()));
                 self.state = HlsState::Open(HlsFile { index, times, marks, next_seq: 0, segment });
             }
             if let HlsState::Open(file) = &mut self.state {

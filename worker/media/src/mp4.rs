@@ -35,7 +35,8 @@ struct Mp4File {
     path: PathBuf,
     muxer: Muxer,
     times: FileTimes,
-    marks: FileMarks,
+    /// Boxed: the open state would dwarf the idle one.
+    marks: Box<FileMarks>,
     /// Bytes already announced in `Output::Mp4Progress`.
     reported: u64,
 }
@@ -103,7 +104,7 @@ impl Mp4Writer {
             height,
         })?;
         let times = FileTimes::starting_at(first);
-        let marks = self.log.borrow().open_file(times.origin_us());
+        let marks = Box::new(self.log.borrow().open_file(times.origin_us()));
         let mut file = Mp4File { index, path, muxer, times, marks, reported: 0 };
         file.report_progress(report)?;
         self.state = Mp4State::Open(file);

@@ -138,8 +138,11 @@ mod tests {
         10f32.powf(dbfs / 10.0)
     }
 
-    /// Runs `script` (from ms, to ms, levels by user) frame by frame; the changes, in ms.
-    fn changes(script: &[(u32, u32, &[(&str, f32)])]) -> Vec<(i64, Option<String>)> {
+    /// From ms, to ms, and each user's level (dBFS) meanwhile.
+    type Stretch<'a> = (u32, u32, &'a [(&'a str, f32)]);
+
+    /// Runs `script` frame by frame; the changes, in ms.
+    fn changes(script: &[Stretch]) -> Vec<(i64, Option<String>)> {
         let mut speakers = Speakers::default();
         let mut found = Vec::new();
         let mut at_us = 0i64;
@@ -195,7 +198,7 @@ mod tests {
 
     #[test]
     fn pauses_between_words_shorter_than_the_hold_keep_the_speaker() {
-        let mut script: Vec<(u32, u32, &[(&str, f32)])> = Vec::new();
+        let mut script: Vec<Stretch> = Vec::new();
         for second in 0..5 {
             script.push((second * 1000, second * 1000 + 800, &[("a", -20.0)]));
             script.push((second * 1000 + 800, second * 1000 + 1000, &[("a", -90.0)]));
