@@ -9,7 +9,7 @@ use roomrec_domain::event::{FileFacts, RecordEvent};
 use roomrec_tests::{publish, publish_colour};
 use serde_json::{json, Value};
 
-use crate::support::{final_events, s3, Setup};
+use crate::support::{final_events, json_object, s3, Setup};
 
 /// The object at `key`, as text.
 async fn text(bucket: &str, key: &str) -> String {
@@ -32,7 +32,7 @@ async fn timeline_of(setup: &Setup, job: &str, facts: &FileFacts) -> Value {
     let view = setup.job(job).await;
     let files = view["record_files"].as_array().cloned().unwrap_or_default();
     assert!(files.iter().any(|f| f["timeline_object"] == key), "the job's files name it too: {view}");
-    let timeline: Value = serde_json::from_str(&text(&setup.bucket, key).await).expect("JSON");
+    let timeline = json_object(&setup.bucket, key).await;
     assert_eq!(timeline["version"], 1);
     assert_eq!(timeline["object"], facts.obs_object.as_str());
     timeline

@@ -120,7 +120,8 @@ pub enum Output {
     /// The fragmented MP4 file `path` has grown to `bytes`, ending on a fragment boundary:
     /// every byte up to there is final and may be uploaded.
     Mp4Progress { file: u32, path: PathBuf, bytes: u64 },
-    /// The timeline of a recording file, sent just before its `FileClosed`.
+    /// The timeline of a recording file so far: sent every 10 s of media while it records,
+    /// and complete just before its `FileClosed`.
     Timeline { format: Format, file: u32, timeline: FileTimeline },
     /// A recording file ended; `duration` is its media duration.
     FileClosed { format: Format, file: u32, duration: Duration, ended_at: SystemTime },

@@ -71,6 +71,12 @@ impl Mp4Writer {
             if let Mp4State::Idle = self.state {
                 self.open(timed, tracks, report)?;
             }
+            if let Mp4State::Open(file) = &mut self.state {
+                if file.marks.snapshot_due(file.times.since_start_us(timed.dts_us)) {
+                    let timeline = self.log.borrow().timeline(&file.marks, file.times.duration());
+                    report.send(Output::Timeline { format: Format::Mp4, file: file.index, timeline })?;
+                }
+            }
         }
         // Before the first cut there is no file: the packet could not start one.
         let Mp4State::Open(file) = &mut self.state else { return Ok(()) };

@@ -65,6 +65,10 @@ impl Mark {
     }
 }
 
+/// An open file's timeline is sent again after this much more media (in µs), so a worker
+/// that dies leaves a recent one in storage.
+const SNAPSHOT_EVERY_US: i64 = 10_000_000;
+
 /// A recording's marks, shared by its writers on one thread.
 pub(crate) type Log = Rc<RefCell<MarkLog>>;
 
@@ -100,7 +104,7 @@ impl MarkLog {
         let joins = self.present.iter().cloned().map(Mark::Join);
         let states = [&self.layout, &self.pinned, &self.speaker].into_iter().flatten().cloned();
         let opening = joins.chain(states).filter(Mark::standing).collect();
-        FileMarks { from: self.marks.len(), origin_us, started_at: SystemTime::now(), opening }
+        FileMarks { from: self.marks.len(), origin_us, started_at: SystemTime::now(), opening, snapshot_us: 0 }
     }
 
     /// The timeline of the file `file`, which holds `duration` of media.
@@ -126,6 +130,19 @@ pub(crate) struct FileMarks {
     origin_us: i64,
     started_at: SystemTime,
     opening: Vec<Mark>,
+    /// Where in the file its timeline was last sent, in µs.
+    snapshot_us: i64,
+}
+
+impl FileMarks {
+    /// Whether the file's timeline is due to be sent again, `at_us` into the file.
+    pub(crate) fn snapshot_due(&mut self, at_us: i64) -> bool {
+        let due = at_us.saturating_sub(self.snapshot_us) >= SNAPSHOT_EVERY_US;
+        if due {
+            self.snapshot_us = at_us;
+        }
+        due
+    }
 }
 
 /// One file's timeline: its marks at media times since its first frame.

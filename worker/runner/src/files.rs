@@ -14,7 +14,7 @@ use roomrec_domain::naming::{file_keys, FileKeys};
 use roomrec_domain::record::{JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
-use roomrec_media::{FileTimeline, Format, Output};
+use roomrec_media::{Format, Output};
 
 use crate::context::{Ctx, JobWriteError};
 use crate::spool::Backlog;
@@ -39,8 +39,8 @@ struct OpenFile {
     width: u32,
     height: u32,
     upload: Upload,
-    /// The file's timeline, once the recorder sent it (just before the file closes).
-    timeline: Option<FileTimeline>,
+    /// Where the file's timeline sidecar was last stored.
+    timeline_object: Option<String>,
 }
 
 enum Upload {
@@ -105,7 +105,7 @@ impl OpenFiles {
                     }
                 };
                 tracing::info!(key = keys.main(format), "file started");
-                let opened = OpenFile { keys, started, width, height, upload, timeline: None };
+                let opened = OpenFile { keys, started, width, height, upload, timeline_object: None };
                 let facts = self.facts(ctx, &opened, format);
                 let tracked = OpenUpload {
                     record_format: format,
@@ -171,8 +171,12 @@ impl OpenFiles {
                 }
             }
             Output::Timeline { format, file, timeline } => {
-                if let Some(open) = self.open.get_mut(&(record_format(format), file)) {
-                    open.timeline = Some(timeline);
+                let format = record_format(format);
+                if let Some(open) = self.open.get_mut(&(format, file)) {
+                    // Stored again each time: the last one, just before the file closes, is complete.
+                    let (key, mix) = (open.keys.main(format), matches!(job.job.spec, JobSpec::Mix { .. }));
+                    let stored = crate::sidecar::store(blobs.as_ref(), &bucket, &key, &timeline, mix).await;
+                    open.timeline_object = stored.or(open.timeline_object.take());
                 }
             }
             Output::FileClosed { format, file, duration, ended_at } => {
@@ -209,11 +213,7 @@ impl OpenFiles {
         facts.file_size = Some(size);
         facts.record_duration = Some(duration.as_secs_f64().round() as u64);
         facts.end_time = Some(Timestamp::from(ended));
-        if let Some(timeline) = &open.timeline {
-            let (blobs, bucket) = (self.storage.blobs.as_ref(), &facts.obs_bucket);
-            let mix = matches!(job.job.spec, JobSpec::Mix { .. });
-            facts.timeline_object = crate::sidecar::store(blobs, bucket, &facts.obs_object, timeline, mix).await;
-        }
+        facts.timeline_object = open.timeline_object.clone();
         let record = RecordFile {
             record_format: format,
             obs_bucket: facts.obs_bucket.clone(),

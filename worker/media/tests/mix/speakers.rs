@@ -42,10 +42,11 @@ fn a_then_b() -> &'static Seen {
     })
 }
 
-/// The MP4 file's timeline.
+/// The MP4 file's timeline (the last one sent is the complete one).
 fn timeline(seen: &Seen) -> &FileTimeline {
     seen.outputs
         .iter()
+        .rev()
         .find_map(|o| match o {
             Output::Timeline { format: Format::Mp4, file: 0, timeline } => Some(timeline),
             _ => None,

@@ -23,7 +23,8 @@ fn waits_after_media(seen: &[Output]) -> usize {
 
 /// The timeline entries of `format`'s file `file`: (ms, mark).
 fn timeline(recording: &Recording, format: Format, file: u32) -> Vec<(u128, Mark)> {
-    let found = recording.outputs.iter().find_map(|o| match o {
+    // The last one sent is the complete one.
+    let found = recording.outputs.iter().rev().find_map(|o| match o {
         Output::Timeline { format: f, file: n, timeline } if *f == format && *n == file => Some(timeline),
         _ => None,
     });
