@@ -15,3 +15,4 @@ mod recording;
 mod storage;
 mod streams;
 mod support;
+mod timeline;
