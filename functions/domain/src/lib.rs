@@ -19,6 +19,7 @@ pub mod metric;
 pub mod mix;
 pub mod naming;
 pub mod ports;
+pub mod preflight;
 pub mod publish;
 pub mod quota;
 pub mod reach;

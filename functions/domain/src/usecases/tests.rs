@@ -907,3 +907,6 @@ mod quotas;
 
 /// A participant's camera and screen share at once.
 mod streams;
+
+/// Preflight of a rule's bucket, the callback and a room.
+mod preflight;
