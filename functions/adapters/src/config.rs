@@ -53,6 +53,9 @@ pub mod env {
     /// Tests only: seconds a job may stay INIT before the sweeper queues it again (default
     /// 60). Never set in template.yaml.
     pub const SWEEP_INIT_GRACE_SECONDS: &str = "ROOMREC_SWEEP_INIT_GRACE_SECONDS";
+    /// The deployment's recordings bucket, where a rule without a role writes (the worker's
+    /// and the preflight's; the other functions run without it).
+    pub const RECORDINGS_BUCKET: &str = "ROOMREC_RECORDINGS_BUCKET";
 }
 
 /// Physical names of the DynamoDB tables.
@@ -90,6 +93,8 @@ pub struct Config {
     pub retry_schedule: RetrySchedule,
     /// How long a job may stay INIT before the sweeper queues it again.
     pub sweep_init_grace: std::time::Duration,
+    /// The deployment's recordings bucket ([`env::RECORDINGS_BUCKET`]), when this process uses it.
+    pub recordings_bucket: Option<String>,
 }
 
 /// A required setting is missing or unreadable.
@@ -171,6 +176,7 @@ impl Config {
                     })?)
                 }
             },
+            recordings_bucket: optional(env::RECORDINGS_BUCKET),
         })
     }
 }

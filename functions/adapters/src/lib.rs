@@ -31,8 +31,8 @@ use roomrec_domain::ports::{DeliveryQueue, EventLog};
 use roomrec_domain::retry::Backoff;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::usecases::{
-    Access, Apps, AppsPorts, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, QuotaPorts, Rooms, RoomsPorts, Rules,
-    Sweeper,
+    Access, Apps, AppsPorts, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, Preflight, PreflightPorts, QuotaPorts,
+    Rooms, RoomsPorts, Rules, Sweeper,
 };
 pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
@@ -50,6 +50,7 @@ pub struct Deps {
     pub jobs: Jobs,
     pub events: JobEvents,
     pub jocloud: Jocloud,
+    pub preflight: Preflight,
     pub config: Config,
 }
 
@@ -77,6 +78,16 @@ impl Deps {
         ));
         let notifier = Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(&config)));
         let (clock, random): (Arc<dyn Clock>, Arc<dyn Random>) = (Arc::new(SystemClock), Arc::new(OsRandom));
+        let preflight = Preflight::new(PreflightPorts {
+            rules: store.clone(),
+            callbacks: store.clone(),
+            rooms: store.clone(),
+            blobs: Arc::new(StsBlobsProvider::new(aws, Arc::new(|blobs| blobs))),
+            notifier: notifier.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+            deployment_bucket: config.recordings_bucket.clone(),
+        });
         let quotas = QuotaPorts { apps: store.clone(), quotas: store.clone(), rooms: store.clone() };
         let jobs = Jobs::new(store.clone(), store.clone(), queue, quotas, clock.clone(), random.clone());
         let jocloud = Jocloud::new(JocloudPorts {
@@ -117,6 +128,7 @@ impl Deps {
             events: JobEvents::new(jobs.clone(), events),
             jobs,
             jocloud,
+            preflight,
             config,
         })
     }

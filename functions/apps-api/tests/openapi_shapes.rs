@@ -351,6 +351,35 @@ fn example(name: &str) -> Value {
 }
 
 #[test]
+fn a_preflight_answer_with_every_kind_of_check_fits_its_schema() {
+    use roomrec_domain::failure::FailureCode;
+    use roomrec_domain::preflight::{Check, CheckStatus, PreflightView, Reason, StreamFacts};
+    use roomrec_domain::webhook::AttemptResult;
+    let streams = vec![StreamFacts {
+        user_id: "u1".into(),
+        video_type: VideoType::Camerastream,
+        has_audio: true,
+        has_video: true,
+    }];
+    let view = PreflightView {
+        preflight_id: "0123456789abcdef0123456789abcdef".into(),
+        app_id: AppId::generate(random()),
+        record_rule_id: Some(RuleId::generate(random())),
+        room_id: Some(RoomId::try_from("room001").unwrap()),
+        create_time: now(),
+        checks: vec![
+            Check::failed("bucket", Reason::Storage(FailureCode::StorageRoleRequired), None),
+            Check::callback(&AttemptResult::Answered { status: 500, retry_after: None }),
+            Check {
+                streams: Some(streams),
+                ..Check::not_ok("streams", CheckStatus::Pending, Reason::StreamsNotProbed)
+            },
+        ],
+    };
+    assert_fits("Preflight", &serde_json::to_value(&view).unwrap());
+}
+
+#[test]
 fn every_request_example_of_the_document_is_accepted_by_the_domain() {
     use roomrec_domain::app::App;
     use roomrec_domain::jocloud::{ApplyRecordRequest, RecordIdRequest, StartRecordRequest, UpdateMixRecordRequest};
@@ -381,5 +410,6 @@ fn every_request_example_of_the_document_is_accepted_by_the_domain() {
     assert_eq!(login.unwrap().key_id, "4f1c2a9b0d3e5f6a7b8c");
     let examples =
         spec()["components"]["schemas"].as_object().unwrap().values().filter(|s| s["examples"][0].is_object()).count();
-    assert_eq!(examples, 15, "a request example was added or removed: parse it here");
+    let _: roomrec_domain::preflight::PreflightRequest = parse("PreflightRequest");
+    assert_eq!(examples, 16, "a request example was added or removed: parse it here");
 }

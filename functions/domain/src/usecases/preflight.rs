@@ -53,12 +53,15 @@ impl Preflight {
     pub async fn run(&self, app: &OwnedApp, request: PreflightRequest) -> Result<PreflightView, UseCaseError> {
         let rule = self.rule(app, request.record_rule_id.as_deref()).await?;
         let preflight_id = self.ports.random.hex(PREFLIGHT_ID_HEX / 2);
-        let bucket = match &rule {
-            Some(rule) => self.bucket(rule, app.account(), &preflight_id).await,
-            None => Check::not_ok("bucket", CheckStatus::Skipped, Reason::NoRule),
+        let bucket = async {
+            match &rule {
+                Some(rule) => self.bucket(rule, app.account(), &preflight_id).await,
+                None => Check::not_ok("bucket", CheckStatus::Skipped, Reason::NoRule),
+            }
         };
-        let (callback, streams) =
-            futures::join!(self.callback(app, &preflight_id), self.streams(app, request.room_id.as_ref()));
+        // Each may wait on the tenant's side (STS and S3, the callback receiver): at once.
+        let (bucket, callback, streams) =
+            futures::join!(bucket, self.callback(app, &preflight_id), self.streams(app, request.room_id.as_ref()));
         Ok(PreflightView {
             preflight_id,
             app_id: app.id().clone(),
