@@ -23,6 +23,9 @@ pub mod env {
     /// DynamoDB table of Jocloud reservations and recordings (the API functions need it;
     /// the worker does not).
     pub const JOCLOUD_TABLE: &str = "ROOMREC_JOCLOUD_TABLE";
+    /// The per-app, per-day usage counters (metering): the worker adds to them, `GET /v2/usage`
+    /// reads them.
+    pub const USAGE_TABLE: &str = "ROOMREC_USAGE_TABLE";
     /// SQS queue URL workers take jobs from.
     pub const JOBS_QUEUE_URL: &str = "ROOMREC_JOBS_QUEUE_URL";
     /// DynamoDB table of job events (the callback outbox).
@@ -70,6 +73,8 @@ pub struct Tables {
     pub events: String,
     /// Jocloud reservations and recordings; the worker runs without it.
     pub jocloud: Option<String>,
+    /// Usage counters; processes that neither write nor read them run without it.
+    pub usage: Option<String>,
 }
 
 /// The deployment's settings.
@@ -145,6 +150,7 @@ impl Config {
                 jobs: required(env::JOBS_TABLE)?,
                 events: required(env::EVENTS_TABLE)?,
                 jocloud: optional(env::JOCLOUD_TABLE),
+                usage: optional(env::USAGE_TABLE),
             },
             jobs_queue_url: required(env::JOBS_QUEUE_URL)?,
             events_queue_url: required(env::EVENTS_QUEUE_URL)?,

@@ -31,8 +31,8 @@ use roomrec_domain::ports::{DeliveryQueue, EventLog};
 use roomrec_domain::retry::Backoff;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::usecases::{
-    Access, Apps, AppsPorts, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, Preflight, PreflightPorts, QuotaPorts,
-    Rooms, RoomsPorts, Rules, Sweeper,
+    Access, Apps, AppsPorts, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, Metering, Preflight, PreflightPorts,
+    QuotaPorts, Rooms, RoomsPorts, Rules, Sweeper,
 };
 pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
@@ -51,6 +51,7 @@ pub struct Deps {
     pub events: JobEvents,
     pub jocloud: Jocloud,
     pub preflight: Preflight,
+    pub metering: Metering,
     pub config: Config,
 }
 
@@ -118,7 +119,7 @@ impl Deps {
             rooms: Rooms::new(RoomsPorts {
                 rooms: store.clone(),
                 apps: store.clone(),
-                rules: store,
+                rules: store.clone(),
                 jobs: jobs.clone(),
                 jocloud: jocloud.clone(),
                 clock,
@@ -129,6 +130,7 @@ impl Deps {
             jobs,
             jocloud,
             preflight,
+            metering: Metering::new(store),
             config,
         })
     }

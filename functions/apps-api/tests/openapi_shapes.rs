@@ -221,6 +221,7 @@ fn events_with_and_without_a_file_and_a_delivery_log_fit_their_schema() {
         file,
         detail_message: "".into(),
         create_time: now(),
+        usage: None,
     };
     let file = FileFacts {
         download_url: Some("https://b12.s3.amazonaws.com/x.mp4?X-Amz-Signature=abc".into()),
@@ -348,6 +349,28 @@ fn the_checker_finds_a_job_of_the_other_kind_and_a_missing_field() {
 fn example(name: &str) -> Value {
     let schema = &spec()["components"]["schemas"][name];
     schema["examples"][0].clone()
+}
+
+#[test]
+fn a_stopped_job_with_its_usage_and_a_usage_summary_fit_their_schemas() {
+    use roomrec_domain::usage::{DailyUsage, RecordedSeconds, Usage, UsageRange, UsageSummary};
+    let usage = Usage {
+        recorded_seconds: RecordedSeconds { hls: 12.0, mp4: 11.5 },
+        bytes_stored: 4096,
+        cpu_seconds: 0.75,
+        mixed_pane_seconds: 0.0,
+    };
+    let mut job = stopped(individual_job(
+        json!({"room_id": "room001", "user_id": "u1", "record_param": {"record_rule_id": rule_id()}}),
+    ));
+    job.usage = Some(usage);
+    assert_fits("IndividualJob", &serde_json::to_value(&job).unwrap());
+    let mut mix = stopped(mix_job());
+    mix.usage = Some(Usage { mixed_pane_seconds: 30.0, ..usage });
+    assert_fits("MixJob", &serde_json::to_value(&mix).unwrap());
+    let range = UsageRange::parse(Some("2026-11-29"), None).unwrap();
+    let days = [DailyUsage { app_id: AppId::generate(random()), day: range.from, usage }];
+    assert_fits("UsageSummary", &serde_json::to_value(UsageSummary::of(range, &days)).unwrap());
 }
 
 #[test]

@@ -215,6 +215,10 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jocloud: Option<JocloudTag>,
     pub record_files: Option<Vec<RecordFile>>,
+    /// What the job used (metering): set when a worker's media threads end and when the
+    /// job ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Usage>,
     pub create_time: Timestamp,
     pub start_time: Timestamp,
     pub stop_time: Timestamp,
@@ -311,6 +315,7 @@ impl Job {
             stop_reason: None,
             jocloud: None,
             record_files: None,
+            usage: None,
             create_time: now,
             start_time: now,
             stop_time: Timestamp::zero(),

@@ -33,6 +33,7 @@ pub mod testing;
 pub mod time;
 pub mod token;
 pub mod url;
+pub mod usage;
 pub mod usecases;
 pub mod webhook;
 

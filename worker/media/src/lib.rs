@@ -124,6 +124,9 @@ pub enum Output {
     Alive,
     /// The input is gone or not there yet; the recorder keeps retrying. `since` is when media stopped.
     Waiting { since: SystemTime, reason: String },
+    /// What the media thread (and a mixer's input threads) spent, sent once as it ends,
+    /// before its files close: metering.
+    Spent { cpu: Duration, pane_seconds: f64 },
     /// The recorder finished (after a Stop, or a fatal error reported just before).
     Finished,
 }

@@ -179,7 +179,7 @@ impl OpenFiles {
                 };
                 self.complete(ctx, job, held, format, open, size, duration, utc(ended_at)).await?;
             }
-            Output::Alive | Output::Waiting { .. } | Output::Finished => {}
+            Output::Alive | Output::Waiting { .. } | Output::Spent { .. } | Output::Finished => {}
         }
         Ok(())
     }

@@ -376,6 +376,7 @@ fn event(job: &Job, sequence: u64) -> RecordEvent {
         file: None,
         detail_message: "TENANT_STOP".into(),
         create_time: crate::testing::now(),
+        usage: None,
     }
 }
 
