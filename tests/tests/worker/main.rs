@@ -13,3 +13,4 @@ mod recording;
 mod storage;
 mod streams;
 mod support;
+mod usage;
