@@ -247,7 +247,8 @@ impl JobRecord {
     /// Sets the job's usage: what every claim spent, and its files as they stand.
     fn meter(&mut self) {
         let spent = self.spent.values().fold(Usage::default(), |usage, spent| usage.with_spent(*spent));
-        self.job.usage = Some(spent.with_files(self.job.record_files.as_deref().unwrap_or_default()));
+        let files = self.job.record_files.iter().flatten();
+        self.job.usage = Some(spent.with_files(files.map(|f| (f.record_format, f.record_duration, f.file_size))));
     }
 }
 

@@ -7,7 +7,6 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::Invalid;
 use crate::ids::AppId;
-use crate::job::RecordFile;
 use crate::rule::RecordFormat;
 
 /// Longest range `GET /v2/usage` sums, in days (both ends included).
@@ -40,17 +39,18 @@ pub struct Spent {
 }
 
 impl Usage {
-    /// This usage with the recorded seconds and bytes of `files` (what is stored decides
-    /// them, so writing them again never counts twice).
-    pub fn with_files(self, files: &[RecordFile]) -> Self {
-        let mut recorded = RecordedSeconds::default();
-        for file in files {
-            match file.record_format {
-                RecordFormat::Hls => recorded.hls += file.record_duration,
-                RecordFormat::Mp4 => recorded.mp4 += file.record_duration,
+    /// This usage with the recorded seconds and bytes of `files` — each its format, media
+    /// seconds and size — in place of any before (what is stored decides them, so counting
+    /// the files again never counts them twice).
+    pub fn with_files(self, files: impl IntoIterator<Item = (RecordFormat, f64, u64)>) -> Self {
+        let (mut recorded, mut bytes_stored) = (RecordedSeconds::default(), 0);
+        for (format, seconds, bytes) in files {
+            match format {
+                RecordFormat::Hls => recorded.hls += seconds,
+                RecordFormat::Mp4 => recorded.mp4 += seconds,
             }
+            bytes_stored += bytes;
         }
-        let bytes_stored = files.iter().map(|f| f.file_size).sum();
         Self { recorded_seconds: recorded, bytes_stored, ..self }
     }
 
@@ -155,26 +155,13 @@ impl UsageSummary {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::testing::{now, random};
-
-    fn file(format: RecordFormat, seconds: f64, bytes: u64) -> RecordFile {
-        RecordFile {
-            record_format: format,
-            obs_bucket: "b".into(),
-            obs_object: "k".into(),
-            file_size: bytes,
-            record_duration: seconds,
-            start_time: now(),
-            end_time: now(),
-        }
-    }
+    use crate::testing::random;
 
     #[test]
     fn recorded_seconds_and_bytes_come_from_the_files_and_spent_adds_up() {
-        let files =
-            [file(RecordFormat::Hls, 10.0, 100), file(RecordFormat::Mp4, 9.5, 50), file(RecordFormat::Hls, 2.0, 7)];
+        let files = [(RecordFormat::Hls, 10.0, 100), (RecordFormat::Mp4, 9.5, 50), (RecordFormat::Hls, 2.0, 7)];
         let spent = Spent { cpu_seconds: 1.5, mixed_pane_seconds: 4.0 };
-        let usage = Usage::default().with_spent(spent).with_files(&files).with_files(&files).with_spent(spent);
+        let usage = Usage::default().with_spent(spent).with_files(files).with_files(files).with_spent(spent);
         assert_eq!(usage.recorded_seconds, RecordedSeconds { hls: 12.0, mp4: 9.5 });
         assert_eq!(usage.bytes_stored, 157, "the files decide, however often they are counted");
         assert_eq!((usage.cpu_seconds, usage.mixed_pane_seconds), (3.0, 8.0), "each holder's spending adds");
