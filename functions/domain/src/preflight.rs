@@ -30,7 +30,8 @@ pub struct PreflightRequest {
 pub enum CheckStatus {
     Ok,
     Failed,
-    /// Not finished when the answer was sent.
+    /// Not finished when the answer was sent (no check answers it yet: the streams' media
+    /// probe is to come).
     Pending,
     /// Nothing to check (no rule, no callback, no room asked for).
     Skipped,

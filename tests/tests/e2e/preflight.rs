@@ -155,7 +155,9 @@ async fn an_empty_room_says_so_and_a_live_publisher_is_listed() {
     }
     let view = preflight(&api, &app, &json!({ "room_id": "room1" })).await;
     publisher.kill().await.ok();
-    let listed = &check(&view, "streams")["streams"];
+    let streams = check(&view, "streams");
+    assert_eq!((&streams["status"], &streams["reason"]), (&json!("skipped"), &json!("STREAMS_NOT_PROBED")), "{view}");
+    let listed = &streams["streams"];
     assert_eq!(listed[0]["user_id"], "alice", "{view}");
     assert_eq!(listed[0]["video_type"], "CAMERASTREAM");
 }

@@ -146,7 +146,8 @@ impl Preflight {
         (body, headers)
     }
 
-    /// The room's roster: who publishes what. Their media is not opened here.
+    /// The room's roster: who publishes what. Their media is not opened here, so with
+    /// someone in the room the check is `skipped` (`STREAMS_NOT_PROBED`), never `ok`.
     async fn streams(&self, app: &OwnedApp, room: Option<&RoomId>) -> Result<Check, UseCaseError> {
         const NAME: &str = "streams";
         let Some(room) = room else {
@@ -165,7 +166,7 @@ impl Preflight {
                 has_video: s.has_video,
             })
             .collect();
-        Ok(Check { streams: Some(streams), ..Check::not_ok(NAME, CheckStatus::Pending, Reason::StreamsNotProbed) })
+        Ok(Check { streams: Some(streams), ..Check::not_ok(NAME, CheckStatus::Skipped, Reason::StreamsNotProbed) })
     }
 }
 

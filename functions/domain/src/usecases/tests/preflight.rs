@@ -151,6 +151,8 @@ async fn an_empty_room_fails_its_check_and_a_room_with_streams_lists_them() {
 
     w.join(&app, "u1").await;
     let busy = preflight.run(&app, request(None, Some("room001"))).await.unwrap();
-    let listed = check(&busy, "streams").streams.clone().unwrap();
+    let streams = check(&busy, "streams");
+    assert_eq!((streams.status, streams.reason), (CheckStatus::Skipped, Some("STREAMS_NOT_PROBED")));
+    let listed = streams.streams.clone().unwrap();
     assert_eq!(listed.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>(), ["u1"]);
 }
