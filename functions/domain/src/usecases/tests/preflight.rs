@@ -156,3 +156,22 @@ async fn an_empty_room_fails_its_check_and_a_room_with_streams_lists_them() {
     let listed = streams.streams.clone().unwrap();
     assert_eq!(listed.iter().map(|s| s.user_id.as_str()).collect::<Vec<_>>(), ["u1"]);
 }
+
+#[tokio::test]
+async fn a_callback_url_the_guard_refuses_fails_as_refused_and_timeouts_say_so() {
+    let w = world();
+    let (app, _) = w.app_with_rule().await;
+    w.with_callback(&app).await;
+    let answers = vec![
+        AttemptResult::Refused("resolves to 169.254.169.254".into()),
+        AttemptResult::TimedOut,
+        AttemptResult::Unreachable("tcp connect error".into()),
+    ];
+    let preflight = w.preflight_posting(Arc::default(), Arc::new(ScriptedNotifier::answering(answers)));
+    for expected in ["CALLBACK_REFUSED", "CALLBACK_TIMEOUT", "CALLBACK_UNREACHABLE"] {
+        let view = preflight.run(&app, PreflightRequest::default()).await.unwrap();
+        let callback = check(&view, "callback");
+        assert_eq!((callback.status, callback.reason), (CheckStatus::Failed, Some(expected)));
+        assert!(!callback.message.as_deref().unwrap().contains("169.254"), "no address in the answer");
+    }
+}
