@@ -5,8 +5,8 @@ tenant's own bucket (README, "Recordings in your own bucket"), for the end-to-en
   tenant_role.py NAME BUCKET EXTERNAL_ID    prints the role's ARN
 
 Runs with the stack's environment: the operator's credentials create the role; the worker's
-(ROOMREC_ROLES_FILE) say whom its trust policy names. The trust policy names the worker's role as
-a tenant would, and also its session (arn:aws:sts::…:assumed-role/ROLE/SESSION, a valid AWS
+(ROOMREC_ROLES_FILE) say whom its trust policy names. The trust policy names the worker's role and
+the preflight function's as a tenant would, and also its session (arn:aws:sts::…:assumed-role/ROLE/SESSION, a valid AWS
 principal too), because moto compares the caller's session ARN with the principal as a string.
 moto checks the principal and a StringEquals on sts:ExternalId (a wrong ExternalId is refused;
 a missing one, unlike on AWS, is not). The role's own policy allows the bucket only.
@@ -37,13 +37,17 @@ def main(argv: list[str]) -> int:
         return 2
     name, bucket, external_id = argv
     with open(os.environ["ROOMREC_ROLES_FILE"]) as f:
-        worker = json.load(f)["worker"]
-    session = client("sts", worker).get_caller_identity()["Arn"]
-    # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCOUNT:role/ROLE
-    account, role = session.split(":")[4], session.split("/")[1]
+        roles = json.load(f)
+    principals = []
+    # The worker writes the recordings; the preflight function checks the role before any does.
+    for user in ("worker", "preflight-api"):
+        session = client("sts", roles[user]).get_caller_identity()["Arn"]
+        # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCOUNT:role/ROLE
+        account, role = session.split(":")[4], session.split("/")[1]
+        principals += [f"arn:aws:iam::{account}:role/{role}", session]
     trust = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow",
-        "Principal": {"AWS": [f"arn:aws:iam::{account}:role/{role}", session]},
+        "Principal": {"AWS": principals},
         "Action": "sts:AssumeRole",
         "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
     }]}

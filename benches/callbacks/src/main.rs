@@ -153,6 +153,7 @@ async fn write_job(
             file: None,
             detail_message: format!("bench event {sequence}"),
             create_time: SystemClock.timestamp(),
+            usage: None,
         };
         log.append(&event).await.with_context(|| format!("appending {job}/{sequence}"))?;
         written.push((event.event_id.clone(), Instant::now()));

@@ -24,6 +24,9 @@ pub mod env {
     /// DynamoDB table of Jocloud reservations and recordings (the API functions need it;
     /// the worker does not).
     pub const JOCLOUD_TABLE: &str = "ROOMREC_JOCLOUD_TABLE";
+    /// The per-app, per-day usage counters (metering): the worker adds to them, `GET /v2/usage`
+    /// reads them.
+    pub const USAGE_TABLE: &str = "ROOMREC_USAGE_TABLE";
     /// SQS queue URL workers take jobs from.
     pub const JOBS_QUEUE_URL: &str = "ROOMREC_JOBS_QUEUE_URL";
     /// DynamoDB table of job events (the callback outbox).
@@ -56,6 +59,9 @@ pub mod env {
     /// Tests only: seconds a job may stay INIT before the sweeper queues it again (default
     /// 60). Never set in template.yaml.
     pub const SWEEP_INIT_GRACE_SECONDS: &str = "ROOMREC_SWEEP_INIT_GRACE_SECONDS";
+    /// The deployment's recordings bucket, where a rule without a role writes (the worker's
+    /// and the preflight's; the other functions run without it).
+    pub const RECORDINGS_BUCKET: &str = "ROOMREC_RECORDINGS_BUCKET";
 }
 
 /// Physical names of the DynamoDB tables.
@@ -70,6 +76,8 @@ pub struct Tables {
     pub events: String,
     /// Jocloud reservations and recordings; the worker runs without it.
     pub jocloud: Option<String>,
+    /// Usage counters; processes that neither write nor read them run without it.
+    pub usage: Option<String>,
 }
 
 /// The deployment's settings.
@@ -95,6 +103,8 @@ pub struct Config {
     pub sweep_init_grace: std::time::Duration,
     /// How long a presigned `download_url` works.
     pub download_lifetime: DownloadLifetime,
+    /// The deployment's recordings bucket ([`env::RECORDINGS_BUCKET`]), when this process uses it.
+    pub recordings_bucket: Option<String>,
 }
 
 /// A required setting is missing or unreadable.
@@ -145,6 +155,7 @@ impl Config {
                 jobs: required(env::JOBS_TABLE)?,
                 events: required(env::EVENTS_TABLE)?,
                 jocloud: optional(env::JOCLOUD_TABLE),
+                usage: optional(env::USAGE_TABLE),
             },
             jobs_queue_url: required(env::JOBS_QUEUE_URL)?,
             events_queue_url: required(env::EVENTS_QUEUE_URL)?,
@@ -182,6 +193,7 @@ impl Config {
                     })?)
                 }
             },
+            recordings_bucket: optional(env::RECORDINGS_BUCKET),
         })
     }
 }

@@ -28,6 +28,7 @@ use serde::Serialize;
 use crate::config::Tables;
 
 mod rules;
+mod usage;
 
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
@@ -448,6 +449,9 @@ impl DynamoStore {
         if !record.open_uploads.is_empty() {
             item.insert("open_uploads".into(), s(serde_json::to_string(&record.open_uploads).map_err(backend)?));
         }
+        if !record.spent.is_empty() {
+            item.insert("spent".into(), s(serde_json::to_string(&record.spent).map_err(backend)?));
+        }
         Ok(item)
     }
 
@@ -461,6 +465,9 @@ impl DynamoStore {
             owner.zip(expires).map(|(owner, expires_at_ms)| Lease { owner: owner.clone(), expires_at_ms, epoch });
         if let Some(uploads) = item.get("open_uploads").and_then(|v| v.as_s().ok()) {
             record.open_uploads = serde_json::from_str(uploads).map_err(backend)?;
+        }
+        if let Some(spent) = item.get("spent").and_then(|v| v.as_s().ok()) {
+            record.spent = serde_json::from_str(spent).map_err(backend)?;
         }
         let account = item.get(JOB_ACCOUNT).and_then(|v| v.as_s().ok());
         record.account = account.map(|a| AccountId::try_from(a.as_str())).transpose().map_err(backend)?;

@@ -33,8 +33,8 @@ use roomrec_domain::ports::{DeliveryQueue, EventLog};
 use roomrec_domain::retry::Backoff;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::usecases::{
-    Access, Apps, AppsPorts, Callbacks, Files, FilesPorts, JobEvents, Jobs, Jocloud, JocloudPorts, QuotaPorts, Rooms,
-    RoomsPorts, Rules, Sweeper,
+    Access, Apps, AppsPorts, Callbacks, Files, FilesPorts, JobEvents, Jobs, Jocloud, JocloudPorts, Metering, Preflight,
+    PreflightPorts, QuotaPorts, Rooms, RoomsPorts, Rules, Sweeper,
 };
 pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
@@ -54,6 +54,8 @@ pub struct Deps {
     /// Jobs' files: presigned URLs and playable playlists.
     pub files: Files,
     pub jocloud: Jocloud,
+    pub preflight: Preflight,
+    pub metering: Metering,
     pub config: Config,
 }
 
@@ -81,6 +83,16 @@ impl Deps {
         ));
         let notifier = Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(&config)));
         let (clock, random): (Arc<dyn Clock>, Arc<dyn Random>) = (Arc::new(SystemClock), Arc::new(OsRandom));
+        let preflight = Preflight::new(PreflightPorts {
+            rules: store.clone(),
+            callbacks: store.clone(),
+            rooms: store.clone(),
+            blobs: Arc::new(StsBlobsProvider::new(aws, Arc::new(|blobs| blobs))),
+            notifier: notifier.clone(),
+            clock: clock.clone(),
+            random: random.clone(),
+            deployment_bucket: config.recordings_bucket.clone(),
+        });
         let quotas = QuotaPorts { apps: store.clone(), quotas: store.clone(), rooms: store.clone() };
         let jobs = Jobs::new(store.clone(), store.clone(), queue, quotas, clock.clone(), random.clone());
         let files = Files::new(FilesPorts {
@@ -118,7 +130,7 @@ impl Deps {
             rooms: Rooms::new(RoomsPorts {
                 rooms: store.clone(),
                 apps: store.clone(),
-                rules: store,
+                rules: store.clone(),
                 jobs: jobs.clone(),
                 jocloud: jocloud.clone(),
                 clock,
@@ -129,6 +141,8 @@ impl Deps {
             files,
             jobs,
             jocloud,
+            preflight,
+            metering: Metering::new(store),
             config,
         })
     }

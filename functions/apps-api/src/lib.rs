@@ -1,4 +1,5 @@
-//! `/v2/apps`: create, list, get, update and delete the caller's apps;
+//! `/v2/apps`: create, list, get, update and delete the caller's apps; `/v2/usage`, what
+//! the caller's apps used over a range of days;
 //! `/v2/openapi.json`, the API's description, which needs no credentials; and
 //! `/v3/auth/tokens`, IAM's token request, authenticated by the credential in its body.
 
@@ -8,7 +9,8 @@ mod tokens;
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::app::App;
-use roomrec_http_edge::{body, json, no_content, path, route_key, serve, ApiError};
+use roomrec_domain::usage::UsageRange;
+use roomrec_http_edge::{body, json, no_content, path, query, route_key, serve, ApiError};
 use serde::Serialize;
 
 pub use openapi::OPENAPI_JSON;
@@ -36,6 +38,10 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             "GET /v2/apps" => {
                 let apps = deps.apps.list(&account).await?;
                 return json(200, &AppList { total: apps.len(), apps });
+            }
+            "GET /v2/usage" => {
+                let range = UsageRange::parse(query(req, "from").as_deref(), query(req, "to").as_deref())?;
+                return json(200, &deps.metering.summary(&account, range).await?);
             }
             _ => {}
         }

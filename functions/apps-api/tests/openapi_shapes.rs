@@ -224,6 +224,7 @@ fn events_with_and_without_a_file_and_a_delivery_log_fit_their_schema() {
         file,
         detail_message: "".into(),
         create_time: now(),
+        usage: None,
     };
     let file = FileFacts {
         download_url: Some("https://b12.s3.amazonaws.com/x.mp4?X-Amz-Signature=abc".into()),
@@ -355,6 +356,57 @@ fn example(name: &str) -> Value {
 }
 
 #[test]
+fn a_stopped_job_with_its_usage_and_a_usage_summary_fit_their_schemas() {
+    use roomrec_domain::usage::{DailyUsage, RecordedSeconds, Usage, UsageRange, UsageSummary};
+    let usage = Usage {
+        recorded_seconds: RecordedSeconds { hls: 12.0, mp4: 11.5 },
+        bytes_stored: 4096,
+        cpu_seconds: 0.75,
+        mixed_pane_seconds: 0.0,
+    };
+    let mut job = stopped(individual_job(
+        json!({"room_id": "room001", "user_id": "u1", "record_param": {"record_rule_id": rule_id()}}),
+    ));
+    job.usage = Some(usage);
+    assert_fits("IndividualJob", &serde_json::to_value(&job).unwrap());
+    let mut mix = stopped(mix_job());
+    mix.usage = Some(Usage { mixed_pane_seconds: 30.0, ..usage });
+    assert_fits("MixJob", &serde_json::to_value(&mix).unwrap());
+    let range = UsageRange::parse(Some("2026-11-29"), None).unwrap();
+    let days = [DailyUsage { app_id: AppId::generate(random()), day: range.from, usage }];
+    assert_fits("UsageSummary", &serde_json::to_value(UsageSummary::of(range, &days)).unwrap());
+}
+
+#[test]
+fn a_preflight_answer_with_every_kind_of_check_fits_its_schema() {
+    use roomrec_domain::failure::FailureCode;
+    use roomrec_domain::preflight::{Check, CheckStatus, PreflightView, Reason, StreamFacts};
+    use roomrec_domain::webhook::AttemptResult;
+    let streams = vec![StreamFacts {
+        user_id: "u1".into(),
+        video_type: VideoType::Camerastream,
+        has_audio: true,
+        has_video: true,
+    }];
+    let view = PreflightView {
+        preflight_id: "0123456789abcdef0123456789abcdef".into(),
+        app_id: AppId::generate(random()),
+        record_rule_id: Some(RuleId::generate(random())),
+        room_id: Some(RoomId::try_from("room001").unwrap()),
+        create_time: now(),
+        checks: vec![
+            Check::failed("bucket", Reason::Storage(FailureCode::StorageRoleRequired), None),
+            Check::callback(&AttemptResult::Answered { status: 500, retry_after: None }),
+            Check {
+                streams: Some(streams),
+                ..Check::not_ok("streams", CheckStatus::Skipped, Reason::StreamsNotProbed)
+            },
+        ],
+    };
+    assert_fits("Preflight", &serde_json::to_value(&view).unwrap());
+}
+
+#[test]
 fn every_request_example_of_the_document_is_accepted_by_the_domain() {
     use roomrec_domain::app::App;
     use roomrec_domain::jocloud::{ApplyRecordRequest, RecordIdRequest, StartRecordRequest, UpdateMixRecordRequest};
@@ -385,5 +437,6 @@ fn every_request_example_of_the_document_is_accepted_by_the_domain() {
     assert_eq!(login.unwrap().key_id, "4f1c2a9b0d3e5f6a7b8c");
     let examples =
         spec()["components"]["schemas"].as_object().unwrap().values().filter(|s| s["examples"][0].is_object()).count();
-    assert_eq!(examples, 15, "a request example was added or removed: parse it here");
+    let _: roomrec_domain::preflight::PreflightRequest = parse("PreflightRequest");
+    assert_eq!(examples, 16, "a request example was added or removed: parse it here");
 }

@@ -8,6 +8,7 @@ use crate::callback::EventType;
 use crate::ids::{AppId, JobId, RoomId};
 use crate::rule::RecordFormat;
 use crate::time::Timestamp;
+use crate::usage::Usage;
 
 /// One event of a job, as stored and as POSTed to the callback URL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,6 +28,9 @@ pub struct RecordEvent {
     pub file: Option<FileFacts>,
     pub detail_message: String,
     pub create_time: Timestamp,
+    /// What the job used, on its last event (`CLOUD_RECORD_OVER`, `CLOUD_RECORD_FAILED`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 /// The file fields of a file event (seed 001); `download_url` and sizes only on completion.
@@ -70,6 +74,8 @@ pub struct EventBody<'a> {
     pub file: Option<&'a FileFacts>,
     pub detail_message: &'a str,
     pub create_time: Timestamp,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<&'a Usage>,
 }
 
 impl RecordEvent {
@@ -88,6 +94,7 @@ impl RecordEvent {
             file,
             detail_message: &self.detail_message,
             create_time: self.create_time,
+            usage: self.usage.as_ref(),
         }
     }
 
@@ -261,6 +268,7 @@ mod tests {
             }),
             detail_message: String::new(),
             create_time: now(),
+            usage: None,
         }
     }
 

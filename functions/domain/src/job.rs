@@ -247,6 +247,10 @@ pub struct Job {
     /// Files being recorded now, added when the job is shown (never stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recording_files: Option<Vec<LiveFile>>,
+    /// What the job used (metering): set when a worker's media threads end and when the
+    /// job ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::Usage>,
     pub create_time: Timestamp,
     pub start_time: Timestamp,
     pub stop_time: Timestamp,
@@ -346,6 +350,7 @@ impl Job {
             jocloud: None,
             record_files: None,
             recording_files: None,
+            usage: None,
             create_time: now,
             start_time: now,
             stop_time: Timestamp::zero(),

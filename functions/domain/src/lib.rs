@@ -21,6 +21,7 @@ pub mod mix;
 pub mod naming;
 pub mod pause;
 pub mod ports;
+pub mod preflight;
 pub mod publish;
 pub mod quota;
 pub mod reach;
@@ -34,6 +35,7 @@ pub mod testing;
 pub mod time;
 pub mod token;
 pub mod url;
+pub mod usage;
 pub mod usecases;
 pub mod webhook;
 

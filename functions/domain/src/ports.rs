@@ -295,10 +295,33 @@ pub trait QuotaStore: Send + Sync {
     async fn put_quotas(&self, account: &AccountId, quotas: &QuotaSettings) -> Result<(), StoreError>;
 }
 
-/// Every entity store at once, for processes that need several (the worker, operator tools).
-pub trait Store: CredentialStore + AppStore + RuleStore + CallbackStore + RoomStore + JobStore {}
+/// Per-app, per-day usage counters (metering): added to once per job when it ends, read
+/// by the account's usage summary.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// Adds the ended `job`'s `usage` to `app`'s counters of `day` (UTC); a job already
+    /// counted there is not counted again.
+    async fn add_usage(
+        &self,
+        account: &AccountId,
+        app: &AppId,
+        day: chrono::NaiveDate,
+        job: &JobId,
+        usage: &crate::usage::Usage,
+    ) -> Result<(), StoreError>;
+    /// The counters of every app of `account` from `from` to `to`, both included.
+    async fn daily_usage(
+        &self,
+        account: &AccountId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<crate::usage::DailyUsage>, StoreError>;
+}
 
-impl<T: CredentialStore + AppStore + RuleStore + CallbackStore + RoomStore + JobStore> Store for T {}
+/// Every entity store at once, for processes that need several (the worker, operator tools).
+pub trait Store: CredentialStore + AppStore + RuleStore + CallbackStore + RoomStore + JobStore + UsageStore {}
+
+impl<T: CredentialStore + AppStore + RuleStore + CallbackStore + RoomStore + JobStore + UsageStore> Store for T {}
 
 /// Jocloud's reserved recording resources and its recordings.
 #[async_trait]

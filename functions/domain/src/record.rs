@@ -12,6 +12,7 @@ use crate::ids::AccountId;
 use crate::job::{Job, JobState, RecordFile, StopReason};
 use crate::rule::RecordFormat;
 use crate::time::Timestamp;
+use crate::usage::{Spent, Usage};
 
 /// A job with its storage and worker state.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,6 +31,9 @@ pub struct JobRecord {
     /// with the next save (never into the job's item, which must not grow with them), and
     /// `job.record_files` lists them meanwhile.
     pub new_files: Vec<RecordFile>,
+    /// What each claim's media threads spent (metering), by lease epoch: written again by a
+    /// retried write, never counted twice.
+    pub spent: std::collections::BTreeMap<u64, Spent>,
 }
 
 /// Who holds a job and until when (milliseconds since the epoch), and which claim of the job
@@ -108,7 +112,15 @@ fn millis(duration: Duration) -> i64 {
 impl JobRecord {
     /// A job never stored, with no lease and nothing uploading.
     pub fn new(job: Job) -> Self {
-        Self { job, version: 0, lease: None, open_uploads: Vec::new(), account: None, new_files: Vec::new() }
+        Self {
+            job,
+            version: 0,
+            lease: None,
+            open_uploads: Vec::new(),
+            account: None,
+            new_files: Vec::new(),
+            spent: std::collections::BTreeMap::new(),
+        }
     }
 
     /// Takes the job for `worker` until `now + lease`. INIT becomes RUNNING; a RUNNING or
@@ -223,6 +235,20 @@ impl JobRecord {
         job.stop_time = now;
         job.update_time = now;
         self.lease = None;
+        self.meter();
+    }
+
+    /// Records what the media threads of the claim `epoch` spent, and the job's usage with it.
+    pub fn spend(&mut self, epoch: u64, spent: Spent) {
+        self.spent.insert(epoch, spent);
+        self.meter();
+    }
+
+    /// Sets the job's usage: what every claim spent, and its files as they stand.
+    fn meter(&mut self) {
+        let spent = self.spent.values().fold(Usage::default(), |usage, spent| usage.with_spent(*spent));
+        let files = self.job.record_files.iter().flatten();
+        self.job.usage = Some(spent.with_files(files.map(|f| (f.record_format, f.record_duration, f.file_size))));
     }
 }
 
@@ -358,5 +384,31 @@ mod tests {
         job.finish(StopReason::ExceedMaxIdleTime, now());
         assert_eq!((job.job.state, job.job.stop_reason), (JobState::Stopped, Some(StopReason::TenantStop)));
         assert_eq!(job.claim("w2", at(2_000), LEASE), Err(ClaimRefused::Ended));
+    }
+
+    #[test]
+    fn each_claims_spending_counts_once_and_the_end_adds_the_files() {
+        let mut record = job();
+        let spent = Spent { cpu_seconds: 2.0, mixed_pane_seconds: 0.0 };
+        record.spend(1, spent);
+        record.spend(1, spent);
+        record.spend(2, Spent { cpu_seconds: 0.5, ..spent });
+        assert_eq!(record.job.usage.unwrap().cpu_seconds, 2.5, "a retried write does not count twice");
+        let file = RecordFile {
+            record_format: RecordFormat::Mp4,
+            obs_bucket: "b".into(),
+            obs_object: "k.mp4".into(),
+            file_size: 4096,
+            record_duration: 12.5,
+            start_time: now(),
+            end_time: now(),
+            download_url: None,
+            timeline_object: None,
+            timeline_url: None,
+        };
+        record.job.record_files = Some(vec![file]);
+        record.finish(StopReason::TenantStop, now());
+        let usage = record.job.usage.unwrap();
+        assert_eq!((usage.recorded_seconds.mp4, usage.bytes_stored, usage.cpu_seconds), (12.5, 4096, 2.5));
     }
 }

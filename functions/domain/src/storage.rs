@@ -69,6 +69,16 @@ pub fn storage(
     account: &AccountId,
     job: &JobId,
 ) -> Result<Storage, StorageRefused> {
+    storage_as(rule, deployment_bucket, account, session_name(job))
+}
+
+/// [`storage`] with the role session named `session_name` (a preflight's, not a job's).
+pub fn storage_as(
+    rule: &RecordRule,
+    deployment_bucket: &str,
+    account: &AccountId,
+    session_name: String,
+) -> Result<Storage, StorageRefused> {
     let bucket = rule.obs_addr.bucket.clone();
     let key_root = naming::app_root(rule);
     match &rule.obs_addr.role_arn {
@@ -78,7 +88,7 @@ pub fn storage(
             access: Access::Role {
                 role_arn: role_arn.clone(),
                 external_id: account.to_string(),
-                session_name: session_name(job),
+                session_name,
                 region: rule.obs_addr.location.clone(),
             },
         }),

@@ -136,6 +136,7 @@ mod tests {
             file: None,
             detail_message: String::new(),
             create_time: now(),
+            usage: None,
         };
         events.append(&event).await.unwrap();
         let update = |status| DeliveryUpdate { status, attempt: None, next_attempt_at: None, restart_schedule: false };

@@ -32,6 +32,7 @@ handlers! {
     "individual-jobs-api" => individual_jobs_api,
     "mix-jobs-api" => mix_jobs_api,
     "jocloud-api" => jocloud_api,
+    "preflight-api" => preflight_api,
 }
 
 /// One `HttpApi` event of a function.

@@ -91,6 +91,7 @@ impl Setup {
             file,
             detail_message: format!("event {sequence}"),
             create_time: SystemClock.timestamp(),
+            usage: None,
         };
         self.log.append(&event).await.unwrap();
         event

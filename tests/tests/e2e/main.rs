@@ -10,6 +10,7 @@ mod credentials;
 mod jobs;
 mod jocloud;
 mod logs;
+mod preflight;
 mod quotas;
 mod replay;
 mod rooms;

@@ -124,6 +124,9 @@ async fn a_worker_told_to_shut_down_finishes_its_files_and_hands_the_job_on() {
     let finished = &handed_back["record_files"][0];
     let timeline = finished["timeline_object"].as_str().expect("with its timeline");
     assert_eq!(timeline, format!("{}.timeline.json", finished["obs_object"].as_str().unwrap()));
+    // Metering: the leaving worker recorded what its threads spent before it went.
+    let first_cpu = handed_back["usage"]["cpu_seconds"].as_f64().unwrap_or_default();
+    assert!(first_cpu > 0.0, "{handed_back}");
 
     let _next = start_worker("next");
     wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(30)).await;
@@ -131,6 +134,14 @@ async fn a_worker_told_to_shut_down_finishes_its_files_and_hands_the_job_on() {
     let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
     assert_eq!(stopped["record_files"].as_array().unwrap().len(), 2, "{stopped}");
     publisher.kill().await.ok();
+    // Both workers' spending and both files are in the job's usage.
+    let usage = &stopped["usage"];
+    assert!(usage["cpu_seconds"].as_f64().unwrap() > first_cpu, "the next worker's CPU is added: {usage}");
+    let files = stopped["record_files"].as_array().unwrap();
+    let seconds: f64 = files.iter().map(|f| f["record_duration"].as_f64().unwrap()).sum();
+    let bytes: u64 = files.iter().map(|f| f["file_size"].as_u64().unwrap()).sum();
+    assert!((usage["recorded_seconds"]["mp4"].as_f64().unwrap() - seconds).abs() < 0.01, "{usage}");
+    assert_eq!(usage["bytes_stored"], bytes, "{usage}");
 }
 
 #[tokio::test]

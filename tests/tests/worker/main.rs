@@ -16,3 +16,4 @@ mod storage;
 mod streams;
 mod support;
 mod timeline;
+mod usage;

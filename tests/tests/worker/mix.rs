@@ -65,6 +65,15 @@ async fn a_mix_job_composes_the_room_and_applies_a_layout_update_in_the_same_fil
     alice.kill().await.ok();
     bob.kill().await.ok();
     assert_eq!(stopped["stop_reason"], "TENANT_STOP");
+    // Metering: both panes showed someone for the whole recording.
+    let usage = &stopped["usage"];
+    let (panes, recorded) =
+        (usage["mixed_pane_seconds"].as_f64().unwrap(), usage["recorded_seconds"]["mp4"].as_f64().unwrap());
+    assert!(
+        panes >= 1.6 * recorded && panes <= 2.0 * recorded + 1.0,
+        "{panes} pane-seconds over {recorded} s: {usage}"
+    );
+    assert!(usage["cpu_seconds"].as_f64().unwrap() > 0.0, "{usage}");
 
     // One file per format: the layout changed inside the recording, not by a new file.
     let stored = objects(&setup.bucket, &setup.prefix).await;
@@ -122,6 +131,7 @@ async fn an_audio_only_mix_of_an_empty_room_ends_in_exceed_max_idle_time() {
         setup.start_mix(json!({ "room_id": "nobody-here", "encode_template": "audio_only", "max_idle_time": 5 })).await;
     let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
     assert_eq!(stopped["stop_reason"], "EXCEED_MAX_IDLE_TIME");
+    assert_eq!(stopped["usage"]["mixed_pane_seconds"], 0.0, "no picture, no panes");
     let kinds: Vec<EventType> = final_events(&job).await.iter().map(|e| e.event_type).collect();
     assert_eq!(kinds.last(), Some(&EventType::CloudRecordOver), "{kinds:?}");
     // A mix records from its start (silence here, until the idle limit), sound only.

@@ -4,7 +4,8 @@
 //! size, channel count, extradata or codec tag, no way to flush a muxer or ask how much it
 //! wrote, no way to scale part of a picture or tell the scaler a picture's colour range, and
 //! no way to see the opens an input makes (`io_open`, `io_close2`) or count what it reads.
-//! Each function below touches only the live objects it borrows, and nothing else.
+//! Each function below touches only the live objects it borrows, and nothing else. One call
+//! is not FFmpeg's: the calling thread's CPU clock, which std has no wrapper for either.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -480,5 +481,44 @@ where
             return Err(Error::from(found));
         }
         Ok(Input::wrap_with_interrupt(ps, interrupt.guard))
+    }
+}
+
+/// CPU time the calling thread has used so far (`CLOCK_THREAD_CPUTIME_ID`); zero if the clock
+/// cannot be read.
+pub(crate) fn thread_cpu_time() -> std::time::Duration {
+    let mut now = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec through the pointer, which points at a live,
+    // writable local; CLOCK_THREAD_CPUTIME_ID needs no other argument.
+    let read = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut now) };
+    if read != 0 {
+        return std::time::Duration::ZERO;
+    }
+    let seconds = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u32::try_from(now.tv_nsec).unwrap_or(0);
+    std::time::Duration::new(seconds, nanos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_thread_cpu_clock_counts_this_threads_work_only() {
+        // Busy until the clock shows 20 ms of work (a loaded machine gives less per wall ms).
+        let before = thread_cpu_time();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut x = 0u64;
+        while thread_cpu_time() - before < std::time::Duration::from_millis(20) {
+            assert!(std::time::Instant::now() < deadline, "the thread's CPU clock does not advance");
+            for _ in 0..10_000 {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        let idle = std::thread::spawn(|| {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            thread_cpu_time()
+        });
+        assert!(idle.join().unwrap() < std::time::Duration::from_millis(20), "a sleeping thread uses none");
     }
 }

@@ -136,6 +136,9 @@ pub enum Output {
     /// Recording goes on after a resume, at `position` on the timeline: the next media
     /// written continues the open files there (HLS after a discontinuity).
     Resumed { at: SystemTime, position: Duration },
+    /// What the media thread (and a mixer's input threads) spent, sent once as it ends,
+    /// before its files close: metering.
+    Spent { cpu: Duration, pane_seconds: f64 },
     /// The recorder finished (after a Stop, or a fatal error reported just before).
     Finished,
 }

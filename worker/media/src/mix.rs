@@ -25,7 +25,9 @@ mod seating;
 mod sound;
 mod speakers;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::mux::{micros, Reporter};
@@ -66,12 +68,19 @@ impl Mixer {
         std::fs::create_dir_all(&self.spec.spool_dir).map_err(MediaError::Spool)?;
         let report = Reporter::new(out);
         let mut outputs = Outputs::new(self.spec.hls, self.spec.mp4, &self.spec.spool_dir);
-        let mixed = Session::open(&self.spec).and_then(|mut session| {
+        let inputs_cpu = Arc::new(AtomicU64::new(0));
+        let mut pane_seconds = 0.0;
+        let mixed = Session::open(&self.spec, Arc::clone(&inputs_cpu)).and_then(|mut session| {
             let mixed = session.mix(&commands, &report, &mut outputs);
             // The encoders hold the last frames: whatever happened, get them into the files.
             let flushed = session.encoders.finish(&mut outputs, &report);
+            pane_seconds = session.pane_seconds;
             mixed.and(flushed)
         });
+        // The session is gone, its input threads joined: each has added its CPU time.
+        let cpu = crate::ffi::thread_cpu_time() + Duration::from_nanos(inputs_cpu.load(Ordering::Relaxed));
+        // Metering; a runner that is gone shows up in the closing below.
+        let _ = report.send(Output::Spent { cpu, pane_seconds });
         match mixed.and_then(|()| outputs.close(SystemTime::now(), &report)) {
             Ok(()) => report.send(Output::Finished),
             Err(MediaError::ChannelClosed) => Err(MediaError::ChannelClosed),
@@ -111,15 +120,19 @@ struct Session {
     /// Video frames and AAC frames held so far: the files' time is the clock's minus these.
     skipped_frames: i64,
     skipped_sound_frames: u64,
+    /// Sum over the frames produced of the panes showing a participant, times a frame's
+    /// duration: metering's pane-seconds.
+    pane_seconds: f64,
 }
 
 impl Session {
-    fn open(spec: &MixSpec) -> Result<Self, MediaError> {
+    /// A session whose input threads add their CPU time (ns) to `inputs_cpu` as they end.
+    fn open(spec: &MixSpec, inputs_cpu: Arc<AtomicU64>) -> Result<Self, MediaError> {
         let canvas = spec.canvas.map(even_canvas);
         let key_interval = spec.hls.map_or(DEFAULT_KEYFRAME_INTERVAL, |hls| hls.slice);
         let encoders = Encoders::open(canvas, key_interval)?;
         let clock = Clock::start();
-        let room = Room::new(clock, canvas, spec.layout.clone());
+        let room = Room::new(clock, canvas, spec.layout.clone(), inputs_cpu);
         Ok(Self {
             clock,
             room,
@@ -134,6 +147,7 @@ impl Session {
             held_since: Instant::now(),
             skipped_frames: 0,
             skipped_sound_frames: 0,
+            pane_seconds: 0.0,
         })
     }
 
@@ -245,6 +259,9 @@ impl Session {
             } else if let Some(canvas) = self.room.compose(tick_us - micros(JITTER_BUFFER)) {
                 let canvas = canvas.map_err(|source| MediaError::Ffmpeg { context: "compose the canvas", source })?;
                 self.encoders.video(canvas, self.next_frame - self.skipped_frames, outputs, report)?;
+                if let Some(fps) = self.fps {
+                    self.pane_seconds += self.room.panes_shown() as f64 / f64::from(fps);
+                }
             }
             self.next_frame += 1;
         }

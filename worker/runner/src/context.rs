@@ -133,6 +133,10 @@ impl Ctx {
             file,
             detail_message,
             create_time: self.clock.timestamp(),
+            // The job's last event says what it used.
+            usage: matches!(event_type, EventType::CloudRecordOver | EventType::CloudRecordFailed)
+                .then_some(job.usage)
+                .flatten(),
         };
         self.events.append(&event).await?;
         if let Err(err) = self.events.publish(&event).await {

@@ -8,15 +8,17 @@ use std::time::{Duration, Instant};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::error::error_chain;
 use roomrec_domain::failure::{Failure, FailureCode};
-use roomrec_domain::ids::UserId;
-use roomrec_domain::job::{JobSpec, JobState, StopReason};
+use roomrec_domain::ids::{AccountId, UserId};
+use roomrec_domain::job::{Job, JobSpec, JobState, StopReason};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::{JobMessage, StoreError};
 use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
+use roomrec_domain::retry::{retry, Backoff};
 use roomrec_domain::room::VideoType;
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::storage::Forbidden;
+use roomrec_domain::usage::Spent;
 use roomrec_media::{Command, Guard, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
@@ -644,6 +646,9 @@ impl JobTask {
                     Some(Output::Finished) | None => break,
                     Some(Output::Alive) => self.last_media = Instant::now(),
                     Some(output @ (Output::Paused { .. } | Output::Resumed { .. })) => self.announce_pause(&output).await,
+                    Some(Output::Spent { cpu, pane_seconds }) => {
+                        self.spend(Spent { cpu_seconds: cpu.as_secs_f64(), mixed_pane_seconds: pane_seconds }).await;
+                    }
                     Some(output) => {
                         if let Err(err) = files.handle(&self.ctx, &mut self.record, &self.held, output).await {
                             if lost_job(&err) {
@@ -699,6 +704,48 @@ impl JobTask {
         }
     }
 
+    /// Records what this claim's media threads spent (metering): under the lease, or, after a
+    /// hand-over, as the worker still finishing its own file. Lost, it is not counted.
+    async fn spend(&mut self, spent: Spent) {
+        let held = self.held.clone();
+        let own = self.record.open_uploads.iter().find(|u| u.epoch == held.epoch).map(|u| u.key.clone());
+        let record = |j: &mut JobRecord| {
+            j.spend(held.epoch, spent);
+            Ok(())
+        };
+        let written = match own {
+            Some(key) => self.ctx.update_upload(&self.record, &held, &key, record).await,
+            None => self.ctx.update(&self.record, &held, record).await,
+        };
+        match written {
+            Ok(written) => self.record = written,
+            Err(err) => {
+                tracing::warn!(error = %err, cpu_seconds = spent.cpu_seconds, "the job's spending was not recorded")
+            }
+        }
+    }
+
+    /// Adds the ended `job`'s usage to its app's counters of the day it ended (UTC).
+    async fn count_usage(&self, job: &Job, account: Option<&AccountId>) {
+        let Some(usage) = job.usage else { return };
+        let owner = match account {
+            Some(account) => Some(account.clone()),
+            None => self.ctx.store.app_owner(&job.app_id).await.ok().flatten(),
+        };
+        let Some(owner) = owner else {
+            tracing::warn!("the job's usage is not counted: its app has no owner");
+            return;
+        };
+        let day = job.stop_time.as_datetime().date_naive();
+        let counted = retry(&Backoff::AWS, self.ctx.random.as_ref(), "counting the job's usage", || {
+            self.ctx.store.add_usage(&owner, &job.app_id, day, &job.job_id, &usage)
+        })
+        .await;
+        if let Err(err) = counted {
+            tracing::error!(error = %error_chain(&err), "could not count the job's usage");
+        }
+    }
+
     /// Tells a running mixer who is in the room and how to lay them out, when that changed.
     async fn update_mix(&self, control: &mut Control) {
         let job = &self.record.job;
@@ -740,8 +787,8 @@ impl JobTask {
                 Ok(())
             })
             .await;
-        let job = match finished {
-            Ok(record) => record.job,
+        let (job, account) = match finished {
+            Ok(record) => (record.job, record.account),
             Err(JobWriteError::Refused(_)) => {
                 tracing::warn!("lease lost before the end was written; the new holder ends the job");
                 return MessageFate::Leave;
@@ -751,7 +798,8 @@ impl JobTask {
                 return MessageFate::Leave;
             }
         };
-        tracing::info!(state = job.state.as_str(), detail, "job ended");
+        tracing::info!(state = job.state.as_str(), detail, usage = ?job.usage, "job ended");
+        self.count_usage(&job, account.as_ref()).await;
         self.ctx.metrics.record(Metric::JobEnded { app_id: job.app_id.clone(), job_id: job.job_id.clone(), reason });
         if let Err(err) = self.ctx.emit(&job, event, None, None, detail).await {
             tracing::error!(error = %err, "could not record the job's last event");
@@ -815,6 +863,7 @@ mod tests {
             jobs: name("jobs"),
             events: name("events"),
             jocloud: None,
+            usage: None,
         };
         let base = Config {
             tables,
@@ -830,6 +879,7 @@ mod tests {
             retry_schedule: RetrySchedule::STANDARD,
             sweep_init_grace: Duration::from_secs(60),
             download_lifetime: Default::default(),
+            recordings_bucket: None,
         };
         let config = WorkerConfig {
             base,

@@ -76,6 +76,7 @@ impl Faults {
             file: None,
             detail_message: String::new(),
             create_time: Timestamp::at(self.clock.now()),
+            usage: None,
         };
         self.events.append(&event).await.unwrap();
         self.events.publish(&event).await.unwrap();

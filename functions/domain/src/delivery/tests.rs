@@ -187,6 +187,7 @@ impl World {
             file: None,
             detail_message: String::new(),
             create_time: now(),
+            usage: None,
         };
         let stored = StoredEvent {
             event,

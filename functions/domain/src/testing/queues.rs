@@ -186,6 +186,11 @@ impl MemBlobs {
         self.lock().objects.get(&(bucket.to_owned(), key.to_owned())).map(|(body, _)| body.clone())
     }
 
+    /// How many whole objects were written so far.
+    pub fn writes(&self) -> u64 {
+        self.lock().writes
+    }
+
     /// How many multipart uploads are neither completed nor aborted.
     pub fn open_uploads(&self) -> usize {
         self.lock().uploads.len()

@@ -14,7 +14,7 @@ use crate::job::{Job, JobKind, JobState, RecordFile};
 use crate::jocloud::{Recording, Reservation};
 use crate::ports::{
     AppStore, CallbackStore, Credential, CredentialStore, JobCursor, JobFilter, JobPage, JobStore, PageRequest,
-    QuotaStore, RecordingStore, RoomJobs, RoomStore, RuleStore, MAX_JOB_FILES,
+    QuotaStore, RecordingStore, RoomJobs, RoomStore, RuleStore, UsageStore, MAX_JOB_FILES,
 };
 use crate::publish::PublishSecret;
 use crate::quota::QuotaSettings;
@@ -22,6 +22,7 @@ use crate::record::JobRecord;
 use crate::room::{MediaSession, Room, RoomStream, VideoType};
 use crate::rule::RecordRule;
 use crate::time::Timestamp;
+use crate::usage::{DailyUsage, Usage};
 
 type Race = Box<dyn FnOnce(&mut JobRecord) + Send>;
 type WriteRace = Box<dyn FnOnce(&MemStore) + Send>;
@@ -45,6 +46,8 @@ struct Tables {
     reservations: HashMap<(AppId, ResId), Reservation>,
     recordings: HashMap<(AppId, RecordId), Recording>,
     quotas: HashMap<AccountId, QuotaSettings>,
+    /// Usage counters by account, app and day, with the jobs counted in each.
+    usage: BTreeMap<(AccountId, AppId, chrono::NaiveDate), (Usage, Vec<JobId>)>,
 }
 
 /// Every entity store in memory. Job creates and stream creates are conditional, job saves
@@ -544,6 +547,38 @@ impl QuotaStore for MemStore {
     async fn put_quotas(&self, account: &AccountId, quotas: &QuotaSettings) -> Result<(), StoreError> {
         self.open()?.quotas.insert(account.clone(), *quotas);
         Ok(())
+    }
+}
+
+#[async_trait]
+impl UsageStore for MemStore {
+    async fn add_usage(
+        &self,
+        account: &AccountId,
+        app: &AppId,
+        day: chrono::NaiveDate,
+        job: &JobId,
+        usage: &Usage,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.open()?;
+        let (sum, jobs) = tables.usage.entry((account.clone(), app.clone(), day)).or_default();
+        if !jobs.contains(job) {
+            *sum = sum.plus(usage);
+            jobs.push(job.clone());
+        }
+        Ok(())
+    }
+    async fn daily_usage(
+        &self,
+        account: &AccountId,
+        from: chrono::NaiveDate,
+        to: chrono::NaiveDate,
+    ) -> Result<Vec<DailyUsage>, StoreError> {
+        let tables = self.open()?;
+        let mine = tables.usage.iter().filter(|((a, _, day), _)| a == account && *day >= from && *day <= to);
+        Ok(mine
+            .map(|((_, app, day), (usage, _))| DailyUsage { app_id: app.clone(), day: *day, usage: *usage })
+            .collect())
     }
 }
 

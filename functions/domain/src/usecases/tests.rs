@@ -390,6 +390,7 @@ fn event(job: &Job, sequence: u64) -> RecordEvent {
         file: None,
         detail_message: "TENANT_STOP".into(),
         create_time: crate::testing::now(),
+        usage: None,
     }
 }
 
@@ -924,3 +925,5 @@ mod streams;
 
 /// Pause and resume: state rules, kinds, quotas.
 mod pauses;
+/// Preflight of a rule's bucket, the callback and a room.
+mod preflight;

@@ -7,6 +7,7 @@
 //! audio and video (lip sync is the source's), the smallest `arrival − dts` seen, so late
 //! packets do not shift it.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -34,8 +35,15 @@ pub(crate) struct Puller {
 
 impl Puller {
     /// Starts pulling `participant`'s stream into `feed`, for a mix of `fps` frames a second
-    /// (`None`: audio only, so their video is left alone).
-    pub(crate) fn start(participant: &Participant, feed: Arc<Feed>, clock: Clock, fps: Option<u32>) -> Self {
+    /// (`None`: audio only, so their video is left alone); the thread adds its CPU time (ns)
+    /// to `cpu` as it ends.
+    pub(crate) fn start(
+        participant: &Participant,
+        feed: Arc<Feed>,
+        clock: Clock,
+        fps: Option<u32>,
+        cpu: Arc<AtomicU64>,
+    ) -> Self {
         let url = match AllowedUrl::parse(&participant.input.url, participant.input.allow_file) {
             Ok(url) => url,
             Err(error) => {
@@ -45,9 +53,11 @@ impl Puller {
         };
         let input = participant.input.clone();
         let shared = Arc::clone(&feed);
-        let spawned = std::thread::Builder::new()
-            .name(format!("mix-input-{}", feed.id))
-            .spawn(move || pull(&url, &input, &shared, clock, fps));
+        let spawned = std::thread::Builder::new().name(format!("mix-input-{}", feed.id)).spawn(move || {
+            pull(&url, &input, &shared, clock, fps);
+            let spent = u64::try_from(crate::ffi::thread_cpu_time().as_nanos()).unwrap_or(u64::MAX);
+            cpu.fetch_add(spent, Ordering::Relaxed);
+        });
         match spawned {
             Ok(thread) => Self { feed, thread: Some(thread) },
             Err(error) => {

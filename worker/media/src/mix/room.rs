@@ -2,6 +2,7 @@
 //! who sits in which pane, and the canvas those panes are painted on.
 
 use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
 use ffmpeg_next::frame;
@@ -38,11 +39,16 @@ pub(crate) struct Room {
     marks: Vec<Mark>,
     /// The last layout marked.
     laid_out: Option<Mark>,
+    /// Panes showing a participant in the current plan.
+    shown: usize,
+    /// Where input threads add their CPU time (ns) as they end.
+    inputs_cpu: Arc<AtomicU64>,
 }
 
 impl Room {
-    /// An empty room on `clock` with `canvas` (none: audio only).
-    pub(crate) fn new(clock: Clock, canvas: Option<Canvas>, layout: Layout) -> Self {
+    /// An empty room on `clock` with `canvas` (none: audio only), whose input threads add
+    /// their CPU time to `inputs_cpu`.
+    pub(crate) fn new(clock: Clock, canvas: Option<Canvas>, layout: Layout, inputs_cpu: Arc<AtomicU64>) -> Self {
         let mut room = Self {
             clock,
             canvas,
@@ -54,6 +60,8 @@ impl Room {
             next_feed_id: 0,
             marks: Vec::new(),
             laid_out: None,
+            shown: 0,
+            inputs_cpu,
         };
         if !layout.pinned.is_empty() {
             room.marks.push(Mark::Pinned(layout.pinned.clone()));
@@ -129,6 +137,11 @@ impl Room {
         std::mem::take(&mut self.marks)
     }
 
+    /// How many panes show a participant (their picture, image or placeholder) now.
+    pub(crate) fn panes_shown(&self) -> usize {
+        self.shown
+    }
+
     /// When any participant's media last arrived, on the mix clock.
     pub(crate) fn last_media_us(&self) -> Option<i64> {
         self.roster.iter().filter_map(|a| a.feed.last_media_us()).max()
@@ -141,7 +154,7 @@ impl Room {
         tracing::info!(%user_id, screen_share, feed = feed.id, "a participant joins the mix");
         self.marks.push(Mark::Join(Some(who(&participant))));
         let fps = self.canvas.map(|c| c.fps);
-        let puller = Puller::start(&participant, Arc::clone(&feed), self.clock, fps);
+        let puller = Puller::start(&participant, Arc::clone(&feed), self.clock, fps, Arc::clone(&self.inputs_cpu));
         Attendee { participant, feed, puller }
     }
 
@@ -197,6 +210,7 @@ impl Room {
             });
             panes.push(Pane { rect, fill, occupant });
         }
+        self.shown = panes.iter().filter(|p| p.occupant.is_some()).count();
         for (attendee, target) in self.roster.iter().zip(targets) {
             attendee.feed.set_target(target);
         }
