@@ -172,8 +172,16 @@ fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
 
 /// The items of `table` at `keys` that exist (strongly consistent), in no particular order:
 /// one BatchGetItem per hundred keys, asked again (after a growing pause, as AWS advises) for
-/// any part DynamoDB leaves unprocessed.
+/// any part DynamoDB leaves unprocessed. A key named twice is asked for once: DynamoDB
+/// refuses a request with duplicate keys (a listing racing a job's state change names it twice).
 pub(crate) async fn batch_get(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+    let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
+    for key in keys {
+        if !unique.contains(&key) {
+            unique.push(key);
+        }
+    }
+    let keys = unique;
     let mut found = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(BATCH_GET_MAX_KEYS) {
         let request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build();
