@@ -220,11 +220,13 @@ impl Mixdown {
         Self { left: vec![0.0; FRAME_SAMPLES], right: vec![0.0; FRAME_SAMPLES], limiter: Limiter::new(SAMPLE_RATE) }
     }
 
-    /// The mixed frame of sound starting at output sample `position`.
+    /// The mixed frame of sound starting at output sample `position`. The limiter delays
+    /// what it is given by its look-ahead, so it is given the sound that far ahead: what
+    /// leaves it is in time with the pictures.
     fn mix(&mut self, room: &Room, position: u64) -> (&[f32], &[f32]) {
         self.left.fill(0.0);
         self.right.fill(0.0);
-        room.play_into(position, &mut self.left, &mut self.right);
+        room.play_into(position + self.limiter.delay_samples(), &mut self.left, &mut self.right);
         self.limiter.process(&mut self.left, &mut self.right);
         (&self.left, &self.right)
     }

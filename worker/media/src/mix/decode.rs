@@ -19,6 +19,11 @@ use crate::mux::{micros, MICROS};
 const CONTINUITY_SAMPLES: i64 = 960;
 /// Room for resampled sound beyond the input's own length, in samples.
 const RESAMPLE_SLACK_SAMPLES: usize = 256;
+/// The sound follows the pictures' average lag ([`Feed::picture_lag_us`]) once it moves by
+/// more than this, in µs: each move is a small jump in the participant's sound.
+const LAG_STEP_US: i64 = 2_000;
+/// Weight of the newest picture in the average lag (an exponential moving average).
+const LAG_WEIGHT: f64 = 1.0 / 16.0;
 
 /// A decoder told the time base of its packets, on one thread: an input thread per
 /// participant already spreads decoding over the cores, and more would oversubscribe them.
@@ -108,6 +113,9 @@ struct Pacer {
     held: frame::Video,
     held_at_us: Option<i64>,
     last_at_us: Option<i64>,
+    /// The average lag of the pictures handed over, and the value last told the feed.
+    lag_us: Option<f64>,
+    told_lag_us: i64,
 }
 
 impl Pacer {
@@ -118,11 +126,14 @@ impl Pacer {
             held: frame::Video::empty(),
             held_at_us: None,
             last_at_us: None,
+            lag_us: None,
+            told_lag_us: 0,
         }
     }
 
     /// Takes the picture in `decoded` (which may come back holding another decoded buffer).
     fn offer(&mut self, decoded: &mut frame::Video, at_us: i64, feed: &Feed) -> Result<(), Error> {
+        self.note_lag(at_us, feed);
         let interval_us = self.last_at_us.map(|last| at_us.saturating_sub(last));
         self.last_at_us = Some(at_us);
         if let Some(held_at_us) = self.held_at_us.take() {
@@ -145,6 +156,21 @@ impl Pacer {
         match self.held_at_us.take() {
             Some(at_us) => hand_over(&self.held, at_us, &mut self.scaler, feed),
             None => Ok(()),
+        }
+    }
+
+    /// A picture at `at_us` came: what it shows is seen from its output frame on (in it, or
+    /// in a later picture that replaces it there), that much after its time. Tells the feed
+    /// the average once it has moved by [`LAG_STEP_US`].
+    fn note_lag(&mut self, at_us: i64, feed: &Feed) {
+        let shown_us = self.output_frame(at_us).saturating_mul(1_000_000) / self.fps;
+        let lag = shown_us.saturating_sub(at_us.saturating_add(micros(JITTER_BUFFER))) as f64;
+        let average = self.lag_us.map_or(lag, |average| average + (lag - average) * LAG_WEIGHT);
+        self.lag_us = Some(average);
+        let average = average.round() as i64;
+        if (average - self.told_lag_us).abs() > LAG_STEP_US || self.told_lag_us == 0 {
+            self.told_lag_us = average;
+            feed.set_picture_lag(average);
         }
     }
 
@@ -185,7 +211,7 @@ pub(crate) struct AudioIn {
     decoded: frame::Audio,
     resampler: Option<resampling::Context>,
     resampled: frame::Audio,
-    /// Where the last chunk of sound ended, in output samples.
+    /// Where the last chunk of sound ended, in samples of the source's time (unshifted).
     next_position: Option<i64>,
 }
 
@@ -215,10 +241,9 @@ impl AudioIn {
             match decoder.receive_frame(decoded) {
                 Ok(()) => {
                     let Some(pts) = decoded.timestamp() else { continue };
-                    // Played after the jitter buffer, like the pictures.
-                    let play_us =
-                        pts.rescale(*time_base, MICROS).saturating_add(offset_us).saturating_add(micros(JITTER_BUFFER));
-                    sound.hand_over(decoded, play_us, feed)?;
+                    // Played after the jitter buffer and the pictures' lag, like the pictures.
+                    let source_us = pts.rescale(*time_base, MICROS).saturating_add(micros(JITTER_BUFFER));
+                    sound.hand_over(decoded, source_us, offset_us.saturating_add(feed.picture_lag_us()), feed)?;
                 }
                 Err(Error::Other { errno: EAGAIN } | Error::Eof) => return Ok(()),
                 Err(error) => return Err(error),
@@ -236,8 +261,10 @@ struct Resample<'a> {
 
 impl Resample<'_> {
     /// Resamples `decoded` to 48 kHz stereo planar float and writes it to be played from
-    /// `play_us` on the mix clock.
-    fn hand_over(&mut self, decoded: &frame::Audio, play_us: i64, feed: &Feed) -> Result<(), Error> {
+    /// `source_us` + `shift_us` on the mix clock. Continuity is judged on the source's own
+    /// time, so a change of the shift (the connection's mapping, the pictures' lag) moves
+    /// the sound exactly as much as it moves the pictures.
+    fn hand_over(&mut self, decoded: &frame::Audio, source_us: i64, shift_us: i64, feed: &Feed) -> Result<(), Error> {
         let layout = match decoded.channel_layout() {
             layout if layout.is_empty() => ChannelLayout::default(i32::from(decoded.channels())),
             layout => layout,
@@ -270,12 +297,14 @@ impl Resample<'_> {
         }
         resampler.run(decoded, self.resampled)?;
         let count = self.resampled.samples();
-        let mapped = play_us.saturating_mul(i64::from(SAMPLE_RATE)) / 1_000_000;
+        let to_samples = |us: i64| us.saturating_mul(i64::from(SAMPLE_RATE)) / 1_000_000;
+        let mapped = to_samples(source_us);
         let position = match *self.next_position {
             Some(next) if (mapped - next).abs() <= CONTINUITY_SAMPLES => next,
             _ => mapped,
         };
         *self.next_position = Some(position + count as i64);
+        let position = position.saturating_add(to_samples(shift_us));
         // Sound mapped before the mix began is not played.
         let skip = usize::try_from(-position).unwrap_or(0).min(count);
         let start = u64::try_from(position.max(0)).unwrap_or(0);

@@ -95,6 +95,11 @@ pub(crate) struct Feed {
     sound: Mutex<Ring>,
     /// When media last arrived, on the mix clock (`i64::MIN`: never).
     last_media_us: AtomicI64,
+    /// How much later than they map to this participant's pictures show, on average: the
+    /// mix shows a picture from the first output frame at or after its time, so a picture
+    /// lands up to a frame late. Their sound is played as much later, so both leave
+    /// together. Zero until a picture has been handed over.
+    picture_lag_us: AtomicI64,
     /// Set to make the input thread close its source and end.
     stop: Arc<AtomicBool>,
 }
@@ -107,6 +112,7 @@ impl Feed {
             pictures: Mutex::new(Pictures::default()),
             sound: Mutex::new(Ring::new(play_position)),
             last_media_us: AtomicI64::new(i64::MIN),
+            picture_lag_us: AtomicI64::new(0),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -131,7 +137,17 @@ impl Feed {
         Some(self.last_media_us.load(Ordering::Relaxed)).filter(|&us| us != i64::MIN)
     }
 
+    /// How much later than they map to this participant's pictures show (see the field).
+    pub(crate) fn picture_lag_us(&self) -> i64 {
+        self.picture_lag_us.load(Ordering::Relaxed)
+    }
+
     // The input thread's side.
+
+    /// This participant's pictures now show `lag_us` later than they map to, on average.
+    pub(crate) fn set_picture_lag(&self, lag_us: i64) {
+        self.picture_lag_us.store(lag_us, Ordering::Relaxed);
+    }
 
     /// Where to scale the next picture for, and a spare buffer to scale it into; `None`
     /// when the participant is not shown.

@@ -6,9 +6,12 @@
 #[allow(dead_code)]
 mod recorder_support;
 
+#[path = "../recorder/av_sync.rs"]
+mod av_sync;
 mod files;
 mod grid;
 mod images;
 mod screen_share;
 mod seats;
 mod support;
+mod sync;
