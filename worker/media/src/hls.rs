@@ -88,8 +88,12 @@ impl HlsWriter {
                     height,
                 })?;
                 let segment = SegmentState::Between { discontinuity: false };
-                self.state =
-                    HlsState::Open(HlsFile { index, times: FileTimes::starting_at(timed), next_seq: 0, segment });
+                self.state = HlsState::Open(HlsFile {
+                    index,
+                    times: FileTimes::starting_at(timed, report.quality().mark()),
+                    next_seq: 0,
+                    segment,
+                });
             }
             if let HlsState::Open(file) = &mut self.state {
                 file.cut(timed, self.spec.slice, tracks, &self.dir, report)?;
@@ -117,12 +121,7 @@ impl HlsWriter {
     pub(crate) fn close(&mut self, ended_at: SystemTime, report: &Reporter) -> Result<(), MediaError> {
         let HlsState::Open(mut file) = std::mem::replace(&mut self.state, HlsState::Idle) else { return Ok(()) };
         file.end_segment(None, report)?;
-        report.send(Output::FileClosed {
-            format: Format::Hls,
-            file: file.index,
-            duration: file.times.duration(),
-            ended_at,
-        })
+        report.file_closed(Format::Hls, file.index, &file.times, ended_at)
     }
 }
 

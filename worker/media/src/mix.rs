@@ -36,6 +36,8 @@ const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
 /// Behind the clock by more than this, video frames are skipped (sound never is) until the
 /// mixer has caught up.
 const MAX_LAG: Duration = Duration::from_millis(500);
+/// No participant's media for this long is a gap in the mix (it shows the background).
+const GAP_AFTER: Duration = Duration::from_secs(1);
 
 /// Records a room's mix until stopped.
 #[derive(Debug)]
@@ -168,12 +170,14 @@ impl Session {
             let lag_us = self.clock.now_us() - tick_us;
             if lag_us > micros(MAX_LAG) {
                 tracing::warn!(frame = self.next_frame, lag_us, "the mixer is behind the clock; skipping a frame");
+                report.quality().late_frame_skipped();
             } else if let Some(canvas) = self.room.compose(tick_us - micros(JITTER_BUFFER)) {
                 let canvas = canvas.map_err(|source| MediaError::Ffmpeg { context: "compose the canvas", source })?;
                 self.encoders.video(canvas, self.next_frame, outputs, report)?;
             }
             self.next_frame += 1;
         }
+        self.tally(tick_us, report);
         while sound_time_us(self.next_sound_frame + 1) <= tick_us {
             let position = self.next_sound_frame * FRAME_SAMPLES as u64;
             let (left, right) = self.sound.mix(&self.room, position);
@@ -181,6 +185,24 @@ impl Session {
             self.next_sound_frame += 1;
         }
         Ok(())
+    }
+
+    /// Counts what the quality report of the files open at `tick_us` tells.
+    fn tally(&mut self, tick_us: i64, report: &Reporter) {
+        let mut quality = report.quality();
+        let (dropped, repeated) = self.room.take_dropped_and_repeated();
+        quality.dropped(dropped);
+        quality.duplicated(repeated);
+        for (sound_us, pictures_us) in self.room.lags_us() {
+            quality.shifted(sound_us, pictures_us);
+        }
+        // Media shows the jitter buffer after it arrives: so do gaps.
+        let silent_since = self.room.last_media_us().unwrap_or(0) + micros(JITTER_BUFFER);
+        if tick_us - silent_since > micros(GAP_AFTER) {
+            quality.gap_begins(silent_since);
+        } else {
+            quality.gap_ends(silent_since);
+        }
     }
 
     fn report_alive(&mut self, report: &Reporter) -> Result<(), MediaError> {

@@ -98,7 +98,8 @@ impl Mp4Writer {
             width,
             height,
         })?;
-        let mut file = Mp4File { index, path, muxer, times: FileTimes::starting_at(first), reported: 0 };
+        let times = FileTimes::starting_at(first, report.quality().mark());
+        let mut file = Mp4File { index, path, muxer, times, reported: 0 };
         file.report_progress(report)?;
         self.state = Mp4State::Open(file);
         Ok(())
@@ -118,7 +119,7 @@ impl Mp4Writer {
         muxer.finish().map_err(|source| MediaError::Ffmpeg { context: "finish the MP4 file", source })?;
         let bytes = mux::file_len(&path)?;
         report.send(Output::Mp4Progress { file: index, path, bytes })?;
-        report.send(Output::FileClosed { format: Format::Mp4, file: index, duration: times.duration(), ended_at })
+        report.file_closed(Format::Mp4, index, &times, ended_at)
     }
 }
 

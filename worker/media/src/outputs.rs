@@ -13,6 +13,9 @@ use crate::{FilePolicy, HlsSpec, MediaError};
 
 /// Assumed length of a packet without a duration before a second one shows its spacing, in µs.
 const FALLBACK_PACKET_US: i64 = 1_000;
+/// A source's timestamps jumping ahead by more than this (beyond the packet spacing) is a
+/// gap in its media, in µs.
+const GAP_JUMP_US: i64 = 1_000_000;
 
 /// Every output of the recording, fed the same packets.
 pub(crate) struct Outputs {
@@ -38,6 +41,11 @@ impl Outputs {
             last_dts_us: [None, None],
             spacing_us: [FALLBACK_PACKET_US; 2],
         }
+    }
+
+    /// Whether a file is open (a source coming back continues it).
+    pub(crate) fn is_open(&self) -> bool {
+        self.hls.as_ref().is_some_and(HlsWriter::is_open) || self.mp4.as_ref().is_some_and(Mp4Writer::is_open)
     }
 
     /// Where the written media ends on the timeline, in µs.
@@ -78,6 +86,10 @@ impl Outputs {
         if !self.tracks.fits(tracks) {
             self.close(since, report)?;
         }
+        // The file goes on without a hole: the pause is a gap in its media.
+        if self.is_open() {
+            report.quality().gap(self.end_us, paused);
+        }
         self.tracks = tracks.clone();
         self.last_dts_us = [None, None];
         Ok(())
@@ -92,7 +104,14 @@ impl Outputs {
         let pts_us = packet.pts().map_or(dts_us, |pts| pts.rescale(time_base, MICROS));
         let slot = kind as usize;
         if let Some(last) = self.last_dts_us[slot].filter(|last| dts_us > *last) {
-            self.spacing_us[slot] = dts_us.saturating_sub(last);
+            let step_us = dts_us.saturating_sub(last);
+            let leads = kind == Kind::Video || !self.tracks.has_video();
+            if leads && step_us - self.spacing_us[slot] > GAP_JUMP_US {
+                let missed_us = u64::try_from(step_us - self.spacing_us[slot]).unwrap_or(0);
+                report.quality().gap(last.saturating_add(self.spacing_us[slot]), Duration::from_micros(missed_us));
+            } else {
+                self.spacing_us[slot] = step_us;
+            }
         }
         self.last_dts_us[slot] = Some(dts_us);
         let duration_us = match packet.duration() {

@@ -170,8 +170,8 @@ impl Pacer {
         let average = average.round() as i64;
         if (average - self.told_lag_us).abs() > LAG_STEP_US || self.told_lag_us == 0 {
             self.told_lag_us = average;
-            feed.set_picture_lag(average);
         }
+        feed.set_picture_lag(self.told_lag_us, average);
     }
 
     /// The first output frame a picture at `at_us` shows in: frame n shows what is due at
@@ -331,7 +331,7 @@ mod tests {
             pacer.offer(&mut decoded, at(i), &feed).expect("scales");
         }
         pacer.release(&feed).expect("scales");
-        feed.with_picture(at(count - 1), |latest| latest.map_or(0, |p| p.seq + 1))
+        feed.with_picture(at(count - 1), |latest, _| latest.map_or(0, |p| p.seq + 1))
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! and sound leave together. Frames travel by moving buffers, never by copying them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,8 @@ pub(crate) struct Picture {
     pub seq: u64,
     pub target: Target,
     pub frame: frame::Video,
+    /// Whether it has been on screen.
+    shown: bool,
 }
 
 #[derive(Default)]
@@ -100,6 +102,11 @@ pub(crate) struct Feed {
     /// lands up to a frame late. Their sound is played as much later, so both leave
     /// together. Zero until a picture has been handed over.
     picture_lag_us: AtomicI64,
+    /// The pictures' lag as last measured (`i64::MIN`: no picture yet); the sound follows
+    /// it in steps, so the two differ by what the quality report calls the A/V offset.
+    measured_lag_us: AtomicI64,
+    /// Pictures let go without ever being shown, not yet counted by the mixer.
+    dropped: AtomicU64,
     /// Set to make the input thread close its source and end.
     stop: Arc<AtomicBool>,
 }
@@ -113,6 +120,8 @@ impl Feed {
             sound: Mutex::new(Ring::new(play_position)),
             last_media_us: AtomicI64::new(i64::MIN),
             picture_lag_us: AtomicI64::new(0),
+            measured_lag_us: AtomicI64::new(i64::MIN),
+            dropped: AtomicU64::new(0),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -142,11 +151,24 @@ impl Feed {
         self.picture_lag_us.load(Ordering::Relaxed)
     }
 
+    /// The lag the sound is given and the pictures' lag as measured, once a picture came.
+    pub(crate) fn lags_us(&self) -> Option<(i64, i64)> {
+        let measured = self.measured_lag_us.load(Ordering::Relaxed);
+        (measured != i64::MIN).then(|| (self.picture_lag_us(), measured))
+    }
+
+    /// How many pictures were let go unseen since the last call.
+    pub(crate) fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
+
     // The input thread's side.
 
-    /// This participant's pictures now show `lag_us` later than they map to, on average.
-    pub(crate) fn set_picture_lag(&self, lag_us: i64) {
+    /// This participant's pictures show `measured_us` later than they map to, on average;
+    /// their sound is to follow `lag_us`.
+    pub(crate) fn set_picture_lag(&self, lag_us: i64, measured_us: i64) {
         self.picture_lag_us.store(lag_us, Ordering::Relaxed);
+        self.measured_lag_us.store(measured_us, Ordering::Relaxed);
     }
 
     /// Where to scale the next picture for, and a spare buffer to scale it into; `None`
@@ -166,10 +188,11 @@ impl Feed {
         pictures.next_seq += 1;
         if pictures.queue.len() >= MAX_QUEUED_PICTURES {
             if let Some(oldest) = pictures.queue.pop_front() {
+                self.dropped.fetch_add(u64::from(!oldest.shown), Ordering::Relaxed);
                 pictures.keep_spare(oldest.frame);
             }
         }
-        pictures.queue.push_back(Picture { at_us, seq, target, frame });
+        pictures.queue.push_back(Picture { at_us, seq, target, frame, shown: false });
     }
 
     /// Gives a buffer back unused.
@@ -197,18 +220,26 @@ impl Feed {
 
     /// Calls `show` with the picture on screen at `due_us`: the latest one due, unless it is
     /// older than [`STALL_TIMEOUT`]; `None` if there is none. Older pictures are let go.
-    pub(crate) fn with_picture<R>(&self, due_us: i64, show: impl FnOnce(Option<&Picture>) -> R) -> R {
+    /// The second argument says whether the picture was shown before (a repeat).
+    pub(crate) fn with_picture<R>(&self, due_us: i64, show: impl FnOnce(Option<&Picture>, bool) -> R) -> R {
         let mut guard = lock(&self.pictures);
         let pictures = &mut *guard;
         while pictures.queue.get(1).is_some_and(|next| next.at_us <= due_us) {
             if let Some(done) = pictures.queue.pop_front() {
+                self.dropped.fetch_add(u64::from(!done.shown), Ordering::Relaxed);
                 pictures.keep_spare(done.frame);
             }
         }
         let stall_us = i64::try_from(STALL_TIMEOUT.as_micros()).unwrap_or(i64::MAX);
         let current =
-            pictures.queue.front().filter(|p| p.at_us <= due_us && due_us.saturating_sub(p.at_us) <= stall_us);
-        show(current)
+            pictures.queue.front_mut().filter(|p| p.at_us <= due_us && due_us.saturating_sub(p.at_us) <= stall_us);
+        let repeat = current.as_ref().is_some_and(|p| p.shown);
+        if let Some(current) = current {
+            current.shown = true;
+            show(Some(current), repeat)
+        } else {
+            show(None, false)
+        }
     }
 
     /// Adds the sound from output sample `position` on into `left`/`right`.
@@ -239,7 +270,7 @@ mod tests {
     }
 
     fn shown(feed: &Feed, due_us: i64) -> Option<i64> {
-        feed.with_picture(due_us, |p| p.map(|p| p.at_us))
+        feed.with_picture(due_us, |p, _| p.map(|p| p.at_us))
     }
 
     #[test]

@@ -108,6 +108,18 @@ impl Room {
         }
     }
 
+    /// Per participant with pictures: the lag their sound is given and their pictures'
+    /// measured lag (µs).
+    pub(crate) fn lags_us(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.roster.iter().filter_map(|a| a.feed.lags_us())
+    }
+
+    /// Pictures let go unseen, and panes that showed a picture again, since the last call.
+    pub(crate) fn take_dropped_and_repeated(&mut self) -> (u64, u64) {
+        let dropped = self.roster.iter().map(|a| a.feed.take_dropped()).sum();
+        (dropped, self.composer.as_mut().map_or(0, Composer::take_repeats))
+    }
+
     /// When any participant's media last arrived, on the mix clock.
     pub(crate) fn last_media_us(&self) -> Option<i64> {
         self.roster.iter().filter_map(|a| a.feed.last_media_us()).max()

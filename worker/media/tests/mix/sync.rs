@@ -3,9 +3,9 @@
 
 use std::process::{Child, Command as Program, Stdio};
 
-use roomrec_media::{Canvas, LayoutKind, MixCommand};
+use roomrec_media::{Canvas, Format, LayoutKind, MixCommand};
 
-use crate::av_sync::{flash_and_beep_inputs, measure, Sync};
+use crate::av_sync::{assert_report_agrees, flash_and_beep_inputs, measure, reported_quality, Sync};
 use crate::support::*;
 
 const STOP_AT: f64 = 10.0;
@@ -69,6 +69,12 @@ fn a_mix_at_the_sources_frame_rate_keeps_audio_with_video() {
     assert!(measured.flashes >= 5 && measured.beeps >= 5, "{measured:?}");
     assert!(measured.offsets_ms.len() >= 5, "{measured:?}");
     assert!(measured.mean_ms().abs() <= 20.0, "{measured:?}");
+    let quality = reported_quality(&seen.outputs, Format::Mp4, 0);
+    assert_report_agrees(&quality, &measured);
+    assert_eq!((quality.gaps, quality.late_frames_skipped), (0, 0), "{quality:?}");
+    // At the source's own rate nearly every picture shows once: a few repeat or drop where
+    // arrival jitter puts two in one output frame.
+    assert!(quality.duplicated_frames <= 10 && quality.dropped_frames <= 10, "{quality:?}");
 }
 
 /// A mix at half its source's frame rate shows every other source picture: a flash that
@@ -82,4 +88,6 @@ fn a_mix_slower_than_its_source_keeps_audio_within_half_an_output_frame_of_video
     assert!(measured.flashes >= 5 && measured.beeps >= 5, "{measured:?}");
     assert!(measured.offsets_ms.len() >= 5, "{measured:?}");
     assert!(measured.mean_ms().abs() <= 1000.0 / 15.0 / 2.0 + 5.0, "{measured:?}");
+    let quality = reported_quality(&seen.outputs, Format::Mp4, 0);
+    assert!(quality.av_offset_ms.is_some_and(|ms| ms.abs() <= 5.0), "on average in sync: {quality:?}");
 }

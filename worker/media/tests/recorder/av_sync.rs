@@ -7,6 +7,8 @@
 use std::path::Path;
 use std::process::Command as Program;
 
+use roomrec_media::{Format, Output, Quality};
+
 /// How long each flash and each beep lasts, in seconds (three frames at 25 fps; the beep a bit
 /// shorter so the two never merge with the next second's).
 const FLASH_SECONDS: &str = "0.12";
@@ -110,4 +112,20 @@ fn onsets(series: &[(f64, f64)], threshold: f64) -> Vec<f64> {
         was_above = above;
     }
     found
+}
+
+/// The quality report the recorder or mixer sent for the `format` file `file`.
+pub fn reported_quality(outputs: &[Output], format: Format, file: u32) -> Quality {
+    let reported = outputs.iter().find_map(|o| match o {
+        Output::FileQuality { format: f, file: n, quality } if *f == format && *n == file => Some(quality.clone()),
+        _ => None,
+    });
+    reported.unwrap_or_else(|| panic!("no quality report for {format:?} file {file}: {outputs:?}"))
+}
+
+/// Asserts the report's A/V offset agrees with the one measured in the file within 20 ms.
+pub fn assert_report_agrees(quality: &Quality, measured: &Sync) {
+    let reported = quality.av_offset_ms.unwrap_or_else(|| panic!("no A/V offset reported: {quality:?}"));
+    eprintln!("reported A/V offset {reported:.1} ms, measured {:.1} ms", measured.mean_ms());
+    assert!((reported - measured.mean_ms()).abs() <= 20.0, "reported {quality:?}, measured {measured:?}");
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command as Program, Stdio};
 use std::time::Duration;
 
-use roomrec_media::{Output, RecordSpec, ScalePolicy, ScaleSpec};
+use roomrec_media::{Format, Output, RecordSpec, ScalePolicy, ScaleSpec};
 
-use crate::av_sync::{flash_and_beep_inputs, measure, Sync};
+use crate::av_sync::{assert_report_agrees, flash_and_beep_inputs, measure, reported_quality, Sync};
 use crate::support::{self, ffmpeg, is_waiting, record, RtmpServer, TempDir};
 
 const SOURCE_SECONDS: u32 = 10;
@@ -112,7 +112,14 @@ fn assert_run(run: &Run) {
     let against_remux = run.recorded.mean_ms() - run.remux.mean_ms();
     assert!(against_remux.abs() <= 5.0, "recorder {:?} vs ffmpeg's remux {:?}", run.recorded, run.remux);
     assert!(run.recorded.mean_ms().abs() <= 40.0, "{:?}", run.recorded);
-    let _ = &run.outputs;
+    for format in [Format::Mp4, Format::Hls] {
+        let quality = reported_quality(&run.outputs, format, 0);
+        assert_report_agrees(&quality, &run.recorded);
+        assert_eq!((quality.gaps, quality.duplicated_frames, quality.late_frames_skipped), (0, 0, 0), "{quality:?}");
+        let input = quality.input_changes.first().expect("the input as the file opened");
+        assert_eq!((input.at_ms, input.width, input.height), (0, Some(320), Some(180)), "{quality:?}");
+        assert!(input.fps.is_some_and(|fps| (fps - 25.0).abs() < 2.0), "{quality:?}");
+    }
 }
 
 #[test]
