@@ -139,8 +139,8 @@ pub struct Quality {
     /// picture at the first output frame after its time and delays the sound to match, so
     /// this is what that matching left over. `None` without both audio and video.
     pub av_offset_ms: Option<f64>,
-    /// Stretches in which the source sent nothing (a merged pause, a jump in its timestamps;
-    /// in a mix, no participant sending), and their total length.
+    /// Stretches in which the source sent nothing (a pause merged into the file; in a mix,
+    /// no participant sending for over a second), and their total length.
     pub gaps: u32,
     pub gap_seconds: f64,
     /// Source video frames that did not reach the file (before a keyframe after a reconnect,

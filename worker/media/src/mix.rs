@@ -193,11 +193,13 @@ impl Session {
         let (dropped, repeated) = self.room.take_dropped_and_repeated();
         quality.dropped(dropped);
         quality.duplicated(repeated);
-        for (sound_us, pictures_us) in self.room.lags_us() {
+        for (sound_us, pictures_us) in self.room.shifts_us() {
             quality.shifted(sound_us, pictures_us);
         }
-        // Media shows the jitter buffer after it arrives: so do gaps.
-        let silent_since = self.room.last_media_us().unwrap_or(0) + micros(JITTER_BUFFER);
+        // Media shows the jitter buffer after it arrives: so do gaps. Before any media came
+        // the recording has not begun to receive: waiting for it is no gap.
+        let Some(last_media_us) = self.room.last_media_us() else { return };
+        let silent_since = last_media_us + micros(JITTER_BUFFER);
         if tick_us - silent_since > micros(GAP_AFTER) {
             quality.gap_begins(silent_since);
         } else {

@@ -13,9 +13,6 @@ use crate::{FilePolicy, HlsSpec, MediaError};
 
 /// Assumed length of a packet without a duration before a second one shows its spacing, in µs.
 const FALLBACK_PACKET_US: i64 = 1_000;
-/// A source's timestamps jumping ahead by more than this (beyond the packet spacing) is a
-/// gap in its media, in µs.
-const GAP_JUMP_US: i64 = 1_000_000;
 
 /// Every output of the recording, fed the same packets.
 pub(crate) struct Outputs {
@@ -104,14 +101,7 @@ impl Outputs {
         let pts_us = packet.pts().map_or(dts_us, |pts| pts.rescale(time_base, MICROS));
         let slot = kind as usize;
         if let Some(last) = self.last_dts_us[slot].filter(|last| dts_us > *last) {
-            let step_us = dts_us.saturating_sub(last);
-            let leads = kind == Kind::Video || !self.tracks.has_video();
-            if leads && step_us - self.spacing_us[slot] > GAP_JUMP_US {
-                let missed_us = u64::try_from(step_us - self.spacing_us[slot]).unwrap_or(0);
-                report.quality().gap(last.saturating_add(self.spacing_us[slot]), Duration::from_micros(missed_us));
-            } else {
-                self.spacing_us[slot] = step_us;
-            }
+            self.spacing_us[slot] = dts_us.saturating_sub(last);
         }
         self.last_dts_us[slot] = Some(dts_us);
         let duration_us = match packet.duration() {

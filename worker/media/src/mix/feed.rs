@@ -102,9 +102,12 @@ pub(crate) struct Feed {
     /// lands up to a frame late. Their sound is played as much later, so both leave
     /// together. Zero until a picture has been handed over.
     picture_lag_us: AtomicI64,
-    /// The pictures' lag as last measured (`i64::MIN`: no picture yet); the sound follows
-    /// it in steps, so the two differ by what the quality report calls the A/V offset.
-    measured_lag_us: AtomicI64,
+    /// Where the pictures show relative to their source time (the connection's mapping plus
+    /// their average lag), and where the sound is played relative to its own: the sound
+    /// follows the pictures in steps, so the two differ by what the quality report calls
+    /// the A/V offset. `i64::MIN`: not yet.
+    picture_shift_us: AtomicI64,
+    sound_shift_us: AtomicI64,
     /// Pictures let go without ever being shown, not yet counted by the mixer.
     dropped: AtomicU64,
     /// Set to make the input thread close its source and end.
@@ -120,7 +123,8 @@ impl Feed {
             sound: Mutex::new(Ring::new(play_position)),
             last_media_us: AtomicI64::new(i64::MIN),
             picture_lag_us: AtomicI64::new(0),
-            measured_lag_us: AtomicI64::new(i64::MIN),
+            picture_shift_us: AtomicI64::new(i64::MIN),
+            sound_shift_us: AtomicI64::new(i64::MIN),
             dropped: AtomicU64::new(0),
             stop: Arc::new(AtomicBool::new(false)),
         }
@@ -151,10 +155,11 @@ impl Feed {
         self.picture_lag_us.load(Ordering::Relaxed)
     }
 
-    /// The lag the sound is given and the pictures' lag as measured, once a picture came.
-    pub(crate) fn lags_us(&self) -> Option<(i64, i64)> {
-        let measured = self.measured_lag_us.load(Ordering::Relaxed);
-        (measured != i64::MIN).then(|| (self.picture_lag_us(), measured))
+    /// How far the sound and the pictures are moved from their source time, once both came.
+    pub(crate) fn shifts_us(&self) -> Option<(i64, i64)> {
+        let sound = self.sound_shift_us.load(Ordering::Relaxed);
+        let pictures = self.picture_shift_us.load(Ordering::Relaxed);
+        (sound != i64::MIN && pictures != i64::MIN).then_some((sound, pictures))
     }
 
     /// How many pictures were let go unseen since the last call.
@@ -164,11 +169,16 @@ impl Feed {
 
     // The input thread's side.
 
-    /// This participant's pictures show `measured_us` later than they map to, on average;
-    /// their sound is to follow `lag_us`.
-    pub(crate) fn set_picture_lag(&self, lag_us: i64, measured_us: i64) {
+    /// This participant's sound is to follow their pictures' lag `lag_us`; the pictures
+    /// show `shift_us` after their source time.
+    pub(crate) fn set_picture_lag(&self, lag_us: i64, shift_us: i64) {
         self.picture_lag_us.store(lag_us, Ordering::Relaxed);
-        self.measured_lag_us.store(measured_us, Ordering::Relaxed);
+        self.picture_shift_us.store(shift_us, Ordering::Relaxed);
+    }
+
+    /// This participant's sound is played `shift_us` after its source time.
+    pub(crate) fn set_sound_shift(&self, shift_us: i64) {
+        self.sound_shift_us.store(shift_us, Ordering::Relaxed);
     }
 
     /// Where to scale the next picture for, and a spare buffer to scale it into; `None`

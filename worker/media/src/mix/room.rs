@@ -108,10 +108,9 @@ impl Room {
         }
     }
 
-    /// Per participant with pictures: the lag their sound is given and their pictures'
-    /// measured lag (µs).
-    pub(crate) fn lags_us(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
-        self.roster.iter().filter_map(|a| a.feed.lags_us())
+    /// Per participant with sound and pictures: how far each is moved from its source time (µs).
+    pub(crate) fn shifts_us(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.roster.iter().filter_map(|a| a.feed.shifts_us())
     }
 
     /// Pictures let go unseen, and panes that showed a picture again, since the last call.
