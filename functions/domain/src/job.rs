@@ -194,6 +194,9 @@ pub struct RecordFile {
     pub record_duration: f64,
     pub start_time: Timestamp,
     pub end_time: Timestamp,
+    /// How well the file was recorded, when the worker measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::QualityReport>,
 }
 
 /// A recording job as stored and returned.

@@ -20,6 +20,7 @@ pub mod mix;
 pub mod naming;
 pub mod ports;
 pub mod publish;
+pub mod quality;
 pub mod quota;
 pub mod reach;
 pub mod record;

@@ -9,6 +9,7 @@ mod guard;
 mod jocloud;
 mod metrics;
 mod mix;
+mod quality;
 mod recording;
 mod storage;
 mod streams;

@@ -96,7 +96,7 @@ impl ReadAhead {
     pub(crate) fn packet(&mut self, now: Instant, media_us: i64) -> i64 {
         let (since, first_us) = *self.first.get_or_insert((now, media_us));
         let wall_us = i64::try_from(now.duration_since(since).as_micros()).unwrap_or(i64::MAX);
-        if wall_us >= crate::mux::micros(READ_AHEAD_WATCH) {
+        if wall_us >= i64::try_from(READ_AHEAD_WATCH.as_micros()).unwrap_or(i64::MAX) {
             return 0;
         }
         let lead_us = media_us.saturating_sub(first_us).saturating_sub(wall_us);

@@ -11,6 +11,7 @@ use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::RecordFile;
 use roomrec_domain::metric::Metric;
 use roomrec_domain::naming::{file_keys, FileKeys};
+use roomrec_domain::quality::QualityReport;
 use roomrec_domain::record::{JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
@@ -39,6 +40,8 @@ struct OpenFile {
     width: u32,
     height: u32,
     upload: Upload,
+    /// What the recorder measured, told just before the file closes.
+    quality: Option<QualityReport>,
 }
 
 enum Upload {
@@ -84,6 +87,7 @@ impl OpenFiles {
             obs_location: ctx.location(region),
             obs_bucket: bucket.clone(),
             obs_object: key,
+            quality: None,
         }
     }
 
@@ -102,7 +106,7 @@ impl OpenFiles {
                     }
                 };
                 tracing::info!(key = keys.main(format), "file started");
-                let opened = OpenFile { keys, started, width, height, upload };
+                let opened = OpenFile { keys, started, width, height, upload, quality: None };
                 let facts = self.facts(ctx, &opened, format);
                 let tracked = OpenUpload {
                     record_format: format,
@@ -179,6 +183,11 @@ impl OpenFiles {
                 };
                 self.complete(ctx, job, held, format, open, size, duration, utc(ended_at)).await?;
             }
+            Output::FileQuality { format, file, quality } => {
+                if let Some(open) = self.open.get_mut(&(record_format(format), file)) {
+                    open.quality = Some(crate::quality::report(&quality));
+                }
+            }
             Output::Alive | Output::Waiting { .. } | Output::Finished => {}
         }
         Ok(())
@@ -201,6 +210,7 @@ impl OpenFiles {
         facts.file_size = Some(size);
         facts.record_duration = Some(duration.as_secs_f64().round() as u64);
         facts.end_time = Some(Timestamp::from(ended));
+        facts.quality = open.quality.clone();
         let record = RecordFile {
             record_format: format,
             obs_bucket: facts.obs_bucket.clone(),
@@ -209,6 +219,7 @@ impl OpenFiles {
             record_duration: duration.as_secs_f64(),
             start_time: facts.start_time,
             end_time: Timestamp::from(ended),
+            quality: open.quality,
         };
         let updated = ctx
             .update_upload(job, held, &record.obs_object, |j| {

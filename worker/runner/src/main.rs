@@ -9,6 +9,7 @@ mod files;
 mod job;
 mod mix;
 mod protection;
+mod quality;
 mod reach;
 mod recovery;
 mod spec;

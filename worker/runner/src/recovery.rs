@@ -48,6 +48,7 @@ pub async fn finish_abandoned(
             record_duration: duration,
             start_time: upload.start_time,
             end_time: now,
+            quality: None,
         });
         *job = ctx
             .update(job, held, |j| {
@@ -70,6 +71,7 @@ pub async fn finish_abandoned(
                 obs_location: ctx.location(region),
                 obs_bucket: upload.bucket.clone(),
                 obs_object: upload.key.clone(),
+                quality: None,
             };
             let (format, detail) = (Some(upload.record_format), detail.to_owned());
             ctx.emit(&job.job, EventType::RecordFileComplete, format, Some(facts), detail).await?;
