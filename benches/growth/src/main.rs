@@ -211,6 +211,7 @@ impl Seeder {
                 start_time: record.job.create_time,
                 end_time: record.job.stop_time,
                 download_url: None,
+                quality: None,
             };
             record.close_upload(&key, Some(&file));
         }

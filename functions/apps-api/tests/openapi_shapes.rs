@@ -10,6 +10,7 @@ use roomrec_domain::ids::{AppId, JobId, RecordId, ResId, RoomId, RuleId, UserId}
 use roomrec_domain::job::{Job, JobSpec, JobState, JocloudTag, RecordFile, StopReason};
 use roomrec_domain::jocloud::{RecordType, Recording, RecordingState, RecordingView, StreamType};
 use roomrec_domain::publish::{PublishBase, PublishSecret, PublishUrl, PublishUrlRequest};
+use roomrec_domain::quality::{Gaps, InputChange, QualityReport};
 use roomrec_domain::room::{RoomStream, Roster, VideoType};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::testing::{now, random};
@@ -137,6 +138,21 @@ fn assert_fits(name: &str, value: &Value) {
     assert!(found.is_empty(), "{name} does not describe {value:#}:\n{}", found.join("\n"));
 }
 
+/// A quality report with every field set, as a remux with a pause would carry it.
+fn quality() -> QualityReport {
+    let opened =
+        InputChange { at_ms: 0, bitrate_kbps: Some(800), fps: Some(25.0), width: Some(640), height: Some(360) };
+    let slower = InputChange { at_ms: 12_000, fps: Some(12.5), ..Default::default() };
+    QualityReport {
+        av_offset_ms: Some(0.0),
+        gaps: Gaps { count: 1, seconds: 2.4 },
+        dropped_frames: 3,
+        duplicated_frames: 0,
+        input_changes: vec![opened, slower],
+        late_frames_skipped: 0,
+    }
+}
+
 fn record_file(format: RecordFormat) -> RecordFile {
     RecordFile {
         record_format: format,
@@ -149,6 +165,7 @@ fn record_file(format: RecordFormat) -> RecordFile {
         start_time: now(),
         end_time: now(),
         download_url: None,
+        quality: Some(quality()),
     }
 }
 
@@ -238,6 +255,7 @@ fn events_with_and_without_a_file_and_a_delivery_log_fit_their_schema() {
         obs_bucket: "b12".into(),
         obs_object: "x.mp4".into(),
         timeline_object: Some("x.mp4.timeline.json".into()),
+        quality: Some(quality()),
     };
     let attempts = vec![
         Attempt { at: now(), status: Some(503), latency_ms: 12, error: None },

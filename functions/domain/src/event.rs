@@ -53,6 +53,9 @@ pub struct FileFacts {
     /// The file's timeline sidecar (`<obs_object>.timeline.json`), on completion when stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline_object: Option<String>,
+    /// How well the file was recorded (on completion, when the worker measured it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::QualityReport>,
 }
 
 /// An event as a receiver sees it, in a callback's body and in the job's events listing:
@@ -265,6 +268,7 @@ mod tests {
                 obs_bucket: "b12".into(),
                 obs_object: "x.m3u8".into(),
                 timeline_object: None,
+                quality: None,
             }),
             detail_message: String::new(),
             create_time: now(),

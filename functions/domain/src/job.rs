@@ -203,6 +203,9 @@ pub struct RecordFile {
     /// A presigned GET URL of the timeline sidecar, added when the job is shown (never stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline_url: Option<String>,
+    /// How well the file was recorded, when the worker measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<crate::quality::QualityReport>,
 }
 
 /// A file a running job is recording now, in its view: where a live view finds the HLS

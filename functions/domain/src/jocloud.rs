@@ -366,6 +366,7 @@ mod tests {
             start_time: Timestamp::zero(),
             end_time: Timestamp::zero(),
             download_url: None,
+            quality: None,
         };
         first.record_files = Some(vec![file]);
         let second = rec.source_job(&stream("u1"), &[first.clone()], random(), Timestamp::zero()).unwrap();

@@ -23,6 +23,7 @@ pub mod pause;
 pub mod ports;
 pub mod preflight;
 pub mod publish;
+pub mod quality;
 pub mod quota;
 pub mod reach;
 pub mod record;

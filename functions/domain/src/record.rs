@@ -350,6 +350,7 @@ mod tests {
             start_time: now(),
             end_time: now(),
             download_url: None,
+            quality: None,
         };
         job.close_upload("rec.mp4", Some(&file));
         job.close_upload("rec.mp4", Some(&file));
@@ -405,6 +406,7 @@ mod tests {
             download_url: None,
             timeline_object: None,
             timeline_url: None,
+            quality: None,
         };
         record.job.record_files = Some(vec![file]);
         record.finish(StopReason::TenantStop, now());

@@ -95,7 +95,7 @@ impl HlsWriter {
                     height,
                 })?;
                 let segment = SegmentState::Between { discontinuity: false };
-                let times = FileTimes::starting_at(timed);
+                let times = FileTimes::starting_at(timed, report.quality().mark());
                 let marks = Box::new(self.log.borrow().open_file(times.origin_us()));
                 self.state = HlsState::Open(HlsFile { index, times, marks, next_seq: 0, segment });
             }
@@ -141,12 +141,7 @@ impl HlsWriter {
         file.end_segment(None, report)?;
         let timeline = self.log.borrow().timeline(&file.marks, file.times.duration());
         report.send(Output::Timeline { format: Format::Hls, file: file.index, timeline })?;
-        report.send(Output::FileClosed {
-            format: Format::Hls,
-            file: file.index,
-            duration: file.times.duration(),
-            ended_at,
-        })
+        report.file_closed(Format::Hls, file.index, &file.times, ended_at)
     }
 }
 

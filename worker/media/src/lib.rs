@@ -23,6 +23,7 @@ mod outputs;
 mod pipeline;
 mod playlist;
 mod proxy;
+mod quality;
 mod recorder;
 mod rtsp_relay;
 mod sidecar;
@@ -123,6 +124,8 @@ pub enum Output {
     /// The timeline of a recording file so far: sent every 10 s of media while it records,
     /// and complete just before its `FileClosed`.
     Timeline { format: Format, file: u32, timeline: FileTimeline },
+    /// How well the file `file` was recorded; sent just before its `FileClosed`.
+    FileQuality { format: Format, file: u32, quality: Quality },
     /// A recording file ended; `duration` is its media duration.
     FileClosed { format: Format, file: u32, duration: Duration, ended_at: SystemTime },
     /// Media is flowing (sent at most once a second while packets arrive).
@@ -141,6 +144,43 @@ pub enum Output {
     Spent { cpu: Duration, pane_seconds: f64 },
     /// The recorder finished (after a Stop, or a fatal error reported just before).
     Finished,
+}
+
+/// The quality report of one recording file (README "Quality report").
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Quality {
+    /// Audio minus video, in ms, that the recording's timing put between the streams
+    /// relative to the source's own timestamps: a remux shifts both alike; a mix shows a
+    /// picture at the first output frame after its time and delays the sound to match, so
+    /// this is what that matching left over. `None` without both audio and video.
+    pub av_offset_ms: Option<f64>,
+    /// Stretches in which the source sent nothing (a pause merged into the file; in a mix,
+    /// no participant sending for over a second), and their total length.
+    pub gaps: u32,
+    pub gap_seconds: f64,
+    /// Source video frames that did not reach the file (before a keyframe after a reconnect,
+    /// refused by the muxer; in a mix, never shown: replaced before their output frame).
+    pub dropped_frames: u64,
+    /// Output frames that showed a participant's picture again (mix only: a source slower
+    /// than the canvas, or stalled).
+    pub duplicated_frames: u64,
+    /// The input's bit rate, frame rate and picture size when the file opened (at 0), then
+    /// each change (individual recordings only).
+    pub input_changes: Vec<InputChange>,
+    /// Output frames the mixer skipped because it fell behind the clock.
+    pub late_frames_skipped: u64,
+}
+
+/// How the input was, or what changed about it, at `at_ms` into the file.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct InputChange {
+    pub at_ms: u64,
+    /// Measured over 5 s windows of media; reported when it moves by more than 25 %.
+    pub bitrate_kbps: Option<u32>,
+    /// Measured over the same windows; reported when it moves by more than 10 %.
+    pub fps: Option<f64>,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
 }
 
 /// What the runner tells the recorder.

@@ -49,6 +49,8 @@ const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
 const MAX_LAG: Duration = Duration::from_millis(500);
 /// The length of one AAC frame of the mix.
 const SOUND_FRAME: Duration = Duration::from_nanos(FRAME_SAMPLES as u64 * 1_000_000_000 / SAMPLE_RATE as u64);
+/// No participant's media for this long is a gap in the mix (it shows the background).
+const GAP_AFTER: Duration = Duration::from_secs(1);
 
 /// Records a room's mix until stopped.
 #[derive(Debug)]
@@ -256,6 +258,7 @@ impl Session {
                 self.skipped_frames += 1;
             } else if lag_us > micros(MAX_LAG) {
                 tracing::warn!(frame = self.next_frame, lag_us, "the mixer is behind the clock; skipping a frame");
+                report.quality().late_frame_skipped();
             } else if let Some(canvas) = self.room.compose(tick_us - micros(JITTER_BUFFER)) {
                 let canvas = canvas.map_err(|source| MediaError::Ffmpeg { context: "compose the canvas", source })?;
                 self.encoders.video(canvas, self.next_frame - self.skipped_frames, outputs, report)?;
@@ -265,6 +268,7 @@ impl Session {
             }
             self.next_frame += 1;
         }
+        self.tally(tick_us, report);
         while sound_time_us(self.next_sound_frame + 1) <= tick_us {
             let position = self.next_sound_frame * FRAME_SAMPLES as u64;
             // Mixed even when held: the participants' sound is played (and let go) on time.
@@ -283,6 +287,26 @@ impl Session {
             self.next_sound_frame += 1;
         }
         Ok(())
+    }
+
+    /// Counts what the quality report of the files open at `tick_us` tells.
+    fn tally(&mut self, tick_us: i64, report: &Reporter) {
+        let mut quality = report.quality();
+        let (dropped, repeated) = self.room.take_dropped_and_repeated();
+        quality.dropped(dropped);
+        quality.duplicated(repeated);
+        for (sound_us, pictures_us) in self.room.shifts_us() {
+            quality.shifted(sound_us, pictures_us);
+        }
+        // Media shows the jitter buffer after it arrives: so do gaps. Before any media came
+        // the recording has not begun to receive: waiting for it is no gap.
+        let Some(last_media_us) = self.room.last_media_us() else { return };
+        let silent_since = last_media_us + micros(JITTER_BUFFER);
+        if tick_us - silent_since > micros(GAP_AFTER) {
+            quality.gap_begins(silent_since);
+        } else {
+            quality.gap_ends(silent_since);
+        }
     }
 
     fn report_alive(&mut self, report: &Reporter) -> Result<(), MediaError> {
@@ -329,11 +353,13 @@ impl Mixdown {
         }
     }
 
-    /// The mixed frame of sound starting at output sample `position`.
+    /// The mixed frame of sound starting at output sample `position`. The limiter delays
+    /// what it is given by its look-ahead, so it is given the sound that far ahead: what
+    /// leaves it is in time with the pictures.
     fn mix(&mut self, room: &Room, position: u64) -> (&[f32], &[f32]) {
         self.left.fill(0.0);
         self.right.fill(0.0);
-        room.play_into(position, &mut self.left, &mut self.right, &mut self.meter);
+        room.play_into(position + self.limiter.delay_samples(), &mut self.left, &mut self.right, &mut self.meter);
         self.limiter.process(&mut self.left, &mut self.right);
         (&self.left, &self.right)
     }

@@ -109,7 +109,7 @@ impl Mp4Writer {
             width,
             height,
         })?;
-        let times = FileTimes::starting_at(first);
+        let times = FileTimes::starting_at(first, report.quality().mark());
         let marks = Box::new(self.log.borrow().open_file(times.origin_us()));
         let mut file = Mp4File { index, path, muxer, times, marks, reported: 0 };
         file.report_progress(report)?;
@@ -133,7 +133,7 @@ impl Mp4Writer {
         report.send(Output::Mp4Progress { file: index, path, bytes })?;
         let timeline = self.log.borrow().timeline(&marks, times.duration());
         report.send(Output::Timeline { format: Format::Mp4, file: index, timeline })?;
-        report.send(Output::FileClosed { format: Format::Mp4, file: index, duration: times.duration(), ended_at })
+        report.file_closed(Format::Mp4, index, &times, ended_at)
     }
 }
 

@@ -1,27 +1,48 @@
 //! What the HLS and MP4 writers share: a muxer over the recording's tracks, the timing of
 //! one recording file, and the channel to the runner.
 
+use std::cell::{RefCell, RefMut};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use ffmpeg_next::util::error::EINVAL;
 use ffmpeg_next::{self as ffmpeg, codec, encoder, format, Dictionary, Packet, Rational, Rescale};
 
+use crate::quality::{Mark, Tally};
 use crate::tracks::{Kind, Tracks};
-use crate::{MediaError, Output};
+use crate::{Format, MediaError, Output};
 
 /// Microseconds: the unit of every decision about time (cuts, cycles, durations).
 pub(crate) const MICROS: Rational = Rational(1, 1_000_000);
 
-/// Sends [`Output`]s to the runner.
+/// Sends [`Output`]s to the runner, and keeps the tally their quality reports come from.
 pub(crate) struct Reporter {
     out: SyncSender<Output>,
+    quality: RefCell<Tally>,
 }
 
 impl Reporter {
     pub(crate) fn new(out: SyncSender<Output>) -> Self {
-        Self { out }
+        Self { out, quality: RefCell::new(Tally::default()) }
+    }
+
+    /// The recording's quality tally.
+    pub(crate) fn quality(&self) -> RefMut<'_, Tally> {
+        self.quality.borrow_mut()
+    }
+
+    /// Reports the end of the `format` file `file` with `times`: its quality, then `FileClosed`.
+    pub(crate) fn file_closed(
+        &self,
+        format: Format,
+        file: u32,
+        times: &FileTimes,
+        ended_at: SystemTime,
+    ) -> Result<(), MediaError> {
+        let quality = self.quality.borrow().since(&times.mark, times.origin_us, times.end_us(), times.dropped_video);
+        self.send(Output::FileQuality { format, file, quality })?;
+        self.send(Output::FileClosed { format, file, duration: times.duration(), ended_at })
     }
 
     /// Sends `output`, blocking while the runner's queue is full.
@@ -48,12 +69,22 @@ pub(crate) struct FileTimes {
     origin_us: i64,
     end_us: i64,
     last_dts: [Option<i64>; 2],
+    /// Where the quality tally stood when the file opened (boxed: the writers' states stay small).
+    mark: Box<Mark>,
+    /// Video packets this file refused.
+    dropped_video: u64,
 }
 
 impl FileTimes {
-    /// A file beginning with `first`, whose timestamps become zero in the file.
-    pub(crate) fn starting_at(first: &Timed) -> Self {
-        Self { origin_us: first.dts_us, end_us: 0, last_dts: [None, None] }
+    /// A file beginning with `first`, whose timestamps become zero in the file; its quality
+    /// counts from `mark` on.
+    pub(crate) fn starting_at(first: &Timed, mark: Mark) -> Self {
+        Self { origin_us: first.dts_us, end_us: 0, last_dts: [None, None], mark: Box::new(mark), dropped_video: 0 }
+    }
+
+    /// Where the file's media ends, on the timeline.
+    fn end_us(&self) -> i64 {
+        self.origin_us.saturating_add(self.end_us)
     }
 
     /// Where the file's media time 0 is on the timeline, in µs.
@@ -81,6 +112,7 @@ impl FileTimes {
         let last = &mut self.last_dts[timed.kind as usize];
         if dts < 0 || last.is_some_and(|last| dts <= last) {
             tracing::debug!(kind = ?timed.kind, dts, "dropping a packet that would go back in time");
+            self.dropped_video += u64::from(timed.kind == Kind::Video);
             return None;
         }
         *last = Some(dts);
@@ -198,7 +230,7 @@ mod tests {
     #[test]
     fn timestamps_jumping_to_either_end_of_the_range_never_overflow() {
         let first = packet_at(i64::MIN + 1);
-        let mut times = FileTimes::starting_at(&timed(&first, i64::MIN + 1, i64::MIN + 2));
+        let mut times = FileTimes::starting_at(&timed(&first, i64::MIN + 1, i64::MIN + 2), Mark::default());
         assert!(times.admit(&timed(&first, i64::MIN + 1, i64::MIN + 2)).is_some());
         let far = packet_at(i64::MAX);
         let admitted = times.admit(&timed(&far, i64::MAX, i64::MAX)).expect("a later packet is admitted");

@@ -56,6 +56,11 @@ impl Outputs {
         self.log.borrow_mut().push(at_us, mark);
     }
 
+    /// Whether a file is open (a source coming back continues it).
+    pub(crate) fn is_open(&self) -> bool {
+        self.hls.as_ref().is_some_and(HlsWriter::is_open) || self.mp4.as_ref().is_some_and(Mp4Writer::is_open)
+    }
+
     /// Where the written media ends on the timeline, in µs.
     pub(crate) fn end_us(&self) -> i64 {
         self.end_us
@@ -93,6 +98,10 @@ impl Outputs {
         self.expire(paused, since, report)?;
         if !self.tracks.fits(tracks) {
             self.close(since, report)?;
+        }
+        // The file goes on without a hole: the pause is a gap in its media.
+        if self.is_open() {
+            report.quality().gap(self.end_us, paused);
         }
         self.tracks = tracks.clone();
         self.last_dts_us = [None, None];

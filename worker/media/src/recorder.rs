@@ -15,12 +15,13 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
-use ffmpeg_next as ffmpeg;
+use ffmpeg_next::{self as ffmpeg, Rescale};
 
 use crate::input::{AllowedUrl, Read, Source};
 use crate::mux::Reporter;
 use crate::outputs::Outputs;
 use crate::pipeline::Pipeline;
+use crate::quality::ReadAhead;
 use crate::timeline::Link;
 use crate::{Command, InputSpec, Mark, MediaError, Output, RecordSpec};
 
@@ -227,6 +228,16 @@ impl Recorder {
     ) -> Result<Ended, MediaError> {
         let Connection { mut source, mut pipeline } = connection;
         let mut tracks = pipeline.tracks().clone();
+        // The source's own picture size (the tracks' may be scaled).
+        let size = source.video.filter(|_| tracks.has_video()).and_then(|index| source.context().stream(index)).map(
+            |stream| {
+                let info = crate::ffi::describe(&stream.parameters());
+                (info.width, info.height)
+            },
+        );
+        report.quality().input_opened(outputs.end_us(), size);
+        // A file continued after a pause counted the pause as a gap (see `Outputs::resume`).
+        let mut read_ahead = outputs.is_open().then(ReadAhead::default);
         let mut link = Link::new();
         let mut batch = Vec::new();
         let mut last_alive: Option<Instant> = None;
@@ -279,6 +290,15 @@ impl Recorder {
                     }
                     if hold.held() {
                         continue;
+                    }
+                    let picture = source.video == Some(packet.stream());
+                    report.quality().input_packet(outputs.end_us(), packet.size(), picture);
+                    let media_us = packet
+                        .dts()
+                        .zip(source.context().stream(packet.stream()))
+                        .map(|(dts, stream)| dts.rescale(stream.time_base(), crate::mux::MICROS));
+                    if let Some((ahead, media_us)) = read_ahead.as_mut().zip(media_us) {
+                        report.quality().shorten_last_gap(ahead.packet(now, media_us));
                     }
                     pipeline.push(packet, &mut batch)?;
                     link.deliver(&mut batch, &tracks, outputs, report)?;

@@ -52,6 +52,8 @@ impl Link {
             // comes before cannot be decoded on its own.
             let starts_file = !tracks.has_video() || (kind == Kind::Video && packet.is_key());
             if !starts_file {
+                // Pictures before the first keyframe cannot be decoded: lost (to an open file).
+                report.quality().dropped(u64::from(kind == Kind::Video));
                 if kind == Kind::Audio {
                     if self.early.len() == MAX_EARLY_PACKETS {
                         self.early.pop_front();
@@ -86,6 +88,10 @@ impl Link {
             return Ok(());
         };
         let shift = offset_us.rescale(MICROS, track.time_base);
+        if kind == Kind::Video && tracks.audio.is_some() {
+            // One shift for every stream: the audio's is the video's (the report's A/V offset).
+            report.quality().shifted(offset_us, offset_us);
+        }
         // A source's timestamps are its own to choose: saturate rather than overflow.
         packet.set_dts(Some(dts.saturating_add(shift)));
         packet.set_pts(packet.pts().map(|pts| pts.saturating_add(shift)));

@@ -11,6 +11,7 @@ use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::{JobSpec, RecordFile};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::naming::{file_keys, FileKeys};
+use roomrec_domain::quality::QualityReport;
 use roomrec_domain::record::{JobRecord, Lease, OpenUpload};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
@@ -41,6 +42,8 @@ struct OpenFile {
     upload: Upload,
     /// Where the file's timeline sidecar was last stored.
     timeline_object: Option<String>,
+    /// What the recorder measured, told just before the file closes.
+    quality: Option<QualityReport>,
 }
 
 enum Upload {
@@ -87,6 +90,7 @@ impl OpenFiles {
             obs_bucket: bucket.clone(),
             obs_object: key,
             timeline_object: None,
+            quality: None,
         }
     }
 
@@ -105,7 +109,7 @@ impl OpenFiles {
                     }
                 };
                 tracing::info!(key = keys.main(format), "file started");
-                let opened = OpenFile { keys, started, width, height, upload, timeline_object: None };
+                let opened = OpenFile { keys, started, width, height, upload, timeline_object: None, quality: None };
                 let facts = self.facts(ctx, &opened, format);
                 let tracked = OpenUpload {
                     record_format: format,
@@ -191,6 +195,11 @@ impl OpenFiles {
                 };
                 self.complete(ctx, job, held, format, open, size, duration, utc(ended_at)).await?;
             }
+            Output::FileQuality { format, file, quality } => {
+                if let Some(open) = self.open.get_mut(&(record_format(format), file)) {
+                    open.quality = Some(crate::quality::report(&quality));
+                }
+            }
             Output::Alive | Output::Waiting { .. } | Output::Spent { .. } | Output::Finished => {}
             // The job task reports these (events); the files stay as they are.
             Output::Paused { .. } | Output::Resumed { .. } => {}
@@ -216,6 +225,7 @@ impl OpenFiles {
         facts.record_duration = Some(duration.as_secs_f64().round() as u64);
         facts.end_time = Some(Timestamp::from(ended));
         facts.timeline_object = open.timeline_object.clone();
+        facts.quality = open.quality.clone();
         let record = RecordFile {
             record_format: format,
             obs_bucket: facts.obs_bucket.clone(),
@@ -227,6 +237,7 @@ impl OpenFiles {
             download_url: None,
             timeline_object: facts.timeline_object.clone(),
             timeline_url: None,
+            quality: open.quality,
         };
         let updated = ctx
             .update_upload(job, held, &record.obs_object, |j| {

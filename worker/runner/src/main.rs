@@ -10,6 +10,7 @@ mod job;
 mod mix;
 mod pause;
 mod protection;
+mod quality;
 mod reach;
 mod recovery;
 mod sidecar;

@@ -56,6 +56,7 @@ pub async fn finish_abandoned(
             download_url: None,
             timeline_object: timeline.clone(),
             timeline_url: None,
+            quality: None,
         });
         *job = ctx
             .update(job, held, |j| {
@@ -79,6 +80,7 @@ pub async fn finish_abandoned(
                 obs_bucket: upload.bucket.clone(),
                 obs_object: upload.key.clone(),
                 timeline_object: record.timeline_object.clone(),
+                quality: None,
             };
             let (format, detail) = (Some(upload.record_format), detail.to_owned());
             ctx.emit(&job.job, EventType::RecordFileComplete, format, Some(facts), detail).await?;

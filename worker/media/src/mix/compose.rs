@@ -54,6 +54,8 @@ pub(crate) struct Composer {
     /// For a picture scaled for the pane's previous size, shown until new ones are due.
     rescaler: Scaler,
     rescaled: frame::Video,
+    /// Panes that showed a picture again, not yet counted by the mixer.
+    repeats: u64,
 }
 
 impl Composer {
@@ -71,7 +73,13 @@ impl Composer {
             stills: Stills::default(),
             rescaler: Scaler::default(),
             rescaled: frame::Video::empty(),
+            repeats: 0,
         }
+    }
+
+    /// How many times a pane showed a picture again since the last call.
+    pub(crate) fn take_repeats(&mut self) -> u64 {
+        std::mem::take(&mut self.repeats)
     }
 
     /// Sets the background: `image` scaled to cover the canvas, else `colour`.
@@ -106,7 +114,7 @@ impl Composer {
                 rescaler: &mut self.rescaler,
                 rescaled: &mut self.rescaled,
             };
-            painter.paint(state, due_us, &mut self.stills);
+            self.repeats += u64::from(painter.paint(state, due_us, &mut self.stills));
         }
         Ok(&mut self.canvas)
     }
@@ -130,21 +138,21 @@ struct Painter<'a> {
 }
 
 impl Painter<'_> {
-    fn paint(mut self, state: &mut PaneState, due_us: i64, stills: &mut Stills) {
+    /// Paints the pane's content at `due_us`; says whether it is a picture shown before.
+    fn paint(mut self, state: &mut PaneState, due_us: i64, stills: &mut Stills) -> bool {
         let PaneState { pane, painted } = state;
         let Some(occupant) = &pane.occupant else {
             self.background_of(pane.rect, painted);
-            return;
+            return false;
         };
-        let shown = occupant.feed.with_picture(due_us, |current| match current {
-            Some(current) => {
+        let shown = occupant.feed.with_picture(due_us, |current, repeat| {
+            current.map(|current| {
                 self.picture(pane, occupant.feed.id, current, painted);
-                true
-            }
-            None => false,
+                repeat
+            })
         });
-        if shown {
-            return;
+        if let Some(repeat) = shown {
+            return repeat;
         }
         match &occupant.image {
             Some(image) if matches!(painted, Painted::Image(shown) if shown == image) => {}
@@ -159,6 +167,7 @@ impl Painter<'_> {
             },
             None => self.background_of(pane.rect, painted),
         }
+        false
     }
 
     fn picture(&mut self, pane: &Pane, feed: u64, current: &Picture, painted: &mut Painted) {

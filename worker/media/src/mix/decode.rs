@@ -19,6 +19,21 @@ use crate::mux::{micros, MICROS};
 const CONTINUITY_SAMPLES: i64 = 960;
 /// Room for resampled sound beyond the input's own length, in samples.
 const RESAMPLE_SLACK_SAMPLES: usize = 256;
+/// The sound follows the pictures' average lag ([`Feed::picture_lag_us`]) once this many
+/// pictures came under one mapping (before, it is not delayed for them): soon after a
+/// participant joins, within the jumps of their sound while the new mapping settles.
+const LAG_SETTLE_PICTURES: u32 = 10;
+/// The pictures' average lag is taken afresh when the connection's mapping moves by more
+/// than this, in µs.
+const LAG_OFFSET_MOVE_US: i64 = 1_000;
+/// The sound's shift (the connection's mapping plus the pictures' lag) follows the pictures
+/// once it is off by more than this, in µs: each move is a jump in the participant's sound,
+/// and while a mapping settles it moves often by a little.
+const SOUND_STEP_US: i64 = 10_000;
+/// Weight of the newest picture in the average lag (an exponential moving average). Slow:
+/// while the connection's mapping settles the lag of each picture wanders over a whole
+/// output frame, and the sound is not to jump with it.
+const LAG_WEIGHT: f64 = 1.0 / 64.0;
 
 /// A decoder told the time base of its packets, on one thread: an input thread per
 /// participant already spreads decoding over the cores, and more would oversubscribe them.
@@ -83,7 +98,7 @@ impl VideoIn {
                 Ok(()) => {
                     if let Some(pts) = decoded.timestamp() {
                         let at_us = pts.rescale(*time_base, MICROS).saturating_add(offset_us);
-                        pacer.offer(decoded, at_us, feed)?;
+                        pacer.offer(decoded, at_us, offset_us, feed)?;
                     }
                 }
                 Err(Error::Other { errno: EAGAIN } | Error::Eof) => return Ok(()),
@@ -108,6 +123,12 @@ struct Pacer {
     held: frame::Video,
     held_at_us: Option<i64>,
     last_at_us: Option<i64>,
+    /// The average lag of the pictures handed over, and the value last told the feed.
+    lag_us: Option<f64>,
+    lag_count: u32,
+    /// The mapping the average was taken under.
+    lag_offset_us: Option<i64>,
+    told_lag_us: i64,
 }
 
 impl Pacer {
@@ -118,11 +139,16 @@ impl Pacer {
             held: frame::Video::empty(),
             held_at_us: None,
             last_at_us: None,
+            lag_us: None,
+            lag_count: 0,
+            lag_offset_us: None,
+            told_lag_us: 0,
         }
     }
 
     /// Takes the picture in `decoded` (which may come back holding another decoded buffer).
-    fn offer(&mut self, decoded: &mut frame::Video, at_us: i64, feed: &Feed) -> Result<(), Error> {
+    fn offer(&mut self, decoded: &mut frame::Video, at_us: i64, offset_us: i64, feed: &Feed) -> Result<(), Error> {
+        self.note_lag(at_us, offset_us, feed);
         let interval_us = self.last_at_us.map(|last| at_us.saturating_sub(last));
         self.last_at_us = Some(at_us);
         if let Some(held_at_us) = self.held_at_us.take() {
@@ -146,6 +172,30 @@ impl Pacer {
             Some(at_us) => hand_over(&self.held, at_us, &mut self.scaler, feed),
             None => Ok(()),
         }
+    }
+
+    /// A picture at `at_us` came: what it shows is seen from its output frame on (in it, or
+    /// in a later picture that replaces it there), that much after its time. Tells the feed
+    /// the average (for the sound once settled, see [`LAG_SETTLE_PICTURES`]).
+    fn note_lag(&mut self, at_us: i64, offset_us: i64, feed: &Feed) {
+        let shown_us = self.output_frame(at_us).saturating_mul(1_000_000) / self.fps;
+        let lag = shown_us.saturating_sub(at_us.saturating_add(micros(JITTER_BUFFER))) as f64;
+        // A plain mean over the first pictures, then a slow moving average; afresh whenever
+        // the mapping moved (it does while a new connection drains what it read ahead).
+        if self.lag_offset_us.is_none_or(|last| (offset_us - last).abs() > LAG_OFFSET_MOVE_US) {
+            self.lag_us = None;
+            self.lag_count = 0;
+        }
+        self.lag_offset_us = Some(offset_us);
+        self.lag_count += 1;
+        let weight = (1.0 / self.lag_count as f64).max(LAG_WEIGHT);
+        let average = self.lag_us.map_or(lag, |average| average + (lag - average) * weight);
+        self.lag_us = Some(average);
+        let average = average.round() as i64;
+        if self.lag_count >= LAG_SETTLE_PICTURES {
+            self.told_lag_us = average;
+        }
+        feed.set_picture_lag(self.told_lag_us, offset_us.saturating_add(average));
     }
 
     /// The first output frame a picture at `at_us` shows in: frame n shows what is due at
@@ -185,8 +235,10 @@ pub(crate) struct AudioIn {
     decoded: frame::Audio,
     resampler: Option<resampling::Context>,
     resampled: frame::Audio,
-    /// Where the last chunk of sound ended, in output samples.
+    /// Where the last chunk of sound ended, in samples of the source's time (unshifted).
     next_position: Option<i64>,
+    /// How far the sound is moved from its source time, in µs (see [`SOUND_STEP_US`]).
+    shift_us: Option<i64>,
 }
 
 impl AudioIn {
@@ -200,6 +252,7 @@ impl AudioIn {
             resampler: None,
             resampled: frame::Audio::empty(),
             next_position: None,
+            shift_us: None,
         })
     }
 
@@ -210,15 +263,23 @@ impl AudioIn {
             resampler: &mut self.resampler,
             resampled: &mut self.resampled,
             next_position: &mut self.next_position,
+            shift_us: &mut self.shift_us,
         };
         decode(decoder, packet, |decoder| loop {
             match decoder.receive_frame(decoded) {
                 Ok(()) => {
                     let Some(pts) = decoded.timestamp() else { continue };
-                    // Played after the jitter buffer, like the pictures.
-                    let play_us =
-                        pts.rescale(*time_base, MICROS).saturating_add(offset_us).saturating_add(micros(JITTER_BUFFER));
-                    sound.hand_over(decoded, play_us, feed)?;
+                    // Played after the jitter buffer, the mapping and the pictures' lag, like
+                    // the pictures.
+                    let wanted = offset_us.saturating_add(feed.picture_lag_us());
+                    let shift_us = match *sound.shift_us {
+                        Some(shift) if (wanted - shift).abs() <= SOUND_STEP_US => shift,
+                        _ => wanted,
+                    };
+                    *sound.shift_us = Some(shift_us);
+                    feed.set_sound_shift(shift_us);
+                    let source_us = pts.rescale(*time_base, MICROS).saturating_add(micros(JITTER_BUFFER));
+                    sound.hand_over(decoded, source_us, shift_us, feed)?;
                 }
                 Err(Error::Other { errno: EAGAIN } | Error::Eof) => return Ok(()),
                 Err(error) => return Err(error),
@@ -232,12 +293,14 @@ struct Resample<'a> {
     resampler: &'a mut Option<resampling::Context>,
     resampled: &'a mut frame::Audio,
     next_position: &'a mut Option<i64>,
+    shift_us: &'a mut Option<i64>,
 }
 
 impl Resample<'_> {
     /// Resamples `decoded` to 48 kHz stereo planar float and writes it to be played from
-    /// `play_us` on the mix clock.
-    fn hand_over(&mut self, decoded: &frame::Audio, play_us: i64, feed: &Feed) -> Result<(), Error> {
+    /// `source_us` + `shift_us` on the mix clock. Continuity is judged on the source's own
+    /// time: the shift moves the sound exactly as much as it changes.
+    fn hand_over(&mut self, decoded: &frame::Audio, source_us: i64, shift_us: i64, feed: &Feed) -> Result<(), Error> {
         let layout = match decoded.channel_layout() {
             layout if layout.is_empty() => ChannelLayout::default(i32::from(decoded.channels())),
             layout => layout,
@@ -270,12 +333,14 @@ impl Resample<'_> {
         }
         resampler.run(decoded, self.resampled)?;
         let count = self.resampled.samples();
-        let mapped = play_us.saturating_mul(i64::from(SAMPLE_RATE)) / 1_000_000;
+        let to_samples = |us: i64| us.saturating_mul(i64::from(SAMPLE_RATE)) / 1_000_000;
+        let mapped = to_samples(source_us);
         let position = match *self.next_position {
             Some(next) if (mapped - next).abs() <= CONTINUITY_SAMPLES => next,
             _ => mapped,
         };
         *self.next_position = Some(position + count as i64);
+        let position = position.saturating_add(to_samples(shift_us));
         // Sound mapped before the mix began is not played.
         let skip = usize::try_from(-position).unwrap_or(0).min(count);
         let start = u64::try_from(position.max(0)).unwrap_or(0);
@@ -299,10 +364,10 @@ mod tests {
         let at = |i: i64| i * 1_000_000 / source_fps;
         for i in 0..count {
             let mut decoded = picture::blank((32, 18));
-            pacer.offer(&mut decoded, at(i), &feed).expect("scales");
+            pacer.offer(&mut decoded, at(i), 0, &feed).expect("scales");
         }
         pacer.release(&feed).expect("scales");
-        feed.with_picture(at(count - 1), |latest| latest.map_or(0, |p| p.seq + 1))
+        feed.with_picture(at(count - 1), |latest, _| latest.map_or(0, |p| p.seq + 1))
     }
 
     #[test]

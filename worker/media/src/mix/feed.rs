@@ -7,7 +7,7 @@
 //! and sound leave together. Frames travel by moving buffers, never by copying them.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -65,6 +65,8 @@ pub(crate) struct Picture {
     pub seq: u64,
     pub target: Target,
     pub frame: frame::Video,
+    /// Whether it has been on screen.
+    shown: bool,
 }
 
 #[derive(Default)]
@@ -95,6 +97,19 @@ pub(crate) struct Feed {
     sound: Mutex<Ring>,
     /// When media last arrived, on the mix clock (`i64::MIN`: never).
     last_media_us: AtomicI64,
+    /// How much later than they map to this participant's pictures show, on average: the
+    /// mix shows a picture from the first output frame at or after its time, so a picture
+    /// lands up to a frame late. Their sound is played as much later, so both leave
+    /// together. Zero until a picture has been handed over.
+    picture_lag_us: AtomicI64,
+    /// Where the pictures show relative to their source time (the connection's mapping plus
+    /// their average lag), and where the sound is played relative to its own: the sound
+    /// follows the pictures in steps, so the two differ by what the quality report calls
+    /// the A/V offset. `i64::MIN`: not yet.
+    picture_shift_us: AtomicI64,
+    sound_shift_us: AtomicI64,
+    /// Pictures let go without ever being shown, not yet counted by the mixer.
+    dropped: AtomicU64,
     /// Set to make the input thread close its source and end.
     stop: Arc<AtomicBool>,
 }
@@ -107,6 +122,10 @@ impl Feed {
             pictures: Mutex::new(Pictures::default()),
             sound: Mutex::new(Ring::new(play_position)),
             last_media_us: AtomicI64::new(i64::MIN),
+            picture_lag_us: AtomicI64::new(0),
+            picture_shift_us: AtomicI64::new(i64::MIN),
+            sound_shift_us: AtomicI64::new(i64::MIN),
+            dropped: AtomicU64::new(0),
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -131,7 +150,36 @@ impl Feed {
         Some(self.last_media_us.load(Ordering::Relaxed)).filter(|&us| us != i64::MIN)
     }
 
+    /// How much later than they map to this participant's pictures show (see the field).
+    pub(crate) fn picture_lag_us(&self) -> i64 {
+        self.picture_lag_us.load(Ordering::Relaxed)
+    }
+
+    /// How far the sound and the pictures are moved from their source time, once both came.
+    pub(crate) fn shifts_us(&self) -> Option<(i64, i64)> {
+        let sound = self.sound_shift_us.load(Ordering::Relaxed);
+        let pictures = self.picture_shift_us.load(Ordering::Relaxed);
+        (sound != i64::MIN && pictures != i64::MIN).then_some((sound, pictures))
+    }
+
+    /// How many pictures were let go unseen since the last call.
+    pub(crate) fn take_dropped(&self) -> u64 {
+        self.dropped.swap(0, Ordering::Relaxed)
+    }
+
     // The input thread's side.
+
+    /// This participant's sound is to follow their pictures' lag `lag_us`; the pictures
+    /// show `shift_us` after their source time.
+    pub(crate) fn set_picture_lag(&self, lag_us: i64, shift_us: i64) {
+        self.picture_lag_us.store(lag_us, Ordering::Relaxed);
+        self.picture_shift_us.store(shift_us, Ordering::Relaxed);
+    }
+
+    /// This participant's sound is played `shift_us` after its source time.
+    pub(crate) fn set_sound_shift(&self, shift_us: i64) {
+        self.sound_shift_us.store(shift_us, Ordering::Relaxed);
+    }
 
     /// Where to scale the next picture for, and a spare buffer to scale it into; `None`
     /// when the participant is not shown.
@@ -150,10 +198,11 @@ impl Feed {
         pictures.next_seq += 1;
         if pictures.queue.len() >= MAX_QUEUED_PICTURES {
             if let Some(oldest) = pictures.queue.pop_front() {
+                self.dropped.fetch_add(u64::from(!oldest.shown), Ordering::Relaxed);
                 pictures.keep_spare(oldest.frame);
             }
         }
-        pictures.queue.push_back(Picture { at_us, seq, target, frame });
+        pictures.queue.push_back(Picture { at_us, seq, target, frame, shown: false });
     }
 
     /// Gives a buffer back unused.
@@ -181,18 +230,26 @@ impl Feed {
 
     /// Calls `show` with the picture on screen at `due_us`: the latest one due, unless it is
     /// older than [`STALL_TIMEOUT`]; `None` if there is none. Older pictures are let go.
-    pub(crate) fn with_picture<R>(&self, due_us: i64, show: impl FnOnce(Option<&Picture>) -> R) -> R {
+    /// The second argument says whether the picture was shown before (a repeat).
+    pub(crate) fn with_picture<R>(&self, due_us: i64, show: impl FnOnce(Option<&Picture>, bool) -> R) -> R {
         let mut guard = lock(&self.pictures);
         let pictures = &mut *guard;
         while pictures.queue.get(1).is_some_and(|next| next.at_us <= due_us) {
             if let Some(done) = pictures.queue.pop_front() {
+                self.dropped.fetch_add(u64::from(!done.shown), Ordering::Relaxed);
                 pictures.keep_spare(done.frame);
             }
         }
         let stall_us = i64::try_from(STALL_TIMEOUT.as_micros()).unwrap_or(i64::MAX);
         let current =
-            pictures.queue.front().filter(|p| p.at_us <= due_us && due_us.saturating_sub(p.at_us) <= stall_us);
-        show(current)
+            pictures.queue.front_mut().filter(|p| p.at_us <= due_us && due_us.saturating_sub(p.at_us) <= stall_us);
+        let repeat = current.as_ref().is_some_and(|p| p.shown);
+        if let Some(current) = current {
+            current.shown = true;
+            show(Some(current), repeat)
+        } else {
+            show(None, false)
+        }
     }
 
     /// Adds the sound from output sample `position` on into `left`/`right`.
@@ -223,7 +280,7 @@ mod tests {
     }
 
     fn shown(feed: &Feed, due_us: i64) -> Option<i64> {
-        feed.with_picture(due_us, |p| p.map(|p| p.at_us))
+        feed.with_picture(due_us, |p, _| p.map(|p| p.at_us))
     }
 
     #[test]

@@ -142,6 +142,17 @@ impl Room {
         self.shown
     }
 
+    /// Per participant with sound and pictures: how far each is moved from its source time (µs).
+    pub(crate) fn shifts_us(&self) -> impl Iterator<Item = (i64, i64)> + '_ {
+        self.roster.iter().filter_map(|a| a.feed.shifts_us())
+    }
+
+    /// Pictures let go unseen, and panes that showed a picture again, since the last call.
+    pub(crate) fn take_dropped_and_repeated(&mut self) -> (u64, u64) {
+        let dropped = self.roster.iter().map(|a| a.feed.take_dropped()).sum();
+        (dropped, self.composer.as_mut().map_or(0, Composer::take_repeats))
+    }
+
     /// When any participant's media last arrived, on the mix clock.
     pub(crate) fn last_media_us(&self) -> Option<i64> {
         self.roster.iter().filter_map(|a| a.feed.last_media_us()).max()

@@ -106,6 +106,11 @@ impl Limiter {
         }
     }
 
+    /// How many samples the limiter delays the sound by (its look-ahead).
+    pub(crate) fn delay_samples(&self) -> u64 {
+        self.delay.len() as u64
+    }
+
     /// Limits `left`/`right` in place (delayed by the look-ahead).
     pub(crate) fn process(&mut self, left: &mut [f32], right: &mut [f32]) {
         let window = self.delay.len() as u64;

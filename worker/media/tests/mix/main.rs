@@ -6,6 +6,8 @@
 #[allow(dead_code)]
 mod recorder_support;
 
+#[path = "../recorder/av_sync.rs"]
+mod av_sync;
 mod files;
 mod grid;
 mod holds;
@@ -14,3 +16,4 @@ mod screen_share;
 mod seats;
 mod speakers;
 mod support;
+mod sync;

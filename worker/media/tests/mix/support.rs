@@ -264,6 +264,18 @@ pub enum Step {
 /// the start), then sends `Stop`; reads its output (pictures at `look_at` seconds), then
 /// removes `dir`.
 pub fn run_mix(dir: TempDir, spec: MixSpec, script: Vec<(f64, Step)>, stop_at: f64, look_at: &[f64]) -> Seen {
+    run_mix_keeping(dir, spec, script, stop_at, look_at, None)
+}
+
+/// [`run_mix`], copying the MP4 file to `keep` (if given) before `dir` is removed.
+pub fn run_mix_keeping(
+    dir: TempDir,
+    spec: MixSpec,
+    script: Vec<(f64, Step)>,
+    stop_at: f64,
+    look_at: &[f64],
+    keep: Option<&Path>,
+) -> Seen {
     let (command_tx, command_rx) = mpsc::channel();
     let (out_tx, out_rx) = mpsc::sync_channel(10_000);
     let started = Instant::now();
@@ -295,6 +307,13 @@ pub fn run_mix(dir: TempDir, spec: MixSpec, script: Vec<(f64, Step)>, stop_at: f
     }
     let result = mixer.join().expect("the mixer thread does not panic");
     let seen = Seen::read(outputs, result, look_at);
+    if let Some(keep) = keep {
+        let mp4 = seen.outputs.iter().find_map(|o| match o {
+            Output::Mp4Progress { file: 0, path, .. } => Some(path.clone()),
+            _ => None,
+        });
+        std::fs::copy(mp4.expect("an MP4 file"), keep).expect("keep the MP4 file");
+    }
     drop(dir);
     seen
 }

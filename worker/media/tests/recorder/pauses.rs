@@ -166,6 +166,12 @@ fn an_rtmp_publisher_back_within_the_merge_window_continues_the_same_files() {
     assert_continuous(&recording.mp4(0).0, 6.0..=8.3);
     let flagged = recording.segments(0).iter().filter(|s| s.2).count();
     assert_eq!(flagged, 1, "one discontinuity: {:?}", recording.segments(0));
+    for format in [Format::Mp4, Format::Hls] {
+        let quality = crate::av_sync::reported_quality(&recording.outputs, format, 0);
+        // The 2 s pause, plus the wait for the publisher to come back and for its keyframe.
+        assert_eq!(quality.gaps, 1, "{format:?}: {quality:?}");
+        assert!((1.8..=3.5).contains(&quality.gap_seconds), "{format:?}: {quality:?}");
+    }
 }
 
 #[test]

@@ -19,6 +19,7 @@ fn file(bucket: &str, key: &str) -> RecordFile {
         download_url: None,
         timeline_object: None,
         timeline_url: None,
+        quality: None,
     }
 }
 

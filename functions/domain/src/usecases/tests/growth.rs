@@ -160,6 +160,7 @@ fn file(key: &str) -> RecordFile {
         start_time: Timestamp::zero(),
         end_time: Timestamp::zero(),
         download_url: None,
+        quality: None,
     }
 }
 
