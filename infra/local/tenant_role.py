@@ -5,9 +5,11 @@ tenant's own bucket (README, "Recordings in your own bucket"), for the end-to-en
   tenant_role.py NAME BUCKET EXTERNAL_ID    prints the role's ARN
 
 Runs with the stack's environment: the operator's credentials create the role; the worker's
-(ROOMREC_ROLES_FILE) say whom its trust policy names. The trust policy names the worker's role as
-a tenant would, and also its session (arn:aws:sts::…:assumed-role/ROLE/SESSION, a valid AWS
-principal too), because moto compares the caller's session ARN with the principal as a string.
+and the presigning functions' (ROOMREC_ROLES_FILE) say whom its trust policy names. The trust
+policy names the worker's role as a tenant would, and the roles that presign download URLs of
+the tenant's files (the job functions', Jocloud's and the callback deliverer's), each also by
+its session (arn:aws:sts::…:assumed-role/ROLE/SESSION, a valid AWS principal too), because
+moto compares the caller's session ARN with the principal as a string.
 moto checks the principal and a StringEquals on sts:ExternalId (a wrong ExternalId is refused;
 a missing one, unlike on AWS, is not). The role's own policy allows the bucket only.
 """
@@ -19,6 +21,11 @@ import os
 import sys
 
 import boto3
+
+
+# The deployment's roles a tenant's trust policy names (README, "Recordings in your own
+# bucket"): the worker writes, the others presign download URLs.
+TRUSTED = ["worker", "individual-jobs-api", "mix-jobs-api", "jocloud-api", "callback-delivery"]
 
 
 def client(service: str, credentials: dict[str, str] | None = None):
@@ -37,13 +44,16 @@ def main(argv: list[str]) -> int:
         return 2
     name, bucket, external_id = argv
     with open(os.environ["ROOMREC_ROLES_FILE"]) as f:
-        worker = json.load(f)["worker"]
-    session = client("sts", worker).get_caller_identity()["Arn"]
-    # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCOUNT:role/ROLE
-    account, role = session.split(":")[4], session.split("/")[1]
+        roles = json.load(f)
+    principals = []
+    for trusted in TRUSTED:
+        session = client("sts", roles[trusted]).get_caller_identity()["Arn"]
+        # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCOUNT:role/ROLE
+        account, role = session.split(":")[4], session.split("/")[1]
+        principals += [f"arn:aws:iam::{account}:role/{role}", session]
     trust = {"Version": "2012-10-17", "Statement": [{
         "Effect": "Allow",
-        "Principal": {"AWS": [f"arn:aws:iam::{account}:role/{role}", session]},
+        "Principal": {"AWS": principals},
         "Action": "sts:AssumeRole",
         "Condition": {"StringEquals": {"sts:ExternalId": external_id}},
     }]}

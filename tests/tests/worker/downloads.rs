@@ -12,6 +12,7 @@ use roomrec_testkit::receiver::Receiver;
 use roomrec_tests::{aws, publish, stack_env, Api};
 use serde_json::{json, Value};
 
+use crate::storage::{account_of, record, tenant_bucket, tenant_role};
 use crate::support::{decodes, probe, Setup};
 
 /// GETs `url` with no credentials: its status and body.
@@ -193,4 +194,29 @@ async fn a_file_complete_callback_carries_a_download_url_that_fetches_the_file()
     std::fs::write(&path, &bytes).unwrap();
     assert!(decodes(&path), "the file the callback names does not decode");
     std::fs::remove_file(&path).ok();
+}
+
+#[tokio::test]
+async fn a_file_in_the_tenants_bucket_is_presigned_by_the_tenants_role_and_fetches() {
+    let api = Api::new_account().await;
+    let bucket = tenant_bucket().await;
+    let role = tenant_role(&bucket, &account_of(&api).await);
+    let obs_addr = json!({ "bucket": bucket, "location": "us-east-1", "object": "rec/", "role_arn": role });
+    let setup = Setup::for_account(api, &["MP4"], obs_addr, json!({}), json!({})).await;
+    let job = record(&setup, "room1", "hank").await;
+
+    let view = setup.job(&job).await;
+    let file = &view["record_files"][0];
+    let url = file["download_url"].as_str().unwrap_or_else(|| panic!("no download_url in {view}"));
+    assert!(url.contains(&format!("/{bucket}/")), "{url}");
+    let (status, bytes) = fetch(url).await;
+    assert_eq!(status, 200, "{url}: {}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes.len() as u64, file["file_size"].as_u64().unwrap());
+    // Signed as a session of the tenant's role, never with the API function's own credentials
+    // (which may read the deployment's bucket only, so could not have made a URL that works).
+    let roles: Value =
+        serde_json::from_str(&std::fs::read_to_string(stack_env("ROOMREC_ROLES_FILE")).unwrap()).unwrap();
+    let own_key = roles["individual-jobs-api"]["AWS_ACCESS_KEY_ID"].as_str().unwrap();
+    let signer = url.split("X-Amz-Credential=").nth(1).unwrap().split('/').next().unwrap();
+    assert_ne!(signer, own_key, "{url}");
 }
