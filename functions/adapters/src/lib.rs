@@ -126,7 +126,7 @@ impl Deps {
                 random,
             })
             .with_stream_policy(config.stream_policy.clone()),
-            events: JobEvents::new(jobs.clone(), events),
+            events: JobEvents::new(jobs.clone(), events).with_files(files.clone()),
             files,
             jobs,
             jocloud,

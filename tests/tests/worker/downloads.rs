@@ -194,6 +194,13 @@ async fn a_file_complete_callback_carries_a_download_url_that_fetches_the_file()
     std::fs::write(&path, &bytes).unwrap();
     assert!(decodes(&path), "the file the callback names does not decode");
     std::fs::remove_file(&path).ok();
+
+    // The job's events listing shows the event with a URL signed when listed.
+    let listed = setup.api.get(&format!("/v2/apps/{}/individual-stream-jobs/{job}/events", setup.app)).await.body;
+    let complete = listed["events"].as_array().unwrap().iter().find(|e| e["event_type"] == "RECORD_FILE_COMPLETE");
+    let listed_url = complete.unwrap()["download_url"].as_str().unwrap();
+    assert!(listed_url.contains("X-Amz-Signature="), "{listed_url}");
+    assert_eq!(fetch(listed_url).await.0, 200, "{listed_url}");
 }
 
 #[tokio::test]

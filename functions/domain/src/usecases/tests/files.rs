@@ -214,6 +214,10 @@ async fn a_file_complete_callback_carries_a_url_presigned_when_it_is_sent() {
     let key = format!("{}/rec/a.mp4", app.id());
     let url = w.delivered_url(&app, &job, "b12", &key).await;
     assert_eq!(url, format!("mem://b12/{key}?expires=600&signer=worker"));
+
+    let listed = w.job_events.list(&app, JobKind::Individual, job.job_id.as_str()).await.unwrap();
+    let listed = serde_json::to_value(&listed[0]).unwrap();
+    assert_eq!(listed["download_url"], format!("mem://b12/{key}?expires=3600&signer=worker"), "the listing signs too");
 }
 
 #[tokio::test]
