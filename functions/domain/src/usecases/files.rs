@@ -166,9 +166,12 @@ impl Files {
         let text = String::from_utf8_lossy(&playlist.body);
         let keys = playlist_segments(object, &text);
         let signing = keys.iter().map(|key| self.url(Some(access.clone()), &bucket, key));
-        let urls: HashMap<&String, String> =
-            keys.iter().zip(futures::future::join_all(signing).await).filter_map(|(k, u)| Some((k, u?))).collect();
-        Ok(sign_playlist(object, &text, |key| urls.get(&key.to_owned()).cloned()))
+        let urls: HashMap<&str, String> = keys
+            .iter()
+            .zip(futures::future::join_all(signing).await)
+            .filter_map(|(k, u)| Some((k.as_str(), u?)))
+            .collect();
+        Ok(sign_playlist(object, &text, |key| urls.get(key).cloned()))
     }
 }
 
