@@ -5,9 +5,12 @@ tenant's own bucket (README, "Recordings in your own bucket"), for the end-to-en
   tenant_role.py NAME BUCKET EXTERNAL_ID    prints the role's ARN
 
 Runs with the stack's environment: the operator's credentials create the role; the worker's
-(ROOMREC_ROLES_FILE) say whom its trust policy names. The trust policy names the worker's role and
-the preflight function's as a tenant would, and also its session (arn:aws:sts::…:assumed-role/ROLE/SESSION, a valid AWS
-principal too), because moto compares the caller's session ARN with the principal as a string.
+and the other functions' (ROOMREC_ROLES_FILE) say whom its trust policy names. The trust
+policy names the worker's role as a tenant would, the preflight function's (it checks the role
+before any recording), and the roles that presign download URLs of the tenant's files (the job
+functions', Jocloud's and the callback deliverer's), each also by its session
+(arn:aws:sts::…:assumed-role/ROLE/SESSION, a valid AWS principal too), because moto compares
+the caller's session ARN with the principal as a string.
 moto checks the principal and a StringEquals on sts:ExternalId (a wrong ExternalId is refused;
 a missing one, unlike on AWS, is not). The role's own policy allows the bucket only.
 """
@@ -19,6 +22,11 @@ import os
 import sys
 
 import boto3
+
+
+# The deployment's roles a tenant's trust policy names (README, "Recordings in your own
+# bucket"): the worker writes, the others presign download URLs.
+TRUSTED = ["worker", "preflight-api", "individual-jobs-api", "mix-jobs-api", "jocloud-api", "callback-delivery"]
 
 
 def client(service: str, credentials: dict[str, str] | None = None):
@@ -39,9 +47,8 @@ def main(argv: list[str]) -> int:
     with open(os.environ["ROOMREC_ROLES_FILE"]) as f:
         roles = json.load(f)
     principals = []
-    # The worker writes the recordings; the preflight function checks the role before any does.
-    for user in ("worker", "preflight-api"):
-        session = client("sts", roles[user]).get_caller_identity()["Arn"]
+    for trusted in TRUSTED:
+        session = client("sts", roles[trusted]).get_caller_identity()["Arn"]
         # arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION -> arn:aws:iam::ACCOUNT:role/ROLE
         account, role = session.split(":")[4], session.split("/")[1]
         principals += [f"arn:aws:iam::{account}:role/{role}", session]

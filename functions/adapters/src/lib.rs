@@ -29,6 +29,7 @@ pub use recordings::DynamoRecordingStore;
 pub use retrying::Retrying;
 use roomrec_domain::clock::{Clock, Random};
 use roomrec_domain::delivery::{Deliverer, DelivererPorts};
+use roomrec_domain::download::EventDownloads;
 use roomrec_domain::ports::{DeliveryQueue, EventLog};
 use roomrec_domain::retry::Backoff;
 use roomrec_domain::url::PrivateAddresses;
@@ -137,7 +138,7 @@ impl Deps {
                 random,
             })
             .with_stream_policy(config.stream_policy.clone()),
-            events: JobEvents::new(jobs.clone(), events),
+            events: JobEvents::new(jobs.clone(), events).with_files(files.clone()),
             files,
             jobs,
             jocloud,
@@ -183,18 +184,25 @@ pub async fn deliverer(config: &Config) -> Result<Deliverer, ConfigError> {
     let (dynamo, sqs) = (aws_sdk_dynamodb::Client::new(&aws), aws_sdk_sqs::Client::new(&aws));
     let events =
         DynamoEventLog::new(dynamo.clone(), sqs.clone(), config.tables.events.clone(), config.events_queue_url.clone());
-    let store = DynamoStore::new(dynamo, config.tables.clone());
+    let store = Arc::new(DynamoStore::new(dynamo, config.tables.clone()));
     let notifier = HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(config));
     let queue = SqsDeliveryQueue::new(sqs, config.events_queue_url.clone(), dead_letter_url);
     let random: Arc<dyn Random> = Arc::new(OsRandom);
     let ports = DelivererPorts {
         events: Arc::new(Retrying::new(Arc::new(events) as Arc<dyn EventLog>, Backoff::IN_LAMBDA, random.clone())),
-        callbacks: Arc::new(store),
+        callbacks: store.clone(),
         notifier: Arc::new(notifier),
         queue: Arc::new(Retrying::new(Arc::new(queue) as Arc<dyn DeliveryQueue>, Backoff::IN_LAMBDA, random.clone())),
         clock: Arc::new(SystemClock),
         random,
         metrics: Arc::new(EmfMetrics::CALLBACK_DELIVERY),
     };
-    Ok(Deliverer::new(ports).with_schedule(config.retry_schedule))
+    let downloads = EventDownloads {
+        jobs: store.clone(),
+        rules: store.clone(),
+        apps: store.clone(),
+        presigner: Arc::new(S3Presigner::new(&aws)),
+        lifetime: config.download_lifetime,
+    };
+    Ok(Deliverer::new(ports).with_schedule(config.retry_schedule).with_downloads(downloads))
 }

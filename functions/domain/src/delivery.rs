@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::callback::RecordCallback;
 use crate::clock::{Clock, Random};
+use crate::download::EventDownloads;
 use crate::error::{QueueError, StoreError};
 use crate::event::{Attempt, DeliveryStatus, DeliveryUpdate, StoredEvent};
 use crate::ids::{AppId, JobId};
@@ -97,6 +98,8 @@ pub struct Deliverer {
     metrics: Arc<dyn Metrics>,
     schedule: RetrySchedule,
     lanes: Arc<JobLanes>,
+    /// Presigns a completed file's `download_url` at each attempt, when set.
+    downloads: Option<EventDownloads>,
 }
 
 /// The ports a [`Deliverer`] works over.
@@ -128,7 +131,15 @@ impl Deliverer {
             metrics,
             schedule: RetrySchedule::STANDARD,
             lanes: Arc::default(),
+            downloads: None,
         }
+    }
+
+    /// The same deliverer sending each completed file's `download_url` presigned by
+    /// `downloads` (else as the worker recorded it).
+    pub fn with_downloads(mut self, downloads: EventDownloads) -> Self {
+        self.downloads = Some(downloads);
+        self
     }
 
     /// The same deliverer retrying on `schedule` (tests compress it).
@@ -290,6 +301,11 @@ impl Deliverer {
         Ok(Settled::Done(Some(status)))
     }
 
+    /// The presigned URL of `event`'s completed file, if this deliverer signs them.
+    async fn signed_download(&self, event: &crate::event::RecordEvent) -> Option<String> {
+        self.downloads.as_ref()?.signed(event).await
+    }
+
     /// Makes one attempt (or skips an event the app does not want) and records it.
     async fn attempt(&self, stored: &StoredEvent, receipt: Option<&str>, callbacks: &CallbackCache) -> Step {
         let event = &stored.event;
@@ -297,7 +313,11 @@ impl Deliverer {
         let Some(callback) = callback.filter(|c| c.notify_event_subscription.contains(&event.event_type)) else {
             return self.finish(stored, DeliveryStatus::Skipped, None).await;
         };
-        let body = serde_json::to_vec(&event.callback_body()).unwrap_or_default();
+        let mut body = event.callback_body();
+        if let Some(url) = self.signed_download(event).await {
+            body["download_url"] = url.into();
+        }
+        let body = serde_json::to_vec(&body).unwrap_or_default();
         let rand = webhook::rtc_rand(self.random.as_ref());
         let headers =
             webhook::sign(callback.auth_key.as_bytes(), &event.event_id, self.clock.now().timestamp(), &rand, &body);

@@ -3,11 +3,15 @@
 //! for a bucket of the tenant's), and an HLS playlist with every segment URI presigned so a
 //! browser can play it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::Invalid;
+use crate::callback::EventType;
+use crate::error::{error_chain, Invalid};
+use crate::event::RecordEvent;
 use crate::ids::{AccountId, AppId, JobId};
 use crate::naming;
+use crate::ports::{AppStore, JobStore, Presigner, RuleStore};
 use crate::rule::RecordRule;
 use crate::storage::{storage, Access};
 
@@ -62,6 +66,48 @@ pub fn file_access(
     // The deployment's credentials reach its recordings bucket only, where every key of an
     // app is under its prefix: a key elsewhere is not one of this app's there.
     naming::is_under_app(key, app).then_some(Access::Worker)
+}
+
+/// Signs the file of a `RECORD_FILE_COMPLETE` event when it is sent, so a callback's
+/// `download_url` lives its whole lifetime from delivery (a retry hours later gets a fresh
+/// one): whose credentials sign it is decided as for the job's view ([`file_access`]), from
+/// the job's rule and owner as they are now.
+#[derive(Clone)]
+pub struct EventDownloads {
+    pub jobs: Arc<dyn JobStore>,
+    pub rules: Arc<dyn RuleStore>,
+    /// The owner of an app whose job was stored before jobs named their account.
+    pub apps: Arc<dyn AppStore>,
+    pub presigner: Arc<dyn Presigner>,
+    pub lifetime: DownloadLifetime,
+}
+
+impl EventDownloads {
+    /// A presigned URL of `event`'s file, if it is a completed file and can be signed (a
+    /// failure is logged: the event keeps the object's plain address).
+    pub async fn signed(&self, event: &RecordEvent) -> Option<String> {
+        let file = event.file.as_ref().filter(|_| event.event_type == EventType::RecordFileComplete)?;
+        let (app, job) = (&event.app_id, &event.job_id);
+        let record = self.jobs.get_jobs(&[(app.clone(), job.clone())]).await.map_err(|e| warn(event, &e)).ok()?;
+        let record = record.into_iter().next()?;
+        let account = match record.account {
+            Some(account) => account,
+            None => self.apps.app_owner(app).await.map_err(|e| warn(event, &e)).ok()??,
+        };
+        let rule = match record.job.rule_id() {
+            Some(rule_id) => self.rules.get_rule(app, &rule_id).await.map_err(|e| warn(event, &e)).ok()?,
+            None => None,
+        };
+        let access = file_access(rule.as_ref(), &account, app, job, &file.obs_bucket, &file.obs_object)?;
+        let lifetime = self.lifetime.duration();
+        let signed = self.presigner.presign_get(&access, &file.obs_bucket, &file.obs_object, lifetime).await;
+        signed.map_err(|e| warn(event, &e)).ok()
+    }
+}
+
+fn warn(event: &RecordEvent, err: &dyn std::error::Error) {
+    tracing::warn!(job_id = %event.job_id, sequence = event.sequence, error = %error_chain(err),
+        "could not presign the event's download_url; it keeps the object's address");
 }
 
 /// One line of a playlist: a tag or comment kept as it is, a URI, or an `EXT-X-MAP` whose

@@ -1,5 +1,5 @@
 //! Fetching recordings with no access to the bucket: presigned `download_url`s in the job's
-//! view and a live playlist whose segments are presigned, checked by a plain HTTP client with
+//! view and in callbacks, and a live playlist whose segments are presigned, checked by a plain HTTP client with
 //! no credentials against moto (which infra/local/moto_iam.py makes check query signatures
 //! and expiry as S3 does).
 
@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use roomrec_adapters::S3Presigner;
 use roomrec_domain::ports::Presigner;
 use roomrec_domain::storage::Access;
+use roomrec_testkit::receiver::Receiver;
 use roomrec_tests::{aws, publish, stack_env, Api};
 use serde_json::{json, Value};
 
+use crate::storage::{account_of, record, tenant_bucket, tenant_role};
 use crate::support::{decodes, probe, Setup};
 
 /// GETs `url` with no credentials: its status and body.
@@ -160,4 +162,68 @@ async fn a_presigned_url_is_refused_once_its_lifetime_has_passed() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert_eq!(fetch(&brief).await.0, 403, "expired, it is refused");
     assert_eq!(fetch(&lasting).await.0, 200, "a URL still in its lifetime works");
+}
+
+#[tokio::test]
+async fn a_file_complete_callback_carries_a_download_url_that_fetches_the_file() {
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
+    let setup = Setup::new(&["MP4"], json!({}), json!({})).await;
+    let callback = json!({
+        "url": receiver.url(),
+        "auth_key": "8923ab8c2dcef4538923ab8c2dcef453",
+        "notify_event_subscription": ["RECORD_FILE_COMPLETE"],
+    });
+    setup.api.set_callback(&setup.app, &callback).await.unwrap();
+    let mut publisher = publish(&setup.publish_url("room1", "carol").await, 40);
+    let job = setup.start_job("room1", "carol", 30).await;
+    setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    setup.stop(&job).await;
+    setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    publisher.kill().await.ok();
+
+    let got = receiver.wait_for(1, Duration::from_secs(30)).await.unwrap();
+    let body = got[0].json();
+    assert_eq!(body["event_type"], "RECORD_FILE_COMPLETE");
+    let url = body["download_url"].as_str().unwrap();
+    assert!(url.contains("X-Amz-Signature=") && url.contains("X-Amz-Expires=3600"), "{url}");
+    let (status, bytes) = fetch(url).await;
+    assert_eq!(status, 200, "{url}");
+    assert_eq!(bytes.len() as u64, body["file_size"].as_u64().unwrap());
+    let path = std::env::temp_dir().join(format!("roomrec-test-{job}-callback.mp4"));
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(decodes(&path), "the file the callback names does not decode");
+    std::fs::remove_file(&path).ok();
+
+    // The job's events listing shows the event with a URL signed when listed.
+    let listed = setup.api.get(&format!("/v2/apps/{}/individual-stream-jobs/{job}/events", setup.app)).await.body;
+    let complete = listed["events"].as_array().unwrap().iter().find(|e| e["event_type"] == "RECORD_FILE_COMPLETE");
+    let listed_url = complete.unwrap()["download_url"].as_str().unwrap();
+    assert!(listed_url.contains("X-Amz-Signature="), "{listed_url}");
+    assert_eq!(fetch(listed_url).await.0, 200, "{listed_url}");
+}
+
+#[tokio::test]
+async fn a_file_in_the_tenants_bucket_is_presigned_by_the_tenants_role_and_fetches() {
+    let api = Api::new_account().await;
+    let bucket = tenant_bucket().await;
+    let role = tenant_role(&bucket, &account_of(&api).await);
+    let obs_addr = json!({ "bucket": bucket, "location": "us-east-1", "object": "rec/", "role_arn": role });
+    let setup = Setup::for_account(api, &["MP4"], obs_addr, json!({}), json!({})).await;
+    let job = record(&setup, "room1", "hank").await;
+
+    let view = setup.job(&job).await;
+    let file = &view["record_files"][0];
+    let url = file["download_url"].as_str().unwrap_or_else(|| panic!("no download_url in {view}"));
+    assert!(url.contains(&format!("/{bucket}/")), "{url}");
+    let (status, bytes) = fetch(url).await;
+    assert_eq!(status, 200, "{url}: {}", String::from_utf8_lossy(&bytes));
+    assert_eq!(bytes.len() as u64, file["file_size"].as_u64().unwrap());
+    // Signed as a session of the tenant's role, never with the API function's own credentials
+    // (which may read the deployment's bucket only, so could not have made a URL that works).
+    let roles: Value =
+        serde_json::from_str(&std::fs::read_to_string(stack_env("ROOMREC_ROLES_FILE")).unwrap()).unwrap();
+    let own_key = roles["individual-jobs-api"]["AWS_ACCESS_KEY_ID"].as_str().unwrap();
+    let signer = url.split("X-Amz-Credential=").nth(1).unwrap().split('/').next().unwrap();
+    assert_ne!(signer, own_key, "{url}");
 }

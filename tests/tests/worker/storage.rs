@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::support::{final_events, objects, s3, Setup};
 
 /// The account id `api` signs in as: the ExternalId its roles must require.
-async fn account_of(api: &Api) -> String {
+pub async fn account_of(api: &Api) -> String {
     let config = Config::from_env().unwrap();
     let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&aws().await), config.tables);
     let key = KeyId::parse(api.credential().0).unwrap();
@@ -24,14 +24,14 @@ async fn account_of(api: &Api) -> String {
 }
 
 /// A new bucket of "the tenant's", made with the operator's credentials.
-async fn tenant_bucket() -> String {
+pub async fn tenant_bucket() -> String {
     let bucket = unique("tenant");
     s3().await.create_bucket().bucket(&bucket).send().await.unwrap();
     bucket
 }
 
 /// A role in moto that trusts the worker's role with `external_id` and may write `bucket`.
-fn tenant_role(bucket: &str, external_id: &str) -> String {
+pub fn tenant_role(bucket: &str, external_id: &str) -> String {
     let script = format!("{}/infra/local/tenant_role.py", env!("CARGO_MANIFEST_DIR").trim_end_matches("/tests"));
     let python = format!("{}/.venv/bin/python", env!("CARGO_MANIFEST_DIR").trim_end_matches("/tests"));
     let out = std::process::Command::new(python).args([&script, &unique("tenant"), bucket, external_id]).output();
@@ -41,7 +41,7 @@ fn tenant_role(bucket: &str, external_id: &str) -> String {
 }
 
 /// Records a few seconds of `user` in `room` with `setup`'s rule, until STOPPED.
-async fn record(setup: &Setup, room: &str, user: &str) -> String {
+pub async fn record(setup: &Setup, room: &str, user: &str) -> String {
     let mut publisher = publish(&setup.publish_url(room, user).await, 30);
     let job = setup.start_job(room, user, 30).await;
     setup.wait_for_state(&job, "RUNNING", Duration::from_secs(20)).await;

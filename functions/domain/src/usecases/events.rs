@@ -8,6 +8,7 @@ use crate::job::JobKind;
 use crate::ports::EventLog;
 
 use super::access::OwnedApp;
+use super::files::Files;
 use super::jobs::Jobs;
 
 /// The job events use cases over the outbox.
@@ -15,18 +16,30 @@ use super::jobs::Jobs;
 pub struct JobEvents {
     jobs: Jobs,
     events: Arc<dyn EventLog>,
+    /// Presigns the listed files' `download_url`s, when set.
+    files: Option<Files>,
 }
 
 impl JobEvents {
     /// The job events use cases; `jobs` finds the job an event belongs to.
     pub fn new(jobs: Jobs, events: Arc<dyn EventLog>) -> Self {
-        Self { jobs, events }
+        Self { jobs, events, files: None }
+    }
+
+    /// The same use cases listing each completed file with a `download_url` presigned by
+    /// `files` (else the address the outbox keeps).
+    pub fn with_files(self, files: Files) -> Self {
+        Self { files: Some(files), ..self }
     }
 
     /// A job's events in sequence order, each with its delivery status and attempts.
     pub async fn list(&self, app: &OwnedApp, kind: JobKind, job_id: &str) -> Result<Vec<StoredEvent>, UseCaseError> {
         let job = self.jobs.get(app, kind, job_id).await?;
-        Ok(self.events.list_stored(&job.job_id).await?)
+        let mut listed = self.events.list_stored(&job.job_id).await?;
+        if let Some(files) = &self.files {
+            files.sign_events(app.account(), &job, &mut listed).await;
+        }
+        Ok(listed)
     }
 
     /// Sends one event of a job again: back to PENDING and queued (its attempts are kept).

@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use crate::callback::EventType;
 use crate::download::{file_access, playlist_segments, sign_playlist, DownloadLifetime};
 use crate::error::{error_chain, StoreError, UseCaseError};
+use crate::event::StoredEvent;
 use crate::ids::AccountId;
 use crate::job::{Job, JobKind, LiveFile};
 use crate::ports::{BlobsProvider, Presigner, RuleStore};
@@ -95,6 +97,30 @@ impl Files {
         }
     }
 
+    /// `events` of `job` with each completed file's `download_url` presigned, as a callback
+    /// sent now would carry it (the outbox keeps the plain address).
+    pub(crate) async fn sign_events(&self, account: &AccountId, job: &Job, events: &mut [StoredEvent]) {
+        let rule = self.rule(job).await;
+        let signing = events.iter().map(|stored| {
+            let file = stored.event.file.as_ref().filter(|_| stored.event.event_type == EventType::RecordFileComplete);
+            let access = file.and_then(|f| {
+                file_access(rule.as_ref(), account, &job.app_id, &job.job_id, &f.obs_bucket, &f.obs_object)
+            });
+            async move {
+                match file {
+                    Some(f) => self.url(access, &f.obs_bucket, &f.obs_object).await,
+                    None => None,
+                }
+            }
+        });
+        let urls = futures::future::join_all(signing).await;
+        for (stored, url) in events.iter_mut().zip(urls) {
+            if let (Some(file), Some(url)) = (stored.event.file.as_mut(), url) {
+                file.download_url = Some(url);
+            }
+        }
+    }
+
     /// A URL of `key` signed with `access`, or `None` (logged) when it cannot be signed.
     async fn url(&self, access: Option<Access>, bucket: &str, key: &str) -> Option<String> {
         let access = access?;
@@ -148,9 +174,12 @@ impl Files {
         let text = String::from_utf8_lossy(&playlist.body);
         let keys = playlist_segments(object, &text);
         let signing = keys.iter().map(|key| self.url(Some(access.clone()), &bucket, key));
-        let urls: HashMap<&String, String> =
-            keys.iter().zip(futures::future::join_all(signing).await).filter_map(|(k, u)| Some((k, u?))).collect();
-        Ok(sign_playlist(object, &text, |key| urls.get(&key.to_owned()).cloned()))
+        let urls: HashMap<&str, String> = keys
+            .iter()
+            .zip(futures::future::join_all(signing).await)
+            .filter_map(|(k, u)| Some((k.as_str(), u?)))
+            .collect();
+        Ok(sign_playlist(object, &text, |key| urls.get(key).cloned()))
     }
 }
 

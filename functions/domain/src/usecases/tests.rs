@@ -92,7 +92,7 @@ fn world() -> World {
         }),
         rules: Rules::new(store.clone(), clock.clone(), random.clone()),
         callbacks: Callbacks::new(store.clone(), notifier.clone(), PrivateAddresses::Refuse, clock.clone()),
-        job_events: JobEvents::new(jobs.clone(), events.clone()),
+        job_events: JobEvents::new(jobs.clone(), events.clone()).with_files(files.clone()),
         rooms: Rooms::new(RoomsPorts {
             rooms: store.clone(),
             apps: store.clone(),

@@ -158,3 +158,83 @@ async fn a_playlist_that_is_not_one_of_the_jobs_hls_files_or_of_another_app_is_n
     let err = w.files.playback(&other, JobKind::Individual, id, &hls).await.unwrap_err();
     assert!(matches!(err, UseCaseError::NotFound { .. }), "another app's caller: {err}");
 }
+
+impl World {
+    /// The callback deliverer over this world, presigning completed files as `files` would.
+    fn signing_event_source(&self, notifier: Arc<ScriptedNotifier>) -> MemEventSource {
+        let queue = Arc::new(MemDeliveryQueue::default());
+        let deliverer = Deliverer::new(DelivererPorts {
+            events: self.events.clone(),
+            callbacks: self.store.clone(),
+            notifier,
+            queue: queue.clone(),
+            clock: self.clock.clone(),
+            random: Arc::new(SeqRandom::new(13)),
+            metrics: Arc::new(crate::testing::MemMetrics::default()),
+        })
+        .with_downloads(crate::download::EventDownloads {
+            jobs: self.store.clone(),
+            rules: self.store.clone(),
+            apps: self.store.clone(),
+            presigner: Arc::new(MemPresigner { provider: self.storage.clone() }),
+            lifetime: DownloadLifetime::try_from(600).unwrap(),
+        });
+        MemEventSource::new(self.clock.clone(), self.events.clone(), queue, deliverer)
+    }
+
+    /// The `download_url` a callback receives for a completed file at `bucket`/`key` of `job`.
+    async fn delivered_url(&self, app: &OwnedApp, job: &Job, bucket: &str, key: &str) -> serde_json::Value {
+        self.callbacks.put(app, body(CALLBACK)).await.unwrap();
+        let mut complete = event(job, 1);
+        complete.event_type = crate::callback::EventType::RecordFileComplete;
+        complete.file = Some(crate::event::FileFacts {
+            download_url: Some(format!("https://{bucket}.s3.eu-west-1.amazonaws.com/{key}")),
+            file_size: Some(10),
+            record_duration: Some(1),
+            start_time: Timestamp::zero(),
+            end_time: Some(Timestamp::zero()),
+            width: 640,
+            height: 360,
+            obs_location: "eu-west-1".into(),
+            obs_bucket: bucket.into(),
+            obs_object: key.into(),
+        });
+        self.events.append(&complete).await.unwrap();
+        self.events.publish(&complete).await.unwrap();
+        let notifier = Arc::new(ScriptedNotifier::default());
+        self.signing_event_source(notifier.clone()).run_until(self.clock.now()).await;
+        let stored = self.events.get(&job.job_id, 1).await.unwrap().unwrap();
+        assert_eq!(stored.event.file.unwrap().download_url, complete.file.unwrap().download_url, "stored as recorded");
+        notifier.posted()[0].body["download_url"].clone()
+    }
+}
+
+#[tokio::test]
+async fn a_file_complete_callback_carries_a_url_presigned_when_it_is_sent() {
+    let w = world();
+    let (app, rule) = w.app_with_rule().await;
+    let job = w.individual(&app, &rule).await;
+    let key = format!("{}/rec/a.mp4", app.id());
+    let url = w.delivered_url(&app, &job, "b12", &key).await;
+    assert_eq!(url, format!("mem://b12/{key}?expires=600&signer=worker"));
+
+    let listed = w.job_events.list(&app, JobKind::Individual, job.job_id.as_str()).await.unwrap();
+    let listed = serde_json::to_value(&listed[0]).unwrap();
+    assert_eq!(listed["download_url"], format!("mem://b12/{key}?expires=3600&signer=worker"), "the listing signs too");
+}
+
+#[tokio::test]
+async fn a_file_complete_callback_of_a_tenants_bucket_is_signed_by_the_tenants_role_or_keeps_its_address() {
+    let w = world();
+    let (app, rule) = w.app_with_role_rule().await;
+    let job = w.individual(&app, &rule).await;
+    let url = w.delivered_url(&app, &job, "tenant-b", "rec/a.mp4").await;
+    assert_eq!(url, "https://tenant-b.s3.eu-west-1.amazonaws.com/rec/a.mp4", "the role refuses: the plain address");
+
+    let w = world();
+    w.storage.trust(RoleArn::try_from(TENANT_ROLE.to_owned()).unwrap(), "alice");
+    let (app, rule) = w.app_with_role_rule().await;
+    let job = w.individual(&app, &rule).await;
+    let url = w.delivered_url(&app, &job, "tenant-b", "rec/a.mp4").await;
+    assert_eq!(url, format!("mem://tenant-b/rec/a.mp4?expires=600&signer={TENANT_ROLE}"));
+}
