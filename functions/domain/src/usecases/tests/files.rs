@@ -198,6 +198,8 @@ impl World {
             obs_location: "eu-west-1".into(),
             obs_bucket: bucket.into(),
             obs_object: key.into(),
+            timeline_object: None,
+            quality: None,
         });
         self.events.append(&complete).await.unwrap();
         self.events.publish(&complete).await.unwrap();
