@@ -24,7 +24,7 @@ pub(crate) struct HlsWriter {
 
 enum HlsState {
     Idle,
-    Open(HlsFile),
+    Open(Box<HlsFile>),
 }
 
 struct HlsFile {
@@ -97,7 +97,7 @@ impl HlsWriter {
                 let segment = SegmentState::Between { discontinuity: false };
                 let times = FileTimes::starting_at(timed, report.quality().mark());
                 let marks = Box::new(self.log.borrow().open_file(times.origin_us()));
-                self.state = HlsState::Open(HlsFile { index, times, marks, next_seq: 0, segment });
+                self.state = HlsState::Open(Box::new(HlsFile { index, times, marks, next_seq: 0, segment }));
             }
             if let HlsState::Open(file) = &mut self.state {
                 file.cut(timed, self.spec.slice, tracks, &self.dir, report)?;
