@@ -1,0 +1,70 @@
+//! The web console in a real browser: Debian's chromium, headless, driven by playwright-core
+//! (tests/console/console-test.mjs) through `/console/` of the stack's gateway, on a job this
+//! test records with the worker and whose events the deliverer sends to a real receiver.
+
+use std::time::Duration;
+
+use roomrec_testkit::receiver::Receiver;
+use roomrec_tests::{publish, stack_env};
+use serde_json::{json, Value};
+
+use crate::support::Setup;
+
+/// The callback signing key of the test's app (32 printable characters).
+const AUTH_KEY: &str = "c0ns01ec0ns01ec0ns01ec0ns01ec0ns";
+
+/// The browser script's own bound: three minutes, far past its 30 s steps.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(180);
+
+#[tokio::test]
+async fn the_console_signs_in_plays_a_recorded_job_and_redelivers_one_of_its_events() {
+    let receiver = Receiver::start(vec![], 200).await.unwrap();
+    let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let callback = json!({ "url": receiver.url(), "auth_key": AUTH_KEY,
+        "notify_event_subscription": ["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE", "CLOUD_RECORD_OVER"] });
+    setup.api.set_callback(&setup.app, &callback).await.unwrap();
+    let job = setup.start_job("console", "erin", 30).await;
+    let status = publish(&setup.publish_url("console", "erin").await, 8).wait().await.unwrap();
+    assert!(status.success(), "the publisher failed: {status}");
+    setup.stop(&job).await;
+    setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    // Every event delivered once before the browser asks for one again.
+    let sent = receiver.wait_for(5, Duration::from_secs(30)).await.unwrap();
+
+    let (key_id, secret) = setup.api.credential();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/console/console-test.mjs");
+    let run = tokio::process::Command::new("node")
+        .arg(script)
+        .env("CONSOLE_BASE_URL", stack_env("ROOMREC_HTTP_URL"))
+        .env("CONSOLE_APP_ID", &setup.app)
+        .env("CONSOLE_JOB_ID", &job)
+        .env("CONSOLE_JOB_KIND", "individual")
+        .env("CONSOLE_KEY_ID", key_id)
+        .env("CONSOLE_SECRET", secret)
+        .env("CONSOLE_PLAY", std::env::var("CONSOLE_PLAY").unwrap_or_else(|_| "mp4".into()))
+        .env("CONSOLE_SCREENSHOT", std::env::var("CONSOLE_SCREENSHOT").unwrap_or_default())
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(BROWSER_TIMEOUT, run).await.expect("the browser run ended").unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "the browser run failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
+    assert_eq!(summary["state"], "STOPPED", "{summary}");
+
+    // The event the browser redelivered reached the receiver a second time.
+    let event_id = summary["redelivered"]["event_id"].as_str().unwrap().to_owned();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = receiver.received();
+        let times = got.iter().filter(|r| r.headers.get("webhook-id").is_some_and(|v| v == event_id.as_str())).count();
+        if times >= 2 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{event_id} was received {times} times; first run: {}",
+            sent.len()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
