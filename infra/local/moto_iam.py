@@ -14,16 +14,29 @@ moto.log says which permission a role lacks. A refusal that is a tenant's to dec
 role's trust policy refusing the worker, or a tenant role's own policy refusing a write — is
 logged as `tenant refused: …` instead: the tests provoke those on purpose.
 
+moto checks an S3 request's signature only from its `Authorization` header, so with IAM
+enforced a presigned URL (SigV4 in the query string) would fail. Here one is checked as S3
+does: refused once `X-Amz-Date` + `X-Amz-Expires` has passed, refused unless its signature is
+the one the signer's secret gives for this very request (a changed key, query or expiry
+breaks it), then allowed only if the signer may do the action (`s3:GetObject`) itself.
+
   moto_iam.py -H 127.0.0.1 -p PORT     the arguments of moto_server
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import sys
+from datetime import datetime, timedelta, timezone
+from urllib.parse import parse_qsl, quote, unquote, urlparse
 
+from moto import settings
+from moto.core.authorization import ActionAuthenticatorMixin
 from moto.dynamodb.responses import DynamoHandler
-from moto.iam.access_control import IAMRequestBase
+from moto.iam.access_control import IAMRequestBase, S3IAMRequest, create_access_key
+from moto.s3.exceptions import S3AccessDeniedError
 from moto.server import main
 
 _authorize = DynamoHandler._authenticate_and_authorize_normal_action
@@ -82,6 +95,73 @@ def trust_and_log(self: IAMRequestBase, role_arn: str) -> bool:
     return trusted
 
 
+def _hmac(key: bytes, text: str) -> bytes:
+    return hmac.new(key, text.encode(), hashlib.sha256).digest()
+
+
+def _uri_encode(text: str, safe: str = "") -> str:
+    return quote(text, safe="-_.~" + safe)
+
+
+class PresignedS3Request(S3IAMRequest):
+    """An S3 request authenticated by SigV4 query parameters (a presigned URL)."""
+
+    def __init__(self, account_id, method, path, data, body, headers, action):  # noqa: PLR0913
+        self._query = dict(parse_qsl(urlparse(path).query, keep_blank_values=True))
+        credential = self._query.get("X-Amz-Credential", "")
+        token = self._query.get("X-Amz-Security-Token")
+        # moto reads the credential scope from an Authorization header; give it the query's.
+        with_auth = dict(headers)
+        with_auth["Authorization"] = f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders=host"
+        if token is not None:
+            with_auth["X-Amz-Security-Token"] = token
+        super().__init__(account_id, method, path, data, body, with_auth, action)
+
+    def check_signature(self) -> None:
+        signed_at = datetime.strptime(self._query.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ").replace(tzinfo=timezone.utc)
+        lifetime = timedelta(seconds=int(self._query.get("X-Amz-Expires", "0")))
+        if datetime.now(timezone.utc) > signed_at + lifetime:
+            print(f"presigned URL expired: {self._path.partition('?')[0]}", file=sys.stderr, flush=True)
+            raise S3AccessDeniedError()
+        if not hmac.compare_digest(self._query.get("X-Amz-Signature", ""), self._calculate_signature()):
+            self._raise_signature_does_not_match()
+
+    def _calculate_signature(self) -> str:
+        path, _, query = self._path.partition("?")
+        params = sorted((k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "X-Amz-Signature")
+        canonical_query = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in params)
+        signed = self._query.get("X-Amz-SignedHeaders", "host").split(";")
+        headers = {k.lower(): v for k, v in self._headers.items()}
+        canonical_headers = "".join(f"{h}:{' '.join(headers.get(h, '').split())}\n" for h in signed)
+        canonical = "\n".join([self._method, _uri_encode(unquote(path), "/"), canonical_query, canonical_headers,
+                               ";".join(signed), "UNSIGNED-PAYLOAD"])
+        _, date, region, service, terminal = self._query["X-Amz-Credential"].split("/")
+        scope = "/".join([date, region, service, terminal])
+        to_sign = "\n".join(["AWS4-HMAC-SHA256", self._query["X-Amz-Date"], scope,
+                             hashlib.sha256(canonical.encode()).hexdigest()])
+        key = ("AWS4" + self._access_key.create_credentials().secret_key).encode()
+        for part in (date, region, service, terminal):
+            key = _hmac(key, part)
+        return hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+
+
+_s3_authorize = ActionAuthenticatorMixin._authenticate_and_authorize_s3_action
+
+
+def authorize_s3(self, bucket_name: str | None = None, key_name: str | None = None) -> None:
+    """moto's S3 check, with a presigned URL's query authentication checked as S3 does."""
+    if "Authorization" in self.headers:
+        return _s3_authorize(self, bucket_name, key_name)
+    if "X-Amz-Signature" not in urlparse(self.uri).query:
+        # Anonymous: the deployment's buckets block public access, as S3 refuses it there.
+        if ActionAuthenticatorMixin.request_count >= settings.INITIAL_NO_AUTH_ACTION_COUNT:
+            raise S3AccessDeniedError()
+        return _s3_authorize(self, bucket_name, key_name)
+    arn = f"{bucket_name or '*'}/{key_name}" if key_name else (bucket_name or "*")
+    self._authenticate_and_authorize_action(PresignedS3Request, f"arn:aws:s3:::{arn}")
+
+
+ActionAuthenticatorMixin._authenticate_and_authorize_s3_action = authorize_s3
 DynamoHandler._authenticate_and_authorize_normal_action = authorize_each_table
 IAMRequestBase.check_action_permitted = check_and_log
 IAMRequestBase._check_role_trust_relationship = trust_and_log

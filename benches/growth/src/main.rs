@@ -208,6 +208,7 @@ impl Seeder {
                 record_duration: 60.0,
                 start_time: record.job.create_time,
                 end_time: record.job.stop_time,
+                download_url: None,
             };
             record.close_upload(&key, Some(&file));
         }

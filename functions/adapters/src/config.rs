@@ -1,5 +1,6 @@
 //! Typed configuration, read once at start-up.
 
+use roomrec_domain::download::DownloadLifetime;
 use roomrec_domain::publish::PublishBase;
 use roomrec_domain::reach::StreamPolicy;
 use roomrec_domain::token::TokenKey;
@@ -47,6 +48,8 @@ pub mod env {
     /// `rtmp://media.example.com:1935/live`: the base of minted publish URLs. Unset, no
     /// publish URL can be minted.
     pub const MEDIA_PUBLISH_BASE: &str = "ROOMREC_MEDIA_PUBLISH_BASE";
+    /// Seconds a presigned `download_url` works, 1 to 604800 (SigV4's 7 days); default 3600.
+    pub const DOWNLOAD_URL_SECONDS: &str = "ROOMREC_DOWNLOAD_URL_SECONDS";
     /// Tests only: a factor in (0, 1] applied to the callback retry schedule (default 1).
     /// Never set in template.yaml.
     pub const RETRY_SCHEDULE_SCALE: &str = "ROOMREC_RETRY_SCHEDULE_SCALE";
@@ -90,6 +93,8 @@ pub struct Config {
     pub retry_schedule: RetrySchedule,
     /// How long a job may stay INIT before the sweeper queues it again.
     pub sweep_init_grace: std::time::Duration,
+    /// How long a presigned `download_url` works.
+    pub download_lifetime: DownloadLifetime,
 }
 
 /// A required setting is missing or unreadable.
@@ -162,6 +167,12 @@ impl Config {
                     reason: "use rtmp[s]://host[:port]/<application>",
                 })?,
             retry_schedule,
+            download_lifetime: match optional(env::DOWNLOAD_URL_SECONDS) {
+                None => DownloadLifetime::default(),
+                Some(text) => text.trim().parse::<u64>().ok().and_then(|s| DownloadLifetime::try_from(s).ok()).ok_or(
+                    ConfigError::Invalid { name: env::DOWNLOAD_URL_SECONDS, reason: "use 1 to 604800 seconds" },
+                )?,
+            },
             sweep_init_grace: match optional(env::SWEEP_INIT_GRACE_SECONDS) {
                 None => roomrec_domain::usecases::INIT_GRACE,
                 Some(text) => {

@@ -415,7 +415,7 @@ impl DynamoStore {
     /// The item a job is stored as: never with its files, which are items of their own.
     /// Public for tools that seed the table in bulk (the growth benchmark).
     pub fn job_item(record: &JobRecord, version: u64) -> Result<Item, StoreError> {
-        let job = &Job { record_files: None, ..record.job.clone() };
+        let job = &Job { record_files: None, recording_files: None, ..record.job.clone() };
         let mut item = item(
             job,
             &[

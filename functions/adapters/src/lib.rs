@@ -8,6 +8,7 @@ mod events;
 mod logging;
 mod metrics;
 mod notifier;
+mod presign;
 mod recordings;
 mod retrying;
 mod s3;
@@ -23,6 +24,7 @@ pub use events::DynamoEventLog;
 pub use logging::{init_cli_tracing, init_tracing, FlatJson, LogFormat};
 pub use metrics::EmfMetrics;
 pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
+pub use presign::S3Presigner;
 pub use recordings::DynamoRecordingStore;
 pub use retrying::Retrying;
 use roomrec_domain::clock::{Clock, Random};
@@ -31,8 +33,8 @@ use roomrec_domain::ports::{DeliveryQueue, EventLog};
 use roomrec_domain::retry::Backoff;
 use roomrec_domain::url::PrivateAddresses;
 use roomrec_domain::usecases::{
-    Access, Apps, AppsPorts, Callbacks, JobEvents, Jobs, Jocloud, JocloudPorts, QuotaPorts, Rooms, RoomsPorts, Rules,
-    Sweeper,
+    Access, Apps, AppsPorts, Callbacks, Files, FilesPorts, JobEvents, Jobs, Jocloud, JocloudPorts, QuotaPorts, Rooms,
+    RoomsPorts, Rules, Sweeper,
 };
 pub use s3::S3Blobs;
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
@@ -49,6 +51,8 @@ pub struct Deps {
     pub rooms: Rooms,
     pub jobs: Jobs,
     pub events: JobEvents,
+    /// Jobs' files: presigned URLs and playable playlists.
+    pub files: Files,
     pub jocloud: Jocloud,
     pub config: Config,
 }
@@ -79,12 +83,19 @@ impl Deps {
         let (clock, random): (Arc<dyn Clock>, Arc<dyn Random>) = (Arc::new(SystemClock), Arc::new(OsRandom));
         let quotas = QuotaPorts { apps: store.clone(), quotas: store.clone(), rooms: store.clone() };
         let jobs = Jobs::new(store.clone(), store.clone(), queue, quotas, clock.clone(), random.clone());
+        let files = Files::new(FilesPorts {
+            jobs: jobs.clone(),
+            rules: store.clone(),
+            presigner: Arc::new(S3Presigner::new(aws)),
+            blobs: Arc::new(StsBlobsProvider::new(aws, Arc::new(|blobs| blobs))),
+        })
+        .with_lifetime(config.download_lifetime);
         let jocloud = Jocloud::new(JocloudPorts {
             recordings: Arc::new(DynamoRecordingStore::new(dynamo, jocloud_table)),
             rooms: store.clone(),
             rules: store.clone(),
             jobs: jobs.clone(),
-            s3_endpoint: aws.endpoint_url().map(str::to_owned),
+            files: files.clone(),
             clock: clock.clone(),
             random: random.clone(),
         });
@@ -115,6 +126,7 @@ impl Deps {
             })
             .with_stream_policy(config.stream_policy.clone()),
             events: JobEvents::new(jobs.clone(), events),
+            files,
             jobs,
             jocloud,
             config,

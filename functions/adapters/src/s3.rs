@@ -57,6 +57,11 @@ impl S3Blobs {
         }
         Self { client: Client::from_conf(builder.build()) }
     }
+
+    /// The S3 client, for what [`Blobs`] does not cover (presigning).
+    pub(crate) fn client(&self) -> &Client {
+        &self.client
+    }
 }
 
 #[async_trait]

@@ -50,13 +50,7 @@ impl BlobsProvider for StsBlobsProvider {
         let Access::Role { role_arn, external_id, session_name, region } = access else {
             return Ok(self.worker.clone());
         };
-        let session = RoleSession(Arc::new(Session {
-            sts: self.sts.clone(),
-            role_arn: role_arn.as_str().to_owned(),
-            external_id: external_id.clone(),
-            session_name: session_name.clone(),
-            held: Mutex::new(None),
-        }));
+        let session = RoleSession::new(self.sts.clone(), role_arn.as_str(), external_id, session_name);
         // Assumed now, so a refusal fails the job at its start, not at its first upload.
         session.current().await?;
         let builder = aws_sdk_s3::config::Builder::from(&self.config)
@@ -68,7 +62,7 @@ impl BlobsProvider for StsBlobsProvider {
 
 /// One session of a tenant's role: its credentials, renewed when they near their expiry.
 #[derive(Clone)]
-struct RoleSession(Arc<Session>);
+pub(crate) struct RoleSession(Arc<Session>);
 
 struct Session {
     sts: aws_sdk_sts::Client,
@@ -86,8 +80,19 @@ impl std::fmt::Debug for RoleSession {
 }
 
 impl RoleSession {
+    /// A session of `role_arn` assumed with `sts` when first needed.
+    pub(crate) fn new(sts: aws_sdk_sts::Client, role_arn: &str, external_id: &str, session_name: &str) -> Self {
+        Self(Arc::new(Session {
+            sts,
+            role_arn: role_arn.to_owned(),
+            external_id: external_id.to_owned(),
+            session_name: session_name.to_owned(),
+            held: Mutex::new(None),
+        }))
+    }
+
     /// The held credentials, or new ones when they expire within [`RENEW_BEFORE`].
-    async fn current(&self) -> Result<Credentials, AccessError> {
+    pub(crate) async fn current(&self) -> Result<Credentials, AccessError> {
         let mut held = self.0.held.lock().await;
         let fresh = |c: &Credentials| c.expiry().is_none_or(|at| at > SystemTime::now() + RENEW_BEFORE);
         if let Some(credentials) = held.as_ref().filter(|c| fresh(c)) {

@@ -194,6 +194,23 @@ pub struct RecordFile {
     pub record_duration: f64,
     pub start_time: Timestamp,
     pub end_time: Timestamp,
+    /// A presigned GET URL of the file, added when the job is shown (never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
+}
+
+/// A file a running job is recording now, in its view: where a live view finds the HLS
+/// playlist as uploaded so far (`playback.m3u8?object=`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveFile {
+    pub record_format: crate::rule::RecordFormat,
+    pub obs_bucket: String,
+    pub obs_object: String,
+    pub start_time: Timestamp,
+    /// Bytes stored so far.
+    pub file_size: u64,
+    /// Seconds of media stored so far.
+    pub record_duration: f64,
 }
 
 /// A recording job as stored and returned.
@@ -215,6 +232,9 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jocloud: Option<JocloudTag>,
     pub record_files: Option<Vec<RecordFile>>,
+    /// Files being recorded now, added when the job is shown (never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording_files: Option<Vec<LiveFile>>,
     pub create_time: Timestamp,
     pub start_time: Timestamp,
     pub stop_time: Timestamp,
@@ -311,6 +331,7 @@ impl Job {
             stop_reason: None,
             jocloud: None,
             record_files: None,
+            recording_files: None,
             create_time: now,
             start_time: now,
             stop_time: Timestamp::zero(),

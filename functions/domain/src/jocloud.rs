@@ -363,6 +363,7 @@ mod tests {
             record_duration: 1.0,
             start_time: Timestamp::zero(),
             end_time: Timestamp::zero(),
+            download_url: None,
         };
         first.record_files = Some(vec![file]);
         let second = rec.source_job(&stream("u1"), &[first.clone()], random(), Timestamp::zero()).unwrap();

@@ -9,6 +9,7 @@ pub mod callback;
 pub mod change;
 pub mod clock;
 pub mod delivery;
+pub mod download;
 pub mod error;
 pub mod event;
 pub mod failure;

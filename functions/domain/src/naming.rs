@@ -352,6 +352,7 @@ mod tests {
             record_duration: 1.0,
             start_time: now(),
             end_time: now(),
+            download_url: None,
         }]);
         let second = file_keys(&job, &rule, RecordFormat::Hls, start, "").main(RecordFormat::Hls);
         assert_eq!(second, format!("{}/rec/rid_{rid}_abcabc__uid_s_u1__uid_e_2.m3u8", rule.app_id));

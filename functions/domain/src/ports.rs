@@ -435,6 +435,20 @@ pub trait BlobsProvider: Send + Sync {
     async fn blobs(&self, access: &Access) -> Result<std::sync::Arc<dyn Blobs>, AccessError>;
 }
 
+/// Signs URLs that GET an object with no credentials of the caller's own.
+#[async_trait]
+pub trait Presigner: Send + Sync {
+    /// A URL that reads `key` in `bucket` for `lifetime`, signed with `access`'s credentials
+    /// (a role session's URL stops working when the session ends, whatever `lifetime` says).
+    async fn presign_get(
+        &self,
+        access: &Access,
+        bucket: &str,
+        key: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<String, AccessError>;
+}
+
 /// The queue workers take jobs from.
 #[async_trait]
 pub trait JobQueue: Send + Sync {

@@ -321,6 +321,7 @@ mod tests {
             record_duration: 1.0,
             start_time: now(),
             end_time: now(),
+            download_url: None,
         };
         job.close_upload("rec.mp4", Some(&file));
         job.close_upload("rec.mp4", Some(&file));

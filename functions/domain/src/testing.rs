@@ -20,7 +20,7 @@ use crate::time::Timestamp;
 
 pub use event_source::MemEventSource;
 pub use queues::{MemBlobs, MemDeliveryQueue, MemEventLog, MemJobQueue, Posted, QueuedMessage, ScriptedNotifier};
-pub use storage::MemBlobsProvider;
+pub use storage::{MemBlobsProvider, MemPresigner};
 pub use store::MemStore;
 
 /// The instant every [`ManualClock`] starts at: seed 001's own example time.

@@ -26,7 +26,7 @@ use tracing::field::Empty;
 use tracing::Instrument;
 
 pub use error::ApiError;
-pub use jobs::job_routes;
+pub use jobs::{job_routes, JobUseCases};
 
 /// A handler's outcome: a status and a JSON body, or an error.
 pub type ApiResult = Result<Response<Body>, ApiError>;
@@ -167,6 +167,17 @@ pub fn json<T: Serialize>(status: u16, value: &T) -> ApiResult {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
+        .body(Body::Text(text))
+        .map_err(|e| ApiError::internal(&e))
+}
+
+/// An HLS playlist response (`application/vnd.apple.mpegurl`), never cached: the URLs in
+/// it expire.
+pub fn playlist(text: String) -> ApiResult {
+    Response::builder()
+        .status(200)
+        .header("content-type", "application/vnd.apple.mpegurl")
+        .header("cache-control", "no-store")
         .body(Body::Text(text))
         .map_err(|e| ApiError::internal(&e))
 }

@@ -3,7 +3,7 @@
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::job::JobKind;
-use roomrec_http_edge::{body, job_routes, json, route_key, serve_app};
+use roomrec_http_edge::{body, job_routes, json, route_key, serve_app, JobUseCases};
 
 /// Answers one request routed to this function.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
@@ -13,8 +13,12 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
             "POST /v2/apps/{app_id}/individual-stream-jobs" => {
                 json(201, &deps.jobs.create_individual(&app, body(req)?).await?)
             }
-            _ => job_routes(&deps.jobs, &deps.events, JobKind::Individual, &app, req).await,
+            _ => job_routes(cases(deps), JobKind::Individual, &app, req).await,
         }
     })
     .await
+}
+
+fn cases(deps: &Deps) -> JobUseCases<'_> {
+    JobUseCases { jobs: &deps.jobs, events: &deps.events, files: &deps.files }
 }

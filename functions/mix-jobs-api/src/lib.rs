@@ -4,7 +4,7 @@
 use lambda_http::{Body, Request, Response};
 use roomrec_adapters::Deps;
 use roomrec_domain::job::JobKind;
-use roomrec_http_edge::{body, job_routes, json, path, route_key, serve_app};
+use roomrec_http_edge::{body, job_routes, json, path, route_key, serve_app, JobUseCases};
 
 /// Answers one request routed to this function.
 pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
@@ -13,10 +13,15 @@ pub async fn handle(deps: &Deps, req: Request) -> Response<Body> {
         match route_key(req) {
             "POST /v2/apps/{app_id}/mix-stream-jobs" => json(201, &jobs.create_mix(&app, body(req)?).await?),
             "PUT /v2/apps/{app_id}/mix-stream-jobs/{job_id}" => {
-                json(200, &jobs.update_mix(&app, path(req, "job_id")?, body(req)?).await?)
+                let job = jobs.update_mix(&app, path(req, "job_id")?, body(req)?).await?;
+                json(200, &deps.files.signed(&app, job).await)
             }
-            _ => job_routes(jobs, &deps.events, JobKind::Mix, &app, req).await,
+            _ => job_routes(cases(deps), JobKind::Mix, &app, req).await,
         }
     })
     .await
+}
+
+fn cases(deps: &Deps) -> JobUseCases<'_> {
+    JobUseCases { jobs: &deps.jobs, events: &deps.events, files: &deps.files }
 }

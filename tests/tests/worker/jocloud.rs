@@ -137,7 +137,12 @@ async fn a_jocloud_source_recording_puts_each_participant_in_s3_under_jocloud_na
     for file in files {
         let key = file["key"].as_str().unwrap();
         assert!(playlists.contains(&&key.to_owned()), "{key}");
-        assert!(file["download_url"].as_str().unwrap().ends_with(key), "{file}");
+        // Presigned: it fetches the playlist with no credentials.
+        let url = file["download_url"].as_str().unwrap();
+        assert!(url.split('?').next().unwrap().ends_with(key), "{file}");
+        let fetched = reqwest::get(url).await.unwrap();
+        assert_eq!(fetched.status().as_u16(), 200, "{url}");
+        assert!(fetched.text().await.unwrap().starts_with("#EXTM3U"), "{url}");
         assert!(file["size"].as_u64().unwrap() > 0 && file["duration"].as_f64().unwrap() > 2.0, "{file}");
     }
 }

@@ -5,6 +5,7 @@
 
 mod auto_record;
 mod console;
+mod downloads;
 mod files;
 mod guard;
 mod jocloud;

@@ -209,6 +209,7 @@ impl OpenFiles {
             record_duration: duration.as_secs_f64(),
             start_time: facts.start_time,
             end_time: Timestamp::from(ended),
+            download_url: None,
         };
         let updated = ctx
             .update_upload(job, held, &record.obs_object, |j| {

@@ -792,6 +792,7 @@ mod tests {
             media_publish_base: None,
             retry_schedule: RetrySchedule::STANDARD,
             sweep_init_grace: Duration::from_secs(60),
+            download_lifetime: Default::default(),
         };
         let config = WorkerConfig {
             base,

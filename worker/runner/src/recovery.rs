@@ -48,6 +48,7 @@ pub async fn finish_abandoned(
             record_duration: duration,
             start_time: upload.start_time,
             end_time: now,
+            download_url: None,
         });
         *job = ctx
             .update(job, held, |j| {

@@ -54,12 +54,14 @@ pub struct FileView {
     pub duration: f64,
     pub start_time: Timestamp,
     pub end_time: Timestamp,
-    pub download_url: String,
+    /// A presigned GET URL; absent when the file could not be signed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub download_url: Option<String>,
 }
 
 impl RecordingView {
-    /// The view of `recording` with its `jobs`; `download_url` names a file's location.
-    pub fn new(recording: Recording, jobs: &[Job], download_url: impl Fn(&str, &str) -> String) -> Self {
+    /// The view of `recording` with its `jobs`, their files' `download_url`s as signed.
+    pub fn new(recording: Recording, jobs: &[Job]) -> Self {
         let files = jobs
             .iter()
             .flat_map(|job| job.record_files.iter().flatten().map(move |f| (job, f)))
@@ -72,7 +74,7 @@ impl RecordingView {
                 duration: f.record_duration,
                 start_time: f.start_time,
                 end_time: f.end_time,
-                download_url: download_url(&f.obs_bucket, &f.obs_object),
+                download_url: f.download_url.clone(),
             })
             .collect();
         let jobs = jobs

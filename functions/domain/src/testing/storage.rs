@@ -50,3 +50,27 @@ impl BlobsProvider for MemBlobsProvider {
         Ok(self.blobs.clone())
     }
 }
+
+/// Presigning in memory: `mem://{bucket}/{key}?expires={seconds}&signer={worker|role ARN}`,
+/// refusing roles the [`MemBlobsProvider`] does not trust.
+pub struct MemPresigner {
+    pub provider: Arc<MemBlobsProvider>,
+}
+
+#[async_trait]
+impl crate::ports::Presigner for MemPresigner {
+    async fn presign_get(
+        &self,
+        access: &Access,
+        bucket: &str,
+        key: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<String, AccessError> {
+        self.provider.blobs(access).await?;
+        let signer = match access {
+            Access::Worker => "worker".to_owned(),
+            Access::Role { role_arn, .. } => role_arn.as_str().to_owned(),
+        };
+        Ok(format!("mem://{bucket}/{key}?expires={}&signer={signer}", lifetime.as_secs()))
+    }
+}

@@ -144,7 +144,7 @@ impl Jobs {
         Ok(self.record(app.id(), kind, job_id).await?.job)
     }
 
-    async fn record(&self, app_id: &AppId, kind: JobKind, job_id: &str) -> Result<JobRecord, UseCaseError> {
+    pub(crate) async fn record(&self, app_id: &AppId, kind: JobKind, job_id: &str) -> Result<JobRecord, UseCaseError> {
         let not_found = || UseCaseError::not_found("job_id", "job");
         let job_id = JobId::parse(job_id).ok_or_else(not_found)?;
         let record = self.jobs.get_job(app_id, &job_id).await?.ok_or_else(not_found)?;

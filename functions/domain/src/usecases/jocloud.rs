@@ -12,12 +12,12 @@ use crate::jocloud::{
     jocloud_field, ApplyRecordRequest, RecordIdRequest, Recording, RecordingState, RecordingView, Reservation,
     StartPlan, StartRecordRequest, StreamType, UpdateMixRecordRequest,
 };
-use crate::naming::download_url;
 use crate::ports::{RecordingStore, RoomJobs, RoomStore, RuleStore};
 use crate::room::{RoomStream, VideoType};
 use crate::time::Timestamp;
 
 use super::access::OwnedApp;
+use super::files::Files;
 use super::jobs::Jobs;
 use super::rules::existing_rule;
 
@@ -35,7 +35,8 @@ pub struct JocloudPorts {
     pub rooms: Arc<dyn RoomStore>,
     pub rules: Arc<dyn RuleStore>,
     pub jobs: Jobs,
-    pub s3_endpoint: Option<String>,
+    /// Signs the files' `download_url`s.
+    pub files: Files,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
 }
@@ -107,7 +108,7 @@ impl Jocloud {
                 }
             }
         }
-        self.view(recording).await
+        self.view(app, recording).await
     }
 
     /// Checks the plan's reservation and marks it used by `recordid`, once.
@@ -150,7 +151,7 @@ impl Jocloud {
         for job in self.recording_jobs(&recording).await?.iter().filter(|j| j.is_active()) {
             self.ports.jobs.stop_job(&recording.app_id, kind, job.job_id.as_str()).await?;
         }
-        self.view(recording).await
+        self.view(app, recording).await
     }
 
     /// `updatemixrecord`: changes a mixed recording's layout while it records.
@@ -169,13 +170,13 @@ impl Jocloud {
             err => UseCaseError::Conflict(format!("recordid: {err}")),
         };
         self.ports.jobs.update_mix_job(app, job_id.as_str(), update, refusal).await?;
-        self.view(recording).await
+        self.view(app, recording).await
     }
 
     /// `queryrecord`: the recording's state, its jobs and its files.
     pub async fn query_record(&self, app: &OwnedApp, request: RecordIdRequest) -> Result<RecordingView, UseCaseError> {
         let recording = self.recording(app, &request.recordid, request.roomid.as_ref()).await?;
-        self.view(recording).await
+        self.view(app, recording).await
     }
 
     /// Ends a source recording that could not start whole: it is stopped, and so are the
@@ -269,16 +270,17 @@ impl Jocloud {
     }
 
     /// The view of `recording`, which is first marked stopped if its jobs show it ended.
-    async fn view(&self, recording: Recording) -> Result<RecordingView, UseCaseError> {
-        let jobs = self.recording_jobs(&recording).await?;
+    async fn view(&self, app: &OwnedApp, recording: Recording) -> Result<RecordingView, UseCaseError> {
+        let mut jobs = self.recording_jobs(&recording).await?;
         let recording = match recording.is_live(&jobs, self.ports.clock.now()) {
             true => recording,
             false => self.settle(recording, &jobs).await,
         };
         let rule = self.ports.rules.get_rule(&recording.app_id, &recording.record_rule_id).await?;
-        let region = rule.map(|r| r.obs_addr.location);
-        let endpoint = self.ports.s3_endpoint.as_deref();
-        Ok(RecordingView::new(recording, &jobs, |bucket, key| download_url(endpoint, bucket, region.as_deref(), key)))
+        for job in &mut jobs {
+            self.ports.files.sign(app.account(), rule.as_ref(), job).await;
+        }
+        Ok(RecordingView::new(recording, &jobs))
     }
 
     /// Marks a recording whose jobs have all ended (or that never got one) as stopped, with

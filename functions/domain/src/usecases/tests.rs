@@ -19,11 +19,14 @@ use crate::reach::StreamPolicy;
 use crate::record::JobRecord;
 use crate::room::{MediaSession, VideoType};
 use crate::testing::{
-    ManualClock, MemDeliveryQueue, MemEventLog, MemEventSource, MemJobQueue, MemStore, ScriptedNotifier, SeqRandom,
+    ManualClock, MemBlobsProvider, MemDeliveryQueue, MemEventLog, MemEventSource, MemJobQueue, MemPresigner, MemStore,
+    ScriptedNotifier, SeqRandom,
 };
 use crate::time::Timestamp;
 use crate::url::{PrivateAddresses, StreamUrl};
 
+/// Presigned download URLs and playable playlists.
+mod files;
 /// Listings, room reads and files at scale: what they read.
 mod growth;
 /// One rule per app: create or update, races, apps with rules from before.
@@ -46,6 +49,8 @@ struct World {
     job_events: JobEvents,
     rooms: Rooms,
     jocloud: Jocloud,
+    files: Files,
+    storage: Arc<MemBlobsProvider>,
 }
 
 fn world() -> World {
@@ -57,12 +62,19 @@ fn world() -> World {
     let random = Arc::new(SeqRandom::new(11));
     let quotas = QuotaPorts { apps: store.clone(), quotas: store.clone(), rooms: store.clone() };
     let jobs = Jobs::new(store.clone(), store.clone(), queue.clone(), quotas, clock.clone(), random.clone());
+    let storage = Arc::new(MemBlobsProvider::default());
+    let files = Files::new(FilesPorts {
+        jobs: jobs.clone(),
+        rules: store.clone(),
+        presigner: Arc::new(MemPresigner { provider: storage.clone() }),
+        blobs: storage.clone(),
+    });
     let jocloud = Jocloud::new(JocloudPorts {
         recordings: store.clone(),
         rooms: store.clone(),
         rules: store.clone(),
         jobs: jobs.clone(),
-        s3_endpoint: Some("http://127.0.0.1:5000".into()),
+        files: files.clone(),
         clock: clock.clone(),
         random: random.clone(),
     });
@@ -92,6 +104,8 @@ fn world() -> World {
         }),
         jobs,
         jocloud,
+        files,
+        storage,
         store,
         queue,
         events,

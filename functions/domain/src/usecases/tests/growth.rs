@@ -157,6 +157,7 @@ fn file(key: &str) -> RecordFile {
         record_duration: 1.0,
         start_time: Timestamp::zero(),
         end_time: Timestamp::zero(),
+        download_url: None,
     }
 }
 
