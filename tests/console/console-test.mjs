@@ -1,13 +1,15 @@
 // Drives Debian's chromium (headless, through playwright-core) through the web console as a
 // user would: signs in with a key id and secret, opens the app and the job the calling test
-// recorded, plays its files (the video element's time must advance), opens its events and
-// presses Redeliver, and waits for the new attempt to show. Then signs in again in a fresh
+// records, watches it live, follows it until it stops, plays its files (the video element's
+// time must advance), presses Redeliver on an event and waits for the new attempt to show. Then signs in again in a fresh
 // browser context with a token. Run by tests/tests/worker/console.rs, which records the job,
 // starts this with the variables below and checks that the callback receiver got the event
 // again; the last line printed is a JSON summary for it.
 //
 //   CONSOLE_BASE_URL  the API (gateway) URL           CONSOLE_APP_ID, CONSOLE_JOB_ID, CONSOLE_JOB_KIND
 //   CONSOLE_KEY_ID, CONSOLE_SECRET  the credential    CONSOLE_PLAY  "mp4" or "mp4,hls": what must play
+//   CONSOLE_LIVE  "1": the job is recording when this starts; watch it live, then follow it
+//                 until it stops
 //   CONSOLE_SCREENSHOT  optional: a PNG of the job view is written there
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -27,7 +29,23 @@ const kind = env('CONSOLE_JOB_KIND');
 const keyId = env('CONSOLE_KEY_ID');
 const secret = env('CONSOLE_SECRET');
 const play = (process.env.CONSOLE_PLAY ?? 'mp4').split(',').filter(Boolean);
+const live = process.env.CONSOLE_LIVE === '1';
 const TIMEOUT_MS = 30_000;
+
+// Waits until the player plays, then checks that its time advances by more than a second in
+// two; answers the two times.
+async function plays(page, what) {
+  await page.waitForFunction(() => {
+    const video = document.getElementById('player');
+    return !video.paused && video.readyState >= 3 && video.currentTime > 0;
+  }, null, { timeout: TIMEOUT_MS });
+  const first = await page.evaluate(() => document.getElementById('player').currentTime);
+  await page.waitForTimeout(2000);
+  const second = await page.evaluate(() => document.getElementById('player').currentTime);
+  assert.ok(second - first > 1, `${what}: the video's time advanced (${first} s, then ${second} s)`);
+  assert.equal(await page.textContent('#player-error'), '', `${what}: the player reported no error`);
+  return { first, second };
+}
 
 // Headless on a closed network: the flags the machine notes ask for (no background traffic).
 const profile = mkdtempSync(join(tmpdir(), 'roomrec-console-chromium-'));
@@ -77,6 +95,15 @@ try {
   await page.waitForSelector('#callback dd');
   await page.click(`#jobs tr[data-job-id="${jobId}"] a`);
   await page.waitForSelector('#job-state');
+
+  // While it records: its HLS so far, live through the API's playback route.
+  if (live) {
+    assert.equal(await page.textContent('#job-state'), 'RUNNING');
+    await page.click('#files tr[data-object$=".m3u8"] button.play-hls');
+    summary.live = await plays(page, 'the live view');
+    // The page follows the job to its end (the publisher stops; the job idles out).
+    await page.waitForFunction(() => document.getElementById('job-state')?.textContent === 'STOPPED', null, { timeout: 90_000 });
+  }
   summary.state = await page.textContent('#job-state');
 
   // Its files play: the video element's time advances.
@@ -84,12 +111,7 @@ try {
   for (const format of play) {
     const button = format === 'hls' ? '#files tr[data-object$=".m3u8"] button.play-hls' : '#files tr[data-object$=".mp4"] button.play-file';
     await page.click(button);
-    await page.waitForFunction(() => document.getElementById('player').currentTime > 1.0, null, { timeout: TIMEOUT_MS });
-    const first = await page.evaluate(() => document.getElementById('player').currentTime);
-    await page.waitForTimeout(1500);
-    const second = await page.evaluate(() => document.getElementById('player').currentTime);
-    assert.ok(second > first, `${format}: the video's time advanced (${first} s, then ${second} s)`);
-    played[format] = { first, second, error: await page.textContent('#player-error') };
+    played[format] = await plays(page, format);
   }
   summary.played = played;
 
@@ -103,7 +125,14 @@ try {
 
   if (process.env.CONSOLE_SCREENSHOT) await page.screenshot({ path: process.env.CONSOLE_SCREENSHOT, fullPage: true });
 
-  // Its last event is redelivered: a new attempt shows in the events table.
+  // Its events, each delivered once (Refresh until the last one is), then the last one
+  // redelivered: a new attempt shows in the events table.
+  const delivered = () => page.$$eval('#events td.status', (cells) => cells.length > 0 && cells.every((c) => c.textContent === 'DELIVERED'));
+  for (let i = 0; !(await delivered()); i += 1) {
+    assert.ok(i < 30, 'every event shows as delivered');
+    await page.waitForTimeout(1000);
+    await page.click('#refresh');
+  }
   const row = page.locator('#events tbody tr').last();
   const eventId = await row.getAttribute('data-event-id');
   const before = Number(await row.locator('.attempt-count').textContent());
