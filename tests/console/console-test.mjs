@@ -8,8 +8,8 @@
 //
 //   CONSOLE_BASE_URL  the API (gateway) URL           CONSOLE_APP_ID, CONSOLE_JOB_ID, CONSOLE_JOB_KIND
 //   CONSOLE_KEY_ID, CONSOLE_SECRET  the credential    CONSOLE_PLAY  "mp4" or "mp4,hls": what must play
-//   CONSOLE_LIVE  "1": the job is recording when this starts; watch it live, then follow it
-//                 until it stops
+//   CONSOLE_LIVE  "1": the job is recording when this starts; see its publisher in the room
+//                 (CONSOLE_ROOM_ID, CONSOLE_USER_ID), watch it live, follow it until it stops
 //   CONSOLE_SCREENSHOT  optional: a PNG of the job view is written there
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -30,6 +30,7 @@ const keyId = env('CONSOLE_KEY_ID');
 const secret = env('CONSOLE_SECRET');
 const play = (process.env.CONSOLE_PLAY ?? 'mp4').split(',').filter(Boolean);
 const live = process.env.CONSOLE_LIVE === '1';
+const [roomId, userId] = [process.env.CONSOLE_ROOM_ID, process.env.CONSOLE_USER_ID];
 const TIMEOUT_MS = 30_000;
 
 // Waits until the player plays, then checks that its time advances by more than a second in
@@ -93,6 +94,12 @@ try {
   // The app view shows its rule and callback, and lists the job.
   await page.waitForSelector('#rules dd');
   await page.waitForSelector('#callback dd');
+  if (live) {
+    // The job's room, with its live roster: the publisher is in it.
+    await page.click(`#rooms a[href$="/rooms/${encodeURIComponent(roomId)}"]`);
+    await page.waitForFunction((user) => [...document.querySelectorAll('#roster td:first-child')].some((td) => td.textContent === user), userId);
+    await page.goBack();
+  }
   await page.click(`#jobs tr[data-job-id="${jobId}"] a`);
   await page.waitForSelector('#job-state');
 

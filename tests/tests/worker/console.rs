@@ -46,6 +46,8 @@ async fn the_console_signs_in_watches_a_job_live_plays_its_files_and_redelivers_
         .env("CONSOLE_KEY_ID", key_id)
         .env("CONSOLE_SECRET", secret)
         .env("CONSOLE_LIVE", "1")
+        .env("CONSOLE_ROOM_ID", "console")
+        .env("CONSOLE_USER_ID", "erin")
         .env("CONSOLE_PLAY", "mp4,hls")
         .env("CONSOLE_SCREENSHOT", std::env::var("CONSOLE_SCREENSHOT").unwrap_or_default())
         .kill_on_drop(true)
