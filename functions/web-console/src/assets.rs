@@ -9,6 +9,18 @@ pub struct Asset {
     pub body: &'static str,
 }
 
+impl Asset {
+    /// A strong validator of the body, the same in every instance of one build (SipHash
+    /// with fixed keys), so a browser revalidating (`no-cache`) downloads a file only when a
+    /// deploy changed it.
+    pub fn etag(&self) -> String {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        self.body.hash(&mut hasher);
+        format!("\"{:016x}\"", hasher.finish())
+    }
+}
+
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";
 const CSS: &str = "text/css; charset=utf-8";

@@ -40,15 +40,22 @@ pub fn serve(req: &Request) -> Response<Body> {
         let missing = ApiError { status: 404, code: "NOT_FOUND", message: "path: no such file in the console".into() };
         return missing.into_response(route_key(req));
     };
+    let etag = file.etag();
+    let unchanged = req
+        .headers()
+        .get("if-none-match")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|tags| tags.split(',').any(|tag| tag.trim() == etag || tag.trim() == "*"));
     Response::builder()
-        .status(200)
+        .status(if unchanged { 304 } else { 200 })
+        .header("etag", &etag)
         .header("content-type", file.content_type)
         .header("content-security-policy", assets::content_security_policy())
         .header("x-content-type-options", "nosniff")
         .header("referrer-policy", "no-referrer")
         // A deploy changes the files under the same names: revalidate every time.
         .header("cache-control", "no-cache")
-        .body(Body::Text(file.body.to_owned()))
+        .body(if unchanged { Body::Empty } else { Body::Text(file.body.to_owned()) })
         .unwrap_or_else(|err| ApiError::internal(&err).into_response(route_key(req)))
 }
 
@@ -79,6 +86,19 @@ mod tests {
         let Body::Text(html) = response.body() else { panic!("a text body") };
         assert!(html.contains("<script src=\"console.js\""), "the page loads its script from a file");
         assert!(!html.contains("<script>"), "no inline script");
+    }
+
+    #[test]
+    fn a_file_the_browser_has_is_answered_304_without_a_body() {
+        let etag = header(&get("/console/console.js"), "etag").to_owned();
+        let req = lambda_http::http::Request::builder()
+            .uri("https://api.example.com/console/console.js")
+            .header("if-none-match", format!("\"other\", {etag}"))
+            .body(Body::Empty);
+        let response = serve(&Request::from(req.unwrap()));
+        assert_eq!(response.status(), 304);
+        assert!(matches!(response.body(), Body::Empty));
+        assert_ne!(header(&get("/console/console.css"), "etag"), etag, "each file has its own");
     }
 
     #[test]

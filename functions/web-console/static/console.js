@@ -481,8 +481,10 @@
     return /\.m3u8$/.test(file.obs_object || '');
   }
 
+  // The file's presigned URL (http(s) only: it becomes a link and a media source).
   function downloadUrl(file) {
-    return file.download_url || (file.event && file.event.download_url) || null;
+    const url = file.download_url || (file.event && file.event.download_url) || null;
+    return url && /^https?:\/\//.test(url) ? url : null;
   }
 
   // The playback route of the API (same origin): the playlist with presigned segment URIs.
@@ -496,7 +498,7 @@
     if (!object) return null;
     const url = file.timeline_download_url || (file.event && file.event.timeline_download_url) ||
       (file.timeline && file.timeline.download_url) || null;
-    return { object, url };
+    return { object, url: url && /^https?:\/\//.test(url) ? url : null };
   }
 
   // ---- player ----
