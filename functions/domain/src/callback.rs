@@ -22,14 +22,24 @@ pub enum EventType {
     CloudRecordOver,
     /// The recording job failed.
     CloudRecordFailed,
+    /// The worker stopped writing: the tenant paused the job (ours, opt-in).
+    RecordPaused,
+    /// The worker writes again, into the same files (ours, opt-in).
+    RecordResumed,
 }
 
 impl EventType {
     /// Every event.
-    pub const ALL: [EventType; 4] =
-        [Self::RecordNewFileStart, Self::RecordFileComplete, Self::CloudRecordOver, Self::CloudRecordFailed];
-    /// The subscription of a callback that names none: seed 002's three events. The failure
-    /// event, ours, is opt-in, so a receiver written for SparkRTC gets only what it knows.
+    pub const ALL: [EventType; 6] = [
+        Self::RecordNewFileStart,
+        Self::RecordFileComplete,
+        Self::CloudRecordOver,
+        Self::CloudRecordFailed,
+        Self::RecordPaused,
+        Self::RecordResumed,
+    ];
+    /// The subscription of a callback that names none: seed 002's three events. Ours (the
+    /// failure, pause and resume events) are opt-in, so a receiver written for SparkRTC gets only what it knows.
     pub const DEFAULT: [EventType; 3] = [Self::RecordNewFileStart, Self::RecordFileComplete, Self::CloudRecordOver];
 }
 
@@ -122,13 +132,14 @@ mod tests {
     }
 
     #[test]
-    fn seed_callback_defaults_to_the_seeds_three_events_and_the_failure_event_is_opt_in() {
+    fn seed_callback_defaults_to_the_seeds_three_events_and_the_failure_and_pause_events_are_opt_in() {
         let cb =
             parse(r#"{"url":"http://mydomain.com/callback","auth_key":"8923ab8c2dcef4538923ab8c2dcef453"}"#).unwrap();
         let seed_002 = [EventType::RecordNewFileStart, EventType::RecordFileComplete, EventType::CloudRecordOver];
         assert_eq!(cb.notify_event_subscription, seed_002);
+        assert!(!cb.notify_event_subscription.contains(&EventType::RecordPaused));
         let every = parse(
-            r#"{"url":"http://mydomain.com/callback","auth_key":"8923ab8c2dcef4538923ab8c2dcef453","notify_event_subscription":["RECORD_NEW_FILE_START","RECORD_FILE_COMPLETE","CLOUD_RECORD_OVER","CLOUD_RECORD_FAILED"]}"#,
+            r#"{"url":"http://mydomain.com/callback","auth_key":"8923ab8c2dcef4538923ab8c2dcef453","notify_event_subscription":["RECORD_NEW_FILE_START","RECORD_FILE_COMPLETE","CLOUD_RECORD_OVER","CLOUD_RECORD_FAILED","RECORD_PAUSED","RECORD_RESUMED"]}"#,
         )
         .unwrap();
         assert_eq!(every.notify_event_subscription, EventType::ALL);

@@ -226,6 +226,12 @@ pub struct Job {
     pub push_param: PushParam,
     pub stream_name: String,
     pub state: JobState,
+    /// Recording is paused by the tenant: nothing is written until it resumes ([`crate::pause`]).
+    #[serde(default)]
+    pub paused: bool,
+    /// When the current pause was asked for; absent while recording.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<Timestamp>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_reason: Option<StopReason>,
     /// The Jocloud recording the job belongs to; its files get Jocloud's names.
@@ -328,6 +334,8 @@ impl Job {
             push_param: PushParam::default(),
             stream_name,
             state: JobState::Init,
+            paused: false,
+            paused_at: None,
             stop_reason: None,
             jocloud: None,
             record_files: None,

@@ -19,6 +19,7 @@ pub mod jocloud;
 pub mod metric;
 pub mod mix;
 pub mod naming;
+pub mod pause;
 pub mod ports;
 pub mod publish;
 pub mod quota;

@@ -1,6 +1,7 @@
 //! The routes both job collections share (`individual-stream-jobs`, `mix-stream-jobs`):
-//! list, get, stop, the job's events, and its HLS playlists with presigned segments. Each job function adds its own create (and the mix
-//! its layout update) and hands every other route here.
+//! list, get, stop, pause, resume, the job's events, and its HLS playlists with presigned
+//! segments. Each job function adds its own create (and the mix its layout update) and hands
+//! every other route here.
 
 use lambda_http::Request;
 use roomrec_domain::job::JobKind;
@@ -31,6 +32,12 @@ pub async fn job_routes(cases: JobUseCases<'_>, kind: JobKind, app: &OwnedApp, r
         ("GET", "/{job_id}") => json(200, &files.get(app, kind, path(req, "job_id")?).await?),
         ("POST", "/{job_id}/stop") => {
             json(200, &files.signed(app, jobs.stop(app, kind, path(req, "job_id")?).await?).await)
+        }
+        ("POST", "/{job_id}/pause") => {
+            json(200, &files.signed(app, jobs.pause(app, kind, path(req, "job_id")?).await?).await)
+        }
+        ("POST", "/{job_id}/resume") => {
+            json(200, &files.signed(app, jobs.resume(app, kind, path(req, "job_id")?).await?).await)
         }
         ("GET", "/{job_id}/playback.m3u8") => {
             let object = query(req, "object").ok_or_else(|| Invalid::new("object", "is required"))?;

@@ -122,6 +122,40 @@ async fn a_worker_told_to_shut_down_finishes_its_files_and_hands_the_job_on() {
     publisher.kill().await.ok();
 }
 
+#[tokio::test]
+async fn a_paused_job_handed_over_stays_paused_on_the_next_worker_until_resumed() {
+    let setup = Setup::new(&["MP4"], json!({}), json!({})).await;
+    let mut publisher = publish_with(&setup.publish_url("room7", "pat").await, 90, "640x360", &[]);
+    let leaving = start_worker("leaving");
+    let job = setup.start_job("room7", "pat", 30).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 1, Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let pause = format!("/v2/apps/{}/individual-stream-jobs/{job}/pause", setup.app);
+    assert_eq!(setup.api.post(&pause, &json!({})).await.status, 200);
+    wait_for_events(&job, EventType::RecordPaused, 1, Duration::from_secs(10)).await;
+
+    // Nothing is recorded to overlap: the leaving worker finishes its file at once.
+    shut_down(leaving).await;
+    let _next = start_worker("next");
+    wait_for_owner(&setup, &job, "next", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let held = setup.job(&job).await;
+    assert_eq!((held["state"].as_str(), held["paused"].as_bool()), (Some("RUNNING"), Some(true)), "{held}");
+    let kinds: Vec<EventType> = support::events(&job).await.iter().map(|e| e.event_type).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == EventType::RecordNewFileStart).count(), 1, "held: {kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == EventType::RecordPaused).count(), 1, "announced once: {kinds:?}");
+
+    let resume = format!("/v2/apps/{}/individual-stream-jobs/{job}/resume", setup.app);
+    assert_eq!(setup.api.post(&resume, &json!({})).await.status, 200);
+    wait_for_events(&job, EventType::RecordResumed, 1, Duration::from_secs(10)).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(15)).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    setup.stop(&job).await;
+    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(30)).await;
+    assert_eq!(stopped["record_files"].as_array().unwrap().len(), 2, "{stopped}");
+    publisher.kill().await.ok();
+}
+
 /// Most media one hand-off may lose (the goal).
 const HANDOFF_LOSS: f64 = 2.0;
 

@@ -11,6 +11,7 @@ mod guard;
 mod jocloud;
 mod metrics;
 mod mix;
+mod pauses;
 mod recording;
 mod storage;
 mod streams;

@@ -48,6 +48,8 @@ struct Segment {
     start_us: i64,
     end_us: i64,
     discontinuity: bool,
+    /// Ends at the next cut, which starts a discontinuity ([`HlsWriter::break_at_next_cut`]).
+    break_next: bool,
 }
 
 impl HlsWriter {
@@ -113,6 +115,16 @@ impl HlsWriter {
         Ok(())
     }
 
+    /// The next cut ends the open segment, whatever its length, and starts one flagged as a
+    /// discontinuity.
+    pub(crate) fn break_at_next_cut(&mut self) {
+        let HlsState::Open(file) = &mut self.state else { return };
+        match &mut file.segment {
+            SegmentState::Open(segment) => segment.break_next = true,
+            SegmentState::Between { discontinuity } => *discontinuity = true,
+        }
+    }
+
     /// Ends the open segment and file (`Segment`, then `FileClosed`), if any.
     pub(crate) fn close(&mut self, ended_at: SystemTime, report: &Reporter) -> Result<(), MediaError> {
         let HlsState::Open(mut file) = std::mem::replace(&mut self.state, HlsState::Idle) else { return Ok(()) };
@@ -138,10 +150,15 @@ impl HlsFile {
     ) -> Result<(), MediaError> {
         let at_us = self.times.since_start_us(timed.dts_us);
         let discontinuity = match &self.segment {
-            SegmentState::Open(segment) if at_us.saturating_sub(segment.start_us) < mux::micros(slice) => return Ok(()),
-            SegmentState::Open(_) => {
+            SegmentState::Open(segment)
+                if !segment.break_next && at_us.saturating_sub(segment.start_us) < mux::micros(slice) =>
+            {
+                return Ok(())
+            }
+            SegmentState::Open(segment) => {
+                let discontinuity = segment.break_next;
                 self.end_segment(Some(at_us), report)?;
-                false
+                discontinuity
             }
             SegmentState::Between { discontinuity } => *discontinuity,
         };
@@ -150,7 +167,15 @@ impl HlsFile {
         let muxer = Muxer::create(&path, "mpegts", tracks, Dictionary::new())
             .map_err(|source| MediaError::Ffmpeg { context: "create an HLS segment", source })?;
         self.next_seq += 1;
-        self.segment = SegmentState::Open(Segment { seq, path, muxer, start_us: at_us, end_us: at_us, discontinuity });
+        self.segment = SegmentState::Open(Segment {
+            seq,
+            path,
+            muxer,
+            start_us: at_us,
+            end_us: at_us,
+            discontinuity,
+            break_next: false,
+        });
         Ok(())
     }
 
@@ -162,7 +187,7 @@ impl HlsFile {
         else {
             return Ok(());
         };
-        let Segment { seq, path, muxer, start_us, end_us, discontinuity } = segment;
+        let Segment { seq, path, muxer, start_us, end_us, discontinuity, .. } = segment;
         muxer.finish().map_err(|source| MediaError::Ffmpeg { context: "finish an HLS segment", source })?;
         let duration_us = next_start_us.unwrap_or(end_us).saturating_sub(start_us);
         let duration = Duration::from_micros(u64::try_from(duration_us).unwrap_or(0));

@@ -124,6 +124,13 @@ pub enum Output {
     Alive,
     /// The input is gone or not there yet; the recorder keeps retrying. `since` is when media stopped.
     Waiting { since: SystemTime, reason: String },
+    /// Recording is held after a [`Command::Pause`] (or [`MixCommand::Pause`]): nothing more
+    /// is written until resumed. `position` is where the pause falls on the recording's
+    /// timeline (µs of media written so far, the same clock file starts are measured on).
+    Paused { at: SystemTime, position: Duration },
+    /// Recording goes on after a resume, at `position` on the timeline: the next media
+    /// written continues the open files there (HLS after a discontinuity).
+    Resumed { at: SystemTime, position: Duration },
     /// The recorder finished (after a Stop, or a fatal error reported just before).
     Finished,
 }
@@ -133,6 +140,12 @@ pub enum Output {
 pub enum Command {
     /// Close open files cleanly (trailer written, last segment emitted) and finish.
     Stop,
+    /// Stop writing (the source is still read, and dropped) and keep the files open,
+    /// however long; reported with [`Output::Paused`]. Pausing a held recorder does nothing.
+    Pause,
+    /// Write again into the same files from the next keyframe; reported with
+    /// [`Output::Resumed`]. Resuming a recording recorder does nothing.
+    Resume,
 }
 
 /// One participant stream of a mix, as the room's roster lists them. A user may be in the
@@ -227,6 +240,10 @@ pub enum MixCommand {
     Layout(Layout),
     /// The participants now in the room, in join order.
     Participants(Vec<Participant>),
+    /// Stop writing the mix and keep the files open (the inputs stay connected).
+    Pause,
+    /// Write the mix again into the same files.
+    Resume,
 }
 
 /// Why a recording could not go on.

@@ -5,6 +5,13 @@
 //! writes. The output runs on the wall clock: frame n is composed at start + n/fps and
 //! timed n/fps, and AAC frames of 1024 samples are counted the same way, so picture and
 //! sound cannot drift apart. Inputs are shown [`feed::JITTER_BUFFER`] behind the clock.
+//!
+//! A pause ([`MixCommand::Pause`]) holds the output, not the room: the inputs stay connected
+//! and their sound keeps being mixed (and dropped), so a resume shows the room at once, with
+//! no reconnection and no decoder waiting for a keyframe. Held frames are skipped, not
+//! timed: the files go on with no hole, from a forced keyframe (a new HLS segment flagged
+//! as a discontinuity). Sound is skipped to match the skipped picture within half an AAC
+//! frame over the whole recording, so pauses never add up to an A/V offset.
 
 mod compose;
 mod decode;
@@ -92,6 +99,11 @@ struct Session {
     next_sound_frame: u64,
     sound: Mixdown,
     last_alive: Option<Instant>,
+    /// The output is held (the tenant paused).
+    held: bool,
+    /// Video frames and AAC frames held so far: the files' time is the clock's minus these.
+    skipped_frames: i64,
+    skipped_sound_frames: u64,
 }
 
 impl Session {
@@ -110,6 +122,9 @@ impl Session {
             next_sound_frame: 0,
             sound: Mixdown::new(),
             last_alive: None,
+            held: false,
+            skipped_frames: 0,
+            skipped_sound_frames: 0,
         })
     }
 
@@ -147,6 +162,17 @@ impl Session {
                         let play_position = self.next_sound_frame * FRAME_SAMPLES as u64;
                         self.room.set_participants(participants, play_position);
                     }
+                    MixCommand::Pause if !self.held => {
+                        self.held = true;
+                        report.send(Output::Paused { at: SystemTime::now(), position: self.position() })?;
+                    }
+                    MixCommand::Resume if self.held => {
+                        self.held = false;
+                        self.encoders.force_keyframe();
+                        outputs.break_at_next_cut();
+                        report.send(Output::Resumed { at: SystemTime::now(), position: self.position() })?;
+                    }
+                    MixCommand::Pause | MixCommand::Resume => {}
                 }
             }
             self.tick(tick_us, outputs, report)?;
@@ -162,22 +188,52 @@ impl Session {
         }
     }
 
+    /// Where the output stands on the files' timeline: the clock's time less what was held.
+    fn position(&self) -> Duration {
+        let us = match self.fps {
+            Some(fps) => (self.next_frame - self.skipped_frames) * 1_000_000 / i64::from(fps),
+            None => sound_time_us(self.next_sound_frame - self.skipped_sound_frames),
+        };
+        Duration::from_micros(u64::try_from(us).unwrap_or(0))
+    }
+
+    /// Whether the next AAC frame is held: while paused without picture; with a picture,
+    /// whenever the sound held so far is more than half a frame short of the picture held.
+    fn sound_held(&self) -> bool {
+        match self.fps {
+            None => self.held,
+            Some(fps) => {
+                let picture_us = self.skipped_frames * 1_000_000 / i64::from(fps);
+                let half_frame_us = sound_time_us(1) / 2;
+                sound_time_us(self.skipped_sound_frames) + half_frame_us < picture_us
+            }
+        }
+    }
+
     /// Produces the video frame due at `tick_us` and the sound up to it.
     fn tick(&mut self, tick_us: i64, outputs: &mut Outputs, report: &Reporter) -> Result<(), MediaError> {
         if self.fps.is_some() {
             let lag_us = self.clock.now_us() - tick_us;
-            if lag_us > micros(MAX_LAG) {
+            if self.held {
+                self.skipped_frames += 1;
+            } else if lag_us > micros(MAX_LAG) {
                 tracing::warn!(frame = self.next_frame, lag_us, "the mixer is behind the clock; skipping a frame");
             } else if let Some(canvas) = self.room.compose(tick_us - micros(JITTER_BUFFER)) {
                 let canvas = canvas.map_err(|source| MediaError::Ffmpeg { context: "compose the canvas", source })?;
-                self.encoders.video(canvas, self.next_frame, outputs, report)?;
+                self.encoders.video(canvas, self.next_frame - self.skipped_frames, outputs, report)?;
             }
             self.next_frame += 1;
         }
         while sound_time_us(self.next_sound_frame + 1) <= tick_us {
             let position = self.next_sound_frame * FRAME_SAMPLES as u64;
+            // Mixed even when held: the participants' sound is played (and let go) on time.
+            let held = self.sound_held();
             let (left, right) = self.sound.mix(&self.room, position);
-            self.encoders.audio(left, right, outputs, report)?;
+            if held {
+                self.skipped_sound_frames += 1;
+            } else {
+                self.encoders.audio(left, right, outputs, report)?;
+            }
             self.next_sound_frame += 1;
         }
         Ok(())

@@ -83,6 +83,31 @@ impl Outputs {
         Ok(())
     }
 
+    /// Recording goes on after a tenant's pause with `tracks` (a new pipeline's): the files
+    /// stay open whatever their merge window (unless the tracks changed: a decoder could not
+    /// follow), and the next packets continue them where the written media ends.
+    pub(crate) fn continue_after_hold(
+        &mut self,
+        tracks: &Tracks,
+        at: SystemTime,
+        report: &Reporter,
+    ) -> Result<(), MediaError> {
+        if !self.tracks.fits(tracks) {
+            self.close(at, report)?;
+        }
+        self.tracks = tracks.clone();
+        self.last_dts_us = [None, None];
+        Ok(())
+    }
+
+    /// The next cut starts a new HLS segment marked as a discontinuity (media written before
+    /// it may still arrive: an encoder's held-back frames).
+    pub(crate) fn break_at_next_cut(&mut self) {
+        if let Some(hls) = self.hls.as_mut() {
+            hls.break_at_next_cut();
+        }
+    }
+
     /// Writes one packet (timestamps on the timeline, in its track's time base) to every output.
     pub(crate) fn write(&mut self, kind: Kind, packet: &Packet, report: &Reporter) -> Result<(), MediaError> {
         let Some(track) = self.tracks.get(kind) else { return Ok(()) };

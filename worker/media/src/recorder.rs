@@ -4,6 +4,12 @@
 //! `retry_interval`, close files whose merge window passed) and *streaming* (read, remux or
 //! transcode, write). Each connection's timestamps are shifted to start right where the
 //! written media ends, so a file continued after a pause has no gap and no overlap.
+//!
+//! The tenant's pause ([`Command::Pause`]) holds the recording the same way a source that
+//! went away does, by our choice: the written media is made complete, packets are read and
+//! dropped, and on resume the next keyframe continues the files where they end. Unlike a
+//! source's absence, a hold never ends a file, and its time does not count towards the
+//! merge window.
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::OnceLock;
@@ -41,6 +47,33 @@ struct Pause {
     since: SystemTime,
     at: Instant,
     announced: bool,
+    /// Time of the absence the recording was held anyway (not counted towards the merge window).
+    held_for: Duration,
+}
+
+impl Pause {
+    fn new(since: SystemTime, at: Instant, announced: bool) -> Self {
+        Self { since, at, announced, held_for: Duration::ZERO }
+    }
+
+    /// How long the source has been away while the recording was not held.
+    fn away(&self, hold: &Hold) -> Duration {
+        let away = self.at.elapsed();
+        let holding = hold.since.map_or(Duration::ZERO, |since| since.elapsed().min(away));
+        away.saturating_sub(self.held_for + holding)
+    }
+}
+
+/// The tenant's pause: since when recording is held, if it is.
+#[derive(Default)]
+struct Hold {
+    since: Option<Instant>,
+}
+
+impl Hold {
+    fn held(&self) -> bool {
+        self.since.is_some()
+    }
 }
 
 /// An open source and the path its packets take.
@@ -89,19 +122,19 @@ impl Recorder {
         report: &Reporter,
         outputs: &mut Outputs,
     ) -> Result<SystemTime, MediaError> {
-        let mut pause = Pause { since: SystemTime::now(), at: Instant::now(), announced: false };
+        let mut pause = Pause::new(SystemTime::now(), Instant::now(), false);
+        let mut hold = Hold::default();
         let mut next_attempt = Instant::now();
         loop {
-            let Some(connection) = self.reconnect(url, commands, report, outputs, &mut pause, next_attempt)? else {
-                return Ok(pause.since);
-            };
-            outputs.resume(connection.pipeline.tracks(), pause.at.elapsed(), pause.since, report)?;
-            match self.stream(connection, commands, report, outputs)? {
+            let reconnected = self.reconnect(url, commands, report, outputs, (&mut pause, &mut hold), next_attempt)?;
+            let Some(connection) = reconnected else { return Ok(pause.since) };
+            outputs.resume(connection.pipeline.tracks(), pause.away(&hold), pause.since, report)?;
+            match self.stream(connection, commands, report, outputs, &mut hold)? {
                 Ended::Stopped => return Ok(SystemTime::now()),
                 Ended::Lost { reason, last_media: Some((since, at)) } => {
                     tracing::info!(%reason, "the source stopped");
                     report.send(Output::Waiting { since, reason })?;
-                    pause = Pause { since, at, announced: true };
+                    pause = Pause::new(since, at, true);
                     next_attempt = Instant::now() + self.input.retry_interval;
                 }
                 // Opened but sent nothing: the pause simply goes on.
@@ -116,19 +149,19 @@ impl Recorder {
         }
     }
 
-    /// Waits for the source to come back, closing files whose merge window passes meanwhile.
-    /// `None` when stopped first.
+    /// Waits for the source to come back, closing files whose merge window passes meanwhile
+    /// (not while held). `None` when stopped first.
     fn reconnect(
         &self,
         url: &AllowedUrl,
         commands: &Receiver<Command>,
         report: &Reporter,
         outputs: &mut Outputs,
-        pause: &mut Pause,
+        (pause, hold): (&mut Pause, &mut Hold),
         mut next_attempt: Instant,
     ) -> Result<Option<Connection>, MediaError> {
         loop {
-            outputs.expire(pause.at.elapsed(), pause.since, report)?;
+            outputs.expire(pause.away(hold), pause.since, report)?;
             if Instant::now() >= next_attempt {
                 match self.connect(url) {
                     Ok(connection) => return Ok(Some(connection)),
@@ -142,13 +175,24 @@ impl Recorder {
                 next_attempt = Instant::now() + self.input.retry_interval;
             }
             let mut wait = next_attempt.saturating_duration_since(Instant::now());
-            if let Some(expiry) = outputs.until_expiry(pause.at.elapsed()) {
+            if let Some(expiry) = outputs.until_expiry(pause.away(hold)).filter(|_| !hold.held()) {
                 wait = wait.min(expiry);
             }
             match commands.recv_timeout(wait) {
                 // A runner that dropped its sender can no longer stop us: finish cleanly now.
                 Ok(Command::Stop) | Err(RecvTimeoutError::Disconnected) => return Ok(None),
-                Err(RecvTimeoutError::Timeout) => {}
+                // The source is away: what was written is complete already.
+                Ok(Command::Pause) if !hold.held() => {
+                    hold.since = Some(Instant::now());
+                    report.send(Output::Paused { at: SystemTime::now(), position: position(outputs) })?;
+                }
+                Ok(Command::Resume) => {
+                    if let Some(since) = hold.since.take() {
+                        pause.held_for += since.elapsed().min(pause.at.elapsed());
+                        report.send(Output::Resumed { at: SystemTime::now(), position: position(outputs) })?;
+                    }
+                }
+                Ok(Command::Pause) | Err(RecvTimeoutError::Timeout) => {}
             }
         }
     }
@@ -161,20 +205,24 @@ impl Recorder {
         Ok(Connection { source, pipeline })
     }
 
-    /// Records from `connection` until the source ends or the runner says stop.
+    /// Records from `connection` until the source ends or the runner says stop; while held,
+    /// reads and drops.
     fn stream(
         &self,
         connection: Connection,
         commands: &Receiver<Command>,
         report: &Reporter,
         outputs: &mut Outputs,
+        hold: &mut Hold,
     ) -> Result<Ended, MediaError> {
         let Connection { mut source, mut pipeline } = connection;
-        let tracks = pipeline.tracks().clone();
+        let mut tracks = pipeline.tracks().clone();
         let mut link = Link::new();
         let mut batch = Vec::new();
         let mut last_alive: Option<Instant> = None;
         let mut last_media = None;
+        // Whether the pipeline was drained by a pause (its encoders cannot take more).
+        let mut drained = false;
         loop {
             match commands.try_recv() {
                 Ok(Command::Stop) | Err(TryRecvError::Disconnected) => {
@@ -182,7 +230,31 @@ impl Recorder {
                     link.deliver(&mut batch, &tracks, outputs, report)?;
                     return Ok(Ended::Stopped);
                 }
-                Err(TryRecvError::Empty) => {}
+                Ok(Command::Pause) if !hold.held() => {
+                    // As when the source stops: everything written complete and announced.
+                    pipeline.drain(&mut batch)?;
+                    link.deliver(&mut batch, &tracks, outputs, report)?;
+                    outputs.pause(report)?;
+                    drained = true;
+                    hold.since = Some(Instant::now());
+                    report.send(Output::Paused { at: SystemTime::now(), position: position(outputs) })?;
+                }
+                Ok(Command::Resume) if hold.held() => {
+                    if drained {
+                        pipeline = match Pipeline::new(&source, &self.spec) {
+                            Ok(pipeline) => pipeline,
+                            Err(error) => return Ok(Ended::Lost { reason: error.to_string(), last_media }),
+                        };
+                        tracks = pipeline.tracks().clone();
+                        drained = false;
+                    }
+                    // A new mapping: the next keyframe lands where the written media ends.
+                    link = Link::new();
+                    outputs.continue_after_hold(&tracks, SystemTime::now(), report)?;
+                    hold.since = None;
+                    report.send(Output::Resumed { at: SystemTime::now(), position: position(outputs) })?;
+                }
+                Ok(Command::Pause | Command::Resume) | Err(TryRecvError::Empty) => {}
             }
             match source.read() {
                 Read::Packet(packet) => {
@@ -191,6 +263,9 @@ impl Recorder {
                     if last_alive.is_none_or(|last| now - last >= ALIVE_EVERY) {
                         report.send(Output::Alive)?;
                         last_alive = Some(now);
+                    }
+                    if hold.held() {
+                        continue;
                     }
                     pipeline.push(packet, &mut batch)?;
                     link.deliver(&mut batch, &tracks, outputs, report)?;
@@ -204,6 +279,11 @@ impl Recorder {
             }
         }
     }
+}
+
+/// Where the written media ends on the recording's timeline.
+fn position(outputs: &Outputs) -> Duration {
+    Duration::from_micros(u64::try_from(outputs.end_us()).unwrap_or(0))
 }
 
 /// Initialises libav once per process. Its log goes to stderr, outside `tracing`, so only

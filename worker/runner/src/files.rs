@@ -180,6 +180,8 @@ impl OpenFiles {
                 self.complete(ctx, job, held, format, open, size, duration, utc(ended_at)).await?;
             }
             Output::Alive | Output::Waiting { .. } | Output::Finished => {}
+            // The job task reports these (events); the files stay as they are.
+            Output::Paused { .. } | Output::Resumed { .. } => {}
         }
         Ok(())
     }

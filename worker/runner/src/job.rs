@@ -26,6 +26,7 @@ use crate::capacity::{self, Slot};
 use crate::context::{lost_job, Ctx, JobWriteError};
 use crate::files::OpenFiles;
 use crate::mix::MixFeed;
+use crate::pause::PauseState;
 use crate::reach::PolicyReach;
 use crate::recovery;
 use crate::spec::{mix_spec, record_spec};
@@ -148,6 +149,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
         ctx.metrics.record(Metric::JobStarted { app_id, job_id });
     }
     let watch = ctx.board.watch(&job.job.app_id, &job.job.job_id);
+    let pause = PauseState::new(&job.job, takeover);
     let task = JobTask {
         ctx,
         record: job,
@@ -158,6 +160,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
         phase: if takeover { Phase::TakingOver } else { Phase::Starting },
         handover: None,
         storage: None,
+        pause,
     };
     task.run().instrument(span).await
 }
@@ -239,6 +242,16 @@ impl Control {
         self.stopper().stop()
     }
 
+    /// Asks the media thread to hold the recording (or resume it); false if it is gone.
+    fn hold(&self, paused: bool) -> bool {
+        match (self, paused) {
+            (Self::Recorder(commands), true) => commands.send(Command::Pause).is_ok(),
+            (Self::Recorder(commands), false) => commands.send(Command::Resume).is_ok(),
+            (Self::Mixer(commands, _), true) => commands.send(MixCommand::Pause).is_ok(),
+            (Self::Mixer(commands, _), false) => commands.send(MixCommand::Resume).is_ok(),
+        }
+    }
+
     /// What can stop the media thread from another thread.
     fn stopper(&self) -> Stopper {
         match self {
@@ -302,6 +315,8 @@ struct JobTask {
     handover: Option<Handover>,
     /// The job's storage, once reached.
     storage: Option<JobStorage>,
+    /// The tenant's pause, as told to the media thread and announced.
+    pause: PauseState,
 }
 
 impl JobTask {
@@ -503,7 +518,9 @@ impl JobTask {
         self.refresh().await;
         if let Some(handover) = &self.handover {
             let recording = self.record.open_uploads.iter().any(|u| u.epoch == self.held.epoch);
-            return handover.successor_recording || handover.since.elapsed() > HANDOVER_WAIT || !recording;
+            // A held recording writes nothing a successor would need to overlap.
+            let done = handover.successor_recording || handover.since.elapsed() > HANDOVER_WAIT;
+            return done || !recording || self.pause.held();
         }
         // Files a worker handed over and did not finish in time are this one's to finish.
         let (now_ms, epoch) = (self.ctx.clock.millis(), self.held.epoch);
@@ -599,6 +616,8 @@ impl JobTask {
         self.enter(Phase::Recording);
         let (out_tx, out_rx) = std::sync::mpsc::sync_channel(OUTPUT_QUEUE);
         let (mut control, thread) = media.start(out_tx);
+        // A job paused before its recording started (or taken over paused) starts held.
+        self.sync_pause(&control);
         // Unbounded here: while uploads wait out an outage, the media thread goes on writing
         // the spool and reporting, never blocked by this task, up to the spool budget.
         let (forward, mut outputs) = mpsc::unbounded_channel();
@@ -624,6 +643,7 @@ impl JobTask {
                 output = outputs.recv() => match output {
                     Some(Output::Finished) | None => break,
                     Some(Output::Alive) => self.last_media = Instant::now(),
+                    Some(output @ (Output::Paused { .. } | Output::Resumed { .. })) => self.announce_pause(&output).await,
                     Some(output) => {
                         if let Err(err) = files.handle(&self.ctx, &mut self.record, &self.held, output).await {
                             if lost_job(&err) {
@@ -639,6 +659,7 @@ impl JobTask {
                     if self.check().await {
                         stop_sent = stop_sent || control.stop();
                     } else if !stop_sent {
+                        self.sync_pause(&control);
                         self.update_mix(&mut control).await;
                     }
                 }
@@ -659,6 +680,22 @@ impl JobTask {
                 Ending::Failed(Failure::new(code, cause))
             }
             (None, _) => Ending::Failed(Failure::new(FailureCode::InternalError, "the media thread panicked")),
+        }
+    }
+
+    /// Tells the media thread to hold or resume the recording when the job's flag changed.
+    fn sync_pause(&mut self, control: &Control) {
+        if let Some(paused) = self.pause.command(&self.record.job) {
+            tracing::info!(paused, "pause changed");
+            control.hold(paused);
+        }
+    }
+
+    /// Sends `RECORD_PAUSED` / `RECORD_RESUMED` for the media thread's report that it did.
+    async fn announce_pause(&mut self, output: &Output) {
+        let Some((event, detail)) = self.pause.event(output) else { return };
+        if let Err(err) = self.ctx.emit(&self.record.job, event, None, None, detail.to_owned()).await {
+            tracing::error!(error = %err, ?event, "could not record the pause event");
         }
     }
 

@@ -8,6 +8,7 @@ mod context;
 mod files;
 mod job;
 mod mix;
+mod pause;
 mod protection;
 mod reach;
 mod recovery;

@@ -170,10 +170,15 @@ fn answered(status: u16) -> AttemptResult {
 impl World {
     /// Records event `sequence` of `job` as pending.
     fn record(&self, job: &JobId, sequence: u64) -> Queued {
+        self.record_as(job, sequence, EventType::CloudRecordOver)
+    }
+
+    /// Records event `sequence` of `job`, of `event_type`, as pending.
+    fn record_as(&self, job: &JobId, sequence: u64, event_type: EventType) -> Queued {
         let event = RecordEvent {
             event_id: format!("{job}-{sequence}"),
             sequence,
-            event_type: EventType::CloudRecordOver,
+            event_type,
             app_id: self.app.clone(),
             job_id: job.clone(),
             room_id: RoomId::try_from("room1").unwrap(),
@@ -208,7 +213,7 @@ impl World {
     }
 }
 
-const ALL: [EventType; 4] = EventType::ALL;
+const ALL: [EventType; 6] = EventType::ALL;
 const NO_DELAY: Duration = Duration::ZERO;
 
 fn secs(low: f64, high: f64, got: Duration) {
@@ -361,6 +366,22 @@ async fn unsubscribed_events_are_skipped_without_a_request() {
     assert_eq!(w.deliver(&w.record(&job, 1)).await, Settled::Done(Some(DeliveryStatus::Skipped)));
     assert!(w.posted().is_empty());
     assert!(w.stored(&job, 1).attempts.is_empty());
+}
+
+#[tokio::test]
+async fn pause_and_resume_events_reach_only_a_callback_that_opted_in() {
+    let job = JobId::generate(random());
+    let default = world(&EventType::DEFAULT, vec![], NO_DELAY);
+    let paused = default.record_as(&job, 1, EventType::RecordPaused);
+    assert_eq!(default.deliver(&paused).await, Settled::Done(Some(DeliveryStatus::Skipped)));
+    assert!(default.posted().is_empty(), "the default subscription does not get them");
+
+    let opted_in = world(&[EventType::RecordPaused, EventType::RecordResumed], vec![answered(200); 2], NO_DELAY);
+    for (sequence, event_type) in [(1, EventType::RecordPaused), (2, EventType::RecordResumed)] {
+        let queued = opted_in.record_as(&job, sequence, event_type);
+        assert_eq!(opted_in.deliver(&queued).await, Settled::Done(Some(DeliveryStatus::Delivered)));
+    }
+    assert_eq!(opted_in.posted(), [1, 2]);
 }
 
 // ---- order and batches ----

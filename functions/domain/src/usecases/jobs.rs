@@ -171,6 +171,21 @@ impl Jobs {
         self.change(app_id, kind, job_id, |job| Ok(job.request_stop(now) != StopOutcome::Unchanged)).await
     }
 
+    /// Pauses a job's recording (idempotent); its worker stops writing into the open files.
+    /// A job that is ending or has ended is a conflict naming its state.
+    pub async fn pause(&self, app: &OwnedApp, kind: JobKind, job_id: &str) -> Result<Job, UseCaseError> {
+        let now = self.clock.timestamp();
+        let pause = |job: &mut Job| job.request_pause(now).map_err(|e| UseCaseError::Conflict(e.to_string()));
+        self.change(app.id(), kind, job_id, pause).await
+    }
+
+    /// Resumes a paused job's recording into the same files (idempotent).
+    pub async fn resume(&self, app: &OwnedApp, kind: JobKind, job_id: &str) -> Result<Job, UseCaseError> {
+        let now = self.clock.timestamp();
+        let resume = |job: &mut Job| job.request_resume(now).map_err(|e| UseCaseError::Conflict(e.to_string()));
+        self.change(app.id(), kind, job_id, resume).await
+    }
+
     /// Applies a live layout update to a mix job.
     pub async fn update_mix(
         &self,

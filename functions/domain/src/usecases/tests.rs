@@ -921,3 +921,6 @@ mod quotas;
 
 /// A participant's camera and screen share at once.
 mod streams;
+
+/// Pause and resume: state rules, kinds, quotas.
+mod pauses;

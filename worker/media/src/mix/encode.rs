@@ -86,6 +86,13 @@ impl Encoders {
         self.write_video(outputs, report)
     }
 
+    /// Makes the next video frame a keyframe (a resumed recording's first).
+    pub(crate) fn force_keyframe(&mut self) {
+        if let Some(video) = self.video.as_mut() {
+            video.next_key = i64::MIN;
+        }
+    }
+
     /// Encodes the next [`FRAME_SAMPLES`] samples of sound and writes what comes out.
     pub(crate) fn audio(
         &mut self,

@@ -8,6 +8,7 @@ mod recorder_support;
 
 mod files;
 mod grid;
+mod holds;
 mod images;
 mod screen_share;
 mod seats;

@@ -3,6 +3,7 @@
 
 mod files;
 mod guard;
+mod holds;
 mod inputs;
 mod pauses;
 mod support;

@@ -122,6 +122,12 @@ pub fn packets(path: &Path, stream: &str) -> Vec<u64> {
     csv.lines().filter_map(|l| l.trim().trim_end_matches(',').parse().ok()).collect()
 }
 
+/// The presentation times of the packets of `stream` (`v:0`, `a:0`), in seconds, in order.
+pub fn packet_times(path: &Path, stream: &str) -> Vec<f64> {
+    let csv = ffprobe(path, &["-select_streams", stream, "-show_entries", "packet=pts_time", "-of", "csv=p=0"]);
+    csv.lines().filter_map(|l| l.trim().trim_end_matches(',').parse().ok()).collect()
+}
+
 /// Whether every frame of `path` decodes without an error.
 pub fn decodes(path: &Path) -> bool {
     let output = Program::new("ffmpeg")
@@ -236,6 +242,16 @@ pub fn record(
     capacity: usize,
     mut stop_now: impl FnMut(&[Output]) -> bool,
 ) -> Recording {
+    record_with(input, spec, capacity, |outputs| stop_now(outputs).then_some(Command::Stop))
+}
+
+/// As [`record`], with `next(outputs so far)` choosing any command to send (until a `Stop`).
+pub fn record_with(
+    input: InputSpec,
+    spec: RecordSpec,
+    capacity: usize,
+    mut next: impl FnMut(&[Output]) -> Option<Command>,
+) -> Recording {
     let (command_tx, command_rx) = mpsc::channel();
     let (out_tx, out_rx) = mpsc::sync_channel(capacity);
     let recorder = std::thread::spawn(move || Recorder::new(input, spec).run(command_rx, out_tx));
@@ -246,16 +262,20 @@ pub fn record(
         match out_rx.recv_timeout(Duration::from_millis(200)) {
             Ok(output) => {
                 outputs.push(output);
-                if !stopped && stop_now(&outputs) {
-                    let _ = command_tx.send(Command::Stop);
-                    stopped = true;
+                if let Some(command) = next(&outputs).filter(|_| !stopped) {
+                    stopped = command == Command::Stop;
+                    let _ = command_tx.send(command);
                 }
             }
-            Err(mpsc::RecvTimeoutError::Timeout)
-                if !stopped && (stop_now(&outputs) || started.elapsed() > RECORDING_LIMIT) =>
-            {
+            Err(mpsc::RecvTimeoutError::Timeout) if !stopped && started.elapsed() > RECORDING_LIMIT => {
                 let _ = command_tx.send(Command::Stop);
                 stopped = true;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) if !stopped => {
+                if let Some(command) = next(&outputs) {
+                    stopped = command == Command::Stop;
+                    let _ = command_tx.send(command);
+                }
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
