@@ -36,6 +36,10 @@ pub fn asset(name: &str) -> Option<Asset> {
     let (content_type, body) = match name {
         "index.html" => (HTML, include_str!("../static/index.html")),
         "console.js" => (JS, include_str!("../static/console.js")),
+        "api.js" => (JS, include_str!("../static/api.js")),
+        "dom.js" => (JS, include_str!("../static/dom.js")),
+        "player.js" => (JS, include_str!("../static/player.js")),
+        "job.js" => (JS, include_str!("../static/job.js")),
         "console.css" => (CSS, include_str!("../static/console.css")),
         "hls.min.js" => (JS, HLS_MIN_JS.unwrap_or(NO_PLAYER)),
         _ => return None,

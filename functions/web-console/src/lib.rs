@@ -84,7 +84,7 @@ mod tests {
         assert!(policy.contains("default-src 'none'"), "{policy}");
         assert!(!policy.contains("unsafe-inline") && !policy.contains("unsafe-eval"), "{policy}");
         let Body::Text(html) = response.body() else { panic!("a text body") };
-        assert!(html.contains("<script src=\"console.js\""), "the page loads its script from a file");
+        assert!(html.contains("<script type=\"module\" src=\"console.js\">"), "the page loads its script from a file");
         assert!(!html.contains("<script>"), "no inline script");
     }
 
@@ -109,7 +109,10 @@ mod tests {
 
     #[test]
     fn scripts_and_styles_carry_their_own_content_types() {
-        assert_eq!(header(&get("/console/console.js"), "content-type"), "text/javascript; charset=utf-8");
+        for module in ["console.js", "api.js", "dom.js", "player.js", "job.js", "hls.min.js"] {
+            let response = get(&format!("/console/{module}"));
+            assert_eq!(header(&response, "content-type"), "text/javascript; charset=utf-8", "{module}");
+        }
         assert_eq!(header(&get("/console/console.css"), "content-type"), "text/css; charset=utf-8");
     }
 
