@@ -204,6 +204,8 @@ impl Seeder {
                 record_format: RecordFormat::Mp4,
                 obs_bucket: "obsName".into(),
                 obs_object: key.clone(),
+                timeline_object: None,
+                timeline_url: None,
                 file_size: 1_000_000,
                 record_duration: 60.0,
                 start_time: record.job.create_time,

@@ -142,6 +142,8 @@ fn record_file(format: RecordFormat) -> RecordFile {
         record_format: format,
         obs_bucket: "b12".into(),
         obs_object: "Record/app/room001/s_1.mp4".into(),
+        timeline_object: Some("Record/app/room001/s_1.mp4.timeline.json".into()),
+        timeline_url: None,
         file_size: 1_048_576,
         record_duration: 61.5,
         start_time: now(),
@@ -234,6 +236,7 @@ fn events_with_and_without_a_file_and_a_delivery_log_fit_their_schema() {
         obs_location: "eu-west-1".into(),
         obs_bucket: "b12".into(),
         obs_object: "x.mp4".into(),
+        timeline_object: Some("x.mp4.timeline.json".into()),
     };
     let attempts = vec![
         Attempt { at: now(), status: Some(503), latency_ms: 12, error: None },

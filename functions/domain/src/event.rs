@@ -46,6 +46,9 @@ pub struct FileFacts {
     pub obs_location: String,
     pub obs_bucket: String,
     pub obs_object: String,
+    /// The file's timeline sidecar (`<obs_object>.timeline.json`), on completion when stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_object: Option<String>,
 }
 
 /// An event as a receiver sees it, in a callback's body and in the job's events listing:
@@ -254,6 +257,7 @@ mod tests {
                 obs_location: "eu-west-1".into(),
                 obs_bucket: "b12".into(),
                 obs_object: "x.m3u8".into(),
+                timeline_object: None,
             }),
             detail_message: String::new(),
             create_time: now(),

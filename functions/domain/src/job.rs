@@ -197,6 +197,12 @@ pub struct RecordFile {
     /// A presigned GET URL of the file, added when the job is shown (never stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub download_url: Option<String>,
+    /// The file's timeline sidecar (`<obs_object>.timeline.json`), when stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_object: Option<String>,
+    /// A presigned GET URL of the timeline sidecar, added when the job is shown (never stored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline_url: Option<String>,
 }
 
 /// A file a running job is recording now, in its view: where a live view finds the HLS

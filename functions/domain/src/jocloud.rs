@@ -359,6 +359,8 @@ mod tests {
             record_format: RecordFormat::Hls,
             obs_bucket: "b".into(),
             obs_object: "k".into(),
+            timeline_object: None,
+            timeline_url: None,
             file_size: 1,
             record_duration: 1.0,
             start_time: Timestamp::zero(),

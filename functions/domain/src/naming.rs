@@ -348,6 +348,8 @@ mod tests {
             record_format: RecordFormat::Hls,
             obs_bucket: "b12".into(),
             obs_object: first,
+            timeline_object: None,
+            timeline_url: None,
             file_size: 1,
             record_duration: 1.0,
             start_time: now(),

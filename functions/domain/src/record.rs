@@ -317,6 +317,8 @@ mod tests {
             record_format: RecordFormat::Mp4,
             obs_bucket: "b12".into(),
             obs_object: "rec.mp4".into(),
+            timeline_object: None,
+            timeline_url: None,
             file_size: 10,
             record_duration: 1.0,
             start_time: now(),

@@ -167,6 +167,7 @@ async fn file_events_carry_seed_001s_fields_and_the_listing_shows_each_as_its_ca
         obs_location: "us-east-1".into(),
         obs_bucket: "b12".into(),
         obs_object: "rec/x.mp4".into(),
+        timeline_object: None,
     };
     // The worker records a start with what it knows of the file; the receiver gets none of it.
     for event_type in [EventType::RecordNewFileStart, EventType::RecordFileComplete] {

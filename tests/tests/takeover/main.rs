@@ -56,6 +56,14 @@ async fn a_job_whose_worker_dies_resumes_on_another_within_seconds_and_loses_no_
     let events = support::final_events(&job).await;
     let recovered: Vec<_> = events.iter().filter(|e| e.detail_message.contains("took the job over")).collect();
     assert_eq!(recovered.len(), 2, "the dead worker's playlist and MP4 were completed: {events:?}");
+    // Their timelines as the dead worker last stored them (every 10 s of media).
+    for done in &recovered {
+        let facts = done.file.as_ref().unwrap();
+        let key = facts.timeline_object.as_deref().unwrap_or_else(|| panic!("a timeline for {}", facts.obs_object));
+        let timeline = support::json_object(&setup.bucket, key).await;
+        assert_eq!(timeline["entries"][0]["type"], "join", "{timeline}");
+        assert!(timeline["duration_ms"].as_u64().unwrap() >= 9_000, "a snapshot after 10 s of media: {timeline}");
+    }
     let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
     // What the dead worker had recorded up to a few seconds before the kill is in its files:
     // HLS up to its last whole segment, MP4 up to its last pending upload.
@@ -113,6 +121,9 @@ async fn a_worker_told_to_shut_down_finishes_its_files_and_hands_the_job_on() {
     let handed_back = setup.job(&job).await;
     assert_eq!(handed_back["state"], "RUNNING", "a shutdown is not a stop: {handed_back}");
     assert_eq!(handed_back["record_files"].as_array().map(Vec::len), Some(1), "its file was finished: {handed_back}");
+    let finished = &handed_back["record_files"][0];
+    let timeline = finished["timeline_object"].as_str().expect("with its timeline");
+    assert_eq!(timeline, format!("{}.timeline.json", finished["obs_object"].as_str().unwrap()));
 
     let _next = start_worker("next");
     wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(30)).await;

@@ -16,3 +16,4 @@ mod recording;
 mod storage;
 mod streams;
 mod support;
+mod timeline;

@@ -130,6 +130,13 @@ pub async fn download(bucket: &str, key: &str, dir: &Path) -> std::path::PathBuf
     path
 }
 
+/// The JSON object at `key`.
+pub async fn json_object(bucket: &str, key: &str) -> Value {
+    let object = s3().await.get_object().bucket(bucket).key(key).send().await;
+    let body = object.unwrap_or_else(|err| panic!("{key} is not in S3: {err:?}")).body.collect().await.unwrap();
+    serde_json::from_slice(&body.into_bytes()).unwrap_or_else(|err| panic!("{key} is not JSON: {err}"))
+}
+
 /// ffprobe's view of a media file: format duration and stream codecs/sizes.
 pub fn probe(path: &Path) -> Value {
     let out = std::process::Command::new("ffprobe")

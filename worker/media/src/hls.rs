@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 use ffmpeg_next::Dictionary;
 
 use crate::mux::{self, FileTimes, Muxer, Reporter, Timed};
+use crate::sidecar::{FileMarks, Log};
 use crate::tracks::Tracks;
 use crate::{Format, HlsSpec, MediaError, Output};
 
@@ -18,6 +19,7 @@ pub(crate) struct HlsWriter {
     dir: PathBuf,
     next_index: u32,
     state: HlsState,
+    log: Log,
 }
 
 enum HlsState {
@@ -28,6 +30,8 @@ enum HlsState {
 struct HlsFile {
     index: u32,
     times: FileTimes,
+    /// Boxed: the open state would dwarf the idle one.
+    marks: Box<FileMarks>,
     next_seq: u32,
     segment: SegmentState,
 }
@@ -53,9 +57,10 @@ struct Segment {
 }
 
 impl HlsWriter {
-    /// A writer for segments in `dir` under `spec`; no file is open yet.
-    pub(crate) fn new(spec: HlsSpec, dir: PathBuf) -> Self {
-        Self { spec, dir, next_index: 0, state: HlsState::Idle }
+    /// A writer for segments in `dir` under `spec`, its files' timelines from `log`; no
+    /// file is open yet.
+    pub(crate) fn new(spec: HlsSpec, dir: PathBuf, log: Log) -> Self {
+        Self { spec, dir, next_index: 0, state: HlsState::Idle, log }
     }
 
     /// How long a source pause may last and still continue the open file.
@@ -90,11 +95,16 @@ impl HlsWriter {
                     height,
                 })?;
                 let segment = SegmentState::Between { discontinuity: false };
-                self.state =
-                    HlsState::Open(HlsFile { index, times: FileTimes::starting_at(timed), next_seq: 0, segment });
+                let times = FileTimes::starting_at(timed);
+                let marks = Box::new(self.log.borrow().open_file(times.origin_us()));
+                self.state = HlsState::Open(HlsFile { index, times, marks, next_seq: 0, segment });
             }
             if let HlsState::Open(file) = &mut self.state {
                 file.cut(timed, self.spec.slice, tracks, &self.dir, report)?;
+                if file.marks.snapshot_due(file.times.since_start_us(timed.dts_us)) {
+                    let timeline = self.log.borrow().timeline(&file.marks, file.times.duration());
+                    report.send(Output::Timeline { format: Format::Hls, file: file.index, timeline })?;
+                }
             }
         }
         let HlsState::Open(file) = &mut self.state else { return Ok(()) };
@@ -129,6 +139,8 @@ impl HlsWriter {
     pub(crate) fn close(&mut self, ended_at: SystemTime, report: &Reporter) -> Result<(), MediaError> {
         let HlsState::Open(mut file) = std::mem::replace(&mut self.state, HlsState::Idle) else { return Ok(()) };
         file.end_segment(None, report)?;
+        let timeline = self.log.borrow().timeline(&file.marks, file.times.duration());
+        report.send(Output::Timeline { format: Format::Hls, file: file.index, timeline })?;
         report.send(Output::FileClosed {
             format: Format::Hls,
             file: file.index,

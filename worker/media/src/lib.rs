@@ -25,6 +25,7 @@ mod playlist;
 mod proxy;
 mod recorder;
 mod rtsp_relay;
+mod sidecar;
 mod timeline;
 mod tracks;
 mod transcode;
@@ -32,6 +33,7 @@ mod transcode;
 pub use guard::{Guard, Reach};
 pub use mix::Mixer;
 pub use recorder::Recorder;
+pub use sidecar::{FileTimeline, Mark, PlacedPane, Who};
 
 /// Where to read the participant's media from, and how patiently.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,6 +120,9 @@ pub enum Output {
     /// The fragmented MP4 file `path` has grown to `bytes`, ending on a fragment boundary:
     /// every byte up to there is final and may be uploaded.
     Mp4Progress { file: u32, path: PathBuf, bytes: u64 },
+    /// The timeline of a recording file so far: sent every 10 s of media while it records,
+    /// and complete just before its `FileClosed`.
+    Timeline { format: Format, file: u32, timeline: FileTimeline },
     /// A recording file ended; `duration` is its media duration.
     FileClosed { format: Format, file: u32, duration: Duration, ended_at: SystemTime },
     /// Media is flowing (sent at most once a second while packets arrive).

@@ -23,6 +23,7 @@ mod pull;
 mod room;
 mod seating;
 mod sound;
+mod speakers;
 
 use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::time::{Duration, Instant, SystemTime};
@@ -30,11 +31,12 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::mux::{micros, Reporter};
 use crate::outputs::Outputs;
 use crate::recorder::init_ffmpeg;
-use crate::{Canvas, MediaError, MixCommand, MixSpec, Output};
+use crate::{Canvas, Mark, MediaError, MixCommand, MixSpec, Output};
 use encode::Encoders;
 use feed::{Clock, JITTER_BUFFER};
 use room::Room;
 use sound::{Limiter, FRAME_SAMPLES, SAMPLE_RATE};
+use speakers::{Meter, Speakers};
 
 /// `Output::Alive` is sent at most this often while any participant sends media.
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
@@ -43,6 +45,8 @@ const DEFAULT_KEYFRAME_INTERVAL: Duration = Duration::from_secs(2);
 /// Behind the clock by more than this, video frames are skipped (sound never is) until the
 /// mixer has caught up.
 const MAX_LAG: Duration = Duration::from_millis(500);
+/// The length of one AAC frame of the mix.
+const SOUND_FRAME: Duration = Duration::from_nanos(FRAME_SAMPLES as u64 * 1_000_000_000 / SAMPLE_RATE as u64);
 
 /// Records a room's mix until stopped.
 #[derive(Debug)]
@@ -98,9 +102,12 @@ struct Session {
     next_frame: i64,
     next_sound_frame: u64,
     sound: Mixdown,
+    speakers: Speakers,
     last_alive: Option<Instant>,
     /// The output is held (the tenant paused).
     held: bool,
+    /// When the hold began.
+    held_since: Instant,
     /// Video frames and AAC frames held so far: the files' time is the clock's minus these.
     skipped_frames: i64,
     skipped_sound_frames: u64,
@@ -121,8 +128,10 @@ impl Session {
             next_frame: 0,
             next_sound_frame: 0,
             sound: Mixdown::new(),
+            speakers: Speakers::default(),
             last_alive: None,
             held: false,
+            held_since: Instant::now(),
             skipped_frames: 0,
             skipped_sound_frames: 0,
         })
@@ -164,16 +173,23 @@ impl Session {
                     }
                     MixCommand::Pause if !self.held => {
                         self.held = true;
+                        self.held_since = Instant::now();
+                        outputs.mark_at(micros(self.position()), Mark::Pause);
                         report.send(Output::Paused { at: SystemTime::now(), position: self.position() })?;
                     }
                     MixCommand::Resume if self.held => {
                         self.held = false;
                         self.encoders.force_keyframe();
                         outputs.break_at_next_cut();
+                        outputs.mark_at(micros(self.position()), Mark::Resume { paused: self.held_since.elapsed() });
                         report.send(Output::Resumed { at: SystemTime::now(), position: self.position() })?;
                     }
                     MixCommand::Pause | MixCommand::Resume => {}
                 }
+            }
+            // What changed shows from this frame on.
+            for mark in self.room.take_marks() {
+                outputs.mark_at(tick_us - self.held_us(), mark);
             }
             self.tick(tick_us, outputs, report)?;
             self.report_alive(report)?;
@@ -195,6 +211,14 @@ impl Session {
             None => sound_time_us(self.next_sound_frame - self.skipped_sound_frames),
         };
         Duration::from_micros(u64::try_from(us).unwrap_or(0))
+    }
+
+    /// How far the files' timeline is behind the mix clock: the time held so far.
+    fn held_us(&self) -> i64 {
+        match self.fps {
+            Some(fps) => self.skipped_frames * 1_000_000 / i64::from(fps),
+            None => sound_time_us(self.skipped_sound_frames),
+        }
     }
 
     /// Whether the next AAC frame is held: while paused without picture; with a picture,
@@ -233,6 +257,11 @@ impl Session {
                 self.skipped_sound_frames += 1;
             } else {
                 self.encoders.audio(left, right, outputs, report)?;
+                let at_us = sound_time_us(self.next_sound_frame);
+                if let Some((since_us, speaker)) = self.speakers.observe(at_us, SOUND_FRAME, self.sound.meter.levels())
+                {
+                    outputs.mark_at(since_us - self.held_us(), Mark::Speaker(speaker));
+                }
             }
             self.next_sound_frame += 1;
         }
@@ -269,18 +298,25 @@ struct Mixdown {
     left: Vec<f32>,
     right: Vec<f32>,
     limiter: Limiter,
+    /// Each participant's level in the last frame.
+    meter: Meter,
 }
 
 impl Mixdown {
     fn new() -> Self {
-        Self { left: vec![0.0; FRAME_SAMPLES], right: vec![0.0; FRAME_SAMPLES], limiter: Limiter::new(SAMPLE_RATE) }
+        Self {
+            left: vec![0.0; FRAME_SAMPLES],
+            right: vec![0.0; FRAME_SAMPLES],
+            limiter: Limiter::new(SAMPLE_RATE),
+            meter: Meter::default(),
+        }
     }
 
     /// The mixed frame of sound starting at output sample `position`.
     fn mix(&mut self, room: &Room, position: u64) -> (&[f32], &[f32]) {
         self.left.fill(0.0);
         self.right.fill(0.0);
-        room.play_into(position, &mut self.left, &mut self.right);
+        room.play_into(position, &mut self.left, &mut self.right, &mut self.meter);
         self.limiter.process(&mut self.left, &mut self.right);
         (&self.left, &self.right)
     }

@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use ffmpeg_next::Dictionary;
 
 use crate::mux::{self, FileTimes, Muxer, Reporter, Timed};
+use crate::sidecar::{FileMarks, Log};
 use crate::tracks::Tracks;
 use crate::{FilePolicy, Format, MediaError, Output};
 
@@ -21,6 +22,7 @@ pub(crate) struct Mp4Writer {
     dir: PathBuf,
     next_index: u32,
     state: Mp4State,
+    log: Log,
 }
 
 enum Mp4State {
@@ -33,14 +35,17 @@ struct Mp4File {
     path: PathBuf,
     muxer: Muxer,
     times: FileTimes,
+    /// Boxed: the open state would dwarf the idle one.
+    marks: Box<FileMarks>,
     /// Bytes already announced in `Output::Mp4Progress`.
     reported: u64,
 }
 
 impl Mp4Writer {
-    /// A writer for files in `dir` under `policy`; no file is open yet.
-    pub(crate) fn new(policy: FilePolicy, dir: PathBuf) -> Self {
-        Self { policy, dir, next_index: 0, state: Mp4State::Idle }
+    /// A writer for files in `dir` under `policy`, their timelines from `log`; no file is
+    /// open yet.
+    pub(crate) fn new(policy: FilePolicy, dir: PathBuf, log: Log) -> Self {
+        Self { policy, dir, next_index: 0, state: Mp4State::Idle, log }
     }
 
     /// How long a source pause may last and still continue the open file.
@@ -65,6 +70,12 @@ impl Mp4Writer {
             }
             if let Mp4State::Idle = self.state {
                 self.open(timed, tracks, report)?;
+            }
+            if let Mp4State::Open(file) = &mut self.state {
+                if file.marks.snapshot_due(file.times.since_start_us(timed.dts_us)) {
+                    let timeline = self.log.borrow().timeline(&file.marks, file.times.duration());
+                    report.send(Output::Timeline { format: Format::Mp4, file: file.index, timeline })?;
+                }
             }
         }
         // Before the first cut there is no file: the packet could not start one.
@@ -98,7 +109,9 @@ impl Mp4Writer {
             width,
             height,
         })?;
-        let mut file = Mp4File { index, path, muxer, times: FileTimes::starting_at(first), reported: 0 };
+        let times = FileTimes::starting_at(first);
+        let marks = Box::new(self.log.borrow().open_file(times.origin_us()));
+        let mut file = Mp4File { index, path, muxer, times, marks, reported: 0 };
         file.report_progress(report)?;
         self.state = Mp4State::Open(file);
         Ok(())
@@ -114,10 +127,12 @@ impl Mp4Writer {
     /// Finishes the open file (trailer, final size, `FileClosed`), if any.
     pub(crate) fn close(&mut self, ended_at: SystemTime, report: &Reporter) -> Result<(), MediaError> {
         let Mp4State::Open(file) = std::mem::replace(&mut self.state, Mp4State::Idle) else { return Ok(()) };
-        let Mp4File { index, path, muxer, times, .. } = file;
+        let Mp4File { index, path, muxer, times, marks, .. } = file;
         muxer.finish().map_err(|source| MediaError::Ffmpeg { context: "finish the MP4 file", source })?;
         let bytes = mux::file_len(&path)?;
         report.send(Output::Mp4Progress { file: index, path, bytes })?;
+        let timeline = self.log.borrow().timeline(&marks, times.duration());
+        report.send(Output::Timeline { format: Format::Mp4, file: index, timeline })?;
         report.send(Output::FileClosed { format: Format::Mp4, file: index, duration: times.duration(), ended_at })
     }
 }

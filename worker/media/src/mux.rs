@@ -56,6 +56,11 @@ impl FileTimes {
         Self { origin_us: first.dts_us, end_us: 0, last_dts: [None, None] }
     }
 
+    /// Where the file's media time 0 is on the timeline, in µs.
+    pub(crate) fn origin_us(&self) -> i64 {
+        self.origin_us
+    }
+
     /// `us` (on the timeline) as media time since the file began.
     pub(crate) fn since_start_us(&self, us: i64) -> i64 {
         us.saturating_sub(self.origin_us)

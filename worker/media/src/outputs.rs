@@ -8,6 +8,7 @@ use ffmpeg_next::{Packet, Rescale};
 use crate::hls::HlsWriter;
 use crate::mp4::Mp4Writer;
 use crate::mux::{Reporter, Timed, MICROS};
+use crate::sidecar::{Log, Mark};
 use crate::tracks::{Kind, Tracks};
 use crate::{FilePolicy, HlsSpec, MediaError};
 
@@ -25,19 +26,34 @@ pub(crate) struct Outputs {
     /// Per kind: last decode time and spacing, for packets that carry no duration.
     last_dts_us: [Option<i64>; 2],
     spacing_us: [i64; 2],
+    /// What happened, for each file's timeline sidecar.
+    log: Log,
 }
 
 impl Outputs {
     /// HLS and/or MP4 outputs writing into `spool_dir`, none open yet.
     pub(crate) fn new(hls: Option<HlsSpec>, mp4: Option<FilePolicy>, spool_dir: &std::path::Path) -> Self {
+        let log = Log::default();
         Self {
-            hls: hls.map(|hls| HlsWriter::new(hls, spool_dir.to_owned())),
-            mp4: mp4.map(|policy| Mp4Writer::new(policy, spool_dir.to_owned())),
+            hls: hls.map(|hls| HlsWriter::new(hls, spool_dir.to_owned(), log.clone())),
+            mp4: mp4.map(|policy| Mp4Writer::new(policy, spool_dir.to_owned(), log.clone())),
             tracks: Tracks::default(),
             end_us: 0,
             last_dts_us: [None, None],
             spacing_us: [FALLBACK_PACKET_US; 2],
+            log,
         }
+    }
+
+    /// Records `mark` where the written media ends now, for the timelines of the files open
+    /// now or opening next (e.g. `Mark::Pause` as a pause begins, `Mark::Resume` as it ends).
+    pub(crate) fn mark(&mut self, mark: Mark) {
+        self.mark_at(self.end_us, mark);
+    }
+
+    /// Records `mark` at `at_us` on the recording's timeline.
+    pub(crate) fn mark_at(&mut self, at_us: i64, mark: Mark) {
+        self.log.borrow_mut().push(at_us, mark);
     }
 
     /// Where the written media ends on the timeline, in µs.

@@ -22,7 +22,7 @@ use crate::mux::Reporter;
 use crate::outputs::Outputs;
 use crate::pipeline::Pipeline;
 use crate::timeline::Link;
-use crate::{Command, InputSpec, MediaError, Output, RecordSpec};
+use crate::{Command, InputSpec, Mark, MediaError, Output, RecordSpec};
 
 /// `Output::Alive` is sent at most this often while packets arrive.
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
@@ -125,14 +125,20 @@ impl Recorder {
         let mut pause = Pause::new(SystemTime::now(), Instant::now(), false);
         let mut hold = Hold::default();
         let mut next_attempt = Instant::now();
+        // Whether media came before: then a connection is the source coming back.
+        let mut came_before = false;
         loop {
             let reconnected = self.reconnect(url, commands, report, outputs, (&mut pause, &mut hold), next_attempt)?;
             let Some(connection) = reconnected else { return Ok(pause.since) };
-            outputs.resume(connection.pipeline.tracks(), pause.away(&hold), pause.since, report)?;
+            let away = pause.away(&hold);
+            outputs.resume(connection.pipeline.tracks(), away, pause.since, report)?;
+            // A file still open has a gap here; a file opened next starts with the join.
+            outputs.mark(if came_before { Mark::Gap { away } } else { Mark::Join(None) });
             match self.stream(connection, commands, report, outputs, &mut hold)? {
                 Ended::Stopped => return Ok(SystemTime::now()),
                 Ended::Lost { reason, last_media: Some((since, at)) } => {
                     tracing::info!(%reason, "the source stopped");
+                    came_before = true;
                     report.send(Output::Waiting { since, reason })?;
                     pause = Pause::new(since, at, true);
                     next_attempt = Instant::now() + self.input.retry_interval;
@@ -184,11 +190,13 @@ impl Recorder {
                 // The source is away: what was written is complete already.
                 Ok(Command::Pause) if !hold.held() => {
                     hold.since = Some(Instant::now());
+                    outputs.mark(Mark::Pause);
                     report.send(Output::Paused { at: SystemTime::now(), position: position(outputs) })?;
                 }
                 Ok(Command::Resume) => {
                     if let Some(since) = hold.since.take() {
                         pause.held_for += since.elapsed().min(pause.at.elapsed());
+                        outputs.mark(Mark::Resume { paused: since.elapsed() });
                         report.send(Output::Resumed { at: SystemTime::now(), position: position(outputs) })?;
                     }
                 }
@@ -237,6 +245,7 @@ impl Recorder {
                     outputs.pause(report)?;
                     drained = true;
                     hold.since = Some(Instant::now());
+                    outputs.mark(Mark::Pause);
                     report.send(Output::Paused { at: SystemTime::now(), position: position(outputs) })?;
                 }
                 Ok(Command::Resume) if hold.held() => {
@@ -251,7 +260,9 @@ impl Recorder {
                     // A new mapping: the next keyframe lands where the written media ends.
                     link = Link::new();
                     outputs.continue_after_hold(&tracks, SystemTime::now(), report)?;
-                    hold.since = None;
+                    if let Some(since) = hold.since.take() {
+                        outputs.mark(Mark::Resume { paused: since.elapsed() });
+                    }
                     report.send(Output::Resumed { at: SystemTime::now(), position: position(outputs) })?;
                 }
                 Ok(Command::Pause | Command::Resume) | Err(TryRecvError::Empty) => {}

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use chrono::{DateTime, Utc};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::event::FileFacts;
-use roomrec_domain::job::RecordFile;
+use roomrec_domain::job::{JobSpec, RecordFile};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::naming::{file_keys, FileKeys};
 use roomrec_domain::record::{JobRecord, Lease, OpenUpload};
@@ -39,6 +39,8 @@ struct OpenFile {
     width: u32,
     height: u32,
     upload: Upload,
+    /// Where the file's timeline sidecar was last stored.
+    timeline_object: Option<String>,
 }
 
 enum Upload {
@@ -84,6 +86,7 @@ impl OpenFiles {
             obs_location: ctx.location(region),
             obs_bucket: bucket.clone(),
             obs_object: key,
+            timeline_object: None,
         }
     }
 
@@ -102,7 +105,7 @@ impl OpenFiles {
                     }
                 };
                 tracing::info!(key = keys.main(format), "file started");
-                let opened = OpenFile { keys, started, width, height, upload };
+                let opened = OpenFile { keys, started, width, height, upload, timeline_object: None };
                 let facts = self.facts(ctx, &opened, format);
                 let tracked = OpenUpload {
                     record_format: format,
@@ -167,6 +170,15 @@ impl OpenFiles {
                     }
                 }
             }
+            Output::Timeline { format, file, timeline } => {
+                let format = record_format(format);
+                if let Some(open) = self.open.get_mut(&(format, file)) {
+                    // Stored again each time: the last one, just before the file closes, is complete.
+                    let (key, mix) = (open.keys.main(format), matches!(job.job.spec, JobSpec::Mix { .. }));
+                    let stored = crate::sidecar::store(blobs.as_ref(), &bucket, &key, &timeline, mix).await;
+                    open.timeline_object = stored.or(open.timeline_object.take());
+                }
+            }
             Output::FileClosed { format, file, duration, ended_at } => {
                 let format = record_format(format);
                 let Some(mut open) = self.open.remove(&(format, file)) else { return Ok(()) };
@@ -203,6 +215,7 @@ impl OpenFiles {
         facts.file_size = Some(size);
         facts.record_duration = Some(duration.as_secs_f64().round() as u64);
         facts.end_time = Some(Timestamp::from(ended));
+        facts.timeline_object = open.timeline_object.clone();
         let record = RecordFile {
             record_format: format,
             obs_bucket: facts.obs_bucket.clone(),
@@ -212,6 +225,8 @@ impl OpenFiles {
             start_time: facts.start_time,
             end_time: Timestamp::from(ended),
             download_url: None,
+            timeline_object: facts.timeline_object.clone(),
+            timeline_url: None,
         };
         let updated = ctx
             .update_upload(job, held, &record.obs_object, |j| {

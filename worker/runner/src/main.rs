@@ -12,6 +12,7 @@ mod pause;
 mod protection;
 mod reach;
 mod recovery;
+mod sidecar;
 mod spec;
 mod spool;
 mod storage;

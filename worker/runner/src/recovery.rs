@@ -13,6 +13,7 @@ use roomrec_domain::record::{JobRecord, Lease, Multipart, OpenUpload};
 use roomrec_domain::rule::RecordFormat;
 
 use crate::context::Ctx;
+use crate::sidecar::timeline_key;
 use crate::upload::{parse_pending, pending_prefix, PLAYLIST_TYPE};
 
 /// Why files are finished from what is in storage, as their completion events say.
@@ -40,6 +41,10 @@ pub async fn finish_abandoned(
             }
         };
         let now = ctx.clock.timestamp();
+        let timeline = match finished {
+            Some(_) => stored_timeline(blobs, &upload).await,
+            None => None,
+        };
         let record = finished.map(|(bytes, duration)| RecordFile {
             record_format: upload.record_format,
             obs_bucket: upload.bucket.clone(),
@@ -49,6 +54,8 @@ pub async fn finish_abandoned(
             start_time: upload.start_time,
             end_time: now,
             download_url: None,
+            timeline_object: timeline.clone(),
+            timeline_url: None,
         });
         *job = ctx
             .update(job, held, |j| {
@@ -71,12 +78,27 @@ pub async fn finish_abandoned(
                 obs_location: ctx.location(region),
                 obs_bucket: upload.bucket.clone(),
                 obs_object: upload.key.clone(),
+                timeline_object: record.timeline_object.clone(),
             };
             let (format, detail) = (Some(upload.record_format), detail.to_owned());
             ctx.emit(&job.job, EventType::RecordFileComplete, format, Some(facts), detail).await?;
         }
     }
     Ok(())
+}
+
+/// The key of the timeline sidecar `upload`'s worker last stored (every 10 s of media), if any:
+/// complete up to then; what came after was in that worker's memory.
+async fn stored_timeline(blobs: &dyn Blobs, upload: &OpenUpload) -> Option<String> {
+    let key = timeline_key(&upload.key);
+    match blobs.size(&upload.bucket, &key).await {
+        Ok(Some(_)) => Some(key),
+        Ok(None) => None,
+        Err(err) => {
+            tracing::warn!(key, error = %err, "cannot tell whether the file's timeline is stored");
+            None
+        }
+    }
 }
 
 /// Makes what is stored of `upload` a complete object: its bytes and seconds, or `None` when

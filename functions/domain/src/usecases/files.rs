@@ -73,17 +73,25 @@ impl Files {
         job
     }
 
-    /// Sets the `download_url` of `job`'s completed files, `rule` being the job's; a file
-    /// that cannot be signed (its rule's role refused, say) keeps none, and is logged.
+    /// Sets the `download_url` (and `timeline_url`) of `job`'s completed files, `rule` being
+    /// the job's; a file that cannot be signed (its rule's role refused, say) keeps none, and
+    /// is logged.
     pub(crate) async fn sign(&self, account: &AccountId, rule: Option<&RecordRule>, job: &mut Job) {
         let Some(files) = job.record_files.as_mut() else { return };
-        let signing = files.iter().map(|f| {
-            let access = file_access(rule, account, &job.app_id, &job.job_id, &f.obs_bucket, &f.obs_object);
-            self.url(access, &f.obs_bucket, &f.obs_object)
+        let signing = files.iter().map(|f| async {
+            let access = || file_access(rule, account, &job.app_id, &job.job_id, &f.obs_bucket, &f.obs_object);
+            let timeline = async {
+                match &f.timeline_object {
+                    Some(key) => self.url(access(), &f.obs_bucket, key).await,
+                    None => None,
+                }
+            };
+            futures::join!(self.url(access(), &f.obs_bucket, &f.obs_object), timeline)
         });
         let urls = futures::future::join_all(signing).await;
-        for (file, url) in files.iter_mut().zip(urls) {
+        for (file, (url, timeline_url)) in files.iter_mut().zip(urls) {
             file.download_url = url;
+            file.timeline_url = timeline_url;
         }
     }
 

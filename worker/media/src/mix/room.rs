@@ -11,7 +11,8 @@ use super::feed::{Clock, Feed, Target};
 use super::geometry::{self, Fill, Rect, Side};
 use super::pull::Puller;
 use super::seating::{Member, Seating};
-use crate::{Canvas, Image, Layout, LayoutKind, Participant};
+use super::speakers::Meter;
+use crate::{Canvas, Image, Layout, LayoutKind, Mark, Participant, PlacedPane, Who};
 
 /// A participant in the mix and their input thread.
 struct Attendee {
@@ -33,6 +34,10 @@ pub(crate) struct Room {
     /// Input threads told to stop, not yet ended.
     leaving: Vec<Puller>,
     next_feed_id: u64,
+    /// What changed since the mixer last took it, for the files' timelines.
+    marks: Vec<Mark>,
+    /// The last layout marked.
+    laid_out: Option<Mark>,
 }
 
 impl Room {
@@ -47,7 +52,12 @@ impl Room {
             composer: canvas.map(|c| Composer::new((c.width, c.height))),
             leaving: Vec::new(),
             next_feed_id: 0,
+            marks: Vec::new(),
+            laid_out: None,
         };
+        if !layout.pinned.is_empty() {
+            room.marks.push(Mark::Pinned(layout.pinned.clone()));
+        }
         room.apply_background(&layout);
         room.replan();
         room
@@ -92,6 +102,9 @@ impl Room {
         if background_changed {
             self.apply_background(&layout);
         }
+        if layout.pinned != self.layout.pinned {
+            self.marks.push(Mark::Pinned(layout.pinned.clone()));
+        }
         self.layout = layout;
         self.replan();
     }
@@ -101,11 +114,19 @@ impl Room {
         self.composer.as_mut().map(|composer| composer.compose(due_us))
     }
 
-    /// Adds every participant's sound from output sample `position` on into `left`/`right`.
-    pub(crate) fn play_into(&self, position: u64, left: &mut [f32], right: &mut [f32]) {
+    /// Adds every participant's sound from output sample `position` on into `left`/`right`,
+    /// measuring each one's with `meter`.
+    pub(crate) fn play_into(&self, position: u64, left: &mut [f32], right: &mut [f32], meter: &mut Meter) {
+        meter.clear();
         for attendee in &self.roster {
-            attendee.feed.play_into(position, left, right);
+            let user = &attendee.participant.user_id;
+            meter.play(user, left, right, |l, r| attendee.feed.play_into(position, l, r));
         }
+    }
+
+    /// The joins, leaves, pins and layouts since the last call, in order.
+    pub(crate) fn take_marks(&mut self) -> Vec<Mark> {
+        std::mem::take(&mut self.marks)
     }
 
     /// When any participant's media last arrived, on the mix clock.
@@ -118,6 +139,7 @@ impl Room {
         self.next_feed_id += 1;
         let (user_id, screen_share) = (&participant.user_id, participant.screen_share);
         tracing::info!(%user_id, screen_share, feed = feed.id, "a participant joins the mix");
+        self.marks.push(Mark::Join(Some(who(&participant))));
         let fps = self.canvas.map(|c| c.fps);
         let puller = Puller::start(&participant, Arc::clone(&feed), self.clock, fps);
         Attendee { participant, feed, puller }
@@ -126,6 +148,7 @@ impl Room {
     fn leave(&mut self, attendee: Attendee) {
         let (user_id, screen_share) = (&attendee.participant.user_id, attendee.participant.screen_share);
         tracing::info!(%user_id, screen_share, "a participant leaves the mix");
+        self.marks.push(Mark::Leave(who(&attendee.participant)));
         attendee.puller.stop();
         self.leaving.push(attendee.puller);
     }
@@ -145,7 +168,10 @@ impl Room {
             .map(|a| Member { user_id: &a.participant.user_id, screen_share: a.participant.screen_share })
             .collect();
         let seats = self.seating.seat(self.layout.kind, &self.layout.pinned, &members);
-        let (Some(canvas), Some(composer)) = (self.canvas, self.composer.as_mut()) else { return };
+        let (Some(canvas), Some(composer)) = (self.canvas, self.composer.as_mut()) else {
+            self.mark_layout(Vec::new());
+            return;
+        };
         let canvas = (canvas.width, canvas.height);
         let rects: Vec<(Rect, Fill)> = match self.layout.kind {
             LayoutKind::Grid => geometry::grid(canvas, seats.panes).into_iter().map(|r| (r, Fill::Cover)).collect(),
@@ -157,7 +183,10 @@ impl Room {
         };
         let mut targets: Vec<Option<Target>> = vec![None; self.roster.len()];
         let mut panes = Vec::with_capacity(rects.len());
+        let mut placed = Vec::with_capacity(rects.len());
         for (id, (rect, fill)) in (1u32..).zip(rects) {
+            let seated = seats.occupants.get(&id).map(|&index| who(&self.roster[index].participant));
+            placed.push(PlacedPane { id, who: seated, x: rect.x, y: rect.y, width: rect.width, height: rect.height });
             let occupant = seats.occupants.get(&id).map(|&index| {
                 targets[index] = Some(Target { size: rect.size(), fill });
                 let attendee = &self.roster[index];
@@ -175,7 +204,22 @@ impl Room {
         images.extend(self.layout.default_user_image.iter().chain(self.layout.background_image.iter()));
         composer.keep_images(&images);
         composer.set_panes(panes);
+        self.mark_layout(placed);
     }
+
+    /// Marks the layout with `panes` if it differs from the last one marked.
+    fn mark_layout(&mut self, panes: Vec<PlacedPane>) {
+        let layout = Mark::Layout { kind: self.layout.kind, panes };
+        if self.laid_out.as_ref() != Some(&layout) {
+            self.laid_out = Some(layout.clone());
+            self.marks.push(layout);
+        }
+    }
+}
+
+/// A participant stream as the timelines name it.
+fn who(participant: &Participant) -> Who {
+    Who { user_id: participant.user_id.clone(), screen_share: participant.screen_share }
 }
 
 /// The image shown for `user_id` when there is no picture of them.

@@ -12,4 +12,5 @@ mod holds;
 mod images;
 mod screen_share;
 mod seats;
+mod speakers;
 mod support;

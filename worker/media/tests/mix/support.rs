@@ -46,6 +46,11 @@ pub struct Publisher(Child);
 impl Publisher {
     /// Publishes `look` and a sine tone of `tone_hz` (half of full scale) as `key`.
     pub fn start(server: &RtmpServer, key: &str, look: Look, tone_hz: u32) -> Self {
+        Self::with_sound(server, key, look, &format!("sine=frequency={tone_hz}:sample_rate=48000,volume=4"))
+    }
+
+    /// Publishes `look` and the sound of the lavfi graph `sound` (48 kHz) as `key`.
+    pub fn with_sound(server: &RtmpServer, key: &str, look: Look, sound: &str) -> Self {
         let mut args: Vec<String> = ["-nostdin", "-v", "error"].map(String::from).to_vec();
         let video = match look {
             Look::Colour(rgb) => Some(format!("color=c=0x{rgb:06X}:s={SOURCE_SIZE}:r=30")),
@@ -55,8 +60,7 @@ impl Publisher {
         if let Some(video) = &video {
             args.extend(["-re", "-f", "lavfi", "-i", video].map(String::from));
         }
-        let tone = format!("sine=frequency={tone_hz}:sample_rate=48000");
-        args.extend(["-re", "-f", "lavfi", "-i", &tone, "-af", "volume=4"].map(String::from));
+        args.extend(["-re", "-f", "lavfi", "-i", sound].map(String::from));
         if video.is_some() {
             let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "30"];
             args.extend(x264.map(String::from));

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use roomrec_media::{FilePolicy, Format, HlsSpec, Output, RecordSpec};
+use roomrec_media::{FilePolicy, Format, HlsSpec, Mark, Output, RecordSpec};
 
 use crate::support::{self, decodes, file_url, is_waiting, make_input, probe, record, Recording, RtmpServer, TempDir};
 
@@ -19,6 +19,17 @@ fn merging_spec(dir: &Path, merge_window: Duration) -> RecordSpec {
 fn waits_after_media(seen: &[Output]) -> usize {
     let Some(first) = seen.iter().position(|o| matches!(o, Output::FileOpened { .. })) else { return 0 };
     seen[first..].iter().filter(|o| is_waiting(o)).count()
+}
+
+/// The timeline entries of `format`'s file `file`: (ms, mark).
+fn timeline(recording: &Recording, format: Format, file: u32) -> Vec<(u128, Mark)> {
+    // The last one sent is the complete one.
+    let found = recording.outputs.iter().rev().find_map(|o| match o {
+        Output::Timeline { format: f, file: n, timeline } if *f == format && *n == file => Some(timeline),
+        _ => None,
+    });
+    let timeline = found.unwrap_or_else(|| panic!("{format:?} file {file} has a timeline: {:?}", recording.outputs));
+    timeline.entries.iter().map(|(at, mark)| (at.as_millis(), mark.clone())).collect()
 }
 
 fn position(recording: &Recording, wanted: impl Fn(&Output) -> bool) -> Option<usize> {
@@ -57,6 +68,15 @@ fn a_file_read_again_within_the_merge_window_continues_the_same_files() {
     assert_eq!(flagged, [2], "the first segment after the pause: {segments:?}");
     let total: f64 = segments.iter().map(|s| s.1.as_secs_f64()).sum();
     assert!((total - 8.0).abs() < 0.3, "{segments:?}");
+    // The timelines: the join, then the gap where the second read continues the file.
+    for format in [Format::Mp4, Format::Hls] {
+        let entries = timeline(&recording, format, 0);
+        assert_eq!(entries.len(), 2, "{format:?}: {entries:?}");
+        assert_eq!(entries[0], (0, Mark::Join(None)));
+        let (at, Mark::Gap { away }) = &entries[1] else { panic!("{format:?}: a gap: {entries:?}") };
+        assert!((3_800..=4_200).contains(at), "{format:?}: the gap after the first 4 s: {entries:?}");
+        assert!((0.2..2.0).contains(&away.as_secs_f64()), "{format:?}: away about the retry interval: {away:?}");
+    }
 }
 
 #[test]
@@ -85,6 +105,8 @@ fn a_file_read_again_after_the_merge_window_gets_new_files() {
     }
     for file in [0, 1] {
         assert_continuous(&recording.mp4(file).0, 3.7..=4.3);
+        // A new file after a pause starts with the join, and the pause is not a gap in it.
+        assert_eq!(timeline(&recording, Format::Mp4, file), [(0, Mark::Join(None))]);
     }
 }
 

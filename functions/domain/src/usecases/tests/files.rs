@@ -17,6 +17,8 @@ fn file(bucket: &str, key: &str) -> RecordFile {
         start_time: Timestamp::zero(),
         end_time: Timestamp::zero(),
         download_url: None,
+        timeline_object: None,
+        timeline_url: None,
     }
 }
 

@@ -153,6 +153,8 @@ fn file(key: &str) -> RecordFile {
         record_format: RecordFormat::Hls,
         obs_bucket: "b12".into(),
         obs_object: key.into(),
+        timeline_object: None,
+        timeline_url: None,
         file_size: 10,
         record_duration: 1.0,
         start_time: Timestamp::zero(),
