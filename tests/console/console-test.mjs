@@ -122,13 +122,18 @@ try {
   }
   summary.played = played;
 
-  // Its timeline, when a file names one.
-  const timeline = await page.$('#files button.show-timeline');
-  if (timeline) {
-    await timeline.click();
-    await page.waitForSelector('#timeline-entries tr.timeline-entry');
-    summary.timeline_entries = await page.$$eval('#timeline-entries tr.timeline-entry', (rows) => rows.length);
-  }
+  // The timeline of the file playing (the last one): its entries list the stream's join, and
+  // pressing an entry seeks the player there.
+  const last = play[play.length - 1] === 'hls' ? '.m3u8' : '.mp4';
+  await page.click(`#files tr[data-object$="${last}"] button.show-timeline`);
+  const join = `#timeline-entries tr.timeline-entry[data-type="join"]`;
+  await page.waitForSelector(join);
+  assert.equal(await page.textContent(`${join} td:nth-child(3)`), "the job's stream");
+  const seekedFrom = await page.evaluate(() => document.getElementById('player').currentTime);
+  await page.click(`${join} button.seek`);
+  await page.waitForFunction((t) => document.getElementById('player').currentTime < t - 0.5, seekedFrom);
+  const entries = await page.$$eval('#timeline-entries tr.timeline-entry', (rows) => rows.map((r) => r.dataset.type));
+  summary.timeline = { entries, seeked_from: seekedFrom };
 
   if (process.env.CONSOLE_SCREENSHOT) await page.screenshot({ path: process.env.CONSOLE_SCREENSHOT, fullPage: true });
 

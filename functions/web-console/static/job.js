@@ -173,12 +173,12 @@ function playbackUrl(base, object) {
   return base + '/playback.m3u8?object=' + encodeURIComponent(object);
 }
 
-// Where a file's timeline sidecar is: its object and, when the API gives one, a URL for it.
+// Where a file's timeline sidecar is: its object and the presigned URL the job view gives it
+// (`timeline_url`; none in a callback's event).
 function timelineOf(file) {
   const object = file.timeline_object || (file.event && file.event.timeline_object);
   if (!object) return null;
-  const url = file.timeline_download_url || (file.event && file.event.timeline_download_url) ||
-    (file.timeline && file.timeline.download_url) || null;
+  const url = file.timeline_url || null;
   return { object, url: url && /^https?:\/\//.test(url) ? url : null };
 }
 
@@ -194,9 +194,10 @@ async function showTimeline(section, sidecar, file, player) {
     const response = await fetch(sidecar.url, { credentials: 'omit', cache: 'no-store' });
     if (!response.ok) throw new Error('HTTP ' + response.status);
     const doc = await response.json();
-    const rows = (doc.entries || []).map((entry) => h('tr', { class: 'timeline-entry' },
+    const rows = (doc.entries || []).map((entry) => h('tr', { class: 'timeline-entry', dataset: { type: entry.type } },
       h('td', {}, h('button', {
         type: 'button',
+        class: 'seek',
         title: 'seek the player here',
         onclick: () => {
           if (player.current() && player.current().obs_object === file.obs_object) player.video.currentTime = entry.at_ms / 1000;
@@ -215,9 +216,12 @@ async function showTimeline(section, sidecar, file, player) {
 function describe(entry) {
   const parts = [];
   if (entry.user_id) parts.push(entry.user_id + (entry.video_type ? ' (' + entry.video_type + ')' : ''));
+  else if (entry.type === 'join' || entry.type === 'leave') parts.push("the job's stream");
+  else if (entry.type === 'speaker') parts.push('nobody');
   if (entry.layout) parts.push('layout ' + entry.layout);
   if (entry.panes) {
-    parts.push(entry.panes.map((p) => (p.user_id || 'empty') + ' at ' + p.x + ',' + p.y + ' ' + p.width + '×' + p.height).join('; '));
+    parts.push(entry.panes.map((p) => 'pane ' + p.id + ': ' + (p.user_id || 'empty') +
+      (p.width ? ' at ' + p.x + ',' + p.y + ' ' + p.width + '×' + p.height : '')).join('; '));
   }
   if (entry.seconds !== undefined) parts.push(entry.seconds + ' s');
   return parts.join(' — ');
