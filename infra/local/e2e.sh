@@ -34,6 +34,7 @@ case "${1:?usage: e2e.sh api|takeover|worker}" in
     cargo test -p roomrec-tests "${e2e[@]}" --test takeover -- --test-threads=1
     ;;
   worker)
+    # With the web console's test in Debian's chromium (tests/tests/worker/console.rs).
     cargo test -p roomrec-tests "${e2e[@]}" --test worker
     cargo test -p roomrec-tests "${e2e[@]}" --test callbacks
     ;;

@@ -14,6 +14,8 @@ APT_PACKAGES=(
   clang libclang-dev pkg-config
   nginx libnginx-mod-rtmp ffmpeg
   python3-venv curl jq
+  # The web console's browser test (tests/console) drives Debian's chromium headless.
+  chromium
 )
 
 PIP_REQUIREMENTS=(
@@ -142,16 +144,24 @@ install_node() {
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends nodejs npm
 }
 
-# The pinned SDK of tests/iam-sdk/package-lock.json, only when the lock file changed.
+# Each npm package directory's pinned packages (its package-lock.json), only when the lock file
+# changed: Huawei Cloud's IAM SDK (tests/iam-sdk), the console's hls.js, which its build
+# vendors (functions/web-console), and playwright-core, which drives chromium through the
+# console in its test (tests/console).
+NPM_DIRS=(tests/iam-sdk functions/web-console tests/console)
+
 install_npm_packages() {
-  local dir="$ROOT/tests/iam-sdk" want
-  want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
-  if [ -f "$dir/node_modules/.installed" ] && [ "$(cat "$dir/node_modules/.installed")" = "$want" ]; then
-    return
-  fi
-  log "installing the npm packages of tests/iam-sdk"
-  (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
-  echo "$want" >"$dir/node_modules/.installed"
+  local dir want
+  for dir in "${NPM_DIRS[@]}"; do
+    dir="$ROOT/$dir"
+    want="$(sha256sum "$dir/package-lock.json" | cut -d' ' -f1)"
+    if [ -f "$dir/node_modules/.installed" ] && [ "$(cat "$dir/node_modules/.installed")" = "$want" ]; then
+      continue
+    fi
+    log "installing the npm packages of ${dir#"$ROOT/"}"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$want" >"$dir/node_modules/.installed"
+  done
 }
 
 check_rust

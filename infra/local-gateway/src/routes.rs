@@ -33,6 +33,7 @@ handlers! {
     "mix-jobs-api" => mix_jobs_api,
     "jocloud-api" => jocloud_api,
     "preflight-api" => preflight_api,
+    "web-console" => web_console,
 }
 
 /// One `HttpApi` event of a function.
@@ -48,25 +49,43 @@ pub struct Route {
 
 impl Route {
     /// The path parameters if `path` matches this route.
+    /// A greedy variable (`{proxy+}`, last) takes the rest of the path, at least one segment.
     pub fn matches(&self, path: &str) -> Option<HashMap<String, String>> {
-        let parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
-        if parts.len() != self.segments.len() {
-            return None;
-        }
-        let mut params = HashMap::new();
-        for (pattern, part) in self.segments.iter().zip(parts) {
-            match pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
-                Some(name) if !part.is_empty() => {
-                    let value = percent_encoding::percent_decode_str(part).decode_utf8().ok()?;
-                    params.insert(name.to_owned(), value.into_owned());
-                }
-                Some(_) => return None,
-                None if pattern == part => {}
-                None => return None,
+        let mut parts: Vec<&str> = path.trim_end_matches('/').split('/').collect();
+        let greedy = self.segments.last().and_then(|last| last.strip_prefix('{')?.strip_suffix("+}"));
+        if let Some(name) = greedy {
+            let fixed = self.segments.len() - 1;
+            if parts.len() <= fixed {
+                return None;
             }
+            let rest = parts.split_off(fixed).join("/");
+            let mut params = matches_fixed(&self.segments[..fixed], &parts)?;
+            let value = percent_encoding::percent_decode_str(&rest).decode_utf8().ok()?;
+            params.insert(name.to_owned(), value.into_owned());
+            return Some(params);
         }
-        Some(params)
+        matches_fixed(&self.segments, &parts)
     }
+}
+
+/// The path parameters if `parts` match `segments` one for one.
+fn matches_fixed(segments: &[String], parts: &[&str]) -> Option<HashMap<String, String>> {
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut params = HashMap::new();
+    for (pattern, &part) in segments.iter().zip(parts) {
+        match pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+            Some(name) if !part.is_empty() => {
+                let value = percent_encoding::percent_decode_str(part).decode_utf8().ok()?;
+                params.insert(name.to_owned(), value.into_owned());
+            }
+            Some(_) => return None,
+            None if pattern == part => {}
+            None => return None,
+        }
+    }
+    Some(params)
 }
 
 /// Every HttpApi route of every function in the SAM template.
@@ -126,6 +145,19 @@ mod tests {
         assert_eq!(params["rule_id"], "r 1");
         assert!(route.matches("/v2/apps/abc/record-rules").is_none());
         assert!(route.matches("/v2/apps//record-rules/x").is_none());
+    }
+
+    #[test]
+    fn a_greedy_variable_takes_the_rest_of_the_path_and_needs_at_least_one_segment() {
+        let routes = from_template(
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml")).unwrap(),
+        )
+        .unwrap();
+        let files = routes.iter().find(|r| r.path == "/console/{proxy+}").unwrap();
+        assert_eq!(files.matches("/console/a/b%20c.js").unwrap()["proxy"], "a/b c.js");
+        assert_eq!(files.matches("/console/index.html").unwrap()["proxy"], "index.html");
+        assert!(files.matches("/console/").is_none() && files.matches("/console").is_none());
+        assert!(files.matches("/consoles/index.html").is_none());
     }
 
     #[test]

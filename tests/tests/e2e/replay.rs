@@ -31,6 +31,7 @@ async fn dispatch(function: &str, deps: &Deps, req: Request) -> u16 {
         "individual-jobs-api" => individual_jobs_api::handle(deps, req).await,
         "mix-jobs-api" => mix_jobs_api::handle(deps, req).await,
         "jocloud-api" => jocloud_api::handle(deps, req).await,
+        "web-console" => web_console::handle(deps, req).await,
         other => panic!("events/{other}: no such function"),
     };
     response.status().as_u16()

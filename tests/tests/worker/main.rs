@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)] // test helpers fail loudly by design
 
 mod auto_record;
+mod console;
 mod downloads;
 mod files;
 mod guard;
