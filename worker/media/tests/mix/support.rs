@@ -67,8 +67,13 @@ impl Publisher {
             args.extend(["-pix_fmt", "yuv420p"].map(String::from));
         }
         args.extend(["-c:a", "aac", "-f", "flv", &server.url(key)].map(String::from));
+        Self::spawn(&args)
+    }
+
+    /// Runs the `ffmpeg` program with `args`, which end with where it publishes.
+    pub fn spawn(args: &[String]) -> Self {
         let child = Program::new("ffmpeg")
-            .args(&args)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

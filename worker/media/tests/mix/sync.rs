@@ -1,8 +1,6 @@
 //! A/V sync of a mix: a real RTMP publisher that flashes and beeps once a second, mixed
 //! alone onto the canvas, the mix's MP4 measured from outside ([`crate::av_sync`]).
 
-use std::process::{Child, Command as Program, Stdio};
-
 use roomrec_media::{Canvas, Format, LayoutKind, MixCommand};
 
 use crate::av_sync::{assert_report_agrees, flash_and_beep_inputs, measure, reported_quality, Sync};
@@ -11,42 +9,24 @@ use crate::support::*;
 const STOP_AT: f64 = 10.0;
 
 /// An `ffmpeg` program publishing a flashing, beeping picture at `fps` in real time until dropped.
-struct FlashingPublisher(Child);
-
-impl FlashingPublisher {
-    fn start(server: &RtmpServer, key: &str, fps: u32) -> Self {
-        let mut args: Vec<String> = ["-nostdin", "-v", "error", "-re"].map(String::from).to_vec();
-        let mut inputs = flash_and_beep_inputs("320x180", fps);
-        // Both lavfi inputs in real time.
-        inputs.insert(4, "-re".to_owned());
-        args.extend(inputs);
-        let gop = fps.to_string();
-        let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", &gop];
-        args.extend(x264.map(String::from));
-        args.extend(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv", &server.url(key)].map(String::from));
-        let child = Program::new("ffmpeg")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start an ffmpeg publisher");
-        Self(child)
-    }
-}
-
-impl Drop for FlashingPublisher {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+fn flashing_publisher(server: &RtmpServer, key: &str, fps: u32) -> Publisher {
+    let mut args: Vec<String> = ["-nostdin", "-v", "error", "-re"].map(String::from).to_vec();
+    let mut inputs = flash_and_beep_inputs("320x180", fps);
+    // Both lavfi inputs in real time.
+    inputs.insert(4, "-re".to_owned());
+    args.extend(inputs);
+    let gop = fps.to_string();
+    let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", &gop];
+    args.extend(x264.map(String::from));
+    args.extend(["-pix_fmt", "yuv420p", "-c:a", "aac", "-f", "flv", &server.url(key)].map(String::from));
+    Publisher::spawn(&args)
 }
 
 /// Mixes one flashing, beeping participant at `source_fps` onto `canvas`; measures the MP4.
 fn mix_and_measure(label: &str, canvas: Canvas, source_fps: u32) -> (Seen, Sync) {
     let _one = one_mix_at_a_time();
     let server = RtmpServer::start();
-    let _publisher = FlashingPublisher::start(&server, "f", source_fps);
+    let _publisher = flashing_publisher(&server, "f", source_fps);
     let dir = TempDir::new(label);
     let kept = TempDir::new("mix-sync-kept");
     let mp4 = kept.join("mix.mp4");
