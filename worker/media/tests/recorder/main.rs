@@ -6,4 +6,5 @@ mod guard;
 mod holds;
 mod inputs;
 mod pauses;
+mod probes;
 mod support;
