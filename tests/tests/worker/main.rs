@@ -11,6 +11,7 @@ mod jocloud;
 mod metrics;
 mod mix;
 mod pauses;
+mod preflight;
 mod recording;
 mod storage;
 mod streams;
