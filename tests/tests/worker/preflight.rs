@@ -87,3 +87,19 @@ async fn a_stream_registered_where_nobody_publishes_fails_unreachable_and_anothe
         assert_eq!(got.status, StatusCode::NOT_FOUND, "{app}: {:?}", got.body);
     }
 }
+
+#[tokio::test]
+async fn a_stream_at_a_name_resolving_to_loopback_fails_refused_and_is_never_connected_to() {
+    let setup = Setup::new(&["HLS"], json!({}), json!({})).await;
+    let room = unique("pfguard");
+    let (listener, port) = crate::guard::untouchable();
+    let url = format!("rtmp://{}:{port}/live/x", crate::guard::name_resolving_to_loopback());
+    let put =
+        setup.api.put(&format!("/v2/apps/{}/rooms/{room}/streams/mallory", setup.app), &json!({ "url": url })).await;
+    assert_eq!(put.status, StatusCode::CREATED, "saved: the API cannot resolve names {:?}", put.body);
+
+    let (_, view) = preflight_of_room(&setup.api, &setup.app, &room).await;
+    let stream = &streams_check(&view)["streams"][0];
+    assert_eq!((&stream["status"], &stream["reason"]), (&json!("failed"), &json!("STREAM_REFUSED")), "{view}");
+    assert!(listener.accept().is_err(), "the probe connected to the loopback listener");
+}
