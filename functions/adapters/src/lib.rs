@@ -8,6 +8,7 @@ mod events;
 mod logging;
 mod metrics;
 mod notifier;
+mod preflights;
 mod presign;
 mod recordings;
 mod retrying;
@@ -24,6 +25,7 @@ pub use events::DynamoEventLog;
 pub use logging::{init_cli_tracing, init_tracing, FlatJson, LogFormat};
 pub use metrics::EmfMetrics;
 pub use notifier::{HttpNotifier, Resolve, SystemResolver, Target};
+pub use preflights::DynamoPreflightStore;
 pub use presign::S3Presigner;
 pub use recordings::DynamoRecordingStore;
 pub use retrying::Retrying;
@@ -90,6 +92,8 @@ impl Deps {
             rooms: store.clone(),
             blobs: Arc::new(StsBlobsProvider::new(aws, Arc::new(|blobs| blobs))),
             notifier: notifier.clone(),
+            preflights: Arc::new(DynamoPreflightStore::new(dynamo.clone(), jocloud_table.clone())),
+            probes: queue.clone(),
             clock: clock.clone(),
             random: random.clone(),
             deployment_bucket: config.recordings_bucket.clone(),

@@ -5,7 +5,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
 use roomrec_domain::event::RecordEvent;
-use roomrec_domain::ports::{DeliveryQueue, JobMessage, JobQueue, QueueError};
+use roomrec_domain::ports::{DeliveryQueue, JobMessage, JobQueue, ProbeQueue, QueueError};
+use roomrec_domain::preflight::ProbeMessage;
 
 /// Sends job messages to one SQS queue.
 #[derive(Debug, Clone)]
@@ -24,6 +25,20 @@ impl SqsJobQueue {
 #[async_trait]
 impl JobQueue for SqsJobQueue {
     async fn enqueue(&self, message: &JobMessage) -> Result<(), QueueError> {
+        self.send(message).await
+    }
+}
+
+#[async_trait]
+impl ProbeQueue for SqsJobQueue {
+    async fn enqueue_probe(&self, message: &ProbeMessage) -> Result<(), QueueError> {
+        self.send(message).await
+    }
+}
+
+impl SqsJobQueue {
+    /// Sends `message` as JSON.
+    async fn send(&self, message: &impl serde::Serialize) -> Result<(), QueueError> {
         let body = serde_json::to_string(message).map_err(|e| QueueError(Box::new(e)))?;
         self.client
             .send_message()

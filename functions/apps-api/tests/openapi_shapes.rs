@@ -398,14 +398,15 @@ fn a_stopped_job_with_its_usage_and_a_usage_summary_fit_their_schemas() {
 #[test]
 fn a_preflight_answer_with_every_kind_of_check_fits_its_schema() {
     use roomrec_domain::failure::FailureCode;
-    use roomrec_domain::preflight::{Check, CheckStatus, PreflightView, Reason, StreamFacts};
+    use roomrec_domain::preflight::{AudioFacts, Check, PreflightView, ProbeFailure, Reason, StreamFacts, VideoFacts};
     use roomrec_domain::webhook::AttemptResult;
-    let streams = vec![StreamFacts {
-        user_id: "u1".into(),
-        video_type: VideoType::Camerastream,
-        has_audio: true,
-        has_video: true,
-    }];
+    let listed = |user: &str| StreamFacts::listed(user.into(), VideoType::Camerastream, true, true);
+    let video = VideoFacts { codec: "h264".into(), width: 320, height: 240, fps: 25.0 };
+    let audio = AudioFacts { codec: "aac".into(), sample_rate: 44100, channels: 1 };
+    let streams = vec![
+        listed("u1").probed_ok(Some(video), Some(audio)),
+        listed("u2").probed_failed(ProbeFailure::Gone, None, None),
+    ];
     let view = PreflightView {
         preflight_id: "0123456789abcdef0123456789abcdef".into(),
         app_id: AppId::generate(random()),
@@ -415,13 +416,12 @@ fn a_preflight_answer_with_every_kind_of_check_fits_its_schema() {
         checks: vec![
             Check::failed("bucket", Reason::Storage(FailureCode::StorageRoleRequired), None),
             Check::callback(&AttemptResult::Answered { status: 500, retry_after: None }),
-            Check {
-                streams: Some(streams),
-                ..Check::not_ok("streams", CheckStatus::Skipped, Reason::StreamsNotProbed)
-            },
+            Check::streams(streams),
         ],
     };
     assert_fits("Preflight", &serde_json::to_value(&view).unwrap());
+    let pending = PreflightView { checks: vec![Check::streams(vec![listed("u3")])], ..view };
+    assert_fits("Preflight", &serde_json::to_value(&pending).unwrap());
 }
 
 #[test]

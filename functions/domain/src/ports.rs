@@ -496,3 +496,26 @@ pub trait DeliveryQueue: Send + Sync {
     /// Parks an undeliverable event on the dead-letter queue.
     async fn dead_letter(&self, event: &RecordEvent) -> Result<(), QueueError>;
 }
+
+/// Preflights, kept a day so their answer can be read again once the worker probed.
+#[async_trait]
+pub trait PreflightStore: Send + Sync {
+    /// Saves a new preflight.
+    async fn put_preflight(&self, record: &crate::preflight::PreflightRecord) -> Result<(), StoreError>;
+    /// A preflight of an app, while it is kept.
+    async fn get_preflight(
+        &self,
+        app_id: &AppId,
+        preflight_id: &crate::preflight::PreflightId,
+    ) -> Result<Option<crate::preflight::PreflightRecord>, StoreError>;
+    /// Replaces a preflight that is still kept (the worker's probe results); `false` if it is
+    /// gone.
+    async fn update_preflight(&self, record: &crate::preflight::PreflightRecord) -> Result<bool, StoreError>;
+}
+
+/// The jobs queue as a preflight uses it: a probe message for a worker.
+#[async_trait]
+pub trait ProbeQueue: Send + Sync {
+    /// Sends one probe message.
+    async fn enqueue_probe(&self, message: &crate::preflight::ProbeMessage) -> Result<(), QueueError>;
+}

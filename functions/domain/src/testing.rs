@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod event_source;
+mod preflights;
 mod queues;
 mod storage;
 mod store;
@@ -19,6 +20,7 @@ use crate::metric::{Metric, Metrics};
 use crate::time::Timestamp;
 
 pub use event_source::MemEventSource;
+pub use preflights::MemPreflights;
 pub use queues::{MemBlobs, MemDeliveryQueue, MemEventLog, MemJobQueue, Posted, QueuedMessage, ScriptedNotifier};
 pub use storage::{MemBlobsProvider, MemPresigner};
 pub use store::MemStore;

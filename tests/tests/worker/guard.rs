@@ -13,7 +13,7 @@ use crate::support::{objects, Setup};
 /// A host name (not `localhost`, which the API refuses) whose every address is loopback:
 /// the machine's own name, which /etc/hosts maps to 127.0.1.1 on Debian, or another name
 /// /etc/hosts gives a loopback address.
-fn name_resolving_to_loopback() -> String {
+pub(crate) fn name_resolving_to_loopback() -> String {
     let loopback_only = |name: &str| {
         let addrs: Vec<IpAddr> = (name, 80).to_socket_addrs().map(|a| a.map(|s| s.ip()).collect()).unwrap_or_default();
         !addrs.is_empty() && addrs.iter().all(IpAddr::is_loopback)
@@ -31,7 +31,7 @@ fn name_resolving_to_loopback() -> String {
 }
 
 /// A listener the worker must never connect to.
-fn untouchable() -> (TcpListener, u16) {
+pub(crate) fn untouchable() -> (TcpListener, u16) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();

@@ -12,6 +12,7 @@ mod jocloud;
 mod metrics;
 mod mix;
 mod pauses;
+mod preflight;
 mod quality;
 mod recording;
 mod storage;

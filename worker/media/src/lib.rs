@@ -22,6 +22,7 @@ mod mux;
 mod outputs;
 mod pipeline;
 mod playlist;
+mod probe;
 mod proxy;
 mod quality;
 mod recorder;
@@ -33,6 +34,7 @@ mod transcode;
 
 pub use guard::{Guard, Reach};
 pub use mix::Mixer;
+pub use probe::{probe, ProbeError, Probed, ProbedAudio, ProbedVideo};
 pub use recorder::Recorder;
 pub use sidecar::{FileTimeline, Mark, PlacedPane, Who};
 

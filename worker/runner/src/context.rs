@@ -10,7 +10,7 @@ use roomrec_domain::ids::{AppId, JobId};
 use roomrec_domain::job::Job;
 use roomrec_domain::metric::Metrics;
 use roomrec_domain::naming;
-use roomrec_domain::ports::{BlobsProvider, EventLog, JobQueue, Store, StoreError};
+use roomrec_domain::ports::{BlobsProvider, EventLog, JobQueue, PreflightStore, Store, StoreError};
 use roomrec_domain::record::{JobRecord, Lease};
 use roomrec_domain::retry::{retry, Backoff};
 use roomrec_domain::rule::RecordFormat;
@@ -29,6 +29,8 @@ pub struct Ctx {
     pub storage: Arc<dyn BlobsProvider>,
     /// The jobs queue, to wake the next worker at a hand-over.
     pub queue: Arc<dyn JobQueue>,
+    /// Preflights whose streams this worker probes (see `probe.rs`).
+    pub preflights: Arc<dyn PreflightStore>,
     /// The running jobs' items, read together every second.
     pub board: Arc<Board>,
     pub clock: Arc<dyn Clock>,

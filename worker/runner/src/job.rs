@@ -900,6 +900,7 @@ mod tests {
             events,
             storage,
             queue: Arc::new(MemJobQueue::default()),
+            preflights: Arc::new(roomrec_domain::testing::MemPreflights::default()),
             clock: Arc::new(ManualClock::default()),
             random: Arc::new(SeqRandom::new(3)),
             metrics: Arc::new(MemMetrics::default()),

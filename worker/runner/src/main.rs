@@ -9,6 +9,7 @@ mod files;
 mod job;
 mod mix;
 mod pause;
+mod probe;
 mod protection;
 mod quality;
 mod reach;
@@ -27,8 +28,8 @@ use board::Board;
 use capacity::Capacity;
 use protection::Protector;
 use roomrec_adapters::{
-    init_tracing, DynamoEventLog, DynamoStore, EmfMetrics, OsRandom, Retrying, SqsJobQueue, StsBlobsProvider,
-    SystemClock, WrapBlobs,
+    env, init_tracing, ConfigError, DynamoEventLog, DynamoPreflightStore, DynamoStore, EmfMetrics, OsRandom, Retrying,
+    SqsJobQueue, StsBlobsProvider, SystemClock, WrapBlobs,
 };
 use roomrec_domain::clock::Random;
 use roomrec_domain::metric::Metrics;
@@ -47,6 +48,8 @@ async fn main() -> anyhow::Result<()> {
     tokio::spawn(board.clone().run());
     // Every outbox and S3 call rides out an outage of minutes; the spool holds the media.
     let random: Arc<dyn Random> = Arc::new(OsRandom);
+    let (dynamo_preflights, preflights_table) =
+        (dynamo.clone(), config.base.tables.jocloud.clone().ok_or(ConfigError::Missing(env::JOCLOUD_TABLE))?);
     let events: Arc<dyn EventLog> = Arc::new(DynamoEventLog::new(
         dynamo,
         sqs.clone(),
@@ -63,6 +66,7 @@ async fn main() -> anyhow::Result<()> {
         events: Arc::new(Retrying::new(events, Backoff::AWS, random.clone())),
         storage: Arc::new(StsBlobsProvider::new(&aws, wrap)),
         queue: Arc::new(SqsJobQueue::new(sqs.clone(), config.base.jobs_queue_url.clone())),
+        preflights: Arc::new(DynamoPreflightStore::new(dynamo_preflights, preflights_table)),
         board,
         clock: Arc::new(SystemClock),
         random,

@@ -4,6 +4,7 @@
 //! shutdown every recording is finished and handed back.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,8 @@ use aws_sdk_sqs::Client;
 use roomrec_domain::clock::Random;
 use roomrec_domain::ids::JobId;
 use roomrec_domain::metric::Metric;
-use roomrec_domain::ports::{JobMessage, QueueError};
+use roomrec_domain::ports::QueueError;
+use roomrec_domain::preflight::ProbeMessage;
 use roomrec_domain::retry::{retry, Backoff};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -19,6 +21,7 @@ use tokio::task::JoinSet;
 use crate::capacity::Capacity;
 use crate::context::Ctx;
 use crate::job::{self, MessageFate};
+use crate::probe::{self, QueueMessage};
 
 /// How often the slots in use are reported when nothing changes, so the metric has a value in
 /// every minute (the period of CloudWatch alarms and scaling policies).
@@ -61,6 +64,13 @@ impl Worker {
                 received = self.receive() => received,
             };
             let Some((message, receipt)) = received else { continue };
+            let message = match message {
+                QueueMessage::Job(message) => message,
+                QueueMessage::Probe(message) => {
+                    running.spawn(self.probe(message, receipt, slot));
+                    continue;
+                }
+            };
             if let Some(wait) = self.after_outage() {
                 // The jobs' holders were cut off too, and their leases may have run out
                 // meanwhile: they renew first, and this message comes back after.
@@ -101,6 +111,23 @@ impl Worker {
         self.ctx.config.lease.checked_sub(failed.elapsed()).filter(|left| !left.is_zero())
     }
 
+    /// Probes a preflight's streams (a few seconds, holding `slot`), then deletes its message;
+    /// a store failure leaves it to come back.
+    fn probe(&self, message: ProbeMessage, receipt: String, slot: impl Send + 'static) -> impl Future<Output = ()> {
+        let (ctx, sqs, queue) = (self.ctx.clone(), self.sqs.clone(), self.queue_url.clone());
+        async move {
+            let fate = match probe::run(&ctx, &message).await {
+                Ok(()) => MessageFate::Delete,
+                Err(err) => {
+                    tracing::warn!(error = %roomrec_domain::error::error_chain(&err), "probing a preflight failed");
+                    MessageFate::Leave
+                }
+            };
+            settle(&sqs, &queue, &receipt, fate, ctx.random.as_ref()).await;
+            drop(slot);
+        }
+    }
+
     /// Makes a received message visible again after `wait`.
     async fn postpone(&self, receipt: &str, wait: Duration) {
         let hidden = self.sqs.change_message_visibility().queue_url(&self.queue_url).receipt_handle(receipt);
@@ -110,7 +137,7 @@ impl Worker {
     }
 
     /// One message, if one arrives within the long-poll wait.
-    async fn receive(&self) -> Option<(JobMessage, String)> {
+    async fn receive(&self) -> Option<(QueueMessage, String)> {
         let out = self
             .sqs
             .receive_message()

@@ -1,16 +1,25 @@
 //! Preflight: checks an app's rule, callback and room without recording — a probe object put
 //! into and deleted from the rule's bucket with the rule's credentials, a signed `PREFLIGHT`
-//! event posted to the callback URL through the deliveries' guard, the room's roster read.
+//! event posted to the callback URL through the deliveries' guard, the room's streams opened
+//! by a worker (the API links no media code): the preflight is stored, a probe message sent
+//! on the jobs queue, and the answer waits a few seconds for the worker's results; what is not
+//! probed by then is `pending`, and [`Preflight::get`] tells it later.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::callback::RecordCallback;
 use crate::clock::{Clock, Random};
 use crate::error::{StoreError, UseCaseError};
 use crate::failure::FailureCode;
 use crate::ids::{AccountId, RoomId, RuleId};
-use crate::ports::{BlobsProvider, CallbackStore, IfStored, Notifier, RoomStore, RuleStore};
-use crate::preflight::{Check, CheckStatus, PreflightRequest, PreflightView, Reason, StreamFacts, PREFLIGHT_EVENT};
+use crate::ports::{
+    BlobsProvider, CallbackStore, IfStored, Notifier, PreflightStore, ProbeQueue, RoomStore, RuleStore,
+};
+use crate::preflight::{
+    Check, CheckStatus, PreflightId, PreflightRecord, PreflightRequest, PreflightView, ProbeMessage, Reason,
+    StreamFacts, PREFLIGHT_EVENT,
+};
 use crate::rule::RecordRule;
 use crate::storage::{self, AccessError, Forbidden};
 use crate::webhook;
@@ -21,6 +30,14 @@ use super::access::OwnedApp;
 const PREFLIGHT_ID_HEX: usize = 32;
 /// What the probe object holds.
 const PROBE_BODY: &[u8] = b"roomrec preflight probe; deleted at once\n";
+/// How long a preflight is kept for `GET .../preflight/{preflight_id}` (the table's TTL).
+const KEPT_SECS: i64 = 24 * 60 * 60;
+/// How long the answer waits for the worker's stream probe: a worker's receive (long poll
+/// of 2 s) and probe (≤ 5 s per stream, all at once), inside API Gateway's 29 s with the
+/// other checks.
+pub const PROBE_WAIT: Duration = Duration::from_secs(8);
+/// How often the preflight's item is read while waiting for the probe.
+const PROBE_POLL: Duration = Duration::from_millis(250);
 
 /// The ports a preflight reads and calls.
 #[derive(Clone)]
@@ -30,6 +47,10 @@ pub struct PreflightPorts {
     pub rooms: Arc<dyn RoomStore>,
     pub blobs: Arc<dyn BlobsProvider>,
     pub notifier: Arc<dyn Notifier>,
+    /// Preflights kept a day, the worker's probe results in them.
+    pub preflights: Arc<dyn PreflightStore>,
+    /// The jobs queue, for the probe message.
+    pub probes: Arc<dyn ProbeQueue>,
     pub clock: Arc<dyn Clock>,
     pub random: Arc<dyn Random>,
     /// The deployment's recordings bucket; `None` when this function was not told it.
@@ -40,12 +61,27 @@ pub struct PreflightPorts {
 #[derive(Clone)]
 pub struct Preflight {
     ports: PreflightPorts,
+    probe_wait: Duration,
 }
 
 impl Preflight {
     /// The preflight use case over `ports`.
     pub fn new(ports: PreflightPorts) -> Self {
-        Self { ports }
+        Self { ports, probe_wait: PROBE_WAIT }
+    }
+
+    /// The same, its answer waiting `wait` for the streams' probe.
+    pub fn with_probe_wait(self, wait: Duration) -> Self {
+        Self { probe_wait: wait, ..self }
+    }
+
+    /// A preflight of `app` as it stands now: 404 naming `preflight_id` for an id the app
+    /// has not run (or not within a day).
+    pub async fn get(&self, app: &OwnedApp, preflight_id: &str) -> Result<PreflightView, UseCaseError> {
+        let not_found = || UseCaseError::not_found("preflight_id", "preflight");
+        let id = PreflightId::parse(preflight_id).ok_or_else(not_found)?;
+        let record = self.ports.preflights.get_preflight(app.id(), &id).await?.ok_or_else(not_found)?;
+        Ok(record.view)
     }
 
     /// Checks what `request` names for `app`: 404 naming `record_rule_id` for a rule the app
@@ -62,14 +98,40 @@ impl Preflight {
         // Each may wait on the tenant's side (STS and S3, the callback receiver): at once.
         let (bucket, callback, streams) =
             futures::join!(bucket, self.callback(app, &preflight_id), self.streams(app, request.room_id.as_ref()));
-        Ok(PreflightView {
+        let view = PreflightView {
             preflight_id,
             app_id: app.id().clone(),
             record_rule_id: rule.map(|r| r.rule_id),
             room_id: request.room_id,
             create_time: self.ports.clock.timestamp(),
             checks: vec![bucket, callback?, streams?],
-        })
+        };
+        let expires_at = self.ports.clock.now().timestamp() + KEPT_SECS;
+        let record = PreflightRecord { view, expires_at };
+        self.ports.preflights.put_preflight(&record).await?;
+        if !record.pending() {
+            return Ok(record.view);
+        }
+        self.probe(record).await
+    }
+
+    /// Asks a worker to probe `record`'s streams and answers what it found within the
+    /// probe wait: the streams check `pending` if it has not answered by then.
+    async fn probe(&self, record: PreflightRecord) -> Result<PreflightView, UseCaseError> {
+        let Some(id) = PreflightId::parse(&record.view.preflight_id) else {
+            return Ok(record.view);
+        };
+        let message = ProbeMessage { app_id: record.view.app_id.clone(), preflight_id: id.clone() };
+        self.ports.probes.enqueue_probe(&message).await?;
+        let deadline = tokio::time::Instant::now() + self.probe_wait;
+        loop {
+            let latest = self.ports.preflights.get_preflight(&message.app_id, &id).await?;
+            let latest = latest.unwrap_or_else(|| record.clone());
+            if !latest.pending() || tokio::time::Instant::now() >= deadline {
+                return Ok(latest.view);
+            }
+            tokio::time::sleep(PROBE_POLL.min(deadline - tokio::time::Instant::now())).await;
+        }
     }
 
     /// The rule named, or the app's rule when none is named (`None` if it has none).
@@ -146,8 +208,7 @@ impl Preflight {
         (body, headers)
     }
 
-    /// The room's roster: who publishes what. Their media is not opened here, so with
-    /// someone in the room the check is `skipped` (`STREAMS_NOT_PROBED`), never `ok`.
+    /// The room's roster: who publishes what, each stream `pending` until a worker opened it.
     async fn streams(&self, app: &OwnedApp, room: Option<&RoomId>) -> Result<Check, UseCaseError> {
         const NAME: &str = "streams";
         let Some(room) = room else {
@@ -159,14 +220,9 @@ impl Preflight {
         }
         let streams = roster
             .into_iter()
-            .map(|s| StreamFacts {
-                user_id: s.user_id.to_string(),
-                video_type: s.video_type,
-                has_audio: s.has_audio,
-                has_video: s.has_video,
-            })
+            .map(|s| StreamFacts::listed(s.user_id.to_string(), s.video_type, s.has_audio, s.has_video))
             .collect();
-        Ok(Check { streams: Some(streams), ..Check::not_ok(NAME, CheckStatus::Skipped, Reason::StreamsNotProbed) })
+        Ok(Check::streams(streams))
     }
 }
 

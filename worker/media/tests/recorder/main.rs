@@ -7,5 +7,6 @@ mod guard;
 mod holds;
 mod inputs;
 mod pauses;
+mod probes;
 mod support;
 mod sync;
