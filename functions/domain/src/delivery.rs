@@ -301,8 +301,8 @@ impl Deliverer {
         Ok(Settled::Done(Some(status)))
     }
 
-    /// The presigned URL of `event`'s completed file, if this deliverer signs them.
-    async fn signed_download(&self, event: &crate::event::RecordEvent) -> Option<String> {
+    /// The presigned URLs of `event`'s completed file, if this deliverer signs them.
+    async fn signed_download(&self, event: &crate::event::RecordEvent) -> Option<crate::download::SignedFile> {
         self.downloads.as_ref()?.signed(event).await
     }
 
@@ -314,8 +314,11 @@ impl Deliverer {
             return self.finish(stored, DeliveryStatus::Skipped, None).await;
         };
         let mut body = event.callback_body();
-        if let Some(url) = self.signed_download(event).await {
-            body["download_url"] = url.into();
+        if let Some(signed) = self.signed_download(event).await {
+            body["download_url"] = signed.download_url.into();
+            if let Some(url) = signed.timeline_url {
+                body["timeline_url"] = url.into();
+            }
         }
         let body = serde_json::to_vec(&body).unwrap_or_default();
         let rand = webhook::rtc_rand(self.random.as_ref());

@@ -83,9 +83,9 @@ pub struct EventDownloads {
 }
 
 impl EventDownloads {
-    /// A presigned URL of `event`'s file, if it is a completed file and can be signed (a
-    /// failure is logged: the event keeps the object's plain address).
-    pub async fn signed(&self, event: &RecordEvent) -> Option<String> {
+    /// Presigned URLs of `event`'s file and its timeline sidecar, if it is a completed file
+    /// and can be signed (a failure is logged: the event keeps the object's plain address).
+    pub async fn signed(&self, event: &RecordEvent) -> Option<SignedFile> {
         let file = event.file.as_ref().filter(|_| event.event_type == EventType::RecordFileComplete)?;
         let (app, job) = (&event.app_id, &event.job_id);
         let record = self.jobs.get_jobs(&[(app.clone(), job.clone())]).await.map_err(|e| warn(event, &e)).ok()?;
@@ -99,10 +99,22 @@ impl EventDownloads {
             None => None,
         };
         let access = file_access(rule.as_ref(), &account, app, job, &file.obs_bucket, &file.obs_object)?;
-        let lifetime = self.lifetime.duration();
-        let signed = self.presigner.presign_get(&access, &file.obs_bucket, &file.obs_object, lifetime).await;
-        signed.map_err(|e| warn(event, &e)).ok()
+        let (presigner, lifetime) = (&self.presigner, self.lifetime.duration());
+        let sign = |key| presigner.presign_get(&access, &file.obs_bucket, key, lifetime);
+        let download_url = sign(&file.obs_object).await.map_err(|e| warn(event, &e)).ok()?;
+        let timeline_url = match &file.timeline_object {
+            Some(key) => sign(key).await.map_err(|e| warn(event, &e)).ok(),
+            None => None,
+        };
+        Some(SignedFile { download_url, timeline_url })
     }
+}
+
+/// The presigned URLs of a completed file's callback.
+pub struct SignedFile {
+    pub download_url: String,
+    /// The file's timeline sidecar, when it has one.
+    pub timeline_url: Option<String>,
 }
 
 fn warn(event: &RecordEvent, err: &dyn std::error::Error) {

@@ -194,6 +194,12 @@ async fn a_file_complete_callback_carries_a_download_url_that_fetches_the_file()
     std::fs::write(&path, &bytes).unwrap();
     assert!(decodes(&path), "the file the callback names does not decode");
     std::fs::remove_file(&path).ok();
+    // Its timeline sidecar is presigned beside it.
+    let timeline_url = body["timeline_url"].as_str().expect("a timeline_url beside the download_url");
+    let (status, timeline) = fetch(timeline_url).await;
+    assert_eq!(status, 200, "{timeline_url}");
+    let timeline: serde_json::Value = serde_json::from_slice(&timeline).unwrap();
+    assert_eq!(timeline["object"], body["obs_object"], "{timeline}");
 
     // The job's events listing shows the event with a URL signed when listed.
     let listed = setup.api.get(&format!("/v2/apps/{}/individual-stream-jobs/{job}/events", setup.app)).await.body;

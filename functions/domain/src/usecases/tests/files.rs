@@ -184,6 +184,12 @@ impl World {
 
     /// The `download_url` a callback receives for a completed file at `bucket`/`key` of `job`.
     async fn delivered_url(&self, app: &OwnedApp, job: &Job, bucket: &str, key: &str) -> serde_json::Value {
+        self.delivered(app, job, bucket, key).await["download_url"].clone()
+    }
+
+    /// The body a callback receives for a completed file at `bucket`/`key` of `job`, whose
+    /// timeline sidecar is stored beside it.
+    async fn delivered(&self, app: &OwnedApp, job: &Job, bucket: &str, key: &str) -> serde_json::Value {
         self.callbacks.put(app, body(CALLBACK)).await.unwrap();
         let mut complete = event(job, 1);
         complete.event_type = crate::callback::EventType::RecordFileComplete;
@@ -198,7 +204,7 @@ impl World {
             obs_location: "eu-west-1".into(),
             obs_bucket: bucket.into(),
             obs_object: key.into(),
-            timeline_object: None,
+            timeline_object: Some(format!("{key}.timeline.json")),
             quality: None,
         });
         self.events.append(&complete).await.unwrap();
@@ -207,7 +213,7 @@ impl World {
         self.signing_event_source(notifier.clone()).run_until(self.clock.now()).await;
         let stored = self.events.get(&job.job_id, 1).await.unwrap().unwrap();
         assert_eq!(stored.event.file.unwrap().download_url, complete.file.unwrap().download_url, "stored as recorded");
-        notifier.posted()[0].body["download_url"].clone()
+        notifier.posted()[0].body.clone()
     }
 }
 
@@ -217,8 +223,9 @@ async fn a_file_complete_callback_carries_a_url_presigned_when_it_is_sent() {
     let (app, rule) = w.app_with_rule().await;
     let job = w.individual(&app, &rule).await;
     let key = format!("{}/rec/a.mp4", app.id());
-    let url = w.delivered_url(&app, &job, "b12", &key).await;
-    assert_eq!(url, format!("mem://b12/{key}?expires=600&signer=worker"));
+    let body = w.delivered(&app, &job, "b12", &key).await;
+    assert_eq!(body["download_url"], format!("mem://b12/{key}?expires=600&signer=worker"));
+    assert_eq!(body["timeline_url"], format!("mem://b12/{key}.timeline.json?expires=600&signer=worker"));
 
     let listed = w.job_events.list(&app, JobKind::Individual, job.job_id.as_str()).await.unwrap();
     let listed = serde_json::to_value(&listed[0]).unwrap();
