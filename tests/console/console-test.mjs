@@ -1,6 +1,6 @@
 // Drives Debian's chromium (headless, through playwright-core) through the web console as a
 // user would: signs in with a key id and secret, opens the app and the job the calling test
-// records, watches it live, follows it until it stops, plays its files (the video element's
+// records, watches it live, pauses, resumes and stops it, plays its files (the video element's
 // time must advance), presses Redeliver on an event and waits for the new attempt to show. Then signs in again in a fresh
 // browser context with a token. Run by tests/tests/worker/console.rs, which records the job,
 // starts this with the variables below and checks that the callback receiver got the event
@@ -108,8 +108,17 @@ try {
     assert.equal(await page.textContent('#job-state'), 'RUNNING');
     await page.click('#files tr[data-object$=".m3u8"] button.play-hls');
     summary.live = await plays(page, 'the live view');
-    // The page follows the job to its end (the publisher stops; the job idles out).
+    // Paused and resumed from the page: the job's view says so each time.
+    await page.click('#pause-job');
+    await page.waitForFunction(() => document.getElementById('job-paused')?.textContent === 'true');
+    await page.waitForTimeout(1000);
+    await page.click('#resume-job');
+    await page.waitForFunction(() => document.getElementById('job-paused')?.textContent === 'false');
+    await page.waitForTimeout(3000);
+    // Stopped from the page, which follows the job to its end.
+    await page.click('#stop-job');
     await page.waitForFunction(() => document.getElementById('job-state')?.textContent === 'STOPPED', null, { timeout: 90_000 });
+    assert.equal(await page.$('#stop-job'), null, 'a stopped job has no Stop button');
   }
   summary.state = await page.textContent('#job-state');
 

@@ -1,5 +1,6 @@
-// A job's page: its state (followed while it records), files (played, downloaded), events
-// (with delivery and a Redeliver button) and the timeline sidecar of a file.
+// A job's page: its state (followed while it records, with Pause/Resume and Stop), files
+// (played, downloaded), events (with delivery and a Redeliver button) and the timeline
+// sidecar of a file.
 import { api } from './api.js';
 import { bytes, crumbs, errorText, every, facts, h, jobHash, link, roomHash, seconds, show, table, time } from './dom.js';
 import { playerSection } from './player.js';
@@ -28,11 +29,31 @@ export async function jobView(appId, kind, jobId) {
       ['Room', link(roomHash(appId, job.room_id), job.room_id)],
       ['User', job.user_id],
       ['Stream name', job.stream_name],
-      ['Paused', job.paused === undefined ? undefined : String(job.paused)],
+      ['Paused', job.paused === undefined ? undefined : h('span', { id: 'job-paused' }, String(job.paused))],
       ['Started', time(job.start_time)],
       ['Stopped', time(job.stop_time)],
-    ]));
+    ]), controls(job));
     files.replaceChildren(filesTable(job));
+  };
+
+  // Pause or resume, and stop, while the job records; the answer is the job as it is now.
+  const controls = (job) => {
+    if (!['INIT', 'RUNNING'].includes(job.state)) return h('div', { id: 'job-controls' });
+    const command = (verb, label) => h('button', {
+      type: 'button',
+      id: verb + '-job',
+      onclick: async (ev) => {
+        ev.target.disabled = true;
+        try {
+          renderJob(await api('POST', base + '/' + verb, {}));
+        } catch (err) {
+          summary.append(errorText(err));
+          ev.target.disabled = false;
+        }
+      },
+    }, label);
+    const hold = job.paused ? command('resume', 'Resume') : command('pause', 'Pause');
+    return h('div', { class: 'actions', id: 'job-controls' }, hold, command('stop', 'Stop'));
   };
 
   const fileActions = (file) => {

@@ -28,9 +28,10 @@ async fn the_console_signs_in_watches_a_job_live_plays_its_files_and_redelivers_
     let receiver = Receiver::start(vec![], 200).await.unwrap();
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
     let callback = json!({ "url": receiver.url(), "auth_key": AUTH_KEY,
-        "notify_event_subscription": ["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE", "CLOUD_RECORD_OVER"] });
+        "notify_event_subscription": ["RECORD_NEW_FILE_START", "RECORD_FILE_COMPLETE", "CLOUD_RECORD_OVER",
+            "RECORD_PAUSED", "RECORD_RESUMED"] });
     setup.api.set_callback(&setup.app, &callback).await.unwrap();
-    // The job stops by itself 5 s after the publisher does.
+    // Stopped from the page; else by itself 5 s after the publisher stops.
     let job = setup.start_job("console", "erin", 5).await;
     let mut publisher = publish(&setup.publish_url("console", "erin").await, PUBLISH_SECONDS);
     wait_for_live_playlist(&setup, &job).await;
@@ -60,6 +61,13 @@ async fn the_console_signs_in_watches_a_job_live_plays_its_files_and_redelivers_
     let summary: Value = serde_json::from_str(stdout.lines().last().unwrap_or_default()).unwrap();
     eprintln!("the browser saw: {summary}");
     assert_eq!(summary["state"], "STOPPED", "{summary}");
+    // The page's Pause, Resume and Stop reached the job: its events say so, in that order.
+    let kinds: Vec<String> =
+        receiver.received().iter().filter_map(|r| r.json()["event_type"].as_str().map(str::to_owned)).collect();
+    let at = |kind: &str| kinds.iter().position(|k| k == kind).unwrap_or_else(|| panic!("no {kind}: {kinds:?}"));
+    assert!(at("RECORD_PAUSED") < at("RECORD_RESUMED") && at("RECORD_RESUMED") < at("CLOUD_RECORD_OVER"), "{kinds:?}");
+    let stopped = setup.job(&job).await;
+    assert_eq!(stopped["stop_reason"], "TENANT_STOP", "stopped by the page, not idled out: {stopped}");
 
     // The event the browser redelivered reached the receiver a second time.
     let event_id = summary["redelivered"]["event_id"].as_str().unwrap().to_owned();
