@@ -101,10 +101,12 @@ async fn a_worker_frozen_past_its_lease_changes_nothing_the_new_owner_wrote() {
     for (key, etag) in &before {
         assert_eq!(after.get(key), Some(etag), "{key} was changed or deleted after the sleeper woke");
     }
-    // Each view signs its download_urls afresh: the record is the rest.
+    // Each view signs its URLs afresh: the record is the rest.
     let unsigned = |mut view: Value| {
         view["record_files"].as_array_mut().into_iter().flatten().for_each(|f| {
-            f.as_object_mut().unwrap().remove("download_url");
+            let file = f.as_object_mut().unwrap();
+            file.remove("download_url");
+            file.remove("timeline_url");
         });
         view
     };
