@@ -1,6 +1,7 @@
 //! What every job task shares: the ports, the settings, and the job-item and event helpers.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use roomrec_domain::callback::EventType;
 use roomrec_domain::change::{change_job, ChangeError};
@@ -14,9 +15,11 @@ use roomrec_domain::ports::{BlobsProvider, EventLog, JobQueue, PreflightStore, S
 use roomrec_domain::record::{JobRecord, Lease};
 use roomrec_domain::retry::{retry, Backoff};
 use roomrec_domain::rule::RecordFormat;
+use roomrec_media::{Guard, InputSpec};
 
 use crate::board::Board;
 use crate::config::WorkerConfig;
+use crate::reach::PolicyReach;
 
 /// How many times a job write is retried after losing a race (a stop request, say).
 const JOB_WRITE_ATTEMPTS: usize = 10;
@@ -56,7 +59,24 @@ pub fn lost_job(err: &anyhow::Error) -> bool {
     })
 }
 
+/// A read or connect to the source that makes no progress for this long fails and is retried.
+const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between attempts to reach a source that is not there.
+const RETRY_INTERVAL: Duration = Duration::from_secs(1);
+
 impl Ctx {
+    /// How the worker opens `url` to record from it: the deployment's stream policy judges
+    /// every connection (a preflight's probe opens streams the same way, with shorter waits).
+    pub fn stream_input(&self, url: String) -> InputSpec {
+        InputSpec {
+            url,
+            allow_file: self.config.allow_file_inputs,
+            guard: Guard::new(Arc::new(PolicyReach(self.config.base.stream_policy.clone()))),
+            io_timeout: IO_TIMEOUT,
+            retry_interval: RETRY_INTERVAL,
+        }
+    }
+
     /// Applies `change` to the job this worker holds, starting from `record` as last read or
     /// written, and writes it back conditionally: one write when nobody wrote in between, a
     /// read and a write more when someone did; a store outage is retried for minutes, so

@@ -19,7 +19,7 @@ use roomrec_domain::room::VideoType;
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::storage::Forbidden;
 use roomrec_domain::usage::Spent;
-use roomrec_media::{Command, Guard, InputSpec, MediaError, MixCommand, Mixer, Output, Recorder};
+use roomrec_media::{Command, MediaError, MixCommand, Mixer, Output, Recorder};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -29,16 +29,11 @@ use crate::context::{lost_job, Ctx, JobWriteError};
 use crate::files::OpenFiles;
 use crate::mix::MixFeed;
 use crate::pause::PauseState;
-use crate::reach::PolicyReach;
 use crate::recovery;
 use crate::spec::{mix_spec, record_spec};
 use crate::spool::Writes;
 use crate::storage::{self, JobStorage};
 
-/// A read or connect to the source that makes no progress for this long fails and is retried.
-const IO_TIMEOUT: Duration = Duration::from_secs(10);
-/// Pause between attempts to reach a source that is not there.
-const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// Outputs buffered between the recorder thread and this task.
 const OUTPUT_QUEUE: usize = 64;
 
@@ -418,7 +413,7 @@ impl JobTask {
         };
         let spec = record_spec(&self.record.job, &rule, &self.ctx.config.spool_dir);
         let spool = spec.spool_dir.clone();
-        let recorder = Recorder::new(self.input(url.clone()), spec);
+        let recorder = Recorder::new(self.ctx.stream_input(url.clone()), spec);
         let files = OpenFiles::new(rule, storage, url, self.ctx.config.spool_budget);
         self.run_in_spool(spool, Media::Recorder(recorder), files).await
     }
@@ -434,7 +429,8 @@ impl JobTask {
             Ok(storage) => storage,
             Err(detail) => return Ending::Failed(detail),
         };
-        let mut feed = MixFeed::new(self.input(String::new()), storage.clone(), self.record.job.app_id.clone());
+        let mut feed =
+            MixFeed::new(self.ctx.stream_input(String::new()), storage.clone(), self.record.job.app_id.clone());
         let layout = feed.first_layout(param).await;
         let spec = mix_spec(&self.record.job, &rule, param, layout, &self.ctx.config.spool_dir);
         let spool = spec.spool_dir.clone();
@@ -445,17 +441,6 @@ impl JobTask {
             OpenFiles::new(rule, storage, String::new(), self.ctx.config.spool_budget),
         )
         .await
-    }
-
-    /// How participant streams are opened.
-    fn input(&self, url: String) -> InputSpec {
-        InputSpec {
-            url,
-            allow_file: self.ctx.config.allow_file_inputs,
-            guard: Guard::new(Arc::new(PolicyReach(self.ctx.config.base.stream_policy.clone()))),
-            io_timeout: IO_TIMEOUT,
-            retry_interval: RETRY_INTERVAL,
-        }
     }
 
     /// Runs `media` with its files spooled in `spool`, removed afterwards.

@@ -2,17 +2,15 @@
 //! worker opens, as a recording would, to tell whether they are reachable and their codecs
 //! recordable; what it finds is written into the preflight's item, which the API reads.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use roomrec_domain::ids::UserId;
 use roomrec_domain::ports::{JobMessage, StoreError};
 use roomrec_domain::preflight::{AudioFacts, PreflightRecord, ProbeFailure, ProbeMessage, StreamFacts, VideoFacts};
-use roomrec_media::{Guard, InputSpec, ProbeError, Probed};
+use roomrec_media::{InputSpec, ProbeError, Probed};
 use serde::Deserialize;
 
 use crate::context::Ctx;
-use crate::reach::PolicyReach;
 
 /// How long a probe's read may make no progress; with the open's probe budget (3 s), a
 /// stream answers or fails within 5 s, inside the preflight's 8 s wait.
@@ -59,13 +57,7 @@ async fn probe_stream(ctx: &Ctx, record: &PreflightRecord, stream: StreamFacts) 
             return stream.probed_failed(ProbeFailure::Gone, None, None);
         }
     };
-    let input = InputSpec {
-        url,
-        allow_file: ctx.config.allow_file_inputs,
-        guard: Guard::new(Arc::new(PolicyReach(ctx.config.base.stream_policy.clone()))),
-        io_timeout: PROBE_IO_TIMEOUT,
-        retry_interval: PROBE_IO_TIMEOUT,
-    };
+    let input = InputSpec { io_timeout: PROBE_IO_TIMEOUT, retry_interval: PROBE_IO_TIMEOUT, ..ctx.stream_input(url) };
     // Media code is synchronous: on a blocking thread of its own, as a recorder's is.
     let probed = tokio::task::spawn_blocking(move || roomrec_media::probe(&input)).await;
     match probed {
