@@ -86,11 +86,13 @@ impl Deps {
         ));
         let notifier = Arc::new(HttpNotifier::new(Arc::new(SystemResolver), private_callbacks(&config)));
         let (clock, random): (Arc<dyn Clock>, Arc<dyn Random>) = (Arc::new(SystemClock), Arc::new(OsRandom));
+        // Storage as the deployment or, for a rule naming a tenant's role, as that role.
+        let blobs = Arc::new(StsBlobsProvider::new(aws, Arc::new(|blobs| blobs)));
         let preflight = Preflight::new(PreflightPorts {
             rules: store.clone(),
             callbacks: store.clone(),
             rooms: store.clone(),
-            blobs: Arc::new(StsBlobsProvider::new(aws, Arc::new(|blobs| blobs))),
+            blobs: blobs.clone(),
             notifier: notifier.clone(),
             preflights: Arc::new(DynamoPreflightStore::new(dynamo.clone(), jocloud_table.clone())),
             probes: queue.clone(),
@@ -104,7 +106,7 @@ impl Deps {
             jobs: jobs.clone(),
             rules: store.clone(),
             presigner: Arc::new(S3Presigner::new(aws)),
-            blobs: Arc::new(StsBlobsProvider::new(aws, Arc::new(|blobs| blobs))),
+            blobs,
         })
         .with_lifetime(config.download_lifetime);
         let jocloud = Jocloud::new(JocloudPorts {
