@@ -424,6 +424,23 @@ mod tests {
     }
 
     #[test]
+    fn an_abort_drops_the_unfinished_message_of_its_chunk_stream() {
+        let mut bytes = vec![0x06, 0, 0, 1, 0, 1, 0x2c, 9, 1, 0, 0, 0]; // 300 bytes announced
+        bytes.extend_from_slice(&[b'x'; DEFAULT_CHUNK_SIZE]);
+        bytes.extend_from_slice(&[0x02, 0, 0, 0, 0, 0, 4, ABORT, 0, 0, 0, 0, 0, 0, 0, 6]);
+        bytes.extend_from_slice(&[0x06, 0, 0, 2, 0, 0, 3, 9, 1, 0, 0, 0, b'n', b'e', b'w']);
+        assert_eq!(messages(&mut Reader::default(), &bytes), [(9, 2, 1, b"new".to_vec())]);
+    }
+
+    #[test]
+    fn a_set_chunk_size_applies_to_the_next_chunk() {
+        let mut bytes = vec![0x02, 0, 0, 0, 0, 0, 4, SET_CHUNK_SIZE, 0, 0, 0, 0, 0, 0, 0x01, 0x00];
+        bytes.extend_from_slice(&[0x06, 0, 0, 0, 0, 1, 0, 9, 1, 0, 0, 0]);
+        bytes.extend_from_slice(&[b'y'; 256]);
+        assert_eq!(messages(&mut Reader::default(), &bytes), [(9, 0, 1, vec![b'y'; 256])]);
+    }
+
+    #[test]
     fn too_much_unfinished_data_and_too_many_chunk_streams_are_refused() {
         let mut huge = Vec::new();
         for id in 4..7 {
