@@ -19,6 +19,9 @@ case "${1:?usage: e2e.sh api|takeover|worker}" in
     # Without the lowercase no_proxy the stack exports: libavformat would bypass the stream
     # guard's proxy for the hosts it names, so the guard refuses http(s) pulls while it is set.
     env -u no_proxy cargo test -p roomrec-media "${e2e[@]}" --test recorder --test mix
+    # Every recording test again on libavformat's RTMP client, the reader the worker had
+    # before its own (ROOMREC_RTMP_READER); both must record the same.
+    env -u no_proxy ROOMREC_RTMP_READER=libav cargo test -p roomrec-media "${e2e[@]}" --test recorder --test mix
     # Our RTMP client publishing and playing through a private nginx-rtmp (under 10 s).
     cargo test -p roomrec-rtmp "${e2e[@]}" --test e2e
     cargo test -p roomrec-tests "${e2e[@]}" --test e2e

@@ -63,6 +63,7 @@ fn participants(urls: &[String]) -> Vec<Participant> {
             guard: roomrec_media::Guard::allow_all(),
             io_timeout: IO_TIMEOUT,
             retry_interval: RETRY_INTERVAL,
+            rtmp_reader: roomrec_media::RtmpReader::default(),
         },
     };
     urls.iter().enumerate().map(participant).collect()

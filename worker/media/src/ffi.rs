@@ -3,7 +3,8 @@
 //! Why unsafe is allowed here: ffmpeg-next exposes no accessor for a codec parameter's
 //! size, channel count, extradata or codec tag, no way to flush a muxer or ask how much it
 //! wrote, no way to scale part of a picture or tell the scaler a picture's colour range, and
-//! no way to see the opens an input makes (`io_open`, `io_close2`) or count what it reads.
+//! no way to see the opens an input makes (`io_open`, `io_close2`) or count what it reads,
+//! and no way to demux bytes that come from Rust (a custom AVIOContext).
 //! Each function below touches only the live objects it borrows, and nothing else. One call
 //! is not FFmpeg's: the calling thread's CPU clock, which std has no wrapper for either.
 #![allow(unsafe_code)]
@@ -481,6 +482,105 @@ where
             return Err(Error::from(found));
         }
         Ok(Input::wrap_with_interrupt(ps, interrupt.guard))
+    }
+}
+
+/// How many bytes libavformat asks a custom input's read function for at a time.
+const CUSTOM_IO_BUFFER: c_int = 64 << 10;
+
+/// A custom input's read function: fills the buffer, answering the bytes written or an
+/// AVERROR (`AVERROR_EOF` at the end, `AVERROR_EXIT` when interrupted).
+pub(crate) type CustomRead = Box<dyn FnMut(&mut [u8]) -> c_int + Send>;
+
+/// The AVIOContext of an input opened with [`open_custom_input`] and the read function it
+/// calls. libavformat does not free a custom AVIOContext: this does, and must be dropped
+/// after the input.
+pub(crate) struct CustomIo {
+    avio: *mut ffi::AVIOContext,
+    read: *mut CustomRead,
+}
+
+// SAFETY: the context and the read function are used only by the input they were opened
+// for, which moves between threads as a whole (the read function is `Send`).
+unsafe impl Send for CustomIo {}
+
+impl Drop for CustomIo {
+    fn drop(&mut self) {
+        // SAFETY: both were allocated by `open_custom_input` and are freed once, here; the
+        // input that read through them is closed already (see the type's contract). The
+        // buffer is the context's current one (libavformat may have replaced it).
+        unsafe {
+            if !self.avio.is_null() {
+                ffi::av_freep((&raw mut (*self.avio).buffer).cast());
+                ffi::avio_context_free(&raw mut self.avio);
+            }
+            drop(Box::from_raw(self.read));
+        }
+    }
+}
+
+unsafe extern "C" fn custom_read(opaque: *mut c_void, buf: *mut u8, size: c_int) -> c_int {
+    let Ok(len) = usize::try_from(size) else { return ffi::AVERROR(ffi::EINVAL) };
+    if opaque.is_null() || buf.is_null() {
+        return ffi::AVERROR(ffi::EINVAL);
+    }
+    // SAFETY: `opaque` is the `CustomRead` that `open_custom_input` boxed and its `CustomIo`
+    // keeps alive while the input can read; libavformat hands a writable buffer of `size`
+    // bytes and reads through one context on one thread at a time.
+    unsafe {
+        let read = &mut *opaque.cast::<CustomRead>();
+        read(std::slice::from_raw_parts_mut(buf, len))
+    }
+}
+
+/// Opens an input whose bytes come from `read` instead of a protocol (the format is probed
+/// from them, limited by `options`' `format_whitelist`), then finds its streams as
+/// [`open_input`] does.
+pub(crate) fn open_custom_input<F>(
+    read: CustomRead,
+    options: Dictionary,
+    interrupt: F,
+) -> Result<(Input, CustomIo), Error>
+where
+    F: FnMut() -> bool + Send + 'static,
+{
+    // SAFETY: the buffer, the read function and the AVIOContext are allocated here and owned
+    // by the returned `CustomIo` (freed by it, also when opening fails: `avformat_open_input`
+    // frees the format context but never a custom `pb`). The format context is handed to
+    // `Input`, which closes it once, or closed here when finding the streams fails.
+    unsafe {
+        let buffer = ffi::av_malloc(CUSTOM_IO_BUFFER as usize).cast::<u8>();
+        if buffer.is_null() {
+            return Err(Error::Other { errno: ffi::ENOMEM });
+        }
+        let read = Box::into_raw(Box::new(read));
+        let avio = ffi::avio_alloc_context(buffer, CUSTOM_IO_BUFFER, 0, read.cast(), Some(custom_read), None, None);
+        if avio.is_null() {
+            ffi::av_free(buffer.cast());
+            drop(Box::from_raw(read));
+            return Err(Error::Other { errno: ffi::ENOMEM });
+        }
+        let io = CustomIo { avio, read };
+        let mut ps = ffi::avformat_alloc_context();
+        if ps.is_null() {
+            return Err(Error::Other { errno: ffi::ENOMEM });
+        }
+        let interrupt = ffmpeg_next::util::interrupt::new(Box::new(interrupt));
+        (*ps).interrupt_callback = interrupt.interrupt;
+        (*ps).pb = avio;
+        (*ps).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
+        let mut opts = options.disown();
+        let res = ffi::avformat_open_input(&raw mut ps, c"".as_ptr(), std::ptr::null(), &raw mut opts);
+        Dictionary::own(opts);
+        if res < 0 {
+            return Err(Error::from(res));
+        }
+        let found = ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
+        if found < 0 {
+            ffi::avformat_close_input(&raw mut ps);
+            return Err(Error::from(found));
+        }
+        Ok((Input::wrap_with_interrupt(ps, interrupt.guard), io))
     }
 }
 

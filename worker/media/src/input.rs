@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use ffmpeg_next::{self as ffmpeg, format, media, Dictionary, Packet};
 
-use crate::ffi::{self, NestedOpens};
+use crate::ffi::{self, CustomIo, CustomRead, NestedOpens};
 use crate::guard::{self, Refused};
+use crate::ingest::{self, End, Ending, Got};
 use crate::playlist::Tripwire;
 use crate::proxy::Proxy;
 use crate::rtsp_relay::RtspRelay;
-use crate::{InputSpec, MediaError};
+use crate::{InputSpec, MediaError, RtmpReader};
 
 /// Protocols the network schemes need underneath (RTMP over TCP/TLS, RTSP's RTP over TCP or
 /// UDP, SRT, HLS playlists and their possibly encrypted segments over HTTP(S)).
@@ -26,6 +27,10 @@ pub(crate) const ANALYZE_DURATION: Duration = Duration::from_secs(2);
 /// Extra time an open may take on top of `io_timeout`: probing reads up to
 /// [`ANALYZE_DURATION`] of media after the connection is up.
 const OPEN_PROBE_BUDGET: Duration = Duration::from_secs(3);
+
+/// Default ports, as libavformat's.
+const RTMP_PORT: u16 = 1935;
+const RTMPS_PORT: u16 = 443;
 
 /// Consecutive corrupt packets after which the input counts as broken.
 const MAX_CORRUPT_PACKETS_IN_A_ROW: u32 = 100;
@@ -81,7 +86,7 @@ impl AllowedUrl {
     fn guarded(&self, spec: &InputSpec, options: &mut Dictionary) -> Result<(String, Tunnel), Refused> {
         let default_port = match self.scheme {
             Scheme::File => return Ok((self.url.clone(), Tunnel::Direct)),
-            Scheme::Rtmp => Some(1935),
+            Scheme::Rtmp => Some(RTMP_PORT),
             Scheme::Rtsp => {
                 let checked = guard::check(&spec.guard, &self.url, Some(554))?;
                 let relay = RtspRelay::start(checked.addrs.clone(), spec.io_timeout)
@@ -114,6 +119,16 @@ impl AllowedUrl {
             options.set(key, value);
         }
         Ok((pinned.url, Tunnel::Direct))
+    }
+
+    /// Whether the stream is pulled by the Rust RTMP reader, and then whether over TLS.
+    fn rtmp_in_rust(&self, spec: &InputSpec) -> Option<bool> {
+        match self.scheme {
+            Scheme::Rtmp | Scheme::Rtmps if spec.rtmp_reader == RtmpReader::Buffered => {
+                Some(self.scheme == Scheme::Rtmps)
+            }
+            _ => None,
+        }
     }
 
     fn options(&self, io_timeout: Duration, analyze: Duration) -> Dictionary<'static> {
@@ -153,13 +168,15 @@ enum Tunnel {
     Proxy(Proxy),
     /// The RTSP connection goes through the relay, which refuses redirects.
     Rtsp(RtspRelay),
+    /// The Rust RTMP reader feeds the FLV demuxer (see [`ingest`]).
+    Rtmp { _io: CustomIo, ending: Ending },
 }
 
 impl Tunnel {
     /// Why the proxy or relay refused something, if it did.
     fn refusal(&self) -> Option<String> {
         match self {
-            Self::Direct => None,
+            Self::Direct | Self::Rtmp { .. } => None,
             Self::Proxy(proxy) => proxy.refusal(),
             Self::Rtsp(relay) => relay.refusal(),
         }
@@ -210,6 +227,9 @@ pub(crate) enum OpenError {
     Refused(Refused),
     /// libavformat failed.
     Failed(ffmpeg::Error),
+    /// The Rust RTMP reader's connection failed or the server ended the stream; the text
+    /// says why.
+    Ended(String),
 }
 
 impl std::fmt::Display for OpenError {
@@ -217,6 +237,7 @@ impl std::fmt::Display for OpenError {
         match self {
             Self::Refused(refused) => refused.fmt(f),
             Self::Failed(error) => error.fmt(f),
+            Self::Ended(reason) => f.write_str(reason),
         }
     }
 }
@@ -259,13 +280,16 @@ impl Source {
         abort: Option<Arc<AtomicBool>>,
     ) -> Result<Self, OpenError> {
         let deadline = Deadline::new(abort);
+        if let Some(tls) = url.rtmp_in_rust(spec) {
+            return Self::open_rtmp(url, spec, analyze, deadline, tls);
+        }
         let mut options = url.options(spec.io_timeout, analyze);
         let (target, tunnel) = url.guarded(spec, &mut options)?;
         let nested_options = match &tunnel {
             // Every HTTP(S) connection through the guard proxy, certificates checked; one
             // connection per segment, so each is judged.
             Tunnel::Proxy(proxy) => vec![("http_proxy", proxy.url()), ("tls_verify", "1".to_owned())],
-            Tunnel::Direct | Tunnel::Rtsp(_) => Vec::new(),
+            Tunnel::Direct | Tunnel::Rtsp(_) | Tunnel::Rtmp { .. } => Vec::new(),
         };
         for (key, value) in &nested_options {
             options.set(key, value);
@@ -296,6 +320,60 @@ impl Source {
         })
     }
 
+    /// [`Source::open_with`] through the Rust RTMP reader: the guard checks the host's
+    /// addresses, the reader connects to one and libavformat's FLV demuxer reads its FLV.
+    fn open_rtmp(
+        url: &AllowedUrl,
+        spec: &InputSpec,
+        analyze: Duration,
+        deadline: Deadline,
+        tls: bool,
+    ) -> Result<Self, OpenError> {
+        let checked = guard::check(&spec.guard, &url.url, Some(if tls { RTMPS_PORT } else { RTMP_PORT }))?;
+        let stream = ingest::Stream::open(&checked.url, &checked.addrs, tls, spec.io_timeout)
+            .map_err(|error| OpenError::Ended(format!("cannot connect: {error}")))?;
+        let ending = stream.ending();
+        deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));
+        let watch = deadline.clone();
+        let read: CustomRead = Box::new(move |buf| match stream.read(buf, || watch.expired()) {
+            Got::Bytes(n) => i32::try_from(n).unwrap_or(i32::MAX),
+            Got::End(End::Ended(_)) => ffmpeg::ffi::AVERROR_EOF,
+            Got::End(End::Failed(_)) => ffmpeg::ffi::AVERROR(ffmpeg::ffi::EIO),
+            Got::Interrupted => ffmpeg::ffi::AVERROR_EXIT,
+        });
+        let mut options = Dictionary::new();
+        // Only what libavformat's RTMP client hands on: a server does not choose the demuxer.
+        options.set("format_whitelist", "flv,live_flv");
+        options.set("analyzeduration", &analyze.as_micros().to_string());
+        let watch = deadline.clone();
+        let (ctx, io) =
+            ffi::open_custom_input(read, options, move || watch.expired()).map_err(|error| match ending.get() {
+                Some(end) => OpenError::Ended(end.to_string()),
+                None => OpenError::Failed(error),
+            })?;
+        let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
+        let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
+        let nested = Box::new(NestedOpens::new("", &[]).ok_or(OpenError::Failed(ffmpeg::Error::InvalidData))?);
+        Ok(Self {
+            ctx,
+            tripwire: nested.tripwire(),
+            _nested: nested,
+            _tunnel: Tunnel::Rtmp { _io: io, ending },
+            deadline,
+            io_timeout: spec.io_timeout,
+            video,
+            audio,
+        })
+    }
+
+    /// Why the Rust RTMP reader's connection ended, if it did.
+    fn ended(&self) -> Option<End> {
+        match &self._tunnel {
+            Tunnel::Rtmp { ending, .. } => ending.get(),
+            _ => None,
+        }
+    }
+
     /// The demuxer's view of the streams (parameters, time bases, frame rates).
     pub(crate) fn context(&self) -> &format::context::Input {
         &self.ctx
@@ -313,6 +391,12 @@ impl Source {
             }
             match read {
                 Ok(()) => return Read::Packet(packet),
+                Err(ffmpeg::Error::Eof) | Err(ffmpeg::Error::Other { errno: ffmpeg::error::EIO })
+                    if self.ended().is_some() =>
+                {
+                    let reason = self.ended().map(|end| end.to_string()).unwrap_or_default();
+                    return Read::End(reason);
+                }
                 Err(ffmpeg::Error::Eof) => return Read::End("the stream ended".to_owned()),
                 Err(ffmpeg::Error::Exit) => {
                     return Read::End(format!("no media for {:?}", self.io_timeout));

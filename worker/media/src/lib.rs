@@ -15,6 +15,7 @@ use std::time::{Duration, SystemTime};
 mod ffi;
 mod guard;
 mod hls;
+mod ingest;
 mod input;
 mod mix;
 mod mp4;
@@ -52,6 +53,30 @@ pub struct InputSpec {
     pub io_timeout: Duration,
     /// How long to wait between attempts to (re)open the input.
     pub retry_interval: Duration,
+    /// Which client pulls rtmp and rtmps URLs.
+    pub rtmp_reader: RtmpReader,
+}
+
+/// Which client pulls rtmp and rtmps URLs. Both hand the same FLV to the same demuxer.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum RtmpReader {
+    /// The worker's own: one thread reads every stream's socket with large reads.
+    #[default]
+    Buffered,
+    /// libavformat's client: a thread per stream reading each chunk with small reads.
+    Libav,
+}
+
+impl std::str::FromStr for RtmpReader {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text {
+            "buffered" => Ok(Self::Buffered),
+            "libav" => Ok(Self::Libav),
+            other => Err(format!("unknown RTMP reader {other:?} (buffered or libav)")),
+        }
+    }
 }
 
 /// When a recording file ends and the next begins, per format.

@@ -62,6 +62,7 @@ pub fn probe(input: &InputSpec) -> Result<Probed, ProbeError> {
         OpenError::Refused(Refused::Address(reason)) => ProbeError::Refused(reason),
         OpenError::Refused(unresolved @ Refused::Unresolved) => ProbeError::Unreachable(unresolved.to_string()),
         OpenError::Failed(error) => ProbeError::Unreachable(error.to_string()),
+        OpenError::Ended(reason) => ProbeError::Unreachable(reason),
     })?;
     let ctx = source.context();
     let video = source.video.and_then(|i| ctx.stream(i)).map(|s| video(&s));

@@ -98,7 +98,7 @@ impl Recorder {
         let mut outputs = Outputs::new(self.spec.hls, self.spec.mp4, &self.spec.spool_dir);
         let recorded = self.record(&url, &commands, &report, &mut outputs);
         // Metering; a runner that is gone shows up in the closing below.
-        let _ = report.send(Output::Spent { cpu: crate::ffi::thread_cpu_time(), pane_seconds: 0.0 });
+        let _ = report.send(Output::Spent { cpu: crate::ingest::thread_cpu_time(), pane_seconds: 0.0 });
         match recorded.and_then(|ended_at| outputs.close(ended_at, &report)) {
             Ok(()) => report.send(Output::Finished),
             Err(MediaError::ChannelClosed) => Err(MediaError::ChannelClosed),

@@ -11,9 +11,9 @@ const TAG_HEADER_BYTES: usize = 11;
 /// The previous-tag-size field after every tag.
 const BACK_POINTER_BYTES: usize = 4;
 
-/// The file header of a live stream: version 1, audio and video flags, header size 9, and the
-/// first (zero) previous-tag size.
-const FILE_HEADER: [u8; 13] = [b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0];
+/// The file header of a live stream: version 1, the flags (set per stream), header size 9,
+/// and the first (zero) previous-tag size.
+const FILE_HEADER: [u8; 13] = [b'F', b'L', b'V', 1, 0, 0, 0, 0, 9, 0, 0, 0, 0];
 
 /// One tag of an FLV file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,9 +54,12 @@ impl<'a> Iterator for Tags<'a> {
     }
 }
 
-/// Appends the FLV file header (before the first tag of a player's stream).
-pub(crate) fn write_file_header(flv: &mut Vec<u8>) {
+/// Appends the FLV file header (before the first tag of a player's stream) with `flags`
+/// (4: audio, 1: video).
+pub(crate) fn write_file_header(flv: &mut Vec<u8>, flags: u8) {
     flv.extend_from_slice(&FILE_HEADER);
+    let at = flv.len() - FILE_HEADER.len() + 4;
+    flv[at] = flags;
 }
 
 /// Appends one tag: header, `data`, previous-tag size.
@@ -96,7 +99,7 @@ mod tests {
     #[test]
     fn written_tags_read_back_with_32_bit_timestamps() {
         let mut flv = Vec::new();
-        write_file_header(&mut flv);
+        write_file_header(&mut flv, 5);
         write_tag(&mut flv, VIDEO, 0x0102_0304, b"frame");
         write_tag(&mut flv, AUDIO, 7, b"");
         assert_eq!(&flv[13..24], &[9, 0, 0, 5, 0x02, 0x03, 0x04, 0x01, 0, 0, 0]);
@@ -111,7 +114,7 @@ mod tests {
     #[test]
     fn reading_stops_at_a_truncated_tag_and_ignores_non_flv() {
         let mut flv = Vec::new();
-        write_file_header(&mut flv);
+        write_file_header(&mut flv, 5);
         write_tag(&mut flv, VIDEO, 1, b"whole");
         write_tag(&mut flv, VIDEO, 2, b"truncated");
         flv.truncate(flv.len() - 8);

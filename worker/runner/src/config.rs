@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use roomrec_adapters::{Config, ConfigError};
+use roomrec_media::RtmpReader;
 
 /// Environment variable names the worker adds to the functions' ones.
 pub mod env {
@@ -33,6 +34,9 @@ pub mod env {
     /// Set by ECS in every task's containers: the agent's endpoint, through which the worker
     /// turns task scale-in protection on and off. Unset (local runs): no protection.
     pub const ECS_AGENT_URI: &str = "ECS_AGENT_URI";
+    /// Which client pulls rtmp(s) streams: `buffered` (the worker's own, the default) or
+    /// `libav` (libavformat's).
+    pub const RTMP_READER: &str = "ROOMREC_RTMP_READER";
 }
 
 /// Default spool budget per recording: about 30 minutes of a 2 Mbit/s stream.
@@ -68,6 +72,8 @@ pub struct WorkerConfig {
     pub s3_endpoint: Option<String>,
     /// The ECS agent's endpoint (`ECS_AGENT_URI`); no scale-in protection when `None`.
     pub ecs_agent_uri: Option<String>,
+    /// Which client pulls rtmp(s) streams ([`env::RTMP_READER`]).
+    pub rtmp_reader: RtmpReader,
 }
 
 fn parsed<T: std::str::FromStr>(name: &'static str, default: T) -> Result<T, ConfigError> {
@@ -100,6 +106,7 @@ impl WorkerConfig {
                 .ok_or(ConfigError::Missing(env::RECORDINGS_BUCKET))?,
             s3_endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
             ecs_agent_uri: std::env::var(env::ECS_AGENT_URI).ok().filter(|v| !v.is_empty()),
+            rtmp_reader: parsed(env::RTMP_READER, RtmpReader::default())?,
         })
     }
 }

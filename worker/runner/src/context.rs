@@ -74,6 +74,7 @@ impl Ctx {
             guard: Guard::new(Arc::new(PolicyReach(self.config.base.stream_policy.clone()))),
             io_timeout: IO_TIMEOUT,
             retry_interval: RETRY_INTERVAL,
+            rtmp_reader: self.config.rtmp_reader,
         }
     }
 

@@ -878,6 +878,7 @@ mod tests {
             recordings_bucket: name("recordings"),
             s3_endpoint: None,
             ecs_agent_uri: None,
+            rtmp_reader: Default::default(),
         };
         Arc::new(Ctx {
             board: Board::new(store.clone()),

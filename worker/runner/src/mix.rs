@@ -194,6 +194,7 @@ mod tests {
             allow_file: false,
             io_timeout: Duration::from_secs(1),
             retry_interval: Duration::from_secs(1),
+            rtmp_reader: roomrec_media::RtmpReader::default(),
             guard: Guard::allow_all(),
         };
         (MixFeed::new(input, JobStorage { storage, blobs: blobs.clone() }, app.clone()), blobs, app)

@@ -55,7 +55,7 @@ impl Puller {
         let shared = Arc::clone(&feed);
         let spawned = std::thread::Builder::new().name(format!("mix-input-{}", feed.id)).spawn(move || {
             pull(&url, &input, &shared, clock, fps);
-            let spent = u64::try_from(crate::ffi::thread_cpu_time().as_nanos()).unwrap_or(u64::MAX);
+            let spent = u64::try_from(crate::ingest::thread_cpu_time().as_nanos()).unwrap_or(u64::MAX);
             cpu.fetch_add(spent, Ordering::Relaxed);
         });
         match spawned {

@@ -98,6 +98,7 @@ pub fn participant(server: &RtmpServer, key: &str, screen_share: bool) -> Partic
         guard: Guard::allow_all(),
         io_timeout: Duration::from_secs(2),
         retry_interval: Duration::from_millis(200),
+        rtmp_reader: crate::recorder_support::rtmp_reader(),
     };
     Participant { user_id: key.to_owned(), screen_share, input }
 }

@@ -8,5 +8,6 @@ mod holds;
 mod inputs;
 mod pauses;
 mod probes;
+mod readers;
 mod support;
 mod sync;

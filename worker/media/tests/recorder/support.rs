@@ -10,7 +10,9 @@ use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use roomrec_media::{Command, FilePolicy, Format, Guard, HlsSpec, InputSpec, MediaError, Output, RecordSpec, Recorder};
+use roomrec_media::{
+    Command, FilePolicy, Format, Guard, HlsSpec, InputSpec, MediaError, Output, RecordSpec, Recorder, RtmpReader,
+};
 use serde_json::Value;
 
 /// A directory removed with everything in it when dropped.
@@ -153,7 +155,15 @@ pub fn input(url: &str, retry: Duration) -> InputSpec {
         guard: Guard::allow_all(),
         io_timeout: Duration::from_secs(2),
         retry_interval: retry,
+        rtmp_reader: rtmp_reader(),
     }
+}
+
+/// The RTMP reader the tests run on: `ROOMREC_RTMP_READER` (`buffered`, the default, or
+/// `libav`), so `make test` runs every recording test on both.
+pub fn rtmp_reader() -> RtmpReader {
+    std::env::var("ROOMREC_RTMP_READER")
+        .map_or(RtmpReader::default(), |name| name.parse().expect("ROOMREC_RTMP_READER"))
 }
 
 pub fn file_url(path: &Path) -> String {

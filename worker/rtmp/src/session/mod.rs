@@ -11,7 +11,7 @@
 
 use crate::chunk::{self, Header, Message};
 use crate::handshake::{self, Handshake};
-use crate::{flv, ProtocolError, Status, Target};
+use crate::{amf, flv, ProtocolError, Status, Target};
 use commands::Call;
 
 mod commands;
@@ -271,7 +271,7 @@ impl Core {
             return;
         }
         if !self.flv_started {
-            flv::write_file_header(flv);
+            flv::write_file_header(flv, header_flags(kind, payload));
             self.flv_started = true;
         }
         match kind {
@@ -288,5 +288,32 @@ impl Core {
         let printable = text.chars().filter(|c| (' '..='~').contains(c)).take(MAX_STATUS_CHARS).collect();
         tracing::debug!(status = %text, "the server ended the stream");
         self.status = Status::Ended(printable);
+    }
+}
+
+/// The FLV header's audio and video flags, as libav's `rtmp_open` sets them from what comes
+/// first: an `onMetaData` ECMA array names the streams by their `audiocodecid` and
+/// `videocodecid` properties, else the first media message is the only stream known. The FLV
+/// demuxer waits for the streams the flags name before it stops probing.
+fn header_flags(kind: u8, payload: &[u8]) -> u8 {
+    const HAS_AUDIO: u8 = 4;
+    const HAS_VIDEO: u8 = 1;
+    match kind {
+        flv::AUDIO => HAS_AUDIO,
+        flv::VIDEO => HAS_VIDEO,
+        flv::DATA => {
+            let data = payload.strip_prefix(SET_DATA_FRAME).unwrap_or(payload);
+            let mut reader = amf::Reader::new(data);
+            let named = reader.value().ok().and_then(|name| name.as_str().map(|n| n == b"onMetaData"));
+            match reader.value() {
+                Ok(metadata @ amf::Value::EcmaArray(_)) if named == Some(true) => {
+                    let audio = metadata.get("audiocodecid").map_or(0, |_| HAS_AUDIO);
+                    let video = metadata.get("videocodecid").map_or(0, |_| HAS_VIDEO);
+                    audio | video
+                }
+                _ => HAS_AUDIO | HAS_VIDEO,
+            }
+        }
+        _ => HAS_AUDIO | HAS_VIDEO,
     }
 }

@@ -190,6 +190,37 @@ fn the_player_sends_libavs_commands_and_answers_pings_and_windows() {
     assert_eq!(acks, (1..=received / 4096).map(|i| i * 4096).collect::<Vec<_>>());
 }
 
+/// An `onMetaData` ECMA array with a number for each of `keys`.
+fn metadata(keys: &[&str]) -> Vec<u8> {
+    let mut data = vec![2, 0, 10];
+    data.extend_from_slice(b"onMetaData");
+    data.push(8);
+    data.extend_from_slice(&(keys.len() as u32).to_be_bytes());
+    for key in keys {
+        data.extend_from_slice(&(key.len() as u16).to_be_bytes());
+        data.extend_from_slice(key.as_bytes());
+        data.push(0);
+        data.extend_from_slice(&7.0f64.to_be_bytes());
+    }
+    data.extend_from_slice(&[0, 0, 9]);
+    data
+}
+
+#[test]
+fn the_flv_header_names_the_streams_the_metadata_names_as_libav_does() {
+    for (keys, flags) in
+        [(&["audiocodecid", "width"][..], 4), (&["videocodecid"][..], 1), (&["audiocodecid", "videocodecid"][..], 5)]
+    {
+        let mut script = started(2_500_000);
+        script.message(head(0, 4, 0, 18), &metadata(keys));
+        script.message(head(0, 4, 5, 8), b"d");
+        let mut server = handshake();
+        server.extend_from_slice(&script.out);
+        let run = run(&mut Session::play(target()), &server, server.len());
+        assert_eq!(&run.flv[..5], &[b'F', b'L', b'V', 1, flags], "{keys:?}");
+    }
+}
+
 #[test]
 fn flv_output_is_byte_exact() {
     let mut script = started(2_500_000);
@@ -200,8 +231,9 @@ fn flv_output_is_byte_exact() {
     let run = run(&mut Session::play(target()), &server, server.len());
     assert_eq!(run.status, Status::Started);
     let expected: &[u8] = &[
-        b'F', b'L', b'V', 1, 5, 0, 0, 0, 9, 0, 0, 0, 0, // file header, previous size 0
-        9, 0, 0, 3, 0x02, 0x03, 0x04, 0x01, 0, 0, 0, b'a', b'b', b'c', 0, 0, 0, 14, // video
+        // File header (video first: only video is known, as libav flags it), previous size 0.
+        b'F', b'L', b'V', 1, 1, 0, 0, 0, 9, 0, 0, 0, 0, 9, 0, 0, 3, 0x02, 0x03, 0x04, 0x01, 0, 0, 0, b'a', b'b', b'c',
+        0, 0, 0, 14, // video
         8, 0, 0, 1, 0, 0, 5, 0, 0, 0, 0, b'd', 0, 0, 0, 12, // audio
     ];
     assert_eq!(run.flv, expected);

@@ -1,0 +1,97 @@
+//! RTMP and RTMPS pulled in Rust (the default; libavformat's own client stays selectable, see
+//! [`crate::RtmpReader`]). The connection is made here, on the stream's thread, to an address
+//! the guard checked; from then on the process's one ingest thread ([`hub`]) serves it with
+//! large buffered reads, and the stream's thread reads the FLV it produces through
+//! libavformat's FLV demuxer, so everything after the demuxer is the same on both paths.
+
+mod feed;
+mod hub;
+mod transport;
+
+use std::cell::Cell;
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::Duration;
+
+use roomrec_rtmp::{Session, Target};
+
+pub(crate) use feed::{End, Got};
+
+use feed::Feed;
+use hub::Connection;
+use transport::Transport;
+
+/// One RTMP stream being played; dropping it closes the connection.
+pub(crate) struct Stream {
+    feed: Arc<Feed>,
+}
+
+impl Stream {
+    /// Connects to the first of `addrs` that answers within `io_timeout` and has the ingest
+    /// thread play `url` (its host names the TLS certificate when `tls`).
+    pub(crate) fn open(url: &url::Url, addrs: &[SocketAddr], tls: bool, io_timeout: Duration) -> io::Result<Self> {
+        let target = Target::from_url(url)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the URL names no application and stream"))?;
+        let socket = connect(addrs, io_timeout)?;
+        socket.set_nodelay(true)?;
+        socket.set_nonblocking(true)?;
+        let socket = mio::net::TcpStream::from_std(socket);
+        let transport = match url.host_str() {
+            Some(host) if tls => Transport::tls(socket, host)?,
+            _ => Transport::Plain(socket),
+        };
+        let feed = Arc::new(Feed::default());
+        hub::serve(Connection { transport, session: Session::play(target), feed: Arc::clone(&feed) })?;
+        Ok(Self { feed })
+    }
+
+    /// Tells how the connection ended, for as long as it is kept, even after the stream is dropped.
+    pub(crate) fn ending(&self) -> Ending {
+        Ending(Arc::clone(&self.feed))
+    }
+
+    /// The stream's FLV bytes, as [`feed::Feed::read`].
+    pub(crate) fn read(&self, buf: &mut [u8], expired: impl Fn() -> bool) -> Got {
+        self.feed.read(buf, expired)
+    }
+}
+
+impl Drop for Stream {
+    fn drop(&mut self) {
+        self.feed.abandon();
+        hub::nudge();
+        CHARGED.with(|charged| charged.set(charged.get() + self.feed.cpu()));
+    }
+}
+
+thread_local! {
+    /// CPU the ingest thread spent on the streams this thread read and closed.
+    static CHARGED: Cell<Duration> = const { Cell::new(Duration::ZERO) };
+}
+
+/// CPU the calling thread used, plus what the ingest thread spent on the streams it read
+/// (and has closed): a recording's whole cost, for metering.
+pub(crate) fn thread_cpu_time() -> Duration {
+    crate::ffi::thread_cpu_time() + CHARGED.with(Cell::get)
+}
+
+/// How a [`Stream`]'s connection ended.
+pub(crate) struct Ending(Arc<Feed>);
+
+impl Ending {
+    pub(crate) fn get(&self) -> Option<End> {
+        self.0.ended()
+    }
+}
+
+fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::AddrNotAvailable, "no address to connect to");
+    for addr in addrs {
+        match TcpStream::connect_timeout(addr, timeout) {
+            Ok(socket) => return Ok(socket),
+            Err(error) => last = error,
+        }
+    }
+    Err(last)
+}

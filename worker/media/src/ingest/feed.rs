@@ -1,0 +1,199 @@
+//! One stream's bytes between the ingest thread, which appends FLV as it arrives, and the
+//! stream's media thread, which libavformat's FLV demuxer reads them on.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+/// FLV not yet read by the demuxer above which the ingest thread stops reading the socket
+/// (TCP then slows the server down): a stream's media thread that falls this far behind is
+/// not kept up with by buffering more.
+pub(crate) const MAX_UNREAD_BYTES: usize = 8 << 20;
+
+/// How often a waiting reader looks at its deadline.
+const WAIT_STEP: Duration = Duration::from_millis(100);
+
+/// Read bytes are dropped from the front once this many have gathered.
+const COMPACT_AFTER: usize = 256 << 10;
+
+#[derive(Debug, Default)]
+struct State {
+    bytes: Vec<u8>,
+    read: usize,
+    /// Why the connection ended; the reader sees it once the bytes before it are read.
+    end: Option<End>,
+    /// The reader is gone: the ingest thread closes the connection.
+    abandoned: bool,
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum End {
+    /// The server ended the stream (the publisher stopped, or the server refused it).
+    Ended(String),
+    /// The connection or the protocol failed.
+    Failed(String),
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Ended(reason) => write!(f, "the server ended the stream: {reason}"),
+            Self::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+/// What a read gave.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Got {
+    Bytes(usize),
+    End(End),
+    /// `expired` said to stop waiting.
+    Interrupted,
+}
+
+/// The shared state of one stream's bytes.
+#[derive(Debug, Default)]
+pub(crate) struct Feed {
+    state: Mutex<State>,
+    ready: Condvar,
+    /// CPU the ingest thread spent on this stream, in nanoseconds (metering).
+    cpu_ns: AtomicU64,
+}
+
+impl Feed {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends what `fill` writes to the unread bytes (ingest thread); the reader is woken
+    /// by [`Feed::wake`], once per batch.
+    pub(crate) fn append<T>(&self, fill: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+        let mut state = self.state();
+        if state.read >= COMPACT_AFTER {
+            let read = state.read;
+            state.bytes.drain(..read);
+            state.read = 0;
+        }
+        fill(&mut state.bytes)
+    }
+
+    /// Counts CPU the ingest thread spent on this stream.
+    pub(crate) fn charge(&self, cpu: Duration) {
+        self.cpu_ns.fetch_add(u64::try_from(cpu.as_nanos()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// CPU the ingest thread spent on this stream so far.
+    pub(crate) fn cpu(&self) -> Duration {
+        Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
+    }
+
+    /// Wakes the reader if it waits.
+    pub(crate) fn wake(&self) {
+        self.ready.notify_one();
+    }
+
+    /// Bytes appended and not read yet.
+    pub(crate) fn unread(&self) -> usize {
+        let state = self.state();
+        state.bytes.len() - state.read
+    }
+
+    /// The connection ended (ingest thread); the reader gets `end` after the bytes before it.
+    pub(crate) fn end(&self, end: End) {
+        self.state().end.get_or_insert(end);
+        self.ready.notify_one();
+    }
+
+    /// How the connection ended, if it did.
+    pub(crate) fn ended(&self) -> Option<End> {
+        self.state().end.clone()
+    }
+
+    /// Whether the reader is gone.
+    pub(crate) fn abandoned(&self) -> bool {
+        self.state().abandoned
+    }
+
+    /// The reader is gone (media thread).
+    pub(crate) fn abandon(&self) {
+        let mut state = self.state();
+        state.abandoned = true;
+        state.bytes = Vec::new();
+        state.read = 0;
+    }
+
+    /// Copies unread bytes into `buf`, waiting for some until the connection ends or
+    /// `expired` says to stop (asked every [`WAIT_STEP`]).
+    pub(crate) fn read(&self, buf: &mut [u8], expired: impl Fn() -> bool) -> Got {
+        let mut state = self.state();
+        loop {
+            let unread = &state.bytes[state.read..];
+            if !unread.is_empty() {
+                let n = unread.len().min(buf.len());
+                buf[..n].copy_from_slice(&unread[..n]);
+                state.read += n;
+                if state.read == state.bytes.len() {
+                    state.bytes.clear();
+                    state.read = 0;
+                }
+                return Got::Bytes(n);
+            }
+            if let Some(end) = &state.end {
+                return Got::End(end.clone());
+            }
+            if expired() {
+                return Got::Interrupted;
+            }
+            state = self.ready.wait_timeout(state, WAIT_STEP).unwrap_or_else(PoisonError::into_inner).0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn bytes_are_read_in_order_then_the_end() {
+        let feed = Feed::default();
+        feed.append(|b| b.extend_from_slice(b"abcdef"));
+        feed.end(End::Ended("unpublished".into()));
+        let mut buf = [0; 4];
+        assert_eq!(feed.read(&mut buf, || false), Got::Bytes(4));
+        assert_eq!(&buf, b"abcd");
+        assert_eq!(feed.read(&mut buf, || false), Got::Bytes(2));
+        assert_eq!(&buf[..2], b"ef");
+        assert_eq!(feed.read(&mut buf, || false), Got::End(End::Ended("unpublished".into())));
+    }
+
+    #[test]
+    fn a_waiting_reader_gets_bytes_appended_later_or_gives_up_when_told() {
+        let feed = Arc::new(Feed::default());
+        let writer = Arc::clone(&feed);
+        let appender = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            writer.append(|b| b.push(7));
+            writer.wake();
+        });
+        let mut buf = [0; 8];
+        assert_eq!(feed.read(&mut buf, || false), Got::Bytes(1));
+        appender.join().unwrap();
+        assert_eq!(feed.read(&mut buf, || true), Got::Interrupted);
+    }
+
+    #[test]
+    fn read_bytes_are_dropped_and_an_abandoned_feed_holds_nothing() {
+        let feed = Feed::default();
+        let mut buf = vec![0; COMPACT_AFTER];
+        feed.append(|b| b.resize(COMPACT_AFTER + 10, 1));
+        assert_eq!(feed.read(&mut buf, || false), Got::Bytes(COMPACT_AFTER));
+        feed.append(|b| b.push(2));
+        assert_eq!(feed.unread(), 11);
+        feed.abandon();
+        assert!(feed.abandoned());
+        assert_eq!(feed.unread(), 0);
+    }
+}

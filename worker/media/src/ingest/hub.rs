@@ -1,0 +1,200 @@
+//! The ingest thread: every RTMP connection of the process on one thread and one epoll
+//! instance (mio). It wakes at most once per [`TICK`], reads every socket that has data in
+//! large reads into one reused buffer, parses the chunks (`roomrec_rtmp::Session`) straight
+//! into each stream's [`Feed`] and wakes each stream's media thread once per batch — where
+//! libavformat's own client wakes its thread for every chunk header and body.
+
+use std::collections::HashMap;
+use std::io;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
+
+use mio::{Events, Interest, Poll, Token, Waker};
+use roomrec_rtmp::{Session, Status};
+
+use super::feed::{End, Feed, MAX_UNREAD_BYTES};
+use super::transport::Transport;
+
+/// The longest a batch waits: bytes that arrive within it are read and handed on together.
+/// Recording does not need lower latency, and a live stream sends a message every ~20 ms.
+const TICK: Duration = Duration::from_millis(50);
+
+/// Bytes read from one connection per batch, so one fast server cannot hold up the others.
+const MAX_READ_PER_TICK: usize = 1 << 20;
+
+/// The size of each socket read.
+const READ_BYTES: usize = 64 << 10;
+
+const WAKER: Token = Token(usize::MAX);
+
+/// A connection handed to the ingest thread.
+pub(crate) struct Connection {
+    pub transport: Transport,
+    pub session: Session,
+    pub feed: Arc<Feed>,
+}
+
+/// The process's ingest thread, started with the first connection.
+struct Hub {
+    new: Mutex<Sender<Connection>>,
+    waker: Waker,
+}
+
+/// Hands `connection` to the ingest thread, which serves it until it ends or its feed is
+/// abandoned.
+pub(crate) fn serve(connection: Connection) -> io::Result<()> {
+    let hub = hub()?;
+    let sent = hub.new.lock().unwrap_or_else(PoisonError::into_inner).send(connection);
+    sent.map_err(|_| io::Error::other("the ingest thread stopped"))?;
+    hub.waker.wake()
+}
+
+/// Has the ingest thread look at its connections now (a feed was abandoned).
+pub(crate) fn nudge() {
+    if let Ok(hub) = hub() {
+        let _ = hub.waker.wake();
+    }
+}
+
+fn hub() -> io::Result<&'static Hub> {
+    static HUB: OnceLock<Result<Hub, String>> = OnceLock::new();
+    HUB.get_or_init(|| start().map_err(|e| e.to_string())).as_ref().map_err(|e| io::Error::other(e.clone()))
+}
+
+fn start() -> io::Result<Hub> {
+    let poll = Poll::new()?;
+    let waker = Waker::new(poll.registry(), WAKER)?;
+    let (new, arrivals) = mpsc::channel();
+    std::thread::Builder::new().name("rtmp-ingest".into()).spawn(move || run(poll, arrivals))?;
+    Ok(Hub { new: Mutex::new(new), waker })
+}
+
+/// What the thread knows of one connection.
+struct Served {
+    connection: Connection,
+    /// Read or write again at the next batch without waiting for an event: a read stopped
+    /// at [`MAX_READ_PER_TICK`], a feed over [`MAX_UNREAD_BYTES`], bytes the socket did not take.
+    again: bool,
+}
+
+fn run(mut poll: Poll, arrivals: Receiver<Connection>) {
+    let mut events = Events::with_capacity(1024);
+    let mut served: HashMap<Token, Served> = HashMap::new();
+    let mut next_token = 0usize;
+    let mut buf = vec![0; READ_BYTES];
+    let mut due = Vec::new();
+    loop {
+        let batch = Instant::now();
+        let waiting = served.values().any(|s| s.again);
+        // The previous batch ended with a tick's sleep: what is due is served at once.
+        if let Err(error) = poll.poll(&mut events, waiting.then_some(Duration::ZERO)) {
+            if error.kind() != io::ErrorKind::Interrupted {
+                tracing::error!(%error, "the ingest thread cannot poll; its streams end");
+                for (_, s) in served.drain() {
+                    s.connection.feed.end(End::Failed("the worker's ingest failed".into()));
+                }
+                return;
+            }
+        }
+        due.clear();
+        due.extend(events.iter().map(|e| e.token()).filter(|t| *t != WAKER));
+        while let Ok(mut connection) = arrivals.try_recv() {
+            let token = Token(next_token);
+            next_token = next_token.wrapping_add(1) % WAKER.0;
+            let interest = Interest::READABLE | Interest::WRITABLE;
+            if let Err(error) = poll.registry().register(connection.transport.socket(), token, interest) {
+                connection.feed.end(End::Failed(format!("the connection cannot be watched: {error}")));
+                continue;
+            }
+            served.insert(token, Served { connection, again: true });
+        }
+        due.extend(served.iter().filter(|(_, s)| s.again).map(|(t, _)| *t));
+        due.sort_unstable();
+        due.dedup();
+        for token in &due {
+            let Some(s) = served.get_mut(token) else { continue };
+            let before = crate::ffi::thread_cpu_time();
+            let serviced = service(s, &mut buf);
+            s.connection.feed.charge(crate::ffi::thread_cpu_time().saturating_sub(before));
+            match serviced {
+                Ok(0) => {}
+                Ok(_) => s.connection.feed.wake(),
+                Err(end) => {
+                    if let Some(mut s) = served.remove(token) {
+                        let _ = poll.registry().deregister(s.connection.transport.socket());
+                        s.connection.feed.end(end);
+                    }
+                }
+            }
+        }
+        served.retain(|_, s| {
+            let keep = !s.connection.feed.abandoned();
+            if !keep {
+                let _ = poll.registry().deregister(s.connection.transport.socket());
+            }
+            keep
+        });
+        // One batch per tick: what arrives meanwhile waits in the sockets.
+        if let Some(rest) = TICK.checked_sub(batch.elapsed()) {
+            std::thread::sleep(rest);
+        }
+    }
+}
+
+/// Sends what the session has to say, then reads what the server sent into the feed; how
+/// many bytes were read.
+fn service(s: &mut Served, buf: &mut [u8]) -> Result<usize, End> {
+    let Connection { transport, session, feed } = &mut s.connection;
+    s.again = false;
+    send(transport, session, &mut s.again)?;
+    let mut read = 0;
+    while read < MAX_READ_PER_TICK {
+        if feed.abandoned() {
+            return Ok(read);
+        }
+        if feed.unread() >= MAX_UNREAD_BYTES {
+            s.again = true;
+            break;
+        }
+        let n = match transport.read(buf) {
+            Ok(0) => return Err(End::Failed("the server closed the connection".into())),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(End::Failed(format!("reading the stream failed: {e}"))),
+        };
+        read += n;
+        let status = feed.append(|flv| session.receive(&buf[..n], flv));
+        match status {
+            Ok(Status::Ended(reason)) => return Err(End::Ended(reason)),
+            Ok(Status::Starting | Status::Started) => {}
+            Err(error) => return Err(End::Failed(format!("the server broke the RTMP protocol: {error}"))),
+        }
+    }
+    s.again |= read >= MAX_READ_PER_TICK;
+    // Acknowledgements, ping responses and the next commands.
+    send(transport, session, &mut s.again)?;
+    Ok(read)
+}
+
+fn send(transport: &mut Transport, session: &mut Session, again: &mut bool) -> Result<(), End> {
+    let failed = |e: io::Error| End::Failed(format!("writing to the server failed: {e}"));
+    transport
+        .flush()
+        .or_else(|e| if e.kind() == io::ErrorKind::WouldBlock { Ok(()) } else { Err(e) })
+        .map_err(failed)?;
+    while !session.pending().is_empty() {
+        match transport.write(session.pending()) {
+            Ok(0) => return Err(End::Failed("the server closed the connection".into())),
+            Ok(n) => session.sent(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                *again = true;
+                break;
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    Ok(())
+}

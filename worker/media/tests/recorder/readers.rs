@@ -1,0 +1,111 @@
+//! The two RTMP readers record the same thing: the worker's own (one thread, large reads)
+//! and libavformat's client, side by side on one live stream, give files with the same
+//! streams, the same packets (by content hash) at the same relative times, and the same
+//! keyframes.
+
+use std::path::Path;
+use std::process::Command as Program;
+use std::time::Duration;
+
+use roomrec_media::{InputSpec, Output, RtmpReader};
+
+use crate::support::{self, is_waiting, make_input, probe, record, RtmpServer, TempDir};
+
+/// One packet as `ffprobe` sees it: presentation time (in the stream's time base), whether it
+/// is a keyframe, and an MD5 of its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Packet {
+    pts: i64,
+    key: bool,
+    md5: String,
+}
+
+fn packets(path: &Path, stream: &str) -> Vec<Packet> {
+    let output = Program::new("ffprobe")
+        .args(["-v", "error", "-select_streams", stream, "-show_data_hash", "md5"])
+        .args(["-show_entries", "packet=pts,flags,data_hash", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("run ffprobe");
+    assert!(output.status.success(), "ffprobe {path:?}: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split(',');
+            let pts = fields.next()?.parse().ok()?;
+            let key = fields.next()?.starts_with('K');
+            let md5 = fields.next()?.to_owned();
+            Some(Packet { pts, key, md5 })
+        })
+        .collect()
+}
+
+/// The packets both recordings hold, each side's times made relative to the first of them:
+/// the part of `a` from where `b` starts (or the reverse), which must then match packet for
+/// packet.
+fn overlap(a: &[Packet], b: &[Packet]) -> (Vec<Packet>, Vec<Packet>) {
+    let (early, late, swapped) = match a.iter().position(|p| p.md5 == b[0].md5) {
+        Some(_) => (a, b, false),
+        None => (b, a, true),
+    };
+    let start = early.iter().position(|p| p.md5 == late[0].md5).expect("the recordings share packets");
+    let len = (early.len() - start).min(late.len());
+    let relative = |packets: &[Packet]| {
+        let first = packets[0].pts;
+        packets.iter().map(|p| Packet { pts: p.pts - first, ..p.clone() }).collect::<Vec<_>>()
+    };
+    let (e, l) = (relative(&early[start..start + len]), relative(&late[..len]));
+    if swapped {
+        (l, e)
+    } else {
+        (e, l)
+    }
+}
+
+#[test]
+fn the_buffered_reader_records_the_same_packets_and_keyframes_as_libavs_client() {
+    let dir = TempDir::new("readers");
+    make_input(&dir.join("in.flv"), 8, "640x360", "aac");
+    let server = RtmpServer::start();
+    let url = server.url("same");
+    let spec = |name: &str| support::spec(&dir.join(name), Duration::from_secs(2));
+    let reader = |rtmp_reader| InputSpec { rtmp_reader, ..support::input(&url, Duration::from_millis(200)) };
+    // Both wait for the publisher, then record until it is gone.
+    let ended = |seen: &[Output]| {
+        let first = seen.iter().position(|o| matches!(o, Output::FileOpened { .. }));
+        first.is_some_and(|first| seen[first..].iter().any(is_waiting))
+    };
+    for name in ["buffered", "libav"] {
+        std::fs::create_dir_all(dir.join(name)).expect("mkdir");
+    }
+    let recordings = std::thread::scope(|scope| {
+        let buffered = scope.spawn(|| record(reader(RtmpReader::Buffered), spec("buffered"), 10_000, ended));
+        let libav = scope.spawn(|| record(reader(RtmpReader::Libav), spec("libav"), 10_000, ended));
+        std::thread::sleep(Duration::from_secs(2));
+        server.publish(&dir.join("in.flv"), "same");
+        [buffered.join().expect("buffered"), libav.join().expect("libav")]
+    });
+    let mp4s = recordings.map(|recording| {
+        assert!(recording.result.is_ok(), "{:?}", recording.result);
+        recording.mp4(0).0
+    });
+    let (ours, theirs) = (probe(&mp4s[0]), probe(&mp4s[1]));
+    assert_eq!(ours.streams, theirs.streams, "the same streams");
+    assert_eq!(ours.codecs(), ["h264", "aac"]);
+    assert!((ours.duration - theirs.duration).abs() <= 0.1, "durations {ours:?} vs {theirs:?}");
+    assert!(ours.duration >= 7.0, "most of the 8 s publish: {ours:?}");
+    for stream in ["v:0", "a:0"] {
+        let (a, b) = (packets(&mp4s[0], stream), packets(&mp4s[1], stream));
+        let (a_shared, b_shared) = overlap(&a, &b);
+        assert_eq!(a_shared, b_shared, "{stream}: the same packets at the same relative times");
+        assert!(
+            a_shared.len() + 2 >= a.len().max(b.len()),
+            "{stream}: {} of {} / {} packets shared",
+            a_shared.len(),
+            a.len(),
+            b.len()
+        );
+    }
+    let keys = |packets: &[Packet]| packets.iter().filter(|p| p.key).count();
+    assert!(keys(&packets(&mp4s[0], "v:0")) >= 7, "a keyframe a second");
+}
