@@ -9,5 +9,6 @@ mod inputs;
 mod pauses;
 mod probes;
 mod readers;
+mod rtmps;
 mod support;
 mod sync;

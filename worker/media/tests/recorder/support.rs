@@ -352,6 +352,10 @@ impl RtmpServer {
         format!("rtmp://127.0.0.1:{}/live/{key}", self.port)
     }
 
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     /// Publishes `file` in real time until it ends (blocking).
     pub fn publish(&self, file: &Path, key: &str) {
         ffmpeg(&["-re", "-i", file.to_str().expect("utf-8 path"), "-c", "copy", "-f", "flv", &self.url(key)]);
