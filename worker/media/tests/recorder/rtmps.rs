@@ -76,7 +76,7 @@ fn tls_terminator(cert: &Path, key: &Path, backend: u16) -> u16 {
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let config = rustls::ServerConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key).map_err(Into::into))
+        .and_then(|b| b.with_no_client_auth().with_single_cert(chain, key))
         .expect("a TLS server configuration");
     let config = Arc::new(config);
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
