@@ -459,7 +459,7 @@ where
     // `guarded_close` call them (`io_close` stays the default, so `io_close2` is used). The interrupt
     // closure's box is owned by the guard handed to `Input` alongside the context.
     unsafe {
-        let mut ps = ffi::avformat_alloc_context();
+        let ps = ffi::avformat_alloc_context();
         if ps.is_null() {
             return Err(Error::Other { errno: ffi::ENOMEM });
         }
@@ -470,8 +470,26 @@ where
         (*ps).io_open = Some(guarded_open);
         nested.default_close = (*ps).io_close2;
         (*ps).io_close2 = Some(guarded_close);
+        open_and_find_streams(ps, &path, options, interrupt)
+    }
+}
+
+/// Opens the allocated context `ps` (its format probed) and finds its streams; the context
+/// is freed on failure, else handed to `Input` with `interrupt`'s guard.
+///
+/// # Safety
+/// `ps` must be a context from `avformat_alloc_context` that nothing else owns, its
+/// interrupt callback `interrupt`'s.
+unsafe fn open_and_find_streams(
+    mut ps: *mut ffi::AVFormatContext,
+    url: &CStr,
+    options: Dictionary,
+    interrupt: ffmpeg_next::util::interrupt::Interrupt,
+) -> Result<Input, Error> {
+    // SAFETY: per the contract; `avformat_open_input` frees the context when it fails.
+    unsafe {
         let mut opts = options.disown();
-        let res = ffi::avformat_open_input(&raw mut ps, path.as_ptr(), std::ptr::null_mut(), &raw mut opts);
+        let res = ffi::avformat_open_input(&raw mut ps, url.as_ptr(), std::ptr::null(), &raw mut opts);
         Dictionary::own(opts);
         if res < 0 {
             return Err(Error::from(res));
@@ -561,7 +579,7 @@ where
             return Err(Error::Other { errno: ffi::ENOMEM });
         }
         let io = CustomIo { avio, read };
-        let mut ps = ffi::avformat_alloc_context();
+        let ps = ffi::avformat_alloc_context();
         if ps.is_null() {
             return Err(Error::Other { errno: ffi::ENOMEM });
         }
@@ -569,18 +587,7 @@ where
         (*ps).interrupt_callback = interrupt.interrupt;
         (*ps).pb = avio;
         (*ps).flags |= ffi::AVFMT_FLAG_CUSTOM_IO;
-        let mut opts = options.disown();
-        let res = ffi::avformat_open_input(&raw mut ps, c"".as_ptr(), std::ptr::null(), &raw mut opts);
-        Dictionary::own(opts);
-        if res < 0 {
-            return Err(Error::from(res));
-        }
-        let found = ffi::avformat_find_stream_info(ps, std::ptr::null_mut());
-        if found < 0 {
-            ffi::avformat_close_input(&raw mut ps);
-            return Err(Error::from(found));
-        }
-        Ok((Input::wrap_with_interrupt(ps, interrupt.guard), io))
+        Ok((open_and_find_streams(ps, c"", options, interrupt)?, io))
     }
 }
 
