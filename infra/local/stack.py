@@ -250,7 +250,11 @@ worker_processes 1;
 pid {state}/nginx.pid;
 error_log {state}/nginx-error.log info;
 
-events {{}}
+# nginx's default 512 connections would not hold make bench-worker at N = 200: 200
+# publishers, 200 players and the hook's requests.
+events {{
+    worker_connections 2048;
+}}
 
 rtmp {{
     server {{
