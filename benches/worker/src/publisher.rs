@@ -50,14 +50,22 @@ impl<'a> Media<'a> {
         let tags: Vec<flv::Tag<'a>> = flv::tags(file).filter(|t| matches!(t.kind, AUDIO | VIDEO | DATA)).collect();
         ensure!(!tags.is_empty(), "the input file holds no FLV tags");
         let first_loop_only = tags.iter().map(is_header).collect();
-        // One video frame past the last one, so the next loop's first frame follows on time.
-        let video: Vec<u64> = tags.iter().filter(|t| t.kind == VIDEO).map(|t| u64::from(t.timestamp)).collect();
-        let frame_ms = match video.as_slice() {
-            [.., before, last] => last.saturating_sub(*before).max(1),
-            _ => 1,
-        };
-        let last_ms = tags.iter().map(|t| u64::from(t.timestamp)).max().unwrap_or(0);
-        Ok(Self { tags, first_loop_only, loop_ms: last_ms + frame_ms })
+        // As long as the longest track, its last frame included (as `ffmpeg -stream_loop`
+        // loops), so each loop's first frames follow the last ones on time.
+        let loop_ms = [AUDIO, VIDEO].into_iter().map(|kind| track_ms(&tags, kind)).max().unwrap_or(1).max(1);
+        Ok(Self { tags, first_loop_only, loop_ms })
+    }
+}
+
+/// How long the track of `kind` lasts: its last timestamp plus the gap before it (its frame
+/// length); 0 when it has no frames.
+fn track_ms(tags: &[flv::Tag<'_>], kind: u8) -> u64 {
+    let times = tags.iter().filter(|t| t.kind == kind && !is_header(t)).map(|t| u64::from(t.timestamp));
+    let (before, last) = times.fold((None, None), |(_, last), ts| (last, Some(ts)));
+    match (before, last) {
+        (Some(before), Some(last)) => last + last.saturating_sub(before),
+        (None, Some(last)) => last,
+        _ => 0,
     }
 }
 
@@ -330,8 +338,20 @@ mod tests {
         ]);
         let media = Media::new(&file).expect("tags");
         assert_eq!(media.tags.len(), 7);
-        assert_eq!(media.loop_ms, 99, "the last frame at 66 ms lasts 33 ms");
+        assert_eq!(media.loop_ms, 99, "the last video frame at 66 ms lasts 33 ms, past the audio's end at 20 ms");
         assert_eq!(media.first_loop_only, vec![true, true, true, false, false, false, false]);
+    }
+
+    #[test]
+    fn a_loop_lasts_as_long_as_the_longer_track() {
+        let file = flv_file(&[
+            (VIDEO, 0, &[0x17, 1, 0, 0, 0, 0xaa]),
+            (AUDIO, 0, &[0xaf, 1, 0xbb]),
+            (VIDEO, 33, &[0x27, 1, 0, 0, 0, 0xcc]),
+            (AUDIO, 23, &[0xaf, 1, 0xbb]),
+            (AUDIO, 46, &[0xaf, 1, 0xbb]),
+        ]);
+        assert_eq!(Media::new(&file).expect("tags").loop_ms, 69, "audio ends at 46 + 23 ms, video at 66 ms");
     }
 
     #[test]
