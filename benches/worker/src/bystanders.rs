@@ -61,7 +61,10 @@ impl Bystanders {
         let pids = |matches: &dyn Fn(&Process) -> bool| all.iter().filter(|p| matches(p)).map(|p| p.pid).collect();
         let moto: Vec<u32> =
             pids(&|p| p.argv.iter().any(|a| a.ends_with("moto_iam.py")) && has_option(&p.argv, "-p", aws_port));
-        let nginx_master: Vec<u32> = pids(&|p| has_option(&p.argv, "-c", nginx_conf));
+        // nginx rewrites its master's command line into one string ("nginx: master process
+        // /usr/sbin/nginx -p … -c <conf>"), so the option is looked for in the joined line.
+        let conf_option = format!("-c {nginx_conf}");
+        let nginx_master: Vec<u32> = pids(&|p| p.argv.join(" ").contains(&conf_option));
         let nginx = pids(&|p| nginx_master.contains(&p.pid) || nginx_master.contains(&p.ppid));
         let gateway = pids(&|p| has_option(&p.argv, "--listen", http_addr));
         Self { groups: vec![("moto", moto), ("nginx-rtmp", nginx), ("gateway", gateway)], publisher_tid }
