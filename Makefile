@@ -76,9 +76,13 @@ bench-api: install build
 
 # The worker against N ffmpeg processes recording the same N live streams (BENCH_NS, default
 # "1 10 50", at most 200; BENCH_WINDOW_SECS, default 30). Release builds, so the figures measure our code.
+# nginx-rtmp reports each publisher every 30 s (its default) rather than the tests' 5 s, and
+# moto keeps objects over 64 KiB in temporary files rather than in its memory: at N = 200
+# the hook's calls would keep moto busy and the segments (about 27 MB/s) fill its memory.
 bench-worker: install build
 	cargo build --release -p roomrec-gateway
-	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-worker.sh
+	ROOMREC_RTMP_UPDATE_SECS=30 MOTO_S3_DEFAULT_KEY_BUFFER_SIZE=65536 ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway \
+		$(STACK) run -- bash infra/local/bench-worker.sh
 
 # Callback delivery: a release roomrec-deliverer delivering BENCH_EVENTS events (default 10000)
 # over BENCH_JOBS jobs (default 100), at most BENCH_MAX_BACKLOG (default 100) ahead of the

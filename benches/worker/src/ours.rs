@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use futures::stream::{self, StreamExt, TryStreamExt};
 use roomrec_testkit::api::{individual_job, Api, Jobs};
 use roomrec_testkit::procs::{self, Threads};
 use tokio::process::{Child, Command};
@@ -32,6 +33,8 @@ const STARTUP_THREADS: &str = "threads from before the jobs (main, tokio async w
 const JOB_THREADS: &str = "threads started since (per job a recorder and an output forwarder; tokio blocking pool)";
 /// Seconds of silence after which the worker would end a job on its own.
 const MAX_IDLE_SECS: u32 = 30;
+/// Requests the bench has in flight to the gateway at once (creating, polling, stopping N jobs).
+const API_CONCURRENCY: usize = 8;
 /// Pause between polls of the API and S3 while waiting.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -44,9 +47,21 @@ pub async fn run(bench: &Bench, room: &Room, bystanders: &Bystanders, notes: &mu
         // The threads the worker has before any job: main and tokio's async workers.
         tokio::time::sleep(STARTUP).await;
         let startup = procs::threads(worker.id().context("the worker has been reaped")?)?;
-        for i in 0..room.n {
-            let body = individual_job(&room.rule, crate::ROOM, &Room::user(i), MAX_IDLE_SECS);
-            jobs.push(bench.api.create_job(&room.app, Jobs::Individual, &body).await?);
+        let bodies: Vec<_> =
+            (0..room.n).map(|i| individual_job(&room.rule, crate::ROOM, &Room::user(i), MAX_IDLE_SECS)).collect();
+        let created = stream::iter(&bodies).map(|body| bench.api.create_job(&room.app, Jobs::Individual, body));
+        let mut failure = None;
+        // Every job created is kept (and stopped below), also when another failed.
+        for result in created.buffered(API_CONCURRENCY).collect::<Vec<_>>().await {
+            match result {
+                Ok(job) => jobs.push(job),
+                Err(err) => {
+                    failure.get_or_insert(err);
+                }
+            }
+        }
+        if let Some(err) = failure {
+            return Err(err).context("creating the jobs");
         }
         wait_ready(bench, room, &jobs, &mut worker, notes).await?;
         measure(bench, room, &jobs, &mut worker, &startup, bystanders, notes).await
@@ -210,18 +225,14 @@ async fn measure(
 
 /// The states of the individual `jobs` of `app`, in order.
 async fn job_states(api: &Api, app: &str, jobs: &[String]) -> Result<Vec<String>> {
-    let mut states = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        states.push(api.job_state(app, Jobs::Individual, job).await?);
-    }
-    Ok(states)
+    let states = stream::iter(jobs).map(|job| api.job_state(app, Jobs::Individual, job));
+    Ok(states.buffered(API_CONCURRENCY).try_collect().await?)
 }
 
 /// Stops every job through the API and waits until all are STOPPED; returns how long that took.
 async fn stop_jobs(bench: &Bench, room: &Room, jobs: &[String]) -> Result<Duration> {
-    for job in jobs {
-        bench.api.stop_job(&room.app, Jobs::Individual, job).await?;
-    }
+    let stops = stream::iter(jobs).map(|job| bench.api.stop_job(&room.app, Jobs::Individual, job));
+    stops.buffer_unordered(API_CONCURRENCY).try_collect::<()>().await?;
     let start = Instant::now();
     loop {
         let states = job_states(&bench.api, &room.app, jobs).await?;
