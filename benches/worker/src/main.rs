@@ -255,7 +255,8 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
             "- \"segments in window\" counts HLS segments completed during the window (uploaded to S3 / written to disk); about \
              window/{}·N means the side kept up in real time. A stream is behind real time when it completed fewer \
              than {} segments in the window; the column after gives how many streams were, and the fewest one stream \
-             completed.",
+             completed, for ours both as uploaded to S3 and as begun by its recorders in the spool (uploaded or not: \
+             a recorder in real time with uploads behind means S3, moto here, set the pace).",
             media::SLICE_SECONDS,
             report::expected_segments(window).saturating_sub(1)
         ),

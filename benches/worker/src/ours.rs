@@ -15,7 +15,7 @@ use roomrec_testkit::procs::{self, Threads};
 use tokio::process::{Child, Command};
 
 use crate::bystanders::Bystanders;
-use crate::report::Side;
+use crate::report::{Segments, Side};
 use crate::{Bench, Room};
 
 /// Concurrent recordings the measured worker accepts: the largest N (its default capacity,
@@ -93,7 +93,7 @@ fn start_worker(bench: &Bench, n: usize) -> Result<Child> {
     let err = log.try_clone().context("sharing the worker log")?;
     Command::new(&bench.worker_bin)
         .env("ROOMREC_MAX_JOBS", MAX_JOBS.to_string())
-        .env("ROOMREC_SPOOL_DIR", bench.state_dir.join("spool"))
+        .env("ROOMREC_SPOOL_DIR", spool_dir(bench))
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(err)
@@ -169,6 +169,27 @@ async fn wait_ready(
     }
 }
 
+/// Where the measured worker spools its files (a directory per job).
+fn spool_dir(bench: &Bench) -> std::path::PathBuf {
+    bench.state_dir.join("spool")
+}
+
+/// The sequence number of the newest HLS segment each job's recorder has begun, in order (0
+/// without one). The one being written is always in the spool (`<job>/hls-<i>-<seq>.ts`);
+/// those before it are there until uploaded.
+fn newest_spooled(bench: &Bench, jobs: &[String]) -> Vec<usize> {
+    let newest = |job: &String| {
+        let listing = std::fs::read_dir(spool_dir(bench).join(job)).into_iter().flatten().flatten();
+        listing.filter_map(|entry| entry.file_name().to_str().and_then(segment_seq)).max().unwrap_or(0)
+    };
+    jobs.iter().map(newest).collect()
+}
+
+/// The sequence number in a spooled segment's name, `hls-<playlist>-<seq>.ts`.
+fn segment_seq(name: &str) -> Option<usize> {
+    name.strip_prefix("hls-")?.strip_suffix(".ts")?.rsplit_once('-')?.1.parse().ok()
+}
+
 /// Segments each of `jobs` uploaded between two listings, in order.
 fn uploaded_between(jobs: &[String], before: &HashMap<String, usize>, after: &HashMap<String, usize>) -> Vec<usize> {
     let count = |listing: &HashMap<String, usize>, job: &String| listing.get(job).copied().unwrap_or(0);
@@ -190,6 +211,7 @@ async fn measure(
     let load = procs::load_average();
     eprintln!("bench-worker: N = {}: measuring the worker for {} s (load {load})", room.n, bench.window.as_secs());
     let listing = Instant::now();
+    let spooled_before = newest_spooled(bench, jobs);
     let before = segments_per_job(bench, room).await?;
     let listing_took = listing.elapsed();
     let (threads_before, others_before) = (procs::threads(pid)?, bystanders.ticks());
@@ -201,6 +223,7 @@ async fn measure(
         usage.other_cores
     ));
     let listing = Instant::now();
+    let spooled_after = newest_spooled(bench, jobs);
     let after = segments_per_job(bench, room).await?;
     notes.push(format!(
         "ours: listing the segments took {:.1} s before the window and {:.1} s after it (uploads during a listing may \
@@ -220,7 +243,9 @@ async fn measure(
     if running < jobs.len() {
         notes.push(format!("ours: only {running}/{} jobs were RUNNING at the end of the window", jobs.len()));
     }
-    Ok(Side { usage, memory, segments: uploaded_between(jobs, &before, &after), load })
+    let segments = Segments(uploaded_between(jobs, &before, &after));
+    let recorded = spooled_after.iter().zip(&spooled_before).map(|(a, b)| a.saturating_sub(*b)).collect();
+    Ok(Side { usage, memory, segments, recorded: Some(Segments(recorded)), load })
 }
 
 /// The states of the individual `jobs` of `app`, in order.
@@ -263,5 +288,18 @@ async fn shut_down(worker: &mut Child) -> Result<()> {
             let _ = worker.kill().await;
             bail!("the worker did not exit within {} s of SIGTERM; killed", SHUTDOWN_TIMEOUT.as_secs())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_spooled_segments_sequence_number_is_the_last_part_of_its_name() {
+        assert_eq!(segment_seq("hls-0-17.ts"), Some(17));
+        assert_eq!(segment_seq("hls-2-0.ts"), Some(0));
+        assert_eq!(segment_seq("mp4-0.mp4"), None);
+        assert_eq!(segment_seq("hls-0-17.ts.tmp"), None);
     }
 }

@@ -10,7 +10,7 @@ use roomrec_testkit::procs;
 
 use crate::bystanders::Bystanders;
 use crate::media::{self, Group};
-use crate::report::Side;
+use crate::report::{Segments, Side};
 use crate::{Bench, Room};
 
 /// The least time the recorders run before the window opens.
@@ -48,8 +48,8 @@ pub async fn run(bench: &Bench, room: &Room, bystanders: &Bystanders, notes: &mu
             usage.other_cores
         ));
         recorders.check_alive("reference ffmpeg")?;
-        let segments = after.iter().zip(&before).map(|(a, b)| a.saturating_sub(*b)).collect();
-        Ok(Side { usage, memory, segments, load })
+        let segments = Segments(after.iter().zip(&before).map(|(a, b)| a.saturating_sub(*b)).collect());
+        Ok(Side { usage, memory, segments, recorded: None, load })
     }
     .await;
     recorders.kill_all().await;

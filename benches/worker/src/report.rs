@@ -22,8 +22,12 @@ pub struct Side {
     pub usage: Usage,
     /// The most memory its processes held at once during the window.
     pub memory: Memory,
-    /// HLS segments completed during the window, per stream.
-    pub segments: Vec<usize>,
+    /// HLS segments completed during the window per stream: uploaded to S3 (ours), written
+    /// to disk (ffmpeg).
+    pub segments: Segments,
+    /// Ours: segments its recorders began in the spool during the window, uploaded or not, so
+    /// a slow S3 is told apart from a slow recorder. None for ffmpeg (on disk once written).
+    pub recorded: Option<Segments>,
     /// `/proc/loadavg` when the window opened.
     pub load: String,
 }
@@ -43,22 +47,39 @@ impl Side {
     pub fn anon_mib_per_stream(&self, n: usize) -> f64 {
         self.memory.peak_anon_bytes as f64 / MIB / n as f64
     }
+}
 
-    /// Segments completed during the window, over all streams.
-    pub fn total_segments(&self) -> usize {
-        self.segments.iter().sum()
+/// Segments per stream over the window.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Segments(pub Vec<usize>);
+
+impl Segments {
+    /// Over all streams.
+    pub fn total(&self) -> usize {
+        self.0.iter().sum()
     }
 
-    /// The fewest segments one stream completed during the window.
-    pub fn min_segments(&self) -> usize {
-        self.segments.iter().copied().min().unwrap_or(0)
+    /// The fewest of one stream.
+    pub fn min(&self) -> usize {
+        self.0.iter().copied().min().unwrap_or(0)
     }
 
     /// How many streams fell behind real time over a window of `window_secs`: fewer segments
     /// than [`expected_segments`] less one (a segment may end just outside the window).
-    pub fn streams_behind(&self, window_secs: u64) -> usize {
+    pub fn behind(&self, window_secs: u64) -> usize {
         let least = expected_segments(window_secs).saturating_sub(1);
-        self.segments.iter().filter(|&&count| count < least).count()
+        self.0.iter().filter(|&&count| count < least).count()
+    }
+
+    /// "behind (min)", as the table shows it.
+    fn cell(&self, window_secs: u64) -> String {
+        format!("{} ({})", self.behind(window_secs), self.min())
+    }
+
+    /// A sentence for the goal.
+    fn sentence(&self, window_secs: u64) -> String {
+        let (behind, n, min) = (self.behind(window_secs), self.0.len(), self.min());
+        format!("{behind} of {n} streams behind, the fewest segments of one stream {min}")
     }
 }
 
@@ -106,7 +127,7 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
         "ffmpeg RSS MiB per stream",
         "RSS ratio",
         "segments in window: ours / ffmpeg / expected",
-        "streams behind real time (min segments of one stream): ours / ffmpeg",
+        "streams behind real time (min segments of one stream): ours uploaded / ours recorded / ffmpeg",
         "private RssAnon MiB per stream: ours / ffmpeg",
     ];
     let mut lines = vec![markdown::header(&titles)];
@@ -115,8 +136,9 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
             |side: &Result<Side, String>, f: &dyn Fn(&Side) -> String| side.as_ref().map_or_else(|e| failed(e), f);
         let (cpu_ratio, rss_ratio) =
             row.ratios().map_or(("n/a".into(), "n/a".into()), |(c, r)| (format!("{c:.2}"), format!("{r:.3}")));
-        let segments = |s: &Side| s.total_segments().to_string();
-        let behind = |s: &Side| format!("{} ({})", s.streams_behind(window_secs), s.min_segments());
+        let segments = |s: &Side| s.segments.total().to_string();
+        let behind = |s: &Side| s.segments.cell(window_secs);
+        let recorded = |s: &Side| s.recorded.as_ref().map_or_else(|| "n/a".into(), |r| r.cell(window_secs));
         let anon = |s: &Side| format!("{:.1}", s.anon_mib_per_stream(row.n));
         lines.push(markdown::row(&[
             row.n.to_string(),
@@ -132,7 +154,12 @@ pub fn table(rows: &[Row], window_secs: u64) -> String {
                 side(&row.reference, &segments),
                 window_secs / SLICE_SECONDS * row.n as u64
             ),
-            format!("{} / {}", side(&row.ours, &behind), side(&row.reference, &behind)),
+            format!(
+                "{} / {} / {}",
+                side(&row.ours, &behind),
+                side(&row.ours, &recorded),
+                side(&row.reference, &behind)
+            ),
             format!("{} / {}", side(&row.ours, &anon), side(&row.reference, &anon)),
         ]));
     }
@@ -177,17 +204,21 @@ pub fn real_time_goal(rows: &[Row], window_secs: u64) -> String {
     let Some(row) = rows.iter().find(|r| r.n == REAL_TIME_N) else {
         return format!("{stated}: NOT MEASURED (N = {REAL_TIME_N} was not run).");
     };
-    let behind = |side: &Result<Side, String>| match side {
-        Ok(s) => format!(
-            "{} of {} streams behind, the fewest segments of one stream {}",
-            s.streams_behind(window_secs),
-            s.segments.len(),
-            s.min_segments()
-        ),
+    let uploaded = |side: &Result<Side, String>| match side {
+        Ok(s) => s.segments.sentence(window_secs),
         Err(why) => format!("not measured: {why}"),
     };
-    let met = row.ours.as_ref().is_ok_and(|s| s.segments.len() == row.n && s.streams_behind(window_secs) == 0);
-    format!("{stated}: {}. Ours: {}. ffmpeg: {}.", verdict(met), behind(&row.ours), behind(&row.reference))
+    let recorded = match row.ours.as_ref().map(|s| s.recorded.as_ref()) {
+        Ok(Some(recorded)) => recorded.sentence(window_secs),
+        _ => "not measured".into(),
+    };
+    let met = row.ours.as_ref().is_ok_and(|s| s.segments.0.len() == row.n && s.segments.behind(window_secs) == 0);
+    format!(
+        "{stated}: {}. Ours, uploaded to S3: {}; begun by the recorders: {recorded}. ffmpeg: {}.",
+        verdict(met),
+        uploaded(&row.ours),
+        uploaded(&row.reference)
+    )
 }
 
 #[cfg(test)]
@@ -204,7 +235,8 @@ mod tests {
         let (peak_rss_bytes, peak_anon_bytes) = (rss_mib * 1024 * 1024, rss_mib * 1024 * 1024 / 4);
         let usage = Usage { cpu_seconds, wall: Duration::from_secs(30), other_cores: 0.0 };
         let memory = Memory { peak_rss_bytes, peak_anon_bytes };
-        Ok(Side { usage, memory, segments, load: "1.00 1.00 1.00".into() })
+        let recorded = Some(Segments(vec![8; segments.len()]));
+        Ok(Side { usage, memory, segments: Segments(segments), recorded, load: "1.00 1.00 1.00".into() })
     }
 
     #[test]
@@ -218,7 +250,7 @@ mod tests {
         let table = table(std::slice::from_ref(&row), 30);
         assert!(
             table.contains(
-                "| 50 | 0.0100 | 0.0400 | 0.25 | 2.0 | 30.0 | 0.067 | 350 / 350 / ~350 | 0 (7) / 0 (7) | 0.5 / 7.5 |"
+                "| 50 | 0.0100 | 0.0400 | 0.25 | 2.0 | 30.0 | 0.067 | 350 / 350 / ~350 | 0 (7) / 0 (8) / 0 (7) | 0.5 / 7.5 |"
             ),
             "{table}"
         );
@@ -245,15 +277,19 @@ mod tests {
         segments[3] = 6;
         let row = Row { n: 200, ours: with_segments(60.0, 1000, segments), reference: side(60.0, 1500) };
         let ours = row.ours.as_ref().expect("measured");
-        assert_eq!((ours.streams_behind(30), ours.min_segments()), (0, 6), "6 of ~7.5 is one segment short");
-        assert!(real_time_goal(std::slice::from_ref(&row), 30).contains(": PASS. Ours: 0 of 200 streams behind"));
+        assert_eq!((ours.segments.behind(30), ours.segments.min()), (0, 6), "6 of ~7.5 is one segment short");
+        assert!(real_time_goal(std::slice::from_ref(&row), 30)
+            .contains(": PASS. Ours, uploaded to S3: 0 of 200 streams behind"));
         let mut segments = vec![8; 200];
         segments[3] = 5;
         segments[9] = 0;
         let row = Row { n: 200, ours: with_segments(60.0, 1000, segments), reference: side(60.0, 1500) };
         let goal = real_time_goal(std::slice::from_ref(&row), 30);
-        assert!(goal.contains(": FAIL. Ours: 2 of 200 streams behind, the fewest segments of one stream 0."), "{goal}");
-        assert!(table(std::slice::from_ref(&row), 30).contains("| 2 (0) / 0 (7) |"));
+        let uploads_behind =
+            "FAIL. Ours, uploaded to S3: 2 of 200 streams behind, the fewest segments of one stream 0; \
+                              begun by the recorders: 0 of 200 streams behind, the fewest segments of one stream 8.";
+        assert!(goal.contains(uploads_behind), "{goal}");
+        assert!(table(std::slice::from_ref(&row), 30).contains("| 2 (0) / 0 (8) / 0 (7) |"));
         assert!(real_time_goal(&[], 30).contains("NOT MEASURED"));
     }
 }
