@@ -49,7 +49,9 @@ pub async fn run(bench: &Bench, room: &Room, bystanders: &Bystanders, notes: &mu
         ));
         recorders.check_alive("reference ffmpeg")?;
         let segments = Segments(after.iter().zip(&before).map(|(a, b)| a.saturating_sub(*b)).collect());
-        Ok(Side { usage, memory, segments, recorded: None, load })
+        let side = Side { usage, memory, segments, recorded: None, load };
+        eprintln!("bench-worker: N = {}: ffmpeg {}", room.n, side.summary(room.n, bench.window.as_secs()));
+        Ok(side)
     }
     .await;
     recorders.kill_all().await;

@@ -43,6 +43,22 @@ impl Side {
         self.memory.peak_rss_bytes as f64 / MIB / n as f64
     }
 
+    /// One line of figures, printed as soon as the side is measured.
+    pub fn summary(&self, n: usize, window_secs: u64) -> String {
+        let recorded = self.recorded.as_ref().map_or_else(String::new, |r| {
+            format!("; begun by the recorders: {} behind (min {})", r.behind(window_secs), r.min())
+        });
+        format!(
+            "{:.4} CPU-s per s per stream, {:.1} MiB RSS per stream; segments {} in all, {} streams behind (min \
+             {}){recorded}",
+            self.cpu_per_stream(n),
+            self.rss_mib_per_stream(n),
+            self.segments.total(),
+            self.segments.behind(window_secs),
+            self.segments.min()
+        )
+    }
+
     /// Peak private resident memory (`RssAnon`) per stream, in MiB.
     pub fn anon_mib_per_stream(&self, n: usize) -> f64 {
         self.memory.peak_anon_bytes as f64 / MIB / n as f64
