@@ -269,9 +269,12 @@ async fn stop_jobs(bench: &Bench, room: &Room, jobs: &[String]) -> Result<Durati
             return Ok(start.elapsed());
         }
         if start.elapsed() > STOP_TIMEOUT {
-            let others: Vec<&String> = states.iter().filter(|s| *s != "STOPPED").collect();
+            let mut others = std::collections::BTreeMap::new();
+            for state in states.iter().filter(|s| *s != "STOPPED") {
+                *others.entry(state.as_str()).or_insert(0) += 1;
+            }
             bail!(
-                "{stopped}/{} jobs STOPPED {} s after the stop; others: {others:?}",
+                "{stopped}/{} jobs STOPPED {} s after the stop; the others by state: {others:?}",
                 jobs.len(),
                 STOP_TIMEOUT.as_secs()
             );
