@@ -27,7 +27,7 @@ help:
 	@echo "make lint-template  cfn-lint, sam validate --lint and the worker's environment on template.yaml"
 	@echo "make deploy         build and push the worker image, then sam build && sam deploy (README, Deploying)"
 	@echo "make bench-api      API benchmark against a stack on free ports"
-	@echo "make bench-worker   recording worker against ffmpeg, CPU and memory (BENCH_NS=\"1 10 50\", BENCH_WINDOW_SECS=30)"
+	@echo "make bench-worker   recording worker against ffmpeg, CPU, memory, real time per stream (BENCH_NS=\"1 10 50\", up to 200; BENCH_WINDOW_SECS=30)"
 	@echo "make bench-callbacks  callback delivery throughput and latency (BENCH_EVENTS=10000, BENCH_JOBS=100, BENCH_MAX_BACKLOG=100)"
 	@echo "make bench-mix      mixer against ffmpeg, CPU and SSIM (BENCH_MIX_NS=\"9 25\", BENCH_MIX_SECS=60)"
 	@echo "make bench-growth   an app with 100,000 finished jobs against one with ten (BENCH_GROWTH_JOBS=100000)"
@@ -75,10 +75,14 @@ bench-api: install build
 	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-api.sh
 
 # The worker against N ffmpeg processes recording the same N live streams (BENCH_NS, default
-# "1 10 50"; BENCH_WINDOW_SECS, default 30). Release builds, so the figures measure our code.
+# "1 10 50", at most 200; BENCH_WINDOW_SECS, default 30). Release builds, so the figures measure our code.
+# nginx-rtmp reports each publisher every 30 s (its default) rather than the tests' 5 s, and
+# moto keeps objects over 64 KiB in temporary files rather than in its memory: at N = 200
+# the hook's calls would keep moto busy and the segments (about 27 MB/s) fill its memory.
 bench-worker: install build
 	cargo build --release -p roomrec-gateway
-	ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway $(STACK) run -- bash infra/local/bench-worker.sh
+	ROOMREC_RTMP_UPDATE_SECS=30 MOTO_S3_DEFAULT_KEY_BUFFER_SIZE=65536 ROOMREC_GATEWAY_BIN=target/release/roomrec-gateway \
+		$(STACK) run -- bash infra/local/bench-worker.sh
 
 # Callback delivery: a release roomrec-deliverer delivering BENCH_EVENTS events (default 10000)
 # over BENCH_JOBS jobs (default 100), at most BENCH_MAX_BACKLOG (default 100) ahead of the

@@ -51,6 +51,10 @@ SERVICES = ("worker", "deliverer", "sweeper")
 # How often the sweeper runs: every minute as on AWS, but every 5 s in test stacks.
 SWEEP_EVERY_SECS = {"up": 60, "run": 5}
 READY_TIMEOUT_SECS = 60.0
+# How often nginx-rtmp reports each live publisher to the hook: 5 s, so the tests see several;
+# make bench-worker sets nginx-rtmp's own 30 s, as 200 publishers every 5 s would keep moto busy.
+RTMP_UPDATE_SECS_VAR = "ROOMREC_RTMP_UPDATE_SECS"
+DEFAULT_RTMP_UPDATE_SECS = 5
 STOP_GRACE_SECS = 5.0
 LOG_TAIL_LINES = 40
 RTMP_MODULE_DIRS = ("/usr/lib/nginx/modules", "/usr/share/nginx/modules")
@@ -239,6 +243,14 @@ def rtmp_module() -> str:
                      + "; run `make install` (it installs libnginx-mod-rtmp)")
 
 
+def rtmp_update_secs() -> int:
+    raw = os.environ.get(RTMP_UPDATE_SECS_VAR) or str(DEFAULT_RTMP_UPDATE_SECS)
+    try:
+        return max(1, int(raw))
+    except ValueError:
+        raise StackError(f"{RTMP_UPDATE_SECS_VAR}={raw!r} is not a number of seconds") from None
+
+
 def nginx_config(state: Path, rtmp_port: int, http_port: int, hook_token: str) -> str:
     hook = f"http://127.0.0.1:{http_port}/v2/hooks/nginx-rtmp/{hook_token}"
     user = "user root;\n" if os.geteuid() == 0 else ""
@@ -250,7 +262,11 @@ worker_processes 1;
 pid {state}/nginx.pid;
 error_log {state}/nginx-error.log info;
 
-events {{}}
+# nginx's default 512 connections would not hold make bench-worker at N = 200: 200
+# publishers, 200 players and the hook's requests.
+events {{
+    worker_connections 2048;
+}}
 
 rtmp {{
     server {{
@@ -267,9 +283,10 @@ rtmp {{
             on_publish_done {hook};
             # Every live publisher is reported again, so a stream whose media server died
             # without its publish_done can be replaced (README, "Media-server hook"); every
-            # 5 s here rather than nginx-rtmp's 30 s, so the tests see several.
+            # 5 s here rather than nginx-rtmp's 30 s, so the tests see several
+            # ({RTMP_UPDATE_SECS_VAR} sets it).
             on_update {hook};
-            notify_update_timeout 5s;
+            notify_update_timeout {rtmp_update_secs()}s;
         }}
     }}
 }}

@@ -1,21 +1,26 @@
 //! `bench-worker`: the recording-worker benchmark `make bench-worker` runs inside the local
 //! stack (infra/local/bench-worker.sh). For each N (`BENCH_NS`, default "1 10 50") it publishes
-//! N copies of a 1 Mbit/s 720p stream to nginx-rtmp, records them with a fresh
+//! N copies of a 1 Mbit/s 720p stream to nginx-rtmp (from one thread of its own), records them
+//! with a fresh
 //! `roomrec-worker` (N individual jobs, HLS + MP4 to moto's S3) and then with N `ffmpeg`
 //! processes (the same remux to local files), and measures each side's CPU time and memory
 //! over the same window (`BENCH_WINDOW_SECS`, default 30). Prints a Markdown table on stdout;
 //! progress goes to stderr.
 
+mod bystanders;
 mod media;
 mod ours;
+mod publisher;
 mod reference;
 mod report;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use media::Group;
+use bystanders::Bystanders;
+use publisher::Publisher;
 use report::Row;
 use roomrec_testkit::api::Api;
 use roomrec_testkit::markdown::section;
@@ -25,8 +30,9 @@ use tokio::signal::unix::{signal, SignalKind};
 
 /// The room every N's participants publish in.
 pub const ROOM: &str = "bench";
-/// The most streams one N may record (the worker's ROOMREC_MAX_JOBS in ours.rs).
-const MAX_N: usize = 64;
+/// The most streams one N may record (the worker's ROOMREC_MAX_JOBS in ours.rs, the dev
+/// account's active_jobs quota in bench-worker.sh).
+pub const MAX_N: usize = 200;
 /// How long N publishers may take to appear in the room roster.
 const PUBLISH_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -37,6 +43,9 @@ pub struct Bench {
     pub bucket: String,
     pub rtmp_url: String,
     pub state_dir: PathBuf,
+    /// moto's endpoint and the gateway's, to find their processes.
+    pub aws_url: String,
+    pub http_url: String,
     pub worker_bin: PathBuf,
     /// Scratch directory (input file, reference recordings), removed at the end.
     pub tmp: PathBuf,
@@ -108,6 +117,8 @@ async fn run() -> Result<()> {
         bucket: env::stack_var("ROOMREC_RECORDINGS_BUCKET")?,
         rtmp_url: env::stack_var(env::RTMP_URL)?,
         state_dir: PathBuf::from(env::stack_var("ROOMREC_STATE_DIR")?),
+        aws_url: env::stack_var("AWS_ENDPOINT_URL")?,
+        http_url: env::stack_var(env::HTTP_URL)?,
         worker_bin,
         tmp: scratch.0.clone(),
         window: env::seconds_var("BENCH_WINDOW_SECS", 30, 1)?,
@@ -117,34 +128,41 @@ async fn run() -> Result<()> {
     let input = bench.tmp.join("in.flv");
     eprintln!("bench-worker: encoding the input file {}", input.display());
     media::prepare_input(&input).await?;
+    let file: Arc<[u8]> = std::fs::read(&input).with_context(|| format!("reading {}", input.display()))?.into();
     let (mut rows, mut notes) = (Vec::new(), Vec::new());
     for n in ns {
-        rows.push(one_n(&bench, &input, n, &mut notes).await);
+        rows.push(one_n(&bench, &file, n, &mut notes).await);
     }
     println!("{}", report_text(&bench, &rows, &notes));
     Ok(())
 }
 
-/// Both sides at one N, on the same N publishers; failures become the row's content.
-async fn one_n(bench: &Bench, input: &Path, n: usize, notes: &mut Vec<String>) -> Row {
+/// Both sides at one N, on the same N published streams; failures become the row's content.
+async fn one_n(bench: &Bench, file: &Arc<[u8]>, n: usize, notes: &mut Vec<String>) -> Row {
     eprintln!("bench-worker: N = {n}: publishing");
-    let mut publishers = Group::default();
-    let room = match publish(bench, input, n, &mut publishers).await {
-        Ok(room) => room,
+    let started = Instant::now();
+    let (room, publisher) = match publish(bench, file, n).await {
+        Ok(published) => published,
         Err(err) => {
-            publishers.kill_all().await;
             let why = format!("setting up the publishers failed: {err:#}");
             return Row { n, ours: Err(why.clone()), reference: Err(why) };
         }
     };
+    eprintln!("bench-worker: N = {n}: {n} streams published in {:.0} s", started.elapsed().as_secs_f64());
+    let bystanders = Bystanders::find(
+        port(&bench.aws_url),
+        bench.http_url.trim_start_matches("http://"),
+        &bench.state_dir.join("nginx.conf").to_string_lossy(),
+        publisher.tid(),
+    );
     let mut side_notes = Vec::new();
-    let ours = ours::run(bench, &room, &mut side_notes).await.map_err(|e| format!("{e:#}"));
+    let ours = ours::run(bench, &room, &bystanders, &mut side_notes).await.map_err(|e| format!("{e:#}"));
     eprintln!("bench-worker: N = {n}: the reference ffmpeg processes");
-    let reference = reference::run(bench, &room).await.map_err(|e| format!("{e:#}"));
-    if let Err(err) = publishers.check_alive("publisher") {
+    let reference = reference::run(bench, &room, &bystanders, &mut side_notes).await.map_err(|e| format!("{e:#}"));
+    if let Err(err) = publisher.check_alive() {
         side_notes.push(format!("publishers: {err:#}"));
     }
-    publishers.kill_all().await;
+    drop(publisher);
     for (side, result) in [("ours", &ours), ("ffmpeg", &reference)] {
         match result {
             Ok(s) => side_notes.push(format!("{side}: load average when the window opened {}", s.load)),
@@ -155,27 +173,33 @@ async fn one_n(bench: &Bench, input: &Path, n: usize, notes: &mut Vec<String>) -
     Row { n, ours, reference }
 }
 
-/// A new app and rule, and N publishers in its room, all listed in the roster.
-async fn publish(bench: &Bench, input: &Path, n: usize, publishers: &mut Group) -> Result<Room> {
+/// The port of a `scheme://host:port` URL (empty when it has none).
+fn port(url: &str) -> &str {
+    url.trim_end_matches('/').rsplit_once(':').map_or("", |(_, port)| port)
+}
+
+/// A new app and rule, and N streams published in its room, all listed in the roster.
+async fn publish(bench: &Bench, file: &Arc<[u8]>, n: usize) -> Result<(Room, Publisher)> {
     let app = bench.api.create_app(&format!("bench-worker-n{n}")).await?;
     let object = format!("bench-worker/n{n}/");
     let rule = bench.api.create_rule(&app, &rule_body(&bench.bucket, &object)).await?;
     let object = format!("{app}/{object}");
     let room = Room { n, app, rule, object };
+    let mut urls = Vec::with_capacity(n);
     for i in 0..n {
-        let url = bench.api.publish_url(&room.app, ROOM, &Room::user(i)).await?;
-        publishers.push(media::publisher(input, &url)?);
+        urls.push(bench.api.publish_url(&room.app, ROOM, &Room::user(i)).await?);
     }
+    let publisher = Publisher::start(file.clone(), urls).await?;
     let start = Instant::now();
     loop {
-        publishers.check_alive("publisher")?;
+        publisher.check_alive()?;
         let listed = bench.api.roster_len(&room.app, ROOM).await?;
         if listed == n {
-            return Ok(room);
+            return Ok((room, publisher));
         }
         ensure!(
             start.elapsed() < PUBLISH_TIMEOUT,
-            "only {listed}/{n} publishers in the roster after {} s",
+            "only {listed}/{n} published streams in the roster after {} s",
             PUBLISH_TIMEOUT.as_secs()
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
@@ -207,8 +231,10 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
         String::new(),
         report::goal(rows),
         String::new(),
+        report::real_time_goal(rows, window),
+        String::new(),
         "Method:".into(),
-        "- ours: one fresh release `roomrec-worker` per N (ROOMREC_MAX_JOBS=64) with N individual jobs, measured once every job \
+        "- ours: one fresh release `roomrec-worker` per N (ROOMREC_MAX_JOBS=200) with N individual jobs, measured once every job \
          was RUNNING and had uploaded a segment. It also uploads every segment, playlist and MP4 part to S3 (moto, on this \
          machine) and keeps job state in DynamoDB (moto); the reference only writes local files."
             .into(),
@@ -220,13 +246,19 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
          second, peak taken, divided by N. VmRSS counts the pages of shared libraries (FFmpeg's) once per process, so N \
          ffmpeg processes count them N times; the last column (RssAnon, private memory only) leaves them out."
             .into(),
-        "- Not part of either side: the N `ffmpeg -re -stream_loop -1 -c copy` publishers, nginx-rtmp, moto and the gateway, \
-         which run throughout on the same machine."
+        "- Not part of either side: the publisher (one thread of the bench publishing the 20 s file to the N streams \
+         in real time over RTMP, looped with continuous timestamps, the streams' starts spread over 2 s), nginx-rtmp, \
+         moto and the gateway, which run throughout on the same machine; their CPU over each window is in the notes \
+         (moto serves S3 and DynamoDB from one Python process: near 1.00 core it, not the worker, sets the pace)."
             .into(),
         format!(
             "- \"segments in window\" counts HLS segments completed during the window (uploaded to S3 / written to disk); about \
-             window/{}·N means the side kept up in real time.",
-            media::SLICE_SECONDS
+             window/{}·N means the side kept up in real time. A stream is behind real time when it completed fewer \
+             than {} segments in the window; the column after gives how many streams were, and the fewest one stream \
+             completed, for ours both as uploaded to S3 and as begun by its recorders in the spool (uploaded or not: \
+             a recorder in real time with uploads behind means S3, moto here, set the pace).",
+            media::SLICE_SECONDS,
+            report::expected_segments(window).saturating_sub(1)
         ),
         format!("- Machine: {cores} cores; other work may have been running (load averages below)."),
     ];
@@ -244,7 +276,14 @@ mod tests {
         assert_eq!(parse_ns(" 2,3 ").expect("valid"), vec![2, 3]);
         assert!(parse_ns("").is_err());
         assert!(parse_ns("0").is_err());
-        assert!(parse_ns("65").is_err());
+        assert_eq!(parse_ns("50 200").expect("valid"), vec![50, 200]);
+        assert!(parse_ns("201").is_err());
         assert!(parse_ns("ten").is_err());
+    }
+
+    #[test]
+    fn the_port_is_the_endpoints_last_part() {
+        assert_eq!(port("http://127.0.0.1:5000"), "5000");
+        assert_eq!(port("http://127.0.0.1:5000/"), "5000");
     }
 }

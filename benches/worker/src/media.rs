@@ -1,5 +1,5 @@
-//! The `ffmpeg` processes of the benchmark: the input file (encoded once), the copy
-//! publishers that feed nginx-rtmp, and the reference recorders.
+//! The `ffmpeg` processes of the benchmark: the input file (encoded once) and the reference
+//! recorders.
 
 use std::path::Path;
 use std::process::Stdio;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, ensure, Context, Result};
 use tokio::process::{Child, Command};
 
-/// Seconds of the prepared input file (the publishers loop it).
+/// Seconds of the prepared input file (the publisher loops it).
 const INPUT_SECONDS: &str = "20";
 /// HLS segment length of both sides, in seconds.
 pub const SLICE_SECONDS: u64 = 4;
@@ -87,15 +87,6 @@ impl Group {
             let _ = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
         }
     }
-}
-
-/// Publishes `input` in a loop, in real time and without re-encoding, to `url` (a minted
-/// publish URL).
-pub fn publisher(input: &Path, url: &str) -> Result<Child> {
-    let mut command = ffmpeg();
-    command.args(["-re", "-stream_loop", "-1", "-i"]).arg(input);
-    command.args(["-c", "copy", "-f", "flv", url]).stdout(Stdio::null()).stderr(Stdio::null());
-    command.spawn().context("starting a publisher")
 }
 
 /// The reference recorder: reads `url` and remuxes it, as the worker does, to an HLS event
