@@ -234,10 +234,13 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
         report::real_time_goal(rows, window),
         String::new(),
         "Method:".into(),
-        "- ours: one fresh release `roomrec-worker` per N (ROOMREC_MAX_JOBS=200) with N individual jobs, measured once every job \
-         was RUNNING and had uploaded a segment. It also uploads every segment, playlist and MP4 part to S3 (moto, on this \
-         machine) and keeps job state in DynamoDB (moto); the reference only writes local files."
-            .into(),
+        format!(
+            "- ours: one fresh release `roomrec-worker` per N (ROOMREC_MAX_JOBS=200, RTMP reader `{reader}`: \
+             ROOMREC_RTMP_READER) with N individual jobs, measured once every job was RUNNING and had uploaded a \
+             segment. It also uploads every segment, playlist and MP4 part to S3 (moto, on this machine) and keeps job \
+             state in DynamoDB (moto); the reference only writes local files.",
+            reader = std::env::var("ROOMREC_RTMP_READER").unwrap_or_else(|_| "buffered".into())
+        ),
         "- ffmpeg: N `ffmpeg -i rtmp://… -c copy -f hls -hls_time 4 -hls_playlist_type event … -c copy -f mp4 -movflags \
          frag_keyframe+empty_moov+default_base_moof …` processes on the same N streams, measured once each had written a segment."
             .into(),

@@ -29,8 +29,15 @@ pub(crate) struct Stream {
 
 impl Stream {
     /// Connects to the first of `addrs` that answers within `io_timeout` and has the ingest
-    /// thread play `url` (its host names the TLS certificate when `tls`).
-    pub(crate) fn open(url: &url::Url, addrs: &[SocketAddr], tls: bool, io_timeout: Duration) -> io::Result<Self> {
+    /// thread play `url` (its host names the TLS certificate when `tls`), waking the reader
+    /// for its bytes at most every `batch`.
+    pub(crate) fn open(
+        url: &url::Url,
+        addrs: &[SocketAddr],
+        tls: bool,
+        io_timeout: Duration,
+        batch: Duration,
+    ) -> io::Result<Self> {
         let target = Target::from_url(url)
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "the URL names no application and stream"))?;
         let socket = connect(addrs, io_timeout)?;
@@ -41,7 +48,7 @@ impl Stream {
             Some(host) if tls => Transport::tls(socket, host)?,
             _ => Transport::Plain(socket),
         };
-        let feed = Arc::new(Feed::default());
+        let feed = Arc::new(Feed::new(batch));
         hub::serve(Connection { transport, session: Session::play(target), feed: Arc::clone(&feed) })?;
         Ok(Self { feed })
     }

@@ -24,6 +24,11 @@ const NETWORK_PROTOCOLS: &str = "rtmp,rtmps,tcp,tls,srt,udp,rtp,rtsp,http,https,
 /// always reads this long.
 pub(crate) const ANALYZE_DURATION: Duration = Duration::from_secs(2);
 
+/// How long a recording's media may wait to be handed on in one batch: a recording has no
+/// use for lower latency, and its thread wakes 4 times a second rather than for every
+/// message (see [`ingest`]).
+pub(crate) const RECORDING_BATCH: Duration = Duration::from_millis(250);
+
 /// Extra time an open may take on top of `io_timeout`: probing reads up to
 /// [`ANALYZE_DURATION`] of media after the connection is up.
 const OPEN_PROBE_BUDGET: Duration = Duration::from_secs(3);
@@ -267,21 +272,23 @@ pub(crate) struct Source {
 impl Source {
     /// Opens `url` and reads enough to know its streams, within `io_timeout` plus a probe budget.
     pub(crate) fn open(url: &AllowedUrl, spec: &InputSpec) -> Result<Self, OpenError> {
-        Self::open_with(url, spec, ANALYZE_DURATION, None)
+        Self::open_with(url, spec, ANALYZE_DURATION, RECORDING_BATCH, None)
     }
 
     /// [`Source::open`] probing the streams for `analyze` (streams found later still show up
-    /// in [`Source::context`]); every blocking call of the source (open and reads) gives up
-    /// as soon as `abort` is set.
+    /// in [`Source::context`]), its media handed on in batches of up to `batch` (the RTMP
+    /// reader); every blocking call of the source (open and reads) gives up as soon as
+    /// `abort` is set.
     pub(crate) fn open_with(
         url: &AllowedUrl,
         spec: &InputSpec,
         analyze: Duration,
+        batch: Duration,
         abort: Option<Arc<AtomicBool>>,
     ) -> Result<Self, OpenError> {
         let deadline = Deadline::new(abort);
         if let Some(tls) = url.rtmp_in_rust(spec) {
-            return Self::open_rtmp(url, spec, analyze, deadline, tls);
+            return Self::open_rtmp(url, spec, (analyze, batch), deadline, tls);
         }
         let mut options = url.options(spec.io_timeout, analyze);
         let (target, tunnel) = url.guarded(spec, &mut options)?;
@@ -325,12 +332,12 @@ impl Source {
     fn open_rtmp(
         url: &AllowedUrl,
         spec: &InputSpec,
-        analyze: Duration,
+        (analyze, batch): (Duration, Duration),
         deadline: Deadline,
         tls: bool,
     ) -> Result<Self, OpenError> {
         let checked = guard::check(&spec.guard, &url.url, Some(if tls { RTMPS_PORT } else { RTMP_PORT }))?;
-        let stream = ingest::Stream::open(&checked.url, &checked.addrs, tls, spec.io_timeout)
+        let stream = ingest::Stream::open(&checked.url, &checked.addrs, tls, spec.io_timeout, batch)
             .map_err(|error| OpenError::Ended(format!("cannot connect: {error}")))?;
         let ending = stream.ending();
         deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));

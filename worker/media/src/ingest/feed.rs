@@ -3,22 +3,25 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// FLV not yet read by the demuxer above which the ingest thread stops reading the socket
 /// (TCP then slows the server down): a stream's media thread that falls this far behind is
 /// not kept up with by buffering more.
 pub(crate) const MAX_UNREAD_BYTES: usize = 8 << 20;
 
-/// How often a waiting reader looks at its deadline.
-const WAIT_STEP: Duration = Duration::from_millis(100);
+/// How often a waiting reader looks at its deadline (and its abort flag): longer than the
+/// ingest thread's batches, so a reader is woken by bytes, not by its own timer.
+const WAIT_STEP: Duration = Duration::from_millis(300);
 
 /// Read bytes are dropped from the front once this many have gathered.
 const COMPACT_AFTER: usize = 256 << 10;
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     bytes: Vec<u8>,
+    /// When the reader was last woken for bytes.
+    woken: Instant,
     read: usize,
     /// Why the connection ended; the reader sees it once the bytes before it are read.
     end: Option<End>,
@@ -54,21 +57,30 @@ pub(crate) enum Got {
 }
 
 /// The shared state of one stream's bytes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Feed {
     state: Mutex<State>,
     ready: Condvar,
+    /// The reader is woken for bytes at most this often.
+    batch: Duration,
     /// CPU the ingest thread spent on this stream, in nanoseconds (metering).
     cpu_ns: AtomicU64,
 }
 
 impl Feed {
+    /// A feed whose reader is woken for new bytes at most every `batch` (a wake-up of the
+    /// reader's thread costs more than handing it a quarter second of bytes at once).
+    pub(crate) fn new(batch: Duration) -> Self {
+        let state = State { bytes: Vec::new(), woken: Instant::now(), read: 0, end: None, abandoned: false };
+        Self { state: Mutex::new(state), ready: Condvar::new(), batch, cpu_ns: AtomicU64::new(0) }
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Appends what `fill` writes to the unread bytes (ingest thread); the reader is woken
-    /// by [`Feed::wake`], once per batch.
+    /// by [`Feed::wake_if_due`], once per batch.
     pub(crate) fn append<T>(&self, fill: impl FnOnce(&mut Vec<u8>) -> T) -> T {
         let mut state = self.state();
         if state.read >= COMPACT_AFTER {
@@ -89,9 +101,13 @@ impl Feed {
         Duration::from_nanos(self.cpu_ns.load(Ordering::Relaxed))
     }
 
-    /// Wakes the reader if it waits.
-    pub(crate) fn wake(&self) {
-        self.ready.notify_one();
+    /// Wakes the reader if it waits and was last woken a batch ago.
+    pub(crate) fn wake_if_due(&self) {
+        let mut state = self.state();
+        if state.woken.elapsed() >= self.batch {
+            state.woken = Instant::now();
+            self.ready.notify_one();
+        }
     }
 
     /// Bytes appended and not read yet.
@@ -158,7 +174,7 @@ mod tests {
 
     #[test]
     fn bytes_are_read_in_order_then_the_end() {
-        let feed = Feed::default();
+        let feed = Feed::new(Duration::ZERO);
         feed.append(|b| b.extend_from_slice(b"abcdef"));
         feed.end(End::Ended("unpublished".into()));
         let mut buf = [0; 4];
@@ -171,12 +187,12 @@ mod tests {
 
     #[test]
     fn a_waiting_reader_gets_bytes_appended_later_or_gives_up_when_told() {
-        let feed = Arc::new(Feed::default());
+        let feed = Arc::new(Feed::new(Duration::ZERO));
         let writer = Arc::clone(&feed);
         let appender = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(50));
             writer.append(|b| b.push(7));
-            writer.wake();
+            writer.wake_if_due();
         });
         let mut buf = [0; 8];
         assert_eq!(feed.read(&mut buf, || false), Got::Bytes(1));
@@ -186,7 +202,7 @@ mod tests {
 
     #[test]
     fn read_bytes_are_dropped_and_an_abandoned_feed_holds_nothing() {
-        let feed = Feed::default();
+        let feed = Feed::new(Duration::ZERO);
         let mut buf = vec![0; COMPACT_AFTER];
         feed.append(|b| b.resize(COMPACT_AFTER + 10, 1));
         assert_eq!(feed.read(&mut buf, || false), Got::Bytes(COMPACT_AFTER));

@@ -23,6 +23,9 @@ use crate::{InputSpec, Participant};
 /// How long opening a stream reads to learn its streams: short, so a joiner shows soon.
 /// A stream that turns up later is picked up when its first packet comes.
 const ANALYZE_DURATION: Duration = Duration::from_millis(500);
+/// A participant's media is handed on at least every 50 ms (the RTMP reader's batches): the
+/// mix's jitter buffer is 300 ms.
+const BATCH: Duration = Duration::from_millis(50);
 /// A packet this much later than the mapping expects means the source's clock jumped back
 /// (or it stalled for longer than anyone waits): the mapping starts afresh from it.
 const REANCHOR_AFTER: Duration = Duration::from_secs(5);
@@ -94,7 +97,7 @@ impl Puller {
 /// The thread: connect, stream, wait, reconnect… until stopped.
 fn pull(url: &AllowedUrl, input: &InputSpec, feed: &Feed, clock: Clock, fps: Option<u32>) {
     while !feed.stopped() {
-        match Source::open_with(url, input, ANALYZE_DURATION, Some(Arc::clone(feed.stop_flag()))) {
+        match Source::open_with(url, input, ANALYZE_DURATION, BATCH, Some(Arc::clone(feed.stop_flag()))) {
             Ok(mut source) => match Connection::new(&source, fps) {
                 Ok(mut connection) => {
                     let reason = connection.stream(&mut source, feed, clock);
