@@ -22,8 +22,6 @@ case "${1:?usage: e2e.sh api|takeover|worker}" in
     # Every recording test again on libavformat's RTMP client, the reader the worker had
     # before its own (ROOMREC_RTMP_READER); both must record the same.
     env -u no_proxy ROOMREC_RTMP_READER=libav cargo test -p roomrec-media "${e2e[@]}" --test recorder --test mix
-    # Our RTMP client publishing and playing through a private nginx-rtmp (under 10 s).
-    cargo test -p roomrec-rtmp "${e2e[@]}" --test e2e
     cargo test -p roomrec-tests "${e2e[@]}" --test e2e
     # Starts its own deliverers (compressed retry schedule; private addresses refused) on
     # queues of its own, and a gateway that refuses private callback URLs. About 100 s.

@@ -37,7 +37,6 @@ timed "the offline tier (with its build)" cargo test --workspace --no-fail-fast
 build_e2e() {
   cargo test --no-run -p roomrec-testkit --features e2e &&
     cargo test --no-run -p roomrec-media --features e2e --test recorder --test mix &&
-    cargo test --no-run -p roomrec-rtmp --features e2e --test e2e &&
     cargo test --no-run -p roomrec-tests --features e2e \
       --test e2e --test callback_processes --test takeover --test worker --test callbacks
 }

@@ -4,7 +4,6 @@
 //! keyframes.
 
 use std::path::Path;
-use std::process::Command as Program;
 use std::time::Duration;
 
 use roomrec_media::{InputSpec, Output, RtmpReader};
@@ -21,14 +20,8 @@ struct Packet {
 }
 
 fn packets(path: &Path, stream: &str) -> Vec<Packet> {
-    let output = Program::new("ffprobe")
-        .args(["-v", "error", "-select_streams", stream, "-show_data_hash", "md5"])
-        .args(["-show_entries", "packet=pts,flags,data_hash", "-of", "csv=p=0"])
-        .arg(path)
-        .output()
-        .expect("run ffprobe");
-    assert!(output.status.success(), "ffprobe {path:?}: {}", String::from_utf8_lossy(&output.stderr));
-    String::from_utf8_lossy(&output.stdout)
+    let args = ["-select_streams", stream, "-show_data_hash", "md5", "-show_entries", "packet=pts,flags,data_hash"];
+    support::ffprobe(path, &[&args[..], &["-of", "csv=p=0"]].concat())
         .lines()
         .filter_map(|line| {
             let mut fields = line.split(',');

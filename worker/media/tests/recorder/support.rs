@@ -141,7 +141,8 @@ pub fn decodes(path: &Path) -> bool {
     output.status.success() && output.stderr.is_empty()
 }
 
-fn ffprobe(path: &Path, args: &[&str]) -> String {
+/// What `ffprobe -v error {args} {path}` prints; fails the test if it fails.
+pub fn ffprobe(path: &Path, args: &[&str]) -> String {
     let output = Program::new("ffprobe").args(["-v", "error"]).args(args).arg(path).output().expect("run ffprobe");
     assert!(output.status.success(), "ffprobe {path:?}: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
