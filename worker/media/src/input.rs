@@ -257,7 +257,8 @@ impl From<Refused> for OpenError {
 pub(crate) struct Source {
     // Dropped first: the context uses `_nested` and `_tunnel` until it is closed.
     ctx: format::context::Input,
-    _nested: Box<NestedOpens>,
+    /// The hooks of libavformat's own opens; none for the RTMP reader, which opens nothing.
+    _nested: Option<Box<NestedOpens>>,
     _tunnel: Tunnel,
     /// Trips when something the input reads is refused (an HLS playlist over its cap).
     tripwire: Arc<Tripwire>,
@@ -317,7 +318,7 @@ impl Source {
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
         Ok(Self {
             ctx,
-            _nested: nested,
+            _nested: Some(nested),
             _tunnel: tunnel,
             tripwire,
             deadline,
@@ -360,11 +361,11 @@ impl Source {
             })?;
         let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
-        let nested = Box::new(NestedOpens::new("", &[]).ok_or(OpenError::Failed(ffmpeg::Error::InvalidData))?);
         Ok(Self {
             ctx,
-            tripwire: nested.tripwire(),
-            _nested: nested,
+            _nested: None,
+            // Nothing the RTMP reader reads is a playlist: it never trips.
+            tripwire: Arc::default(),
             _tunnel: Tunnel::Rtmp { _io: io, ending },
             deadline,
             io_timeout: spec.io_timeout,

@@ -9,18 +9,7 @@ use std::time::Duration;
 use roomrec_media::{Guard, InputSpec, Output};
 
 use crate::inputs::{record_until_waiting, RefusePort, Untouchable};
-use crate::support::{self, Recording};
-
-fn waiting_reasons(recording: &Recording) -> Vec<&str> {
-    recording
-        .outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Waiting { reason, .. } => Some(reason.as_str()),
-            _ => None,
-        })
-        .collect()
-}
+use crate::support;
 
 /// An RTSP server that answers OPTIONS and redirects DESCRIBE to `location`; sends every
 /// method it is asked on `seen`.
@@ -70,7 +59,7 @@ fn an_rtsp_redirect_is_refused_and_its_target_never_connected_to() {
     let recording = record_until_waiting(input, "rtsp-redirect-out");
     assert!(recording.result.is_ok(), "{:?}", recording.result);
     assert_eq!(
-        waiting_reasons(&recording),
+        recording.waiting_reasons(),
         ["cannot open the stream: refused: the RTSP server answered 302 (a redirect, which is not followed)"]
     );
     assert_eq!(recording.count(|o| matches!(o, Output::FileOpened { .. })), 0);
@@ -116,7 +105,7 @@ fn an_hls_playlist_over_one_mib_is_refused_and_a_small_one_records() {
 
     let big = record_until_waiting(input("big.m3u8"), "big-playlist-out");
     assert!(big.result.is_ok(), "{:?}", big.result);
-    assert_eq!(waiting_reasons(&big), ["cannot open the stream: refused: the HLS playlist is larger than 1024 KiB"]);
+    assert_eq!(big.waiting_reasons(), ["cannot open the stream: refused: the HLS playlist is larger than 1024 KiB"]);
     assert_eq!(big.count(|o| matches!(o, Output::FileOpened { .. })), 0, "{:?}", big.outputs);
 
     // The same segments under a short playlist are recorded.

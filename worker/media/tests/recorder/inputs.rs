@@ -256,14 +256,6 @@ fn a_redirect_to_a_refused_host_is_not_followed() {
     };
     let recording = record_until_waiting(input, "redirect-out");
     assert!(recording.result.is_ok(), "{:?}", recording.result);
-    let reasons: Vec<&str> = recording
-        .outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Waiting { reason, .. } => Some(reason.as_str()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(reasons, ["cannot open the stream: refused: the stream's address is not public"]);
+    assert_eq!(recording.waiting_reasons(), ["cannot open the stream: refused: the stream's address is not public"]);
     assert!(!forbidden.accepted(), "the redirect target saw a connection");
 }

@@ -166,13 +166,6 @@ fn an_rtmps_server_whose_certificate_names_another_host_is_not_recorded() {
         record(input, support::spec(dir.path(), Duration::from_secs(2)), 100, |seen| seen.iter().any(is_waiting));
     assert!(recording.result.is_ok(), "{:?}", recording.result);
     assert_eq!(recording.count(|o| matches!(o, Output::FileOpened { .. })), 0, "{:?}", recording.outputs);
-    let reasons: Vec<String> = recording
-        .outputs
-        .iter()
-        .filter_map(|o| match o {
-            Output::Waiting { reason, .. } => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let reasons = recording.waiting_reasons();
     assert!(reasons.iter().any(|r| r.contains("certificate not valid for name")), "{reasons:?}");
 }

@@ -240,6 +240,17 @@ impl Recording {
     pub fn count(&self, wanted: impl Fn(&Output) -> bool) -> usize {
         self.outputs.iter().filter(|o| wanted(o)).count()
     }
+
+    /// Why the recorder said it waits, in order.
+    pub fn waiting_reasons(&self) -> Vec<&str> {
+        self.outputs
+            .iter()
+            .filter_map(|o| match o {
+                Output::Waiting { reason, .. } => Some(reason.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
 }
 
 /// Longest a test recording may take before it is stopped and the test fails.
