@@ -20,6 +20,8 @@ APT_PACKAGES=(
 
 PIP_REQUIREMENTS=(
   "moto[server]>=5.0"
+  # Serves moto with keep-alive connections (infra/local/moto_iam.py), as AWS's endpoints do.
+  "waitress>=3.0"
   "cfn-lint>=1.0"
   "boto3>=1.34"
   "pyyaml>=6.0"
