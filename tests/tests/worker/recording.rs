@@ -7,7 +7,7 @@ use roomrec_domain::ports::{JobMessage, JobQueue};
 use roomrec_tests::{aws, publish, stack_env};
 use serde_json::json;
 
-use crate::support::{decodes, download, duration, final_events, objects, probe, Setup};
+use crate::support::{crc32, decodes, download, duration, final_events, objects, probe, stored_crc32, Setup};
 
 #[tokio::test]
 async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {
@@ -51,6 +51,10 @@ async fn an_rtmp_publish_is_recorded_to_hls_and_mp4_in_s3_while_it_runs() {
         let key = format!("{}/{uri}", playlist_key.rsplit_once('/').unwrap().0);
         let path = download(&setup.bucket, &key, &dir).await;
         assert!(decodes(&path), "segment {uri} does not decode");
+        // Payloads go unsigned (SHA-256 of every byte is the uploader's biggest cost); the
+        // signed CRC32 header is what S3 checks the bytes against instead.
+        let stored = stored_crc32(&setup.bucket, &key).await;
+        assert_eq!(stored, Some(crc32(&std::fs::read(&path).unwrap())), "segment {uri} carries its CRC32");
     }
 
     let (mp4_key, mp4_size) = stored.iter().find(|(k, _)| k.ends_with(".mp4")).expect("an MP4").clone();

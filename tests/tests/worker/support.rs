@@ -3,6 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use aws_sdk_s3::types::ChecksumMode;
 use aws_sdk_s3::Client as S3;
 use roomrec_adapters::DynamoEventLog;
 use roomrec_domain::callback::EventType;
@@ -120,6 +121,18 @@ pub async fn s3() -> S3 {
 pub async fn objects(bucket: &str, prefix: &str) -> Vec<(String, u64)> {
     let out = s3().await.list_objects_v2().bucket(bucket).prefix(prefix).send().await.unwrap();
     out.contents().iter().map(|o| (o.key().unwrap().to_owned(), o.size().unwrap_or_default() as u64)).collect()
+}
+
+/// The CRC32 checksum S3 keeps for the object at `key` (base64, as S3 gives it), if any.
+pub async fn stored_crc32(bucket: &str, key: &str) -> Option<String> {
+    let head = s3().await.head_object().bucket(bucket).key(key).checksum_mode(ChecksumMode::Enabled).send().await;
+    head.unwrap_or_else(|err| panic!("{key} is not in S3: {err:?}")).checksum_crc32
+}
+
+/// The CRC32 checksum of `bytes`, as S3 writes it.
+pub fn crc32(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(crc32fast::hash(bytes).to_be_bytes())
 }
 
 /// Downloads an object into `dir`, returning the local path.
