@@ -4,7 +4,8 @@
 //! size, channel count, extradata or codec tag, no way to flush a muxer or ask how much it
 //! wrote, no way to scale part of a picture or tell the scaler a picture's colour range, and
 //! no way to see the opens an input makes (`io_open`, `io_close2`) or count what it reads,
-//! and no way to demux bytes that come from Rust (a custom AVIOContext).
+//! no way to demux bytes that come from Rust (a custom AVIOContext), and no way to share a
+//! packet's data rather than copy it.
 //! Each function below touches only the live objects it borrows, and nothing else. One call
 //! is not FFmpeg's: the calling thread's CPU clock, which std has no wrapper for either.
 #![allow(unsafe_code)]
@@ -233,6 +234,22 @@ pub(crate) fn make_writable(frame: &mut ffmpeg_next::Frame) -> Result<(), Error>
         return Err(Error::from(ret));
     }
     Ok(())
+}
+
+/// A new reference to `packet`'s data, as `ffmpeg -c copy` hands one packet to several
+/// outputs: ffmpeg-next's `clone` copies the data (`av_packet_make_writable`), an allocation
+/// and a copy per packet and output. Muxers never write into a packet's data.
+pub(crate) fn share_packet(packet: &ffmpeg_next::Packet) -> Result<ffmpeg_next::Packet, Error> {
+    use ffmpeg_next::packet::{Mut, Ref};
+    let mut shared = ffmpeg_next::Packet::empty();
+    // SAFETY: both packets are valid; `av_packet_ref` makes `shared` (blank) a new reference
+    // to `packet`'s buffer (copying the data only when it is not reference-counted) and copies
+    // its fields and side data. `shared` owns that reference and frees it when dropped.
+    let ret = unsafe { ffi::av_packet_ref(shared.as_mut_ptr(), packet.as_ptr()) };
+    if ret < 0 {
+        return Err(Error::from(ret));
+    }
+    Ok(shared)
 }
 
 /// libavformat's `io_open` callback type.

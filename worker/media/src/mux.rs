@@ -102,9 +102,9 @@ impl FileTimes {
         Duration::from_micros(u64::try_from(self.end_us).unwrap_or(0))
     }
 
-    /// A copy of `timed`'s packet retimed to the file, or `None` (logged) when its decode time
-    /// would not move forward, which the muxers refuse (overlap after a reconnect, or the
-    /// tail of the previous file).
+    /// `timed`'s packet retimed to the file (its data shared, not copied), or `None` (logged)
+    /// when its decode time would not move forward, which the muxers refuse (overlap after a
+    /// reconnect, or the tail of the previous file).
     pub(crate) fn admit(&mut self, timed: &Timed) -> Option<Packet> {
         // Exact: every time base in use (1/1000, 1/90000, 1/sample rate) is coarser than 1 µs.
         let shift = self.origin_us.rescale(MICROS, timed.time_base);
@@ -115,9 +115,15 @@ impl FileTimes {
             self.dropped_video += u64::from(timed.kind == Kind::Video);
             return None;
         }
+        let mut packet = match crate::ffi::share_packet(timed.packet) {
+            Ok(packet) => packet,
+            Err(error) => {
+                tracing::warn!(%error, kind = ?timed.kind, "could not reference a packet; skipped");
+                return None;
+            }
+        };
         *last = Some(dts);
         self.end_us = self.end_us.max(timed.end_us.saturating_sub(self.origin_us));
-        let mut packet = timed.packet.clone();
         packet.set_dts(Some(dts));
         packet.set_pts(timed.packet.pts().map(|pts| pts.saturating_sub(shift)));
         Some(packet)
