@@ -4,10 +4,11 @@
 //! size, channel count, extradata or codec tag, no way to flush a muxer or ask how much it
 //! wrote, no way to scale part of a picture or tell the scaler a picture's colour range, and
 //! no way to see the opens an input makes (`io_open`, `io_close2`) or count what it reads,
-//! no way to demux bytes that come from Rust (a custom AVIOContext), and no way to share a
-//! packet's data rather than copy it.
-//! Each function below touches only the live objects it borrows, and nothing else. One call
-//! is not FFmpeg's: the calling thread's CPU clock, which std has no wrapper for either.
+//! no way to demux bytes that come from Rust (a custom AVIOContext), no way to share a
+//! packet's data rather than copy it, and no way to reach a demuxer's private context.
+//! Each function below touches only the live objects it borrows, and nothing else. Three calls
+//! are not FFmpeg's: the calling thread's CPU clock, which std has no wrapper for either, and
+//! glibc's `malloc_trim` and `madvise`, which give back memory an input's probe left behind.
 #![allow(unsafe_code)]
 
 use std::collections::BTreeMap;
@@ -516,7 +517,39 @@ unsafe fn open_and_find_streams(
             ffi::avformat_close_input(&raw mut ps);
             return Err(Error::from(found));
         }
+        release_zero_pages((*ps).priv_data.cast(), usize::try_from((*(*ps).iformat).priv_data_size).unwrap_or(0));
+        // The probe decoded a few pictures and closed its decoders; glibc keeps what they
+        // freed in its arenas (megabytes per input) unless asked to give free pages back.
+        libc::malloc_trim(0);
         Ok(Input::wrap_with_interrupt(ps, interrupt.guard))
+    }
+}
+
+/// Gives the kernel back the pages of the `len` bytes at `data` that hold only zeros. For a
+/// demuxer's private context: FLV's holds a 2 MiB buffer for resynchronising after damaged
+/// data (flvdec.c, `RESYNC_BUFFER_SIZE`), zeroed when the input opens and not written unless
+/// the stream is damaged, so 2 MiB resident per recording for nothing. A private page given
+/// back reads as zeros again, so the demuxer sees no change, whatever its context's layout.
+///
+/// # Safety
+/// `data` must be null or point to `len` bytes of heap memory that nothing else reads or
+/// writes during the call.
+unsafe fn release_zero_pages(data: *mut u8, len: usize) {
+    // SAFETY: `sysconf` only reads a constant.
+    let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    if data.is_null() || len < page {
+        return;
+    }
+    let (start, end) = ((data as usize).next_multiple_of(page), (data as usize + len) / page * page);
+    for at in (start..end).step_by(page) {
+        // SAFETY: the page lies inside the caller's bytes (per the contract), so reading it is
+        // sound, and so is `madvise` on it: malloc's memory is private and anonymous.
+        unsafe {
+            let bytes = std::slice::from_raw_parts(at as *const u8, page);
+            if bytes.iter().fold(0, |any, b| any | b) == 0 {
+                libc::madvise(at as *mut c_void, page, libc::MADV_DONTNEED);
+            }
+        }
     }
 }
 
@@ -626,6 +659,30 @@ pub(crate) fn thread_cpu_time() -> std::time::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_pages_are_given_back_and_every_byte_reads_as_before() {
+        let page = usize::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap();
+        let mut bytes = vec![1u8; 64 * page];
+        bytes.fill(0); // written, so resident
+        let marks = [0, 7 * page + 5, 40 * page, 64 * page - 1];
+        for at in marks {
+            bytes[at] = 9;
+        }
+        unsafe { release_zero_pages(bytes.as_mut_ptr(), bytes.len()) };
+
+        // Resident pages (before any is read again): the marked ones, and the partial pages at either end.
+        let start = (bytes.as_ptr() as usize) / page * page;
+        let pages = (bytes.as_ptr() as usize + bytes.len() - start).div_ceil(page);
+        let mut resident = vec![0u8; pages];
+        let ret = unsafe { libc::mincore(start as *mut c_void, pages * page, resident.as_mut_ptr()) };
+        assert_eq!(ret, 0);
+        let count = resident.iter().filter(|r| **r & 1 == 1).count();
+        assert!(count <= marks.len() + 2, "{count} of {pages} pages still resident");
+        for (at, byte) in bytes.iter().enumerate() {
+            assert_eq!(*byte, if marks.contains(&at) { 9 } else { 0 }, "byte {at}");
+        }
+    }
 
     #[test]
     fn the_thread_cpu_clock_counts_this_threads_work_only() {

@@ -17,6 +17,11 @@ const WAIT_STEP: Duration = Duration::from_millis(300);
 /// Read bytes are dropped from the front once this many have gathered.
 const COMPACT_AFTER: usize = 256 << 10;
 
+/// Room a drained buffer keeps: more than a batch of a stream of several Mbit/s. What it grew
+/// past that while its reader was away (opening the input, probing) is given back, or every
+/// stream would hold its worst moment's bytes for the rest of the recording.
+const KEPT_CAPACITY: usize = 512 << 10;
+
 #[derive(Debug)]
 struct State {
     bytes: Vec<u8>,
@@ -152,6 +157,7 @@ impl Feed {
                 state.read += n;
                 if state.read == state.bytes.len() {
                     state.bytes.clear();
+                    state.bytes.shrink_to(KEPT_CAPACITY);
                     state.read = 0;
                 }
                 return Got::Bytes(n);
@@ -198,6 +204,17 @@ mod tests {
         assert_eq!(feed.read(&mut buf, || false), Got::Bytes(1));
         appender.join().unwrap();
         assert_eq!(feed.read(&mut buf, || true), Got::Interrupted);
+    }
+
+    #[test]
+    fn a_buffer_grown_while_its_reader_was_away_is_given_back_once_drained() {
+        let feed = Feed::new(Duration::ZERO);
+        feed.append(|b| b.resize(4 * KEPT_CAPACITY, 1));
+        let mut buf = vec![0; 64 << 10];
+        while feed.unread() > 0 {
+            assert!(matches!(feed.read(&mut buf, || false), Got::Bytes(_)));
+        }
+        assert!(feed.state().bytes.capacity() <= KEPT_CAPACITY, "{}", feed.state().bytes.capacity());
     }
 
     #[test]
