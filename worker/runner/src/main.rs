@@ -7,6 +7,7 @@ mod config;
 mod context;
 mod files;
 mod job;
+mod keepalive;
 mod mix;
 mod pause;
 mod probe;

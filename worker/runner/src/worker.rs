@@ -1,7 +1,7 @@
 //! The queue loop: long-polls the jobs queue while the worker has a unit of capacity free,
 //! runs each job in its own task if its cost fits (see [`crate::capacity`]), keeps each job's
-//! message invisible while it records, and settles the message by the job's outcome. On
-//! shutdown every recording is finished and handed back.
+//! message invisible while it records ([`Keepalive`]), and settles the message by the job's
+//! outcome. On shutdown every recording is finished and handed back.
 
 use std::collections::HashSet;
 use std::future::Future;
@@ -21,6 +21,7 @@ use tokio::task::JoinSet;
 use crate::capacity::Capacity;
 use crate::context::Ctx;
 use crate::job::{self, MessageFate};
+use crate::keepalive::Keepalive;
 use crate::probe::{self, QueueMessage};
 
 /// How often the slots in use are reported when nothing changes, so the metric has a value in
@@ -53,6 +54,9 @@ impl Worker {
         let here = Local::default();
         tracing::info!(worker = %self.ctx.config.worker_id, capacity = self.capacity.budget(), "worker started");
         let reporter = tokio::spawn(report_slots_every_minute(self.ctx.clone(), self.capacity.clone()));
+        let keepalive = Arc::new(Keepalive::default());
+        let visibility = self.ctx.config.visibility;
+        let keeper = tokio::spawn(keepalive.clone().run(self.sqs.clone(), self.queue_url.clone(), visibility));
         while !*shutdown.borrow() {
             // A full worker does not even receive: the message stays for a worker with room.
             let mut slot = tokio::select! {
@@ -88,11 +92,11 @@ impl Worker {
             let stop = shutdown.clone();
             report_slots(&self.ctx, &self.capacity);
             let capacity = self.capacity.clone();
+            let hold = keepalive.hold(&receipt);
             running.spawn(async move {
-                let visibility = ctx.config.visibility;
                 let random = ctx.random.clone();
-                let job = job::run(ctx.clone(), message, &mut slot, stop);
-                let fate = with_keepalive(&sqs, &queue, &receipt, visibility, job).await;
+                let fate = job::run(ctx.clone(), message, &mut slot, stop).await;
+                drop(hold);
                 settle(&sqs, &queue, &receipt, fate, random.as_ref()).await;
                 drop((entry, slot));
                 report_slots(&ctx, &capacity);
@@ -102,6 +106,7 @@ impl Worker {
         tracing::info!(jobs = running.len(), "shutting down: handing back running jobs");
         while running.join_next().await.is_some() {}
         reporter.abort();
+        keeper.abort();
     }
 
     /// How long messages are still put back after the queue failed: a lease, so that every
@@ -212,31 +217,6 @@ impl Drop for Entry {
 
 fn secs(duration: Duration) -> i32 {
     i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
-}
-
-/// Runs `job` while extending its message's visibility every third of it, so no other
-/// worker receives the message while this one lives.
-async fn with_keepalive(
-    sqs: &Client,
-    queue: &str,
-    receipt: &str,
-    visibility: Duration,
-    job: impl std::future::Future<Output = MessageFate>,
-) -> MessageFate {
-    tokio::pin!(job);
-    let mut tick = tokio::time::interval(visibility / 3);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            fate = &mut job => return fate,
-            _ = tick.tick() => {
-                let extended = sqs.change_message_visibility().queue_url(queue).receipt_handle(receipt).visibility_timeout(secs(visibility)).send().await;
-                if let Err(err) = extended {
-                    tracing::warn!(error = %err, "could not extend a job message's visibility");
-                }
-            }
-        }
-    }
 }
 
 fn queue_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> QueueError {
