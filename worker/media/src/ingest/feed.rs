@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 /// not kept up with by buffering more.
 pub(crate) const MAX_UNREAD_BYTES: usize = 8 << 20;
 
-/// How often a waiting reader looks at its deadline (and its abort flag): longer than the
-/// ingest thread's batches, so a reader is woken by bytes, not by its own timer.
-const WAIT_STEP: Duration = Duration::from_millis(300);
+/// How often a waiting reader looks at its deadline (and its abort flag): longer than a
+/// recording's batches (`input::RECORDING_BATCH`), so a reader is woken by bytes, not by its
+/// own timer.
+const WAIT_STEP: Duration = Duration::from_millis(600);
 
 /// Read bytes are dropped from the front once this many have gathered.
 const COMPACT_AFTER: usize = 256 << 10;
@@ -74,7 +75,7 @@ pub(crate) struct Feed {
 
 impl Feed {
     /// A feed whose reader is woken for new bytes at most every `batch` (a wake-up of the
-    /// reader's thread costs more than handing it a quarter second of bytes at once).
+    /// reader's thread costs more than handing it a batch of bytes at once).
     pub(crate) fn new(batch: Duration) -> Self {
         let state = State { bytes: Vec::new(), woken: Instant::now(), read: 0, end: None, abandoned: false };
         Self { state: Mutex::new(state), ready: Condvar::new(), batch, cpu_ns: AtomicU64::new(0) }

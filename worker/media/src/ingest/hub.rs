@@ -75,7 +75,8 @@ fn start() -> io::Result<Hub> {
 struct Served {
     connection: Connection,
     /// Read or write again at the next batch without waiting for an event: a read stopped
-    /// at [`MAX_READ_PER_TICK`], a feed over [`MAX_UNREAD_BYTES`], bytes the socket did not take.
+    /// at [`MAX_READ_PER_TICK`] or before the socket said it had no more, a feed over
+    /// [`MAX_UNREAD_BYTES`], bytes the socket did not take.
     again: bool,
 }
 
@@ -85,6 +86,7 @@ fn run(mut poll: Poll, arrivals: Receiver<Connection>) {
     let mut next_token = 0usize;
     let mut buf = vec![0; READ_BYTES];
     let mut due = Vec::new();
+    let mut fed = Vec::new();
     loop {
         let batch = Instant::now();
         let waiting = served.values().any(|s| s.again);
@@ -113,14 +115,15 @@ fn run(mut poll: Poll, arrivals: Receiver<Connection>) {
         due.extend(served.iter().filter(|(_, s)| s.again).map(|(t, _)| *t));
         due.sort_unstable();
         due.dedup();
+        let before = crate::ffi::thread_cpu_time();
         for token in &due {
             let Some(s) = served.get_mut(token) else { continue };
-            let before = crate::ffi::thread_cpu_time();
-            let serviced = service(s, &mut buf);
-            s.connection.feed.charge(crate::ffi::thread_cpu_time().saturating_sub(before));
-            match serviced {
+            match service(s, &mut buf) {
                 Ok(0) => {}
-                Ok(_) => s.connection.feed.wake_if_due(),
+                Ok(n) => {
+                    s.connection.feed.wake_if_due();
+                    fed.push((Arc::clone(&s.connection.feed), n));
+                }
                 Err(end) => {
                     if let Some(mut s) = served.remove(token) {
                         let _ = poll.registry().deregister(s.connection.transport.socket());
@@ -129,6 +132,7 @@ fn run(mut poll: Poll, arrivals: Receiver<Connection>) {
                 }
             }
         }
+        charge(crate::ffi::thread_cpu_time().saturating_sub(before), &mut fed);
         served.retain(|_, s| {
             let keep = !s.connection.feed.abandoned();
             if !keep {
@@ -140,6 +144,15 @@ fn run(mut poll: Poll, arrivals: Receiver<Connection>) {
         if let Some(rest) = TICK.checked_sub(batch.elapsed()) {
             std::thread::sleep(rest);
         }
+    }
+}
+
+/// Charges the CPU of a batch to the streams it read, by their share of the bytes (metering);
+/// empties `fed`. One clock read per batch, where one per stream was a syscall pair each.
+fn charge(cpu: Duration, fed: &mut Vec<(Arc<Feed>, usize)>) {
+    let total: usize = fed.iter().map(|(_, n)| n).sum();
+    for (feed, n) in fed.drain(..) {
+        feed.charge(cpu.mul_f64(n as f64 / total as f64));
     }
 }
 
@@ -171,6 +184,12 @@ fn service(s: &mut Served, buf: &mut [u8]) -> Result<usize, End> {
             Ok(Status::Ended(reason)) => return Err(End::Ended(reason)),
             Ok(Status::Starting | Status::Started) => {}
             Err(error) => return Err(End::Failed(format!("the server broke the RTMP protocol: {error}"))),
+        }
+        if n < buf.len() && transport.drained_by_short_read() {
+            // Most likely all there was. Rather than a read now that only says so, the next
+            // batch reads again without waiting for an event, by when a live stream has more.
+            s.again = true;
+            break;
         }
     }
     s.again |= read >= MAX_READ_PER_TICK;

@@ -27,6 +27,12 @@ impl Transport {
         }
     }
 
+    /// Whether a read that filled less than its buffer took all the socket had: so for plain
+    /// TCP; TLS hands out what it decrypted from one read of the socket, a few KiB.
+    pub(crate) fn drained_by_short_read(&self) -> bool {
+        matches!(self, Self::Plain(_))
+    }
+
     /// Reads plaintext; `Ok(0)` is the end of the connection, `WouldBlock` that nothing is
     /// there yet.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
