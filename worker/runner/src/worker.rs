@@ -54,9 +54,8 @@ impl Worker {
         let here = Local::default();
         tracing::info!(worker = %self.ctx.config.worker_id, capacity = self.capacity.budget(), "worker started");
         let reporter = tokio::spawn(report_slots_every_minute(self.ctx.clone(), self.capacity.clone()));
-        let keepalive = Arc::new(Keepalive::default());
-        let visibility = self.ctx.config.visibility;
-        let keeper = tokio::spawn(keepalive.clone().run(self.sqs.clone(), self.queue_url.clone(), visibility));
+        let keepalive = Arc::new(Keepalive::new(self.ctx.config.visibility));
+        let keeper = tokio::spawn(keepalive.clone().run(self.sqs.clone(), self.queue_url.clone()));
         while !*shutdown.borrow() {
             // A full worker does not even receive: the message stays for a worker with room.
             let mut slot = tokio::select! {
