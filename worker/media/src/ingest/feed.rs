@@ -13,7 +13,7 @@ pub(crate) const MAX_UNREAD_BYTES: usize = 8 << 20;
 /// How often a waiting reader looks at its deadline (and its abort flag): longer than a
 /// recording's batches (`input::RECORDING_BATCH`), so a reader is woken by bytes, not by its
 /// own timer.
-const WAIT_STEP: Duration = Duration::from_millis(600);
+const WAIT_STEP: Duration = Duration::from_millis(300);
 
 /// Read bytes are dropped from the front once this many have gathered.
 const COMPACT_AFTER: usize = 256 << 10;
