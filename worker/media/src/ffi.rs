@@ -671,7 +671,8 @@ mod tests {
         }
         unsafe { release_zero_pages(bytes.as_mut_ptr(), bytes.len()) };
 
-        // Resident pages (before any is read again): the marked ones, and the partial pages at either end.
+        // Resident now (before any page is read again): the marked pages and the partial
+        // pages at either end.
         let start = (bytes.as_ptr() as usize) / page * page;
         let pages = (bytes.as_ptr() as usize + bytes.len() - start).div_ceil(page);
         let mut resident = vec![0u8; pages];

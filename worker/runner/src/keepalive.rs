@@ -85,7 +85,8 @@ impl Keepalive {
     }
 
     /// The extensions due before the turn after `now`, as batch entries of at most
-    /// [`BATCH`]; each message is next due a period after it was due now.
+    /// [`BATCH`]; each message is next due a period after it was due now (or after the
+    /// turns it missed).
     fn due(&self, now: Instant) -> Vec<Vec<ChangeMessageVisibilityBatchRequestEntry>> {
         let seconds = i32::try_from(self.visibility.as_secs()).unwrap_or(i32::MAX);
         let (period, horizon) = (self.period(), now + self.period() / TURNS);
@@ -95,7 +96,10 @@ impl Keepalive {
             .iter_mut()
             .filter(|(_, message)| message.due <= horizon)
             .filter_map(|(id, message)| {
-                message.due += period;
+                // Turns missed (calls held up by an outage) are skipped, in the same phase.
+                while message.due <= horizon {
+                    message.due += period;
+                }
                 let entry = ChangeMessageVisibilityBatchRequestEntry::builder()
                     .id(id.to_string())
                     .receipt_handle(&message.receipt)
@@ -161,6 +165,16 @@ mod tests {
         assert_eq!(receipts(&keepalive.due(start + PERIOD * 2)), [["r20", "r21", "r22"]]);
         drop(holds);
         assert!(keepalive.due(start + PERIOD * 3).is_empty(), "nothing is extended once released");
+    }
+
+    #[test]
+    fn after_missed_turns_a_message_is_extended_once_and_keeps_its_phase() {
+        let keepalive = Arc::new(Keepalive::new(VISIBILITY));
+        let start = Instant::now();
+        let _held = keepalive.hold("r");
+        assert_eq!(receipts(&keepalive.due(start + PERIOD * 5)), [["r"]], "five periods late");
+        assert!(keepalive.due(start + PERIOD * 5 + Duration::from_millis(500)).is_empty());
+        assert_eq!(receipts(&keepalive.due(start + PERIOD * 6)), [["r"]], "on its own phase again");
     }
 
     #[test]
