@@ -59,6 +59,11 @@ impl Drop for Hold {
     }
 }
 
+/// `duration` in whole seconds, as SQS takes a visibility timeout or a delay.
+pub(crate) fn secs(duration: Duration) -> i32 {
+    i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
+}
+
 impl Keepalive {
     /// Keeps messages invisible for `visibility` at a time.
     pub fn new(visibility: Duration) -> Self {
@@ -88,7 +93,7 @@ impl Keepalive {
     /// [`BATCH`]; each message is next due a period after it was due now (or after the
     /// turns it missed).
     fn due(&self, now: Instant) -> Vec<Vec<ChangeMessageVisibilityBatchRequestEntry>> {
-        let seconds = i32::try_from(self.visibility.as_secs()).unwrap_or(i32::MAX);
+        let seconds = secs(self.visibility);
         let (period, horizon) = (self.period(), now + self.period() / TURNS);
         let mut held = self.held();
         let entries: Vec<_> = held

@@ -21,7 +21,7 @@ use tokio::task::JoinSet;
 use crate::capacity::Capacity;
 use crate::context::Ctx;
 use crate::job::{self, MessageFate};
-use crate::keepalive::Keepalive;
+use crate::keepalive::{secs, Keepalive};
 use crate::probe::{self, QueueMessage};
 
 /// How often the slots in use are reported when nothing changes, so the metric has a value in
@@ -212,10 +212,6 @@ impl Drop for Entry {
     fn drop(&mut self) {
         self.local.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).remove(&self.job_id);
     }
-}
-
-fn secs(duration: Duration) -> i32 {
-    i32::try_from(duration.as_secs()).unwrap_or(i32::MAX)
 }
 
 fn queue_error<E: std::error::Error + Send + Sync + 'static>(err: E) -> QueueError {
