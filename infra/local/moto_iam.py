@@ -6,7 +6,8 @@ action against the caller's policies, and the resource too for SQS queues and S3
 DynamoDB it checks the resource "*", which no policy naming a table matches, so every call of a
 least-privilege role would be refused. Here a DynamoDB request is checked once per table (or
 index) it reads or writes, by that table's ARN: `TableName` (with `IndexName`), the tables of
-`RequestItems` (BatchGetItem, BatchWriteItem) and of `TransactItems`. SQS's batch calls need
+`RequestItems` (BatchGetItem, BatchWriteItem) and of `TransactItems`. S3's DeleteObjects is
+checked as `s3:DeleteObject` on each object it names, as AWS does. SQS's batch calls need
 the permission of their single call on AWS (there is no `sqs:DeleteMessageBatch` permission);
 moto asks for the batch call's own name, so they are checked as AWS does. Every refusal of a
 deployment role (named `roomrec-…`) is logged (`denied: <caller> <action> on <resource>`), so
@@ -37,7 +38,9 @@ import os
 import re
 import sys
 from datetime import datetime, timedelta, timezone
-from urllib.parse import parse_qsl, quote, unquote, urlparse
+from urllib.parse import parse_qs, parse_qsl, quote, unquote, urlparse
+
+import xmltodict
 
 from moto import settings
 from moto.core.authorization import ActionAuthenticatorMixin
@@ -82,16 +85,28 @@ SQS_BATCH_PERMISSIONS = {
 DEPLOYMENT_ROLE = re.compile(r":assumed-role/roomrec-")
 
 
+def deleted_objects(self: IAMRequestBase, resource: str) -> list[str]:
+    """The ARNs of the objects an S3 DeleteObjects call (POST /bucket?delete) names: AWS checks
+    `s3:DeleteObject` on each, moto on the bucket, which no policy naming objects matches."""
+    query = parse_qs(urlparse(self._path).query, keep_blank_values=True)
+    if self._action != "s3:DeleteObject" or self._method != "POST" or "delete" not in query:
+        return []
+    objects = xmltodict.parse(self._body, force_list=("Object",))["Delete"].get("Object") or []
+    return [f"{resource}/{obj['Key']}" for obj in objects]
+
+
 def check_and_log(self: IAMRequestBase, resource: str) -> None:
     self._action = SQS_BATCH_PERMISSIONS.get(self._action, self._action)
     self.refused_by_trust = False
+    arn = resource
     try:
-        _check(self, resource)
+        for arn in deleted_objects(self, resource) or [resource]:
+            _check(self, arn)
     except Exception:
         caller = self._access_key.arn
         tenants = self.refused_by_trust or not DEPLOYMENT_ROLE.search(caller)
         verdict = "tenant refused" if tenants else "denied"
-        print(f"{verdict}: {caller} {self._action} on {resource}", file=sys.stderr, flush=True)
+        print(f"{verdict}: {caller} {self._action} on {arn}", file=sys.stderr, flush=True)
         raise
 
 

@@ -107,8 +107,8 @@ impl Blobs for Retrying<dyn Blobs> {
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError> {
         upload_retried!(self, "s3 list", |blobs| blobs.list(bucket, prefix))
     }
-    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
-        upload_retried!(self, "s3 delete", |blobs| blobs.delete(bucket, key))
+    async fn delete(&self, bucket: &str, keys: &[String]) -> Result<(), StoreError> {
+        upload_retried!(self, "s3 delete", |blobs| blobs.delete(bucket, keys))
     }
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError> {
         upload_retried!(self, "s3 abort multipart", |blobs| blobs.abort_multipart(bucket, key, upload_id))
@@ -205,7 +205,7 @@ mod tests {
         async fn list(&self, b: &str, p: &str) -> Result<Vec<(String, u64)>, StoreError> {
             self.inner.list(b, p).await
         }
-        async fn delete(&self, b: &str, k: &str) -> Result<(), StoreError> {
+        async fn delete(&self, b: &str, k: &[String]) -> Result<(), StoreError> {
             self.inner.delete(b, k).await
         }
         async fn abort_multipart(&self, b: &str, k: &str, u: &str) -> Result<(), StoreError> {

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
-use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart, Delete, ObjectIdentifier};
 use aws_sdk_s3::Client;
 use roomrec_domain::ports::{Blobs, FilePart, IfStored, Object, StoreError};
 use roomrec_domain::storage::{Capped, Forbidden};
@@ -36,6 +36,16 @@ where
         Some(300..=499) if !passing => StoreError::Rejected(Box::new(err)),
         _ => backend(err),
     }
+}
+
+/// S3's most keys in one `DeleteObjects` call.
+const DELETE_BATCH: usize = 1000;
+
+/// `DeleteObjects` answered that it could not delete a key, for this reason.
+#[derive(Debug, thiserror::Error)]
+#[error("S3 did not delete an object: {code}")]
+struct NotDeleted {
+    code: String,
 }
 
 /// An S3 answer lacked a field it always carries.
@@ -193,8 +203,23 @@ impl Blobs for S3Blobs {
         Ok(listed)
     }
 
-    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
-        self.client.delete_object().bucket(bucket).key(key).send().await.map_err(s3_error)?;
+    /// One `DeleteObjects` call per [`DELETE_BATCH`] keys; a key S3 could not delete fails
+    /// the call as [`s3_error`] would have failed its own `DeleteObject`.
+    async fn delete(&self, bucket: &str, keys: &[String]) -> Result<(), StoreError> {
+        for chunk in keys.chunks(DELETE_BATCH) {
+            let objects = chunk.iter().map(|key| ObjectIdentifier::builder().key(key).build());
+            let objects = objects.collect::<Result<Vec<_>, _>>().map_err(backend)?;
+            let delete = Delete::builder().set_objects(Some(objects)).quiet(true).build().map_err(backend)?;
+            let out = self.client.delete_objects().bucket(bucket).delete(delete).send().await.map_err(s3_error)?;
+            if let Some(refused) = out.errors().first() {
+                let failed = NotDeleted { code: refused.code().unwrap_or_default().to_owned() };
+                return Err(match failed.code.as_str() {
+                    "AccessDenied" => StoreError::Rejected(Box::new(Forbidden(Box::new(failed)))),
+                    "InternalError" | "SlowDown" => backend(failed),
+                    _ => StoreError::Rejected(Box::new(failed)),
+                });
+            }
+        }
         Ok(())
     }
 

@@ -442,8 +442,9 @@ pub trait Blobs: Send + Sync {
     async fn get_capped(&self, bucket: &str, key: &str, max_bytes: u64) -> Result<Capped, StoreError>;
     /// The keys and sizes of the objects whose key starts with `prefix`, in key order.
     async fn list(&self, bucket: &str, prefix: &str) -> Result<Vec<(String, u64)>, StoreError>;
-    /// Deletes an object (nothing if there is none).
-    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError>;
+    /// Deletes objects in as few calls as the store allows (none for no keys; nothing for a
+    /// key with no object).
+    async fn delete(&self, bucket: &str, keys: &[String]) -> Result<(), StoreError>;
     /// Abandons a multipart upload.
     async fn abort_multipart(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(), StoreError>;
     /// The size of an object, if it exists.

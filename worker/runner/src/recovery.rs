@@ -165,8 +165,7 @@ async fn finish_mp4(
         return Ok(None);
     }
     blobs.complete_multipart(bucket, key, &multipart.upload_id, &etags).await?;
-    for (_, _, object) in pending {
-        blobs.delete(bucket, &object).await?;
-    }
+    let objects: Vec<String> = pending.into_iter().map(|(_, _, object)| object).collect();
+    blobs.delete(bucket, &objects).await?;
     Ok(Some((end, seconds)))
 }

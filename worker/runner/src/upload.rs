@@ -209,9 +209,9 @@ impl Mp4Stream {
         self.pending.push((key, self.sent));
         (self.sent, self.last_pending) = (ready, Some(Instant::now()));
         let uploaded = self.uploaded();
-        for (key, _) in self.pending.extract_if(.., |(_, offset)| *offset < uploaded) {
-            self.blobs.delete(&self.bucket, &key).await?;
-        }
+        let held: Vec<String> =
+            self.pending.extract_if(.., |(_, offset)| *offset < uploaded).map(|(key, _)| key).collect();
+        self.blobs.delete(&self.bucket, &held).await?;
         Ok(())
     }
 
@@ -241,9 +241,8 @@ impl Mp4Stream {
             self.blobs.complete_multipart(&self.bucket, &self.key, upload_id, etags).await?;
             self.state = Mp4Upload::Completed { size: *uploaded };
         }
-        for (key, _) in std::mem::take(&mut self.pending) {
-            self.blobs.delete(&self.bucket, &key).await?;
-        }
+        let pending: Vec<String> = std::mem::take(&mut self.pending).into_iter().map(|(key, _)| key).collect();
+        self.blobs.delete(&self.bucket, &pending).await?;
         tokio::fs::remove_file(path).await?;
         Ok(self.uploaded())
     }
@@ -306,17 +305,20 @@ mod tests {
         stream.progress(&path, 2_000, Duration::from_secs(3)).await.unwrap();
         assert_eq!(pending(&blobs).await, [(0, 1_000), (1_000, 1_000)]);
 
-        // A part takes everything so far; the pending objects it holds go with the next send.
+        // A part takes everything so far; the pending objects it holds go with the next send,
+        // in one call.
         let part_end = MIN_PART_SIZE_BYTES + 2_000;
         assert!(stream.progress(&path, part_end, Duration::from_secs(40)).await.unwrap(), "a part was sent");
         tokio::time::advance(PENDING_INTERVAL).await;
         stream.progress(&path, part_end + 500, Duration::from_secs(42)).await.unwrap();
         assert_eq!(pending(&blobs).await, [(part_end, 500)]);
+        assert_eq!(blobs.deletes(), 1, "two pending objects, one delete");
 
         let size = stream.finish(&path, file.len() as u64).await.unwrap();
         assert_eq!(size, file.len() as u64);
         assert_eq!(blobs.object("b", "rec.mp4"), Some(file), "the object is the whole file");
         assert!(pending(&blobs).await.is_empty(), "no pending object is left behind");
+        assert_eq!(blobs.deletes(), 2);
         assert_eq!(blobs.open_uploads(), 0);
     }
 

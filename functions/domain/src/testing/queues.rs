@@ -174,6 +174,8 @@ struct Objects {
     /// Multipart uploads under way, by id.
     uploads: HashMap<String, Multipart>,
     next_upload: u64,
+    /// Calls to [`Blobs::delete`] so far.
+    deletes: u64,
 }
 
 /// Object storage in memory, multipart uploads included.
@@ -189,6 +191,11 @@ impl MemBlobs {
     /// How many whole objects were written so far.
     pub fn writes(&self) -> u64 {
         self.lock().writes
+    }
+
+    /// How many delete calls were made so far (of at least one key).
+    pub fn deletes(&self) -> u64 {
+        self.lock().deletes
     }
 
     /// How many multipart uploads are neither completed nor aborted.
@@ -292,8 +299,12 @@ impl Blobs for MemBlobs {
         let listed = objects.objects.iter().filter(|((b, k), _)| b == bucket && k.starts_with(prefix));
         Ok(listed.map(|((_, key), (body, _))| (key.clone(), body.len() as u64)).collect())
     }
-    async fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
-        self.lock().objects.remove(&(bucket.to_owned(), key.to_owned()));
+    async fn delete(&self, bucket: &str, keys: &[String]) -> Result<(), StoreError> {
+        let mut objects = self.lock();
+        objects.deletes += u64::from(!keys.is_empty());
+        for key in keys {
+            objects.objects.remove(&(bucket.to_owned(), key.clone()));
+        }
         Ok(())
     }
     async fn abort_multipart(&self, _bucket: &str, _key: &str, upload_id: &str) -> Result<(), StoreError> {

@@ -167,7 +167,7 @@ impl Preflight {
         if let Err(err) = written.and(Ok(())) {
             return storage_refused(NAME, &err);
         }
-        match blobs.delete(&wanted.bucket, &key).await {
+        match blobs.delete(&wanted.bucket, std::slice::from_ref(&key)).await {
             Ok(()) => Check::ok(NAME),
             Err(err) => storage_refused(NAME, &err),
         }
