@@ -70,7 +70,7 @@ impl Blobs for Retrying<dyn Blobs> {
         &self,
         bucket: &str,
         key: &str,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         content_type: &str,
         when: IfStored,
     ) -> Result<String, StoreError> {
@@ -183,7 +183,7 @@ mod tests {
 
     #[async_trait]
     impl Blobs for Flaky {
-        async fn put(&self, b: &str, k: &str, body: Vec<u8>, t: &str, w: IfStored) -> Result<String, StoreError> {
+        async fn put(&self, b: &str, k: &str, body: bytes::Bytes, t: &str, w: IfStored) -> Result<String, StoreError> {
             self.outage()?;
             self.inner.put(b, k, body, t, w).await
         }
@@ -224,8 +224,8 @@ mod tests {
         let blobs =
             Retrying::new(flaky as Arc<dyn Blobs>, quick, Arc::new(SeqRandom::new(1))).measured(metrics.clone());
 
-        blobs.put("bucket", "a.ts", b"ts".to_vec(), "video/mp2t", IfStored::Any).await.unwrap();
-        blobs.put("bucket", "b.ts", b"ts".to_vec(), "video/mp2t", IfStored::Any).await.unwrap();
+        blobs.put("bucket", "a.ts", b"ts".as_slice().into(), "video/mp2t", IfStored::Any).await.unwrap();
+        blobs.put("bucket", "b.ts", b"ts".as_slice().into(), "video/mp2t", IfStored::Any).await.unwrap();
         let retries = vec![Metric::UploadRetry { operation: "s3 put" }; 2];
         assert_eq!(metrics.recorded(), retries, "two failed calls, two retries; the clean call none");
     }

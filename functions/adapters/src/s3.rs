@@ -80,7 +80,7 @@ impl Blobs for S3Blobs {
         &self,
         bucket: &str,
         key: &str,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         content_type: &str,
         when: IfStored,
     ) -> Result<String, StoreError> {

@@ -407,12 +407,13 @@ pub struct Object {
 #[async_trait]
 pub trait Blobs: Send + Sync {
     /// Writes a whole object if what is stored is `when`; returns its ETag. `Conflict` when
-    /// the condition failed (another writer replaced the object).
+    /// the condition failed (another writer replaced the object). The body is shared, not
+    /// copied, by each attempt of a retried write.
     async fn put(
         &self,
         bucket: &str,
         key: &str,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         content_type: &str,
         when: IfStored,
     ) -> Result<String, StoreError>;

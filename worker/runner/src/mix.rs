@@ -201,7 +201,7 @@ mod tests {
     }
 
     async fn put(blobs: &MemBlobs, key: &str, body: Vec<u8>) -> S3Uri {
-        blobs.put("recordings", key, body, "image/png", IfStored::Any).await.unwrap();
+        blobs.put("recordings", key, body.into(), "image/png", IfStored::Any).await.unwrap();
         S3Uri::parse(&format!("s3://recordings/{key}"), "image").unwrap()
     }
 

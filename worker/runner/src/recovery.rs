@@ -117,7 +117,7 @@ async fn finish(ctx: &Ctx, blobs: &dyn Blobs, upload: &OpenUpload) -> anyhow::Re
                 text.push_str("#EXT-X-ENDLIST\n");
                 // Over the dead worker's last write only: if it wakes up, its next write fails.
                 let when = IfStored::Matches(playlist.etag);
-                blobs.put(&upload.bucket, &upload.key, text.into_bytes(), PLAYLIST_TYPE, when).await?;
+                blobs.put(&upload.bucket, &upload.key, text.into(), PLAYLIST_TYPE, when).await?;
             }
             Ok(Some((upload.bytes, upload.duration)))
         }

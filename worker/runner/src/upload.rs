@@ -85,7 +85,7 @@ impl HlsUpload {
     ) -> Result<(), UploadError> {
         let body = tokio::fs::read(path).await?;
         self.bytes += body.len() as u64;
-        self.blobs.put(&self.bucket, key, body, "video/mp2t", IfStored::Any).await?;
+        self.blobs.put(&self.bucket, key, body.into(), "video/mp2t", IfStored::Any).await?;
         tokio::fs::remove_file(path).await?;
         self.entries.push(PlaylistEntry { uri, duration, discontinuity });
         self.put_playlist(false).await
@@ -98,7 +98,7 @@ impl HlsUpload {
 
     /// Writes the playlist over the one this upload wrote last (any, the first time).
     async fn put_playlist(&mut self, ended: bool) -> Result<(), UploadError> {
-        let text = playlist(&self.entries, ended).into_bytes();
+        let text = bytes::Bytes::from(playlist(&self.entries, ended));
         let when = self.playlist_etag.clone().map_or(IfStored::Any, IfStored::Matches);
         let put = self.blobs.put(&self.bucket, &self.playlist_key, text.clone(), PLAYLIST_TYPE, when).await;
         self.playlist_etag = Some(match put {
@@ -205,7 +205,7 @@ impl Mp4Stream {
     async fn send_pending(&mut self, path: &Path, ready: u64, media: Duration) -> Result<(), UploadError> {
         let body = read_range(path, self.sent, ready - self.sent).await?;
         let key = pending_key(&self.key, self.sent, media);
-        self.blobs.put(&self.bucket, &key, body, "application/octet-stream", IfStored::Any).await?;
+        self.blobs.put(&self.bucket, &key, body.into(), "application/octet-stream", IfStored::Any).await?;
         self.pending.push((key, self.sent));
         (self.sent, self.last_pending) = (ready, Some(Instant::now()));
         let uploaded = self.uploaded();
@@ -331,7 +331,7 @@ mod tests {
         // Retrying our own write (its answer was lost) is not a conflict.
         let ours = blobs.get("b", "rec.m3u8").await.unwrap().unwrap();
         blobs
-            .put("b", "rec.m3u8", ours.body.clone(), PLAYLIST_TYPE, IfStored::Matches(ours.etag.clone()))
+            .put("b", "rec.m3u8", ours.body.clone().into(), PLAYLIST_TYPE, IfStored::Matches(ours.etag.clone()))
             .await
             .unwrap();
         hls.put_playlist(false).await.unwrap();
@@ -339,7 +339,10 @@ mod tests {
         // The worker that took the job over closes the playlist.
         let current = blobs.get("b", "rec.m3u8").await.unwrap().unwrap();
         let closed = [current.body, b"#EXT-X-ENDLIST\n".to_vec()].concat();
-        blobs.put("b", "rec.m3u8", closed.clone(), PLAYLIST_TYPE, IfStored::Matches(current.etag)).await.unwrap();
+        blobs
+            .put("b", "rec.m3u8", closed.clone().into(), PLAYLIST_TYPE, IfStored::Matches(current.etag))
+            .await
+            .unwrap();
         let segment = spooled("seg1.ts", b"ts");
         let late = hls.segment(&segment, "rec_000001.ts", "rec_000001.ts".into(), Duration::from_secs(2), false).await;
         assert!(matches!(late, Err(UploadError::Fenced)), "{late:?}");

@@ -232,7 +232,7 @@ impl Blobs for MemBlobs {
         &self,
         bucket: &str,
         key: &str,
-        body: Vec<u8>,
+        body: bytes::Bytes,
         _content_type: &str,
         when: IfStored,
     ) -> Result<String, StoreError> {
@@ -243,7 +243,7 @@ impl Blobs for MemBlobs {
                 return Err(StoreError::Conflict);
             }
         }
-        Ok(objects.store(bucket, key, body))
+        Ok(objects.store(bucket, key, body.to_vec()))
     }
     async fn start_multipart(&self, bucket: &str, key: &str, _content_type: &str) -> Result<String, StoreError> {
         let mut objects = self.lock();

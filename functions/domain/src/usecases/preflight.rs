@@ -163,7 +163,7 @@ impl Preflight {
             Err(err) => return role_refused(&err),
         };
         let key = format!("{}roomrec-preflight-{preflight_id}", wanted.key_root);
-        let written = blobs.put(&wanted.bucket, &key, PROBE_BODY.to_vec(), "text/plain", IfStored::Any).await;
+        let written = blobs.put(&wanted.bucket, &key, PROBE_BODY.into(), "text/plain", IfStored::Any).await;
         if let Err(err) = written.and(Ok(())) {
             return storage_refused(NAME, &err);
         }
