@@ -208,6 +208,12 @@ impl Mp4Stream {
         self.blobs.put(&self.bucket, &key, body.into(), "application/octet-stream", IfStored::Any).await?;
         self.pending.push((key, self.sent));
         (self.sent, self.last_pending) = (ready, Some(Instant::now()));
+        self.delete_held_pending().await
+    }
+
+    /// Deletes, in one call, the pending objects whose bytes the parts (or the completed
+    /// object) hold now.
+    async fn delete_held_pending(&mut self) -> Result<(), UploadError> {
         let uploaded = self.uploaded();
         let held: Vec<String> =
             self.pending.extract_if(.., |(_, offset)| *offset < uploaded).map(|(key, _)| key).collect();
@@ -241,8 +247,7 @@ impl Mp4Stream {
             self.blobs.complete_multipart(&self.bucket, &self.key, upload_id, etags).await?;
             self.state = Mp4Upload::Completed { size: *uploaded };
         }
-        let pending: Vec<String> = std::mem::take(&mut self.pending).into_iter().map(|(key, _)| key).collect();
-        self.blobs.delete(&self.bucket, &pending).await?;
+        self.delete_held_pending().await?;
         tokio::fs::remove_file(path).await?;
         Ok(self.uploaded())
     }
