@@ -27,7 +27,7 @@ fn s3_error<E>(err: SdkError<E, HttpResponse>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
 {
-    let passing = matches!(err.code(), Some("RequestTimeout" | "SlowDown" | "Throttling" | "InternalError"));
+    let passing = passing(err.code());
     match err.raw_response().map(|r| r.status().as_u16()) {
         Some(412) => StoreError::Conflict,
         // Said as such, so a job's failure can name it without S3's text.
@@ -36,6 +36,11 @@ where
         Some(300..=499) if !passing => StoreError::Rejected(Box::new(err)),
         _ => backend(err),
     }
+}
+
+/// Whether S3's error `code` says the request may succeed if sent again.
+fn passing(code: Option<&str>) -> bool {
+    matches!(code, Some("RequestTimeout" | "SlowDown" | "Throttling" | "InternalError"))
 }
 
 /// S3's most keys in one `DeleteObjects` call.
@@ -215,7 +220,7 @@ impl Blobs for S3Blobs {
                 let failed = NotDeleted { code: refused.code().unwrap_or_default().to_owned() };
                 return Err(match failed.code.as_str() {
                     "AccessDenied" => StoreError::Rejected(Box::new(Forbidden(Box::new(failed)))),
-                    "InternalError" | "SlowDown" => backend(failed),
+                    code if passing(Some(code)) => backend(failed),
                     _ => StoreError::Rejected(Box::new(failed)),
                 });
             }
