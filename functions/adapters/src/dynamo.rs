@@ -33,6 +33,10 @@ mod usage;
 pub(crate) type Item = HashMap<String, AttributeValue>;
 
 const DOC: &str = "doc";
+/// What [`DynamoStore::job_from`] reads of a job's item, so reads of many jobs at once (a
+/// worker's every second) leave out the index keys and the copies of the document's fields.
+const JOB_ATTRIBUTES: [&str; 8] =
+    [DOC, "version", "lease_owner", "lease_expires_ms", "lease_epoch", "open_uploads", "spent", JOB_ACCOUNT];
 /// Most keys one BatchGetItem may ask for.
 /// <https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_BatchGetItem.html>
 const BATCH_GET_MAX_KEYS: usize = 100;
@@ -170,11 +174,17 @@ fn number(item: &Item, name: &str) -> Result<u64, StoreError> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()).ok_or_else(|| backend(MissingDoc))
 }
 
-/// The items of `table` at `keys` that exist (strongly consistent), in no particular order:
-/// one BatchGetItem per hundred keys, asked again (after a growing pause, as AWS advises) for
-/// any part DynamoDB leaves unprocessed. A key named twice is asked for once: DynamoDB
-/// refuses a request with duplicate keys (a listing racing a job's state change names it twice).
-pub(crate) async fn batch_get(client: &Client, table: &str, keys: Vec<Item>) -> Result<Vec<Item>, StoreError> {
+/// The items of `table` at `keys` that exist (strongly consistent), in no particular order,
+/// with only the `attributes` named (all when empty): one BatchGetItem per hundred keys, asked
+/// again (after a growing pause, as AWS advises) for any part DynamoDB leaves unprocessed. A key
+/// named twice is asked for once: DynamoDB refuses a request with duplicate keys (a listing
+/// racing a job's state change names it twice).
+pub(crate) async fn batch_get(
+    client: &Client,
+    table: &str,
+    keys: Vec<Item>,
+    attributes: &[&str],
+) -> Result<Vec<Item>, StoreError> {
     let mut unique: Vec<Item> = Vec::with_capacity(keys.len());
     for key in keys {
         if !unique.contains(&key) {
@@ -184,7 +194,16 @@ pub(crate) async fn batch_get(client: &Client, table: &str, keys: Vec<Item>) -> 
     let keys = unique;
     let mut found = Vec::with_capacity(keys.len());
     for chunk in keys.chunks(BATCH_GET_MAX_KEYS) {
-        let request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true).build();
+        let mut request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true);
+        if !attributes.is_empty() {
+            // Through names, so no attribute can clash with one of DynamoDB's reserved words.
+            let names = (0..attributes.len()).map(|i| format!("#a{i}"));
+            request = request.projection_expression(names.clone().collect::<Vec<_>>().join(", "));
+            for (name, attribute) in names.zip(attributes) {
+                request = request.expression_attribute_names(name, *attribute);
+            }
+        }
+        let request = request.build();
         let mut pending = Some(request.map_err(backend)?);
         let mut pause = Duration::from_millis(50);
         while let Some(request) = pending.take() {
@@ -782,7 +801,7 @@ impl DynamoStore {
         let keys: Vec<(String, String)> = entries.iter().filter_map(key_of).collect();
         let requests = keys.iter().map(|(app, job)| key(&[("app_id", app), ("job_id", job)])).collect();
         let mut found: HashMap<String, Job> = HashMap::new();
-        for item in batch_get(&self.client, &self.tables.jobs, requests).await? {
+        for item in batch_get(&self.client, &self.tables.jobs, requests, &JOB_ATTRIBUTES).await? {
             let job = Self::job_from(&item)?.job;
             found.insert(job.job_id.to_string(), job);
         }
@@ -844,7 +863,7 @@ impl JobStore for DynamoStore {
 
     async fn get_jobs(&self, jobs: &[(AppId, JobId)]) -> Result<Vec<JobRecord>, StoreError> {
         let keys = jobs.iter().map(|(app, job)| key(&[("app_id", app.as_str()), ("job_id", job.as_str())])).collect();
-        batch_get(&self.client, &self.tables.jobs, keys).await?.iter().map(Self::job_from).collect()
+        batch_get(&self.client, &self.tables.jobs, keys, &JOB_ATTRIBUTES).await?.iter().map(Self::job_from).collect()
     }
 
     async fn list_jobs(&self, app_id: &AppId, filter: &JobFilter, page: &PageRequest) -> Result<JobPage, StoreError> {
@@ -986,8 +1005,10 @@ impl QuotaStore for DynamoStore {
 
 #[cfg(test)]
 mod tests {
-    use roomrec_domain::testing::now;
+    use roomrec_domain::rule::RecordFormat;
+    use roomrec_domain::testing::{now, open_upload, random};
     use roomrec_domain::url::StreamUrl;
+    use roomrec_domain::usage::Spent;
 
     use super::*;
 
@@ -1015,6 +1036,29 @@ mod tests {
             assert_eq!(item["user_id"].as_s().unwrap(), sort_key);
             assert_eq!(stream_from(&item).unwrap(), stream(video_type));
         }
+    }
+
+    #[test]
+    fn a_job_read_with_only_its_projected_attributes_is_the_job_read_whole() {
+        let body =
+            r#"{"room_id":"r","user_id":"u","record_param":{"record_rule_id":"5d0ec2c53a2c15625017adb8bbbcd9ab"}}"#;
+        let app = AppId::generate(random());
+        let job = Job::individual(app, serde_json::from_str(body).unwrap(), random(), now()).unwrap();
+        let mut record = JobRecord { account: Some(AccountId::try_from("acct").unwrap()), ..JobRecord::new(job) };
+        record.claim("w1", chrono::Utc::now(), Duration::from_secs(30)).unwrap();
+        record.open_uploads.push(open_upload(RecordFormat::Mp4, "k.mp4", 1));
+        record.spend(1, Spent { cpu_seconds: 2.0, mixed_pane_seconds: 0.0 });
+        let whole = DynamoStore::job_item(&record, 7).unwrap();
+        let projected: Item = whole
+            .iter()
+            .filter(|(k, _)| JOB_ATTRIBUTES.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        assert!(projected.len() < whole.len());
+        let (whole, projected) = (DynamoStore::job_from(&whole).unwrap(), DynamoStore::job_from(&projected).unwrap());
+        assert_eq!(serde_json::to_value(&projected.job).unwrap(), serde_json::to_value(&whole.job).unwrap());
+        assert_eq!((projected.version, &projected.lease, &projected.account), (7, &whole.lease, &record.account));
+        assert_eq!((&projected.open_uploads, &projected.spent), (&record.open_uploads, &record.spent));
     }
 
     #[test]

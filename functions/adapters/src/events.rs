@@ -238,7 +238,7 @@ impl EventLog for DynamoEventLog {
                 ])
             })
             .collect();
-        let mut found = batch_get(&self.dynamo, &self.table, keys)
+        let mut found = batch_get(&self.dynamo, &self.table, keys, &[])
             .await?
             .iter()
             .map(stored_event)
