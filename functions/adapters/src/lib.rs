@@ -39,7 +39,7 @@ use roomrec_domain::usecases::{
     Access, Apps, AppsPorts, Callbacks, Files, FilesPorts, JobEvents, Jobs, Jocloud, JocloudPorts, Metering, Preflight,
     PreflightPorts, QuotaPorts, Rooms, RoomsPorts, Rules, Sweeper,
 };
-pub use s3::S3Blobs;
+pub use s3::{endpoint_override as s3_endpoint_override, S3Blobs};
 pub use sqs::{SqsDeliveryQueue, SqsJobQueue};
 pub use sts::{StsBlobsProvider, WrapBlobs};
 pub use system::{OsRandom, SystemClock};

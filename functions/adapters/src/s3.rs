@@ -58,6 +58,13 @@ struct NotDeleted {
 #[error("S3 answered without {0}")]
 struct MissingField(&'static str);
 
+/// The S3 endpoint the SDK is pointed at instead of AWS's: `AWS_ENDPOINT_URL_S3`, which the
+/// SDK prefers for S3, else `AWS_ENDPOINT_URL`.
+pub fn endpoint_override() -> Option<String> {
+    let named = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    named("AWS_ENDPOINT_URL_S3").or_else(|| named("AWS_ENDPOINT_URL"))
+}
+
 impl S3Blobs {
     /// An S3 client for `config`; path-style addressing when an endpoint override is set
     /// (moto and LocalStack serve buckets by path, not by virtual host).
@@ -67,7 +74,7 @@ impl S3Blobs {
 
     /// As [`S3Blobs::new`], with the given configuration (other credentials, another region).
     pub fn from_builder(mut builder: aws_sdk_s3::config::Builder) -> Self {
-        if std::env::var_os("AWS_ENDPOINT_URL").is_some() {
+        if endpoint_override().is_some() {
             builder = builder.force_path_style(true);
         }
         Self { client: Client::from_conf(builder.build()) }

@@ -53,8 +53,8 @@ pub fn asset(name: &str) -> Option<Asset> {
 /// when it is a local one (`AWS_ENDPOINT_URL`: moto over plain HTTP).
 pub fn content_security_policy() -> &'static str {
     static POLICY: LazyLock<String> = LazyLock::new(|| {
-        let endpoint = std::env::var("AWS_ENDPOINT_URL_S3").or_else(|_| std::env::var("AWS_ENDPOINT_URL"));
-        let local = endpoint.ok().and_then(|url| origin(&url)).map(|o| format!(" {o}")).unwrap_or_default();
+        let endpoint = roomrec_adapters::s3_endpoint_override();
+        let local = endpoint.and_then(|url| origin(&url)).map(|o| format!(" {o}")).unwrap_or_default();
         format!(
             "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
              connect-src 'self' https:{local}; media-src 'self' blob: https:{local}; \

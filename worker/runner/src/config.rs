@@ -68,7 +68,8 @@ pub struct WorkerConfig {
     pub visibility: Duration,
     /// The deployment's recordings bucket ([`env::RECORDINGS_BUCKET`]).
     pub recordings_bucket: String,
-    /// The S3 endpoint object locations name (`AWS_ENDPOINT_URL`); AWS's own when `None`.
+    /// The S3 endpoint object locations name (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`); AWS's
+    /// own when `None`.
     pub s3_endpoint: Option<String>,
     /// The ECS agent's endpoint (`ECS_AGENT_URI`); no scale-in protection when `None`.
     pub ecs_agent_uri: Option<String>,
@@ -104,7 +105,7 @@ impl WorkerConfig {
                 .ok()
                 .filter(|v| !v.is_empty())
                 .ok_or(ConfigError::Missing(env::RECORDINGS_BUCKET))?,
-            s3_endpoint: std::env::var("AWS_ENDPOINT_URL").ok().filter(|v| !v.is_empty()),
+            s3_endpoint: roomrec_adapters::s3_endpoint_override(),
             ecs_agent_uri: std::env::var(env::ECS_AGENT_URI).ok().filter(|v| !v.is_empty()),
             rtmp_reader: parsed(env::RTMP_READER, RtmpReader::default())?,
         })
