@@ -27,7 +27,7 @@ help:
 	@echo "make lint-template  cfn-lint, sam validate --lint and the worker's environment on template.yaml"
 	@echo "make deploy         build and push the worker image, then sam build && sam deploy (README, Deploying)"
 	@echo "make bench-api      API benchmark against a stack on free ports"
-	@echo "make bench-worker   recording worker against ffmpeg, CPU, memory, real time per stream (BENCH_NS=\"1 10 50\", up to 200; BENCH_WINDOW_SECS=30)"
+	@echo "make bench-worker   recording worker against ffmpeg, CPU, memory, real time per stream (BENCH_NS=\"1 10 50\", up to 200; BENCH_WINDOW_SECS=30; BENCH_S3=s3s or moto)"
 	@echo "make bench-callbacks  callback delivery throughput and latency (BENCH_EVENTS=10000, BENCH_JOBS=100, BENCH_MAX_BACKLOG=100)"
 	@echo "make bench-mix      mixer against ffmpeg, CPU and SSIM (BENCH_MIX_NS=\"9 25\", BENCH_MIX_SECS=60)"
 	@echo "make bench-growth   an app with 100,000 finished jobs against one with ten (BENCH_GROWTH_JOBS=100000)"
@@ -76,6 +76,7 @@ bench-api: install build
 
 # The worker against N ffmpeg processes recording the same N live streams (BENCH_NS, default
 # "1 10 50", at most 200; BENCH_WINDOW_SECS, default 30). Release builds, so the figures measure our code.
+# The worker's S3 is s3s-fs (installed into target/s3s on first use; BENCH_S3=moto for moto's).
 # nginx-rtmp reports each publisher every 30 s (its default) rather than the tests' 5 s, and
 # moto keeps objects over 64 KiB in temporary files rather than in its memory: at N = 200
 # the hook's calls would keep moto busy and the segments (about 27 MB/s) fill its memory.

@@ -1,7 +1,8 @@
-//! What runs beside the measured side and is not counted in it: moto (S3 and DynamoDB),
-//! nginx-rtmp, the gateway and the bench's own publisher thread. Their CPU over the window
-//! says whether one of them held the measured side back: moto serves every upload from one
-//! Python process, so near one core it is the bottleneck, not the worker.
+//! What runs beside the measured side and is not counted in it: moto (DynamoDB, SQS and,
+//! with BENCH_S3=moto, S3), s3s-fs (S3 otherwise), nginx-rtmp, the gateway and the bench's
+//! own publisher thread. Their CPU over the window says whether one of them held the measured
+//! side back: moto is one Python process, so near one core it is the bottleneck, not the
+//! worker.
 
 use std::time::{Duration, Instant};
 
@@ -55,8 +56,9 @@ fn has_option(argv: &[String], flag: &str, value: &str) -> bool {
 
 impl Bystanders {
     /// Finds the local stack's processes from what it exported: moto by its port, nginx-rtmp by
-    /// its configuration file (with its worker processes), the gateway by its listen address.
-    pub fn find(aws_port: &str, http_addr: &str, nginx_conf: &str, publisher_tid: u32) -> Self {
+    /// its configuration file (with its worker processes), the gateway by its listen address,
+    /// s3s-fs (when it serves S3) by its root directory.
+    pub fn find(aws_port: &str, http_addr: &str, nginx_conf: &str, s3s_root: Option<&str>, publisher_tid: u32) -> Self {
         let all = processes();
         let pids = |matches: &dyn Fn(&Process) -> bool| all.iter().filter(|p| matches(p)).map(|p| p.pid).collect();
         let moto: Vec<u32> =
@@ -67,7 +69,18 @@ impl Bystanders {
         let nginx_master: Vec<u32> = pids(&|p| p.argv.join(" ").contains(&conf_option));
         let nginx = pids(&|p| nginx_master.contains(&p.pid) || nginx_master.contains(&p.ppid));
         let gateway = pids(&|p| has_option(&p.argv, "--listen", http_addr));
-        Self { groups: vec![("moto", moto), ("nginx-rtmp", nginx), ("gateway", gateway)], publisher_tid }
+        let mut groups = vec![("moto", moto), ("nginx-rtmp", nginx), ("gateway", gateway)];
+        // The S3 server bench-worker.sh started beside moto (BENCH_S3=s3s), on its root under
+        // the stack's state directory.
+        if let Some(root) = s3s_root {
+            groups.push((
+                "s3s-fs",
+                pids(&|p| {
+                    p.argv.first().is_some_and(|a| a.ends_with("s3s-fs")) && p.argv.last().is_some_and(|a| a == root)
+                }),
+            ));
+        }
+        Self { groups, publisher_tid }
     }
 
     /// Their CPU ticks now; a process that is gone counts nothing.

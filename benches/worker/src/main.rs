@@ -1,11 +1,10 @@
 //! `bench-worker`: the recording-worker benchmark `make bench-worker` runs inside the local
 //! stack (infra/local/bench-worker.sh). For each N (`BENCH_NS`, default "1 10 50") it publishes
 //! N copies of a 1 Mbit/s 720p stream to nginx-rtmp (from one thread of its own), records them
-//! with a fresh
-//! `roomrec-worker` (N individual jobs, HLS + MP4 to moto's S3) and then with N `ffmpeg`
-//! processes (the same remux to local files), and measures each side's CPU time and memory
-//! over the same window (`BENCH_WINDOW_SECS`, default 30). Prints a Markdown table on stdout;
-//! progress goes to stderr.
+//! with a fresh `roomrec-worker` (N individual jobs, HLS + MP4 to S3: s3s-fs, or moto with
+//! BENCH_S3=moto) and then with N `ffmpeg` processes (the same remux to local files), and
+//! measures each side's CPU time and memory over the same window (`BENCH_WINDOW_SECS`, default
+//! 30). Prints a Markdown table on stdout; progress goes to stderr.
 
 mod bystanders;
 mod media;
@@ -45,6 +44,8 @@ pub struct Bench {
     pub state_dir: PathBuf,
     /// moto's endpoint and the gateway's, to find their processes.
     pub aws_url: String,
+    /// s3s-fs's root directory when it, not moto, serves S3 (BENCH_S3, bench-worker.sh).
+    pub s3s_root: Option<PathBuf>,
     pub http_url: String,
     pub worker_bin: PathBuf,
     /// Scratch directory (input file, reference recordings), removed at the end.
@@ -98,6 +99,16 @@ async fn main() -> Result<()> {
     }
 }
 
+/// Where s3s-fs keeps the objects when bench-worker.sh started it (BENCH_S3=s3s, its
+/// default), `None` when moto serves S3.
+fn s3s_root() -> Result<Option<PathBuf>> {
+    match std::env::var("BENCH_S3").as_deref() {
+        Ok("s3s") => Ok(Some(PathBuf::from(env::stack_var("ROOMREC_STATE_DIR")?).join("s3s"))),
+        Ok("moto") | Err(_) => Ok(None),
+        Ok(other) => bail!("BENCH_S3 is s3s or moto, not {other:?}"),
+    }
+}
+
 /// The Ns to run, from a list like "1 10 50" (spaces or commas).
 fn parse_ns(text: &str) -> Result<Vec<usize>, env::KnobError> {
     env::parse_counts("BENCH_NS", text, 1..=MAX_N)
@@ -118,6 +129,7 @@ async fn run() -> Result<()> {
         rtmp_url: env::stack_var(env::RTMP_URL)?,
         state_dir: PathBuf::from(env::stack_var("ROOMREC_STATE_DIR")?),
         aws_url: env::stack_var("AWS_ENDPOINT_URL")?,
+        s3s_root: s3s_root()?,
         http_url: env::stack_var(env::HTTP_URL)?,
         worker_bin,
         tmp: scratch.0.clone(),
@@ -153,6 +165,7 @@ async fn one_n(bench: &Bench, file: &Arc<[u8]>, n: usize, notes: &mut Vec<String
         port(&bench.aws_url),
         bench.http_url.trim_start_matches("http://"),
         &bench.state_dir.join("nginx.conf").to_string_lossy(),
+        bench.s3s_root.as_deref().map(|root| root.to_string_lossy()).as_deref(),
         publisher.tid(),
     );
     let mut side_notes = Vec::new();
@@ -237,9 +250,10 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
         format!(
             "- ours: one fresh release `roomrec-worker` per N (ROOMREC_MAX_JOBS=200, RTMP reader `{reader}`: \
              ROOMREC_RTMP_READER) with N individual jobs, measured once every job was RUNNING and had uploaded a \
-             segment. It also uploads every segment, playlist and MP4 part to S3 (moto, on this machine) and keeps job \
+             segment. It also uploads every segment, playlist and MP4 part to S3 ({s3}, on this machine) and keeps job \
              state in DynamoDB (moto); the reference only writes local files.",
-            reader = std::env::var("ROOMREC_RTMP_READER").unwrap_or_else(|_| "buffered".into())
+            reader = std::env::var("ROOMREC_RTMP_READER").unwrap_or_else(|_| "buffered".into()),
+            s3 = if bench.s3s_root.is_some() { "s3s-fs, BENCH_S3=s3s" } else { "moto, BENCH_S3=moto" }
         ),
         "- ffmpeg: N `ffmpeg -i rtmp://… -c copy -f hls -hls_time 4 -hls_playlist_type event … -c copy -f mp4 -movflags \
          frag_keyframe+empty_moov+default_base_moof …` processes on the same N streams, measured once each had written a segment."
@@ -251,8 +265,8 @@ fn report_text(bench: &Bench, rows: &[Row], notes: &[String]) -> String {
             .into(),
         "- Not part of either side: the publisher (one thread of the bench publishing the 20 s file to the N streams \
          in real time over RTMP, looped with continuous timestamps, the streams' starts spread over 2 s), nginx-rtmp, \
-         moto and the gateway, which run throughout on the same machine; their CPU over each window is in the notes \
-         (moto serves S3 and DynamoDB from one Python process: near 1.00 core it, not the worker, sets the pace)."
+         moto, s3s-fs and the gateway, which run throughout on the same machine; their CPU over each window is in the \
+         notes (moto is one Python process: near 1.00 core it, not the worker, sets the pace)."
             .into(),
         format!(
             "- \"segments in window\" counts HLS segments completed during the window (uploaded to S3 / written to disk); about \

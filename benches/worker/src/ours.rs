@@ -1,5 +1,5 @@
 //! Our side of one N: a fresh `roomrec-worker` records the N published streams (N individual
-//! jobs) to moto's S3; its process is measured once every job is RUNNING with a segment
+//! jobs) to S3; its process is measured once every job is RUNNING with a segment
 //! uploaded, then the jobs are stopped through the API and the worker is shut down.
 
 use std::collections::HashMap;
@@ -81,6 +81,11 @@ pub async fn run(bench: &Bench, room: &Room, bystanders: &Bystanders, notes: &mu
     if let Err(err) = shut_down(&mut worker).await {
         notes.push(format!("ours: {err:#}"));
     }
+    // s3s-fs keeps every object on this machine's disk, about 50 MB a second (HLS and MP4) at
+    // N = 200: the N's recordings go before the next side records.
+    if let Some(root) = &bench.s3s_root {
+        let _ = std::fs::remove_dir_all(root.join(&bench.bucket).join(&room.object));
+    }
     result
 }
 
@@ -116,6 +121,27 @@ fn check_worker(worker: &mut Child) -> Result<()> {
 
 /// Number of uploaded `.ts` segments per job id under the room's object prefix.
 async fn segments_per_job(bench: &Bench, room: &Room) -> Result<HashMap<String, usize>> {
+    match &bench.s3s_root {
+        Some(root) => Ok(stored_segments(&root.join(&bench.bucket).join(&room.object))),
+        None => listed_segments(bench, room).await,
+    }
+}
+
+/// The `.ts` objects per job id in s3s-fs's directory of the room's prefix (an object is a
+/// file at its key, renamed into place whole). Read from its disk because s3s-fs walks the
+/// whole bucket, with a metadata read per file, for each page of a listing: minutes at
+/// N = 200.
+fn stored_segments(dir: &std::path::Path) -> HashMap<String, usize> {
+    let jobs = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    let count = |job: &std::fs::DirEntry| {
+        let files = std::fs::read_dir(job.path()).into_iter().flatten().flatten();
+        files.filter(|f| f.file_name().to_str().is_some_and(|n| n.ends_with(".ts"))).count()
+    };
+    jobs.filter_map(|job| Some((job.file_name().into_string().ok()?, count(&job)))).collect()
+}
+
+/// As [`segments_per_job`], from S3's listing.
+async fn listed_segments(bench: &Bench, room: &Room) -> Result<HashMap<String, usize>> {
     let mut counts = HashMap::new();
     let mut token = None;
     loop {
@@ -133,9 +159,11 @@ async fn segments_per_job(bench: &Bench, room: &Room) -> Result<HashMap<String, 
     }
 }
 
-/// Waits until every job is RUNNING and has uploaded a segment. After the bench's ready
+/// Waits until every job has uploaded a segment and is RUNNING. After the bench's ready
 /// timeout the window opens anyway (the jobs still starting count as behind real time), with
-/// a note of how far they got; a job that ended fails the side.
+/// a note of how far they got; a job that ended fails the side. The jobs' states are asked
+/// for (N calls to the API) only once every job has a segment or the time is up: at N = 200
+/// polling them every second kept moto, and so the jobs' own calls, busy.
 async fn wait_ready(
     bench: &Bench,
     room: &Room,
@@ -146,19 +174,24 @@ async fn wait_ready(
     let start = Instant::now();
     loop {
         check_worker(worker)?;
+        let segments = segments_per_job(bench, room).await?;
+        let recorded = jobs.iter().filter(|j| segments.get(*j).is_some_and(|&c| c > 0)).count();
+        let timed_out = start.elapsed() > bench.ready_timeout;
+        if recorded < jobs.len() && !timed_out {
+            tokio::time::sleep(POLL).await;
+            continue;
+        }
         let states = job_states(&bench.api, &room.app, jobs).await?;
         if let Some(i) = states.iter().position(|s| s == "FAILED" || s == "STOPPED") {
             bail!("job {} ended as {} before the window; see worker.log", jobs[i], states[i]);
         }
         let running = states.iter().filter(|s| *s == "RUNNING").count();
-        let segments = segments_per_job(bench, room).await?;
-        let recorded = jobs.iter().filter(|j| segments.get(*j).is_some_and(|&c| c > 0)).count();
         let waited = start.elapsed().as_secs_f64();
         if running == jobs.len() && recorded == jobs.len() {
             eprintln!("bench-worker: N = {}: every job RUNNING with a segment after {waited:.0} s", room.n);
             return Ok(());
         }
-        if start.elapsed() > bench.ready_timeout {
+        if timed_out {
             let note = format!(
                 "ours: when the window opened ({waited:.0} s after the jobs were created) {running}/{} jobs were \
                  RUNNING and {recorded}/{} had uploaded a segment",
