@@ -62,8 +62,14 @@ fn the_buffered_reader_records_the_same_packets_and_keyframes_as_libavs_client()
     let server = RtmpServer::start();
     let url = server.url("same");
     let spec = |name: &str| support::spec(&dir.join(name), Duration::from_secs(2));
-    let reader = |rtmp_reader| InputSpec { rtmp_reader, ..support::input(&url, Duration::from_millis(200)) };
-    // Both wait for the publisher, then record until it is gone.
+    // Both wait for the publisher, then record until it is gone. Each one's first wait outlasts
+    // the pause before the publish: with the usual 2 s I/O timeout, libav's client gave up its
+    // first attempt just as the publish began and, under load, joined a keyframe late.
+    let reader = |rtmp_reader| InputSpec {
+        rtmp_reader,
+        io_timeout: Duration::from_secs(5),
+        ..support::input(&url, Duration::from_millis(200))
+    };
     let ended = |seen: &[Output]| {
         let first = seen.iter().position(|o| matches!(o, Output::FileOpened { .. }));
         first.is_some_and(|first| seen[first..].iter().any(is_waiting))
