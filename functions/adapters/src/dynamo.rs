@@ -197,9 +197,9 @@ pub(crate) async fn batch_get(
         let mut request = KeysAndAttributes::builder().set_keys(Some(chunk.to_vec())).consistent_read(true);
         if !attributes.is_empty() {
             // Through names, so no attribute can clash with one of DynamoDB's reserved words.
-            let names = (0..attributes.len()).map(|i| format!("#a{i}"));
-            request = request.projection_expression(names.clone().collect::<Vec<_>>().join(", "));
-            for (name, attribute) in names.zip(attributes) {
+            let names: Vec<String> = (0..attributes.len()).map(|i| format!("#a{i}")).collect();
+            request = request.projection_expression(names.join(", "));
+            for (name, attribute) in names.into_iter().zip(attributes) {
                 request = request.expression_attribute_names(name, *attribute);
             }
         }
