@@ -24,14 +24,14 @@ pub fn speakers_key(key: &str) -> String {
 /// the timeline's key, or `None` when it could not be stored.
 pub async fn store(blobs: &dyn Blobs, bucket: &str, key: &str, timeline: &FileTimeline, mix: bool) -> Option<String> {
     let json_key = timeline_key(key);
-    let json = timeline.json(key).into_bytes();
+    let json = timeline.json(key);
     if let Err(err) = blobs.put(bucket, &json_key, json.into(), JSON_TYPE, IfStored::Any).await {
         tracing::warn!(key = json_key, error = %error_chain(&err), "the file's timeline could not be stored");
         return None;
     }
     if mix {
         let vtt_key = speakers_key(key);
-        let vtt = timeline.speakers_vtt().into_bytes();
+        let vtt = timeline.speakers_vtt();
         if let Err(err) = blobs.put(bucket, &vtt_key, vtt.into(), VTT_TYPE, IfStored::Any).await {
             tracing::warn!(key = vtt_key, error = %error_chain(&err), "the file's speaker track could not be stored");
         }
