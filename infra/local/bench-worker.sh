@@ -35,8 +35,9 @@ start_s3s() {
   s3s_pid=$!
   for _ in $(seq 100); do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-      # The SDK (ours, the bench's) takes an S3-only endpoint over AWS_ENDPOINT_URL.
-      export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$port"
+      # The SDK (ours, the bench's) takes an S3-only endpoint over AWS_ENDPOINT_URL; the
+      # bench reads the segments from the root and finds the server by it.
+      export AWS_ENDPOINT_URL_S3="http://127.0.0.1:$port" BENCH_S3S_ROOT="$root"
       return
     fi
     kill -0 "$s3s_pid" 2>/dev/null || { cat "$ROOMREC_STATE_DIR/s3s.log" >&2; exit 1; }
@@ -51,7 +52,6 @@ case "${BENCH_S3:=s3s}" in
   moto) ;;
   *) echo "bench-worker: BENCH_S3 is s3s or moto, not '$BENCH_S3'" >&2; exit 2 ;;
 esac
-export BENCH_S3
 
 cargo build --release -p roomrec-worker -p roomrec-bench-worker
 # BENCH_NS goes up to 200 recordings in the development account, past the default active_jobs

@@ -44,7 +44,8 @@ pub struct Bench {
     pub state_dir: PathBuf,
     /// moto's endpoint and the gateway's, to find their processes.
     pub aws_url: String,
-    /// s3s-fs's root directory when it, not moto, serves S3 (BENCH_S3, bench-worker.sh).
+    /// s3s-fs's root directory when it, not moto, serves S3 (BENCH_S3S_ROOT, which
+    /// bench-worker.sh sets when it starts s3s-fs).
     pub s3s_root: Option<PathBuf>,
     pub http_url: String,
     pub worker_bin: PathBuf,
@@ -99,16 +100,6 @@ async fn main() -> Result<()> {
     }
 }
 
-/// Where s3s-fs keeps the objects when bench-worker.sh started it (BENCH_S3=s3s, its
-/// default), `None` when moto serves S3.
-fn s3s_root() -> Result<Option<PathBuf>> {
-    match std::env::var("BENCH_S3").as_deref() {
-        Ok("s3s") => Ok(Some(PathBuf::from(env::stack_var("ROOMREC_STATE_DIR")?).join("s3s"))),
-        Ok("moto") | Err(_) => Ok(None),
-        Ok(other) => bail!("BENCH_S3 is s3s or moto, not {other:?}"),
-    }
-}
-
 /// The Ns to run, from a list like "1 10 50" (spaces or commas).
 fn parse_ns(text: &str) -> Result<Vec<usize>, env::KnobError> {
     env::parse_counts("BENCH_NS", text, 1..=MAX_N)
@@ -129,7 +120,7 @@ async fn run() -> Result<()> {
         rtmp_url: env::stack_var(env::RTMP_URL)?,
         state_dir: PathBuf::from(env::stack_var("ROOMREC_STATE_DIR")?),
         aws_url: env::stack_var("AWS_ENDPOINT_URL")?,
-        s3s_root: s3s_root()?,
+        s3s_root: std::env::var_os("BENCH_S3S_ROOT").map(PathBuf::from),
         http_url: env::stack_var(env::HTTP_URL)?,
         worker_bin,
         tmp: scratch.0.clone(),
