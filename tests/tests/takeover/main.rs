@@ -56,7 +56,7 @@ async fn a_job_whose_worker_dies_resumes_on_another_within_seconds_and_loses_no_
     let events = support::final_events(&job).await;
     let recovered: Vec<_> = events.iter().filter(|e| e.detail_message.contains("took the job over")).collect();
     assert_eq!(recovered.len(), 2, "the dead worker's playlist and MP4 were completed: {events:?}");
-    // Their timelines as the dead worker last stored them (every 10 s of media).
+    // Their timelines as the dead worker last stored them (the first at 10 s of media).
     for done in &recovered {
         let facts = done.file.as_ref().unwrap();
         let key = facts.timeline_object.as_deref().unwrap_or_else(|| panic!("a timeline for {}", facts.obs_object));

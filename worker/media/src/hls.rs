@@ -101,8 +101,8 @@ impl HlsWriter {
             }
             if let HlsState::Open(file) = &mut self.state {
                 file.cut(timed, self.spec.slice, tracks, &self.dir, report)?;
-                if file.marks.snapshot_due(file.times.since_start_us(timed.dts_us)) {
-                    let timeline = self.log.borrow().timeline(&file.marks, file.times.duration());
+                let at_us = file.times.since_start_us(timed.dts_us);
+                if let Some(timeline) = self.log.borrow().snapshot(&mut file.marks, at_us, file.times.duration()) {
                     report.send(Output::Timeline { format: Format::Hls, file: file.index, timeline })?;
                 }
             }

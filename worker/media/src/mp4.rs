@@ -72,8 +72,8 @@ impl Mp4Writer {
                 self.open(timed, tracks, report)?;
             }
             if let Mp4State::Open(file) = &mut self.state {
-                if file.marks.snapshot_due(file.times.since_start_us(timed.dts_us)) {
-                    let timeline = self.log.borrow().timeline(&file.marks, file.times.duration());
+                let at_us = file.times.since_start_us(timed.dts_us);
+                if let Some(timeline) = self.log.borrow().snapshot(&mut file.marks, at_us, file.times.duration()) {
                     report.send(Output::Timeline { format: Format::Mp4, file: file.index, timeline })?;
                 }
             }

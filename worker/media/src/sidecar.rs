@@ -65,8 +65,9 @@ impl Mark {
     }
 }
 
-/// An open file's timeline is sent again after this much more media (in µs), so a worker
-/// that dies leaves a recent one in storage.
+/// An open file's timeline is sent again after this much more media (in µs) once a mark was
+/// made since it was last sent, so a worker that dies leaves a recent one in storage. An
+/// unchanged timeline is not sent again: each store is an S3 call per file.
 const SNAPSHOT_EVERY_US: i64 = 10_000_000;
 
 /// A recording's marks, shared by its writers on one thread.
@@ -104,7 +105,8 @@ impl MarkLog {
         let joins = self.present.iter().cloned().map(Mark::Join);
         let states = [&self.layout, &self.pinned, &self.speaker].into_iter().flatten().cloned();
         let opening = joins.chain(states).filter(Mark::standing).collect();
-        FileMarks { from: self.marks.len(), origin_us, started_at: SystemTime::now(), opening, snapshot_us: 0 }
+        let from = self.marks.len();
+        FileMarks { from, origin_us, started_at: SystemTime::now(), opening, snapshot_us: 0, sent_marks: None }
     }
 
     /// The timeline of the file `file`, which holds `duration` of media.
@@ -121,6 +123,18 @@ impl MarkLog {
         entries.sort_by_key(|(at, _)| *at);
         FileTimeline { started_at: file.started_at, duration, entries }
     }
+
+    /// The file's timeline, `at_us` into it, when it is due to be sent again: the first time
+    /// after [`SNAPSHOT_EVERY_US`] of media, then that long after the last one sent once a mark
+    /// was made since.
+    pub(crate) fn snapshot(&self, file: &mut FileMarks, at_us: i64, duration: Duration) -> Option<FileTimeline> {
+        let changed = file.sent_marks.is_none_or(|sent| sent < self.marks.len());
+        if !changed || at_us.saturating_sub(file.snapshot_us) < SNAPSHOT_EVERY_US {
+            return None;
+        }
+        (file.snapshot_us, file.sent_marks) = (at_us, Some(self.marks.len()));
+        Some(self.timeline(file, duration))
+    }
 }
 
 /// Where one file starts on the timeline, and what held when it opened.
@@ -132,17 +146,8 @@ pub(crate) struct FileMarks {
     opening: Vec<Mark>,
     /// Where in the file its timeline was last sent, in µs.
     snapshot_us: i64,
-}
-
-impl FileMarks {
-    /// Whether the file's timeline is due to be sent again, `at_us` into the file.
-    pub(crate) fn snapshot_due(&mut self, at_us: i64) -> bool {
-        let due = at_us.saturating_sub(self.snapshot_us) >= SNAPSHOT_EVERY_US;
-        if due {
-            self.snapshot_us = at_us;
-        }
-        due
-    }
+    /// How many marks the recording had when it was last sent.
+    sent_marks: Option<usize>,
 }
 
 /// One file's timeline: its marks at media times since its first frame.
@@ -304,6 +309,24 @@ mod tests {
             (Duration::from_millis(1500), Mark::Speaker(None)),
         ];
         assert_eq!(timeline.entries, expected, "b came and went before the file; nothing is later than its end");
+    }
+
+    #[test]
+    fn an_open_files_timeline_is_sent_after_ten_seconds_then_again_only_once_a_mark_was_made() {
+        let mut log = MarkLog::default();
+        log.push(0, Mark::Join(Some(who("a"))));
+        let mut file = log.open_file(0);
+        let mut sent_at = |log: &MarkLog, s: i64| log.snapshot(&mut file, s * 1_000 * MS, Duration::from_secs(s as u64));
+        assert_eq!(sent_at(&log, 9), None, "not before 10 s of media");
+        let first = sent_at(&log, 10).expect("the first one at 10 s, marks or not");
+        assert_eq!(first.duration, Duration::from_secs(10));
+        assert_eq!(sent_at(&log, 25), None, "nothing new to store");
+        log.push(26 * 1_000 * MS, Mark::Join(Some(who("b"))));
+        let second = sent_at(&log, 26).expect("a mark made, 10 s since the last one: at once");
+        assert_eq!(second.entries.len(), 2);
+        log.push(30 * 1_000 * MS, Mark::Leave(who("b")));
+        assert_eq!(sent_at(&log, 35), None, "within 10 s of the last one");
+        assert_eq!(sent_at(&log, 36).map(|t| t.entries.len()), Some(3));
     }
 
     #[test]

@@ -89,8 +89,8 @@ pub async fn finish_abandoned(
     Ok(())
 }
 
-/// The key of the timeline sidecar `upload`'s worker last stored (every 10 s of media), if any:
-/// complete up to then; what came after was in that worker's memory.
+/// The key of the timeline sidecar `upload`'s worker last stored (10 s of media after a mark
+/// was made), if any: complete up to then; what came after was in that worker's memory.
 async fn stored_timeline(blobs: &dyn Blobs, upload: &OpenUpload) -> Option<String> {
     let key = timeline_key(&upload.key);
     match blobs.size(&upload.bucket, &key).await {
