@@ -61,9 +61,10 @@ pub struct OpenUpload {
     /// MP4 only: the multipart upload and the ETags of its parts so far.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub multipart: Option<Multipart>,
-    /// Bytes in storage so far (MP4 parts, or HLS segments).
+    /// Bytes in storage so far: MP4 parts, or HLS segments as of the holder's last lease
+    /// renewal.
     pub bytes: u64,
-    /// Seconds of media in storage so far.
+    /// Seconds of media in storage so far (HLS: as of the last renewal).
     pub duration: f64,
     /// The claim (lease epoch) that opened it.
     #[serde(default)]
@@ -80,6 +81,14 @@ impl OpenUpload {
     pub fn finishing_by_owner(&self, now_ms: i64) -> bool {
         self.handed_over_until_ms.is_some_and(|until| until > now_ms)
     }
+}
+
+/// How much of an open upload is in storage: its bytes and seconds of media.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    pub key: String,
+    pub bytes: u64,
+    pub duration: f64,
 }
 
 /// An S3 multipart upload in progress.
@@ -152,6 +161,15 @@ impl JobRecord {
     pub fn open_upload(&mut self, upload: &OpenUpload) {
         if !self.open_uploads.iter().any(|u| u.key == upload.key) {
             self.open_uploads.push(upload.clone());
+        }
+    }
+
+    /// Sets the bytes and seconds of the open uploads `progress` names; the others stay.
+    pub fn progress(&mut self, progress: &[Progress]) {
+        for now in progress {
+            for upload in self.open_uploads.iter_mut().filter(|u| u.key == now.key) {
+                (upload.bytes, upload.duration) = (now.bytes, now.duration);
+            }
         }
     }
 

@@ -182,14 +182,20 @@ pub async fn coverage(setup: &Setup, events: &[RecordEvent], format: &str) -> Co
             let text = std::fs::read_to_string(&local).unwrap();
             assert!(text.contains("#EXT-X-ENDLIST"), "{} is closed: {text}", file.obs_object);
             let folder = file.obs_object.rsplit_once('/').map_or(String::new(), |(f, _)| format!("{f}/"));
-            let mut total = 0.0;
+            let (mut total, mut bytes) = (0.0, 0);
             for line in text.lines() {
                 if let Some(extinf) = line.strip_prefix("#EXTINF:") {
                     total += extinf.trim_end_matches(',').parse::<f64>().unwrap();
                 } else if !line.starts_with('#') && !line.is_empty() {
-                    assert_eq!(objects(&setup.bucket, &format!("{folder}{line}")).await.len(), 1, "{line} is in S3");
+                    let stored = objects(&setup.bucket, &format!("{folder}{line}")).await;
+                    assert_eq!(stored.len(), 1, "{line} is in S3");
+                    bytes += stored[0].1;
                 }
             }
+            // What the completion said, also of a file a dead worker left: what is stored.
+            assert_eq!(file.file_size, Some(bytes), "{}: file_size is its segments' bytes", file.obs_object);
+            let said = file.record_duration.unwrap() as f64;
+            assert!((said - total).abs() <= 1.0, "{}: record_duration {said} s, playlist {total} s", file.obs_object);
             total
         });
     }

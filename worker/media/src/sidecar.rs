@@ -316,7 +316,8 @@ mod tests {
         let mut log = MarkLog::default();
         log.push(0, Mark::Join(Some(who("a"))));
         let mut file = log.open_file(0);
-        let mut sent_at = |log: &MarkLog, s: i64| log.snapshot(&mut file, s * 1_000 * MS, Duration::from_secs(s as u64));
+        let mut sent_at =
+            |log: &MarkLog, s: i64| log.snapshot(&mut file, s * 1_000 * MS, Duration::from_secs(s as u64));
         assert_eq!(sent_at(&log, 9), None, "not before 10 s of media");
         let first = sent_at(&log, 10).expect("the first one at 10 s, marks or not");
         assert_eq!(first.duration, Duration::from_secs(10));

@@ -12,7 +12,7 @@ use roomrec_domain::job::{JobSpec, RecordFile};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::naming::{file_keys, FileKeys};
 use roomrec_domain::quality::QualityReport;
-use roomrec_domain::record::{JobRecord, Lease, OpenUpload};
+use roomrec_domain::record::{JobRecord, Lease, OpenUpload, Progress};
 use roomrec_domain::rule::{RecordFormat, RecordRule};
 use roomrec_domain::time::Timestamp;
 use roomrec_media::{Format, Output};
@@ -72,6 +72,16 @@ impl OpenFiles {
     pub fn new(rule: RecordRule, storage: JobStorage, stream_url: String, spool_budget: u64) -> Self {
         let backlog = Arc::new(Backlog::new(spool_budget));
         Self { rule, storage, stream_url, open: FileMap::new(), backlog }
+    }
+
+    /// What the open HLS files hold in storage now, for the job's view of them (its
+    /// `recording_files`): written with the lease renewals, not a job write per segment.
+    pub fn progress(&self) -> Vec<Progress> {
+        let hls = self.open.values().filter_map(|open| match &open.upload {
+            Upload::Hls(hls) => Some((open.keys.main(RecordFormat::Hls), hls)),
+            Upload::Mp4(..) => None,
+        });
+        hls.map(|(key, hls)| Progress { key, bytes: hls.bytes, duration: hls.duration.as_secs_f64() }).collect()
     }
 
     fn facts(&self, ctx: &Ctx, file: &OpenFile, format: RecordFormat) -> FileFacts {
@@ -140,16 +150,12 @@ impl OpenFiles {
                     .get_mut(&(RecordFormat::Hls, file))
                     .ok_or_else(|| anyhow::anyhow!("segment of an unknown file"))?;
                 let (key, uri) = (open.keys.segment(seq), open.keys.segment_uri(seq));
+                // The job learns the file's new size and length with its next lease renewal
+                // (see `progress`): a takeover reads them from the playlist and the segments.
                 if let Upload::Hls(hls) = &mut open.upload {
                     let before = hls.bytes;
                     hls.segment(&path, &key, uri, duration, discontinuity).await?;
                     self.backlog.uploaded(hls.bytes - before);
-                    let (playlist, bytes) = (open.keys.main(RecordFormat::Hls), hls.bytes);
-                    *job = track(ctx, job, held, &playlist, |u| {
-                        u.bytes = bytes;
-                        u.duration += duration.as_secs_f64();
-                    })
-                    .await?;
                 }
             }
             Output::Mp4Progress { file, path, bytes } => {

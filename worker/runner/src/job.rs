@@ -13,7 +13,7 @@ use roomrec_domain::job::{Job, JobSpec, JobState, StopReason};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::mix::MixParam;
 use roomrec_domain::ports::{JobMessage, StoreError};
-use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload};
+use roomrec_domain::record::{ClaimRefused, JobRecord, Lease, OpenUpload, Progress};
 use roomrec_domain::retry::{retry, Backoff};
 use roomrec_domain::room::VideoType;
 use roomrec_domain::rule::RecordRule;
@@ -158,6 +158,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
         handover: None,
         storage: None,
         pause,
+        progress: Vec::new(),
     };
     task.run().instrument(span).await
 }
@@ -314,6 +315,8 @@ struct JobTask {
     storage: Option<JobStorage>,
     /// The tenant's pause, as told to the media thread and announced.
     pause: PauseState,
+    /// What the open files hold in storage, for the job with the next lease renewal.
+    progress: Vec<Progress>,
 }
 
 impl JobTask {
@@ -566,8 +569,12 @@ impl JobTask {
         let now_ms = self.ctx.clock.millis();
         let renewal_due = self.record.lease.as_ref().is_none_or(|l| l.expires_at_ms - now_ms < lease_ms * 2 / 3);
         let result = if renewal_due {
-            let clock = self.ctx.clock.clone();
-            let renew = |job: &mut JobRecord| job.renew(&held, clock.now(), lease).map_err(|e| e.to_string());
+            let (clock, progress) = (self.ctx.clock.clone(), &self.progress);
+            let renew = |job: &mut JobRecord| {
+                job.renew(&held, clock.now(), lease).map_err(|e| e.to_string())?;
+                job.progress(progress);
+                Ok(())
+            };
             self.ctx.update(&self.record, &held, renew).await
         } else {
             match self.watch.latest() {
@@ -643,6 +650,7 @@ impl JobTask {
                             }
                             stop_sent = stop_sent || control.stop();
                         }
+                        self.progress = files.progress();
                     }
                 },
                 _ = self.watch.next() => {

@@ -2,9 +2,11 @@
 //! dead worker's (the worker taking its job over finishes them, then records new files), or a
 //! failed recording's.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use roomrec_domain::callback::EventType;
+use roomrec_domain::download::playlist_segments;
 use roomrec_domain::event::FileFacts;
 use roomrec_domain::job::RecordFile;
 use roomrec_domain::metric::Metric;
@@ -117,11 +119,31 @@ async fn finish(ctx: &Ctx, blobs: &dyn Blobs, upload: &OpenUpload) -> anyhow::Re
                 text.push_str("#EXT-X-ENDLIST\n");
                 // Over the dead worker's last write only: if it wakes up, its next write fails.
                 let when = IfStored::Matches(playlist.etag);
-                blobs.put(&upload.bucket, &upload.key, text.into(), PLAYLIST_TYPE, when).await?;
+                blobs.put(&upload.bucket, &upload.key, text.clone().into(), PLAYLIST_TYPE, when).await?;
             }
-            Ok(Some((upload.bytes, upload.duration)))
+            Ok(Some(stored_hls(blobs, upload, &text).await?))
         }
     }
+}
+
+/// The bytes and seconds of the HLS file whose playlist is `text`, as stored: its segments'
+/// sizes and its `#EXTINF` durations. The job's figures are only as new as its worker's last
+/// lease renewal.
+async fn stored_hls(blobs: &dyn Blobs, upload: &OpenUpload, text: &str) -> anyhow::Result<(u64, f64)> {
+    let extinf = |line: &str| line.strip_prefix("#EXTINF:")?.split(',').next()?.trim().parse::<f64>().ok();
+    let duration = text.lines().filter_map(extinf).sum();
+    let segments: HashSet<String> = playlist_segments(&upload.key, text).into_iter().collect();
+    // One listing (a page per thousand segments) under the prefix the segments share.
+    let Some(first) = segments.iter().next() else { return Ok((0, duration)) };
+    let shared = segments.iter().fold(first.len(), |n, key| common_prefix(&first[..n], key));
+    let listed = blobs.list(&upload.bucket, &first[..shared]).await?;
+    let bytes = listed.iter().filter(|(key, _)| segments.contains(key)).map(|(_, size)| size).sum();
+    Ok((bytes, duration))
+}
+
+/// The length in bytes of the prefix `a` and `b` share, on a character boundary.
+fn common_prefix(a: &str, b: &str) -> usize {
+    a.char_indices().zip(b.chars()).find(|((_, x), y)| x != y).map_or(a.len().min(b.len()), |((i, _), _)| i)
 }
 
 /// Completes the dead worker's multipart upload with its parts and, as the last part, the
@@ -168,4 +190,50 @@ async fn finish_mp4(
     let objects: Vec<String> = pending.into_iter().map(|(_, _, object)| object).collect();
     blobs.delete(bucket, &objects).await?;
     Ok(Some((end, seconds)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use roomrec_domain::ports::IfStored;
+    use roomrec_domain::testing::MemBlobs;
+    use roomrec_domain::time::Timestamp;
+
+    #[tokio::test]
+    async fn a_dead_workers_hls_file_counts_the_bytes_and_seconds_its_playlist_lists() {
+        let blobs = MemBlobs::default();
+        let put =
+            |key: &'static str, size: usize| blobs.put("b", key, vec![7; size].into(), "video/mp2t", IfStored::Any);
+        put("rec/a_000000.ts", 1_000).await.unwrap();
+        put("rec/a_000001.ts", 2_000).await.unwrap();
+        // Uploaded after the playlist was last written (not in the file), and another file's.
+        put("rec/a_000002.ts", 4_000).await.unwrap();
+        put("rec/a_2_000000.ts", 8_000).await.unwrap();
+        let playlist = "#EXTM3U\n#EXT-X-TARGETDURATION:4\n#EXTINF:4.000,\na_000000.ts\n#EXTINF:3.500,\na_000001.ts\n";
+        // The job's figures, as of the worker's last lease renewal: one segment behind.
+        let upload = OpenUpload {
+            record_format: RecordFormat::Hls,
+            bucket: "b".into(),
+            key: "rec/a.m3u8".into(),
+            start_time: Timestamp::from(chrono::Utc::now()),
+            width: 640,
+            height: 360,
+            multipart: None,
+            bytes: 1_000,
+            duration: 4.0,
+            epoch: 1,
+            handed_over_until_ms: None,
+        };
+        assert_eq!(stored_hls(&blobs, &upload, playlist).await.unwrap(), (3_000, 7.5));
+        let empty = "#EXTM3U\n#EXT-X-TARGETDURATION:1\n";
+        assert_eq!(stored_hls(&blobs, &upload, empty).await.unwrap(), (0, 0.0));
+    }
+
+    #[test]
+    fn the_shared_prefix_ends_where_the_keys_differ_or_the_shorter_ends() {
+        assert_eq!(common_prefix("rec/a_000001.ts", "rec/a_000010.ts"), "rec/a_0000".len());
+        assert_eq!(common_prefix("rec/a", "rec/a_1"), 5);
+        assert_eq!(common_prefix("é_1", "é_2"), "é_".len());
+        assert_eq!(common_prefix("x", "y"), 0);
+    }
 }

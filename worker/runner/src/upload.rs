@@ -59,6 +59,8 @@ pub struct HlsUpload {
     playlist_etag: Option<String>,
     /// Bytes of every segment uploaded, the file's size as reported to the customer.
     pub bytes: u64,
+    /// Media in the segments uploaded.
+    pub duration: Duration,
 }
 
 #[derive(Debug)]
@@ -71,7 +73,8 @@ struct PlaylistEntry {
 impl HlsUpload {
     /// A new, empty HLS recording at `playlist_key`.
     pub fn new(blobs: Arc<dyn Blobs>, bucket: String, playlist_key: String) -> Self {
-        Self { blobs, bucket, playlist_key, entries: Vec::new(), playlist_etag: None, bytes: 0 }
+        let duration = Duration::ZERO;
+        Self { blobs, bucket, playlist_key, entries: Vec::new(), playlist_etag: None, bytes: 0, duration }
     }
 
     /// Uploads a finished segment and the playlist that now includes it; deletes the spool file.
@@ -87,6 +90,7 @@ impl HlsUpload {
         self.bytes += body.len() as u64;
         self.blobs.put(&self.bucket, key, body.into(), "video/mp2t", IfStored::Any).await?;
         tokio::fs::remove_file(path).await?;
+        self.duration += duration;
         self.entries.push(PlaylistEntry { uri, duration, discontinuity });
         self.put_playlist(false).await
     }
