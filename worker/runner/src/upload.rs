@@ -268,13 +268,17 @@ impl Mp4Stream {
 }
 
 /// `length` bytes of the file at `path` from `offset`.
+/// `length` bytes of the file at `path` from `offset`, in one trip to the blocking pool
+/// (`tokio::fs::File` makes one each for the open, the seek and every read).
 async fn read_range(path: &Path, offset: u64, length: u64) -> std::io::Result<Vec<u8>> {
-    use tokio::io::{AsyncReadExt, AsyncSeekExt};
-    let mut file = tokio::fs::File::open(path).await?;
-    file.seek(std::io::SeekFrom::Start(offset)).await?;
-    let mut body = vec![0; usize::try_from(length).unwrap_or(usize::MAX)];
-    file.read_exact(&mut body).await?;
-    Ok(body)
+    use std::os::unix::fs::FileExt;
+    let path = path.to_owned();
+    let read = tokio::task::spawn_blocking(move || {
+        let mut body = vec![0; usize::try_from(length).unwrap_or(usize::MAX)];
+        std::fs::File::open(path)?.read_exact_at(&mut body, offset)?;
+        Ok(body)
+    });
+    read.await.map_err(std::io::Error::other)?
 }
 
 #[cfg(test)]
