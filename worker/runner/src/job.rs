@@ -2,6 +2,7 @@
 //! recorder on its own thread, stream its files to S3, and end the job with the right reason.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -153,7 +154,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
         held,
         watch,
         shutdown,
-        last_media: Instant::now(),
+        last_media: Arc::new(LastMedia::new()),
         phase: if takeover { Phase::TakingOver } else { Phase::Starting },
         handover: None,
         storage: None,
@@ -161,6 +162,32 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
         progress: Vec::new(),
     };
     task.run().instrument(span).await
+}
+
+/// When the media thread last reported media (`Output::Alive`), or else when the job task
+/// started; set from the thread that forwards its outputs.
+#[derive(Debug)]
+struct LastMedia {
+    start: Instant,
+    /// Milliseconds after `start`.
+    at_ms: AtomicU64,
+}
+
+impl LastMedia {
+    fn new() -> Self {
+        Self { start: Instant::now(), at_ms: AtomicU64::new(0) }
+    }
+
+    /// Media came now.
+    fn now(&self) {
+        let ms = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.at_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// How long ago media last came.
+    fn elapsed(&self) -> Duration {
+        self.start.elapsed().saturating_sub(Duration::from_millis(self.at_ms.load(Ordering::Relaxed)))
+    }
 }
 
 /// Where a job stands in this worker. [`JobTask::enter`] is the one place it changes.
@@ -308,7 +335,7 @@ struct JobTask {
     /// Its entry on the worker's board of job reads.
     watch: Watch,
     shutdown: watch::Receiver<bool>,
-    last_media: Instant,
+    last_media: Arc<LastMedia>,
     phase: Phase,
     handover: Option<Handover>,
     /// The job's storage, once reached.
@@ -615,10 +642,15 @@ impl JobTask {
         // Unbounded here: while uploads wait out an outage, the media thread goes on writing
         // the spool and reporting, never blocked by this task, up to the spool budget.
         let (forward, mut outputs) = mpsc::unbounded_channel();
-        let (backlog, stopper) = (files.backlog.clone(), control.stopper());
+        let (backlog, stopper, last_media) = (files.backlog.clone(), control.stopper(), self.last_media.clone());
         std::thread::spawn(move || {
             let mut writes = Writes::default();
             for output in out_rx {
+                // Read by the idleness check: this task is not woken every second for it.
+                if output == Output::Alive {
+                    last_media.now();
+                    continue;
+                }
                 if writes.count(&output, &backlog) {
                     stopper.stop();
                 }
@@ -631,12 +663,11 @@ impl JobTask {
         let mut stop_sent = false;
         loop {
             tokio::select! {
-                // Outputs first: after a long upload retry, the media they report is counted
-                // before idleness is judged.
+                // Outputs first: after a long upload retry, what they report is acted on
+                // before the job is checked.
                 biased;
                 output = outputs.recv() => match output {
                     Some(Output::Finished) | None => break,
-                    Some(Output::Alive) => self.last_media = Instant::now(),
                     Some(output @ (Output::Paused { .. } | Output::Resumed { .. })) => self.announce_pause(&output).await,
                     Some(Output::Spent { cpu, pane_seconds }) => {
                         self.spend(Spent { cpu_seconds: cpu.as_secs_f64(), mixed_pane_seconds: pane_seconds }).await;
@@ -1003,6 +1034,16 @@ mod tests {
 
     fn lease(owner: &str, expires_at_ms: i64) -> Lease {
         Lease { owner: owner.into(), expires_at_ms, epoch: 1 }
+    }
+
+    #[test]
+    fn media_reported_from_another_thread_restarts_the_idle_time() {
+        let last = Arc::new(LastMedia::new());
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(last.elapsed() >= Duration::from_millis(30), "idle since the task started");
+        let reporter = Arc::clone(&last);
+        std::thread::spawn(move || reporter.now()).join().unwrap();
+        assert!(last.elapsed() < Duration::from_millis(30), "{:?}", last.elapsed());
     }
 
     #[test]
