@@ -33,7 +33,7 @@ const STARTUP: Duration = Duration::from_secs(1);
 /// The threads the worker had before any job.
 const STARTUP_THREADS: &str = "threads from before the jobs (main, tokio async workers: S3/DynamoDB/SQS calls, uploads, leases; any early blocking-pool thread)";
 /// The threads it started since.
-const JOB_THREADS: &str = "threads started since (per job a recorder and an output forwarder; tokio blocking pool)";
+const JOB_THREADS: &str = "threads started since (per job its media thread; the ingest thread; tokio blocking pool)";
 /// Seconds of silence after which the worker would end a job on its own.
 const MAX_IDLE_SECS: u32 = 30;
 /// Requests the bench has in flight to the gateway at once (creating, polling, stopping N jobs).

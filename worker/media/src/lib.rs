@@ -137,6 +137,20 @@ pub enum Format {
     Mp4,
 }
 
+/// Where a media thread's [`Output`]s go, in order, from that thread: a channel, or a sink of
+/// the runner's own that acts on some at once rather than waking another thread for each.
+pub trait Report: Send + 'static {
+    /// Takes `output`; `false` when the runner is gone (the recording ends).
+    fn report(&mut self, output: Output) -> bool;
+}
+
+impl Report for std::sync::mpsc::SyncSender<Output> {
+    /// Blocks while the channel is full.
+    fn report(&mut self, output: Output) -> bool {
+        self.send(output).is_ok()
+    }
+}
+
 /// What the recorder tells the runner, in order.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Output {

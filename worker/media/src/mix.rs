@@ -26,14 +26,14 @@ mod sound;
 mod speakers;
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::mux::{micros, Reporter};
 use crate::outputs::Outputs;
 use crate::recorder::init_ffmpeg;
-use crate::{Canvas, Mark, MediaError, MixCommand, MixSpec, Output};
+use crate::{Canvas, Mark, MediaError, MixCommand, MixSpec, Output, Report};
 use encode::Encoders;
 use feed::{Clock, JITTER_BUFFER};
 use room::Room;
@@ -65,7 +65,7 @@ impl Mixer {
     }
 
     /// Mixes on the calling thread until `MixCommand::Stop` or a fatal error; reports to `out`.
-    pub fn run(self, commands: Receiver<MixCommand>, out: SyncSender<Output>) -> Result<(), MediaError> {
+    pub fn run(self, commands: Receiver<MixCommand>, out: impl Report) -> Result<(), MediaError> {
         init_ffmpeg()?;
         std::fs::create_dir_all(&self.spec.spool_dir).map_err(MediaError::Spool)?;
         let report = Reporter::new(out);

@@ -3,7 +3,6 @@
 
 use std::cell::{RefCell, RefMut};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::SyncSender;
 use std::time::{Duration, SystemTime};
 
 use ffmpeg_next::util::error::EINVAL;
@@ -11,20 +10,20 @@ use ffmpeg_next::{self as ffmpeg, codec, encoder, format, Dictionary, Packet, Ra
 
 use crate::quality::{Mark, Tally};
 use crate::tracks::{Kind, Tracks};
-use crate::{Format, MediaError, Output};
+use crate::{Format, MediaError, Output, Report};
 
 /// Microseconds: the unit of every decision about time (cuts, cycles, durations).
 pub(crate) const MICROS: Rational = Rational(1, 1_000_000);
 
 /// Sends [`Output`]s to the runner, and keeps the tally their quality reports come from.
 pub(crate) struct Reporter {
-    out: SyncSender<Output>,
+    out: RefCell<Box<dyn Report>>,
     quality: RefCell<Tally>,
 }
 
 impl Reporter {
-    pub(crate) fn new(out: SyncSender<Output>) -> Self {
-        Self { out, quality: RefCell::new(Tally::default()) }
+    pub(crate) fn new(out: impl Report) -> Self {
+        Self { out: RefCell::new(Box::new(out)), quality: RefCell::new(Tally::default()) }
     }
 
     /// The recording's quality tally.
@@ -45,9 +44,9 @@ impl Reporter {
         self.send(Output::FileClosed { format, file, duration: times.duration(), ended_at })
     }
 
-    /// Sends `output`, blocking while the runner's queue is full.
+    /// Sends `output` (a channel's sender blocks while it is full).
     pub(crate) fn send(&self, output: Output) -> Result<(), MediaError> {
-        self.out.send(output).map_err(|_| MediaError::ChannelClosed)
+        self.out.borrow_mut().report(output).then_some(()).ok_or(MediaError::ChannelClosed)
     }
 }
 

@@ -11,7 +11,7 @@
 //! source's absence, a hold never ends a file, and its time does not count towards the
 //! merge window.
 
-use std::sync::mpsc::{Receiver, RecvTimeoutError, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -23,7 +23,7 @@ use crate::outputs::Outputs;
 use crate::pipeline::Pipeline;
 use crate::quality::ReadAhead;
 use crate::timeline::Link;
-use crate::{Command, InputSpec, Mark, MediaError, Output, RecordSpec};
+use crate::{Command, InputSpec, Mark, MediaError, Output, RecordSpec, Report};
 
 /// `Output::Alive` is sent at most this often while packets arrive.
 const ALIVE_EVERY: Duration = Duration::from_secs(1);
@@ -90,7 +90,7 @@ impl Recorder {
     }
 
     /// Records on the calling thread until `Command::Stop` or a fatal error; reports to `out`.
-    pub fn run(self, commands: Receiver<Command>, out: SyncSender<Output>) -> Result<(), MediaError> {
+    pub fn run(self, commands: Receiver<Command>, out: impl Report) -> Result<(), MediaError> {
         let url = AllowedUrl::parse(&self.input.url, self.input.allow_file)?;
         init_ffmpeg()?;
         std::fs::create_dir_all(&self.spec.spool_dir).map_err(MediaError::Spool)?;

@@ -20,7 +20,7 @@ use roomrec_domain::room::VideoType;
 use roomrec_domain::rule::RecordRule;
 use roomrec_domain::storage::Forbidden;
 use roomrec_domain::usage::Spent;
-use roomrec_media::{Command, MediaError, MixCommand, Mixer, Output, Recorder};
+use roomrec_media::{Command, MediaError, MixCommand, Mixer, Output, Recorder, Report};
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
@@ -32,11 +32,8 @@ use crate::mix::MixFeed;
 use crate::pause::PauseState;
 use crate::recovery;
 use crate::spec::{mix_spec, record_spec};
-use crate::spool::Writes;
+use crate::spool::{Backlog, Writes};
 use crate::storage::{self, JobStorage};
-
-/// Outputs buffered between the recorder thread and this task.
-const OUTPUT_QUEUE: usize = 64;
 
 /// What to do with the job's SQS message when the task ends.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -246,18 +243,46 @@ enum Control {
 type MediaThread = std::thread::JoinHandle<Result<(), MediaError>>;
 
 impl Media {
-    /// Starts the media thread, reporting to `out`.
-    fn start(self, out: std::sync::mpsc::SyncSender<Output>) -> (Control, MediaThread) {
+    /// Starts the media thread, reporting to what `report` makes of the thread's stop command.
+    fn start(self, report: impl FnOnce(Stopper) -> Forward) -> (Control, MediaThread) {
         match self {
             Self::Recorder(recorder) => {
                 let (commands, command_rx) = std::sync::mpsc::channel();
+                let out = report(Stopper::Recorder(commands.clone()));
                 (Control::Recorder(commands), std::thread::spawn(move || recorder.run(command_rx, out)))
             }
             Self::Mixer(mixer, feed) => {
                 let (commands, command_rx) = std::sync::mpsc::channel();
+                let out = report(Stopper::Mixer(commands.clone()));
                 (Control::Mixer(commands, feed), std::thread::spawn(move || mixer.run(command_rx, out)))
             }
         }
+    }
+}
+
+/// The media thread's outputs, taken on that thread: media's heartbeat is stored for the
+/// idleness check, what it writes is counted against the spool budget (over it, the thread
+/// is stopped), and the rest goes on to the job task. Unbounded: while uploads wait out an
+/// outage, the media thread goes on writing the spool and reporting, never blocked by that
+/// task, up to the spool budget.
+struct Forward {
+    to_task: mpsc::UnboundedSender<Output>,
+    last_media: Arc<LastMedia>,
+    writes: Writes,
+    backlog: Arc<Backlog>,
+    stopper: Stopper,
+}
+
+impl Report for Forward {
+    fn report(&mut self, output: Output) -> bool {
+        if output == Output::Alive {
+            self.last_media.now();
+            return true;
+        }
+        if self.writes.count(&output, &self.backlog) {
+            self.stopper.stop();
+        }
+        self.to_task.send(output).is_ok()
     }
 }
 
@@ -635,30 +660,12 @@ impl JobTask {
 
     async fn run_media(&mut self, media: Media, mut files: OpenFiles) -> Ending {
         self.enter(Phase::Recording);
-        let (out_tx, out_rx) = std::sync::mpsc::sync_channel(OUTPUT_QUEUE);
-        let (mut control, thread) = media.start(out_tx);
+        let (to_task, mut outputs) = mpsc::unbounded_channel();
+        let (last_media, backlog) = (self.last_media.clone(), files.backlog.clone());
+        let forward = |stopper| Forward { to_task, last_media, writes: Writes::default(), backlog, stopper };
+        let (mut control, thread) = media.start(forward);
         // A job paused before its recording started (or taken over paused) starts held.
         self.sync_pause(&control);
-        // Unbounded here: while uploads wait out an outage, the media thread goes on writing
-        // the spool and reporting, never blocked by this task, up to the spool budget.
-        let (forward, mut outputs) = mpsc::unbounded_channel();
-        let (backlog, stopper, last_media) = (files.backlog.clone(), control.stopper(), self.last_media.clone());
-        std::thread::spawn(move || {
-            let mut writes = Writes::default();
-            for output in out_rx {
-                // Read by the idleness check: this task is not woken every second for it.
-                if output == Output::Alive {
-                    last_media.now();
-                    continue;
-                }
-                if writes.count(&output, &backlog) {
-                    stopper.stop();
-                }
-                if forward.send(output).is_err() {
-                    break;
-                }
-            }
-        });
         let mut failure = None;
         let mut stop_sent = false;
         loop {
