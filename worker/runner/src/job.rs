@@ -669,10 +669,9 @@ impl JobTask {
         let mut failure = None;
         let mut stop_sent = false;
         loop {
+            // Unbiased: while uploads lag, outputs are always waiting, and checking the job
+            // (its lease, a stop) must still take its turn. Media's heartbeat is not an output.
             tokio::select! {
-                // Outputs first: after a long upload retry, what they report is acted on
-                // before the job is checked.
-                biased;
                 output = outputs.recv() => match output {
                     Some(Output::Finished) | None => break,
                     Some(output @ (Output::Paused { .. } | Output::Resumed { .. })) => self.announce_pause(&output).await,
