@@ -162,7 +162,7 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
 }
 
 /// When the media thread last reported media (`Output::Alive`), or else when the job task
-/// started; set from the thread that forwards its outputs.
+/// started; set on the media thread by its [`Forward`].
 #[derive(Debug)]
 struct LastMedia {
     start: Instant,
