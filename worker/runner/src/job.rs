@@ -248,13 +248,15 @@ impl Media {
         match self {
             Self::Recorder(recorder) => {
                 let (commands, command_rx) = std::sync::mpsc::channel();
-                let out = report(Stopper::Recorder(commands.clone()));
-                (Control::Recorder(commands), std::thread::spawn(move || recorder.run(command_rx, out)))
+                let control = Control::Recorder(commands);
+                let out = report(control.stopper());
+                (control, std::thread::spawn(move || recorder.run(command_rx, out)))
             }
             Self::Mixer(mixer, feed) => {
                 let (commands, command_rx) = std::sync::mpsc::channel();
-                let out = report(Stopper::Mixer(commands.clone()));
-                (Control::Mixer(commands, feed), std::thread::spawn(move || mixer.run(command_rx, out)))
+                let control = Control::Mixer(commands, feed);
+                let out = report(control.stopper());
+                (control, std::thread::spawn(move || mixer.run(command_rx, out)))
             }
         }
     }
