@@ -1,6 +1,7 @@
 //! One job from claim to end: claim the lease, find the participant's stream, run the
 //! recorder on its own thread, stream its files to S3, and end the job with the right reason.
 
+use std::convert::Infallible;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::{Duration, Instant};
 use roomrec_domain::callback::EventType;
 use roomrec_domain::error::error_chain;
 use roomrec_domain::failure::{Failure, FailureCode};
-use roomrec_domain::ids::{AccountId, UserId};
+use roomrec_domain::ids::{AccountId, AppId, JobId, UserId};
 use roomrec_domain::job::{Job, JobSpec, JobState, StopReason};
 use roomrec_domain::metric::Metric;
 use roomrec_domain::mix::MixParam;
@@ -52,6 +53,9 @@ pub enum MessageFate {
 /// How long a job this worker has no room for waits before any worker receives it again: a
 /// fresh message, so no number of declines dead-letters it.
 const DECLINE_DELAY: Duration = Duration::from_secs(2);
+
+/// The least [`keep_lease`] waits between renewals (or attempts), in milliseconds.
+const KEEP_LEASE_STEP_MS: i64 = 1_000;
 
 /// How long after a held lease expires a refused claim tries again.
 const LEASE_MARGIN: Duration = Duration::from_secs(1);
@@ -159,6 +163,37 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
         progress: Vec::new(),
     };
     task.run().instrument(span).await
+}
+
+/// Keeps the lease `held` of the job, which expires at `expires_at_ms`, for as long as it is
+/// polled: renewed when a third of it is left, as the job's checks do. It runs beside an
+/// output's uploads, which retries through an outage of object storage alone can hold for
+/// minutes, so the job is not taken over meanwhile by another worker while this one still
+/// records it. Never returns; once the lease is lost it only waits, and the job's next check
+/// finds it lost. A renewal reads the job first: the task's copy is borrowed by the upload.
+async fn keep_lease(ctx: &Ctx, app_id: &AppId, job_id: &JobId, held: &Lease, mut expires_at_ms: i64) -> Infallible {
+    let lease = ctx.config.lease;
+    let third_ms = i64::try_from((lease / 3).as_millis()).unwrap_or(i64::MAX);
+    loop {
+        let wait_ms = (expires_at_ms - third_ms - ctx.clock.millis()).max(KEEP_LEASE_STEP_MS);
+        tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))).await;
+        let renewed = match ctx.store.get_job(app_id, job_id).await {
+            Ok(Some(record)) => {
+                let renew = |j: &mut JobRecord| j.renew(held, ctx.clock.now(), lease).map_err(|e| e.to_string());
+                ctx.update(&record, held, renew).await
+            }
+            Ok(None) => Err(JobWriteError::Gone),
+            Err(err) => Err(JobWriteError::Store(err)),
+        };
+        match renewed {
+            Ok(record) => {
+                expires_at_ms = record.lease.map_or(expires_at_ms, |l| l.expires_at_ms);
+                tracing::info!("lease renewed beside a slow upload");
+            }
+            Err(JobWriteError::Refused(_) | JobWriteError::Gone) => return std::future::pending().await,
+            Err(err) => tracing::warn!(error = %err, "renewing the lease beside a slow upload failed; will retry"),
+        }
+    }
 }
 
 /// When the media thread last reported media (`Output::Alive`), or else when the job task
@@ -681,7 +716,15 @@ impl JobTask {
                         self.spend(Spent { cpu_seconds: cpu.as_secs_f64(), mixed_pane_seconds: pane_seconds }).await;
                     }
                     Some(output) => {
-                        if let Err(err) = files.handle(&self.ctx, &mut self.record, &self.held, output).await {
+                        let (ctx, held) = (&self.ctx, &self.held);
+                        let (app_id, job_id) = (self.record.job.app_id.clone(), self.record.job.job_id.clone());
+                        let expires_at_ms = self.record.lease.as_ref().map_or(0, |l| l.expires_at_ms);
+                        let handled = tokio::select! {
+                            biased;
+                            handled = files.handle(ctx, &mut self.record, held, output) => handled,
+                            never = keep_lease(ctx, &app_id, &job_id, held, expires_at_ms) => match never {},
+                        };
+                        if let Err(err) = handled {
                             if lost_job(&err) {
                                 self.enter(Phase::Lost);
                             } else {
@@ -867,6 +910,7 @@ mod tests {
     use crate::config::WorkerConfig;
     use roomrec_adapters::{Config, Tables};
     use roomrec_domain::app::App;
+    use roomrec_domain::clock::Clock;
     use roomrec_domain::event::RecordEvent;
     use roomrec_domain::ids::{AccountId, AppId, JobId};
     use roomrec_domain::job::Job;
@@ -885,6 +929,16 @@ mod tests {
 
     /// As [`ctx`], with these object storage and events.
     fn ctx_with(store: Arc<MemStore>, storage: Arc<MemBlobsProvider>, events: Arc<MemEventLog>) -> Arc<Ctx> {
+        ctx_at(store, storage, events, Arc::default())
+    }
+
+    /// As [`ctx_with`], on `clock`.
+    fn ctx_at(
+        store: Arc<MemStore>,
+        storage: Arc<MemBlobsProvider>,
+        events: Arc<MemEventLog>,
+        clock: Arc<ManualClock>,
+    ) -> Arc<Ctx> {
         let name = String::from;
         let tables = Tables {
             accounts: name("accounts"),
@@ -934,7 +988,7 @@ mod tests {
             storage,
             queue: Arc::new(MemJobQueue::default()),
             preflights: Arc::new(roomrec_domain::testing::MemPreflights::default()),
-            clock: Arc::new(ManualClock::default()),
+            clock,
             random: Arc::new(SeqRandom::new(3)),
             metrics: Arc::new(MemMetrics::default()),
             config,
@@ -1038,6 +1092,57 @@ mod tests {
         };
         assert_eq!(external_id, "acme", "the owning account is the ExternalId");
         assert_eq!(session_name, format!("roomrec-{}", job.job.job_id));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_lease_is_kept_through_an_upload_longer_than_it_and_never_taken_back() {
+        let (store, clock) = (Arc::new(MemStore::default()), Arc::new(ManualClock::default()));
+        let ctx = ctx_at(store.clone(), Arc::default(), Arc::default(), clock.clone());
+        let body = serde_json::json!({ "room_id": "r1", "user_id": "u1", "record_param": { "record_rule_id": "0123456789abcdef0123456789abcdef" } });
+        let job = Job::individual(AppId::generate(random()), serde_json::from_value(body).unwrap(), random(), now());
+        let job = job.unwrap();
+        store.create_job(&AccountId::try_from("acme").unwrap(), &job).await.unwrap();
+        let (app_id, job_id, lease) = (&job.app_id, &job.job_id, ctx.config.lease);
+        let claim = |worker: &'static str| {
+            let now = clock.now();
+            ctx.claim(app_id, job_id, move |j| j.claim(worker, now, lease).map(drop).map_err(|e| e.to_string()))
+        };
+        let held = claim("w1").await.unwrap().lease.unwrap();
+        // An upload retried for `seconds`, the clock moving with it.
+        let upload_for = |seconds: u32| {
+            let clock = &clock;
+            async move {
+                for _ in 0..seconds {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    clock.advance(Duration::from_secs(1));
+                }
+            }
+        };
+        // A short upload leaves the lease to the job's own checks: nothing is written.
+        let version = store.job(app_id, job_id).unwrap().version;
+        tokio::select! {
+            () = upload_for(3) => {}
+            never = keep_lease(&ctx, app_id, job_id, &held, held.expires_at_ms) => match never {},
+        }
+        assert_eq!(store.job(app_id, job_id).unwrap().version, version);
+        tokio::select! {
+            () = upload_for(60) => {}
+            never = keep_lease(&ctx, app_id, job_id, &held, held.expires_at_ms) => match never {},
+        }
+        let stored = store.job(app_id, job_id).unwrap();
+        assert!(stored.holds(&held), "still this worker's");
+        let left_ms = stored.lease.as_ref().unwrap().expires_at_ms - clock.millis();
+        assert!(left_ms > 0, "a minute on, the lease has {left_ms} ms left");
+        assert!(claim("w2").await.is_err(), "another worker cannot take it");
+
+        // Once another worker holds it (this one was frozen past its lease), it stays theirs.
+        clock.advance(lease * 2);
+        let theirs = claim("w2").await.unwrap().lease.unwrap();
+        tokio::select! {
+            () = upload_for(20) => {}
+            never = keep_lease(&ctx, app_id, job_id, &held, held.expires_at_ms) => match never {},
+        }
+        assert!(store.job(app_id, job_id).unwrap().holds(&theirs));
     }
 
     fn lease(owner: &str, expires_at_ms: i64) -> Lease {
