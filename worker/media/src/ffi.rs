@@ -5,7 +5,8 @@
 //! wrote, no way to scale part of a picture or tell the scaler a picture's colour range, and
 //! no way to see the opens an input makes (`io_open`, `io_close2`) or count what it reads,
 //! no way to demux bytes that come from Rust (a custom AVIOContext), no way to share a
-//! packet's data rather than copy it, and no way to reach a demuxer's private context.
+//! packet's data rather than copy it or add side data to it, and no way to reach a
+//! demuxer's private context.
 //! Each function below touches only the live objects it borrows, and nothing else. Three calls
 //! are not FFmpeg's: the calling thread's CPU clock, which std has no wrapper for either, and
 //! glibc's `malloc_trim` and `madvise`, which give back memory an input's probe left behind.
@@ -251,6 +252,31 @@ pub(crate) fn share_packet(packet: &ffmpeg_next::Packet) -> Result<ffmpeg_next::
         return Err(Error::from(ret));
     }
     Ok(shared)
+}
+
+/// Whether the demuxer of `input` may still find streams as it reads (`AVFMTCTX_NOHEADER`):
+/// for FLV, when the file header did not name both audio and video.
+pub(crate) fn streams_may_appear(input: &Input) -> bool {
+    // SAFETY: `input` wraps a valid, open AVFormatContext; `ctx_flags` is a plain integer field.
+    unsafe { (*input.as_ptr()).ctx_flags & ffi::AVFMTCTX_NOHEADER != 0 }
+}
+
+/// Adds `extradata` to `packet` as new-extradata side data, as libavformat's FLV demuxer
+/// hands on a sequence header that came after the first.
+pub(crate) fn add_new_extradata(packet: &mut ffmpeg_next::Packet, extradata: &[u8]) -> Result<(), Error> {
+    use ffmpeg_next::packet::Mut;
+    let kind = ffi::AVPacketSideDataType::AV_PKT_DATA_NEW_EXTRADATA;
+    // SAFETY: `packet` is a valid, exclusively borrowed AVPacket; `av_packet_new_side_data`
+    // allocates `extradata.len()` bytes it owns from then on and returns them (or null), and
+    // exactly that many bytes are copied into them.
+    unsafe {
+        let data = ffi::av_packet_new_side_data(packet.as_mut_ptr(), kind, extradata.len());
+        if data.is_null() {
+            return Err(Error::Other { errno: ffi::ENOMEM });
+        }
+        std::ptr::copy_nonoverlapping(extradata.as_ptr(), data, extradata.len());
+    }
+    Ok(())
 }
 
 /// libavformat's `io_open` callback type.

@@ -1,11 +1,13 @@
 //! RTMP and RTMPS pulled in Rust (the default; libavformat's own client stays selectable, see
 //! [`crate::RtmpReader`]). The connection is made here, on the stream's thread, to an address
 //! the guard checked; from then on the process's one ingest thread ([`hub`]) serves it with
-//! large buffered reads, and the stream's thread reads the FLV it produces through
-//! libavformat's FLV demuxer, so everything after the demuxer is the same on both paths.
+//! large buffered reads. The stream's thread probes the FLV it produces with libavformat's FLV
+//! demuxer, so the streams are libavformat's on both paths; for H.264 and AAC it then turns
+//! the tags into packets itself ([`tags`]), and reads through the demuxer otherwise.
 
 mod feed;
 mod hub;
+mod tags;
 mod transport;
 
 use std::cell::Cell;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use roomrec_rtmp::{Session, Target};
 
 pub(crate) use feed::{End, Got};
+pub(crate) use tags::TagPackets;
 
 use feed::Feed;
 use hub::Connection;
@@ -61,6 +64,16 @@ impl Stream {
     /// The stream's FLV bytes, as [`feed::Feed::read`].
     pub(crate) fn read(&self, buf: &mut [u8], expired: impl Fn() -> bool) -> Got {
         self.feed.read(buf, expired)
+    }
+
+    /// The stream's FLV bytes if there are any, as [`feed::Feed::read_now`].
+    pub(crate) fn read_now(&self, buf: &mut [u8]) -> Option<Got> {
+        self.feed.read_now(buf)
+    }
+
+    /// The stream's FLV tags, whole, as [`feed::Feed::take`].
+    pub(crate) fn take(&self, into: &mut Vec<u8>, expired: impl Fn() -> bool) -> Got {
+        self.feed.take(into, expired)
     }
 }
 

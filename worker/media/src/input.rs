@@ -8,7 +8,7 @@ use ffmpeg_next::{self as ffmpeg, format, media, Dictionary, Packet};
 
 use crate::ffi::{self, CustomIo, CustomRead, NestedOpens};
 use crate::guard::{self, Refused};
-use crate::ingest::{self, End, Ending, Got};
+use crate::ingest::{self, End, Ending, Got, TagPackets};
 use crate::playlist::Tripwire;
 use crate::proxy::Proxy;
 use crate::rtsp_relay::RtspRelay;
@@ -174,8 +174,21 @@ enum Tunnel {
     Proxy(Proxy),
     /// The RTSP connection goes through the relay, which refuses redirects.
     Rtsp(RtspRelay),
-    /// The Rust RTMP reader feeds the FLV demuxer (see [`ingest`]).
-    Rtmp { _io: CustomIo, ending: Ending },
+    /// The Rust RTMP reader feeds the FLV demuxer, or the packets are made from its tags
+    /// (see [`ingest`]).
+    Rtmp { _io: CustomIo, ending: Ending, stream: Arc<ingest::Stream>, packets: Packets },
+}
+
+/// Who makes an RTMP stream's packets.
+enum Packets {
+    /// libavformat's FLV demuxer, throughout: a codec other than H.264 or AAC, or a stream
+    /// that may still appear (see [`TagPackets::for_streams`]).
+    Demuxer,
+    /// The demuxer, until it has handed on all it has read: the read callback then tells it
+    /// the stream ended as soon as no byte waits, which is at the end of a tag.
+    Draining(Box<TagPackets>),
+    /// Made from the tags.
+    Tags(Box<TagPackets>),
 }
 
 impl Tunnel {
@@ -256,11 +269,11 @@ impl From<Refused> for OpenError {
 
 /// An open input and the streams worth recording in it.
 pub(crate) struct Source {
-    // Dropped first: the context uses `_nested` and `_tunnel` until it is closed.
+    // Dropped first: the context uses `_nested` and `tunnel` until it is closed.
     ctx: format::context::Input,
     /// The hooks of libavformat's own opens; none for the RTMP reader, which opens nothing.
     _nested: Option<Box<NestedOpens>>,
-    _tunnel: Tunnel,
+    tunnel: Tunnel,
     /// Trips when something the input reads is refused (an HLS playlist over its cap).
     tripwire: Arc<Tripwire>,
     deadline: Deadline,
@@ -317,16 +330,7 @@ impl Source {
         })?;
         let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
-        Ok(Self {
-            ctx,
-            _nested: Some(nested),
-            _tunnel: tunnel,
-            tripwire,
-            deadline,
-            io_timeout: spec.io_timeout,
-            video,
-            audio,
-        })
+        Ok(Self { ctx, _nested: Some(nested), tunnel, tripwire, deadline, io_timeout: spec.io_timeout, video, audio })
     }
 
     /// [`Source::open_with`] through the Rust RTMP reader: the guard checks the host's
@@ -342,13 +346,23 @@ impl Source {
         let stream = ingest::Stream::open(&checked.url, &checked.addrs, tls, spec.io_timeout, batch)
             .map_err(|error| OpenError::Ended(format!("cannot connect: {error}")))?;
         let ending = stream.ending();
+        let (stream, drain) = (Arc::new(stream), Arc::new(AtomicBool::new(false)));
         deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));
-        let watch = deadline.clone();
-        let read: CustomRead = Box::new(move |buf| match stream.read(buf, || watch.expired()) {
-            Got::Bytes(n) => i32::try_from(n).unwrap_or(i32::MAX),
-            Got::End(End::Ended(_)) => ffmpeg::ffi::AVERROR_EOF,
-            Got::End(End::Failed(_)) => ffmpeg::ffi::AVERROR(ffmpeg::ffi::EIO),
-            Got::Interrupted => ffmpeg::ffi::AVERROR_EXIT,
+        let (watch, reader, draining) = (deadline.clone(), Arc::clone(&stream), Arc::clone(&drain));
+        let read: CustomRead = Box::new(move |buf| {
+            let got = match draining.load(Ordering::Relaxed) {
+                true => match reader.read_now(buf) {
+                    Some(got) => got,
+                    None => return ffmpeg::ffi::AVERROR_EOF,
+                },
+                false => reader.read(buf, || watch.expired()),
+            };
+            match got {
+                Got::Bytes(n) => i32::try_from(n).unwrap_or(i32::MAX),
+                Got::End(End::Ended(_)) => ffmpeg::ffi::AVERROR_EOF,
+                Got::End(End::Failed(_)) => ffmpeg::ffi::AVERROR(ffmpeg::ffi::EIO),
+                Got::Interrupted => ffmpeg::ffi::AVERROR_EXIT,
+            }
         });
         let mut options = Dictionary::new();
         // Only what libavformat's RTMP client hands on: a server does not choose the demuxer.
@@ -362,12 +376,19 @@ impl Source {
             })?;
         let video = ctx.streams().best(media::Type::Video).map(|s| s.index());
         let audio = ctx.streams().best(media::Type::Audio).map(|s| s.index());
+        let packets = match TagPackets::for_streams(&ctx) {
+            Some(tags) => {
+                drain.store(true, Ordering::Relaxed);
+                Packets::Draining(Box::new(tags))
+            }
+            None => Packets::Demuxer,
+        };
         Ok(Self {
             ctx,
             _nested: None,
             // Nothing the RTMP reader reads is a playlist: it never trips.
             tripwire: Arc::default(),
-            _tunnel: Tunnel::Rtmp { _io: io, ending },
+            tunnel: Tunnel::Rtmp { _io: io, ending, stream, packets },
             deadline,
             io_timeout: spec.io_timeout,
             video,
@@ -377,9 +398,35 @@ impl Source {
 
     /// Why the Rust RTMP reader's connection ended, if it did.
     fn ended(&self) -> Option<End> {
-        match &self._tunnel {
+        match &self.tunnel {
             Tunnel::Rtmp { ending, .. } => ending.get(),
             _ => None,
+        }
+    }
+
+    /// Where the packets come from, for the log.
+    pub(crate) fn packets_from(&self) -> &'static str {
+        match &self.tunnel {
+            Tunnel::Rtmp { packets: Packets::Draining(_) | Packets::Tags(_), .. } => {
+                "flv tags, after the demuxer's probe"
+            }
+            _ => "demuxer",
+        }
+    }
+
+    /// Once the FLV demuxer has handed on all it read, an RTMP stream's packets are made
+    /// from its tags: `true` when the source switched to that now.
+    fn switch_to_tags(&mut self) -> bool {
+        let Tunnel::Rtmp { packets, .. } = &mut self.tunnel else { return false };
+        match std::mem::replace(packets, Packets::Demuxer) {
+            Packets::Draining(tags) => {
+                *packets = Packets::Tags(tags);
+                true
+            }
+            other => {
+                *packets = other;
+                false
+            }
         }
     }
 
@@ -392,6 +439,9 @@ impl Source {
     pub(crate) fn read(&mut self) -> Read {
         let mut corrupt = 0;
         self.deadline.arm(self.io_timeout);
+        if let Tunnel::Rtmp { stream, packets: Packets::Tags(tags), .. } = &mut self.tunnel {
+            return read_tags(stream, tags, &self.deadline, self.io_timeout);
+        }
         loop {
             let mut packet = Packet::empty();
             let read = packet.read(&mut self.ctx);
@@ -399,13 +449,19 @@ impl Source {
                 return Read::End(Refused::Address(reason.to_owned()).to_string());
             }
             match read {
-                Ok(()) => return Read::Packet(packet),
+                Ok(()) => {
+                    if let Tunnel::Rtmp { packets: Packets::Draining(tags), .. } = &mut self.tunnel {
+                        tags.saw(&packet);
+                    }
+                    return Read::Packet(packet);
+                }
                 Err(ffmpeg::Error::Eof) | Err(ffmpeg::Error::Other { errno: ffmpeg::error::EIO })
                     if self.ended().is_some() =>
                 {
                     let reason = self.ended().map(|end| end.to_string()).unwrap_or_default();
                     return Read::End(reason);
                 }
+                Err(ffmpeg::Error::Eof) if self.switch_to_tags() => return self.read(),
                 Err(ffmpeg::Error::Eof) => return Read::End("the stream ended".to_owned()),
                 Err(ffmpeg::Error::Exit) => {
                     return Read::End(format!("no media for {:?}", self.io_timeout));
@@ -422,6 +478,20 @@ impl Source {
                 }
                 Err(error) => return Read::End(format!("reading the stream failed: {error}")),
             }
+        }
+    }
+}
+
+/// The next packet made from an RTMP stream's tags, waiting for more until the deadline.
+fn read_tags(stream: &ingest::Stream, tags: &mut TagPackets, deadline: &Deadline, io_timeout: Duration) -> Read {
+    loop {
+        if let Some(packet) = tags.next_packet() {
+            return Read::Packet(packet);
+        }
+        match stream.take(tags.refill(), || deadline.expired()) {
+            Got::Bytes(_) => {}
+            Got::End(end) => return Read::End(end.to_string()),
+            Got::Interrupted => return Read::End(format!("no media for {io_timeout:?}")),
         }
     }
 }

@@ -211,7 +211,8 @@ impl Recorder {
     fn connect(&self, url: &AllowedUrl) -> Result<Connection, String> {
         let started = Instant::now();
         let source = Source::open(url, &self.input).map_err(|error| format!("cannot open the stream: {error}"))?;
-        tracing::info!(opened_in_ms = started.elapsed().as_millis() as u64, "the source is open");
+        let (opened_in_ms, packets) = (started.elapsed().as_millis() as u64, source.packets_from());
+        tracing::info!(opened_in_ms, packets, "the source is open");
         let pipeline = Pipeline::new(&source, &self.spec).map_err(|error| error.to_string())?;
         Ok(Connection { source, pipeline })
     }

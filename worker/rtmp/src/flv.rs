@@ -24,7 +24,7 @@ pub struct Tag<'a> {
 }
 
 /// The tags of an FLV file's bytes (header skipped); stops at the first truncated tag.
-pub fn tags(file: &[u8]) -> impl Iterator<Item = Tag<'_>> {
+pub fn tags(file: &[u8]) -> Tags<'_> {
     let body = match file {
         [b'F', b'L', b'V', _, _, o0, o1, o2, o3, ..] => {
             let offset = u32::from_be_bytes([*o0, *o1, *o2, *o3]) as usize;
@@ -35,8 +35,23 @@ pub fn tags(file: &[u8]) -> impl Iterator<Item = Tag<'_>> {
     Tags { rest: body }
 }
 
-struct Tags<'a> {
+/// The tags of FLV bytes that start with a tag (a stream's after its file header, as a
+/// player hands them on); stops at the first truncated tag.
+pub fn body_tags(body: &[u8]) -> Tags<'_> {
+    Tags { rest: body }
+}
+
+/// An iterator over the tags of FLV bytes.
+#[derive(Debug)]
+pub struct Tags<'a> {
     rest: &'a [u8],
+}
+
+impl<'a> Tags<'a> {
+    /// The bytes after the tags read so far.
+    pub fn rest(&self) -> &'a [u8] {
+        self.rest
+    }
 }
 
 impl<'a> Iterator for Tags<'a> {
@@ -63,7 +78,7 @@ pub(crate) fn write_file_header(flv: &mut Vec<u8>, flags: u8) {
 }
 
 /// Appends one tag: header, `data`, previous-tag size.
-pub(crate) fn write_tag(flv: &mut Vec<u8>, kind: u8, timestamp: u32, data: &[u8]) {
+pub fn write_tag(flv: &mut Vec<u8>, kind: u8, timestamp: u32, data: &[u8]) {
     let size = data.len() as u32;
     let [_, s0, s1, s2] = size.to_be_bytes();
     let [t3, t0, t1, t2] = timestamp.to_be_bytes();
@@ -109,6 +124,7 @@ mod tests {
             tags,
             [Tag { kind: VIDEO, timestamp: 0x0102_0304, data: b"frame" }, Tag { kind: AUDIO, timestamp: 7, data: b"" }]
         );
+        assert_eq!(body_tags(&flv[13..]).collect::<Vec<_>>(), tags, "the same tags after the file header");
     }
 
     #[test]

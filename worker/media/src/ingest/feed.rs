@@ -1,5 +1,6 @@
 //! One stream's bytes between the ingest thread, which appends FLV as it arrives, and the
-//! stream's media thread, which libavformat's FLV demuxer reads them on.
+//! stream's media thread, which reads them through libavformat's FLV demuxer, then takes
+//! them whole (see `crate::ingest`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
@@ -149,19 +150,45 @@ impl Feed {
     /// Copies unread bytes into `buf`, waiting for some until the connection ends or
     /// `expired` says to stop (asked every [`WAIT_STEP`]).
     pub(crate) fn read(&self, buf: &mut [u8], expired: impl Fn() -> bool) -> Got {
+        self.wait_for(expired, |state| Self::copy_out(state, buf))
+    }
+
+    /// As [`Feed::read`] without waiting: `None` while there is nothing to read. Bytes are
+    /// appended a whole FLV tag at a time, so a reader that finds none has read whole tags.
+    pub(crate) fn read_now(&self, buf: &mut [u8]) -> Option<Got> {
         let mut state = self.state();
-        loop {
-            let unread = &state.bytes[state.read..];
-            if !unread.is_empty() {
-                let n = unread.len().min(buf.len());
-                buf[..n].copy_from_slice(&unread[..n]);
-                state.read += n;
-                if state.read == state.bytes.len() {
+        Self::copy_out(&mut state, buf).or_else(|| state.end.clone().map(Got::End))
+    }
+
+    /// Moves the unread bytes into `into` (emptied first), waiting as [`Feed::read`] does.
+    /// Read from the start, the two buffers are swapped rather than copied: a reader that
+    /// takes into the same buffer every time passes two allocations back and forth.
+    pub(crate) fn take(&self, into: &mut Vec<u8>, expired: impl Fn() -> bool) -> Got {
+        into.clear();
+        into.shrink_to(KEPT_CAPACITY);
+        self.wait_for(expired, |state| {
+            if state.read == state.bytes.len() {
+                return None;
+            }
+            match state.read {
+                0 => std::mem::swap(into, &mut state.bytes),
+                read => {
+                    into.extend_from_slice(&state.bytes[read..]);
                     state.bytes.clear();
-                    state.bytes.shrink_to(KEPT_CAPACITY);
                     state.read = 0;
                 }
-                return Got::Bytes(n);
+            }
+            Some(Got::Bytes(into.len()))
+        })
+    }
+
+    /// What `give` takes from the unread bytes, else the end, else `Interrupted` once
+    /// `expired`; waits for bytes meanwhile.
+    fn wait_for(&self, expired: impl Fn() -> bool, mut give: impl FnMut(&mut State) -> Option<Got>) -> Got {
+        let mut state = self.state();
+        loop {
+            if let Some(got) = give(&mut state) {
+                return got;
             }
             if let Some(end) = &state.end {
                 return Got::End(end.clone());
@@ -171,6 +198,23 @@ impl Feed {
             }
             state = self.ready.wait_timeout(state, WAIT_STEP).unwrap_or_else(PoisonError::into_inner).0;
         }
+    }
+
+    /// Copies unread bytes into `buf`, if there are any.
+    fn copy_out(state: &mut State, buf: &mut [u8]) -> Option<Got> {
+        let unread = &state.bytes[state.read..];
+        if unread.is_empty() {
+            return None;
+        }
+        let n = unread.len().min(buf.len());
+        buf[..n].copy_from_slice(&unread[..n]);
+        state.read += n;
+        if state.read == state.bytes.len() {
+            state.bytes.clear();
+            state.bytes.shrink_to(KEPT_CAPACITY);
+            state.read = 0;
+        }
+        Some(Got::Bytes(n))
     }
 }
 
@@ -205,6 +249,41 @@ mod tests {
         assert_eq!(feed.read(&mut buf, || false), Got::Bytes(1));
         appender.join().unwrap();
         assert_eq!(feed.read(&mut buf, || true), Got::Interrupted);
+    }
+
+    #[test]
+    fn taken_bytes_move_whole_and_the_two_buffers_are_reused() {
+        let feed = Feed::new(Duration::ZERO);
+        let mut mine = Vec::with_capacity(1000);
+        let first = mine.as_ptr();
+        feed.append(|b| b.extend_from_slice(b"abc"));
+        assert_eq!(feed.take(&mut mine, || false), Got::Bytes(3));
+        assert_eq!(mine, b"abc");
+        let second = mine.as_ptr();
+        feed.append(|b| b.extend_from_slice(b"de"));
+        assert_eq!(feed.take(&mut mine, || false), Got::Bytes(2));
+        assert_eq!((mine.as_slice(), mine.as_ptr()), (&b"de"[..], first), "the first buffer came back");
+        // Partly read: the rest is copied out.
+        feed.append(|b| b.extend_from_slice(b"fgh"));
+        assert_eq!(feed.read(&mut [0; 1], || false), Got::Bytes(1));
+        assert_eq!(feed.take(&mut mine, || false), Got::Bytes(2));
+        assert_eq!(mine, b"gh");
+        assert_ne!(second, first);
+        feed.end(End::Failed("reset".into()));
+        assert_eq!(feed.take(&mut mine, || false), Got::End(End::Failed("reset".into())));
+        assert!(mine.is_empty());
+    }
+
+    #[test]
+    fn reading_now_never_waits() {
+        let feed = Feed::new(Duration::ZERO);
+        let mut buf = [0; 4];
+        assert_eq!(feed.read_now(&mut buf), None);
+        feed.append(|b| b.push(1));
+        assert_eq!(feed.read_now(&mut buf), Some(Got::Bytes(1)));
+        assert_eq!(feed.read_now(&mut buf), None);
+        feed.end(End::Ended("unpublished".into()));
+        assert_eq!(feed.read_now(&mut buf), Some(Got::End(End::Ended("unpublished".into()))));
     }
 
     #[test]
