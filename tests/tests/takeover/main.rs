@@ -281,6 +281,37 @@ async fn refused_aws_connections_for_a_while_lose_no_media() {
     assert!(hls.lost() <= 1.0 && mp4.lost() <= 1.0, "lost HLS {:.1} s, MP4 {:.1} s", hls.lost(), mp4.lost());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_of_object_storage_alone_leaves_the_job_with_the_worker_that_records_it() {
+    // Only S3 goes through the fault proxy: DynamoDB and SQS answer throughout, so a lease
+    // that lapsed while uploads were retried would have the sweeper wake the standby worker,
+    // which would take the job over while the first one still records it.
+    let proxy = FaultProxy::start("127.0.0.1:0".parse().unwrap(), moto()).await.unwrap();
+    let s3 = format!("http://{}", proxy.listen_addr());
+    let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;
+    let mut publisher = publish_with(&setup.publish_url("room9", "mo").await, 90, "640x360", &[]);
+    let _worker = start_worker_with("s3-cut-off", &[("AWS_ENDPOINT_URL_S3", s3.as_str())]);
+    let job = setup.start_job("room9", "mo", 30).await;
+    wait_for_events(&job, EventType::RecordNewFileStart, 2, Duration::from_secs(30)).await;
+    let (_standby, _sweeper) = (start_worker("standby"), start_sweeper());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.set_mode(Mode::Refuse, Some(Duration::from_secs(30))).await.unwrap();
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let owner = lease_owner(&setup.app, &job).await;
+        assert_eq!(owner.as_deref(), Some("s3-cut-off"), "the job changed hands during the outage");
+    }
+    setup.stop(&job).await;
+    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(60)).await;
+    assert_eq!(stopped["stop_reason"], "TENANT_STOP", "{stopped}");
+    publisher.kill().await.ok();
+
+    let events = support::final_events(&job).await;
+    let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
+    assert_eq!((hls.files.len(), mp4.files.len()), (1, 1), "one file each, never interrupted: {hls:?} {mp4:?}");
+    assert!(hls.lost() <= 1.0 && mp4.lost() <= 1.0, "lost HLS {:.1} s, MP4 {:.1} s", hls.lost(), mp4.lost());
+}
+
 #[tokio::test]
 async fn a_full_spool_disk_fails_the_job_with_its_reason_and_keeps_what_was_uploaded() {
     let setup = Setup::new(&["HLS", "MP4"], json!({ "record_slice_duration": 2 }), json!({})).await;

@@ -170,28 +170,44 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
 /// output's uploads, which retries through an outage of object storage alone can hold for
 /// minutes, so the job is not taken over meanwhile by another worker while this one still
 /// records it. Never returns; once the lease is lost it only waits, and the job's next check
-/// finds it lost. A renewal reads the job first: the task's copy is borrowed by the upload.
-async fn keep_lease(ctx: &Ctx, app_id: &AppId, job_id: &JobId, held: &Lease, mut expires_at_ms: i64) -> Infallible {
+/// finds it lost. The job is read before the first renewal (the task's copy is borrowed by
+/// the upload) and `kept` holds it as last written, for the task to take up.
+async fn keep_lease(
+    ctx: &Ctx,
+    (app_id, job_id): (&AppId, &JobId),
+    held: &Lease,
+    mut expires_at_ms: i64,
+    kept: &mut Option<JobRecord>,
+) -> Infallible {
     let lease = ctx.config.lease;
     let third_ms = i64::try_from((lease / 3).as_millis()).unwrap_or(i64::MAX);
     loop {
         let wait_ms = (expires_at_ms - third_ms - ctx.clock.millis()).max(KEEP_LEASE_STEP_MS);
         tokio::time::sleep(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0))).await;
-        let renewed = match ctx.store.get_job(app_id, job_id).await {
-            Ok(Some(record)) => {
-                let renew = |j: &mut JobRecord| j.renew(held, ctx.clock.now(), lease).map_err(|e| e.to_string());
-                ctx.update(&record, held, renew).await
-            }
-            Ok(None) => Err(JobWriteError::Gone),
-            Err(err) => Err(JobWriteError::Store(err)),
+        let record = match kept.take() {
+            Some(record) => Ok(record),
+            None => match ctx.store.get_job(app_id, job_id).await {
+                Ok(Some(record)) => Ok(record),
+                Ok(None) => Err(JobWriteError::Gone),
+                Err(err) => Err(JobWriteError::Store(err)),
+            },
+        };
+        let renew = |j: &mut JobRecord| j.renew(held, ctx.clock.now(), lease).map_err(|e| e.to_string());
+        let renewed = match record {
+            Ok(record) => ctx.update(&record, held, renew).await.map_err(|err| (err, Some(record))),
+            Err(err) => Err((err, None)),
         };
         match renewed {
             Ok(record) => {
-                expires_at_ms = record.lease.map_or(expires_at_ms, |l| l.expires_at_ms);
+                expires_at_ms = record.lease.as_ref().map_or(expires_at_ms, |l| l.expires_at_ms);
+                *kept = Some(record);
                 tracing::info!("lease renewed beside a slow upload");
             }
-            Err(JobWriteError::Refused(_) | JobWriteError::Gone) => return std::future::pending().await,
-            Err(err) => tracing::warn!(error = %err, "renewing the lease beside a slow upload failed; will retry"),
+            Err((JobWriteError::Refused(_) | JobWriteError::Gone, _)) => return std::future::pending().await,
+            Err((err, record)) => {
+                *kept = record;
+                tracing::warn!(error = %err, "renewing the lease beside a slow upload failed; will retry");
+            }
         }
     }
 }
@@ -716,14 +732,18 @@ impl JobTask {
                         self.spend(Spent { cpu_seconds: cpu.as_secs_f64(), mixed_pane_seconds: pane_seconds }).await;
                     }
                     Some(output) => {
-                        let (ctx, held) = (&self.ctx, &self.held);
+                        let (ctx, held, mut kept) = (&self.ctx, &self.held, None);
                         let (app_id, job_id) = (self.record.job.app_id.clone(), self.record.job.job_id.clone());
                         let expires_at_ms = self.record.lease.as_ref().map_or(0, |l| l.expires_at_ms);
                         let handled = tokio::select! {
                             biased;
                             handled = files.handle(ctx, &mut self.record, held, output) => handled,
-                            never = keep_lease(ctx, &app_id, &job_id, held, expires_at_ms) => match never {},
+                            never = keep_lease(ctx, (&app_id, &job_id), held, expires_at_ms, &mut kept) => match never {},
                         };
+                        // The newer of the two writes holds the other's change too.
+                        if let Some(kept) = kept.filter(|k| k.version > self.record.version) {
+                            self.record = kept;
+                        }
                         if let Err(err) = handled {
                             if lost_job(&err) {
                                 self.enter(Phase::Lost);
@@ -1119,17 +1139,19 @@ mod tests {
             }
         };
         // A short upload leaves the lease to the job's own checks: nothing is written.
-        let version = store.job(app_id, job_id).unwrap().version;
+        let (version, mut kept) = (store.job(app_id, job_id).unwrap().version, None);
         tokio::select! {
             () = upload_for(3) => {}
-            never = keep_lease(&ctx, app_id, job_id, &held, held.expires_at_ms) => match never {},
+            never = keep_lease(&ctx, (app_id, job_id), &held, held.expires_at_ms, &mut kept) => match never {},
         }
-        assert_eq!(store.job(app_id, job_id).unwrap().version, version);
+        assert_eq!((store.job(app_id, job_id).unwrap().version, kept), (version, None));
+        let mut kept = None;
         tokio::select! {
             () = upload_for(60) => {}
-            never = keep_lease(&ctx, app_id, job_id, &held, held.expires_at_ms) => match never {},
+            never = keep_lease(&ctx, (app_id, job_id), &held, held.expires_at_ms, &mut kept) => match never {},
         }
         let stored = store.job(app_id, job_id).unwrap();
+        assert_eq!(kept.map(|k| k.version), Some(stored.version), "the job as last written, for the task");
         assert!(stored.holds(&held), "still this worker's");
         let left_ms = stored.lease.as_ref().unwrap().expires_at_ms - clock.millis();
         assert!(left_ms > 0, "a minute on, the lease has {left_ms} ms left");
@@ -1138,9 +1160,10 @@ mod tests {
         // Once another worker holds it (this one was frozen past its lease), it stays theirs.
         clock.advance(lease * 2);
         let theirs = claim("w2").await.unwrap().lease.unwrap();
+        let mut kept = None;
         tokio::select! {
             () = upload_for(20) => {}
-            never = keep_lease(&ctx, app_id, job_id, &held, held.expires_at_ms) => match never {},
+            never = keep_lease(&ctx, (app_id, job_id), &held, held.expires_at_ms, &mut kept) => match never {},
         }
         assert!(store.job(app_id, job_id).unwrap().holds(&theirs));
     }
