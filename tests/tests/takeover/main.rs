@@ -270,15 +270,7 @@ async fn refused_aws_connections_for_a_while_lose_no_media() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     proxy.set_mode(Mode::Refuse, Some(Duration::from_secs(15))).await.unwrap();
     tokio::time::sleep(Duration::from_secs(25)).await;
-    setup.stop(&job).await;
-    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(60)).await;
-    assert_eq!(stopped["stop_reason"], "TENANT_STOP", "{stopped}");
-    publisher.kill().await.ok();
-
-    let events = support::final_events(&job).await;
-    let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
-    assert_eq!((hls.files.len(), mp4.files.len()), (1, 1), "one file each, never interrupted: {hls:?} {mp4:?}");
-    assert!(hls.lost() <= 1.0 && mp4.lost() <= 1.0, "lost HLS {:.1} s, MP4 {:.1} s", hls.lost(), mp4.lost());
+    stopped_having_lost_nothing(&setup, &job, &mut publisher).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -301,13 +293,19 @@ async fn an_outage_of_object_storage_alone_leaves_the_job_with_the_worker_that_r
         let owner = lease_owner(&setup.app, &job).await;
         assert_eq!(owner.as_deref(), Some("s3-cut-off"), "the job changed hands during the outage");
     }
-    setup.stop(&job).await;
-    let stopped = setup.wait_for_state(&job, "STOPPED", Duration::from_secs(60)).await;
+    stopped_having_lost_nothing(&setup, &job, &mut publisher).await;
+}
+
+/// Stops `job` on request and checks that its one HLS and one MP4 file, never interrupted,
+/// lost at most a second of what `publisher` sent.
+async fn stopped_having_lost_nothing(setup: &Setup, job: &str, publisher: &mut tokio::process::Child) {
+    setup.stop(job).await;
+    let stopped = setup.wait_for_state(job, "STOPPED", Duration::from_secs(60)).await;
     assert_eq!(stopped["stop_reason"], "TENANT_STOP", "{stopped}");
     publisher.kill().await.ok();
 
-    let events = support::final_events(&job).await;
-    let (hls, mp4) = (coverage(&setup, &events, "m3u8").await, coverage(&setup, &events, "mp4").await);
+    let events = support::final_events(job).await;
+    let (hls, mp4) = (coverage(setup, &events, "m3u8").await, coverage(setup, &events, "mp4").await);
     assert_eq!((hls.files.len(), mp4.files.len()), (1, 1), "one file each, never interrupted: {hls:?} {mp4:?}");
     assert!(hls.lost() <= 1.0 && mp4.lost() <= 1.0, "lost HLS {:.1} s, MP4 {:.1} s", hls.lost(), mp4.lost());
 }
