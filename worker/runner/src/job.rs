@@ -166,7 +166,8 @@ pub async fn run(ctx: Arc<Ctx>, message: JobMessage, slot: &mut Slot, shutdown: 
 }
 
 /// Keeps the lease `held` of the job, which expires at `expires_at_ms`, for as long as it is
-/// polled: renewed when a third of it is left, as the job's checks do. It runs beside an
+/// polled: renewed when a third of it is left (the job's own checks renew it sooner, once a
+/// third has passed, but they wait for the output being handled). It runs beside an
 /// output's uploads, which retries through an outage of object storage alone can hold for
 /// minutes, so the job is not taken over meanwhile by another worker while this one still
 /// records it. Never returns; once the lease is lost it only waits, and the job's next check
@@ -721,6 +722,7 @@ impl JobTask {
         self.sync_pause(&control);
         let mut failure = None;
         let mut stop_sent = false;
+        let (app_id, job_id) = (self.record.job.app_id.clone(), self.record.job.job_id.clone());
         loop {
             // Unbiased: while uploads lag, outputs are always waiting, and checking the job
             // (its lease, a stop) must still take its turn. Media's heartbeat is not an output.
@@ -733,7 +735,6 @@ impl JobTask {
                     }
                     Some(output) => {
                         let (ctx, held, mut kept) = (&self.ctx, &self.held, None);
-                        let (app_id, job_id) = (self.record.job.app_id.clone(), self.record.job.job_id.clone());
                         let expires_at_ms = self.record.lease.as_ref().map_or(0, |l| l.expires_at_ms);
                         let handled = tokio::select! {
                             biased;
