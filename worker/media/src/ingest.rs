@@ -56,9 +56,9 @@ impl Stream {
         Ok(Self { feed })
     }
 
-    /// Tells how the connection ended, for as long as it is kept, even after the stream is dropped.
-    pub(crate) fn ending(&self) -> Ending {
-        Ending(Arc::clone(&self.feed))
+    /// How the connection ended, if it did.
+    pub(crate) fn ended(&self) -> Option<End> {
+        self.feed.ended()
     }
 
     /// The stream's FLV bytes, as [`feed::Feed::read`].
@@ -94,15 +94,6 @@ thread_local! {
 /// (and has closed): a recording's whole cost, for metering.
 pub(crate) fn thread_cpu_time() -> Duration {
     crate::ffi::thread_cpu_time() + CHARGED.with(Cell::get)
-}
-
-/// How a [`Stream`]'s connection ended.
-pub(crate) struct Ending(Arc<Feed>);
-
-impl Ending {
-    pub(crate) fn get(&self) -> Option<End> {
-        self.0.ended()
-    }
 }
 
 fn connect(addrs: &[SocketAddr], timeout: Duration) -> io::Result<TcpStream> {

@@ -8,7 +8,7 @@ use ffmpeg_next::{self as ffmpeg, format, media, Dictionary, Packet};
 
 use crate::ffi::{self, CustomIo, CustomRead, NestedOpens};
 use crate::guard::{self, Refused};
-use crate::ingest::{self, End, Ending, Got, TagPackets};
+use crate::ingest::{self, End, Got, TagPackets};
 use crate::playlist::Tripwire;
 use crate::proxy::Proxy;
 use crate::rtsp_relay::RtspRelay;
@@ -176,7 +176,7 @@ enum Tunnel {
     Rtsp(RtspRelay),
     /// The Rust RTMP reader feeds the FLV demuxer, or the packets are made from its tags
     /// (see [`ingest`]).
-    Rtmp { _io: CustomIo, ending: Ending, stream: Arc<ingest::Stream>, packets: Packets },
+    Rtmp { _io: CustomIo, stream: Arc<ingest::Stream>, packets: Packets },
 }
 
 /// Who makes an RTMP stream's packets.
@@ -345,7 +345,6 @@ impl Source {
         let checked = guard::check(&spec.guard, &url.url, Some(if tls { RTMPS_PORT } else { RTMP_PORT }))?;
         let stream = ingest::Stream::open(&checked.url, &checked.addrs, tls, spec.io_timeout, batch)
             .map_err(|error| OpenError::Ended(format!("cannot connect: {error}")))?;
-        let ending = stream.ending();
         let (stream, drain) = (Arc::new(stream), Arc::new(AtomicBool::new(false)));
         deadline.arm(spec.io_timeout.saturating_add(OPEN_PROBE_BUDGET));
         let (watch, reader, draining) = (deadline.clone(), Arc::clone(&stream), Arc::clone(&drain));
@@ -370,7 +369,7 @@ impl Source {
         options.set("analyzeduration", &analyze.as_micros().to_string());
         let watch = deadline.clone();
         let (ctx, io) =
-            ffi::open_custom_input(read, options, move || watch.expired()).map_err(|error| match ending.get() {
+            ffi::open_custom_input(read, options, move || watch.expired()).map_err(|error| match stream.ended() {
                 Some(end) => OpenError::Ended(end.to_string()),
                 None => OpenError::Failed(error),
             })?;
@@ -388,7 +387,7 @@ impl Source {
             _nested: None,
             // Nothing the RTMP reader reads is a playlist: it never trips.
             tripwire: Arc::default(),
-            tunnel: Tunnel::Rtmp { _io: io, ending, stream, packets },
+            tunnel: Tunnel::Rtmp { _io: io, stream, packets },
             deadline,
             io_timeout: spec.io_timeout,
             video,
@@ -399,7 +398,7 @@ impl Source {
     /// Why the Rust RTMP reader's connection ended, if it did.
     fn ended(&self) -> Option<End> {
         match &self.tunnel {
-            Tunnel::Rtmp { ending, .. } => ending.get(),
+            Tunnel::Rtmp { stream, .. } => stream.ended(),
             _ => None,
         }
     }
