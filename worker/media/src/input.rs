@@ -146,7 +146,7 @@ impl AllowedUrl {
         };
         options.set("protocol_whitelist", &whitelist);
         options.set("rw_timeout", &timeout_us);
-        options.set("analyzeduration", &analyze.as_micros().to_string());
+        limit_probe(&mut options, analyze);
         match self.scheme {
             // Play only a live stream: a recorded one of the same name is not the participant.
             Scheme::Rtmp | Scheme::Rtmps => options.set("rtmp_live", "live"),
@@ -164,6 +164,16 @@ impl AllowedUrl {
         }
         options
     }
+}
+
+/// How long `avformat_find_stream_info` may read, and that it does not wait to count frames
+/// for the video's rate: for H.264 it would read 40 frames (1.6 s at 25 fps) after the
+/// parameters are known, and every participant of a mix joined that much later (CI heard one
+/// 2.7 s after its join; 0.5 s sooner without the count). FLV's metadata names the rate, and
+/// without it libavformat still guesses one from the frames the probe read.
+fn limit_probe(options: &mut Dictionary, analyze: Duration) {
+    options.set("analyzeduration", &analyze.as_micros().to_string());
+    options.set("fpsprobesize", "0");
 }
 
 /// What stands between libavformat and the network for one open input.
@@ -366,7 +376,7 @@ impl Source {
         let mut options = Dictionary::new();
         // Only what libavformat's RTMP client hands on: a server does not choose the demuxer.
         options.set("format_whitelist", "flv,live_flv");
-        options.set("analyzeduration", &analyze.as_micros().to_string());
+        limit_probe(&mut options, analyze);
         let watch = deadline.clone();
         let (ctx, io) =
             ffi::open_custom_input(read, options, move || watch.expired()).map_err(|error| match stream.ended() {

@@ -12,8 +12,9 @@ const COLOURS: [u32; 9] = [0xE02020, 0x20E020, 0x2020E0, 0xE0E020, 0x20E0E0, 0xE
 const TONES: [u32; 9] = [310, 430, 550, 670, 790, 910, 1030, 1150, 1270];
 /// How many are in the roster in each phase.
 const COUNTS: [usize; 5] = [1, 2, 4, 5, 9];
-/// Seconds per phase: time enough to connect (a keyframe a second) and show.
-const PHASE: f64 = 3.0;
+/// Seconds per phase: time enough to connect (a keyframe a second), probe and show, with a
+/// second to spare for a loaded machine (CI once heard the first tone only 2.7 s after it joined).
+const PHASE: f64 = 4.0;
 /// The last phase lasts longer, for a clean second of everyone's sound.
 const STOP_AT: f64 = COUNTS.len() as f64 * PHASE + 1.5;
 
