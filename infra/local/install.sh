@@ -148,9 +148,10 @@ install_node() {
 
 # Each npm package directory's pinned packages (its package-lock.json), only when the lock file
 # changed: Huawei Cloud's IAM SDK (tests/iam-sdk), the console's hls.js, which its build
-# vendors (functions/web-console), and playwright-core, which drives chromium through the
-# console in its test (tests/console).
-NPM_DIRS=(tests/iam-sdk functions/web-console tests/console)
+# vendors (functions/web-console), playwright-core, which drives chromium through the
+# console in its test (tests/console), and Node-Media-Server, the second RTMP server of the
+# recorder's tests (worker/media/tests/node-media-server).
+NPM_DIRS=(tests/iam-sdk functions/web-console tests/console worker/media/tests/node-media-server)
 
 install_npm_packages() {
   local dir want

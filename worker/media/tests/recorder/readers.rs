@@ -1,7 +1,8 @@
 //! The two RTMP readers record the same thing: the worker's own (one thread, large reads)
 //! and libavformat's client, side by side on one live stream, give files with the same
 //! streams, the same packets (by content hash) at the same relative times, and the same
-//! keyframes.
+//! keyframes; and the worker's holds the very packets that were published. On nginx-rtmp and
+//! on Node-Media-Server, which differ in what a player sees at its start and end.
 
 use std::path::Path;
 use std::time::Duration;
@@ -57,9 +58,20 @@ fn overlap(a: &[Packet], b: &[Packet]) -> (Vec<Packet>, Vec<Packet>) {
 
 #[test]
 fn the_buffered_reader_records_the_same_packets_and_keyframes_as_libavs_client() {
+    both_readers_record_the_published_packets(RtmpServer::start());
+}
+
+/// Node-Media-Server tells a player nothing when the publisher leaves: each recording ends
+/// when its reader finds the stream silent for its I/O timeout.
+#[test]
+fn both_readers_record_the_published_packets_from_node_media_server() {
+    both_readers_record_the_published_packets(RtmpServer::node_media_server());
+}
+
+/// Both readers record one publish of an 8 s file through `server`.
+fn both_readers_record_the_published_packets(server: RtmpServer) {
     let dir = TempDir::new("readers");
     make_input(&dir.join("in.flv"), 8, "640x360", "aac");
-    let server = RtmpServer::start();
     let url = server.url("same");
     let spec = |name: &str| support::spec(&dir.join(name), Duration::from_secs(2));
     // Both wait for the publisher, then record until it is gone. Each one's first wait outlasts
@@ -107,4 +119,50 @@ fn the_buffered_reader_records_the_same_packets_and_keyframes_as_libavs_client()
     }
     let keys = |packets: &[Packet]| packets.iter().filter(|p| p.key).count();
     assert!(keys(&packets(&mp4s[0], "v:0")) >= 7, "a keyframe a second");
+    assert_published_run(&dir.join("in.flv"), &mp4s[0]);
+}
+
+/// Node-Media-Server sends a player that joins mid-stream the packets since the last keyframe
+/// at once, ahead of the live ones: the worker's reader records from that keyframe on.
+#[test]
+fn a_reader_joining_node_media_server_mid_stream_records_from_its_cached_keyframe() {
+    let server = RtmpServer::node_media_server();
+    let dir = TempDir::new("readers-join");
+    let input = dir.join("in.flv");
+    make_input(&input, 8, "640x360", "aac");
+    let url = server.url("join");
+    let input_spec =
+        InputSpec { io_timeout: Duration::from_secs(5), ..support::input(&url, Duration::from_millis(200)) };
+    let recording = std::thread::scope(|scope| {
+        scope.spawn(|| server.publish(&input, "join"));
+        std::thread::sleep(Duration::from_millis(3500));
+        let started = |seen: &[Output]| seen.iter().any(|o| matches!(o, Output::FileOpened { .. }));
+        record(input_spec, support::spec(dir.path(), Duration::from_secs(2)), 10_000, |seen| {
+            started(seen) && seen.last().is_some_and(is_waiting)
+        })
+    });
+    assert!(recording.result.is_ok(), "{:?}", recording.result);
+    let mp4 = recording.mp4(0).0;
+    let video = packets(&mp4, "v:0");
+    assert!(video.first().is_some_and(|p| p.key), "the recording starts at a keyframe");
+    let recorded = probe(&mp4);
+    // Joined 3.5 s into the publish, a second a keyframe: from the next keyframe on it would be
+    // at most 4 s. Here it gave 5 s, from the keyframe at 3 s.
+    assert!(recorded.duration >= 4.5, "from the cached keyframe to the end of the 8 s publish: {recorded:?}");
+    assert_published_run(&input, &mp4);
+}
+
+/// Asserts that each stream of the `recorded` file holds a run of the packets of `published`,
+/// byte for byte.
+fn assert_published_run(published: &Path, recorded: &Path) {
+    let hashes = |path: &Path, stream| packets(path, stream).into_iter().map(|p| p.md5).collect::<Vec<_>>();
+    for stream in ["v:0", "a:0"] {
+        let (published, recorded) = (hashes(published, stream), hashes(recorded, stream));
+        assert!(
+            !recorded.is_empty() && published.windows(recorded.len()).any(|run| run == recorded.as_slice()),
+            "{stream}: the recording's {} packets are not a run of the {} published",
+            recorded.len(),
+            published.len()
+        );
+    }
 }

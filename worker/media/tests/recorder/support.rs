@@ -312,8 +312,8 @@ pub fn is_waiting(output: &Output) -> bool {
     matches!(output, Output::Waiting { .. })
 }
 
-/// A private nginx-rtmp server on a free port (`rtmp://127.0.0.1:<port>/live/<key>`),
-/// killed when dropped.
+/// A private RTMP server on a free port (`rtmp://127.0.0.1:<port>/live/<key>`), killed when
+/// dropped: nginx-rtmp, or Node-Media-Server for a second implementation.
 pub struct RtmpServer {
     child: Child,
     port: u16,
@@ -323,11 +323,15 @@ pub struct RtmpServer {
 /// Where Debian's libnginx-mod-rtmp puts the module (`make install` installs it).
 const RTMP_MODULE: &str = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
 
+/// Node-Media-Server's launcher, whose npm packages `make install` installs.
+const NODE_MEDIA_SERVER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/node-media-server/serve.js");
+
 impl RtmpServer {
+    /// nginx-rtmp.
     pub fn start() -> Self {
         assert!(Path::new(RTMP_MODULE).exists(), "{RTMP_MODULE} is missing: run `make install` (libnginx-mod-rtmp)");
         let dir = TempDir::new("nginx");
-        let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port();
+        let port = free_port();
         // `access_log off`: the module's default log is under /var/log, not writable as a user.
         let conf = format!(
             "load_module {RTMP_MODULE};\ndaemon off;\nmaster_process off;\npid {pid};\nerror_log {log} warn;\nevents {{}}\n\
@@ -336,25 +340,38 @@ impl RtmpServer {
             log = dir.join("error.log").display(),
         );
         std::fs::write(dir.join("nginx.conf"), conf).expect("write nginx.conf");
-        let child = Program::new("nginx")
-            .arg("-e")
-            .arg(dir.join("error.log"))
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(dir.join("nginx.conf"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start nginx");
+        let mut nginx = Program::new("nginx");
+        nginx.arg("-e").arg(dir.join("error.log")).arg("-p").arg(dir.path()).arg("-c").arg(dir.join("nginx.conf"));
+        nginx.stdout(Stdio::null()).stderr(Stdio::null());
+        Self::listening(nginx, port, dir, "error.log")
+    }
+
+    /// Node-Media-Server (npm), which sends a new player the last GOP at once and tells it
+    /// nothing when the publisher leaves.
+    pub fn node_media_server() -> Self {
+        let launcher = Path::new(NODE_MEDIA_SERVER);
+        let installed = launcher.with_file_name("node_modules").join("node-media-server");
+        assert!(installed.exists(), "{installed:?} is missing: run `make install`");
+        let dir = TempDir::new("node-media-server");
+        let port = free_port();
+        let log = std::fs::File::create(dir.join("server.log")).expect("create server.log");
+        let mut node = Program::new("node");
+        node.arg(launcher).arg(port.to_string()).arg(dir.join("data"));
+        node.stdout(log.try_clone().expect("clone the log")).stderr(log);
+        Self::listening(node, port, dir, "server.log")
+    }
+
+    /// Starts `program` and waits until it listens on `port`; its log is `log` in `dir`.
+    fn listening(mut program: Program, port: u16, dir: TempDir, log: &str) -> Self {
+        let child = program.stdin(Stdio::null()).spawn().unwrap_or_else(|e| panic!("start {program:?}: {e}"));
+        let log = dir.join(log);
         let mut server = Self { child, port, _dir: dir };
-        let deadline = Instant::now() + Duration::from_secs(5);
+        let deadline = Instant::now() + Duration::from_secs(10);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("nginx exited: {status}; see {:?}", server._dir.join("error.log"));
+                panic!("the RTMP server exited: {status}; see {log:?}");
             }
-            assert!(Instant::now() < deadline, "nginx-rtmp did not start listening");
+            assert!(Instant::now() < deadline, "the RTMP server did not start listening; see {log:?}");
             std::thread::sleep(Duration::from_millis(50));
         }
         server
@@ -372,6 +389,11 @@ impl RtmpServer {
     pub fn publish(&self, file: &Path, key: &str) {
         ffmpeg(&["-re", "-i", file.to_str().expect("utf-8 path"), "-c", "copy", "-f", "flv", &self.url(key)]);
     }
+}
+
+/// A port nothing listens on now.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free port").port()
 }
 
 impl Drop for RtmpServer {
