@@ -69,5 +69,8 @@ fn a_mix_slower_than_its_source_keeps_audio_within_half_an_output_frame_of_video
     assert!(measured.offsets_ms.len() >= 5, "{measured:?}");
     assert!(measured.mean_ms().abs() <= 1000.0 / 15.0 / 2.0 + 5.0, "{measured:?}");
     let quality = reported_quality(&seen.outputs, Format::Mp4, 0);
-    assert!(quality.av_offset_ms.is_some_and(|ms| ms.abs() <= 5.0), "on average in sync: {quality:?}");
+    // The sound follows the pictures' lag only once it is 10 ms off (`SOUND_STEP_US`): where
+    // the lag settled after the first step, up to that stays. Here 0.0–0.7 ms in six runs,
+    // and 7.0 in one run of `make test`.
+    assert!(quality.av_offset_ms.is_some_and(|ms| ms.abs() <= 10.0), "on average in sync: {quality:?}");
 }
