@@ -146,8 +146,9 @@ fn a_reader_joining_node_media_server_mid_stream_records_from_its_cached_keyfram
     let video = packets(&mp4, "v:0");
     assert!(video.first().is_some_and(|p| p.key), "the recording starts at a keyframe");
     let recorded = probe(&mp4);
-    // Joined 3.5 s into the publish, a second a keyframe: from the next keyframe on it would be
-    // at most 4 s. Here it gave 5 s, from the keyframe at 3 s.
+    // Joined 3.5 s after the publisher started, with a keyframe a second: from the next
+    // keyframe on it would be at most 4 s (unless the publish began 0.5 s late). Here it gave
+    // 5 s, from the keyframe at 3 s.
     assert!(recorded.duration >= 4.5, "from the cached keyframe to the end of the 8 s publish: {recorded:?}");
     assert_published_run(&input, &mp4);
 }
