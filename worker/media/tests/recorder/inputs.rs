@@ -38,7 +38,7 @@ fn refused_schemes_fail_with_scheme_not_allowed_before_any_output() {
 #[test]
 fn an_unreachable_source_is_reported_waiting_once_and_stop_still_finishes() {
     let dir = TempDir::new("unreachable");
-    let port = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).unwrap_or(1);
+    let port = support::free_port();
     let input = support::input(&format!("rtmp://127.0.0.1:{port}/live/nobody"), Duration::from_millis(100));
     let started = Instant::now();
     // Let it retry for a while, then stop.

@@ -37,7 +37,7 @@ fn a_port_that_accepts_and_never_speaks_is_unreachable_within_the_open_deadline(
 
 #[test]
 fn a_closed_port_is_unreachable_and_a_file_url_from_a_user_is_not_allowed() {
-    let closed = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let closed = support::free_port();
     let result = probe(&support::input(&format!("rtmp://127.0.0.1:{closed}/live/k"), Duration::from_secs(1)));
     assert!(matches!(result, Err(ProbeError::Unreachable(_))), "{result:?}");
 
